@@ -1,0 +1,139 @@
+// Command orrery is a self-hosted, Prometheus-compatible metrics service:
+// multi-tenant workspaces with remote write ingestion and the Prometheus
+// query API. Run `orrery help` for its subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/orrery-dev/orrery/internal/app"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+const usage = `orrery — a self-hosted, Prometheus-compatible metrics service.
+
+Usage:
+  orrery server [flags]   run the server (remote write + Prometheus query API per workspace)
+  orrery version          print the version
+  orrery help             show this help
+
+Run 'orrery server --help' for the server's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "server":
+		return runServer(args[1:], stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "orrery %s (Prometheus engine %s)\n", app.Version, app.EngineVersion)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "orrery: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// durationFlag adapts model.Duration (which knows "150d") to flag.Value.
+type durationFlag struct{ d *model.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return f.d.String()
+}
+func (f durationFlag) Set(s string) error {
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
+}
+
+func runServer(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("orrery server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := app.ServerConfig{Limits: workspace.DefaultLimits()}
+	l := &cfg.Limits
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9090", "address to serve HTTP on")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for workspace data (one TSDB per workspace)")
+	fs.StringVar(&cfg.LimitsFile, "limits-file", "", "YAML file of per-workspace limit overrides (see README)")
+	fs.DurationVar(&cfg.IdleTimeout, "storage.idle-timeout", 30*time.Minute, "close a workspace's TSDB after this long without reads or writes (0: never)")
+	fs.DurationVar(&cfg.BlockDuration, "storage.block-duration", 2*time.Hour, "length of a TSDB block, as Prometheus' (do not change in production)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
+	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", l.MaxLabelNamesPerSeries, "default: labels per series")
+	fs.IntVar(&l.MaxLabelNameLength, "limits.max-label-name-length", l.MaxLabelNameLength, "default: bytes per label name")
+	fs.IntVar(&l.MaxLabelValueLength, "limits.max-label-value-length", l.MaxLabelValueLength, "default: bytes per label value")
+	fs.Float64Var(&l.IngestionRate, "limits.ingestion-rate", l.IngestionRate, "default: samples per second per workspace (0: unlimited)")
+	fs.IntVar(&l.IngestionBurstSize, "limits.ingestion-burst-size", l.IngestionBurstSize, "default: ingestion burst, in samples")
+	fs.IntVar(&l.MaxActiveSeries, "limits.max-active-series", l.MaxActiveSeries, "default: active series per workspace (0: unlimited)")
+	fs.IntVar(&l.MaxRequestBytes, "limits.max-request-bytes", l.MaxRequestBytes, "default: compressed remote write body size")
+	fs.IntVar(&l.MaxDecodedRequestBytes, "limits.max-decoded-request-bytes", l.MaxDecodedRequestBytes, "default: decompressed remote write body size")
+	fs.Var(durationFlag{&l.OutOfOrderWindow}, "limits.out-of-order-window", "default: out-of-order window (max 10m)")
+	fs.IntVar(&l.MaxExemplars, "limits.max-exemplars", l.MaxExemplars, "default: exemplars kept in memory per workspace")
+	fs.StringVar(&l.NameValidation, "limits.name-validation-scheme", l.NameValidation, "default: metric and label name validation, utf8 or legacy")
+	fs.StringVar(&l.HAClusterLabel, "limits.ha-cluster-label", l.HAClusterLabel, "default: HA pair cluster label (empty: no deduplication)")
+	fs.StringVar(&l.HAReplicaLabel, "limits.ha-replica-label", l.HAReplicaLabel, "default: HA pair replica label, dropped on ingestion")
+	fs.Var(durationFlag{&l.HAFailoverTimeout}, "limits.ha-failover-timeout", "default: time after which another HA replica is elected")
+	fs.Var(durationFlag{&l.RetentionPeriod}, "limits.retention", "default: how long data is kept")
+	fs.Var(durationFlag{&l.QueryTimeout}, "limits.query-timeout", "default: query evaluation timeout")
+	fs.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", l.MaxQuerySamples, "default: samples a query may load into memory")
+	fs.Var(durationFlag{&l.MaxQueryRange}, "limits.max-query-range", "default: longest time range of a range query (0: unlimited)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "orrery server: --log.level %q: use debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := cfg.Limits.Validate(); err != nil {
+		fmt.Fprintf(stderr, "orrery server: default limits: %v\n", err)
+		return 2
+	}
+	srv, err := app.NewServer(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "orrery server: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "address already in use") {
+			msg += " (another process uses the port: pick another with --listen)"
+		}
+		fmt.Fprintf(stderr, "orrery server: %s\n", msg)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,206 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/orrery-dev/orrery/internal/ingest"
+	"github.com/orrery-dev/orrery/internal/query"
+	orstorage "github.com/orrery-dev/orrery/internal/storage"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// Version is Orrery's release. The query API reports the embedded
+// Prometheus engine's version (EngineVersion) so clients such as Grafana
+// enable the features that engine has.
+const (
+	Version       = "0.1.0"
+	EngineVersion = "3.16.0"
+)
+
+// ServerConfig configures `orrery server`.
+type ServerConfig struct {
+	Listen      string
+	DataDir     string
+	LimitsFile  string
+	IdleTimeout time.Duration
+	// BlockDuration is the TSDB head block length.
+	BlockDuration time.Duration
+	// Limits are the defaults for workspaces without overrides.
+	Limits workspace.Limits
+	// ShutdownTimeout bounds how long in-flight requests may finish.
+	ShutdownTimeout time.Duration
+}
+
+// Server is a running `orrery server`.
+type Server struct {
+	cfg       ServerConfig
+	logger    *slog.Logger
+	reg       *prometheus.Registry
+	overrides *workspace.Overrides
+	store     *orstorage.Store
+	ingest    *ingest.Handler
+	query     *query.API
+	http      *http.Server
+	ln        net.Listener
+}
+
+// NewServer builds a server. It opens no workspace and starts no goroutine.
+func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data-dir is empty; name a directory for workspace data")
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	overrides, err := workspace.NewOverrides(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.LimitsFile != "" {
+		if err := overrides.LoadFile(cfg.LimitsFile); err != nil {
+			return nil, err
+		}
+	}
+	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration}, overrides, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	ing, err := ingest.New(ingest.Config{}, store, overrides, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, querySource{store}, nil, overrides, logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
+	return s, nil
+}
+
+// querySource adapts the store to the query API's Source.
+type querySource struct{ s *orstorage.Store }
+
+func (q querySource) Queryable(id workspace.ID) storage.SampleAndChunkQueryable { return q.s.Queryable(id) }
+func (q querySource) ExemplarQueryable(id workspace.ID) storage.ExemplarQueryable {
+	return q.s.ExemplarQueryable(id)
+}
+func (q querySource) Admin(id workspace.ID) query.Admin { return q.s.Admin(id) }
+func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric int) (map[string][]metadata.Metadata, error) {
+	return q.s.Metadata(id, metric, limit, perMetric)
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Orrery is Healthy.")
+	})
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "Orrery is Ready.")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
+	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.query))
+	return mux
+}
+
+// withWorkspace resolves the workspace a request names and puts its ID into
+// the request context. It is the only place requests get a workspace.
+// Until workspaces have a control plane, any well-formed ID names a
+// workspace, created on first write.
+func (s *Server) withWorkspace(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := workspace.ParseID(r.PathValue("id"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(workspace.NewContext(r.Context(), id)))
+	})
+}
+
+// Addr returns the address the server listens on, once Start returned.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Start listens on the configured address.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Run serves until ctx is done, then shuts down: it stops accepting
+// requests, lets in-flight ones finish, and closes every workspace's TSDB.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Start(); err != nil {
+			return err
+		}
+	}
+	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+
+	housekeeping := time.NewTicker(30 * time.Second)
+	defer housekeeping.Stop()
+	sweep := time.NewTicker(15 * time.Minute)
+	defer sweep.Stop()
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			serveErr = fmt.Errorf("serve http: %w", err)
+			break loop
+		case <-housekeeping.C:
+			s.store.CloseIdle()
+			if err := s.store.FlushMetadata(); err != nil {
+				s.logger.Warn("flush metadata; will retry", "err", err)
+			}
+		case <-sweep.C:
+			s.ingest.Sweep()
+		}
+	}
+	s.logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.logger.Warn("http shutdown did not finish; closing storage anyway", "err", err)
+	}
+	if err := s.store.Close(); err != nil {
+		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
+	}
+	s.logger.Info("shutdown complete")
+	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {
+		return serveErr
+	}
+	return nil
+}

@@ -1,0 +1,529 @@
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"golang.org/x/time/rate"
+
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// Storage is what ingestion needs of the engine that stores a workspace.
+// Implementations are safe for concurrent use.
+type Storage interface {
+	// Appender returns an appender for the workspace's storage. The caller
+	// must end it with Commit or Rollback. When Commit returns nil the data
+	// is durable: it survives a crash of the process.
+	Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error)
+	// ActiveSeries returns how many series the workspace holds in memory.
+	ActiveSeries(id workspace.ID) (int, error)
+	// HasSeries reports whether the workspace holds a series with exactly
+	// these labels in memory.
+	HasSeries(ctx context.Context, id workspace.ID, lset labels.Labels) (bool, error)
+	// SetMetadata records the metadata of a metric family.
+	SetMetadata(id workspace.ID, family string, m metadata.Metadata)
+}
+
+// Config configures a Handler.
+type Config struct {
+	// CreationGracePeriod is how far in the future a sample's timestamp may
+	// be. Later samples are rejected: they would stretch the head block.
+	CreationGracePeriod time.Duration
+}
+
+// Handler serves Prometheus remote write for the workspace carried in the
+// request context (see workspace.FromContext).
+type Handler struct {
+	cfg     Config
+	store   Storage
+	limits  workspace.LimitsSource
+	logger  *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+
+	mu     sync.Mutex
+	states map[workspace.ID]*wsState
+
+	bufs sync.Pool // *buffers
+}
+
+// wsState is per-workspace ingestion state.
+type wsState struct {
+	cache   *seriesCache
+	limiter *rate.Limiter
+	ha      haTracker
+}
+
+// buffers is scratch space for one request, pooled.
+type buffers struct {
+	body, decoded, hash []byte
+	req                 Request
+	sb                  labels.ScratchBuilder
+	exemplars           []exemplar.Exemplar
+}
+
+type metrics struct {
+	samples, histograms, exemplars *prometheus.CounterVec
+	rejected                       *prometheus.CounterVec
+	requests                       *prometheus.CounterVec
+	duration                       prometheus.Histogram
+	cacheSize                      *prometheus.GaugeVec
+}
+
+// New returns a remote write Handler.
+func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+	if store == nil || limits == nil {
+		return nil, errors.New("ingest needs a storage and a limits source")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CreationGracePeriod == 0 {
+		cfg.CreationGracePeriod = 10 * time.Minute
+	}
+	f := promauto.With(reg)
+	h := &Handler{
+		cfg: cfg, store: store, limits: limits, logger: logger.With("component", "ingest"), now: time.Now,
+		states: map[workspace.ID]*wsState{},
+		metrics: &metrics{
+			samples: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_samples_total",
+				Help: "Float samples stored."}, []string{"workspace"}),
+			histograms: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_histograms_total",
+				Help: "Native histogram samples stored."}, []string{"workspace"}),
+			exemplars: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_exemplars_total",
+				Help: "Exemplars stored."}, []string{"workspace"}),
+			rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_rejected_samples_total",
+				Help: "Samples and histograms not stored, by reason."}, []string{"workspace", "reason"}),
+			requests: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_requests_total",
+				Help: "Remote write requests by protocol version and status code."}, []string{"version", "code"}),
+			duration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingest_request_duration_seconds",
+				Help: "Time to serve a remote write request.", NativeHistogramBucketFactor: 1.1,
+				Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+			cacheSize: f.NewGaugeVec(prometheus.GaugeOpts{Name: "orrery_ingest_series_cache_entries",
+				Help: "Series in the ingestion series cache after the last sweep."}, []string{"workspace"}),
+		},
+	}
+	h.bufs.New = func() any { return &buffers{sb: labels.NewScratchBuilder(16)} }
+	return h, nil
+}
+
+func (h *Handler) state(id workspace.ID, lim *workspace.Limits) *wsState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, ok := h.states[id]
+	if !ok {
+		st = &wsState{cache: newSeriesCache(), limiter: rate.NewLimiter(rate.Inf, 0)}
+		h.states[id] = st
+	}
+	r := rate.Limit(lim.IngestionRate)
+	if lim.IngestionRate == 0 {
+		r = rate.Inf
+	}
+	if st.limiter.Limit() != r || st.limiter.Burst() != lim.IngestionBurstSize {
+		st.limiter.SetLimit(r)
+		st.limiter.SetBurst(lim.IngestionBurstSize)
+	}
+	return st
+}
+
+// Sweep evicts series the workspaces have not written since the previous
+// sweep from the series caches. The server calls it periodically.
+func (h *Handler) Sweep() {
+	h.mu.Lock()
+	states := make(map[workspace.ID]*wsState, len(h.states))
+	for id, st := range h.states {
+		states[id] = st
+	}
+	h.mu.Unlock()
+	for id, st := range states {
+		h.metrics.cacheSize.WithLabelValues(id.String()).Set(float64(st.cache.sweep()))
+	}
+}
+
+// Forget drops all state of a workspace, for when it is deleted.
+func (h *Handler) Forget(id workspace.ID) {
+	h.mu.Lock()
+	delete(h.states, id)
+	h.mu.Unlock()
+	for _, v := range []*prometheus.CounterVec{h.metrics.samples, h.metrics.histograms, h.metrics.exemplars, h.metrics.rejected} {
+		v.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
+	}
+	h.metrics.cacheSize.DeleteLabelValues(id.String())
+}
+
+// httpError is an error with the status code to answer.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(code int, format string, args ...any) *httpError {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// written counts what one request stored, for remote write 2.0's headers.
+type written struct{ samples, histograms, exemplars int }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	version := "1"
+	code, msg, wr := h.serve(r, &version)
+	if version == "2" {
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(wr.samples))
+		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(wr.histograms))
+		w.Header().Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(wr.exemplars))
+	}
+	h.metrics.requests.WithLabelValues(version, strconv.Itoa(code)).Inc()
+	h.metrics.duration.Observe(time.Since(start).Seconds())
+	if code == http.StatusNoContent {
+		w.WriteHeader(code)
+		return
+	}
+	if code == http.StatusTooManyRequests && msg != "" {
+		// serve put the wait in the first line: "retry-after N".
+		if after, rest, ok := strings.Cut(msg, "\n"); ok && strings.HasPrefix(after, "retry-after ") {
+			w.Header().Set("Retry-After", strings.TrimPrefix(after, "retry-after "))
+			msg = rest
+		}
+	}
+	http.Error(w, msg, code)
+}
+
+// serve handles one request and returns the status code and message to
+// answer. It never panics on input.
+func (h *Handler) serve(r *http.Request, version *string) (int, string, written) {
+	var wr written
+	if r.Method != http.MethodPost {
+		return http.StatusMethodNotAllowed, "remote write takes POST", wr
+	}
+	id, ok := workspace.FromContext(r.Context())
+	if !ok {
+		return http.StatusInternalServerError, "no workspace in request context", wr
+	}
+	lim := h.limits.Limits(id)
+
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return http.StatusUnsupportedMediaType, fmt.Sprintf(
+			"Content-Encoding %q is not accepted; remote write bodies must be snappy-compressed (Content-Encoding: snappy)", enc), wr
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/x-protobuf"
+	}
+	msgType, err := remoteapi.ParseProtoMsg(ct)
+	if err != nil {
+		return http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not accepted: %v; use application/x-protobuf;proto=prometheus.WriteRequest or ;proto=io.prometheus.write.v2.Request", ct, err), wr
+	}
+	if msgType == remoteapi.WriteV2MessageType {
+		*version = "2"
+	}
+
+	b := h.bufs.Get().(*buffers)
+	defer h.bufs.Put(b)
+	if herr := h.readBody(r, &lim, b); herr != nil {
+		return herr.code, herr.msg, wr
+	}
+	req := &b.req
+	if *version == "2" {
+		err = DecodeV2(b.decoded, req)
+	} else {
+		err = DecodeV1(b.decoded, req)
+	}
+	if err != nil {
+		return http.StatusBadRequest, fmt.Sprintf("decode remote write %s request: %v", *version, err), wr
+	}
+
+	st := h.state(id, &lim)
+	if !h.haAccept(req, &lim, st) {
+		// Cortex answers 202 for samples of a replica that is not elected.
+		return http.StatusAccepted, "samples from a non-elected HA replica were dropped", wr
+	}
+
+	nSamples, nHist, _ := req.Counts()
+	if n := nSamples + nHist; n > 0 {
+		if lim.IngestionBurstSize > 0 && n > lim.IngestionBurstSize && lim.IngestionRate > 0 {
+			return http.StatusBadRequest, fmt.Sprintf("request carries %d samples, more than the workspace's ingestion burst size of %d; send smaller requests (remote_write queue_config max_samples_per_send)", n, lim.IngestionBurstSize), wr
+		}
+		if res := st.limiter.ReserveN(h.now(), n); !res.OK() || res.Delay() > 0 {
+			delay := res.Delay()
+			res.Cancel()
+			h.metrics.rejected.WithLabelValues(id.String(), "rate_limited").Add(float64(n))
+			return http.StatusTooManyRequests, fmt.Sprintf("retry-after %d\ningestion rate limit of %g samples/s (burst %d) exceeded for workspace %s while adding %d samples; retry later",
+				int(math.Ceil(delay.Seconds())), lim.IngestionRate, lim.IngestionBurstSize, id, n), wr
+		}
+	}
+
+	for _, m := range req.Metadata {
+		if m.Family != "" {
+			h.store.SetMetadata(id, m.Family, m.Metadata)
+		}
+	}
+	return h.append(r.Context(), id, &lim, st, b)
+}
+
+func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *httpError {
+	if r.ContentLength > int64(lim.MaxRequestBytes) {
+		return errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
+	}
+	buf := b.body[:0]
+	if r.ContentLength > 0 && cap(buf) < int(r.ContentLength) {
+		buf = make([]byte, 0, r.ContentLength)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 32<<10)
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > lim.MaxRequestBytes {
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return errorf(http.StatusBadRequest, "read request body: %v", err)
+		}
+	}
+	b.body = buf
+	n, err := snappy.DecodedLen(buf)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "request body is not snappy block-compressed: %v", err)
+	}
+	if n > lim.MaxDecodedRequestBytes {
+		return errorf(http.StatusRequestEntityTooLarge, "request decompresses to %d bytes, more than the workspace's limit of %d bytes", n, lim.MaxDecodedRequestBytes)
+	}
+	if cap(b.decoded) < n {
+		b.decoded = make([]byte, n)
+	}
+	b.decoded, err = snappy.Decode(b.decoded[:cap(b.decoded)], buf)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "request body is not snappy block-compressed: %v", err)
+	}
+	return nil
+}
+
+// haAccept applies HA-pair deduplication: it reports whether the request's
+// samples are to be stored and, if so, strips the replica label.
+func (h *Handler) haAccept(req *Request, lim *workspace.Limits, st *wsState) bool {
+	if lim.HAClusterLabel == "" || lim.HAReplicaLabel == "" || len(req.Series) == 0 {
+		return true
+	}
+	var cluster, replica string
+	for _, l := range req.Labels(&req.Series[0]) {
+		switch string(l.Name) {
+		case lim.HAClusterLabel:
+			cluster = string(l.Value)
+		case lim.HAReplicaLabel:
+			replica = string(l.Value)
+		}
+	}
+	if cluster == "" || replica == "" {
+		return true
+	}
+	if !st.ha.accept(cluster, replica, h.now(), time.Duration(lim.HAFailoverTimeout)) {
+		return false
+	}
+	for i := range req.Series {
+		req.filterLabel(&req.Series[i], lim.HAReplicaLabel)
+	}
+	return true
+}
+
+// rejections collects why parts of a request were not stored.
+type rejections struct {
+	msgs  []string
+	count int
+}
+
+const maxReportedRejections = 10
+
+func (rj *rejections) add(msg string) {
+	rj.count++
+	if len(rj.msgs) < maxReportedRejections {
+		rj.msgs = append(rj.msgs, msg)
+	}
+}
+
+func (rj *rejections) String() string {
+	s := strings.Join(rj.msgs, "\n")
+	if rj.count > len(rj.msgs) {
+		s += fmt.Sprintf("\n… and %d more", rj.count-len(rj.msgs))
+	}
+	return s
+}
+
+func sampleReason(err error) string {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return "out_of_order"
+	case errors.Is(err, storage.ErrTooOldSample):
+		return "too_old"
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return "out_of_bounds"
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return "duplicate_timestamp"
+	default:
+		return "invalid_sample"
+	}
+}
+
+func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Limits, st *wsState, b *buffers) (int, string, written) {
+	var (
+		wr       written
+		rj       rejections
+		req      = &b.req
+		rejected = map[string]int{}
+		maxT     = h.now().Add(h.cfg.CreationGracePeriod).UnixMilli()
+		active   = -1 // Fetched on the first new series.
+	)
+	app, err := h.store.Appender(ctx, id)
+	if err != nil {
+		return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), wr
+	}
+	ea, _ := app.(storage.ExemplarAppenderV2)
+	for i := range req.Series {
+		s := &req.Series[i]
+		wire := req.Labels(s)
+		var hash uint64
+		hash, b.hash = hashLabels(wire, b.hash)
+		e := st.cache.get(hash, wire)
+		if e == nil {
+			lset, serr := buildLabels(wire, lim, &b.sb)
+			if serr != nil {
+				n := len(req.Samples(s)) + req.NumHistograms(s)
+				rejected[serr.Reason] += n
+				rj.add(serr.Msg)
+				continue
+			}
+			if lim.MaxActiveSeries > 0 {
+				if active < 0 {
+					if active, err = h.store.ActiveSeries(id); err != nil {
+						_ = app.Rollback()
+						return http.StatusInternalServerError, fmt.Sprintf("count series of workspace %s: %v", id, err), wr
+					}
+				}
+				if active >= lim.MaxActiveSeries {
+					exists, err := h.store.HasSeries(ctx, id, lset)
+					if err != nil {
+						_ = app.Rollback()
+						return http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err), wr
+					}
+					if !exists {
+						rejected["active_series_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
+						rj.add(fmt.Sprintf("series %s would exceed the workspace's limit of %d active series (max_active_series)", lset, lim.MaxActiveSeries))
+						continue
+					}
+				}
+				active++
+			}
+			e = st.cache.add(hash, lset, 0)
+		}
+		ref := storage.SeriesRef(e.ref.Load())
+		for _, smp := range req.Samples(s) {
+			if smp.Timestamp > maxT {
+				rejected["too_far_in_future"]++
+				rj.add(fmt.Sprintf("sample at %s for series %s is more than %s in the future", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339), e.lset, h.cfg.CreationGracePeriod))
+				continue
+			}
+			nref, err := app.Append(ref, e.lset, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
+			if err != nil {
+				rejected[sampleReason(err)]++
+				rj.add(fmt.Sprintf("sample at %s for series %s: %v", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339Nano), e.lset, err))
+				continue
+			}
+			ref = nref
+			wr.samples++
+		}
+		for j := range req.NumHistograms(s) {
+			t, hist, fh, err := req.Histogram(s, j)
+			if err == nil && t > maxT {
+				err = fmt.Errorf("timestamp is more than %s in the future", h.cfg.CreationGracePeriod)
+			}
+			if err == nil {
+				var nref storage.SeriesRef
+				nref, err = app.Append(ref, e.lset, 0, t, 0, hist, fh, storage.AOptions{})
+				if err == nil {
+					ref = nref
+				}
+			}
+			if err != nil {
+				rejected[sampleReason(err)]++
+				rj.add(fmt.Sprintf("histogram at %s for series %s: %v", time.UnixMilli(t).UTC().Format(time.RFC3339Nano), e.lset, err))
+				continue
+			}
+			wr.histograms++
+		}
+		if ref != 0 && uint64(ref) != e.ref.Load() {
+			e.ref.Store(uint64(ref))
+		}
+		if ex := req.Exemplars(s); len(ex) > 0 && ea != nil && ref != 0 {
+			b.exemplars = b.exemplars[:0]
+			for k := range ex {
+				var sb labels.ScratchBuilder
+				for _, l := range req.ExemplarLabels(&ex[k]) {
+					sb.Add(string(l.Name), string(l.Value))
+				}
+				sb.Sort()
+				b.exemplars = append(b.exemplars, exemplar.Exemplar{Labels: sb.Labels(), Value: ex[k].Value, Ts: ex[k].Timestamp, HasTs: true})
+			}
+			slices.SortFunc(b.exemplars, func(a, b exemplar.Exemplar) int { return cmp.Compare(a.Ts, b.Ts) })
+			if _, err := ea.AppendExemplars(ref, e.lset, b.exemplars); err != nil {
+				var perr *storage.AppendPartialError
+				if errors.As(err, &perr) {
+					wr.exemplars += len(b.exemplars) - len(perr.ExemplarErrors)
+				}
+			} else {
+				wr.exemplars += len(b.exemplars)
+			}
+		}
+		if s.HasMetadata {
+			if m := e.meta.Load(); m == nil || *m != s.Metadata {
+				md := s.Metadata
+				e.meta.Store(&md)
+				h.store.SetMetadata(id, e.lset.Get("__name__"), md)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return http.StatusInternalServerError, fmt.Sprintf("commit to workspace %s: %v", id, err), written{}
+	}
+	ws := id.String()
+	h.metrics.samples.WithLabelValues(ws).Add(float64(wr.samples))
+	if wr.histograms > 0 {
+		h.metrics.histograms.WithLabelValues(ws).Add(float64(wr.histograms))
+	}
+	if wr.exemplars > 0 {
+		h.metrics.exemplars.WithLabelValues(ws).Add(float64(wr.exemplars))
+	}
+	for reason, n := range rejected {
+		h.metrics.rejected.WithLabelValues(ws, reason).Add(float64(n))
+	}
+	if rj.count > 0 {
+		return http.StatusBadRequest, fmt.Sprintf("stored %d samples and %d histograms; rejected %d:\n%s", wr.samples, wr.histograms, rj.count, rj.String()), wr
+	}
+	return http.StatusNoContent, "", wr
+}

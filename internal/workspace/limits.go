@@ -1,0 +1,202 @@
+package workspace
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v2"
+)
+
+// Limits bound what one workspace may ingest and query. The zero value is
+// not useful; start from DefaultLimits. A zero numeric limit means
+// "unlimited" unless its comment says otherwise.
+type Limits struct {
+	// Ingestion.
+	MaxLabelNamesPerSeries int     `yaml:"max_label_names_per_series"`
+	MaxLabelNameLength     int     `yaml:"max_label_name_length"`
+	MaxLabelValueLength    int     `yaml:"max_label_value_length"`
+	IngestionRate          float64 `yaml:"ingestion_rate"`       // samples (and histograms) per second.
+	IngestionBurstSize     int     `yaml:"ingestion_burst_size"` // samples; at least one request's worth.
+	MaxActiveSeries        int     `yaml:"max_active_series"`
+	MaxRequestBytes        int     `yaml:"max_request_bytes"`         // compressed body.
+	MaxDecodedRequestBytes int     `yaml:"max_decoded_request_bytes"` // body after snappy decoding.
+	// OutOfOrderWindow is how far behind the newest sample of a series a
+	// sample may be and still be accepted. At most MaxOutOfOrderWindow.
+	OutOfOrderWindow model.Duration `yaml:"out_of_order_time_window"`
+	MaxExemplars     int            `yaml:"max_exemplars"`
+	// NameValidation is "utf8" (Prometheus 3's default) or "legacy".
+	NameValidation string `yaml:"name_validation_scheme"`
+
+	// High-availability pair deduplication, as Cortex and AMP do it.
+	HAClusterLabel    string         `yaml:"ha_cluster_label"`
+	HAReplicaLabel    string         `yaml:"ha_replica_label"`
+	HAFailoverTimeout model.Duration `yaml:"ha_failover_timeout"`
+
+	// Storage.
+	RetentionPeriod model.Duration `yaml:"retention_period"`
+
+	// Query.
+	QueryTimeout    model.Duration `yaml:"query_timeout"`
+	MaxQuerySamples int            `yaml:"max_query_samples"`
+	MaxQueryRange   model.Duration `yaml:"max_query_range"` // end - start of range queries, series, labels.
+}
+
+// MaxOutOfOrderWindow is the largest out-of-order window a workspace may have.
+const MaxOutOfOrderWindow = 10 * time.Minute
+
+// DefaultLimits returns the limits a workspace has unless overridden. They
+// follow Amazon Managed Service for Prometheus' default quotas.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxLabelNamesPerSeries: 70,
+		MaxLabelNameLength:     1024,
+		MaxLabelValueLength:    2048,
+		IngestionRate:          170_000,
+		IngestionBurstSize:     850_000,
+		MaxActiveSeries:        10_000_000,
+		MaxRequestBytes:        16 << 20,
+		MaxDecodedRequestBytes: 64 << 20,
+		OutOfOrderWindow:       model.Duration(time.Minute),
+		MaxExemplars:           100_000,
+		NameValidation:         "utf8",
+		HAClusterLabel:         "cluster",
+		HAReplicaLabel:         "__replica__",
+		HAFailoverTimeout:      model.Duration(30 * time.Second),
+		RetentionPeriod:        model.Duration(150 * 24 * time.Hour),
+		QueryTimeout:           model.Duration(2 * time.Minute),
+		MaxQuerySamples:        50_000_000,
+		MaxQueryRange:          model.Duration(32 * 24 * time.Hour),
+	}
+}
+
+// Validate reports the first limit that cannot work.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxLabelNamesPerSeries < 0, l.MaxLabelNameLength < 0, l.MaxLabelValueLength < 0:
+		return errors.New("label limits must not be negative")
+	case l.IngestionRate < 0 || l.IngestionBurstSize < 0:
+		return errors.New("ingestion_rate and ingestion_burst_size must not be negative")
+	case l.IngestionRate > 0 && l.IngestionBurstSize == 0:
+		return errors.New("ingestion_burst_size must be positive when ingestion_rate is set")
+	case l.OutOfOrderWindow < 0 || time.Duration(l.OutOfOrderWindow) > MaxOutOfOrderWindow:
+		return fmt.Errorf("out_of_order_time_window %s: must be between 0s and %s", l.OutOfOrderWindow, model.Duration(MaxOutOfOrderWindow))
+	case l.NameValidation != "utf8" && l.NameValidation != "legacy":
+		return fmt.Errorf("name_validation_scheme %q: must be \"utf8\" or \"legacy\"", l.NameValidation)
+	case l.RetentionPeriod < 0:
+		return errors.New("retention_period must not be negative")
+	case l.QueryTimeout <= 0:
+		return errors.New("query_timeout must be positive")
+	case l.MaxRequestBytes <= 0 || l.MaxDecodedRequestBytes <= 0:
+		return errors.New("max_request_bytes and max_decoded_request_bytes must be positive")
+	}
+	return nil
+}
+
+// ValidationScheme returns the metric and label name validation scheme.
+func (l Limits) ValidationScheme() model.ValidationScheme {
+	if l.NameValidation == "legacy" {
+		return model.LegacyValidation
+	}
+	return model.UTF8Validation
+}
+
+// LimitsSource answers the limits in force for a workspace. Implementations
+// are safe for concurrent use; the answer may change between calls.
+type LimitsSource interface {
+	Limits(id ID) Limits
+}
+
+// Overrides holds default limits and per-workspace overrides. It is safe for
+// concurrent use; Set and Load replace overrides atomically.
+type Overrides struct {
+	mu        sync.RWMutex
+	defaults  Limits
+	overrides map[ID]Limits
+}
+
+var _ LimitsSource = (*Overrides)(nil)
+
+// NewOverrides returns an Overrides with the given defaults and none overridden.
+func NewOverrides(defaults Limits) (*Overrides, error) {
+	if err := defaults.Validate(); err != nil {
+		return nil, fmt.Errorf("default limits: %w", err)
+	}
+	return &Overrides{defaults: defaults, overrides: map[ID]Limits{}}, nil
+}
+
+// Limits implements LimitsSource.
+func (o *Overrides) Limits(id ID) Limits {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if l, ok := o.overrides[id]; ok {
+		return l
+	}
+	return o.defaults
+}
+
+// Defaults returns the limits of workspaces without overrides.
+func (o *Overrides) Defaults() Limits {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.defaults
+}
+
+// LoadFile replaces all overrides with those in a YAML file of the form
+//
+//	overrides:
+//	  ws-0123...:
+//	    ingestion_rate: 500000
+//
+// Limits a workspace does not mention keep their default values.
+func (o *Overrides) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read limits file: %w", err)
+	}
+	var raw struct {
+		Overrides map[string]yaml.MapSlice `yaml:"overrides"`
+	}
+	if err := yaml.UnmarshalStrict(b, &raw); err != nil {
+		return fmt.Errorf("parse limits file %s: %w", path, err)
+	}
+	next := make(map[ID]Limits, len(raw.Overrides))
+	for key, fields := range raw.Overrides {
+		id, err := ParseID(key)
+		if err != nil {
+			return fmt.Errorf("limits file %s: %w", path, err)
+		}
+		l := o.Defaults()
+		// Re-marshal the workspace's fields and decode them on top of the
+		// defaults, so unmentioned limits keep their default values.
+		part, err := yaml.Marshal(fields)
+		if err != nil {
+			return fmt.Errorf("limits file %s: workspace %s: %w", path, id, err)
+		}
+		if err := yaml.UnmarshalStrict(part, &l); err != nil {
+			return fmt.Errorf("limits file %s: workspace %s: %w", path, id, err)
+		}
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("limits file %s: workspace %s: %w", path, id, err)
+		}
+		next[id] = l
+	}
+	o.mu.Lock()
+	o.overrides = next
+	o.mu.Unlock()
+	return nil
+}
+
+// Set overrides the limits of one workspace.
+func (o *Overrides) Set(id ID, l Limits) error {
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("limits of workspace %s: %w", id, err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.overrides[id] = l
+	return nil
+}
