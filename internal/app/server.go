@@ -99,7 +99,9 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 // querySource adapts the store to the query API's Source.
 type querySource struct{ s *orstorage.Store }
 
-func (q querySource) Queryable(id workspace.ID) storage.SampleAndChunkQueryable { return q.s.Queryable(id) }
+func (q querySource) Queryable(id workspace.ID) storage.SampleAndChunkQueryable {
+	return q.s.Queryable(id)
+}
 func (q querySource) ExemplarQueryable(id workspace.ID) storage.ExemplarQueryable {
 	return q.s.ExemplarQueryable(id)
 }
