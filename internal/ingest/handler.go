@@ -130,14 +130,15 @@ func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.
 func (h *Handler) state(id workspace.ID, lim *workspace.Limits) *wsState {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st, ok := h.states[id]
-	if !ok {
-		st = &wsState{cache: newSeriesCache(), limiter: rate.NewLimiter(rate.Inf, 0)}
-		h.states[id] = st
-	}
 	r := rate.Limit(lim.IngestionRate)
 	if lim.IngestionRate == 0 {
 		r = rate.Inf
+	}
+	st, ok := h.states[id]
+	if !ok {
+		// A new limiter starts with a full bucket.
+		st = &wsState{cache: newSeriesCache(), limiter: rate.NewLimiter(r, lim.IngestionBurstSize)}
+		h.states[id] = st
 	}
 	if st.limiter.Limit() != r || st.limiter.Burst() != lim.IngestionBurstSize {
 		st.limiter.SetLimit(r)

@@ -1,0 +1,5 @@
+package ingest
+
+import "github.com/prometheus/prometheus/model/labels"
+
+func labelsFromStrings(ss ...string) labels.Labels { return labels.FromStrings(ss...) }
