@@ -15,8 +15,8 @@ func v1Request() *prompb.WriteRequest {
 	return &prompb.WriteRequest{
 		Timeseries: []prompb.TimeSeries{
 			{
-				Labels:  []prompb.Label{{Name: "__name__", Value: "envoy_cluster_upstream_rq_total"}, {Name: "envoy_cluster_name", Value: "catalog"}},
-				Samples: []prompb.Sample{{Value: 1, Timestamp: 1000}, {Value: 2.5, Timestamp: 2000}},
+				Labels:    []prompb.Label{{Name: "__name__", Value: "envoy_cluster_upstream_rq_total"}, {Name: "envoy_cluster_name", Value: "catalog"}},
+				Samples:   []prompb.Sample{{Value: 1, Timestamp: 1000}, {Value: 2.5, Timestamp: 2000}},
 				Exemplars: []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 2.5, Timestamp: 2000}},
 			},
 			{
@@ -118,11 +118,11 @@ func TestDecodeRejectsMalformedInput(t *testing.T) {
 	good, err := v1Request().Marshal()
 	require.NoError(t, err)
 	cases := map[string][]byte{
-		"truncated":          good[:len(good)-3],
-		"bad wire type":      {0x0b}, // field 1, wire type 3 (start group).
-		"field zero":         {0x00, 0x01},
-		"length past end":    {0x0a, 0x7f, 0x01},
-		"varint overflow":    {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"truncated":       good[:len(good)-3],
+		"bad wire type":   {0x0b}, // field 1, wire type 3 (start group).
+		"field zero":      {0x00, 0x01},
+		"length past end": {0x0a, 0x7f, 0x01},
+		"varint overflow": {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
