@@ -1,0 +1,40 @@
+# Orrery's build and test entry points. `make test` is the README's test
+# command and what CI runs (.ci/run).
+
+GO        ?= go
+APT_PKGS  := prometheus prometheus-node-exporter
+FUZZTIME  ?= 10s
+
+.PHONY: build test deps unit fuzz bench
+
+build:
+	$(GO) build -o bin/orrery ./cmd/orrery
+
+# deps installs the third-party programs the integration tests run, from
+# Debian's packages, when they are missing.
+deps:
+	@missing=""; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-node-exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
+	fi
+	@echo "building the reference Prometheus 3 from the embedded module version (test/reference)"
+	cd test/reference && $(GO) build -o $(CURDIR)/bin/prometheus3 github.com/prometheus/prometheus/cmd/prometheus
+
+test: deps
+	$(GO) vet ./...
+	PROMETHEUS3_BINARY=$(CURDIR)/bin/prometheus3 $(GO) test -timeout 45m ./...
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -short ./internal/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeV1$$' -fuzztime $(FUZZTIME) ./internal/ingest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeV2$$' -fuzztime $(FUZZTIME) ./internal/ingest/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
