@@ -501,7 +501,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 				wr.exemplars += len(b.exemplars)
 			}
 		}
-		if s.HasMetadata {
+		if s.HasMetadata && (s.Metadata.Type != "" || s.Metadata.Help != "" || s.Metadata.Unit != "") {
 			if m := e.meta.Load(); m == nil || *m != s.Metadata {
 				md := s.Metadata
 				e.meta.Store(&md)

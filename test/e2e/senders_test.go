@@ -92,3 +92,22 @@ func TestDebianPrometheusAgentRemoteWrite(t *testing.T) {
 		"--storage.agent.path="+t.TempDir(), "--web.listen-address="+addr)
 	requireNodeData(t, o, ws)
 }
+
+// TestPrometheus3AgentRemoteWrite2 has the reference Prometheus 3, in agent
+// mode, scrape node_exporter and send remote write 2.0 to a workspace.
+func TestPrometheus3AgentRemoteWrite2(t *testing.T) {
+	prom := apptest.ReferencePrometheus(t)
+	o := apptest.StartOrrery(t, t.TempDir())
+	ws := workspace.NewID().String()
+	node := startNodeExporter(t)
+	cfg := writeSenderConfig(t, node, o.RemoteWriteURL(ws), "    protobuf_message: io.prometheus.write.v2.Request\n")
+	addr := apptest.FreeAddr(t)
+	// metadata-wal-records makes the agent send metric metadata with 2.0.
+	p := apptest.Start(t, "prometheus 3 agent", prom, "--agent", "--enable-feature=metadata-wal-records", "--config.file="+cfg,
+		"--storage.agent.path="+t.TempDir(), "--web.listen-address="+addr)
+	requireNodeData(t, o, ws)
+	code, m := apptest.Get(t, "http://"+o.Addr+"/metrics")
+	require.Equal(t, 200, code)
+	require.Contains(t, string(m), `orrery_ingest_requests_total{code="204",version="2"}`)
+	require.NotContains(t, p.Output(), "level=ERROR", "the sender logged no error")
+}
