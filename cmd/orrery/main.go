@@ -26,6 +26,7 @@ const usage = `orrery — a self-hosted, Prometheus-compatible metrics service.
 
 Usage:
   orrery server [flags]   run the server (remote write + Prometheus query API per workspace)
+  orrery loadgen [flags]  send Envoy-like remote write load to a receiver (benchmarks)
   orrery version          print the version
   orrery help             show this help
 
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return runServer(args[1:], stderr)
+	case "loadgen":
+		return runLoadgen(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "orrery %s (Prometheus engine %s)\n", app.Version, app.EngineVersion)
 		return 0

@@ -1,0 +1,242 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+)
+
+// Config describes a load.
+type Config struct {
+	URL               string
+	Series            int           // active series.
+	Senders           int           // concurrent senders; each owns Series/Senders series.
+	SamplesPerRequest int           // series (one sample each) per request.
+	Rounds            int           // scrapes of every series to send.
+	Interval          time.Duration // simulated scrape interval between rounds.
+	// Start is the timestamp of the first round; rounds advance by Interval.
+	Start time.Time
+	// Progress, if set, is called about once a second.
+	Progress func(sent int64, elapsed time.Duration)
+}
+
+// Result is what a run measured.
+type Result struct {
+	Samples   int64
+	Requests  int64
+	Errors    int64
+	Elapsed   time.Duration
+	LatencyP50, LatencyP99 time.Duration
+}
+
+// SamplesPerSecond is the sustained ingestion rate.
+func (r Result) SamplesPerSecond() float64 { return float64(r.Samples) / r.Elapsed.Seconds() }
+
+// envoyMetrics are the metric families the generated series belong to,
+// modelled on an Envoy sidecar's /stats/prometheus.
+var envoyMetrics = []string{
+	"envoy_cluster_upstream_rq_total", "envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_cx_active",
+	"envoy_cluster_upstream_cx_total", "envoy_cluster_upstream_rq_time_bucket", "envoy_cluster_upstream_cx_connect_fail",
+	"envoy_cluster_upstream_rq_retry", "envoy_cluster_upstream_rq_timeout", "envoy_cluster_upstream_rq_pending_active",
+	"envoy_cluster_upstream_cx_rx_bytes_total", "envoy_cluster_upstream_cx_tx_bytes_total", "envoy_cluster_membership_healthy",
+	"envoy_http_downstream_rq_total", "envoy_http_downstream_rq_xx", "envoy_http_downstream_rq_time_bucket",
+	"envoy_http_downstream_cx_active", "envoy_server_live", "envoy_server_uptime",
+}
+
+var envoyLE = []string{"0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "30000", "60000", "300000", "600000", "1800000", "3600000", "+Inf"}
+
+// seriesLabels returns the i-th series' labels, sorted by name.
+func seriesLabels(i int) [][2]string {
+	m := envoyMetrics[i%len(envoyMetrics)]
+	pod := i / (len(envoyMetrics) * len(envoyLE))
+	ls := [][2]string{
+		{"__name__", m},
+		{"envoy_cluster_name", "cluster-" + strconv.Itoa(pod%50)},
+		{"instance", "10.1." + strconv.Itoa(pod/250%250) + "." + strconv.Itoa(pod%250) + ":15090"},
+		{"job", "envoy-sidecars"},
+		dimension(m, i/len(envoyMetrics)),
+		{"namespace", "mesh-" + strconv.Itoa(pod%7)},
+		{"pod", "svc-" + strconv.Itoa(pod%400) + "-" + strconv.Itoa(pod)},
+	}
+	sort.Slice(ls, func(a, b int) bool { return ls[a][0] < ls[b][0] })
+	return ls
+}
+
+// dimension is the label that multiplies a family's series: the bucket
+// bound of histograms, the response code of the rest.
+func dimension(metric string, j int) [2]string {
+	if strings.HasSuffix(metric, "_bucket") {
+		return [2]string{"le", envoyLE[j%len(envoyLE)]}
+	}
+	return [2]string{"envoy_response_code", strconv.Itoa(200 + j%len(envoyLE)*13)}
+}
+
+func appendVarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
+
+func appendString(b []byte, field byte, s string) []byte {
+	b = append(b, field<<3|2)
+	b = appendVarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encodeLabels pre-encodes a series' Label messages (field 1 of TimeSeries).
+func encodeLabels(ls [][2]string) []byte {
+	var out []byte
+	for _, l := range ls {
+		var msg []byte
+		msg = appendString(msg, 1, l[0])
+		msg = appendString(msg, 2, l[1])
+		out = append(out, 1<<3|2)
+		out = appendVarint(out, uint64(len(msg)))
+		out = append(out, msg...)
+	}
+	return out
+}
+
+// value is a deterministic, counter-like value for series i at round r:
+// integers that grow, as Envoy's counters and buckets do.
+func value(i, r int) float64 {
+	if i%len(envoyMetrics) == 2 || i%len(envoyMetrics) == 15 { // gauges.
+		return float64((i*7 + r*3) % 40)
+	}
+	return float64(r * (i%13 + 1))
+}
+
+// Run sends the load and returns what it measured. It stops early when ctx
+// is done.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Series <= 0 || cfg.Senders <= 0 || cfg.SamplesPerRequest <= 0 || cfg.Rounds <= 0 {
+		return Result{}, errors.New("series, senders, samples per request and rounds must be positive")
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = 15 * time.Second
+	}
+	labels := make([][]byte, cfg.Series)
+	for i := range labels {
+		labels[i] = encodeLabels(seriesLabels(i))
+	}
+	var (
+		sent, reqs, errs atomic.Int64
+		latMu            sync.Mutex
+		lats             []time.Duration
+		wg               sync.WaitGroup
+		firstErr         error
+		errOnce          sync.Once
+	)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Senders * 2}, Timeout: 2 * time.Minute}
+	start := time.Now()
+	done := make(chan struct{})
+	if cfg.Progress != nil {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					cfg.Progress(sent.Load(), time.Since(start))
+				}
+			}
+		}()
+	}
+	per := (cfg.Series + cfg.Senders - 1) / cfg.Senders
+	for s := range cfg.Senders {
+		lo, hi := s*per, min((s+1)*per, cfg.Series)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var raw, comp []byte
+			var myLats []time.Duration
+			defer func() {
+				latMu.Lock()
+				lats = append(lats, myLats...)
+				latMu.Unlock()
+			}()
+			for r := 0; r < cfg.Rounds; r++ {
+				ts := cfg.Start.Add(time.Duration(r) * cfg.Interval).UnixMilli()
+				for b := lo; b < hi; b += cfg.SamplesPerRequest {
+					if ctx.Err() != nil {
+						return
+					}
+					raw = raw[:0]
+					for i := b; i < min(b+cfg.SamplesPerRequest, hi); i++ {
+						var sample [32]byte
+						sm := sample[:0]
+						sm = append(sm, 1<<3|1)
+						sm = binary.LittleEndian.AppendUint64(sm, math.Float64bits(value(i, r)))
+						sm = append(sm, 2<<3|0)
+						sm = appendVarint(sm, uint64(ts))
+						tsLen := len(labels[i]) + 1 + len(appendVarint(nil, uint64(len(sm)))) + len(sm)
+						raw = append(raw, 1<<3|2)
+						raw = appendVarint(raw, uint64(tsLen))
+						raw = append(raw, labels[i]...)
+						raw = append(raw, 2<<3|2)
+						raw = appendVarint(raw, uint64(len(sm)))
+						raw = append(raw, sm...)
+					}
+					comp = snappy.Encode(comp[:cap(comp)], raw)
+					t0 := time.Now()
+					err := post(ctx, client, cfg.URL, comp)
+					myLats = append(myLats, time.Since(t0))
+					reqs.Add(1)
+					if err != nil {
+						errs.Add(1)
+						errOnce.Do(func() { firstErr = err })
+						if ctx.Err() != nil {
+							return
+						}
+						continue
+					}
+					sent.Add(int64(min(b+cfg.SamplesPerRequest, hi) - b))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	res := Result{Samples: sent.Load(), Requests: reqs.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		res.LatencyP50 = lats[len(lats)/2]
+		res.LatencyP99 = lats[len(lats)*99/100]
+	}
+	if res.Errors > 0 {
+		return res, fmt.Errorf("%d of %d requests failed; first: %w", res.Errors, res.Requests, firstErr)
+	}
+	return res, nil
+}
+
+func post(ctx context.Context, c *http.Client, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	_ = resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
+}
