@@ -36,10 +36,10 @@ type Config struct {
 
 // Result is what a run measured.
 type Result struct {
-	Samples   int64
-	Requests  int64
-	Errors    int64
-	Elapsed   time.Duration
+	Samples                int64
+	Requests               int64
+	Errors                 int64
+	Elapsed                time.Duration
 	LatencyP50, LatencyP99 time.Duration
 }
 
