@@ -25,7 +25,7 @@ import (
 )
 
 type fixture struct {
-	t         *testing.T
+	t         testing.TB
 	store     *storage.Store
 	handler   *ingest.Handler
 	overrides *workspace.Overrides
@@ -38,6 +38,10 @@ func newFixture(t *testing.T, mutate func(*workspace.Limits)) *fixture {
 	if mutate != nil {
 		mutate(&lim)
 	}
+	return newFixtureTB(t, lim)
+}
+
+func newFixtureTB(t testing.TB, lim workspace.Limits) *fixture {
 	ov, err := workspace.NewOverrides(lim)
 	require.NoError(t, err)
 	st, err := storage.New(storage.Config{Dir: t.TempDir()}, ov, nil, prometheus.NewRegistry())

@@ -1,0 +1,84 @@
+package ingest_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/orrery-dev/orrery/internal/ingest"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// envoyRequest returns a request of n Envoy-like series, one sample each.
+func envoyRequest(n int, ts int64) *prompb.WriteRequest {
+	wr := &prompb.WriteRequest{}
+	for i := range n {
+		wr.Timeseries = append(wr.Timeseries, series("envoy_cluster_upstream_rq_time_bucket", ts, float64(i),
+			"envoy_cluster_name", fmt.Sprintf("cluster-%d", i%50), "instance", fmt.Sprintf("10.0.%d.%d:15090", i/250%250, i%250),
+			"job", "envoy", "le", fmt.Sprint(i%20), "namespace", "mesh", "pod", fmt.Sprintf("svc-%d", i/20)))
+	}
+	return wr
+}
+
+func BenchmarkDecodeV1(b *testing.B) {
+	raw, err := envoyRequest(2000, 1).Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var r ingest.Request
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ingest.DecodeV1(raw, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2000), "ns/sample")
+}
+
+// BenchmarkHandlerSteadyState measures a request of 2000 already-known
+// series end to end through the handler into a real TSDB.
+func BenchmarkHandlerSteadyState(b *testing.B) {
+	f := newFixtureB(b)
+	ts := time.Now().Add(-time.Hour).UnixMilli()
+	bodies := make([][]byte, 0, 64)
+	for i := range 64 {
+		raw, err := envoyRequest(2000, ts+int64(i)).Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, snappy.Encode(nil, raw))
+	}
+	if resp := f.post(f.ws, bodies[0], nil); resp.StatusCode != http.StatusNoContent {
+		b.Fatalf("first write: %d", resp.StatusCode)
+	}
+	b.ReportAllocs()
+	i := 1
+	for b.Loop() {
+		if i == len(bodies) { // Keep timestamps increasing, untimed.
+			b.StopTimer()
+			ts += 64
+			for k := range bodies {
+				raw, _ := envoyRequest(2000, ts+int64(k)).Marshal()
+				bodies[k] = snappy.Encode(bodies[k][:0], raw)
+			}
+			i = 0
+			b.StartTimer()
+		}
+		if resp := f.post(f.ws, bodies[i], nil); resp.StatusCode != http.StatusNoContent {
+			b.Fatalf("write: %d", resp.StatusCode)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2000), "ns/sample")
+}
+
+func newFixtureB(b *testing.B) *fixture {
+	lim := workspace.DefaultLimits()
+	lim.IngestionRate = 0
+	return newFixtureTB(b, lim)
+}
