@@ -174,7 +174,11 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 
-	housekeeping := time.NewTicker(30 * time.Second)
+	every := 30 * time.Second
+	if s.cfg.IdleTimeout > 0 && s.cfg.IdleTimeout/2 < every {
+		every = max(s.cfg.IdleTimeout/2, 100*time.Millisecond)
+	}
+	housekeeping := time.NewTicker(every)
 	defer housekeeping.Stop()
 	sweep := time.NewTicker(15 * time.Minute)
 	defer sweep.Stop()

@@ -37,7 +37,20 @@ func (o *Orrery) start() {
 	o.t.Helper()
 	args := append([]string{"server", "--listen", o.Addr, "--data-dir", o.DataDir}, o.args...)
 	o.proc = Start(o.t, "orrery "+Args(args), OrreryBinary(o.t), args...)
-	WaitHTTP(o.t, "http://"+o.Addr+"/-/ready", 60*time.Second)
+	Eventually(o.t, 60*time.Second, func() error {
+		if o.proc.Exited() {
+			o.t.Fatalf("orrery server exited at start:\n%s", o.proc.Output())
+		}
+		resp, err := http.Get("http://" + o.Addr + "/-/ready")
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("ready: %s", resp.Status)
+		}
+		return nil
+	})
 }
 
 // Restart starts the server again on the same address and data directory

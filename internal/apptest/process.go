@@ -90,6 +90,16 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Output returns what the process printed so far.
 func (p *Process) Output() string { return p.out.String() }
 
