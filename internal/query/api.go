@@ -146,15 +146,9 @@ func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
 
 func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 	logger := a.logger.With("workspace", id)
-	engine := promql.NewEngine(promql.EngineOpts{
-		Logger:                   logger,
-		MaxSamples:               lim.MaxQuerySamples,
-		Timeout:                  time.Duration(lim.QueryTimeout),
-		LookbackDelta:            a.cfg.LookbackDelta,
-		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
-		EnableAtModifier:         true,
-		EnableNegativeOffset:     true,
-	})
+	opts := EngineOpts(lim, a.cfg.LookbackDelta)
+	opts.Logger = logger
+	engine := promql.NewEngine(opts)
 	var rr v1.RulesRetriever = noRules{}
 	if a.rules != nil {
 		rr = a.rules.Rules(id)
@@ -209,6 +203,19 @@ func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 	mux.Handle("/", router)
 	mux.HandleFunc("GET "+Prefix(id)+"/metadata", a.metadata(id))
 	return a.limitRange(id, lim, mux)
+}
+
+// EngineOpts returns the PromQL engine options for a workspace: those of a
+// Prometheus server with default flags, and the workspace's query limits.
+func EngineOpts(lim workspace.Limits, lookbackDelta time.Duration) promql.EngineOpts {
+	return promql.EngineOpts{
+		MaxSamples:               lim.MaxQuerySamples,
+		Timeout:                  time.Duration(lim.QueryTimeout),
+		LookbackDelta:            lookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+	}
 }
 
 // limitRange rejects range queries spanning more than the workspace's
