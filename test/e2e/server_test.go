@@ -86,11 +86,23 @@ func TestWriteQueryIsolationAndBadInput(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, v, 1)
 
+	// Exemplars round-trip through the Prometheus API.
+	ex := ts("envoy_cluster_upstream_rq_time_sum", now.UnixMilli(), 3.5, "envoy_cluster_name", "catalog")
+	ex.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "4bf92f3577b34da6"}}, Value: 3.5, Timestamp: now.UnixMilli()}}
+	code, body = apptest.Write(t, o.RemoteWriteURL(a), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ex}})
+	require.Equal(t, http.StatusNoContent, code, body)
+	_, r = apptest.API(t, o.URL(a, "/api/v1"), "/query_exemplars", url.Values{"query": {"envoy_cluster_upstream_rq_time_sum"},
+		"start": {fmt.Sprint(now.Add(-time.Minute).Unix())}, "end": {fmt.Sprint(now.Add(time.Minute).Unix())}})
+	require.Contains(t, string(r.Data), `"trace_id":"4bf92f3577b34da6"`)
+	_, r = apptest.API(t, o.URL(b, "/api/v1"), "/query_exemplars", url.Values{"query": {"envoy_cluster_upstream_rq_time_sum"},
+		"start": {fmt.Sprint(now.Add(-time.Minute).Unix())}, "end": {fmt.Sprint(now.Add(time.Minute).Unix())}})
+	require.JSONEq(t, `[]`, string(r.Data))
+
 	// Self-monitoring.
 	code, m := apptest.Get(t, "http://"+o.Addr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, string(m), fmt.Sprintf(`orrery_ingest_samples_total{workspace=%q} 1`, a))
-	require.Contains(t, string(m), fmt.Sprintf(`orrery_storage_active_series{workspace=%q} 1`, a))
+	require.Contains(t, string(m), fmt.Sprintf(`orrery_ingest_samples_total{workspace=%q} 2`, a))
+	require.Contains(t, string(m), fmt.Sprintf(`orrery_storage_active_series{workspace=%q} 2`, a))
 	o.Stop()
 }
 
