@@ -24,8 +24,8 @@ queries=(
 )
 measure() { # NAME API_BASE
   for q in "${queries[@]}"; do
-    curl -sf -o /dev/null "$2/$q" || { echo "query failed: $2/$q" >&2; exit 1; }
-    times=$(for _ in $(seq "$RUNS"); do curl -s -o /dev/null -w '%{time_total}\n' "$2/$q"; done | sort -n)
+    curl -gsf -o /dev/null "$2/$q" || { echo "query failed: $2/$q" >&2; exit 1; }
+    times=$(for _ in $(seq "$RUNS"); do curl -gs -o /dev/null -w '%{time_total}\n' "$2/$q"; done | sort -n)
     p50=$(sed -n "$((RUNS / 2))p" <<<"$times"); p90=$(sed -n "$((RUNS * 9 / 10))p" <<<"$times")
     printf '| %s | `%s` | %.1f | %.1f |\n' "$1" "${q%%\?*}: $(sed -E 's/^[^=]*=([^&]*).*/\1/; s/\+/ /g' <<<"$q" | cut -c1-70)" \
       "$(echo "$p50 * 1000" | bc)" "$(echo "$p90 * 1000" | bc)"
