@@ -191,7 +191,7 @@ type written struct{ samples, histograms, exemplars int }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	version := "1"
-	code, msg, wr := h.serve(r, &version)
+	code, msg, wr := h.serve(r, w.Header(), &version)
 	if version == "2" {
 		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(wr.samples))
 		w.Header().Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(wr.histograms))
@@ -203,19 +203,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		return
 	}
-	if code == http.StatusTooManyRequests && msg != "" {
-		// serve put the wait in the first line: "retry-after N".
-		if after, rest, ok := strings.Cut(msg, "\n"); ok && strings.HasPrefix(after, "retry-after ") {
-			w.Header().Set("Retry-After", strings.TrimPrefix(after, "retry-after "))
-			msg = rest
-		}
-	}
 	http.Error(w, msg, code)
 }
 
 // serve handles one request and returns the status code and message to
-// answer. It never panics on input.
-func (h *Handler) serve(r *http.Request, version *string) (int, string, written) {
+// answer; it may set response headers in hdr. It never panics on input.
+func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int, string, written) {
 	var wr written
 	if r.Method != http.MethodPost {
 		return http.StatusMethodNotAllowed, "remote write takes POST", wr
@@ -272,8 +265,9 @@ func (h *Handler) serve(r *http.Request, version *string) (int, string, written)
 			delay := res.Delay()
 			res.Cancel()
 			h.metrics.rejected.WithLabelValues(id.String(), "rate_limited").Add(float64(n))
-			return http.StatusTooManyRequests, fmt.Sprintf("retry-after %d\ningestion rate limit of %g samples/s (burst %d) exceeded for workspace %s while adding %d samples; retry later",
-				int(math.Ceil(delay.Seconds())), lim.IngestionRate, lim.IngestionBurstSize, id, n), wr
+			hdr.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(delay.Seconds())))))
+			return http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s (burst %d) exceeded for workspace %s while adding %d samples; retry later",
+				lim.IngestionRate, lim.IngestionBurstSize, id, n), wr
 		}
 	}
 
