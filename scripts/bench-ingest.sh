@@ -36,7 +36,12 @@ for root, dirs, files in os.walk(sys.argv[1]):
 print(f"{size/samples:.3f} ({samples} samples in blocks)" if samples else "n/a (no block yet)")
 PY
 }
-wait_block() { for _ in $(seq 180); do find "$1" -name meta.json | grep -q . && return 0; sleep 1; done; return 0; }
+# wait_block DIR: wait for the head to be compacted into a block, when the
+# load spans enough time for that (more than 1.5 block lengths = 3 h).
+wait_block() {
+  [ "$(( ROUNDS * $(sed -E 's/s$//' <<<"$INTERVAL") ))" -gt 10800 ] || return 0
+  for _ in $(seq 180); do find "$1" -name meta.json | grep -q . && return 0; sleep 1; done
+}
 
 run() { # NAME PID URL DATADIR
   local name=$1 pid=$2 url=$3 dir=$4 cpu0 out
