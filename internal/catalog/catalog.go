@@ -1,0 +1,250 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "modernc.org/sqlite" // The embedded default: pure Go, no cgo.
+
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// Errors callers map to status codes.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// Workspace statuses, as AMP reports them.
+const (
+	StatusCreating = "CREATING"
+	StatusActive   = "ACTIVE"
+	StatusDeleting = "DELETING"
+)
+
+// Workspace is a workspace's control-plane record.
+type Workspace struct {
+	ID          workspace.ID
+	Alias       string
+	Status      string
+	CreatedAt   time.Time
+	Tags        map[string]string
+	ClientToken string
+}
+
+// Catalog is the control-plane database. It is safe for concurrent use.
+type Catalog struct {
+	db *sql.DB
+}
+
+// migrations are applied in order, once each; never edit a released one.
+var migrations = []string{
+	`CREATE TABLE workspaces (
+		id TEXT PRIMARY KEY,
+		alias TEXT NOT NULL DEFAULT '',
+		status TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		tags TEXT NOT NULL DEFAULT '{}',
+		client_token TEXT
+	)`,
+	`CREATE UNIQUE INDEX workspaces_client_token ON workspaces (client_token) WHERE client_token IS NOT NULL`,
+}
+
+// OpenSQLite opens (creating if needed) the embedded database at path.
+func OpenSQLite(ctx context.Context, path string) (*Catalog, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)")
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	c := &Catalog{db: db}
+	if err := c.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Close closes the database.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+func (c *Catalog) migrate(ctx context.Context) error {
+	if _, err := c.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for i, m := range migrations {
+		version := i + 1
+		err := c.tx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, version)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply migration %d: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func (c *Catalog) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// CreateWorkspace stores a new workspace. With a client token already used,
+// it returns the workspace created then (created false) if the request is
+// the same, and ErrConflict if not, as AMP's idempotency does.
+func (c *Catalog) CreateWorkspace(ctx context.Context, w Workspace) (Workspace, bool, error) {
+	tags, err := json.Marshal(nonNil(w.Tags))
+	if err != nil {
+		return Workspace{}, false, err
+	}
+	var out Workspace
+	created := false
+	err = c.tx(ctx, func(tx *sql.Tx) error {
+		if w.ClientToken != "" {
+			prev, err := scanWorkspace(tx.QueryRowContext(ctx, selectWorkspace+` WHERE client_token = $1`, w.ClientToken))
+			if err == nil {
+				if prev.Alias != w.Alias {
+					return fmt.Errorf("client token %q was used for a different request: %w", w.ClientToken, ErrConflict)
+				}
+				out = prev
+				return nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		var token any
+		if w.ClientToken != "" {
+			token = w.ClientToken
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO workspaces (id, alias, status, created_at, tags, client_token) VALUES ($1, $2, $3, $4, $5, $6)`,
+			string(w.ID), w.Alias, w.Status, w.CreatedAt.UnixMilli(), string(tags), token); err != nil {
+			return fmt.Errorf("insert workspace %s: %w", w.ID, err)
+		}
+		out, created = w, true
+		out.CreatedAt = time.UnixMilli(w.CreatedAt.UnixMilli()).UTC()
+		out.Tags = nonNil(w.Tags)
+		return nil
+	})
+	return out, created, err
+}
+
+const selectWorkspace = `SELECT id, alias, status, created_at, tags, COALESCE(client_token, '') FROM workspaces`
+
+type scanner interface{ Scan(...any) error }
+
+func scanWorkspace(row scanner) (Workspace, error) {
+	var (
+		w       Workspace
+		id      string
+		created int64
+		tags    string
+	)
+	if err := row.Scan(&id, &w.Alias, &w.Status, &created, &tags, &w.ClientToken); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return Workspace{}, ErrNotFound
+		}
+		return Workspace{}, err
+	}
+	w.ID = workspace.ID(id)
+	w.CreatedAt = time.UnixMilli(created).UTC()
+	if err := json.Unmarshal([]byte(tags), &w.Tags); err != nil {
+		return Workspace{}, fmt.Errorf("tags of workspace %s: %w", id, err)
+	}
+	return w, nil
+}
+
+// GetWorkspace returns a workspace, or ErrNotFound.
+func (c *Catalog) GetWorkspace(ctx context.Context, id workspace.ID) (Workspace, error) {
+	w, err := scanWorkspace(c.db.QueryRowContext(ctx, selectWorkspace+` WHERE id = $1`, string(id)))
+	if err != nil {
+		return Workspace{}, fmt.Errorf("workspace %s: %w", id, err)
+	}
+	return w, nil
+}
+
+// ListWorkspaces returns up to limit workspaces ordered by ID after the
+// given ID, those whose alias starts with aliasPrefix if it is not empty.
+func (c *Catalog) ListWorkspaces(ctx context.Context, aliasPrefix string, after workspace.ID, limit int) ([]Workspace, error) {
+	rows, err := c.db.QueryContext(ctx, selectWorkspace+` WHERE id > $1 AND ($2 = '' OR substr(alias, 1, length($2)) = $2) ORDER BY id LIMIT $3`,
+		string(after), aliasPrefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list workspaces: %w", err)
+	}
+	defer rows.Close()
+	var out []Workspace
+	for rows.Next() {
+		w, err := scanWorkspace(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list workspaces: %w", err)
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// UpdateWorkspace changes a workspace's alias, status or tags (nil fields
+// are left alone) and returns ErrNotFound for an unknown workspace.
+func (c *Catalog) UpdateWorkspace(ctx context.Context, id workspace.ID, alias, status *string, tags map[string]string) error {
+	return c.tx(ctx, func(tx *sql.Tx) error {
+		w, err := scanWorkspace(tx.QueryRowContext(ctx, selectWorkspace+` WHERE id = $1`, string(id)))
+		if err != nil {
+			return fmt.Errorf("workspace %s: %w", id, err)
+		}
+		if alias != nil {
+			w.Alias = *alias
+		}
+		if status != nil {
+			w.Status = *status
+		}
+		if tags != nil {
+			w.Tags = tags
+		}
+		b, err := json.Marshal(nonNil(w.Tags))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE workspaces SET alias = $1, status = $2, tags = $3 WHERE id = $4`, w.Alias, w.Status, string(b), string(id))
+		return err
+	})
+}
+
+// RemoveWorkspace deletes a workspace's record.
+func (c *Catalog) RemoveWorkspace(ctx context.Context, id workspace.ID) error {
+	res, err := c.db.ExecContext(ctx, `DELETE FROM workspaces WHERE id = $1`, string(id))
+	if err != nil {
+		return fmt.Errorf("remove workspace %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
