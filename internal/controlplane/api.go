@@ -1,0 +1,296 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// Lifecycle is what the control plane needs of the engine: creating and
+// deleting a workspace's data. Implementations are safe for concurrent use.
+type Lifecycle interface {
+	DeleteWorkspaceData(ctx context.Context, id workspace.ID) error
+}
+
+// Config configures the API.
+type Config struct {
+	Region    string // in ARNs, e.g. us-east-1.
+	AccountID string // in ARNs, 12 digits.
+	// EndpointURL is the external base URL, for prometheusEndpoint.
+	EndpointURL string
+}
+
+// API serves the workspace operations.
+type API struct {
+	cfg    Config
+	cat    *catalog.Catalog
+	engine Lifecycle
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// New returns an API.
+func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger) (*API, error) {
+	if cat == nil || engine == nil {
+		return nil, errors.New("control plane needs a catalog and an engine")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.AccountID == "" {
+		cfg.AccountID = "000000000000"
+	}
+	return &API{cfg: cfg, cat: cat, engine: engine, logger: logger.With("component", "controlplane"), now: time.Now}, nil
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /workspaces", a.createWorkspace)
+	mux.HandleFunc("GET /workspaces", a.listWorkspaces)
+	mux.HandleFunc("GET /workspaces/{id}", a.describeWorkspace)
+	mux.HandleFunc("DELETE /workspaces/{id}", a.deleteWorkspace)
+	mux.HandleFunc("POST /workspaces/{id}/alias", a.updateAlias)
+}
+
+// ARN returns a workspace's ARN.
+func (a *API) ARN(id workspace.ID) string {
+	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", a.cfg.Region, a.cfg.AccountID, id)
+}
+
+// apiError is an AWS REST-JSON error.
+type apiError struct {
+	status int
+	typ    string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.typ + ": " + e.msg }
+
+func validation(format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, "ValidationException", fmt.Sprintf(format, args...)}
+}
+
+func (a *API) fail(w http.ResponseWriter, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, catalog.ErrNotFound):
+		ae = &apiError{http.StatusNotFound, "ResourceNotFoundException", err.Error()}
+	case errors.Is(err, catalog.ErrConflict):
+		ae = &apiError{http.StatusConflict, "ConflictException", err.Error()}
+	default:
+		a.logger.Error("control plane request failed", "err", err)
+		ae = &apiError{http.StatusInternalServerError, "InternalServerException", "internal error; see the server log"}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", ae.typ)
+	w.WriteHeader(ae.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": ae.msg})
+}
+
+func reply(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if body != nil {
+		_ = json.NewEncoder(w).Encode(body)
+	}
+}
+
+type statusJSON struct {
+	StatusCode string `json:"statusCode"`
+}
+
+type workspaceJSON struct {
+	Alias              string            `json:"alias,omitempty"`
+	Arn                string            `json:"arn"`
+	CreatedAt          float64           `json:"createdAt"`
+	PrometheusEndpoint string            `json:"prometheusEndpoint,omitempty"`
+	Status             statusJSON        `json:"status"`
+	Tags               map[string]string `json:"tags,omitempty"`
+	WorkspaceID        string            `json:"workspaceId"`
+}
+
+func (a *API) describe(ws catalog.Workspace) workspaceJSON {
+	return workspaceJSON{Alias: ws.Alias, Arn: a.ARN(ws.ID), CreatedAt: float64(ws.CreatedAt.UnixMilli()) / 1000,
+		PrometheusEndpoint: a.cfg.EndpointURL + "/workspaces/" + ws.ID.String() + "/",
+		Status:             statusJSON{ws.Status}, Tags: ws.Tags, WorkspaceID: ws.ID.String()}
+}
+
+var aliasRE = regexp.MustCompile(`^[\x{0020}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}]*$`)
+
+func checkAlias(alias string) error {
+	if len(alias) > 100 || !aliasRE.MatchString(alias) {
+		return validation("alias must be at most 100 printable characters")
+	}
+	return nil
+}
+
+func decode(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	if err := dec.Decode(v); err != nil {
+		return validation("request body: %v", err)
+	}
+	return nil
+}
+
+func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Alias       string            `json:"alias"`
+		ClientToken string            `json:"clientToken"`
+		Tags        map[string]string `json:"tags"`
+		KmsKeyArn   string            `json:"kmsKeyArn"`
+	}
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := checkAlias(req.Alias); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if req.KmsKeyArn != "" {
+		a.fail(w, validation("kmsKeyArn is not supported: Orrery encrypts its own secrets at rest"))
+		return
+	}
+	ws, _, err := a.cat.CreateWorkspace(r.Context(), catalog.Workspace{ID: workspace.NewID(), Alias: req.Alias,
+		Status: catalog.StatusActive, CreatedAt: a.now(), Tags: req.Tags, ClientToken: req.ClientToken})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.logger.Info("audit", "action", "aps:CreateWorkspace", "resource", a.ARN(ws.ID), "result", "ok")
+	reply(w, http.StatusAccepted, map[string]any{"arn": a.ARN(ws.ID), "status": statusJSON{ws.Status},
+		"tags": ws.Tags, "workspaceId": ws.ID.String()})
+}
+
+func (a *API) workspaceID(r *http.Request) (workspace.ID, error) {
+	id, err := workspace.ParseID(r.PathValue("id"))
+	if err != nil {
+		return "", validation("%v", err)
+	}
+	return id, nil
+}
+
+func (a *API) describeWorkspace(w http.ResponseWriter, r *http.Request) {
+	id, err := a.workspaceID(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	ws, err := a.cat.GetWorkspace(r.Context(), id)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, map[string]any{"workspace": a.describe(ws)})
+}
+
+func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 100
+	if s := q.Get("maxResults"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			a.fail(w, validation("maxResults must be 1 to 1000"))
+			return
+		}
+		limit = n
+	}
+	var after workspace.ID
+	if tok := q.Get("nextToken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			a.fail(w, validation("nextToken is not one this server issued"))
+			return
+		}
+		after = workspace.ID(b)
+	}
+	page, err := a.cat.ListWorkspaces(r.Context(), q.Get("alias"), after, limit+1)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := map[string]any{}
+	if len(page) > limit {
+		page = page[:limit]
+		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].ID))
+	}
+	list := make([]workspaceJSON, 0, len(page))
+	for _, ws := range page {
+		d := a.describe(ws)
+		d.PrometheusEndpoint = ""
+		list = append(list, d)
+	}
+	out["workspaces"] = list
+	reply(w, http.StatusOK, out)
+}
+
+func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
+	id, err := a.workspaceID(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	var req struct {
+		Alias       string `json:"alias"`
+		ClientToken string `json:"clientToken"`
+	}
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := checkAlias(req.Alias); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := a.cat.UpdateWorkspace(r.Context(), id, &req.Alias, nil, nil); err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.logger.Info("audit", "action", "aps:UpdateWorkspaceAlias", "resource", a.ARN(id), "result", "ok")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteWorkspace marks the workspace DELETING, answers 202, and removes
+// its data and record in the background, as AMP does asynchronously.
+func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
+	id, err := a.workspaceID(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	deleting := catalog.StatusDeleting
+	if err := a.cat.UpdateWorkspace(r.Context(), id, nil, &deleting, nil); err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.logger.Info("audit", "action", "aps:DeleteWorkspace", "resource", a.ARN(id), "result", "accepted")
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := a.engine.DeleteWorkspaceData(ctx, id); err != nil {
+			a.logger.Error("delete workspace data; the workspace stays DELETING and can be deleted again", "workspace", id, "err", err)
+			return
+		}
+		if err := a.cat.RemoveWorkspace(ctx, id); err != nil {
+			a.logger.Error("remove workspace record", "workspace", id, "err", err)
+		}
+	}()
+	w.WriteHeader(http.StatusAccepted)
+}

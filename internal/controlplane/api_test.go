@@ -1,0 +1,120 @@
+package controlplane_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/controlplane"
+	"github.com/orrery-dev/orrery/internal/storage"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+type storeLifecycle struct{ s *storage.Store }
+
+func (l storeLifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
+	return l.s.Delete(ctx, id)
+}
+
+// TestAMPClient drives the API with the unchanged AWS SDK for Go v2 amp client.
+func TestAMPClient(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cat.Close() })
+	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
+	require.NoError(t, err)
+	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012"}, cat, storeLifecycle{st}, nil)
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	client := amp.New(amp.Options{
+		BaseEndpoint: aws.String(srv.URL),
+		Region:       "eu-west-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", ""),
+	})
+
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("prod"), ClientToken: aws.String("token-1"),
+		Tags: map[string]string{"team": "mesh"}})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	require.Regexp(t, `^ws-[0-9a-f-]{36}$`, id)
+	require.Equal(t, "arn:aws:aps:eu-west-1:123456789012:workspace/"+id, aws.ToString(created.Arn))
+	require.Equal(t, types.WorkspaceStatusCodeActive, created.Status.StatusCode)
+
+	// Idempotent retry returns the same workspace.
+	again, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("prod"), ClientToken: aws.String("token-1")})
+	require.NoError(t, err)
+	require.Equal(t, id, aws.ToString(again.WorkspaceId))
+	_, err = client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("other"), ClientToken: aws.String("token-1")})
+	var conflict *types.ConflictException
+	require.ErrorAs(t, err, &conflict)
+
+	desc, err := client.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Equal(t, "prod", aws.ToString(desc.Workspace.Alias))
+	require.Equal(t, map[string]string{"team": "mesh"}, desc.Workspace.Tags)
+	require.WithinDuration(t, time.Now(), aws.ToTime(desc.Workspace.CreatedAt), time.Minute)
+
+	for i := range 4 {
+		_, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String(fmt.Sprintf("dev-%d", i))})
+		require.NoError(t, err)
+	}
+	pages := amp.NewListWorkspacesPaginator(client, &amp.ListWorkspacesInput{MaxResults: aws.Int32(2)})
+	n, calls := 0, 0
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		require.NoError(t, err)
+		n += len(page.Workspaces)
+		calls++
+	}
+	require.Equal(t, 5, n)
+	require.Equal(t, 3, calls)
+	dev, err := client.ListWorkspaces(ctx, &amp.ListWorkspacesInput{Alias: aws.String("dev-")})
+	require.NoError(t, err)
+	require.Len(t, dev.Workspaces, 4)
+
+	_, err = client.UpdateWorkspaceAlias(ctx, &amp.UpdateWorkspaceAliasInput{WorkspaceId: aws.String(id), Alias: aws.String("production")})
+	require.NoError(t, err)
+
+	_, err = client.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String("ws-00000000-0000-4000-8000-000000000000")})
+	var notFound *types.ResourceNotFoundException
+	require.ErrorAs(t, err, &notFound)
+	_, err = client.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String("not-a-workspace")})
+	var invalid *types.ValidationException
+	require.ErrorAs(t, err, &invalid)
+
+	// Delete removes the record and the data on disk.
+	app, err := st.Appender(ctx, workspace.ID(id))
+	require.NoError(t, err)
+	require.NoError(t, app.Commit())
+	require.DirExists(t, filepath.Join(dir, "workspaces", id))
+	_, err = client.DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := client.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String(id)})
+		_, statErr := os.Stat(filepath.Join(dir, "workspaces", id))
+		return errors.As(err, &notFound) && os.IsNotExist(statErr)
+	}, 10*time.Second, 50*time.Millisecond)
+}
