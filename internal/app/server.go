@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +19,8 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/controlplane"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/query"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
@@ -43,6 +47,8 @@ type ServerConfig struct {
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
+	// Region and AccountID appear in ARNs.
+	Region, AccountID string
 }
 
 // Server is a running `orrery server`.
@@ -54,6 +60,8 @@ type Server struct {
 	store     *orstorage.Store
 	ingest    *ingest.Handler
 	query     *query.API
+	catalog   *catalog.Catalog
+	control   *controlplane.API
 	http      *http.Server
 	ln        net.Listener
 }
@@ -92,7 +100,20 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	cat, err := catalog.OpenSQLite(context.Background(), filepath.Join(cfg.DataDir, "catalog.db"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat}
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
+		cat, lifecycle{s}, logger)
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
 	return s, nil
 }
@@ -111,8 +132,18 @@ func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric i
 	return q.s.Metadata(id, metric, limit, perMetric)
 }
 
+// lifecycle deletes a workspace's data from every component.
+type lifecycle struct{ s *Server }
+
+func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
+	l.s.ingest.Forget(id)
+	l.s.query.Forget(id)
+	return l.s.store.Delete(ctx, id)
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.control.Register(mux)
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Orrery is Healthy.")
 	})
@@ -206,7 +237,7 @@ loop:
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		s.logger.Warn("http shutdown did not finish; closing storage anyway", "err", err)
 	}
-	if err := s.store.Close(); err != nil {
+	if err := errors.Join(s.store.Close(), s.catalog.Close()); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
 	}
 	s.logger.Info("shutdown complete")
