@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
@@ -63,6 +64,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /workspaces/{id}", a.describeWorkspace)
 	mux.HandleFunc("DELETE /workspaces/{id}", a.deleteWorkspace)
 	mux.HandleFunc("POST /workspaces/{id}/alias", a.updateAlias)
+	mux.HandleFunc("GET /tags/{arn...}", a.listTags)
+	mux.HandleFunc("POST /tags/{arn...}", a.tagResource)
+	mux.HandleFunc("DELETE /tags/{arn...}", a.untagResource)
 }
 
 // ARN returns a workspace's ARN.
@@ -293,4 +297,83 @@ func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// resourceWorkspace resolves a tagged resource's ARN to its workspace.
+// Rule groups namespaces and alert manager definitions join here when they
+// are stored.
+func (a *API) resourceWorkspace(r *http.Request) (catalog.Workspace, error) {
+	arn := r.PathValue("arn")
+	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:workspace/", a.cfg.Region, a.cfg.AccountID)
+	rest, ok := strings.CutPrefix(arn, prefix)
+	if !ok {
+		return catalog.Workspace{}, validation("resource ARN %q: want %s<workspace id>", arn, prefix)
+	}
+	id, err := workspace.ParseID(rest)
+	if err != nil {
+		return catalog.Workspace{}, validation("resource ARN %q: %v", arn, err)
+	}
+	return a.cat.GetWorkspace(r.Context(), id)
+}
+
+func (a *API) listTags(w http.ResponseWriter, r *http.Request) {
+	ws, err := a.resourceWorkspace(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, map[string]any{"tags": ws.Tags})
+}
+
+func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
+	ws, err := a.resourceWorkspace(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	var req struct {
+		Tags map[string]string `json:"tags"`
+	}
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	tags := map[string]string{}
+	for k, v := range ws.Tags {
+		tags[k] = v
+	}
+	for k, v := range req.Tags {
+		tags[k] = v
+	}
+	if len(tags) > 50 {
+		a.fail(w, validation("a resource has at most 50 tags"))
+		return
+	}
+	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.logger.Info("audit", "action", "aps:TagResource", "resource", a.ARN(ws.ID), "result", "ok")
+	reply(w, http.StatusOK, map[string]any{})
+}
+
+func (a *API) untagResource(w http.ResponseWriter, r *http.Request) {
+	ws, err := a.resourceWorkspace(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	tags := map[string]string{}
+	for k, v := range ws.Tags {
+		tags[k] = v
+	}
+	for _, k := range r.URL.Query()["tagKeys"] {
+		delete(tags, k)
+	}
+	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.logger.Info("audit", "action", "aps:UntagResource", "resource", a.ARN(ws.ID), "result", "ok")
+	reply(w, http.StatusOK, map[string]any{})
 }

@@ -98,6 +98,16 @@ func TestAMPClient(t *testing.T) {
 	_, err = client.UpdateWorkspaceAlias(ctx, &amp.UpdateWorkspaceAliasInput{WorkspaceId: aws.String(id), Alias: aws.String("production")})
 	require.NoError(t, err)
 
+	// Tags.
+	arn := aws.ToString(created.Arn)
+	_, err = client.TagResource(ctx, &amp.TagResourceInput{ResourceArn: aws.String(arn), Tags: map[string]string{"env": "prod", "cost": "42"}})
+	require.NoError(t, err)
+	_, err = client.UntagResource(ctx, &amp.UntagResourceInput{ResourceArn: aws.String(arn), TagKeys: []string{"cost"}})
+	require.NoError(t, err)
+	tags, err := client.ListTagsForResource(ctx, &amp.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"team": "mesh", "env": "prod"}, tags.Tags)
+
 	_, err = client.DescribeWorkspace(ctx, &amp.DescribeWorkspaceInput{WorkspaceId: aws.String("ws-00000000-0000-4000-8000-000000000000")})
 	var notFound *types.ResourceNotFoundException
 	require.ErrorAs(t, err, &notFound)
