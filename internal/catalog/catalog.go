@@ -52,6 +52,13 @@ var migrations = []string{
 		client_token TEXT
 	)`,
 	`CREATE UNIQUE INDEX workspaces_client_token ON workspaces (client_token) WHERE client_token IS NOT NULL`,
+	`CREATE TABLE access_keys (
+		id TEXT PRIMARY KEY,
+		secret_sealed TEXT NOT NULL,
+		policy TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		revoked_at BIGINT
+	)`,
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -80,4 +81,47 @@ func TestWorkspacesLifecycleAndPersistence(t *testing.T) {
 	_, err = c2.GetWorkspace(ctx, w.ID)
 	require.ErrorIs(t, err, ErrNotFound)
 	require.ErrorIs(t, c2.RemoveWorkspace(ctx, w.ID), ErrNotFound)
+}
+
+func TestAccessKeysAreSealed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := open(t, filepath.Join(dir, "catalog.db"))
+	s, err := LoadSealer(filepath.Join(dir, "secrets.key"))
+	require.NoError(t, err)
+	fi, err := os.Stat(filepath.Join(dir, "secrets.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	k := AccessKey{ID: NewAccessKeyID(), Secret: NewSecret(), Policy: `{"Statement":[]}`, CreatedAt: time.Now()}
+	require.Len(t, k.ID, 20)
+	require.Len(t, k.Secret, 40)
+	require.NoError(t, c.CreateAccessKey(ctx, s, k))
+	got, err := c.AccessKey(ctx, s, k.ID)
+	require.NoError(t, err)
+	require.Equal(t, k.Secret, got.Secret)
+	require.False(t, got.Revoked)
+
+	// The database file never holds the secret in plain text.
+	require.NoError(t, c.Close())
+	for _, f := range []string{"catalog.db", "catalog.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err == nil {
+			require.NotContains(t, string(b), k.Secret, f)
+		}
+	}
+	c = open(t, filepath.Join(dir, "catalog.db"))
+	// Another key file cannot open it.
+	other, err := LoadSealer(filepath.Join(t.TempDir(), "other.key"))
+	require.NoError(t, err)
+	_, err = c.AccessKey(ctx, other, k.ID)
+	require.ErrorContains(t, err, "does not open")
+
+	require.NoError(t, c.RevokeAccessKey(ctx, k.ID, time.Now()))
+	got, err = c.AccessKey(ctx, s, k.ID)
+	require.NoError(t, err)
+	require.True(t, got.Revoked)
+	require.ErrorIs(t, c.RevokeAccessKey(ctx, k.ID, time.Now()), ErrNotFound)
+	_, err = c.AccessKey(ctx, s, "OKIANOSUCHKEY0000000")
+	require.ErrorIs(t, err, ErrNotFound)
 }
