@@ -90,6 +90,8 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "AWS region in ARNs and expected in SigV4 credential scopes")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
+	fs.StringVar(&cfg.Auth, "auth", "none", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies) or none (development only)")
+	cfg.AdminKeyID, cfg.AdminSecret = os.Getenv("ORRERY_ADMIN_ACCESS_KEY_ID"), os.Getenv("ORRERY_ADMIN_SECRET_ACCESS_KEY")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", l.MaxLabelNamesPerSeries, "default: labels per series")
 	fs.IntVar(&l.MaxLabelNameLength, "limits.max-label-name-length", l.MaxLabelNameLength, "default: bytes per label name")

@@ -19,9 +19,11 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
 	"github.com/orrery-dev/orrery/internal/ingest"
+	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -49,6 +51,12 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration
 	// Region and AccountID appear in ARNs.
 	Region, AccountID string
+	// Auth is "sigv4" (every request signed, authorized by the key's
+	// policy) or "none" (development only).
+	Auth string
+	// AdminKeyID and AdminSecret, if set, become the admin key at first
+	// start (ORRERY_ADMIN_ACCESS_KEY_ID / ORRERY_ADMIN_SECRET_ACCESS_KEY).
+	AdminKeyID, AdminSecret string
 }
 
 // Server is a running `orrery server`.
@@ -62,6 +70,7 @@ type Server struct {
 	query     *query.API
 	catalog   *catalog.Catalog
 	control   *controlplane.API
+	guard     *auth.Guard
 	http      *http.Server
 	ln        net.Listener
 }
@@ -108,6 +117,15 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat}
+	if cfg.Auth == "sigv4" {
+		if s.guard, err = newGuard(cfg, cat, logger); err != nil {
+			_ = cat.Close()
+			return nil, err
+		}
+	} else if cfg.Auth != "none" && cfg.Auth != "" {
+		_ = cat.Close()
+		return nil, fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
+	}
 	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
 		cat, lifecycle{s}, logger)
 	if err != nil {
@@ -141,9 +159,75 @@ func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) err
 	return l.s.store.Delete(ctx, id)
 }
 
+// adminPolicy allows everything.
+const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
+
+// newGuard sets up SigV4 verification against the catalog's keys, creating
+// the admin key at first start: from the configuration if given, otherwise
+// generated, printed once and written to <data-dir>/admin-key (mode 0600).
+func newGuard(cfg ServerConfig, cat *catalog.Catalog, logger *slog.Logger) (*auth.Guard, error) {
+	ctx := context.Background()
+	sealer, err := catalog.LoadSealer(filepath.Join(cfg.DataDir, "secrets.key"))
+	if err != nil {
+		return nil, err
+	}
+	marker := filepath.Join(cfg.DataDir, "admin-key")
+	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+		k := catalog.AccessKey{ID: cfg.AdminKeyID, Secret: cfg.AdminSecret, Policy: adminPolicy, CreatedAt: time.Now()}
+		generated := k.ID == "" || k.Secret == ""
+		if generated {
+			k.ID, k.Secret = catalog.NewAccessKeyID(), catalog.NewSecret()
+		}
+		if err := cat.CreateAccessKey(ctx, sealer, k); err != nil {
+			return nil, fmt.Errorf("create admin key: %w", err)
+		}
+		content := "ORRERY_ADMIN_ACCESS_KEY_ID=" + k.ID + "\n"
+		if generated {
+			content += "ORRERY_ADMIN_SECRET_ACCESS_KEY=" + k.Secret + "\n"
+			fmt.Fprintf(os.Stderr, "orrery: created the admin access key (shown once; also in %s):\n  %s", marker, strings.ReplaceAll(content, "\n", "\n  "))
+		}
+		if err := os.WriteFile(marker, []byte(content), 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", marker, err)
+		}
+	}
+	lookup := func(ctx context.Context, id string) (auth.Key, bool, error) {
+		k, err := cat.AccessKey(ctx, sealer, id)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return auth.Key{}, false, nil
+		}
+		if err != nil {
+			return auth.Key{}, false, err
+		}
+		p, err := policy.Parse([]byte(k.Policy))
+		if err != nil {
+			return auth.Key{}, false, fmt.Errorf("policy of key %s: %w", id, err)
+		}
+		return auth.Key{Secret: k.Secret, Policy: p, Revoked: k.Revoked}, true, nil
+	}
+	return auth.NewGuard("aps", lookup, logger), nil
+}
+
+func (s *Server) arnPrefix() string {
+	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/", s.cfg.Region, s.cfg.AccountID)
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	s.control.Register(mux)
+	control := http.NewServeMux()
+	s.control.Register(control)
+	guarded := http.Handler(control)
+	if s.guard != nil {
+		guarded = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := s.guard.Check(r, auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())); err != nil {
+				auth.WriteError(w, err)
+				return
+			}
+			control.ServeHTTP(w, r)
+		})
+	}
+	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/tags/"} {
+		mux.Handle(p, guarded)
+	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Orrery is Healthy.")
 	})
@@ -170,6 +254,13 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
+		}
+		if s.guard != nil {
+			what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String()}
+			if _, err := s.guard.Check(r, what); err != nil {
+				auth.WriteError(w, err)
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(workspace.NewContext(r.Context(), id)))
 	})

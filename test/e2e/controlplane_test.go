@@ -96,3 +96,5 @@ func TestAWSCLIWorkspaceLifecycle(t *testing.T) {
 	})
 	o.Stop()
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,139 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/orrery-dev/orrery/internal/policy"
+)
+
+// Key is what authorization needs of an access key.
+type Key struct {
+	Secret  string
+	Policy  *policy.Policy
+	Revoked bool
+}
+
+// KeyLookup finds an access key; ok is false for unknown keys.
+type KeyLookup func(ctx context.Context, id string) (k Key, ok bool, err error)
+
+// Request says what a request does: its action (e.g. aps:RemoteWrite) and
+// the ARN of the resource it acts on.
+type Request struct {
+	Action   string
+	Resource string
+}
+
+// Guard authenticates requests with SigV4 and authorizes them with the
+// key's policy. It is safe for concurrent use.
+type Guard struct {
+	verifier *Verifier
+	keys     KeyLookup
+	logger   *slog.Logger
+}
+
+// NewGuard returns a Guard for the given service ("aps").
+func NewGuard(service string, keys KeyLookup, logger *slog.Logger) *Guard {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Guard{keys: keys, logger: logger.With("component", "auth")}
+	g.verifier = &Verifier{Service: service, Secrets: func(string) (string, bool, error) { return "", false, nil }}
+	return g
+}
+
+// Check authenticates r and decides whether it may do what the request says.
+// It returns the access key id, or an *Error to send back.
+func (g *Guard) Check(r *http.Request, what Request) (string, error) {
+	var key Key
+	v := *g.verifier
+	v.Secrets = func(id string) (string, bool, error) {
+		k, ok, err := g.keys(r.Context(), id)
+		if err != nil || !ok || k.Revoked {
+			return "", false, err
+		}
+		key = k
+		return k.Secret, true, nil
+	}
+	id, err := v.Verify(r)
+	if err != nil {
+		return "", err
+	}
+	switch policy.Evaluate(what.Action, what.Resource, key.Policy) {
+	case policy.Allowed:
+		return id.AccessKeyID, nil
+	case policy.ExplicitDeny:
+		return "", &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
+			Msg: "access key " + id.AccessKeyID + " is explicitly denied " + what.Action + " on " + what.Resource}
+	default:
+		return "", &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
+			Msg: "access key " + id.AccessKeyID + " is not allowed " + what.Action + " on " + what.Resource}
+	}
+}
+
+// WriteError answers an authentication or authorization failure the way
+// AWS does: x-amzn-ErrorType header and a JSON message.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: err.Error()}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", e.Code)
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": e.Msg})
+}
+
+// DataPlaneAction maps a workspace API path (below /workspaces/{id}) and
+// method to the AMP action it needs.
+func DataPlaneAction(method, rest string) string {
+	switch {
+	case strings.HasSuffix(rest, "/api/v1/remote_write"):
+		return "aps:RemoteWrite"
+	case strings.HasSuffix(rest, "/api/v1/labels"), strings.Contains(rest, "/api/v1/label/"):
+		return "aps:GetLabels"
+	case strings.HasSuffix(rest, "/api/v1/series"):
+		return "aps:GetSeries"
+	case strings.HasSuffix(rest, "/api/v1/metadata"):
+		return "aps:GetMetricMetadata"
+	case strings.Contains(rest, "/api/v1/admin/"):
+		return "aps:DeleteSeries"
+	default:
+		return "aps:QueryMetrics"
+	}
+}
+
+// ControlPlaneAction maps a control-plane request to its AMP action and
+// resource, given the workspace ARN prefix (arn:aws:aps:REGION:ACCOUNT:workspace/).
+func ControlPlaneAction(method, path, arnPrefix string) Request {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	all := arnPrefix + "*"
+	switch {
+	case len(parts) >= 1 && parts[0] == "tags":
+		arn := strings.TrimPrefix(path, "/tags/")
+		switch method {
+		case http.MethodPost:
+			return Request{"aps:TagResource", arn}
+		case http.MethodDelete:
+			return Request{"aps:UntagResource", arn}
+		default:
+			return Request{"aps:ListTagsForResource", arn}
+		}
+	case len(parts) == 1 && method == http.MethodPost:
+		return Request{"aps:CreateWorkspace", all}
+	case len(parts) == 1:
+		return Request{"aps:ListWorkspaces", all}
+	case len(parts) == 2 && method == http.MethodDelete:
+		return Request{"aps:DeleteWorkspace", arnPrefix + parts[1]}
+	case len(parts) == 2:
+		return Request{"aps:DescribeWorkspace", arnPrefix + parts[1]}
+	case len(parts) == 3 && parts[2] == "alias":
+		return Request{"aps:UpdateWorkspaceAlias", arnPrefix + parts[1]}
+	default:
+		return Request{"aps:" + method, all}
+	}
+}
