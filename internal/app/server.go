@@ -71,6 +71,7 @@ type Server struct {
 	catalog   *catalog.Catalog
 	control   *controlplane.API
 	guard     *auth.Guard
+	sealer    *catalog.Sealer
 	http      *http.Server
 	ln        net.Listener
 }
@@ -117,8 +118,14 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat}
+	sealer, err := catalog.LoadSealer(filepath.Join(cfg.DataDir, "secrets.key"))
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	s.sealer = sealer
 	if cfg.Auth == "sigv4" {
-		if s.guard, err = newGuard(cfg, cat, logger); err != nil {
+		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
 			_ = cat.Close()
 			return nil, err
 		}
@@ -165,12 +172,8 @@ const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Act
 // newGuard sets up SigV4 verification against the catalog's keys, creating
 // the admin key at first start: from the configuration if given, otherwise
 // generated, printed once and written to <data-dir>/admin-key (mode 0600).
-func newGuard(cfg ServerConfig, cat *catalog.Catalog, logger *slog.Logger) (*auth.Guard, error) {
+func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, logger *slog.Logger) (*auth.Guard, error) {
 	ctx := context.Background()
-	sealer, err := catalog.LoadSealer(filepath.Join(cfg.DataDir, "secrets.key"))
-	if err != nil {
-		return nil, err
-	}
 	marker := filepath.Join(cfg.DataDir, "admin-key")
 	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
 		k := catalog.AccessKey{ID: cfg.AdminKeyID, Secret: cfg.AdminSecret, Policy: adminPolicy, CreatedAt: time.Now()}
@@ -215,6 +218,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	control := http.NewServeMux()
 	s.control.Register(control)
+	s.control.Keys(s.sealer).Register(control)
 	guarded := http.Handler(control)
 	if s.guard != nil {
 		guarded = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -225,7 +229,7 @@ func (s *Server) routes() http.Handler {
 			control.ServeHTTP(w, r)
 		})
 	}
-	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/tags/"} {
+	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
 		mux.Handle(p, guarded)
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {

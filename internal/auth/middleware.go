@@ -113,6 +113,11 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	all := arnPrefix + "*"
 	switch {
+	case len(parts) >= 3 && parts[0] == "orrery" && parts[2] == "accesskeys":
+		if method == http.MethodDelete {
+			return Request{"orrery:RevokeAccessKey", "*"}
+		}
+		return Request{"orrery:CreateAccessKey", "*"}
 	case len(parts) >= 1 && parts[0] == "tags":
 		arn := strings.TrimPrefix(path, "/tags/")
 		switch method {

@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+)
+
+type signer struct{ key, secret string }
+
+// do sends a request signed by the AWS SDK's signer; tamper, if set, edits
+// the request after signing.
+func (s signer) do(t *testing.T, method, u string, body []byte, at time.Time, tamper func(*http.Request)) (int, string) {
+	code, b, _ := s.doErr(t, method, u, body, at, tamper)
+	return code, b
+}
+
+// doErr is do that also returns the x-amzn-ErrorType header.
+func (s signer) doErr(t *testing.T, method, u string, body []byte, at time.Time, tamper func(*http.Request)) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", "snappy")
+	}
+	sum := sha256.Sum256(body)
+	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret},
+		req, hex.EncodeToString(sum[:]), "aps", "us-east-1", at))
+	if tamper != nil {
+		tamper(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("X-Amzn-ErrorType")
+}
+
+func (s signer) createWorkspace(t *testing.T, o *apptest.Orrery) string {
+	code, body := s.do(t, http.MethodPost, "http://"+o.Addr+"/workspaces", []byte(`{}`), time.Now(), func(r *http.Request) {})
+	require.Equal(t, http.StatusAccepted, code, body)
+	var w struct{ WorkspaceID string }
+	require.NoError(t, json.Unmarshal([]byte(body), &w))
+	return w.WorkspaceID
+}
+
+func (s signer) createKey(t *testing.T, o *apptest.Orrery, policy string) signer {
+	body, err := json.Marshal(map[string]string{"policy": policy})
+	require.NoError(t, err)
+	code, resp := s.do(t, http.MethodPost, "http://"+o.Addr+"/orrery/v1/accesskeys", body, time.Now(), nil)
+	require.Equal(t, http.StatusCreated, code, resp)
+	var k struct{ AccessKeyID, SecretAccessKey string }
+	require.NoError(t, json.Unmarshal([]byte(resp), &k))
+	return signer{k.AccessKeyID, k.SecretAccessKey}
+}
+
+func writeBody(t *testing.T, name string) []byte {
+	b, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(name, time.Now().UnixMilli(), 1)}}).Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, b)
+}
+
+// TestHostileMatrix checks each way a request may try to read or write
+// what it was not granted: every case gets its status code, and nothing is
+// written or read.
+func TestHostileMatrix(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	admin := signer{adminKey, adminSecret}
+	a, b := admin.createWorkspace(t, o), admin.createWorkspace(t, o)
+	arn := func(ws string) string { return "arn:aws:aps:us-east-1:000000000000:workspace/" + ws }
+	keyA := admin.createKey(t, o, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"aps:*","Resource":%q}]}`, arn(a)))
+	reader := admin.createKey(t, o, `{"Statement":[{"Effect":"Allow","Action":["aps:QueryMetrics","aps:GetLabels"],"Resource":"*"}]}`)
+	denied := admin.createKey(t, o, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"aps:QueryMetrics","Resource":%q}]}`, arn(a)))
+	revoked := admin.createKey(t, o, `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)
+	code, body := admin.do(t, http.MethodDelete, "http://"+o.Addr+"/orrery/v1/accesskeys/"+revoked.key, nil, time.Now(), nil)
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	// Seed both workspaces through the admin key.
+	for _, ws := range []string{a, b} {
+		code, body := admin.do(t, http.MethodPost, o.RemoteWriteURL(ws), writeBody(t, "secret_metric"), time.Now(), nil)
+		require.Equal(t, http.StatusNoContent, code, body)
+	}
+	q := func(ws, metric string) string {
+		return o.URL(ws, "/api/v1/query?query="+url.QueryEscape("count("+metric+")"))
+	}
+	count := func(ws, metric string) string {
+		code, body := admin.do(t, http.MethodGet, q(ws, metric), nil, time.Now(), nil)
+		require.Equal(t, http.StatusOK, code, body)
+		return body
+	}
+
+	code, body = keyA.do(t, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), nil)
+	require.Equal(t, http.StatusOK, code, "key A reads workspace A: %s", body)
+	require.Contains(t, body, `"1"`)
+
+	cases := []struct {
+		name   string
+		s      signer
+		method string
+		url    string
+		body   []byte
+		at     time.Time
+		tamper func(*http.Request)
+		code   int
+		errTyp string
+	}{
+		{"key for A reads B", keyA, http.MethodGet, q(b, "secret_metric"), nil, time.Now(), nil, 403, "AccessDeniedException"},
+		{"key for A writes B", keyA, http.MethodPost, o.RemoteWriteURL(b), writeBody(t, "intruder"), time.Now(), nil, 403, "AccessDeniedException"},
+		{"action not in policy", reader, http.MethodPost, o.RemoteWriteURL(a), writeBody(t, "intruder"), time.Now(), nil, 403, "AccessDeniedException"},
+		{"explicit deny beats allow", denied, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), nil, 403, "AccessDeniedException"},
+		{"revoked key", revoked, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), nil, 403, "UnrecognizedClientException"},
+		{"wrong secret", signer{keyA.key, "wrong"}, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), nil, 403, "SignatureDoesNotMatch"},
+		{"date older than 5 minutes", keyA, http.MethodGet, q(a, "secret_metric"), nil, time.Now().Add(-6 * time.Minute), nil, 403, "InvalidSignatureException"},
+		{"tampered body", keyA, http.MethodPost, o.RemoteWriteURL(a), writeBody(t, "legit"), time.Now(), func(r *http.Request) {
+			tampered := writeBody(t, "intruder")
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(tampered)), int64(len(tampered))
+		}, 403, "SignatureDoesNotMatch"},
+		{"tampered signed header", keyA, http.MethodPost, o.RemoteWriteURL(a), writeBody(t, "intruder"), time.Now(), func(r *http.Request) {
+			r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+		}, 403, "SignatureDoesNotMatch"},
+		{"no auth", signer{}, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), func(r *http.Request) {
+			r.Header.Del("Authorization")
+		}, 403, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, body, errTyp := c.s.doErr(t, c.method, c.url, c.body, c.at, c.tamper)
+			require.Equal(t, c.code, code, body)
+			require.NotContains(t, body, `"1"`, "nothing is read")
+			if c.errTyp != "" {
+				require.Equal(t, c.errTyp, errTyp, body)
+			}
+		})
+	}
+	// Nothing was written by any of them.
+	for _, ws := range []string{a, b} {
+		require.Contains(t, count(ws, "intruder"), `"result":[]`, ws)
+		require.Contains(t, count(ws, "legit"), `"result":[]`, ws)
+	}
+	o.Stop()
+}
