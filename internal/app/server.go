@@ -265,6 +265,14 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 				auth.WriteError(w, err)
 				return
 			}
+			// With authentication on, only workspaces made through the
+			// control plane exist.
+			ws, err := s.catalog.GetWorkspace(r.Context(), id)
+			if err != nil || ws.Status != catalog.StatusActive {
+				w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+				http.Error(w, fmt.Sprintf("workspace %s does not exist or is being deleted", id), http.StatusNotFound)
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(workspace.NewContext(r.Context(), id)))
 	})

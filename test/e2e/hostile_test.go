@@ -151,6 +151,10 @@ func TestHostileMatrix(t *testing.T) {
 			}
 		})
 	}
+	// A workspace that was never created, or was deleted, takes nothing.
+	code, body = admin.do(t, http.MethodPost, o.RemoteWriteURL("ws-00000000-0000-4000-8000-000000000000"), writeBody(t, "x"), time.Now(), nil)
+	require.Equal(t, http.StatusNotFound, code, body)
+
 	// Nothing was written by any of them.
 	for _, ws := range []string{a, b} {
 		require.Contains(t, count(ws, "intruder"), `"result":[]`, ws)
