@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 
@@ -139,6 +140,10 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
+	if err := s.applyConfigurations(context.Background()); err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
 	return s, nil
 }
@@ -214,6 +219,50 @@ func (s *Server) arnPrefix() string {
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/", s.cfg.Region, s.cfg.AccountID)
 }
 
+// ApplyConfiguration sets a workspace's retention and out-of-order window
+// overrides from its control-plane configuration.
+func (l lifecycle) ApplyConfiguration(id workspace.ID, retentionDays, oooSeconds int) error {
+	lim := l.s.overrides.Limits(id)
+	def := l.s.overrides.Defaults()
+	lim.RetentionPeriod, lim.OutOfOrderWindow = def.RetentionPeriod, def.OutOfOrderWindow
+	if retentionDays > 0 {
+		lim.RetentionPeriod = model.Duration(time.Duration(retentionDays) * 24 * time.Hour)
+	}
+	if oooSeconds >= 0 {
+		lim.OutOfOrderWindow = model.Duration(time.Duration(oooSeconds) * time.Second)
+	}
+	return l.s.overrides.Set(id, lim)
+}
+
+// DefaultConfiguration reports the server-wide retention and window.
+func (l lifecycle) DefaultConfiguration() (int, int) {
+	def := l.s.overrides.Defaults()
+	return int(time.Duration(def.RetentionPeriod) / (24 * time.Hour)), int(time.Duration(def.OutOfOrderWindow) / time.Second)
+}
+
+// applyConfigurations loads every workspace's configuration from the
+// catalog into the limit overrides, at start.
+func (s *Server) applyConfigurations(ctx context.Context) error {
+	var after workspace.ID
+	for {
+		page, err := s.catalog.ListWorkspaces(ctx, "", after, 500)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, ws := range page {
+			if ws.RetentionDays > 0 || ws.OutOfOrderWindowSeconds >= 0 {
+				if err := (lifecycle{s}).ApplyConfiguration(ws.ID, ws.RetentionDays, ws.OutOfOrderWindowSeconds); err != nil {
+					return fmt.Errorf("configuration of workspace %s: %w", ws.ID, err)
+				}
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	control := http.NewServeMux()
@@ -229,7 +278,7 @@ func (s *Server) routes() http.Handler {
 			control.ServeHTTP(w, r)
 		})
 	}
-	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
+	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
 		mux.Handle(p, guarded)
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {

@@ -136,6 +136,10 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 		return Request{"aps:DeleteWorkspace", arnPrefix + parts[1]}
 	case len(parts) == 2:
 		return Request{"aps:DescribeWorkspace", arnPrefix + parts[1]}
+	case len(parts) == 3 && parts[2] == "configuration" && method == http.MethodPatch:
+		return Request{"aps:UpdateWorkspaceConfiguration", arnPrefix + parts[1]}
+	case len(parts) == 3 && parts[2] == "configuration":
+		return Request{"aps:DescribeWorkspaceConfiguration", arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "alias":
 		return Request{"aps:UpdateWorkspaceAlias", arnPrefix + parts[1]}
 	default:

@@ -34,6 +34,10 @@ type Workspace struct {
 	CreatedAt   time.Time
 	Tags        map[string]string
 	ClientToken string
+	// RetentionDays overrides the default retention when positive.
+	RetentionDays int
+	// OutOfOrderWindowSeconds overrides the default window when not negative.
+	OutOfOrderWindowSeconds int
 }
 
 // Catalog is the control-plane database. It is safe for concurrent use.
@@ -59,6 +63,8 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		revoked_at BIGINT
 	)`,
+	`ALTER TABLE workspaces ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE workspaces ADD COLUMN ooo_window_seconds INTEGER NOT NULL DEFAULT -1`,
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.
@@ -150,6 +156,7 @@ func (c *Catalog) CreateWorkspace(ctx context.Context, w Workspace) (Workspace, 
 			return fmt.Errorf("insert workspace %s: %w", w.ID, err)
 		}
 		out, created = w, true
+		out.OutOfOrderWindowSeconds = -1
 		out.CreatedAt = time.UnixMilli(w.CreatedAt.UnixMilli()).UTC()
 		out.Tags = nonNil(w.Tags)
 		return nil
@@ -157,7 +164,7 @@ func (c *Catalog) CreateWorkspace(ctx context.Context, w Workspace) (Workspace, 
 	return out, created, err
 }
 
-const selectWorkspace = `SELECT id, alias, status, created_at, tags, COALESCE(client_token, '') FROM workspaces`
+const selectWorkspace = `SELECT id, alias, status, created_at, tags, COALESCE(client_token, ''), retention_days, ooo_window_seconds FROM workspaces`
 
 type scanner interface{ Scan(...any) error }
 
@@ -168,7 +175,7 @@ func scanWorkspace(row scanner) (Workspace, error) {
 		created int64
 		tags    string
 	)
-	if err := row.Scan(&id, &w.Alias, &w.Status, &created, &tags, &w.ClientToken); err != nil {
+	if err := row.Scan(&id, &w.Alias, &w.Status, &created, &tags, &w.ClientToken, &w.RetentionDays, &w.OutOfOrderWindowSeconds); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Workspace{}, ErrNotFound
 		}
@@ -235,6 +242,19 @@ func (c *Catalog) UpdateWorkspace(ctx context.Context, id workspace.ID, alias, s
 		_, err = tx.ExecContext(ctx, `UPDATE workspaces SET alias = $1, status = $2, tags = $3 WHERE id = $4`, w.Alias, w.Status, string(b), string(id))
 		return err
 	})
+}
+
+// SetConfiguration stores a workspace's retention (days, 0: default) and
+// out-of-order window (seconds, -1: default).
+func (c *Catalog) SetConfiguration(ctx context.Context, id workspace.ID, retentionDays, oooSeconds int) error {
+	res, err := c.db.ExecContext(ctx, `UPDATE workspaces SET retention_days = $1, ooo_window_seconds = $2 WHERE id = $3`, retentionDays, oooSeconds, string(id))
+	if err != nil {
+		return fmt.Errorf("configure workspace %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // RemoveWorkspace deletes a workspace's record.

@@ -21,6 +21,12 @@ import (
 // deleting a workspace's data. Implementations are safe for concurrent use.
 type Lifecycle interface {
 	DeleteWorkspaceData(ctx context.Context, id workspace.ID) error
+	// ApplyConfiguration makes the engine use a workspace's configured
+	// retention (days, 0: default) and out-of-order window (seconds, -1:
+	// default).
+	ApplyConfiguration(id workspace.ID, retentionDays, oooSeconds int) error
+	// DefaultConfiguration reports the values used when not configured.
+	DefaultConfiguration() (retentionDays, oooSeconds int)
 }
 
 // Config configures the API.
@@ -64,6 +70,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /workspaces/{id}", a.describeWorkspace)
 	mux.HandleFunc("DELETE /workspaces/{id}", a.deleteWorkspace)
 	mux.HandleFunc("POST /workspaces/{id}/alias", a.updateAlias)
+	mux.HandleFunc("GET /workspaces/{id}/configuration", a.describeConfiguration)
+	mux.HandleFunc("PATCH /workspaces/{id}/configuration", a.updateConfiguration)
 	mux.HandleFunc("GET /tags/{arn...}", a.listTags)
 	mux.HandleFunc("POST /tags/{arn...}", a.tagResource)
 	mux.HandleFunc("DELETE /tags/{arn...}", a.untagResource)
@@ -376,4 +384,83 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("audit", "action", "aps:UntagResource", "resource", a.ARN(ws.ID), "result", "ok")
 	reply(w, http.StatusOK, map[string]any{})
+}
+
+// MaxRetentionDays is the longest retention a workspace may configure.
+const MaxRetentionDays = 1095
+
+func (a *API) describeConfiguration(w http.ResponseWriter, r *http.Request) {
+	id, err := a.workspaceID(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	ws, err := a.cat.GetWorkspace(r.Context(), id)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	days, ooo := a.engine.DefaultConfiguration()
+	if ws.RetentionDays > 0 {
+		days = ws.RetentionDays
+	}
+	if ws.OutOfOrderWindowSeconds >= 0 {
+		ooo = ws.OutOfOrderWindowSeconds
+	}
+	reply(w, http.StatusOK, map[string]any{"workspaceConfiguration": map[string]any{
+		"status": statusJSON{"ACTIVE"}, "retentionPeriodInDays": days, "outOfOrderTimeWindowInSeconds": ooo,
+		"limitsPerLabelSet": []any{},
+	}})
+}
+
+func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
+	id, err := a.workspaceID(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	var req struct {
+		ClientToken                   string          `json:"clientToken"`
+		RetentionPeriodInDays         *int            `json:"retentionPeriodInDays"`
+		OutOfOrderTimeWindowInSeconds *int            `json:"outOfOrderTimeWindowInSeconds"`
+		LimitsPerLabelSet             json.RawMessage `json:"limitsPerLabelSet"`
+	}
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if len(req.LimitsPerLabelSet) > 0 && string(req.LimitsPerLabelSet) != "[]" && string(req.LimitsPerLabelSet) != "null" {
+		a.fail(w, validation("limitsPerLabelSet is not supported yet; set per-workspace limits with the server's --limits-file"))
+		return
+	}
+	ws, err := a.cat.GetWorkspace(r.Context(), id)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	days, ooo := ws.RetentionDays, ws.OutOfOrderWindowSeconds
+	if p := req.RetentionPeriodInDays; p != nil {
+		if *p < 1 || *p > MaxRetentionDays {
+			a.fail(w, validation("retentionPeriodInDays must be 1 to %d", MaxRetentionDays))
+			return
+		}
+		days = *p
+	}
+	if p := req.OutOfOrderTimeWindowInSeconds; p != nil {
+		if *p < 0 || *p > int(workspace.MaxOutOfOrderWindow.Seconds()) {
+			a.fail(w, validation("outOfOrderTimeWindowInSeconds must be 0 to %d", int(workspace.MaxOutOfOrderWindow.Seconds())))
+			return
+		}
+		ooo = *p
+	}
+	if err := a.cat.SetConfiguration(r.Context(), id, days, ooo); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := a.engine.ApplyConfiguration(id, days, ooo); err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.logger.Info("audit", "action", "aps:UpdateWorkspaceConfiguration", "resource", a.ARN(id), "result", "ok")
+	reply(w, http.StatusAccepted, map[string]any{"status": statusJSON{"ACTIVE"}})
 }

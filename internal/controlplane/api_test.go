@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
@@ -24,7 +25,19 @@ import (
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-type storeLifecycle struct{ s *storage.Store }
+type storeLifecycle struct {
+	s  *storage.Store
+	ov *workspace.Overrides
+}
+
+func (l storeLifecycle) ApplyConfiguration(id workspace.ID, days, ooo int) error {
+	lim := l.ov.Limits(id)
+	lim.RetentionPeriod = model.Duration(time.Duration(days) * 24 * time.Hour)
+	lim.OutOfOrderWindow = model.Duration(time.Duration(ooo) * time.Second)
+	return l.ov.Set(id, lim)
+}
+
+func (l storeLifecycle) DefaultConfiguration() (int, int) { return 150, 60 }
 
 func (l storeLifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
 	return l.s.Delete(ctx, id)
@@ -42,7 +55,7 @@ func TestAMPClient(t *testing.T) {
 	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012"}, cat, storeLifecycle{st}, nil)
+	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012"}, cat, storeLifecycle{st, ov}, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -97,6 +110,22 @@ func TestAMPClient(t *testing.T) {
 
 	_, err = client.UpdateWorkspaceAlias(ctx, &amp.UpdateWorkspaceAliasInput{WorkspaceId: aws.String(id), Alias: aws.String("production")})
 	require.NoError(t, err)
+
+	// Configuration drives the workspace's limits.
+	cfg, err := client.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Equal(t, int32(150), aws.ToInt32(cfg.WorkspaceConfiguration.RetentionPeriodInDays))
+	_, err = client.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(id),
+		RetentionPeriodInDays: aws.Int32(30), OutOfOrderTimeWindowInSeconds: aws.Int32(300)})
+	require.NoError(t, err)
+	cfg, err = client.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Equal(t, int32(30), aws.ToInt32(cfg.WorkspaceConfiguration.RetentionPeriodInDays))
+	require.Equal(t, int32(300), aws.ToInt32(cfg.WorkspaceConfiguration.OutOfOrderTimeWindowInSeconds))
+	require.Equal(t, model.Duration(30*24*time.Hour), ov.Limits(workspace.ID(id)).RetentionPeriod)
+	require.Equal(t, model.Duration(5*time.Minute), ov.Limits(workspace.ID(id)).OutOfOrderWindow)
+	_, err = client.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(id), RetentionPeriodInDays: aws.Int32(5000)})
+	require.ErrorAs(t, err, new(*types.ValidationException))
 
 	// Tags.
 	arn := aws.ToString(created.Arn)
