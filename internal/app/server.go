@@ -278,7 +278,8 @@ func (s *Server) routes() http.Handler {
 			control.ServeHTTP(w, r)
 		})
 	}
-	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
+	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
+		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
 		mux.Handle(p, guarded)
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {

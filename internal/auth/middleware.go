@@ -136,6 +136,20 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 		return Request{"aps:DeleteWorkspace", arnPrefix + parts[1]}
 	case len(parts) == 2:
 		return Request{"aps:DescribeWorkspace", arnPrefix + parts[1]}
+	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces" && method == http.MethodPost:
+		return Request{"aps:CreateRuleGroupsNamespace", arnPrefix + parts[1]}
+	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces":
+		return Request{"aps:ListRuleGroupsNamespaces", arnPrefix + parts[1]}
+	case len(parts) == 4 && parts[2] == "rulegroupsnamespaces":
+		nsARN := strings.TrimSuffix(arnPrefix, "workspace/") + "rulegroupsnamespace/" + parts[1] + "/" + parts[3]
+		switch method {
+		case http.MethodPut:
+			return Request{"aps:PutRuleGroupsNamespace", nsARN}
+		case http.MethodDelete:
+			return Request{"aps:DeleteRuleGroupsNamespace", nsARN}
+		default:
+			return Request{"aps:DescribeRuleGroupsNamespace", nsARN}
+		}
 	case len(parts) == 3 && parts[2] == "configuration" && method == http.MethodPatch:
 		return Request{"aps:UpdateWorkspaceConfiguration", arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "configuration":

@@ -153,3 +153,26 @@ func FuzzParseAuthorization(f *testing.F) {
 		}
 	})
 }
+
+func TestControlPlaneActions(t *testing.T) {
+	const p = "arn:aws:aps:us-east-1:1:workspace/"
+	for _, c := range []struct {
+		method, path string
+		want         Request
+	}{
+		{"POST", "/workspaces", Request{"aps:CreateWorkspace", p + "*"}},
+		{"GET", "/workspaces", Request{"aps:ListWorkspaces", p + "*"}},
+		{"GET", "/workspaces/ws-1", Request{"aps:DescribeWorkspace", p + "ws-1"}},
+		{"DELETE", "/workspaces/ws-1", Request{"aps:DeleteWorkspace", p + "ws-1"}},
+		{"POST", "/workspaces/ws-1/alias", Request{"aps:UpdateWorkspaceAlias", p + "ws-1"}},
+		{"PATCH", "/workspaces/ws-1/configuration", Request{"aps:UpdateWorkspaceConfiguration", p + "ws-1"}},
+		{"POST", "/workspaces/ws-1/rulegroupsnamespaces", Request{"aps:CreateRuleGroupsNamespace", p + "ws-1"}},
+		{"PUT", "/workspaces/ws-1/rulegroupsnamespaces/n", Request{"aps:PutRuleGroupsNamespace", "arn:aws:aps:us-east-1:1:rulegroupsnamespace/ws-1/n"}},
+		{"POST", "/orrery/v1/accesskeys", Request{"orrery:CreateAccessKey", "*"}},
+	} {
+		require.Equal(t, c.want, ControlPlaneAction(c.method, c.path, p), c.method+" "+c.path)
+	}
+	require.Equal(t, "aps:RemoteWrite", DataPlaneAction("POST", "/workspaces/ws-1/api/v1/remote_write"))
+	require.Equal(t, "aps:GetSeries", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/series"))
+	require.Equal(t, "aps:QueryMetrics", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/query_range"))
+}

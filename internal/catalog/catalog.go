@@ -65,6 +65,15 @@ var migrations = []string{
 	)`,
 	`ALTER TABLE workspaces ADD COLUMN retention_days INTEGER NOT NULL DEFAULT 0`,
 	`ALTER TABLE workspaces ADD COLUMN ooo_window_seconds INTEGER NOT NULL DEFAULT -1`,
+	`CREATE TABLE rule_namespaces (
+		workspace_id TEXT NOT NULL,
+		name TEXT NOT NULL,
+		data TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL,
+		tags TEXT NOT NULL DEFAULT '{}',
+		PRIMARY KEY (workspace_id, name)
+	)`,
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.

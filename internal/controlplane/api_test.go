@@ -127,6 +127,40 @@ func TestAMPClient(t *testing.T) {
 	_, err = client.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(id), RetentionPeriodInDays: aws.Int32(5000)})
 	require.ErrorAs(t, err, new(*types.ValidationException))
 
+	// Rule groups namespaces: validated as promtool would, stored, listed.
+	rules := []byte(`groups:
+  - name: envoy
+    rules:
+      - alert: DownstreamLatencyHigh
+        expr: histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[1m]))) > 5
+        for: 1m
+`)
+	ns, err := client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("envoy"), Data: rules})
+	require.NoError(t, err)
+	require.Equal(t, "arn:aws:aps:eu-west-1:123456789012:rulegroupsnamespace/"+id+"/envoy", aws.ToString(ns.Arn))
+	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("envoy"), Data: rules})
+	require.ErrorAs(t, err, new(*types.ConflictException))
+	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("bad"),
+		Data: []byte("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: rate(foo[5m]\n")})
+	require.ErrorAs(t, err, new(*types.ValidationException))
+	require.ErrorContains(t, err, "expr")
+	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("bad"),
+		Data: []byte("groups: [unclosed")})
+	require.ErrorAs(t, err, new(*types.ValidationException))
+	updated := append(rules, []byte("  - name: more\n    rules:\n      - record: job:up:sum\n        expr: sum by (job) (up)\n")...)
+	_, err = client.PutRuleGroupsNamespace(ctx, &amp.PutRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("envoy"), Data: updated})
+	require.NoError(t, err)
+	got, err := client.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("envoy")})
+	require.NoError(t, err)
+	require.Equal(t, string(updated), string(got.RuleGroupsNamespace.Data))
+	nsList, err := client.ListRuleGroupsNamespaces(ctx, &amp.ListRuleGroupsNamespacesInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Len(t, nsList.RuleGroupsNamespaces, 1)
+	_, err = client.DeleteRuleGroupsNamespace(ctx, &amp.DeleteRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("envoy")})
+	require.NoError(t, err)
+	_, err = client.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("envoy")})
+	require.ErrorAs(t, err, new(*types.ResourceNotFoundException))
+
 	// Tags.
 	arn := aws.ToString(created.Arn)
 	_, err = client.TagResource(ctx, &amp.TagResourceInput{ResourceArn: aws.String(arn), Tags: map[string]string{"env": "prod", "cost": "42"}})

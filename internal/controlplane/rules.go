@@ -1,0 +1,196 @@
+package controlplane
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+var namespaceNameRE = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]{0,63}$`)
+
+func (a *API) registerRules(mux *http.ServeMux) {
+	mux.HandleFunc("POST /workspaces/{id}/rulegroupsnamespaces", a.createRuleNamespace)
+	mux.HandleFunc("GET /workspaces/{id}/rulegroupsnamespaces", a.listRuleNamespaces)
+	mux.HandleFunc("PUT /workspaces/{id}/rulegroupsnamespaces/{name}", a.putRuleNamespace)
+	mux.HandleFunc("GET /workspaces/{id}/rulegroupsnamespaces/{name}", a.describeRuleNamespace)
+	mux.HandleFunc("DELETE /workspaces/{id}/rulegroupsnamespaces/{name}", a.deleteRuleNamespace)
+}
+
+func (a *API) namespaceARN(id workspace.ID, name string) string {
+	return fmt.Sprintf("arn:aws:aps:%s:%s:rulegroupsnamespace/%s/%s", a.cfg.Region, a.cfg.AccountID, id, name)
+}
+
+// ValidateRules checks a rule file as strictly as `promtool check rules`;
+// the error lists every problem with its rule group, rule and line.
+func ValidateRules(data []byte) error {
+	if len(data) == 0 {
+		return validation("data is empty: send a Prometheus rule file (YAML), base64-encoded")
+	}
+	_, errs := rulefmt.Parse(data, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, 0, len(errs))
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	return validation("invalid rule file: %s", strings.Join(msgs, "; "))
+}
+
+// activeWorkspace checks the workspace in the path exists.
+func (a *API) activeWorkspace(r *http.Request) (workspace.ID, error) {
+	id, err := a.workspaceID(r)
+	if err != nil {
+		return "", err
+	}
+	if _, err := a.cat.GetWorkspace(r.Context(), id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+type ruleNamespaceRequest struct {
+	Name        string            `json:"name"`
+	Data        []byte            `json:"data"` // base64 in JSON, as AMP's blob.
+	ClientToken string            `json:"clientToken"`
+	Tags        map[string]string `json:"tags"`
+}
+
+func (a *API) createRuleNamespace(w http.ResponseWriter, r *http.Request) {
+	a.writeRuleNamespace(w, r, true)
+}
+
+func (a *API) putRuleNamespace(w http.ResponseWriter, r *http.Request) {
+	a.writeRuleNamespace(w, r, false)
+}
+
+func (a *API) writeRuleNamespace(w http.ResponseWriter, r *http.Request, create bool) {
+	id, err := a.activeWorkspace(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	var req ruleNamespaceRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if !create {
+		req.Name = r.PathValue("name")
+	}
+	if !namespaceNameRE.MatchString(req.Name) {
+		a.fail(w, validation("name %q must be 1 to 64 characters: letters, digits, '.', '-', '_'", req.Name))
+		return
+	}
+	if err := ValidateRules(req.Data); err != nil {
+		a.fail(w, err)
+		return
+	}
+	ns := catalog.RuleNamespace{Workspace: id, Name: req.Name, Data: req.Data, ModifiedAt: a.now(), Tags: req.Tags}
+	if err := a.cat.PutRuleNamespace(r.Context(), ns, create); err != nil {
+		a.fail(w, err)
+		return
+	}
+	action := "aps:PutRuleGroupsNamespace"
+	if create {
+		action = "aps:CreateRuleGroupsNamespace"
+	}
+	a.logger.Info("audit", "action", action, "resource", a.namespaceARN(id, req.Name), "result", "ok")
+	stored, err := a.cat.RuleNamespace(r.Context(), id, req.Name)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	reply(w, http.StatusAccepted, map[string]any{"arn": a.namespaceARN(id, req.Name), "name": req.Name,
+		"status": statusJSON{"ACTIVE"}, "tags": stored.Tags})
+}
+
+func (a *API) namespaceJSON(ns catalog.RuleNamespace, withData bool) map[string]any {
+	out := map[string]any{"arn": a.namespaceARN(ns.Workspace, ns.Name), "name": ns.Name, "status": statusJSON{"ACTIVE"},
+		"createdAt": float64(ns.CreatedAt.UnixMilli()) / 1000, "modifiedAt": float64(ns.ModifiedAt.UnixMilli()) / 1000, "tags": ns.Tags}
+	if withData {
+		out["data"] = base64.StdEncoding.EncodeToString(ns.Data)
+	}
+	return out
+}
+
+func (a *API) describeRuleNamespace(w http.ResponseWriter, r *http.Request) {
+	id, err := a.activeWorkspace(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	ns, err := a.cat.RuleNamespace(r.Context(), id, r.PathValue("name"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, map[string]any{"ruleGroupsNamespace": a.namespaceJSON(ns, true)})
+}
+
+func (a *API) listRuleNamespaces(w http.ResponseWriter, r *http.Request) {
+	id, err := a.activeWorkspace(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	q := r.URL.Query()
+	limit := 100
+	if s := q.Get("maxResults"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			a.fail(w, validation("maxResults must be 1 to 1000"))
+			return
+		}
+	}
+	after := ""
+	if tok := q.Get("nextToken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			a.fail(w, validation("nextToken is not one this server issued"))
+			return
+		}
+		after = string(b)
+	}
+	page, err := a.cat.RuleNamespaces(r.Context(), id, q.Get("name"), after, limit+1)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := map[string]any{}
+	if len(page) > limit {
+		page = page[:limit]
+		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].Name))
+	}
+	list := make([]map[string]any, 0, len(page))
+	for _, ns := range page {
+		list = append(list, a.namespaceJSON(ns, false))
+	}
+	out["ruleGroupsNamespaces"] = list
+	reply(w, http.StatusOK, out)
+}
+
+func (a *API) deleteRuleNamespace(w http.ResponseWriter, r *http.Request) {
+	id, err := a.activeWorkspace(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	name := r.PathValue("name")
+	if err := a.cat.DeleteRuleNamespace(r.Context(), id, name); err != nil {
+		a.fail(w, err)
+		return
+	}
+	a.logger.Info("audit", "action", "aps:DeleteRuleGroupsNamespace", "resource", a.namespaceARN(id, name), "result", "ok")
+	w.WriteHeader(http.StatusAccepted)
+}
