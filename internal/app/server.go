@@ -279,7 +279,8 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
-		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
+		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}",
+		"/workspaces/{id}/alertmanager/definition", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
 		mux.Handle(p, guarded)
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {

@@ -150,6 +150,17 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 		default:
 			return Request{"aps:DescribeRuleGroupsNamespace", nsARN}
 		}
+	case len(parts) == 4 && parts[2] == "alertmanager" && parts[3] == "definition":
+		switch method {
+		case http.MethodPost:
+			return Request{"aps:CreateAlertManagerDefinition", arnPrefix + parts[1]}
+		case http.MethodPut:
+			return Request{"aps:PutAlertManagerDefinition", arnPrefix + parts[1]}
+		case http.MethodDelete:
+			return Request{"aps:DeleteAlertManagerDefinition", arnPrefix + parts[1]}
+		default:
+			return Request{"aps:DescribeAlertManagerDefinition", arnPrefix + parts[1]}
+		}
 	case len(parts) == 3 && parts[2] == "configuration" && method == http.MethodPatch:
 		return Request{"aps:UpdateWorkspaceConfiguration", arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "configuration":

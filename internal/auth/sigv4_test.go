@@ -169,6 +169,7 @@ func TestControlPlaneActions(t *testing.T) {
 		{"POST", "/workspaces/ws-1/rulegroupsnamespaces", Request{"aps:CreateRuleGroupsNamespace", p + "ws-1"}},
 		{"PUT", "/workspaces/ws-1/rulegroupsnamespaces/n", Request{"aps:PutRuleGroupsNamespace", "arn:aws:aps:us-east-1:1:rulegroupsnamespace/ws-1/n"}},
 		{"POST", "/orrery/v1/accesskeys", Request{"orrery:CreateAccessKey", "*"}},
+		{"PUT", "/workspaces/ws-1/alertmanager/definition", Request{"aps:PutAlertManagerDefinition", p + "ws-1"}},
 	} {
 		require.Equal(t, c.want, ControlPlaneAction(c.method, c.path, p), c.method+" "+c.path)
 	}

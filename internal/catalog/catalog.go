@@ -74,6 +74,12 @@ var migrations = []string{
 		tags TEXT NOT NULL DEFAULT '{}',
 		PRIMARY KEY (workspace_id, name)
 	)`,
+	`CREATE TABLE alertmanager_definitions (
+		workspace_id TEXT PRIMARY KEY,
+		data TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL
+	)`,
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.

@@ -73,6 +73,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /workspaces/{id}/configuration", a.describeConfiguration)
 	mux.HandleFunc("PATCH /workspaces/{id}/configuration", a.updateConfiguration)
 	a.registerRules(mux)
+	a.registerAlertmanager(mux)
 	mux.HandleFunc("GET /tags/{arn...}", a.listTags)
 	mux.HandleFunc("POST /tags/{arn...}", a.tagResource)
 	mux.HandleFunc("DELETE /tags/{arn...}", a.untagResource)

@@ -161,6 +161,33 @@ func TestAMPClient(t *testing.T) {
 	_, err = client.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("envoy")})
 	require.ErrorAs(t, err, new(*types.ResourceNotFoundException))
 
+	// Alert manager definition, validated by the Alertmanager's own loader.
+	def := []byte(`alertmanager_config: |
+  route:
+    receiver: default
+  receivers:
+    - name: default
+      sns_configs:
+        - topic_arn: arn:aws:sns:eu-west-1:123456789012:alerts
+          sigv4:
+            region: eu-west-1
+template_files:
+  default.tmpl: '{{ define "x" }}{{ .Status }}{{ end }}'
+`)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id), Data: def})
+	require.NoError(t, err)
+	amd, err := client.DescribeAlertManagerDefinition(ctx, &amp.DescribeAlertManagerDefinitionInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Equal(t, string(def), string(amd.AlertManagerDefinition.Data))
+	_, err = client.PutAlertManagerDefinition(ctx, &amp.PutAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: []byte("alertmanager_config: |\n  route:\n    receiver: missing\n")})
+	require.ErrorAs(t, err, new(*types.ValidationException))
+	require.ErrorContains(t, err, "missing")
+	_, err = client.DeleteAlertManagerDefinition(ctx, &amp.DeleteAlertManagerDefinitionInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	_, err = client.DescribeAlertManagerDefinition(ctx, &amp.DescribeAlertManagerDefinitionInput{WorkspaceId: aws.String(id)})
+	require.ErrorAs(t, err, new(*types.ResourceNotFoundException))
+
 	// Tags.
 	arn := aws.ToString(created.Arn)
 	_, err = client.TagResource(ctx, &amp.TagResourceInput{ResourceArn: aws.String(arn), Tags: map[string]string{"env": "prod", "cost": "42"}})
