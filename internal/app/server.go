@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -212,7 +213,21 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 		}
 		return auth.Key{Secret: k.Secret, Policy: p, Revoked: k.Revoked}, true, nil
 	}
-	return auth.NewGuard("aps", lookup, logger), nil
+	tokens := func(ctx context.Context, id string) (auth.Token, bool, error) {
+		t, err := cat.APIToken(ctx, id)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return auth.Token{}, false, nil
+		}
+		if err != nil {
+			return auth.Token{}, false, err
+		}
+		p, err := policy.Parse([]byte(t.Policy))
+		if err != nil {
+			return auth.Token{}, false, fmt.Errorf("policy of token %s: %w", id, err)
+		}
+		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
+	}
+	return auth.NewGuard("aps", lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {
@@ -268,19 +283,25 @@ func (s *Server) routes() http.Handler {
 	control := http.NewServeMux()
 	s.control.Register(control)
 	s.control.Keys(s.sealer).Register(control)
-	guarded := http.Handler(control)
-	if s.guard != nil {
-		guarded = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if _, err := s.guard.Check(r, auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())); err != nil {
+	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
+		who := "anonymous"
+		if s.guard != nil {
+			var err error
+			if who, err = s.guard.Check(r, what); err != nil {
+				s.audit(r, "", what, http.StatusForbidden)
 				auth.WriteError(w, err)
 				return
 			}
-			control.ServeHTTP(w, r)
-		})
-	}
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		control.ServeHTTP(sw, r)
+		s.audit(r, who, what, sw.status)
+	})
 	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
 		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}",
-		"/workspaces/{id}/alertmanager/definition", "/tags/", "/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}"} {
+		"/workspaces/{id}/alertmanager/definition", "/workspaces/{id}/logging", "/tags/",
+		"/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}", "/orrery/v1/tokens", "/orrery/v1/tokens/{id}"} {
 		mux.Handle(p, guarded)
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -310,9 +331,10 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
+		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String()}
+		who := "anonymous"
 		if s.guard != nil {
-			what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String()}
-			if _, err := s.guard.Check(r, what); err != nil {
+			if who, err = s.guard.Check(r, what); err != nil {
 				auth.WriteError(w, err)
 				return
 			}
@@ -325,7 +347,14 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 				return
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(workspace.NewContext(r.Context(), id)))
+		r = r.WithContext(workspace.NewContext(r.Context(), id))
+		if !strings.Contains(r.URL.Path, "/api/v1/admin/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		s.audit(r, who, what, sw.status)
 	})
 }
 
@@ -399,4 +428,31 @@ loop:
 		return serveErr
 	}
 	return nil
+}
+
+// audit logs a mutating call: who made it (empty when authentication
+// failed), the action, the resource and the result.
+func (s *Server) audit(r *http.Request, who string, what auth.Request, status int) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return
+	}
+	result := "ok"
+	if status >= 300 {
+		result = "error " + strconv.Itoa(status)
+	}
+	if who == "" {
+		who = "unauthenticated"
+	}
+	s.logger.Info("audit", "principal", who, "action", what.Action, "resource", what.Resource, "result", result, "remote", r.RemoteAddr)
+}
+
+// statusWriter records the status code a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }

@@ -33,22 +33,35 @@ type Request struct {
 type Guard struct {
 	verifier *Verifier
 	keys     KeyLookup
+	tokens   TokenLookup
 	logger   *slog.Logger
 }
 
-// NewGuard returns a Guard for the given service ("aps").
-func NewGuard(service string, keys KeyLookup, logger *slog.Logger) *Guard {
+// NewGuard returns a Guard for the given service ("aps"). A nil tokens
+// refuses bearer tokens.
+func NewGuard(service string, keys KeyLookup, tokens TokenLookup, logger *slog.Logger) *Guard {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Guard{keys: keys, logger: logger.With("component", "auth")}
+	g := &Guard{keys: keys, tokens: tokens, logger: logger.With("component", "auth")}
 	g.verifier = &Verifier{Service: service, Secrets: func(string) (string, bool, error) { return "", false, nil }}
 	return g
 }
 
-// Check authenticates r and decides whether it may do what the request says.
-// It returns the access key id, or an *Error to send back.
+// Check authenticates r (a SigV4 signature, or a bearer token) and decides
+// whether it may do what the request says. It returns the principal (the
+// access key id, or "token/<id>"), or an *Error to send back.
 func (g *Guard) Check(r *http.Request, what Request) (string, error) {
+	if tok, ok := bearer(r); ok {
+		who, p, err := g.checkToken(r.Context(), tok)
+		if err != nil {
+			return "", err
+		}
+		if err := authorize("bearer "+who, p, what); err != nil {
+			return "", err
+		}
+		return who, nil
+	}
 	var key Key
 	v := *g.verifier
 	v.Secrets = func(id string) (string, bool, error) {
@@ -63,15 +76,23 @@ func (g *Guard) Check(r *http.Request, what Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	switch policy.Evaluate(what.Action, what.Resource, key.Policy) {
+	if err := authorize("access key "+id.AccessKeyID, key.Policy, what); err != nil {
+		return "", err
+	}
+	return id.AccessKeyID, nil
+}
+
+// authorize evaluates a principal's policy for a request.
+func authorize(who string, p *policy.Policy, what Request) error {
+	switch policy.Evaluate(what.Action, what.Resource, p) {
 	case policy.Allowed:
-		return id.AccessKeyID, nil
+		return nil
 	case policy.ExplicitDeny:
-		return "", &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
-			Msg: "access key " + id.AccessKeyID + " is explicitly denied " + what.Action + " on " + what.Resource}
+		return &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
+			Msg: who + " is explicitly denied " + what.Action + " on " + what.Resource}
 	default:
-		return "", &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
-			Msg: "access key " + id.AccessKeyID + " is not allowed " + what.Action + " on " + what.Resource}
+		return &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
+			Msg: who + " is not allowed " + what.Action + " on " + what.Resource}
 	}
 }
 
@@ -113,11 +134,16 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	all := arnPrefix + "*"
 	switch {
-	case len(parts) >= 3 && parts[0] == "orrery" && parts[2] == "accesskeys":
-		if method == http.MethodDelete {
-			return Request{"orrery:RevokeAccessKey", "*"}
+	case len(parts) >= 3 && parts[0] == "orrery" && (parts[2] == "accesskeys" || parts[2] == "tokens"):
+		noun := map[string]string{"accesskeys": "AccessKey", "tokens": "APIToken"}[parts[2]]
+		switch method {
+		case http.MethodDelete:
+			return Request{"orrery:Revoke" + noun, "*"}
+		case http.MethodPost:
+			return Request{"orrery:Create" + noun, "*"}
+		default:
+			return Request{"orrery:List" + noun + "s", "*"}
 		}
-		return Request{"orrery:CreateAccessKey", "*"}
 	case len(parts) >= 1 && parts[0] == "tags":
 		arn := strings.TrimPrefix(path, "/tags/")
 		switch method {
@@ -165,6 +191,12 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 		return Request{"aps:UpdateWorkspaceConfiguration", arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "configuration":
 		return Request{"aps:DescribeWorkspaceConfiguration", arnPrefix + parts[1]}
+	case len(parts) == 3 && parts[2] == "logging":
+		verb := map[string]string{http.MethodPost: "Create", http.MethodPut: "Update", http.MethodDelete: "Delete"}[method]
+		if verb == "" {
+			verb = "Describe"
+		}
+		return Request{"aps:" + verb + "LoggingConfiguration", arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "alias":
 		return Request{"aps:UpdateWorkspaceAlias", arnPrefix + parts[1]}
 	default:

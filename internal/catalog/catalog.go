@@ -80,6 +80,20 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		modified_at BIGINT NOT NULL
 	)`,
+	`CREATE TABLE api_tokens (
+		id TEXT PRIMARY KEY,
+		secret_hash TEXT NOT NULL,
+		policy TEXT NOT NULL,
+		description TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		revoked_at BIGINT
+	)`,
+	`CREATE TABLE logging_configurations (
+		workspace_id TEXT PRIMARY KEY,
+		log_group_arn TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL
+	)`,
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.

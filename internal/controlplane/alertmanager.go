@@ -68,7 +68,6 @@ func (a *API) putAlertmanager(w http.ResponseWriter, r *http.Request, create boo
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:PutAlertManagerDefinition", "resource", a.ARN(id), "result", "ok")
 	reply(w, http.StatusAccepted, map[string]any{"status": statusJSON{"ACTIVE"}})
 }
 
@@ -98,6 +97,5 @@ func (a *API) deleteAlertmanager(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:DeleteAlertManagerDefinition", "resource", a.ARN(id), "result", "ok")
 	w.WriteHeader(http.StatusAccepted)
 }

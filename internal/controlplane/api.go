@@ -74,6 +74,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("PATCH /workspaces/{id}/configuration", a.updateConfiguration)
 	a.registerRules(mux)
 	a.registerAlertmanager(mux)
+	a.registerLogging(mux)
 	mux.HandleFunc("GET /tags/{arn...}", a.listTags)
 	mux.HandleFunc("POST /tags/{arn...}", a.tagResource)
 	mux.HandleFunc("DELETE /tags/{arn...}", a.untagResource)
@@ -188,7 +189,6 @@ func (a *API) createWorkspace(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:CreateWorkspace", "resource", a.ARN(ws.ID), "result", "ok")
 	reply(w, http.StatusAccepted, map[string]any{"arn": a.ARN(ws.ID), "status": statusJSON{ws.Status},
 		"tags": ws.Tags, "workspaceId": ws.ID.String()})
 }
@@ -277,7 +277,6 @@ func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:UpdateWorkspaceAlias", "resource", a.ARN(id), "result", "ok")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -294,7 +293,6 @@ func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:DeleteWorkspace", "resource", a.ARN(id), "result", "accepted")
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -363,7 +361,6 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:TagResource", "resource", a.ARN(ws.ID), "result", "ok")
 	reply(w, http.StatusOK, map[string]any{})
 }
 
@@ -384,7 +381,6 @@ func (a *API) untagResource(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:UntagResource", "resource", a.ARN(ws.ID), "result", "ok")
 	reply(w, http.StatusOK, map[string]any{})
 }
 
@@ -463,6 +459,5 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:UpdateWorkspaceConfiguration", "resource", a.ARN(id), "result", "ok")
 	reply(w, http.StatusAccepted, map[string]any{"status": statusJSON{"ACTIVE"}})
 }

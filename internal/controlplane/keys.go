@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/policy"
 )
 
-// KeysAPI issues and revokes Orrery access keys (an Orrery extension: AMP
-// leaves this to IAM). Routes live below /orrery/v1/accesskeys.
+// KeysAPI issues, lists and revokes Orrery access keys and bearer tokens
+// (an Orrery extension: AMP leaves this to IAM). Routes live below
+// /orrery/v1/accesskeys and /orrery/v1/tokens. Secrets are in the answer to
+// the create call only.
 type KeysAPI struct {
 	api    *API
 	sealer *catalog.Sealer
@@ -22,24 +25,44 @@ func (a *API) Keys(sealer *catalog.Sealer) *KeysAPI { return &KeysAPI{api: a, se
 // Register adds the routes to mux.
 func (k *KeysAPI) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /orrery/v1/accesskeys", k.create)
+	mux.HandleFunc("GET /orrery/v1/accesskeys", k.list)
 	mux.HandleFunc("DELETE /orrery/v1/accesskeys/{id}", k.revoke)
+	mux.HandleFunc("POST /orrery/v1/tokens", k.createToken)
+	mux.HandleFunc("GET /orrery/v1/tokens", k.listTokens)
+	mux.HandleFunc("DELETE /orrery/v1/tokens/{id}", k.revokeToken)
 }
 
-func (k *KeysAPI) create(w http.ResponseWriter, r *http.Request) {
+// readPolicy decodes a request carrying a policy (a JSON object, or a JSON
+// string holding one) and a description, and validates the policy.
+func readPolicy(r *http.Request) (doc []byte, description string, err error) {
 	var req struct {
-		Policy json.RawMessage `json:"policy"`
+		Policy      json.RawMessage `json:"policy"`
+		Description string          `json:"description"`
 	}
 	if err := decode(r, &req); err != nil {
-		k.api.fail(w, err)
-		return
+		return nil, "", err
 	}
-	doc := []byte(req.Policy)
+	if len(req.Policy) == 0 {
+		return nil, "", validation("policy is missing: give an IAM-style policy document")
+	}
+	doc = []byte(req.Policy)
 	var s string
-	if json.Unmarshal(doc, &s) == nil { // The policy may also come as a JSON string.
+	if json.Unmarshal(doc, &s) == nil {
 		doc = []byte(s)
 	}
 	if _, err := policy.Parse(doc); err != nil {
-		k.api.fail(w, validation("%v", err))
+		return nil, "", validation("%v", err)
+	}
+	if len(req.Description) > 256 {
+		return nil, "", validation("description must be at most 256 characters")
+	}
+	return doc, req.Description, nil
+}
+
+func (k *KeysAPI) create(w http.ResponseWriter, r *http.Request) {
+	doc, _, err := readPolicy(r)
+	if err != nil {
+		k.api.fail(w, err)
 		return
 	}
 	key := catalog.AccessKey{ID: catalog.NewAccessKeyID(), Secret: catalog.NewSecret(), Policy: string(doc), CreatedAt: k.api.now()}
@@ -47,16 +70,73 @@ func (k *KeysAPI) create(w http.ResponseWriter, r *http.Request) {
 		k.api.fail(w, err)
 		return
 	}
-	k.api.logger.Info("audit", "action", "orrery:CreateAccessKey", "resource", key.ID, "result", "ok")
 	reply(w, http.StatusCreated, map[string]any{"accessKeyId": key.ID, "secretAccessKey": key.Secret, "policy": json.RawMessage(doc)})
 }
 
-func (k *KeysAPI) revoke(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := k.api.cat.RevokeAccessKey(r.Context(), id, time.Now()); err != nil {
+type credentialJSON struct {
+	ID          string          `json:"id"`
+	Description string          `json:"description,omitempty"`
+	Policy      json.RawMessage `json:"policy"`
+	CreatedAt   float64         `json:"createdAt"`
+	Revoked     bool            `json:"revoked"`
+}
+
+func (k *KeysAPI) list(w http.ResponseWriter, r *http.Request) {
+	keys, err := k.api.cat.AccessKeys(r.Context())
+	if err != nil {
 		k.api.fail(w, err)
 		return
 	}
-	k.api.logger.Info("audit", "action", "orrery:RevokeAccessKey", "resource", id, "result", "ok")
+	out := make([]credentialJSON, 0, len(keys))
+	for _, key := range keys {
+		out = append(out, credentialJSON{ID: key.ID, Policy: json.RawMessage(key.Policy), CreatedAt: seconds(key.CreatedAt), Revoked: key.Revoked})
+	}
+	reply(w, http.StatusOK, map[string]any{"accessKeys": out})
+}
+
+func (k *KeysAPI) revoke(w http.ResponseWriter, r *http.Request) {
+	if err := k.api.cat.RevokeAccessKey(r.Context(), r.PathValue("id"), time.Now()); err != nil {
+		k.api.fail(w, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+func (k *KeysAPI) createToken(w http.ResponseWriter, r *http.Request) {
+	doc, desc, err := readPolicy(r)
+	if err != nil {
+		k.api.fail(w, err)
+		return
+	}
+	token, id, hash := auth.NewToken()
+	t := catalog.APIToken{ID: id, SecretHash: hash, Policy: string(doc), Description: desc, CreatedAt: k.api.now()}
+	if err := k.api.cat.CreateAPIToken(r.Context(), t); err != nil {
+		k.api.fail(w, err)
+		return
+	}
+	reply(w, http.StatusCreated, map[string]any{"id": id, "token": token, "description": desc, "policy": json.RawMessage(doc)})
+}
+
+func (k *KeysAPI) listTokens(w http.ResponseWriter, r *http.Request) {
+	toks, err := k.api.cat.APITokens(r.Context())
+	if err != nil {
+		k.api.fail(w, err)
+		return
+	}
+	out := make([]credentialJSON, 0, len(toks))
+	for _, t := range toks {
+		out = append(out, credentialJSON{ID: t.ID, Description: t.Description, Policy: json.RawMessage(t.Policy), CreatedAt: seconds(t.CreatedAt), Revoked: t.Revoked})
+	}
+	reply(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
+func (k *KeysAPI) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if err := k.api.cat.RevokeAPIToken(r.Context(), r.PathValue("id"), time.Now()); err != nil {
+		k.api.fail(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// seconds is AWS's JSON timestamp: seconds since the epoch, fractional.
+func seconds(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }

@@ -102,11 +102,6 @@ func (a *API) writeRuleNamespace(w http.ResponseWriter, r *http.Request, create 
 		a.fail(w, err)
 		return
 	}
-	action := "aps:PutRuleGroupsNamespace"
-	if create {
-		action = "aps:CreateRuleGroupsNamespace"
-	}
-	a.logger.Info("audit", "action", action, "resource", a.namespaceARN(id, req.Name), "result", "ok")
 	stored, err := a.cat.RuleNamespace(r.Context(), id, req.Name)
 	if err != nil {
 		a.fail(w, err)
@@ -191,6 +186,5 @@ func (a *API) deleteRuleNamespace(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	a.logger.Info("audit", "action", "aps:DeleteRuleGroupsNamespace", "resource", a.namespaceARN(id, name), "result", "ok")
 	w.WriteHeader(http.StatusAccepted)
 }
