@@ -25,12 +25,13 @@ deps:
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
 	fi
-	@echo "building the reference Prometheus 3 from the embedded module version (test/reference)"
+	@echo "building the reference Prometheus 3 and promtool from the embedded module version (test/reference)"
 	cd test/reference && $(GO) build -o $(CURDIR)/bin/prometheus3 github.com/prometheus/prometheus/cmd/prometheus
+	cd test/reference && $(GO) build -o $(CURDIR)/bin/promtool3 github.com/prometheus/prometheus/cmd/promtool
 
 test: deps
 	$(GO) vet ./...
-	PROMETHEUS3_BINARY=$(CURDIR)/bin/prometheus3 $(GO) test -timeout 45m ./...
+	PROMETHEUS3_BINARY=$(CURDIR)/bin/prometheus3 PROMTOOL3_BINARY=$(CURDIR)/bin/promtool3 $(GO) test -timeout 45m ./...
 	$(MAKE) fuzz
 
 unit:

@@ -62,7 +62,7 @@ echo "| receiver | series | samples/s | p99 request ms | server CPU s | peak RSS
 echo "|---|---|---|---|---|---|---|---|"
 
 o_port=$(port)
-"$work/orrery" server --listen "127.0.0.1:$o_port" --data-dir "$work/orrery-data" --limits.ingestion-rate=0 \
+"$work/orrery" server --auth=none --listen "127.0.0.1:$o_port" --data-dir "$work/orrery-data" --limits.ingestion-rate=0 \
   --limits.max-active-series=0 --log.level=warn >"$work/orrery.log" 2>&1 &
 o_pid=$!
 wait_ready "http://127.0.0.1:$o_port/-/ready"

@@ -37,7 +37,7 @@ echo "| receiver | query | p50 ms | p90 ms |"
 echo "|---|---|---|---|"
 o_port=$(port)
 ws=ws-00000000-0000-4000-8000-000000000000
-"$work/orrery" server --listen "127.0.0.1:$o_port" --data-dir "$work/o" --limits.ingestion-rate=0 --log.level=warn >"$work/o.log" 2>&1 &
+"$work/orrery" server --auth=none --listen "127.0.0.1:$o_port" --data-dir "$work/o" --limits.ingestion-rate=0 --log.level=warn >"$work/o.log" 2>&1 &
 o_pid=$!
 wait_ready "http://127.0.0.1:$o_port/-/ready"
 load "http://127.0.0.1:$o_port/workspaces/$ws/api/v1/remote_write"

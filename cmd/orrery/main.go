@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/orrery-dev/orrery/internal/admin"
 	"github.com/orrery-dev/orrery/internal/app"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -27,11 +28,15 @@ const usage = `orrery — a self-hosted, Prometheus-compatible metrics service.
 Usage:
   orrery server [flags]   run the server (remote write + Prometheus query API per workspace)
   orrery loadgen [flags]  send Envoy-like remote write load to a receiver (benchmarks)
+  orrery workspaces ...   create, list, describe, delete workspaces
+  orrery keys ...         issue, list, revoke access keys (SigV4) with a policy
+  orrery tokens ...       issue, list, revoke bearer tokens with a policy
   orrery version          print the version
   orrery help             show this help
 
 Run 'orrery server --help' for the server's flags.
-`
+
+` + admin.Usage
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -47,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServer(args[1:], stderr)
 	case "loadgen":
 		return runLoadgen(args[1:], stdout, stderr)
+	case "workspaces", "keys", "tokens":
+		return admin.Run(context.Background(), args, os.Getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "orrery %s (Prometheus engine %s)\n", app.Version, app.EngineVersion)
 		return 0
@@ -90,7 +97,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "AWS region in ARNs and expected in SigV4 credential scopes")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
-	fs.StringVar(&cfg.Auth, "auth", "none", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies) or none (development only)")
+	fs.StringVar(&cfg.Auth, "auth", "sigv4", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies, or bearer tokens) or none (development only: anyone reaching the port reads and writes every workspace)")
 	cfg.AdminKeyID, cfg.AdminSecret = os.Getenv("ORRERY_ADMIN_ACCESS_KEY_ID"), os.Getenv("ORRERY_ADMIN_SECRET_ACCESS_KEY")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", l.MaxLabelNamesPerSeries, "default: labels per series")

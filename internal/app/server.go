@@ -193,7 +193,7 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 		content := "ORRERY_ADMIN_ACCESS_KEY_ID=" + k.ID + "\n"
 		if generated {
 			content += "ORRERY_ADMIN_SECRET_ACCESS_KEY=" + k.Secret + "\n"
-			fmt.Fprintf(os.Stderr, "orrery: created the admin access key (shown once; also in %s):\n  %s", marker, strings.ReplaceAll(content, "\n", "\n  "))
+			fmt.Fprintf(os.Stderr, "orrery: created the admin access key (shown once; also in %s):\n  %s\n", marker, strings.ReplaceAll(strings.TrimSpace(content), "\n", "\n  "))
 		}
 		if err := os.WriteFile(marker, []byte(content), 0o600); err != nil {
 			return nil, fmt.Errorf("write %s: %w", marker, err)
@@ -384,7 +384,10 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
+	if s.guard == nil {
+		s.logger.Warn("authentication is off (--auth=none): anyone who reaches this port reads and writes every workspace; use --auth=sigv4 outside development")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 

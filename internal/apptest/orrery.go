@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,13 @@ type Orrery struct {
 // flags, and waits until it is ready.
 func StartOrrery(t testing.TB, dataDir string, extra ...string) *Orrery {
 	t.Helper()
+	auth := false
+	for _, a := range extra {
+		auth = auth || strings.HasPrefix(a, "--auth")
+	}
+	if !auth { // Tests run without authentication unless they ask for it.
+		extra = append([]string{"--auth=none"}, extra...)
+	}
 	o := &Orrery{t: t, Addr: FreeAddr(t), DataDir: dataDir, args: extra}
 	o.start()
 	return o

@@ -220,35 +220,46 @@ func LookPath(t testing.TB, name, pkg string) string {
 
 // ReferencePrometheus returns the Prometheus 3 server built from the same
 // module version Orrery embeds (see test/reference). PROMETHEUS3_BINARY
-// names a prebuilt one; otherwise it is built once into the Go build cache's
-// neighbourhood.
+// names a prebuilt one; otherwise it is built once into the temporary
+// directory.
 func ReferencePrometheus(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("PROMETHEUS3_BINARY"); p != "" {
+	return referenceTool(t, "prometheus", "PROMETHEUS3_BINARY")
+}
+
+// ReferencePromtool returns promtool of the same Prometheus 3 version
+// (PROMTOOL3_BINARY, or built like ReferencePrometheus). Unlike Debian's
+// 2.42, it takes --http.config.file for its queries.
+func ReferencePromtool(t testing.TB) string {
+	t.Helper()
+	return referenceTool(t, "promtool", "PROMTOOL3_BINARY")
+}
+
+func referenceTool(t testing.TB, name, env string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
-	refOnce.Do(func() {
-		out := filepath.Join(os.TempDir(), "orrery-reference-prometheus")
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/prometheus/prometheus/cmd/prometheus")
-		cmd.Dir = filepath.Join(repoRoot(), "test", "reference")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			refErr = fmt.Errorf("build reference Prometheus in test/reference: %v\n%s", err, b)
-			return
-		}
-		refPath = out
-	})
-	if refErr != nil {
-		t.Fatal(refErr)
+	refMu.Lock()
+	defer refMu.Unlock()
+	if p, ok := refPaths[name]; ok {
+		return p
 	}
-	return refPath
+	out := filepath.Join(os.TempDir(), "orrery-reference-"+name)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/prometheus/prometheus/cmd/"+name)
+	cmd.Dir = filepath.Join(repoRoot(), "test", "reference")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build reference %s in test/reference: %v\n%s", name, err, b)
+	}
+	refPaths[name] = out
+	return out
 }
 
 var (
-	refOnce sync.Once
-	refPath string
-	refErr  error
+	refMu    sync.Mutex
+	refPaths = map[string]string{}
 )
 
 // Args joins flags for log messages.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,6 +187,30 @@ template_files:
 	_, err = client.DeleteAlertManagerDefinition(ctx, &amp.DeleteAlertManagerDefinitionInput{WorkspaceId: aws.String(id)})
 	require.NoError(t, err)
 	_, err = client.DescribeAlertManagerDefinition(ctx, &amp.DescribeAlertManagerDefinitionInput{WorkspaceId: aws.String(id)})
+	require.ErrorAs(t, err, new(*types.ResourceNotFoundException))
+
+	// Logging configuration: stored and reported.
+	group := "arn:aws:logs:eu-west-1:123456789012:log-group:/aps/prod:*"
+	_, err = client.CreateLoggingConfiguration(ctx, &amp.CreateLoggingConfigurationInput{WorkspaceId: aws.String(id), LogGroupArn: aws.String("not-an-arn")})
+	require.ErrorAs(t, err, new(*types.ValidationException))
+	lc, err := client.CreateLoggingConfiguration(ctx, &amp.CreateLoggingConfigurationInput{WorkspaceId: aws.String(id), LogGroupArn: aws.String(group)})
+	require.NoError(t, err)
+	require.Equal(t, types.LoggingConfigurationStatusCodeActive, lc.Status.StatusCode)
+	_, err = client.CreateLoggingConfiguration(ctx, &amp.CreateLoggingConfigurationInput{WorkspaceId: aws.String(id), LogGroupArn: aws.String(group)})
+	require.ErrorAs(t, err, new(*types.ConflictException))
+	_, err = client.UpdateLoggingConfiguration(ctx, &amp.UpdateLoggingConfigurationInput{WorkspaceId: aws.String(id), LogGroupArn: aws.String(group + "x")})
+	require.ErrorAs(t, err, new(*types.ValidationException))
+	group2 := strings.Replace(group, "/aps/prod", "/aps/prod2", 1)
+	_, err = client.UpdateLoggingConfiguration(ctx, &amp.UpdateLoggingConfigurationInput{WorkspaceId: aws.String(id), LogGroupArn: aws.String(group2)})
+	require.NoError(t, err)
+	ld, err := client.DescribeLoggingConfiguration(ctx, &amp.DescribeLoggingConfigurationInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Equal(t, group2, aws.ToString(ld.LoggingConfiguration.LogGroupArn))
+	require.Equal(t, id, aws.ToString(ld.LoggingConfiguration.Workspace))
+	require.WithinDuration(t, time.Now(), aws.ToTime(ld.LoggingConfiguration.ModifiedAt), time.Minute)
+	_, err = client.DeleteLoggingConfiguration(ctx, &amp.DeleteLoggingConfigurationInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	_, err = client.DescribeLoggingConfiguration(ctx, &amp.DescribeLoggingConfigurationInput{WorkspaceId: aws.String(id)})
 	require.ErrorAs(t, err, new(*types.ResourceNotFoundException))
 
 	// Tags.
