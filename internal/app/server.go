@@ -236,16 +236,17 @@ func (s *Server) arnPrefix() string {
 
 // ApplyConfiguration sets a workspace's retention and out-of-order window
 // overrides from its control-plane configuration.
-func (l lifecycle) ApplyConfiguration(id workspace.ID, retentionDays, oooSeconds int) error {
+func (l lifecycle) ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error {
 	lim := l.s.overrides.Limits(id)
 	def := l.s.overrides.Defaults()
 	lim.RetentionPeriod, lim.OutOfOrderWindow = def.RetentionPeriod, def.OutOfOrderWindow
-	if retentionDays > 0 {
-		lim.RetentionPeriod = model.Duration(time.Duration(retentionDays) * 24 * time.Hour)
+	if cfg.RetentionDays > 0 {
+		lim.RetentionPeriod = model.Duration(time.Duration(cfg.RetentionDays) * 24 * time.Hour)
 	}
-	if oooSeconds >= 0 {
-		lim.OutOfOrderWindow = model.Duration(time.Duration(oooSeconds) * time.Second)
+	if cfg.OutOfOrderWindowSeconds >= 0 {
+		lim.OutOfOrderWindow = model.Duration(time.Duration(cfg.OutOfOrderWindowSeconds) * time.Second)
 	}
+	lim.LabelSetLimits = cfg.LabelSetLimits
 	return l.s.overrides.Set(id, lim)
 }
 
@@ -268,8 +269,8 @@ func (s *Server) applyConfigurations(ctx context.Context) error {
 			return nil
 		}
 		for _, ws := range page {
-			if ws.RetentionDays > 0 || ws.OutOfOrderWindowSeconds >= 0 {
-				if err := (lifecycle{s}).ApplyConfiguration(ws.ID, ws.RetentionDays, ws.OutOfOrderWindowSeconds); err != nil {
+			if ws.RetentionDays > 0 || ws.OutOfOrderWindowSeconds >= 0 || len(ws.LabelSetLimits) > 0 {
+				if err := (lifecycle{s}).ApplyConfiguration(ws.ID, ws.Configuration); err != nil {
 					return fmt.Errorf("configuration of workspace %s: %w", ws.ID, err)
 				}
 			}

@@ -34,10 +34,18 @@ type Workspace struct {
 	CreatedAt   time.Time
 	Tags        map[string]string
 	ClientToken string
+	Configuration
+}
+
+// Configuration is a workspace's configuration (AMP's
+// UpdateWorkspaceConfiguration).
+type Configuration struct {
 	// RetentionDays overrides the default retention when positive.
 	RetentionDays int
 	// OutOfOrderWindowSeconds overrides the default window when not negative.
 	OutOfOrderWindowSeconds int
+	// LabelSetLimits bound the active series of label sets.
+	LabelSetLimits []workspace.LabelSetLimit
 }
 
 // Catalog is the control-plane database. It is safe for concurrent use.
@@ -94,6 +102,7 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		modified_at BIGINT NOT NULL
 	)`,
+	`ALTER TABLE workspaces ADD COLUMN label_set_limits TEXT NOT NULL DEFAULT '[]'`,
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.
@@ -193,7 +202,7 @@ func (c *Catalog) CreateWorkspace(ctx context.Context, w Workspace) (Workspace, 
 	return out, created, err
 }
 
-const selectWorkspace = `SELECT id, alias, status, created_at, tags, COALESCE(client_token, ''), retention_days, ooo_window_seconds FROM workspaces`
+const selectWorkspace = `SELECT id, alias, status, created_at, tags, COALESCE(client_token, ''), retention_days, ooo_window_seconds, label_set_limits FROM workspaces`
 
 type scanner interface{ Scan(...any) error }
 
@@ -203,8 +212,9 @@ func scanWorkspace(row scanner) (Workspace, error) {
 		id      string
 		created int64
 		tags    string
+		sets    string
 	)
-	if err := row.Scan(&id, &w.Alias, &w.Status, &created, &tags, &w.ClientToken, &w.RetentionDays, &w.OutOfOrderWindowSeconds); err != nil {
+	if err := row.Scan(&id, &w.Alias, &w.Status, &created, &tags, &w.ClientToken, &w.RetentionDays, &w.OutOfOrderWindowSeconds, &sets); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Workspace{}, ErrNotFound
 		}
@@ -212,6 +222,9 @@ func scanWorkspace(row scanner) (Workspace, error) {
 	}
 	w.ID = workspace.ID(id)
 	w.CreatedAt = time.UnixMilli(created).UTC()
+	if err := json.Unmarshal([]byte(sets), &w.LabelSetLimits); err != nil {
+		return Workspace{}, fmt.Errorf("label set limits of workspace %s: %w", id, err)
+	}
 	if err := json.Unmarshal([]byte(tags), &w.Tags); err != nil {
 		return Workspace{}, fmt.Errorf("tags of workspace %s: %w", id, err)
 	}
@@ -273,10 +286,17 @@ func (c *Catalog) UpdateWorkspace(ctx context.Context, id workspace.ID, alias, s
 	})
 }
 
-// SetConfiguration stores a workspace's retention (days, 0: default) and
-// out-of-order window (seconds, -1: default).
-func (c *Catalog) SetConfiguration(ctx context.Context, id workspace.ID, retentionDays, oooSeconds int) error {
-	res, err := c.db.ExecContext(ctx, `UPDATE workspaces SET retention_days = $1, ooo_window_seconds = $2 WHERE id = $3`, retentionDays, oooSeconds, string(id))
+// SetConfiguration stores a workspace's configuration.
+func (c *Catalog) SetConfiguration(ctx context.Context, id workspace.ID, cfg Configuration) error {
+	sets, err := json.Marshal(cfg.LabelSetLimits)
+	if err != nil {
+		return err
+	}
+	if cfg.LabelSetLimits == nil {
+		sets = []byte("[]")
+	}
+	res, err := c.db.ExecContext(ctx, `UPDATE workspaces SET retention_days = $1, ooo_window_seconds = $2, label_set_limits = $3 WHERE id = $4`,
+		cfg.RetentionDays, cfg.OutOfOrderWindowSeconds, string(sets), string(id))
 	if err != nil {
 		return fmt.Errorf("configure workspace %s: %w", id, err)
 	}

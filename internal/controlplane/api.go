@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -22,9 +23,9 @@ import (
 type Lifecycle interface {
 	DeleteWorkspaceData(ctx context.Context, id workspace.ID) error
 	// ApplyConfiguration makes the engine use a workspace's configured
-	// retention (days, 0: default) and out-of-order window (seconds, -1:
-	// default).
-	ApplyConfiguration(id workspace.ID, retentionDays, oooSeconds int) error
+	// retention (days, 0: default), out-of-order window (seconds, -1:
+	// default) and label set limits.
+	ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error
 	// DefaultConfiguration reports the values used when not configured.
 	DefaultConfiguration() (retentionDays, oooSeconds int)
 }
@@ -405,10 +406,27 @@ func (a *API) describeConfiguration(w http.ResponseWriter, r *http.Request) {
 	if ws.OutOfOrderWindowSeconds >= 0 {
 		ooo = ws.OutOfOrderWindowSeconds
 	}
+	sets := make([]labelSetJSON, 0, len(ws.LabelSetLimits))
+	for _, l := range ws.LabelSetLimits {
+		j := labelSetJSON{LabelSet: l.LabelSet}
+		j.Limits.MaxSeries = int64(l.MaxSeries)
+		if j.LabelSet == nil {
+			j.LabelSet = map[string]string{}
+		}
+		sets = append(sets, j)
+	}
 	reply(w, http.StatusOK, map[string]any{"workspaceConfiguration": map[string]any{
 		"status": statusJSON{"ACTIVE"}, "retentionPeriodInDays": days, "outOfOrderTimeWindowInSeconds": ooo,
-		"limitsPerLabelSet": []any{},
+		"limitsPerLabelSet": sets,
 	}})
+}
+
+// labelSetJSON is AMP's LimitsPerLabelSet.
+type labelSetJSON struct {
+	LabelSet map[string]string `json:"labelSet"`
+	Limits   struct {
+		MaxSeries int64 `json:"maxSeries"`
+	} `json:"limits"`
 }
 
 func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
@@ -421,14 +439,10 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 		ClientToken                   string          `json:"clientToken"`
 		RetentionPeriodInDays         *int            `json:"retentionPeriodInDays"`
 		OutOfOrderTimeWindowInSeconds *int            `json:"outOfOrderTimeWindowInSeconds"`
-		LimitsPerLabelSet             json.RawMessage `json:"limitsPerLabelSet"`
+		LimitsPerLabelSet             *[]labelSetJSON `json:"limitsPerLabelSet"`
 	}
 	if err := decode(r, &req); err != nil {
 		a.fail(w, err)
-		return
-	}
-	if len(req.LimitsPerLabelSet) > 0 && string(req.LimitsPerLabelSet) != "[]" && string(req.LimitsPerLabelSet) != "null" {
-		a.fail(w, validation("limitsPerLabelSet is not supported yet; set per-workspace limits with the server's --limits-file"))
 		return
 	}
 	ws, err := a.cat.GetWorkspace(r.Context(), id)
@@ -436,7 +450,22 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	days, ooo := ws.RetentionDays, ws.OutOfOrderWindowSeconds
+	cfg := ws.Configuration
+	if p := req.LimitsPerLabelSet; p != nil { // Absent: unchanged; []: none.
+		cfg.LabelSetLimits = make([]workspace.LabelSetLimit, 0, len(*p))
+		for _, j := range *p {
+			if j.Limits.MaxSeries < 0 || j.Limits.MaxSeries > math.MaxInt32 {
+				a.fail(w, validation("limitsPerLabelSet: maxSeries of label set %v must be 0 to %d", j.LabelSet, math.MaxInt32))
+				return
+			}
+			cfg.LabelSetLimits = append(cfg.LabelSetLimits, workspace.LabelSetLimit{LabelSet: j.LabelSet, MaxSeries: int(j.Limits.MaxSeries)})
+		}
+		if err := workspace.ValidateLabelSetLimits(cfg.LabelSetLimits); err != nil {
+			a.fail(w, validation("limitsPerLabelSet: %v", err))
+			return
+		}
+	}
+	days, ooo := cfg.RetentionDays, cfg.OutOfOrderWindowSeconds
 	if p := req.RetentionPeriodInDays; p != nil {
 		if *p < 1 || *p > MaxRetentionDays {
 			a.fail(w, validation("retentionPeriodInDays must be 1 to %d", MaxRetentionDays))
@@ -451,11 +480,12 @@ func (a *API) updateConfiguration(w http.ResponseWriter, r *http.Request) {
 		}
 		ooo = *p
 	}
-	if err := a.cat.SetConfiguration(r.Context(), id, days, ooo); err != nil {
+	cfg.RetentionDays, cfg.OutOfOrderWindowSeconds = days, ooo
+	if err := a.cat.SetConfiguration(r.Context(), id, cfg); err != nil {
 		a.fail(w, err)
 		return
 	}
-	if err := a.engine.ApplyConfiguration(id, days, ooo); err != nil {
+	if err := a.engine.ApplyConfiguration(id, cfg); err != nil {
 		a.fail(w, err)
 		return
 	}

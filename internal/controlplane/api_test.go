@@ -31,10 +31,11 @@ type storeLifecycle struct {
 	ov *workspace.Overrides
 }
 
-func (l storeLifecycle) ApplyConfiguration(id workspace.ID, days, ooo int) error {
+func (l storeLifecycle) ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error {
 	lim := l.ov.Limits(id)
-	lim.RetentionPeriod = model.Duration(time.Duration(days) * 24 * time.Hour)
-	lim.OutOfOrderWindow = model.Duration(time.Duration(ooo) * time.Second)
+	lim.RetentionPeriod = model.Duration(time.Duration(cfg.RetentionDays) * 24 * time.Hour)
+	lim.OutOfOrderWindow = model.Duration(time.Duration(cfg.OutOfOrderWindowSeconds) * time.Second)
+	lim.LabelSetLimits = cfg.LabelSetLimits
 	return l.ov.Set(id, lim)
 }
 
@@ -127,6 +128,35 @@ func TestAMPClient(t *testing.T) {
 	require.Equal(t, model.Duration(5*time.Minute), ov.Limits(workspace.ID(id)).OutOfOrderWindow)
 	_, err = client.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(id), RetentionPeriodInDays: aws.Int32(5000)})
 	require.ErrorAs(t, err, new(*types.ValidationException))
+
+	// Limits per label set: stored, reported, applied; bad ones refused.
+	sets := []types.LimitsPerLabelSet{
+		{LabelSet: map[string]string{"envoy_cluster_name": "payments"}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(100)}},
+		{LabelSet: map[string]string{}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(1000)}},
+	}
+	_, err = client.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(id), LimitsPerLabelSet: sets})
+	require.NoError(t, err)
+	cfg, err = client.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Len(t, cfg.WorkspaceConfiguration.LimitsPerLabelSet, 2)
+	require.Equal(t, map[string]string{"envoy_cluster_name": "payments"}, cfg.WorkspaceConfiguration.LimitsPerLabelSet[0].LabelSet)
+	require.Equal(t, int64(100), aws.ToInt64(cfg.WorkspaceConfiguration.LimitsPerLabelSet[0].Limits.MaxSeries))
+	require.Equal(t, int32(30), aws.ToInt32(cfg.WorkspaceConfiguration.RetentionPeriodInDays), "other settings are kept")
+	require.Equal(t, []workspace.LabelSetLimit{{LabelSet: map[string]string{"envoy_cluster_name": "payments"}, MaxSeries: 100},
+		{LabelSet: map[string]string{}, MaxSeries: 1000}}, ov.Limits(workspace.ID(id)).LabelSetLimits)
+	for name, bad := range map[string][]types.LimitsPerLabelSet{
+		"bad label name": {{LabelSet: map[string]string{"": "x"}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(1)}}},
+		"blank value":    {{LabelSet: map[string]string{"a": " "}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(1)}}},
+		"negative":       {{LabelSet: map[string]string{"a": "b"}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(-1)}}},
+		"duplicate": {{LabelSet: map[string]string{"a": "b"}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(1)}},
+			{LabelSet: map[string]string{"a": "b"}, Limits: &types.LimitsPerLabelSetEntry{MaxSeries: aws.Int64(2)}}},
+	} {
+		_, err = client.UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(id), LimitsPerLabelSet: bad})
+		require.ErrorAs(t, err, new(*types.ValidationException), name)
+	}
+	cfg, err = client.DescribeWorkspaceConfiguration(ctx, &amp.DescribeWorkspaceConfigurationInput{WorkspaceId: aws.String(id)})
+	require.NoError(t, err)
+	require.Len(t, cfg.WorkspaceConfiguration.LimitsPerLabelSet, 2, "a refused update changes nothing")
 
 	// Rule groups namespaces: validated as promtool would, stored, listed.
 	rules := []byte(`groups:

@@ -40,6 +40,9 @@ type Storage interface {
 	// HasSeries reports whether the workspace holds a series with exactly
 	// these labels in memory.
 	HasSeries(ctx context.Context, id workspace.ID, lset labels.Labels) (bool, error)
+	// CountLabelSets returns how many series in memory carry each label
+	// set (for the empty set: carry none of the others).
+	CountLabelSets(ctx context.Context, id workspace.ID, ls []workspace.LabelSetLimit) ([]int, error)
 	// SetMetadata records the metadata of a metric family.
 	SetMetadata(id workspace.ID, family string, m metadata.Metadata)
 }
@@ -80,6 +83,7 @@ type buffers struct {
 	req                 Request
 	sb                  labels.ScratchBuilder
 	exemplars           []exemplar.Exemplar
+	sets                []int
 }
 
 type metrics struct {
@@ -394,6 +398,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		rejected = map[string]int{}
 		maxT     = h.now().Add(h.cfg.CreationGracePeriod).UnixMilli()
 		active   = -1 // Fetched on the first new series.
+		setCount []int // Series per label set limit, fetched on the first new series.
 	)
 	app, err := h.store.Appender(ctx, id)
 	if err != nil {
@@ -434,6 +439,24 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 					}
 				}
 				active++
+			}
+			if len(lim.LabelSetLimits) > 0 {
+				if setCount == nil {
+					if setCount, err = h.store.CountLabelSets(ctx, id, lim.LabelSetLimits); err != nil {
+						_ = app.Rollback()
+						return http.StatusInternalServerError, fmt.Sprintf("count label sets of workspace %s: %v", id, err), wr
+					}
+				}
+				msg, err := h.checkLabelSets(ctx, id, lim.LabelSetLimits, setCount, lset, b)
+				if err != nil {
+					_ = app.Rollback()
+					return http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err), wr
+				}
+				if msg != "" {
+					rejected["label_set_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
+					rj.add(msg)
+					continue
+				}
 			}
 			e = st.cache.add(hash, lset, 0)
 		}
@@ -521,4 +544,30 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		return http.StatusBadRequest, fmt.Sprintf("stored %d samples and %d histograms; rejected %d:\n%s", wr.samples, wr.histograms, rj.count, rj.String()), wr
 	}
 	return http.StatusNoContent, "", wr
+}
+
+// checkLabelSets decides whether a series not in the cache may be stored
+// under the workspace's label set limits, counting it in counts if so. It
+// returns the rejection message, or "" to accept. A series the head
+// already holds is always accepted. counts may overestimate (a cache miss
+// is counted as new even when the head holds the series), never
+// underestimate, so a limit is never exceeded.
+func (h *Handler) checkLabelSets(ctx context.Context, id workspace.ID, ls []workspace.LabelSetLimit, counts []int, lset labels.Labels, b *buffers) (string, error) {
+	b.sets = workspace.LabelSetsOf(ls, lset, b.sets)
+	for _, i := range b.sets {
+		if ls[i].MaxSeries > 0 && counts[i] >= ls[i].MaxSeries {
+			exists, err := h.store.HasSeries(ctx, id, lset)
+			if err != nil {
+				return "", err
+			}
+			if exists {
+				return "", nil
+			}
+			return fmt.Sprintf("series %s would exceed the limit of %d active series for label set %s (limitsPerLabelSet)", lset, ls[i].MaxSeries, ls[i]), nil
+		}
+	}
+	for _, i := range b.sets {
+		counts[i]++
+	}
+	return "", nil
 }

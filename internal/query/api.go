@@ -117,7 +117,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lim := a.limits.Limits(id)
 	a.mu.Lock()
 	ws, ok := a.wss[id]
-	if !ok || ws.limits != lim {
+	if !ok || !ws.limits.Equal(lim) {
 		ws = &wsAPI{handler: a.build(id, lim), limits: lim}
 		a.wss[id] = ws
 	}

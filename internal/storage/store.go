@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -346,4 +347,78 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		t.mu.Unlock()
 	}
 	ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(open))
+}
+
+// CountLabelSets returns, for each label set limit, how many series of the
+// workspace's head carry the set; for the empty set (the default bucket),
+// how many carry none of the other sets.
+func (s *Store) CountLabelSets(ctx context.Context, id workspace.ID, ls []workspace.LabelSetLimit) ([]int, error) {
+	db, release, err := s.acquire(id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ir, err := db.Head().Index()
+	if err != nil {
+		return nil, fmt.Errorf("index of workspace %s: %w", id, err)
+	}
+	defer func() { _ = ir.Close() }()
+	postings := func(set map[string]string) (index.Postings, error) {
+		its := make([]index.Postings, 0, len(set))
+		for k, v := range set {
+			p, err := ir.Postings(ctx, k, v)
+			if err != nil {
+				return nil, err
+			}
+			its = append(its, p)
+		}
+		return index.Intersect(its...), nil
+	}
+	counts := make([]int, len(ls))
+	def := -1
+	for i, l := range ls {
+		if len(l.LabelSet) == 0 {
+			def = i
+			continue
+		}
+		p, err := postings(l.LabelSet)
+		if err != nil {
+			return nil, fmt.Errorf("count label set %s in workspace %s: %w", l, id, err)
+		}
+		for p.Next() {
+			counts[i]++
+		}
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("count label set %s in workspace %s: %w", l, id, err)
+		}
+	}
+	if def >= 0 {
+		var others []index.Postings
+		for i, l := range ls {
+			if i == def {
+				continue
+			}
+			p, err := postings(l.LabelSet)
+			if err != nil {
+				return nil, err
+			}
+			others = append(others, p)
+		}
+		name, value := index.AllPostingsKey()
+		all, err := ir.Postings(ctx, name, value)
+		if err != nil {
+			return nil, err
+		}
+		p := all
+		if len(others) > 0 {
+			p = index.Without(all, index.Merge(ctx, others...))
+		}
+		for p.Next() {
+			counts[def]++
+		}
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("count the default label set bucket in workspace %s: %w", id, err)
+		}
+	}
+	return counts, nil
 }

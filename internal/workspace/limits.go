@@ -22,6 +22,9 @@ type Limits struct {
 	IngestionRate          float64 `yaml:"ingestion_rate"`       // samples (and histograms) per second.
 	IngestionBurstSize     int     `yaml:"ingestion_burst_size"` // samples; at least one request's worth.
 	MaxActiveSeries        int     `yaml:"max_active_series"`
+	// LabelSetLimits bound the active series of label sets (AMP's
+	// limitsPerLabelSet).
+	LabelSetLimits []LabelSetLimit `yaml:"limits_per_label_set"`
 	MaxRequestBytes        int     `yaml:"max_request_bytes"`         // compressed body.
 	MaxDecodedRequestBytes int     `yaml:"max_decoded_request_bytes"` // body after snappy decoding.
 	// OutOfOrderWindow is how far behind the newest sample of a series a
@@ -92,6 +95,9 @@ func (l Limits) Validate() error {
 		return errors.New("query_timeout must be positive")
 	case l.MaxRequestBytes <= 0 || l.MaxDecodedRequestBytes <= 0:
 		return errors.New("max_request_bytes and max_decoded_request_bytes must be positive")
+	}
+	if err := ValidateLabelSetLimits(l.LabelSetLimits); err != nil {
+		return fmt.Errorf("limits_per_label_set: %w", err)
 	}
 	return nil
 }
