@@ -397,7 +397,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		req      = &b.req
 		rejected = map[string]int{}
 		maxT     = h.now().Add(h.cfg.CreationGracePeriod).UnixMilli()
-		active   = -1 // Fetched on the first new series.
+		active   = -1  // Fetched on the first new series.
 		setCount []int // Series per label set limit, fetched on the first new series.
 	)
 	app, err := h.store.Appender(ctx, id)

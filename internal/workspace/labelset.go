@@ -99,7 +99,6 @@ func LabelSetsOf(ls []LabelSetLimit, lset labels.Labels, out []int) []int {
 	return out
 }
 
-
 // Equal reports whether two Limits are the same. (Limits holds a slice,
 // so == does not compile.)
 func (l Limits) Equal(o Limits) bool { return reflect.DeepEqual(l, o) }

@@ -24,9 +24,9 @@ type Limits struct {
 	MaxActiveSeries        int     `yaml:"max_active_series"`
 	// LabelSetLimits bound the active series of label sets (AMP's
 	// limitsPerLabelSet).
-	LabelSetLimits []LabelSetLimit `yaml:"limits_per_label_set"`
-	MaxRequestBytes        int     `yaml:"max_request_bytes"`         // compressed body.
-	MaxDecodedRequestBytes int     `yaml:"max_decoded_request_bytes"` // body after snappy decoding.
+	LabelSetLimits         []LabelSetLimit `yaml:"limits_per_label_set"`
+	MaxRequestBytes        int             `yaml:"max_request_bytes"`         // compressed body.
+	MaxDecodedRequestBytes int             `yaml:"max_decoded_request_bytes"` // body after snappy decoding.
 	// OutOfOrderWindow is how far behind the newest sample of a series a
 	// sample may be and still be accepted. At most MaxOutOfOrderWindow.
 	OutOfOrderWindow model.Duration `yaml:"out_of_order_time_window"`
