@@ -27,6 +27,7 @@ const usage = `orrery — a self-hosted, Prometheus-compatible metrics service.
 
 Usage:
   orrery server [flags]   run the server (remote write + Prometheus query API per workspace)
+  orrery agent [flags]    scrape targets and remote-write them through a WAL (Prometheus config format)
   orrery loadgen [flags]  send Envoy-like remote write load to a receiver (benchmarks)
   orrery workspaces ...   create, list, describe, delete workspaces
   orrery keys ...         issue, list, revoke access keys (SigV4) with a policy
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServer(args[1:], stderr)
 	case "loadgen":
 		return runLoadgen(args[1:], stdout, stderr)
+	case "agent":
+		return runAgent(args[1:], stderr)
 	case "workspaces", "keys", "tokens":
 		return admin.Run(context.Background(), args, os.Getenv, stdout, stderr)
 	case "version", "--version":

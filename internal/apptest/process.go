@@ -174,6 +174,9 @@ var (
 )
 
 // repoRoot finds the module root from this source file's location.
+// RepoRoot returns the repository's root directory.
+func RepoRoot() string { return repoRoot() }
+
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/orrery-dev/orrery/internal/agent"
+)
+
+func runAgent(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("orrery agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg agent.Config
+	fs.StringVar(&cfg.ConfigFile, "config.file", "agent.yml", "Prometheus configuration file: global, scrape_configs, remote_write")
+	fs.StringVar(&cfg.DataDir, "storage.path", "data-agent", "directory of the write-ahead log")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9095", "address of the agent's /metrics, /-/ready, /-/reload and /api/v1/targets")
+	fs.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "keep only Kubernetes targets on this node (DaemonSets; default $NODE_NAME)")
+	fs.IntVar(&cfg.Shard, "shard", 0, "this agent's shard, 0 to --shards-1 (static fleets)")
+	fs.IntVar(&cfg.Shards, "shards", 1, "number of agents sharing the targets by hashmod of their address")
+	fs.DurationVar(&cfg.MinWALTime, "storage.agent.min-wal-time", 5*time.Minute, "samples stay in the WAL at least this long")
+	fs.DurationVar(&cfg.MaxWALTime, "storage.agent.max-wal-time", 4*time.Hour, "samples not yet sent are dropped from the WAL after this long (bounds the WAL while a receiver is down)")
+	fs.DurationVar(&cfg.TruncateFrequency, "storage.agent.wal-truncate-frequency", 2*time.Hour, "how often the WAL is truncated")
+	fs.DurationVar(&cfg.FlushDeadline, "flush-deadline", time.Minute, "how long pending samples are sent at shutdown")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "orrery agent: --log.level %q: use debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	a, err := agent.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "orrery agent: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = a.Reload() // Logged by Reload.
+			}
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		logger.Error("agent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
