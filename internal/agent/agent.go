@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -98,6 +99,11 @@ type Agent struct {
 	db        *agent.DB
 	ready     bool
 	ln        net.Listener
+	// queues is false until remote write's queues run: until the WAL's
+	// unsent samples have been sent (see backfill.go).
+	queues  bool
+	current *config.Config // The configuration in force.
+	marker  int64          // The stored watermark; used by Run's goroutine only.
 
 	reloads prometheus.Counter
 	reloadF prometheus.Counter
@@ -167,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	scraper := &readyScrape{}
 	rs := remote.NewStorage(a.logger.With("component", "remote"), a.reg, startTime, a.cfg.DataDir, a.cfg.FlushDeadline, scraper, false)
+	hadWAL := walHasSegments(a.cfg.DataDir)
 	db, err = agent.Open(a.logger.With("component", "wal"), a.reg, rs, a.cfg.DataDir, &agent.Options{
 		WALCompression:    compression.Snappy,
 		TruncateFrequency: a.cfg.TruncateFrequency,
@@ -199,6 +206,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.remote, a.scrape, a.discovery, a.db, a.ln = rs, sm, dm, db, ln
 	a.mu.Unlock()
 
+	marker, hasMarker, err := loadMarker(a.cfg.DataDir)
+	if err != nil {
+		a.logger.Warn("remote write watermark unreadable; sending the whole WAL again", "err", err)
+	}
+	resend := hadWAL && len(cfg.RemoteWriteConfigs) > 0
+	if !hasMarker {
+		marker = 0 // No watermark: a crash before the first one was kept. Send it all.
+	}
+	a.marker = marker
 	if err := a.apply(cfg); err != nil {
 		dcancel()
 		_ = ln.Close()
@@ -206,7 +222,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	qctx, qcancel := context.WithCancel(context.Background())
+	defer qcancel()
+	go func() {
+		defer wg.Done()
+		a.startQueues(qctx, cfg, resend, marker)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := dm.Run(); err != nil && !errors.Is(err, context.Canceled) {
@@ -240,8 +262,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			done = true
 		case <-lag.C:
 			warned = a.checkLag(rs, warned)
+			a.keepMarker(rs)
 		}
 	}
+	qcancel()
 
 	a.logger.Info("stopping: scraping ends, pending samples are flushed", "flush_deadline", a.cfg.FlushDeadline)
 	a.mu.Lock()
@@ -255,7 +279,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Wait()
 	// Closing remote write flushes what is queued; closing the WAL keeps
 	// what is not sent for the next start.
-	return errors.Join(rs.Close(), db.Close())
+	err = rs.Close()
+	a.keepMarker(rs)
+	return errors.Join(err, db.Close())
 }
 
 // checkLag reports how far behind remote write is, and warns (at most every
@@ -314,13 +340,75 @@ func (a *Agent) loadConfig() (*config.Config, error) {
 	return cfg, nil
 }
 
-// apply makes every component use cfg.
+// startQueues starts remote write's queues, first sending what the WAL
+// holds beyond the watermark when resend is set. Scraping runs meanwhile:
+// what it appends is in the WAL, sent by the second pass.
+func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool, marker int64) {
+	var newest int64
+	if resend {
+		start := time.Now()
+		a.logger.Info("sending the samples the WAL holds beyond what was sent before the restart", "after", time.UnixMilli(marker).UTC())
+		var n int
+		var err error
+		newest, n, err = a.backfill(ctx, cfg, marker, math.MaxInt64)
+		if err != nil {
+			a.logger.Warn("stopped sending the WAL's samples; the next start sends them", "err", err)
+			return
+		}
+		a.logger.Info("sent the WAL's samples", "samples", n, "duration", time.Since(start).Round(time.Millisecond))
+	}
+	a.mu.Lock()
+	cfg = a.current
+	rs := a.remote
+	a.queues = true
+	a.mu.Unlock()
+	queueStart := time.Now().UnixMilli()
+	if err := rs.ApplyConfig(cfg); err != nil {
+		a.logger.Error("remote write not started", "err", err)
+		return
+	}
+	if resend {
+		// Samples appended while the first pass ran, up to the queues'
+		// start; a minute of overlap covers scrapes appended late.
+		_, n, err := a.backfill(ctx, cfg, max(marker, newest-time.Minute.Milliseconds()), queueStart)
+		if err != nil {
+			a.logger.Warn("stopped sending the WAL's samples; the next start sends them", "err", err)
+			return
+		}
+		a.logger.Debug("sent the samples scraped while the WAL was being sent", "samples", n)
+	}
+}
+
+// keepMarker stores the remote write watermark when it moved.
+func (a *Agent) keepMarker(rs *remote.Storage) {
+	a.mu.Lock()
+	queues := a.queues
+	a.mu.Unlock()
+	if !queues {
+		return
+	}
+	ts := rs.LowestSentTimestamp()
+	if ts <= 0 || ts == math.MaxInt64 || ts <= a.marker {
+		return
+	}
+	if err := storeMarker(a.cfg.DataDir, ts); err != nil {
+		a.logger.Warn("store remote write watermark; a restart may send some samples twice", "err", err)
+		return
+	}
+	a.marker = ts
+}
+
+// apply makes every component use cfg. Remote write's queues get it once
+// they run.
 func (a *Agent) apply(cfg *config.Config) error {
 	a.mu.Lock()
-	rs, sm, dm := a.remote, a.scrape, a.discovery
+	rs, sm, dm, queues := a.remote, a.scrape, a.discovery, a.queues
+	a.current = cfg
 	a.mu.Unlock()
-	if err := rs.ApplyConfig(cfg); err != nil {
-		return fmt.Errorf("apply remote_write configuration: %w", err)
+	if queues {
+		if err := rs.ApplyConfig(cfg); err != nil {
+			return fmt.Errorf("apply remote_write configuration: %w", err)
+		}
 	}
 	if err := sm.ApplyConfig(cfg); err != nil {
 		return fmt.Errorf("apply scrape configuration: %w", err)

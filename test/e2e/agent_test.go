@@ -145,8 +145,10 @@ remote_write:
 }
 
 // TestAgentKeepsDataThroughAnOutage stops the Orrery server for two
-// minutes while the agent scrapes; when it comes back every sample the
-// target served arrives, with no gap.
+// minutes while the agent scrapes, and restarts the agent itself in the
+// middle of the outage; when the server comes back every sample the target
+// served arrives, with no gap: the restarted agent sends what its WAL kept
+// (Prometheus' own agent mode would drop it).
 func TestAgentKeepsDataThroughAnOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a two-minute outage")
@@ -155,7 +157,7 @@ func TestAgentKeepsDataThroughAnOutage(t *testing.T) {
 	o := apptest.StartOrrery(t, t.TempDir())
 	ws := "ws-0a0a0a0a-0000-4000-8000-000000000001"
 	target := startCounterTarget(t)
-	agent, _ := startAgent(t, fmt.Sprintf(`global:
+	config := fmt.Sprintf(`global:
   scrape_interval: 1s
 scrape_configs:
   - job_name: counter
@@ -163,7 +165,9 @@ scrape_configs:
 remote_write:
   - url: %q
     queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 2s}
-`, target.addr, o.RemoteWriteURL(ws)), t.TempDir())
+`, target.addr, o.RemoteWriteURL(ws))
+	wal := t.TempDir()
+	agent, _ := startAgent(t, config, wal)
 	api := o.URL(ws, "/api/v1")
 	apptest.Eventually(t, 30*time.Second, func() error {
 		v, err := apptest.QueryVector(t, api, "orrery_test_scrapes_total", time.Now())
@@ -173,7 +177,13 @@ remote_write:
 		return nil
 	})
 	o.Stop()
-	time.Sleep(2 * time.Minute)
+	time.Sleep(time.Minute)
+	// Restart the agent: scrapes answered before it stops are in its WAL.
+	target.pause(true)
+	agent.Stop()
+	agent, _ = startAgent(t, config, wal)
+	target.pause(false)
+	time.Sleep(time.Minute)
 	o.Restart()
 	time.Sleep(3 * time.Second)
 	served := target.pause(true)
