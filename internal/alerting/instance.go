@@ -60,6 +60,9 @@ func parseDefinition(data []byte) (*definition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load alertmanager_config: %w", err)
 	}
+	if err := CheckNoFiles(conf); err != nil {
+		return nil, fmt.Errorf("alertmanager_config: %w", err)
+	}
 	return &definition{raw: data, config: conf, templates: def.TemplateFiles}, nil
 }
 

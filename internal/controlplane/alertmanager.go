@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -58,7 +59,11 @@ func ValidateAlertmanagerDefinition(data []byte) error {
 	if strings.TrimSpace(def.AlertmanagerConfig) == "" {
 		return validation("definition has no alertmanager_config")
 	}
-	if _, err := amconfig.Load(def.AlertmanagerConfig); err != nil {
+	conf, err := amconfig.Load(def.AlertmanagerConfig)
+	if err != nil {
+		return validation("alertmanager_config: %v", err)
+	}
+	if err := alerting.CheckNoFiles(conf); err != nil {
 		return validation("alertmanager_config: %v", err)
 	}
 	for name, body := range def.TemplateFiles {
