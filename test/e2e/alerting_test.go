@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -375,6 +378,22 @@ func TestAlertmanagerReceiversSilencesAndRestart(t *testing.T) {
 		code, _ := apptest.Get(t, base+"/api/v2/status")
 		require.Equal(t, http.StatusNotFound, code)
 	})
+
+	t.Run("deleting the workspace deletes its silences", func(t *testing.T) {
+		_, err := client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+			Data: fmt.Appendf(nil, alertingDefinition, smtpAddr, hook.URL, sns.URL)})
+		require.NoError(t, err)
+		require.Equal(t, silenceID, strings.TrimSpace(amtool(t, base, "silence", "query", "-q")), "a new definition keeps the silences")
+		_, err = client.DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: aws.String(id)})
+		require.NoError(t, err)
+		dir := filepath.Join(o.DataDir, "workspaces", id)
+		require.Eventually(t, func() bool {
+			_, err := os.Stat(dir)
+			return errors.Is(err, os.ErrNotExist)
+		}, 15*time.Second, 50*time.Millisecond)
+		code, _ := apptest.Get(t, base+"/api/v2/status")
+		require.Equal(t, http.StatusNotFound, code)
+	})
 }
 
 func hookHas(msgs []hookMessage, alertname string) bool {
@@ -386,4 +405,41 @@ func hookHas(msgs []hookMessage, alertname string) bool {
 		}
 	}
 	return false
+}
+
+// TestAlertmanagerSigV4Actions checks that with --auth=sigv4 the
+// Alertmanager API asks for AMP's actions: a key allowed only to list
+// alerts and read the status cannot post alerts or silences.
+func TestAlertmanagerSigV4Actions(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	admin := signer{adminKey, adminSecret}
+	id := admin.createWorkspace(t, o)
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(adminKey, adminSecret, "")})
+	_, err := client.CreateAlertManagerDefinition(context.Background(), &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: []byte("alertmanager_config: |\n  route: {receiver: hook}\n  receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n")})
+	require.NoError(t, err)
+	reader := admin.createKey(t, o, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+		"Action":["aps:ListAlertManagerAlerts","aps:GetAlertManagerStatus"],"Resource":"arn:aws:aps:us-east-1:000000000000:workspace/%s"}]}`, id))
+	base := o.URL(id, "/alertmanager/api/v2")
+	for _, c := range []struct {
+		who          signer
+		method, path string
+		body         []byte
+		want         int
+	}{
+		{reader, http.MethodGet, "/alerts", nil, http.StatusOK},
+		{reader, http.MethodGet, "/status", nil, http.StatusOK},
+		{reader, http.MethodPost, "/alerts", []byte(`[{"labels":{"alertname":"X"}}]`), http.StatusForbidden},
+		{reader, http.MethodPost, "/silences", []byte(`{}`), http.StatusForbidden},
+		{reader, http.MethodGet, "/silences", nil, http.StatusForbidden},
+		{reader, http.MethodGet, "/receivers", nil, http.StatusForbidden},
+		{admin, http.MethodGet, "/receivers", nil, http.StatusOK},
+		{signer{"AKIAUNKNOWN000000000", "x"}, http.MethodGet, "/alerts", nil, http.StatusForbidden},
+	} {
+		code, body := c.who.do(t, c.method, base+c.path, c.body, time.Now(), nil)
+		require.Equal(t, c.want, code, "%s %s by %s: %s", c.method, c.path, c.who.key, body)
+	}
 }
