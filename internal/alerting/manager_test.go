@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/stretchr/testify/require"
@@ -146,7 +145,7 @@ func TestManagerDeliversReloadsAndLimits(t *testing.T) {
 
 	// Limits: a third alert fits, a fourth does not, through either path.
 	m.SendAlerts(id, alert("Down", "c", time.Time{}), alert("Down", "d", time.Time{}))
-	require.Equal(t, 1.0, testutil.ToFloat64(dropped(t, reg, id, "limited")))
+	require.Equal(t, 1.0, dropped(t, reg, id, "limited"))
 	code, body = call(t, m, id, http.MethodPost, "/api/v2/alerts", `[{"labels":{"alertname":"Other"}}]`)
 	require.Equal(t, http.StatusTooManyRequests, code, body)
 	require.Contains(t, body, "alertmanager_max_alerts")
@@ -163,6 +162,10 @@ func TestManagerDeliversReloadsAndLimits(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 20*time.Millisecond)
+
+	// The Alertmanager's own metrics carry the workspace.
+	require.Equal(t, id.String(), metricLabel(t, reg, "alertmanager_notifications_total", "workspace"))
+	require.Equal(t, id.String(), metricLabel(t, reg, "alertmanager_silences", "workspace"))
 
 	// A silence survives a restart.
 	code, body = call(t, m, id, http.MethodPost, "/api/v2/silences", fmt.Sprintf(
@@ -185,11 +188,32 @@ func TestManagerDeliversReloadsAndLimits(t *testing.T) {
 	code, _ = call(t, m, id, http.MethodGet, "/api/v2/status", "")
 	require.Equal(t, http.StatusNotFound, code)
 	m.SendAlerts(id, alert("Down", "a", time.Time{}))
-	require.Equal(t, 1.0, testutil.ToFloat64(dropped(t, reg, id, "no_alertmanager")))
+	require.Equal(t, 1.0, dropped(t, reg, id, "no_alertmanager"))
+	require.Empty(t, metricLabel(t, reg, "alertmanager_silences", "workspace"), "a stopped Alertmanager's metrics are unregistered")
 	m.Stop()
 }
 
-func dropped(t *testing.T, reg *prometheus.Registry, id workspace.ID, reason string) prometheus.Collector {
+// metricLabel returns the value of a label of the first series of a metric
+// family, or "" if there is none.
+func metricLabel(t *testing.T, reg *prometheus.Registry, name, label string) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		for _, p := range mf.GetMetric()[0].GetLabel() {
+			if p.GetName() == label {
+				return p.GetValue()
+			}
+		}
+	}
+	return ""
+}
+
+// dropped returns orrery_alerting_alerts_dropped_total of a workspace and reason.
+func dropped(t *testing.T, reg *prometheus.Registry, id workspace.ID, reason string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
@@ -203,13 +227,11 @@ func dropped(t *testing.T, reg *prometheus.Registry, id workspace.ID, reason str
 				l[p.GetName()] = p.GetValue()
 			}
 			if l["workspace"] == id.String() && l["reason"] == reason {
-				c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
-				c.Add(m.GetCounter().GetValue())
-				return c
+				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	return prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+	return 0
 }
 
 // call serves one request of a workspace's Alertmanager API.
