@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -442,4 +443,42 @@ func TestAlertmanagerSigV4Actions(t *testing.T) {
 		code, body := c.who.do(t, c.method, base+c.path, c.body, time.Now(), nil)
 		require.Equal(t, c.want, code, "%s %s by %s: %s", c.method, c.path, c.who.key, body)
 	}
+}
+
+// TestAlertmanagerLimits checks the alert and silence limits set by flags:
+// alerts over the limit get 429 naming it, silences over it 400.
+func TestAlertmanagerLimits(t *testing.T) {
+	ctx := context.Background()
+	o := apptest.StartOrrery(t, t.TempDir(), "--limits.alertmanager-max-alerts", "2", "--limits.alertmanager-max-silences", "1")
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: []byte("alertmanager_config: |\n  route: {receiver: hook}\n  receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n")})
+	require.NoError(t, err)
+	base := o.URL(id, "/alertmanager/api/v2")
+
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post("/alerts", `[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"}}]`)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = post("/alerts", `[{"labels":{"alertname":"A"},"annotations":{"updated":"yes"}},{"labels":{"alertname":"C"}}]`)
+	require.Equal(t, http.StatusTooManyRequests, code, body)
+	require.Contains(t, body, "1 of 2 alerts refused")
+	require.Contains(t, body, "alertmanager_max_alerts")
+
+	silence := fmt.Sprintf(`{"matchers":[{"name":"alertname","value":"A","isRegex":false}],"startsAt":%q,"endsAt":%q,"createdBy":"e2e","comment":"c"}`,
+		time.Now().UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	code, body = post("/silences", silence)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = post("/silences", silence)
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, "exceeded maximum number of silences")
 }
