@@ -83,6 +83,9 @@ type Manager struct {
 	mu        sync.RWMutex // guards instances and stopped.
 	instances map[workspace.ID]*instance
 	stopped   bool
+	// failed holds, per workspace, the last definition that did not load,
+	// so polls do not load and report it again. Guarded by syncMu.
+	failed map[workspace.ID][]byte
 }
 
 // New returns a Manager. It starts nothing: Run and Sync start
@@ -134,6 +137,7 @@ func New(cfg Config, defs DefinitionSource, logger *slog.Logger, reg prometheus.
 			Help: "Workspace Alertmanagers running.",
 		}),
 		instances: map[workspace.ID]*instance{},
+		failed:    map[workspace.ID][]byte{},
 	}, nil
 }
 
@@ -205,13 +209,17 @@ func (m *Manager) Sync(ctx context.Context, id workspace.ID) error {
 	case stopped:
 		return nil
 	case !found && running:
+		delete(m.failed, id)
 		m.remove(id)
 		m.logger.Info("alertmanager stopped: the workspace has no definition", "workspace", id)
 		return nil
 	case !found:
+		delete(m.failed, id)
 		return nil
 	case running && in.sameDefinition(data):
 		return nil
+	case bytes.Equal(m.failed[id], data):
+		return nil // reported when it first failed.
 	}
 	def, err := parseDefinition(data)
 	if err == nil && running {
@@ -230,9 +238,11 @@ func (m *Manager) Sync(ctx context.Context, id workspace.ID) error {
 		}
 	}
 	if err != nil {
+		m.failed[id] = data
 		m.reloads.WithLabelValues(id.String(), "failure").Inc()
 		return fmt.Errorf("load alertmanager of workspace %s: %w", id, err)
 	}
+	delete(m.failed, id)
 	m.reloads.WithLabelValues(id.String(), "success").Inc()
 	return nil
 }

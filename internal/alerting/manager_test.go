@@ -140,6 +140,7 @@ func TestManagerDeliversReloadsAndLimits(t *testing.T) {
 	// A broken definition is refused and the running one stays.
 	defs.set(id, []byte("alertmanager_config: |\n  route:\n    receiver: missing\n"))
 	require.ErrorContains(t, m.Sync(ctx, id), "missing")
+	require.NoError(t, m.Sync(ctx, id), "a definition that failed is reported once")
 	code, _ = call(t, m, id, http.MethodGet, "/api/v2/status", "")
 	require.Equal(t, http.StatusOK, code)
 
