@@ -88,6 +88,14 @@ type Manager struct {
 	failed map[workspace.ID][]byte
 }
 
+var (
+	_ http.Handler = (*Manager)(nil)
+	// The ruler's alert sink.
+	_ interface {
+		SendAlerts(id workspace.ID, alerts ...*notifier.Alert)
+	} = (*Manager)(nil)
+)
+
 // New returns a Manager. It starts nothing: Run and Sync start
 // Alertmanagers.
 func New(cfg Config, defs DefinitionSource, logger *slog.Logger, reg prometheus.Registerer) (*Manager, error) {
@@ -286,6 +294,7 @@ func (m *Manager) remove(id workspace.ID) {
 func (m *Manager) Delete(id workspace.ID) error {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
+	delete(m.failed, id)
 	m.remove(id)
 	if err := os.RemoveAll(m.dir(id)); err != nil {
 		return fmt.Errorf("delete alertmanager of workspace %s: %w", id, err)

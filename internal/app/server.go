@@ -178,6 +178,8 @@ func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric i
 	return q.s.Metadata(id, metric, limit, perMetric)
 }
 
+var _ controlplane.AlertmanagerHook = (*alerting.Manager)(nil)
+
 // definitions gives the alerting manager the catalog's alert manager
 // definitions of active workspaces.
 type definitions struct{ cat *catalog.Catalog }
