@@ -151,7 +151,16 @@ func TestManagerDeliversReloadsAndLimits(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, code, body)
 	require.Contains(t, body, "alertmanager_max_alerts")
 
-	// Resolving an alert notifies it resolved.
+	// Resolving an alert notifies it resolved, once its group (of the new
+	// definition) was notified firing.
+	require.Eventually(t, func() bool {
+		for _, msg := range hook.all() {
+			if msg.GroupLabels["instance"] == "a" && msg.Status == "firing" {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 20*time.Millisecond)
 	m.SendAlerts(id, alert("Down", "a", time.Now().Add(-time.Second)))
 	require.Eventually(t, func() bool {
 		for _, msg := range hook.all() {
