@@ -102,6 +102,9 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
 	fs.StringVar(&cfg.Auth, "auth", "sigv4", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies, or bearer tokens) or none (development only: anyone reaching the port reads and writes every workspace)")
 	cfg.AdminKeyID, cfg.AdminSecret = os.Getenv("ORRERY_ADMIN_ACCESS_KEY_ID"), os.Getenv("ORRERY_ADMIN_SECRET_ACCESS_KEY")
+	fs.DurationVar(&cfg.AlertmanagerPollInterval, "alertmanager.poll-interval", 30*time.Second, "how often alert manager definitions are read from the catalog (changes through the API apply at once)")
+	fs.DurationVar(&cfg.AlertmanagerMaintenanceInterval, "alertmanager.maintenance-interval", 15*time.Minute, "how often silences and notification logs are garbage-collected and written to disk (also at shutdown)")
+	fs.DurationVar(&cfg.AlertmanagerRetention, "alertmanager.retention", 120*time.Hour, "how long expired silences and notification log entries are kept")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", l.MaxLabelNamesPerSeries, "default: labels per series")
 	fs.IntVar(&l.MaxLabelNameLength, "limits.max-label-name-length", l.MaxLabelNameLength, "default: bytes per label name")
@@ -121,6 +124,11 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.Var(durationFlag{&l.QueryTimeout}, "limits.query-timeout", "default: query evaluation timeout")
 	fs.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", l.MaxQuerySamples, "default: samples a query may load into memory")
 	fs.Var(durationFlag{&l.MaxQueryRange}, "limits.max-query-range", "default: longest time range of a range query (0: unlimited)")
+	fs.IntVar(&l.AlertmanagerMaxAlerts, "limits.alertmanager-max-alerts", l.AlertmanagerMaxAlerts, "default: alerts an alert manager holds (0: unlimited)")
+	fs.IntVar(&l.AlertmanagerMaxAlertsSizeBytes, "limits.alertmanager-max-alerts-size-bytes", l.AlertmanagerMaxAlertsSizeBytes, "default: total size of the labels and annotations of an alert manager's alerts (0: unlimited)")
+	fs.IntVar(&l.AlertmanagerMaxAggregationGroups, "limits.alertmanager-max-aggregation-groups", l.AlertmanagerMaxAggregationGroups, "default: aggregation groups per alert manager (0: unlimited)")
+	fs.IntVar(&l.AlertmanagerMaxSilences, "limits.alertmanager-max-silences", l.AlertmanagerMaxSilences, "default: silences per alert manager, expired ones included until their retention ends (0: unlimited)")
+	fs.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, "limits.alertmanager-max-silence-size-bytes", l.AlertmanagerMaxSilenceSizeBytes, "default: bytes per silence (0: unlimited)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
@@ -59,6 +60,12 @@ type ServerConfig struct {
 	// AdminKeyID and AdminSecret, if set, become the admin key at first
 	// start (ORRERY_ADMIN_ACCESS_KEY_ID / ORRERY_ADMIN_SECRET_ACCESS_KEY).
 	AdminKeyID, AdminSecret string
+	// Alertmanager: how often definitions are polled from the catalog, how
+	// often silences and notification logs are snapshotted, and how long
+	// expired silences and notification log entries are kept.
+	AlertmanagerPollInterval        time.Duration
+	AlertmanagerMaintenanceInterval time.Duration
+	AlertmanagerRetention           time.Duration
 }
 
 // Server is a running `orrery server`.
@@ -72,6 +79,7 @@ type Server struct {
 	query     *query.API
 	catalog   *catalog.Catalog
 	control   *controlplane.API
+	alerting  *alerting.Manager
 	guard     *auth.Guard
 	sealer    *catalog.Sealer
 	http      *http.Server
@@ -141,6 +149,14 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
+	s.alerting, err = alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: "http://" + cfg.Listen,
+		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
+		Retention: cfg.AlertmanagerRetention, Limits: overrides}, definitions{cat}, logger, reg)
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	s.control.SetAlertmanagerHook(s.alerting)
 	if err := s.applyConfigurations(context.Background()); err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -163,12 +179,43 @@ func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric i
 	return q.s.Metadata(id, metric, limit, perMetric)
 }
 
+var _ controlplane.AlertmanagerHook = (*alerting.Manager)(nil)
+
+// definitions gives the alerting manager the catalog's alert manager
+// definitions of active workspaces.
+type definitions struct{ cat *catalog.Catalog }
+
+func (d definitions) AlertmanagerDefinitions(ctx context.Context) ([]workspace.ID, error) {
+	return d.cat.ActiveAlertmanagerDefinitions(ctx)
+}
+
+func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID) ([]byte, bool, error) {
+	ws, err := d.cat.GetWorkspace(ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) || (err == nil && ws.Status != catalog.StatusActive) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	def, err := d.cat.AlertmanagerDefinition(ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return def.Data, true, nil
+}
+
 // lifecycle deletes a workspace's data from every component.
 type lifecycle struct{ s *Server }
 
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
 	l.s.ingest.Forget(id)
 	l.s.query.Forget(id)
+	if err := l.s.alerting.Delete(id); err != nil {
+		return err
+	}
 	return l.s.store.Delete(ctx, id)
 }
 
@@ -318,6 +365,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
 	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.query))
+	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alerting))
 	return mux
 }
 
@@ -391,6 +439,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
+	alertingCtx, stopAlerting := context.WithCancel(context.Background())
+	alertingDone := make(chan struct{})
+	go func() {
+		defer close(alertingDone)
+		_ = s.alerting.Run(alertingCtx)
+	}()
 
 	every := 30 * time.Second
 	if s.cfg.IdleTimeout > 0 && s.cfg.IdleTimeout/2 < every {
@@ -424,6 +478,9 @@ loop:
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		s.logger.Warn("http shutdown did not finish; closing storage anyway", "err", err)
 	}
+	stopAlerting()
+	<-alertingDone
+	s.alerting.Stop()
 	if err := errors.Join(s.store.Close(), s.catalog.Close()); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
 	}

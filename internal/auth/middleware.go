@@ -112,6 +112,9 @@ func WriteError(w http.ResponseWriter, err error) {
 // DataPlaneAction maps a workspace API path (below /workspaces/{id}) and
 // method to the AMP action it needs.
 func DataPlaneAction(method, rest string) string {
+	if _, am, ok := strings.Cut(rest, "/alertmanager/api/v2/"); ok {
+		return alertmanagerAction(method, am)
+	}
 	switch {
 	case strings.HasSuffix(rest, "/api/v1/remote_write"):
 		return "aps:RemoteWrite"
@@ -125,6 +128,33 @@ func DataPlaneAction(method, rest string) string {
 		return "aps:DeleteSeries"
 	default:
 		return "aps:QueryMetrics"
+	}
+}
+
+// alertmanagerAction maps an Alertmanager v2 API path (after /api/v2/) to
+// AMP's action for it.
+func alertmanagerAction(method, path string) string {
+	path = strings.Trim(path, "/")
+	switch {
+	case path == "alerts" && method == http.MethodPost:
+		return "aps:CreateAlertManagerAlerts"
+	case path == "alerts":
+		return "aps:ListAlertManagerAlerts"
+	case path == "alerts/groups":
+		return "aps:ListAlertManagerAlertGroups"
+	case path == "silences" && method == http.MethodPost:
+		return "aps:PutAlertManagerSilences"
+	case path == "silences":
+		return "aps:ListAlertManagerSilences"
+	case strings.HasPrefix(path, "silence/") && method == http.MethodDelete:
+		return "aps:DeleteAlertManagerSilence"
+	case strings.HasPrefix(path, "silence/"):
+		return "aps:GetAlertManagerSilence"
+	case path == "receivers":
+		return "aps:ListAlertManagerReceivers"
+	default:
+		// status, and paths the API does not serve.
+		return "aps:GetAlertManagerStatus"
 	}
 }
 

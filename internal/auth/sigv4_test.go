@@ -176,4 +176,18 @@ func TestControlPlaneActions(t *testing.T) {
 	require.Equal(t, "aps:RemoteWrite", DataPlaneAction("POST", "/workspaces/ws-1/api/v1/remote_write"))
 	require.Equal(t, "aps:GetSeries", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/series"))
 	require.Equal(t, "aps:QueryMetrics", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/query_range"))
+	am := "/workspaces/ws-1/alertmanager/api/v2/"
+	for _, c := range []struct{ method, path, want string }{
+		{"POST", "alerts", "aps:CreateAlertManagerAlerts"},
+		{"GET", "alerts", "aps:ListAlertManagerAlerts"},
+		{"GET", "alerts/groups", "aps:ListAlertManagerAlertGroups"},
+		{"POST", "silences", "aps:PutAlertManagerSilences"},
+		{"GET", "silences", "aps:ListAlertManagerSilences"},
+		{"GET", "silence/0b8e-1", "aps:GetAlertManagerSilence"},
+		{"DELETE", "silence/0b8e-1", "aps:DeleteAlertManagerSilence"},
+		{"GET", "receivers", "aps:ListAlertManagerReceivers"},
+		{"GET", "status", "aps:GetAlertManagerStatus"},
+	} {
+		require.Equal(t, c.want, DataPlaneAction(c.method, am+c.path), c.method+" "+c.path)
+	}
 }

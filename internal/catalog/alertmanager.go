@@ -75,3 +75,23 @@ func (c *Catalog) DeleteAlertmanagerDefinition(ctx context.Context, id workspace
 	}
 	return nil
 }
+
+// ActiveAlertmanagerDefinitions lists the active workspaces that have an
+// alert manager definition.
+func (c *Catalog) ActiveAlertmanagerDefinitions(ctx context.Context) ([]workspace.ID, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT d.workspace_id FROM alertmanager_definitions d
+		JOIN workspaces w ON w.id = d.workspace_id WHERE w.status = $1 ORDER BY d.workspace_id`, StatusActive)
+	if err != nil {
+		return nil, fmt.Errorf("list alert manager definitions: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var ids []workspace.ID
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list alert manager definitions: %w", err)
+		}
+		ids = append(ids, workspace.ID(id))
+	}
+	return ids, rows.Err()
+}

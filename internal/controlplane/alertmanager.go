@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strings"
@@ -8,7 +9,34 @@ import (
 	amconfig "github.com/prometheus/alertmanager/config"
 	"github.com/prometheus/alertmanager/template"
 	"go.yaml.in/yaml/v2"
+
+	"github.com/orrery-dev/orrery/internal/alerting"
+	"github.com/orrery-dev/orrery/internal/workspace"
 )
+
+// AlertmanagerHook is told after a workspace's alert manager definition was
+// created, replaced or deleted, so the engine applies it at once rather
+// than at its next poll. Sync reads the definition back from the catalog;
+// an error means the engine could not apply it and keeps what it runs.
+// Implementations are safe for concurrent use.
+type AlertmanagerHook interface {
+	Sync(ctx context.Context, id workspace.ID) error
+}
+
+// SetAlertmanagerHook installs the hook told of definition changes. Call it
+// before serving requests.
+func (a *API) SetAlertmanagerHook(h AlertmanagerHook) { a.amHook = h }
+
+// syncAlertmanager tells the hook, if any, that id's definition changed.
+// The change is stored either way: a failure is logged, not returned.
+func (a *API) syncAlertmanager(ctx context.Context, id workspace.ID) {
+	if a.amHook == nil {
+		return
+	}
+	if err := a.amHook.Sync(ctx, id); err != nil {
+		a.logger.Warn("apply alert manager definition; the stored definition is retried at the next poll", "workspace", id, "err", err)
+	}
+}
 
 func (a *API) registerAlertmanager(mux *http.ServeMux) {
 	mux.HandleFunc("POST /workspaces/{id}/alertmanager/definition", func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, true) })
@@ -31,7 +59,11 @@ func ValidateAlertmanagerDefinition(data []byte) error {
 	if strings.TrimSpace(def.AlertmanagerConfig) == "" {
 		return validation("definition has no alertmanager_config")
 	}
-	if _, err := amconfig.Load(def.AlertmanagerConfig); err != nil {
+	conf, err := amconfig.Load(def.AlertmanagerConfig)
+	if err != nil {
+		return validation("alertmanager_config: %v", err)
+	}
+	if err := alerting.CheckNoFiles(conf); err != nil {
 		return validation("alertmanager_config: %v", err)
 	}
 	for name, body := range def.TemplateFiles {
@@ -68,6 +100,7 @@ func (a *API) putAlertmanager(w http.ResponseWriter, r *http.Request, create boo
 		a.fail(w, err)
 		return
 	}
+	a.syncAlertmanager(r.Context(), id)
 	reply(w, http.StatusAccepted, map[string]any{"status": statusJSON{"ACTIVE"}})
 }
 
@@ -97,5 +130,6 @@ func (a *API) deleteAlertmanager(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	a.syncAlertmanager(r.Context(), id)
 	w.WriteHeader(http.StatusAccepted)
 }

@@ -43,6 +43,7 @@ type API struct {
 	cfg    Config
 	cat    *catalog.Catalog
 	engine Lifecycle
+	amHook AlertmanagerHook
 	logger *slog.Logger
 	now    func() time.Time
 }

@@ -46,6 +46,15 @@ type Limits struct {
 	QueryTimeout    model.Duration `yaml:"query_timeout"`
 	MaxQuerySamples int            `yaml:"max_query_samples"`
 	MaxQueryRange   model.Duration `yaml:"max_query_range"` // end - start of range queries, series, labels.
+
+	// Alert manager. Alerts count while the Alertmanager holds them: firing,
+	// and resolved until its garbage collection drops them. Silences count
+	// until they expire and their retention ends.
+	AlertmanagerMaxAlerts            int `yaml:"alertmanager_max_alerts"`
+	AlertmanagerMaxAlertsSizeBytes   int `yaml:"alertmanager_max_alerts_size_bytes"` // labels and annotations of all alerts.
+	AlertmanagerMaxAggregationGroups int `yaml:"alertmanager_max_aggregation_groups"`
+	AlertmanagerMaxSilences          int `yaml:"alertmanager_max_silences"`
+	AlertmanagerMaxSilenceSizeBytes  int `yaml:"alertmanager_max_silence_size_bytes"`
 }
 
 // MaxOutOfOrderWindow is the largest out-of-order window a workspace may have.
@@ -73,6 +82,14 @@ func DefaultLimits() Limits {
 		QueryTimeout:           model.Duration(2 * time.Minute),
 		MaxQuerySamples:        50_000_000,
 		MaxQueryRange:          model.Duration(32 * 24 * time.Hour),
+		// AMP: 1,000 active alerts and 20 MB of active alert payload per
+		// alert manager, 1,000 aggregation groups. AMP publishes no
+		// silence quota; these are Orrery's.
+		AlertmanagerMaxAlerts:            1000,
+		AlertmanagerMaxAlertsSizeBytes:   20 << 20,
+		AlertmanagerMaxAggregationGroups: 1000,
+		AlertmanagerMaxSilences:          1000,
+		AlertmanagerMaxSilenceSizeBytes:  64 << 10,
 	}
 }
 
@@ -93,6 +110,9 @@ func (l Limits) Validate() error {
 		return errors.New("retention_period must not be negative")
 	case l.QueryTimeout <= 0:
 		return errors.New("query_timeout must be positive")
+	case l.AlertmanagerMaxAlerts < 0, l.AlertmanagerMaxAlertsSizeBytes < 0, l.AlertmanagerMaxAggregationGroups < 0,
+		l.AlertmanagerMaxSilences < 0, l.AlertmanagerMaxSilenceSizeBytes < 0:
+		return errors.New("alertmanager limits must not be negative (0: unlimited)")
 	case l.MaxRequestBytes <= 0 || l.MaxDecodedRequestBytes <= 0:
 		return errors.New("max_request_bytes and max_decoded_request_bytes must be positive")
 	}

@@ -1,0 +1,484 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+	"github.com/orrery-dev/orrery/internal/auth"
+)
+
+// recorder collects what the receivers got, under one lock.
+type recorder[T any] struct {
+	mu  sync.Mutex
+	got []T
+}
+
+func (r *recorder[T]) add(v T) {
+	r.mu.Lock()
+	r.got = append(r.got, v)
+	r.mu.Unlock()
+}
+
+func (r *recorder[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.got...)
+}
+
+// hookMessage is the Alertmanager webhook payload, in part.
+type hookMessage struct {
+	Status      string            `json:"status"`
+	GroupLabels map[string]string `json:"groupLabels"`
+	Alerts      []struct {
+		Status string            `json:"status"`
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+}
+
+// mail is one message an SMTP client delivered.
+type mail struct {
+	From string
+	To   []string
+	Data string
+}
+
+// smtpServer is a minimal SMTP server (RFC 5321 without extensions) that
+// records the mail delivered to it.
+func smtpServer(t *testing.T, mails *recorder[mail]) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveSMTP(c, mails)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func serveSMTP(c net.Conn, mails *recorder[mail]) {
+	defer func() { _ = c.Close() }()
+	tp := textproto.NewConn(c)
+	var m mail
+	reply := func(s string) bool { return tp.PrintfLine("%s", s) == nil }
+	if !reply("220 orrery.test ESMTP test server") {
+		return
+	}
+	for {
+		line, err := tp.ReadLine()
+		if err != nil {
+			return
+		}
+		verb, arg, _ := strings.Cut(line, " ")
+		switch strings.ToUpper(verb) {
+		case "EHLO", "HELO":
+			reply("250 orrery.test")
+		case "MAIL":
+			m = mail{From: address(arg)}
+			reply("250 OK")
+		case "RCPT":
+			m.To = append(m.To, address(arg))
+			reply("250 OK")
+		case "DATA":
+			reply("354 end with <CRLF>.<CRLF>")
+			b, err := tp.ReadDotBytes()
+			if err != nil {
+				return
+			}
+			m.Data = string(b)
+			mails.add(m)
+			reply("250 OK queued")
+		case "RSET", "NOOP":
+			reply("250 OK")
+		case "QUIT":
+			reply("221 bye")
+			return
+		default:
+			reply("502 command not implemented")
+		}
+	}
+}
+
+// address returns the address in a MAIL FROM:<a> or RCPT TO:<a> argument.
+func address(arg string) string {
+	_, a, _ := strings.Cut(arg, "<")
+	a, _, _ = strings.Cut(a, ">")
+	return a
+}
+
+// snsPublish is one verified SNS Publish call.
+type snsPublish struct {
+	KeyID, Region       string
+	TopicArn, Message   string
+	Subject, Attributes string
+}
+
+// snsServer is an SNS-compatible endpoint: it verifies the SigV4 signature
+// of each request with Orrery's verifier (service "sns"), checks it is a
+// Publish of the AWS query protocol and answers as SNS does.
+func snsServer(t *testing.T, keyID, secret string, published *recorder[snsPublish], failures *recorder[string]) *httptest.Server {
+	t.Helper()
+	v := &auth.Verifier{Service: "sns", Secrets: func(id string) (string, bool, error) { return secret, id == keyID, nil }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := v.Verify(r)
+		if err != nil {
+			failures.add("verify: " + err.Error())
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>%s</Message></Error><RequestId>r</RequestId></ErrorResponse>`, err)
+			return
+		}
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("Action") != "Publish" || r.PostForm.Get("Version") != "2010-03-31" {
+			failures.add(fmt.Sprintf("not a Publish: %v %v", err, r.PostForm))
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		published.add(snsPublish{KeyID: id.AccessKeyID, Region: id.Region, TopicArn: r.PostForm.Get("TopicArn"),
+			Message: r.PostForm.Get("Message"), Subject: r.PostForm.Get("Subject")})
+		w.Header().Set("Content-Type", "text/xml")
+		_, _ = fmt.Fprint(w, `<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>6c1a2f0e-0000-4000-8000-000000000001</MessageId></PublishResult><ResponseMetadata><RequestId>f187a3c1-0000-4000-8000-000000000002</RequestId></ResponseMetadata></PublishResponse>`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+const alertingDefinition = `alertmanager_config: |
+  global:
+    smtp_smarthost: %[1]s
+    smtp_from: alertmanager@orrery.test
+    smtp_require_tls: false
+  route:
+    receiver: hook
+    group_by: [alertname]
+    group_wait: 200ms
+    group_interval: 500ms
+    repeat_interval: 1h
+    routes:
+      - matchers: [team="mail"]
+        receiver: mail
+      - matchers: [team="sns"]
+        receiver: sns
+  inhibit_rules:
+    - source_matchers: [severity="critical"]
+      target_matchers: [severity="warning"]
+      equal: [cluster]
+  receivers:
+    - name: hook
+      webhook_configs:
+        - url: %[2]s
+          send_resolved: true
+    - name: mail
+      email_configs:
+        - to: oncall@orrery.test
+          send_resolved: true
+    - name: sns
+      sns_configs:
+        - api_url: %[3]s
+          topic_arn: arn:aws:sns:eu-west-1:123456789012:orrery-alerts
+          subject: '{{ .CommonLabels.alertname }}'
+          message: '{{ template "orrery.sns" . }}'
+          send_resolved: true
+          sigv4:
+            region: eu-west-1
+            access_key: AKIASNSTEST
+            secret_key: sns-secret
+template_files:
+  orrery.tmpl: '{{ define "orrery.sns" }}{{ .Status }}: {{ .CommonLabels.alertname }} on {{ .CommonLabels.instance }}{{ end }}'
+`
+
+// postAlerts sends alerts to a workspace's Alertmanager as a ruler would.
+func postAlerts(t *testing.T, base string, alerts ...map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(alerts)
+	require.NoError(t, err)
+	resp, err := http.Post(base+"/api/v2/alerts", "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func firing(labels map[string]string) map[string]any {
+	return map[string]any{"labels": labels, "annotations": map[string]string{"summary": "test"},
+		"generatorURL": "http://ruler.test/graph"}
+}
+
+// amtool runs Debian's amtool against a workspace's Alertmanager and
+// returns its standard output. (Its standard error warns that the server
+// reports no Alertmanager version.)
+func amtool(t *testing.T, base string, args ...string) string {
+	t.Helper()
+	bin := apptest.LookPath(t, "amtool", "prometheus-alertmanager")
+	cmd := exec.Command(bin, append(args, "--alertmanager.url="+base)...)
+	cmd.Env = []string{"HOME=" + t.TempDir()}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "amtool %s: %s%s", strings.Join(args, " "), out, stderr.String())
+	return string(out)
+}
+
+// TestAlertmanagerReceiversSilencesAndRestart puts an alert manager
+// definition through the AMP API and checks that alerts posted to the
+// workspace's Alertmanager reach a webhook (grouped), an SMTP server and a
+// SigV4-verifying SNS endpoint; that resolution, inhibition and an amtool
+// silence work; and that silences and the notification log survive a
+// restart.
+func TestAlertmanagerReceiversSilencesAndRestart(t *testing.T) {
+	ctx := context.Background()
+	var (
+		hooks     recorder[hookMessage]
+		mails     recorder[mail]
+		published recorder[snsPublish]
+		snsFails  recorder[string]
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m hookMessage
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		hooks.add(m)
+	}))
+	t.Cleanup(hook.Close)
+	smtpAddr := smtpServer(t, &mails)
+	sns := snsServer(t, "AKIASNSTEST", "sns-secret", &published, &snsFails)
+
+	o := apptest.StartOrrery(t, t.TempDir())
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("alerting")})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	base := o.URL(id, "/alertmanager")
+
+	// Without a definition there is no Alertmanager.
+	code, _ := apptest.Get(t, base+"/api/v2/status")
+	require.Equal(t, http.StatusNotFound, code)
+
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: fmt.Appendf(nil, alertingDefinition, smtpAddr, hook.URL, sns.URL)})
+	require.NoError(t, err)
+	code, body := apptest.Get(t, base+"/api/v2/status")
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Contains(t, string(body), "orrery-alerts")
+
+	t.Run("webhook groups alerts", func(t *testing.T) {
+		postAlerts(t, base, firing(map[string]string{"alertname": "HighLatency", "instance": "a"}),
+			firing(map[string]string{"alertname": "HighLatency", "instance": "b"}))
+		require.Eventually(t, func() bool { return len(hooks.all()) > 0 }, 15*time.Second, 50*time.Millisecond)
+		time.Sleep(time.Second) // a second notification would come after group_interval.
+		got := hooks.all()
+		require.Len(t, got, 1)
+		require.Equal(t, map[string]string{"alertname": "HighLatency"}, got[0].GroupLabels)
+		require.Len(t, got[0].Alerts, 2)
+		require.Equal(t, "firing", got[0].Status)
+	})
+
+	t.Run("email is delivered over SMTP", func(t *testing.T) {
+		postAlerts(t, base, firing(map[string]string{"alertname": "MailAlert", "team": "mail", "instance": "m"}))
+		require.Eventually(t, func() bool { return len(mails.all()) > 0 }, 15*time.Second, 50*time.Millisecond)
+		m := mails.all()[0]
+		require.Equal(t, "alertmanager@orrery.test", m.From)
+		require.Equal(t, []string{"oncall@orrery.test"}, m.To)
+		require.Contains(t, m.Data, "Subject: [FIRING:1] MailAlert")
+		require.Contains(t, m.Data, "To: oncall@orrery.test")
+	})
+
+	t.Run("SNS publish is signed and resolved", func(t *testing.T) {
+		postAlerts(t, base, firing(map[string]string{"alertname": "QueueFull", "team": "sns", "instance": "q1"}))
+		require.Eventually(t, func() bool { return len(published.all()) > 0 }, 15*time.Second, 50*time.Millisecond)
+		require.Empty(t, snsFails.all())
+		p := published.all()[0]
+		require.Equal(t, snsPublish{KeyID: "AKIASNSTEST", Region: "eu-west-1", TopicArn: "arn:aws:sns:eu-west-1:123456789012:orrery-alerts",
+			Message: "firing: QueueFull on q1", Subject: "QueueFull"}, p)
+
+		resolved := firing(map[string]string{"alertname": "QueueFull", "team": "sns", "instance": "q1"})
+		resolved["endsAt"] = time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+		postAlerts(t, base, resolved)
+		require.Eventually(t, func() bool { return len(published.all()) > 1 }, 15*time.Second, 50*time.Millisecond)
+		require.Equal(t, "resolved: QueueFull on q1", published.all()[1].Message)
+		require.Empty(t, snsFails.all())
+	})
+
+	t.Run("inhibition", func(t *testing.T) {
+		postAlerts(t, base, firing(map[string]string{"alertname": "ClusterDown", "severity": "critical", "cluster": "c1"}))
+		require.Eventually(t, func() bool { return hookHas(hooks.all(), "ClusterDown") }, 15*time.Second, 50*time.Millisecond)
+		postAlerts(t, base, firing(map[string]string{"alertname": "DiskFull", "severity": "warning", "cluster": "c1"}),
+			firing(map[string]string{"alertname": "DiskAlmostFull", "severity": "warning", "cluster": "c2"}))
+		require.Eventually(t, func() bool { return hookHas(hooks.all(), "DiskAlmostFull") }, 15*time.Second, 50*time.Millisecond)
+		time.Sleep(time.Second)
+		require.False(t, hookHas(hooks.all(), "DiskFull"), "an inhibited alert was notified")
+		out := amtool(t, base, "alert", "query", "--inhibited", "alertname=DiskFull")
+		require.Contains(t, out, "DiskFull")
+	})
+
+	var silenceID string
+	t.Run("amtool silence", func(t *testing.T) {
+		silenceID = strings.TrimSpace(amtool(t, base, "silence", "add", "alertname=Maintenance", "-c", "planned work", "-a", "e2e", "-d", "1h"))
+		require.Regexp(t, `^[0-9a-f-]{36}$`, silenceID)
+		postAlerts(t, base, firing(map[string]string{"alertname": "Maintenance", "instance": "x"}))
+		out := amtool(t, base, "alert", "query", "--silenced", "alertname=Maintenance")
+		require.Contains(t, out, "Maintenance")
+		time.Sleep(1500 * time.Millisecond)
+		require.False(t, hookHas(hooks.all(), "Maintenance"), "a silenced alert was notified")
+		require.Contains(t, amtool(t, base, "silence", "query"), silenceID)
+		require.Contains(t, amtool(t, base, "alert", "query"), "HighLatency")
+		// (amtool 0.25's "config routes" cannot parse the configuration
+		// Alertmanager 0.34 reports, whose secret URLs are masked.)
+		require.Contains(t, amtool(t, base, "config", "show"), "orrery-alerts")
+	})
+
+	t.Run("silences and notification log survive a restart", func(t *testing.T) {
+		before := len(hooks.all())
+		o.Stop()
+		o.Restart()
+		out := amtool(t, base, "silence", "query", "-q")
+		require.Equal(t, silenceID, strings.TrimSpace(out))
+		// The alerts themselves are in memory, as in Alertmanager: the ruler
+		// sends them again. The notification log remembers they were
+		// notified, so they are not notified twice.
+		postAlerts(t, base, firing(map[string]string{"alertname": "HighLatency", "instance": "a"}),
+			firing(map[string]string{"alertname": "HighLatency", "instance": "b"}),
+			firing(map[string]string{"alertname": "Maintenance", "instance": "x"}))
+		time.Sleep(2 * time.Second)
+		require.Len(t, hooks.all(), before, "notified again after a restart")
+		// A new alert in the group is notified.
+		postAlerts(t, base, firing(map[string]string{"alertname": "HighLatency", "instance": "c"}))
+		require.Eventually(t, func() bool { return len(hooks.all()) > before }, 15*time.Second, 50*time.Millisecond)
+	})
+
+	t.Run("deleting the definition stops the Alertmanager", func(t *testing.T) {
+		_, err := client.DeleteAlertManagerDefinition(ctx, &amp.DeleteAlertManagerDefinitionInput{WorkspaceId: aws.String(id)})
+		require.NoError(t, err)
+		code, _ := apptest.Get(t, base+"/api/v2/status")
+		require.Equal(t, http.StatusNotFound, code)
+	})
+
+	t.Run("deleting the workspace deletes its silences", func(t *testing.T) {
+		_, err := client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+			Data: fmt.Appendf(nil, alertingDefinition, smtpAddr, hook.URL, sns.URL)})
+		require.NoError(t, err)
+		require.Equal(t, silenceID, strings.TrimSpace(amtool(t, base, "silence", "query", "-q")), "a new definition keeps the silences")
+		_, err = client.DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: aws.String(id)})
+		require.NoError(t, err)
+		dir := filepath.Join(o.DataDir, "workspaces", id)
+		require.Eventually(t, func() bool {
+			_, err := os.Stat(dir)
+			return errors.Is(err, os.ErrNotExist)
+		}, 15*time.Second, 50*time.Millisecond)
+		code, _ := apptest.Get(t, base+"/api/v2/status")
+		require.Equal(t, http.StatusNotFound, code)
+	})
+}
+
+func hookHas(msgs []hookMessage, alertname string) bool {
+	for _, m := range msgs {
+		for _, a := range m.Alerts {
+			if a.Labels["alertname"] == alertname {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestAlertmanagerSigV4Actions checks that with --auth=sigv4 the
+// Alertmanager API asks for AMP's actions: a key allowed only to list
+// alerts and read the status cannot post alerts or silences.
+func TestAlertmanagerSigV4Actions(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	admin := signer{adminKey, adminSecret}
+	id := admin.createWorkspace(t, o)
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(adminKey, adminSecret, "")})
+	_, err := client.CreateAlertManagerDefinition(context.Background(), &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: []byte("alertmanager_config: |\n  route: {receiver: hook}\n  receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n")})
+	require.NoError(t, err)
+	reader := admin.createKey(t, o, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+		"Action":["aps:ListAlertManagerAlerts","aps:GetAlertManagerStatus"],"Resource":"arn:aws:aps:us-east-1:000000000000:workspace/%s"}]}`, id))
+	base := o.URL(id, "/alertmanager/api/v2")
+	for _, c := range []struct {
+		who          signer
+		method, path string
+		body         []byte
+		want         int
+	}{
+		{reader, http.MethodGet, "/alerts", nil, http.StatusOK},
+		{reader, http.MethodGet, "/status", nil, http.StatusOK},
+		{reader, http.MethodPost, "/alerts", []byte(`[{"labels":{"alertname":"X"}}]`), http.StatusForbidden},
+		{reader, http.MethodPost, "/silences", []byte(`{}`), http.StatusForbidden},
+		{reader, http.MethodGet, "/silences", nil, http.StatusForbidden},
+		{reader, http.MethodGet, "/receivers", nil, http.StatusForbidden},
+		{admin, http.MethodGet, "/receivers", nil, http.StatusOK},
+		{signer{"AKIAUNKNOWN000000000", "x"}, http.MethodGet, "/alerts", nil, http.StatusForbidden},
+	} {
+		code, body := c.who.do(t, c.method, base+c.path, c.body, time.Now(), nil)
+		require.Equal(t, c.want, code, "%s %s by %s: %s", c.method, c.path, c.who.key, body)
+	}
+}
+
+// TestAlertmanagerLimits checks the alert and silence limits set by flags:
+// alerts over the limit get 429 naming it, silences over it 400.
+func TestAlertmanagerLimits(t *testing.T) {
+	ctx := context.Background()
+	o := apptest.StartOrrery(t, t.TempDir(), "--limits.alertmanager-max-alerts", "2", "--limits.alertmanager-max-silences", "1")
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: []byte("alertmanager_config: |\n  route: {receiver: hook}\n  receivers: [{name: hook, webhook_configs: [{url: 'http://127.0.0.1:1/'}]}]\n")})
+	require.NoError(t, err)
+	base := o.URL(id, "/alertmanager/api/v2")
+
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post("/alerts", `[{"labels":{"alertname":"A"}},{"labels":{"alertname":"B"}}]`)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = post("/alerts", `[{"labels":{"alertname":"A"},"annotations":{"updated":"yes"}},{"labels":{"alertname":"C"}}]`)
+	require.Equal(t, http.StatusTooManyRequests, code, body)
+	require.Contains(t, body, "1 of 2 alerts refused")
+	require.Contains(t, body, "alertmanager_max_alerts")
+
+	silence := fmt.Sprintf(`{"matchers":[{"name":"alertname","value":"A","isRegex":false}],"startsAt":%q,"endsAt":%q,"createdBy":"e2e","comment":"c"}`,
+		time.Now().UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	code, body = post("/silences", silence)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = post("/silences", silence)
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, "exceeded maximum number of silences")
+}
