@@ -43,6 +43,10 @@ type Limits struct {
 	QueryTimeout    model.Duration `yaml:"query_timeout"`
 	MaxQuerySamples int            `yaml:"max_query_samples"`
 	MaxQueryRange   model.Duration `yaml:"max_query_range"` // end - start of range queries, series, labels.
+
+	// Rules, checked when a rule groups namespace is created or replaced.
+	MaxRuleGroups        int `yaml:"max_rule_groups"`          // rule groups in all namespaces of the workspace.
+	MaxRulesPerRuleGroup int `yaml:"max_rules_per_rule_group"` // recording and alerting rules in one group.
 }
 
 // MaxOutOfOrderWindow is the largest out-of-order window a workspace may have.
@@ -70,6 +74,8 @@ func DefaultLimits() Limits {
 		QueryTimeout:           model.Duration(2 * time.Minute),
 		MaxQuerySamples:        50_000_000,
 		MaxQueryRange:          model.Duration(32 * 24 * time.Hour),
+		MaxRuleGroups:          2000,
+		MaxRulesPerRuleGroup:   2000,
 	}
 }
 
@@ -90,6 +96,8 @@ func (l Limits) Validate() error {
 		return errors.New("retention_period must not be negative")
 	case l.QueryTimeout <= 0:
 		return errors.New("query_timeout must be positive")
+	case l.MaxRuleGroups < 0 || l.MaxRulesPerRuleGroup < 0:
+		return errors.New("max_rule_groups and max_rules_per_rule_group must not be negative")
 	case l.MaxRequestBytes <= 0 || l.MaxDecodedRequestBytes <= 0:
 		return errors.New("max_request_bytes and max_decoded_request_bytes must be positive")
 	}
