@@ -26,6 +26,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
+	"github.com/orrery-dev/orrery/internal/ruler"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -58,6 +59,9 @@ type ServerConfig struct {
 	// AdminKeyID and AdminSecret, if set, become the admin key at first
 	// start (ORRERY_ADMIN_ACCESS_KEY_ID / ORRERY_ADMIN_SECRET_ACCESS_KEY).
 	AdminKeyID, AdminSecret string
+	// Ruler configures rule evaluation; its ExternalURL defaults to
+	// http://<Listen>.
+	Ruler ruler.Config
 }
 
 // Server is a running `orrery server`.
@@ -73,6 +77,7 @@ type Server struct {
 	control   *controlplane.API
 	guard     *auth.Guard
 	sealer    *catalog.Sealer
+	ruler     *ruler.Ruler
 	http      *http.Server
 	ln        net.Listener
 }
@@ -107,10 +112,6 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, querySource{store}, nil, overrides, logger)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -118,7 +119,21 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat}
+	if cfg.Ruler.ExternalURL == "" {
+		cfg.Ruler.ExternalURL = "http://" + cfg.Listen
+	}
+	// Alerts are dropped until the workspaces' Alertmanagers are wired in.
+	rul, err := ruler.New(cfg.Ruler, store, ruler.CatalogNamespaces{Catalog: cat}, nil, overrides, logger, reg)
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, querySource{store}, rul, overrides, logger)
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul}
 	sealer, err := catalog.LoadSealer(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
 		_ = cat.Close()
@@ -166,10 +181,24 @@ func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric i
 type lifecycle struct{ s *Server }
 
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
+	l.s.ruler.Forget(id)
 	l.s.ingest.Forget(id)
 	l.s.query.Forget(id)
 	return l.s.store.Delete(ctx, id)
 }
+
+// SyncRules applies a workspace's changed rule groups namespaces.
+func (l lifecycle) SyncRules(ctx context.Context, id workspace.ID) error {
+	return l.s.ruler.Sync(ctx, id)
+}
+
+// Limits gives the control plane the workspace's rule quotas.
+func (l lifecycle) Limits(id workspace.ID) workspace.Limits { return l.s.overrides.Limits(id) }
+
+var (
+	_ controlplane.RulesSyncer = lifecycle{}
+	_ workspace.LimitsSource   = lifecycle{}
+)
 
 // adminPolicy allows everything.
 const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
@@ -358,6 +387,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
+	rulerCtx, stopRuler := context.WithCancel(context.Background())
+	defer stopRuler()
+	rulerDone := make(chan error, 1)
+	go func() { rulerDone <- s.ruler.Run(rulerCtx) }()
 
 	every := 30 * time.Second
 	if s.cfg.IdleTimeout > 0 && s.cfg.IdleTimeout/2 < every {
@@ -390,6 +423,11 @@ loop:
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		s.logger.Warn("http shutdown did not finish; closing storage anyway", "err", err)
+	}
+	// Rules stop before storage closes: no evaluation writes after it.
+	stopRuler()
+	if err := <-rulerDone; err != nil {
+		s.logger.Warn("stop ruler", "err", err)
 	}
 	if err := errors.Join(s.store.Close(), s.catalog.Close()); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
