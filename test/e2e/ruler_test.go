@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
@@ -307,4 +308,48 @@ func TestRulerAgainstPrometheus(t *testing.T) {
 	_, r = apptest.API(t, api, "/rules", nil)
 	require.JSONEq(t, `{"groups":[]}`, string(r.Data))
 	require.Empty(t, alerts(t, api, "EnvoyUpstreamLatencyHigh"))
+}
+
+// TestRuleQuotasAndWorkspaceDeletion checks a rule quota set by flag is
+// enforced with AMP's error, and that deleting a workspace stops its rules
+// for good: its data directory is removed and nothing recreates it.
+func TestRuleQuotasAndWorkspaceDeletion(t *testing.T) {
+	dir := t.TempDir()
+	o := apptest.StartOrrery(t, dir, "--rules.poll-interval=200ms", "--limits.max-rule-groups=1")
+	client := ampClient(o)
+	ctx := context.Background()
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("envoy"),
+		Data: []byte(rulerRules)})
+	require.NoError(t, err)
+	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("more"),
+		Data: []byte("groups:\n  - name: more\n    rules:\n      - record: one\n        expr: vector(1)\n")})
+	var quota *types.ServiceQuotaExceededException
+	require.ErrorAs(t, err, &quota)
+	require.ErrorContains(t, err, "more than its limit of 1 (max_rule_groups)")
+
+	// The rules run: the recording rule's series is in the workspace.
+	apptest.Eventually(t, 10*time.Second, func() error {
+		_, r := apptest.API(t, o.URL(ws, "/api/v1"), "/rules", nil)
+		if !strings.Contains(string(r.Data), `"health":"ok"`) {
+			return fmt.Errorf("rules not evaluated yet: %s", r.Data)
+		}
+		return nil
+	})
+	wsDir := filepath.Join(dir, "workspaces", ws)
+	require.DirExists(t, wsDir)
+
+	_, err = client.DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: aws.String(ws)})
+	require.NoError(t, err)
+	apptest.Eventually(t, 10*time.Second, func() error {
+		if _, err := os.Stat(wsDir); err == nil {
+			return fmt.Errorf("%s still exists", wsDir)
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // Five polls.
+	require.NoDirExists(t, wsDir, "the ruler recreated a deleted workspace")
+	require.Contains(t, o.Output(), "workspace rules stopped")
 }
