@@ -176,4 +176,6 @@ func TestControlPlaneActions(t *testing.T) {
 	require.Equal(t, "aps:RemoteWrite", DataPlaneAction("POST", "/workspaces/ws-1/api/v1/remote_write"))
 	require.Equal(t, "aps:GetSeries", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/series"))
 	require.Equal(t, "aps:QueryMetrics", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/query_range"))
+	require.Equal(t, "aps:ListRules", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/rules"))
+	require.Equal(t, "aps:ListAlerts", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/alerts"))
 }
