@@ -318,7 +318,7 @@ func TestRuleChangesApplyWithoutRestart(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "nothing recreated the deleted workspace")
 }
 
-func TestAlertForStateSurvivesRestart(t *testing.T) {
+func TestRulerKeepsAlertForStateAcrossRestart(t *testing.T) {
 	e := newEnv(t)
 	id := e.workspace()
 	e.writeEnvoy(id)
