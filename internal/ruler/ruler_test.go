@@ -310,11 +310,14 @@ func TestRuleChangesApplyWithoutRestart(t *testing.T) {
 	require.NoError(t, e.cat.UpdateWorkspace(context.Background(), id, nil, &deleting, nil))
 	r.Forget(id)
 	require.Empty(t, r.Rules(id).RuleGroups())
+	n, err := testutil.GatherAndCount(e.reg, "prometheus_rule_evaluations_total", "prometheus_rule_group_rules")
+	require.NoError(t, err)
+	require.Zero(t, n, "a forgotten workspace's rule metrics are unregistered")
 	require.NoError(t, e.store.Delete(context.Background(), id))
 	require.NoError(t, r.Sync(context.Background(), id))
 	time.Sleep(500 * time.Millisecond) // Two polls.
 	require.Empty(t, r.Rules(id).RuleGroups())
-	_, err := os.Stat(filepath.Join(e.dir, "workspaces", id.String()))
+	_, err = os.Stat(filepath.Join(e.dir, "workspaces", id.String()))
 	require.ErrorIs(t, err, os.ErrNotExist, "nothing recreated the deleted workspace")
 }
 
