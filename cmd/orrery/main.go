@@ -105,6 +105,12 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.AlertmanagerPollInterval, "alertmanager.poll-interval", 30*time.Second, "how often alert manager definitions are read from the catalog (changes through the API apply at once)")
 	fs.DurationVar(&cfg.AlertmanagerMaintenanceInterval, "alertmanager.maintenance-interval", 15*time.Minute, "how often silences and notification logs are garbage-collected and written to disk (also at shutdown)")
 	fs.DurationVar(&cfg.AlertmanagerRetention, "alertmanager.retention", 120*time.Hour, "how long expired silences and notification log entries are kept")
+	fs.DurationVar(&cfg.Ruler.PollInterval, "rules.poll-interval", 30*time.Second, "how often every workspace's rule groups namespaces are re-read (changes through the API apply at once)")
+	fs.DurationVar(&cfg.Ruler.EvaluationInterval, "rules.evaluation-interval", time.Minute, "evaluation interval of rule groups that set none")
+	fs.DurationVar(&cfg.Ruler.OutageTolerance, "rules.alert.for-outage-tolerance", time.Hour, "max time to tolerate an outage for restoring the 'for' state of alerts")
+	fs.DurationVar(&cfg.Ruler.ForGracePeriod, "rules.alert.for-grace-period", 10*time.Minute, "min duration between a restart and an alert firing whose 'for' is at least this long")
+	fs.DurationVar(&cfg.Ruler.ResendDelay, "rules.alert.resend-delay", time.Minute, "min time before a firing alert is sent to the Alertmanager again")
+	fs.StringVar(&cfg.Ruler.ExternalURL, "web.external-url", "", "URL under which Orrery is reached, for alerts' generator links (default: http://<listen>)")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", l.MaxLabelNamesPerSeries, "default: labels per series")
 	fs.IntVar(&l.MaxLabelNameLength, "limits.max-label-name-length", l.MaxLabelNameLength, "default: bytes per label name")
@@ -129,6 +135,8 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.IntVar(&l.AlertmanagerMaxAggregationGroups, "limits.alertmanager-max-aggregation-groups", l.AlertmanagerMaxAggregationGroups, "default: aggregation groups per alert manager (0: unlimited)")
 	fs.IntVar(&l.AlertmanagerMaxSilences, "limits.alertmanager-max-silences", l.AlertmanagerMaxSilences, "default: silences per alert manager, expired ones included until their retention ends (0: unlimited)")
 	fs.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, "limits.alertmanager-max-silence-size-bytes", l.AlertmanagerMaxSilenceSizeBytes, "default: bytes per silence (0: unlimited)")
+	fs.IntVar(&l.MaxRuleGroups, "limits.max-rule-groups", l.MaxRuleGroups, "default: rule groups in all rule groups namespaces of a workspace (0: unlimited)")
+	fs.IntVar(&l.MaxRulesPerRuleGroup, "limits.max-rules-per-rule-group", l.MaxRulesPerRuleGroup, "default: rules in one rule group (0: unlimited)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -28,6 +28,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
+	"github.com/orrery-dev/orrery/internal/ruler"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -66,6 +67,9 @@ type ServerConfig struct {
 	AlertmanagerPollInterval        time.Duration
 	AlertmanagerMaintenanceInterval time.Duration
 	AlertmanagerRetention           time.Duration
+	// Ruler configures rule evaluation; its ExternalURL defaults to
+	// http://<Listen>.
+	Ruler ruler.Config
 }
 
 // Server is a running `orrery server`.
@@ -82,6 +86,7 @@ type Server struct {
 	alerting  *alerting.Manager
 	guard     *auth.Guard
 	sealer    *catalog.Sealer
+	ruler     *ruler.Ruler
 	http      *http.Server
 	ln        net.Listener
 }
@@ -116,10 +121,6 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, querySource{store}, nil, overrides, logger)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -127,7 +128,28 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat}
+	if cfg.Ruler.ExternalURL == "" {
+		cfg.Ruler.ExternalURL = "http://" + cfg.Listen
+	}
+	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
+		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
+		Retention: cfg.AlertmanagerRetention, Limits: overrides}, definitions{cat}, logger, reg)
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	// Alerting rules hand their alerts to the workspace's Alertmanager.
+	rul, err := ruler.New(cfg.Ruler, store, ruler.CatalogNamespaces{Catalog: cat}, am, overrides, logger, reg)
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, querySource{store}, rul, overrides, logger)
+	if err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am}
 	sealer, err := catalog.LoadSealer(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
 		_ = cat.Close()
@@ -145,13 +167,6 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
 		cat, lifecycle{s}, logger)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s.alerting, err = alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: "http://" + cfg.Listen,
-		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
-		Retention: cfg.AlertmanagerRetention, Limits: overrides}, definitions{cat}, logger, reg)
 	if err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -179,7 +194,10 @@ func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric i
 	return q.s.Metadata(id, metric, limit, perMetric)
 }
 
-var _ controlplane.AlertmanagerHook = (*alerting.Manager)(nil)
+var (
+	_ controlplane.AlertmanagerHook = (*alerting.Manager)(nil)
+	_ ruler.AlertSender             = (*alerting.Manager)(nil)
+)
 
 // definitions gives the alerting manager the catalog's alert manager
 // definitions of active workspaces.
@@ -211,6 +229,7 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 type lifecycle struct{ s *Server }
 
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
+	l.s.ruler.Forget(id)
 	l.s.ingest.Forget(id)
 	l.s.query.Forget(id)
 	if err := l.s.alerting.Delete(id); err != nil {
@@ -218,6 +237,19 @@ func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) err
 	}
 	return l.s.store.Delete(ctx, id)
 }
+
+// SyncRules applies a workspace's changed rule groups namespaces.
+func (l lifecycle) SyncRules(ctx context.Context, id workspace.ID) error {
+	return l.s.ruler.Sync(ctx, id)
+}
+
+// Limits gives the control plane the workspace's rule quotas.
+func (l lifecycle) Limits(id workspace.ID) workspace.Limits { return l.s.overrides.Limits(id) }
+
+var (
+	_ controlplane.RulesSyncer = lifecycle{}
+	_ workspace.LimitsSource   = lifecycle{}
+)
 
 // adminPolicy allows everything.
 const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
@@ -445,6 +477,10 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(alertingDone)
 		_ = s.alerting.Run(alertingCtx)
 	}()
+	rulerCtx, stopRuler := context.WithCancel(context.Background())
+	defer stopRuler()
+	rulerDone := make(chan error, 1)
+	go func() { rulerDone <- s.ruler.Run(rulerCtx) }()
 
 	every := 30 * time.Second
 	if s.cfg.IdleTimeout > 0 && s.cfg.IdleTimeout/2 < every {
@@ -477,6 +513,11 @@ loop:
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		s.logger.Warn("http shutdown did not finish; closing storage anyway", "err", err)
+	}
+	// Rules stop before storage closes: no evaluation writes after it.
+	stopRuler()
+	if err := <-rulerDone; err != nil {
+		s.logger.Warn("stop ruler", "err", err)
 	}
 	stopAlerting()
 	<-alertingDone

@@ -126,6 +126,10 @@ func DataPlaneAction(method, rest string) string {
 		return "aps:GetMetricMetadata"
 	case strings.Contains(rest, "/api/v1/admin/"):
 		return "aps:DeleteSeries"
+	case strings.HasSuffix(rest, "/api/v1/rules"):
+		return "aps:ListRules"
+	case strings.HasSuffix(rest, "/api/v1/alerts"):
+		return "aps:ListAlerts"
 	default:
 		return "aps:QueryMetrics"
 	}

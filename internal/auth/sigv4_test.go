@@ -190,4 +190,6 @@ func TestControlPlaneActions(t *testing.T) {
 	} {
 		require.Equal(t, c.want, DataPlaneAction(c.method, am+c.path), c.method+" "+c.path)
 	}
+	require.Equal(t, "aps:ListRules", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/rules"))
+	require.Equal(t, "aps:ListAlerts", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/alerts"))
 }

@@ -114,3 +114,23 @@ func (c *Catalog) DeleteRuleNamespace(ctx context.Context, id workspace.ID, name
 	}
 	return nil
 }
+
+// RuleWorkspaces lists the ACTIVE workspaces that have at least one rule
+// groups namespace, by ID.
+func (c *Catalog) RuleWorkspaces(ctx context.Context) ([]workspace.ID, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT DISTINCT r.workspace_id FROM rule_namespaces r JOIN workspaces w ON w.id = r.workspace_id
+		WHERE w.status = $1 ORDER BY r.workspace_id`, StatusActive)
+	if err != nil {
+		return nil, fmt.Errorf("list workspaces with rules: %w", err)
+	}
+	defer rows.Close()
+	var out []workspace.ID
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list workspaces with rules: %w", err)
+		}
+		out = append(out, workspace.ID(id))
+	}
+	return out, rows.Err()
+}

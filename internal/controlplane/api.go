@@ -30,6 +30,18 @@ type Lifecycle interface {
 	DefaultConfiguration() (retentionDays, oooSeconds int)
 }
 
+// RulesSyncer is implemented by an engine (Lifecycle) that evaluates rule
+// groups namespaces. The control plane calls SyncRules after every
+// successful create, put or delete of a namespace, so the change applies
+// at once; an error is logged, not returned to the client, because the
+// engine's periodic resync applies the change later.
+//
+// An engine that also implements workspace.LimitsSource has its limits'
+// rule quotas enforced; otherwise those of workspace.DefaultLimits are.
+type RulesSyncer interface {
+	SyncRules(ctx context.Context, id workspace.ID) error
+}
+
 // Config configures the API.
 type Config struct {
 	Region    string // in ARNs, e.g. us-east-1.
@@ -98,6 +110,10 @@ func (e *apiError) Error() string { return e.typ + ": " + e.msg }
 
 func validation(format string, args ...any) *apiError {
 	return &apiError{http.StatusBadRequest, "ValidationException", fmt.Sprintf(format, args...)}
+}
+
+func quotaExceeded(format string, args ...any) *apiError {
+	return &apiError{http.StatusPaymentRequired, "ServiceQuotaExceededException", fmt.Sprintf(format, args...)}
 }
 
 func (a *API) fail(w http.ResponseWriter, err error) {

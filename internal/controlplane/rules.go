@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
+	"go.yaml.in/yaml/v2"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -97,11 +99,16 @@ func (a *API) writeRuleNamespace(w http.ResponseWriter, r *http.Request, create 
 		a.fail(w, err)
 		return
 	}
+	if err := a.checkRuleQuotas(r.Context(), id, req.Name, req.Data); err != nil {
+		a.fail(w, err)
+		return
+	}
 	ns := catalog.RuleNamespace{Workspace: id, Name: req.Name, Data: req.Data, ModifiedAt: a.now(), Tags: req.Tags}
 	if err := a.cat.PutRuleNamespace(r.Context(), ns, create); err != nil {
 		a.fail(w, err)
 		return
 	}
+	a.syncRules(r.Context(), id)
 	stored, err := a.cat.RuleNamespace(r.Context(), id, req.Name)
 	if err != nil {
 		a.fail(w, err)
@@ -109,6 +116,85 @@ func (a *API) writeRuleNamespace(w http.ResponseWriter, r *http.Request, create 
 	}
 	reply(w, http.StatusAccepted, map[string]any{"arn": a.namespaceARN(id, req.Name), "name": req.Name,
 		"status": statusJSON{"ACTIVE"}, "tags": stored.Tags})
+}
+
+// syncRules tells the engine a workspace's namespaces changed.
+func (a *API) syncRules(ctx context.Context, id workspace.ID) {
+	s, ok := a.engine.(RulesSyncer)
+	if !ok {
+		return
+	}
+	if err := s.SyncRules(ctx, id); err != nil {
+		a.logger.Warn("apply rule groups namespaces; the engine's periodic resync will retry", "workspace", id, "err", err)
+	}
+}
+
+// checkRuleQuotas enforces the workspace's rule quotas on the namespace
+// name about to hold data: rules per group, and rule groups across all
+// of the workspace's namespaces.
+func (a *API) checkRuleQuotas(ctx context.Context, id workspace.ID, name string, data []byte) error {
+	lim := workspace.DefaultLimits()
+	if ls, ok := a.engine.(workspace.LimitsSource); ok {
+		lim = ls.Limits(id)
+	}
+	groups := countGroups(data)
+	if lim.MaxRulesPerRuleGroup > 0 {
+		for _, g := range groups {
+			if g.rules > lim.MaxRulesPerRuleGroup {
+				return quotaExceeded("rule group %q has %d rules, more than the %d per rule group workspace %s may have (max_rules_per_rule_group)",
+					g.name, g.rules, lim.MaxRulesPerRuleGroup, id)
+			}
+		}
+	}
+	if lim.MaxRuleGroups <= 0 {
+		return nil
+	}
+	total := len(groups)
+	after := ""
+	for {
+		page, err := a.cat.RuleNamespaces(ctx, id, "", after, 500)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, ns := range page {
+			if ns.Name != name {
+				total += len(countGroups(ns.Data))
+			}
+		}
+		after = page[len(page)-1].Name
+	}
+	if total > lim.MaxRuleGroups {
+		return quotaExceeded("workspace %s would have %d rule groups across its rule groups namespaces, more than its limit of %d (max_rule_groups)",
+			id, total, lim.MaxRuleGroups)
+	}
+	return nil
+}
+
+type groupSize struct {
+	name  string
+	rules int
+}
+
+// countGroups returns the groups of a rule file and their sizes; a file
+// that does not parse counts as none (it was validated when stored).
+func countGroups(data []byte) []groupSize {
+	var f struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []any  `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return nil
+	}
+	out := make([]groupSize, 0, len(f.Groups))
+	for _, g := range f.Groups {
+		out = append(out, groupSize{g.Name, len(g.Rules)})
+	}
+	return out
 }
 
 func (a *API) namespaceJSON(ns catalog.RuleNamespace, withData bool) map[string]any {
@@ -186,5 +272,6 @@ func (a *API) deleteRuleNamespace(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	a.syncRules(r.Context(), id)
 	w.WriteHeader(http.StatusAccepted)
 }

@@ -55,6 +55,9 @@ type Limits struct {
 	AlertmanagerMaxAggregationGroups int `yaml:"alertmanager_max_aggregation_groups"`
 	AlertmanagerMaxSilences          int `yaml:"alertmanager_max_silences"`
 	AlertmanagerMaxSilenceSizeBytes  int `yaml:"alertmanager_max_silence_size_bytes"`
+	// Rules, checked when a rule groups namespace is created or replaced.
+	MaxRuleGroups        int `yaml:"max_rule_groups"`          // rule groups in all namespaces of the workspace.
+	MaxRulesPerRuleGroup int `yaml:"max_rules_per_rule_group"` // recording and alerting rules in one group.
 }
 
 // MaxOutOfOrderWindow is the largest out-of-order window a workspace may have.
@@ -90,6 +93,8 @@ func DefaultLimits() Limits {
 		AlertmanagerMaxAggregationGroups: 1000,
 		AlertmanagerMaxSilences:          1000,
 		AlertmanagerMaxSilenceSizeBytes:  64 << 10,
+		MaxRuleGroups:          2000,
+		MaxRulesPerRuleGroup:   2000,
 	}
 }
 
@@ -113,6 +118,8 @@ func (l Limits) Validate() error {
 	case l.AlertmanagerMaxAlerts < 0, l.AlertmanagerMaxAlertsSizeBytes < 0, l.AlertmanagerMaxAggregationGroups < 0,
 		l.AlertmanagerMaxSilences < 0, l.AlertmanagerMaxSilenceSizeBytes < 0:
 		return errors.New("alertmanager limits must not be negative (0: unlimited)")
+	case l.MaxRuleGroups < 0 || l.MaxRulesPerRuleGroup < 0:
+		return errors.New("max_rule_groups and max_rules_per_rule_group must not be negative")
 	case l.MaxRequestBytes <= 0 || l.MaxDecodedRequestBytes <= 0:
 		return errors.New("max_request_bytes and max_decoded_request_bytes must be positive")
 	}

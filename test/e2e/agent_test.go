@@ -167,7 +167,7 @@ remote_write:
     queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 2s}
 `, target.addr, o.RemoteWriteURL(ws))
 	wal := t.TempDir()
-	agent, _ := startAgent(t, config, wal)
+	agent, _ := startAgent(t, config, wal, "--flush-deadline=5s")
 	api := o.URL(ws, "/api/v1")
 	apptest.Eventually(t, 30*time.Second, func() error {
 		v, err := apptest.QueryVector(t, api, "orrery_test_scrapes_total", time.Now())
@@ -181,7 +181,7 @@ remote_write:
 	// Restart the agent: scrapes answered before it stops are in its WAL.
 	target.pause(true)
 	agent.Stop()
-	agent, _ = startAgent(t, config, wal)
+	agent, _ = startAgent(t, config, wal, "--flush-deadline=5s")
 	target.pause(false)
 	time.Sleep(time.Minute)
 	o.Restart()
