@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -24,8 +25,13 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Rounds, "rounds", 10, "how many times every series gets a sample")
 	fs.DurationVar(&cfg.Interval, "interval", 15*time.Second, "simulated scrape interval between rounds")
 	backfill := fs.Duration("start-ago", 0, "timestamp of the first round, before now (default: rounds×interval ago)")
+	serve := fs.Int("serve-targets", 0, "instead of sending, serve this many scrape targets sharing --series, and write their file_sd list to --targets-file")
+	targetsFile := fs.String("targets-file", "targets.json", "file_sd_configs file listing the served targets (with --serve-targets)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *serve > 0 {
+		return serveTargets(*serve, cfg.Series / *serve, *targetsFile, stderr)
 	}
 	if cfg.URL == "" {
 		fmt.Fprintln(stderr, "orrery loadgen: --url is required")
@@ -51,5 +57,25 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "orrery loadgen: %v\n", err)
 		return 1
 	}
+	return 0
+}
+
+// serveTargets serves scrape targets until interrupted.
+func serveTargets(n, perTarget int, file string, stderr io.Writer) int {
+	t, err := loadgen.ServeTargets(n, perTarget)
+	if err != nil {
+		fmt.Fprintf(stderr, "orrery loadgen: %v\n", err)
+		return 1
+	}
+	defer t.Close()
+	b, _ := json.Marshal([]map[string]any{{"targets": t.Addrs, "labels": map[string]string{"mesh": "bench"}}})
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		fmt.Fprintf(stderr, "orrery loadgen: write %s: %v\n", file, err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "loadgen: serving %d targets × %d series, listed in %s\n", n, perTarget, file)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
 	return 0
 }
