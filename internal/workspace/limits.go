@@ -93,8 +93,8 @@ func DefaultLimits() Limits {
 		AlertmanagerMaxAggregationGroups: 1000,
 		AlertmanagerMaxSilences:          1000,
 		AlertmanagerMaxSilenceSizeBytes:  64 << 10,
-		MaxRuleGroups:          2000,
-		MaxRulesPerRuleGroup:   2000,
+		MaxRuleGroups:                    2000,
+		MaxRulesPerRuleGroup:             2000,
 	}
 }
 

@@ -43,7 +43,7 @@ func fakeKubernetes(t *testing.T, pods []corev1.Pod) string {
 					_ = enc.Encode(map[string]any{"type": "ADDED", "object": p})
 				}
 				_ = enc.Encode(map[string]any{"type": "BOOKMARK", "object": corev1.Pod{
-					TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
+					TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
 					ObjectMeta: metav1.ObjectMeta{ResourceVersion: "1", Annotations: map[string]string{"k8s.io/initial-events-end": "true"}}}})
 			}
 			// No changes: hold the watch open until the client leaves.
