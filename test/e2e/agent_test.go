@@ -81,8 +81,9 @@ func startAgent(t *testing.T, config, walDir string, extra ...string) (*apptest.
 
 // TestAgentScrapesAndWritesWithSigV4 runs the agent against Debian's
 // node_exporter and a real Envoy exposition, writing with SigV4 (a
-// least-privilege key) to an Orrery workspace and, from the same agent, to
-// Debian's Prometheus 2.42 as a third-party receiver: both hold the data.
+// least-privilege key) to an Orrery workspace, with remote write 2.0 to a
+// second one, and from the same agent to Debian's Prometheus 2.42 as a
+// third-party receiver: all hold the data.
 func TestAgentScrapesAndWritesWithSigV4(t *testing.T) {
 	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
 	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
@@ -94,6 +95,9 @@ func TestAgentScrapesAndWritesWithSigV4(t *testing.T) {
 	out, err = orreryCLI(t, o, admin, "keys", "create", "--workspace", ws, "--access", "remote-write")
 	require.NoError(t, err, out)
 	key, secret := envValue(t, out, "AWS_ACCESS_KEY_ID"), envValue(t, out, "AWS_SECRET_ACCESS_KEY")
+	out, err = orreryCLI(t, o, admin, "workspaces", "create", "--alias", "agent-rw2")
+	require.NoError(t, err, out)
+	ws2 := strings.TrimSpace(out) // Written with remote write 2.0.
 
 	receiver := apptest.FreeAddr(t)
 	empty := filepath.Join(t.TempDir(), "receiver.yml")
@@ -116,7 +120,11 @@ remote_write:
     queue_config: {batch_send_deadline: 1s}
   - url: http://%s/api/v1/write
     queue_config: {batch_send_deadline: 1s}
-`, node, envoy, o.RemoteWriteURL(ws), key, secret, receiver), t.TempDir())
+  - url: %q
+    protobuf_message: io.prometheus.write.v2.Request
+    sigv4: {region: us-east-1, access_key: %s, secret_key: %s}
+    queue_config: {batch_send_deadline: 1s}
+`, node, envoy, o.RemoteWriteURL(ws), key, secret, receiver, o.RemoteWriteURL(ws2), adminKey, adminSecret), t.TempDir())
 
 	for _, q := range []string{`up{job="node"}`, `envoy_cluster_upstream_rq_total{envoy_cluster_name="service1",mesh="demo"}`,
 		`envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="service1",le="+Inf"}`} {
@@ -128,6 +136,10 @@ remote_write:
 			v, err := apptest.QueryVector(t, "http://"+receiver+"/api/v1", q, time.Now())
 			if err != nil || len(v) == 0 {
 				return fmt.Errorf("prometheus 2.42 %s: %v %v", q, v, err)
+			}
+			code, body = curlSigV4(t, adminKey, adminSecret, o.URL(ws2, "/api/v1/query?query="+url.QueryEscape(q)))
+			if code != http.StatusOK || !strings.Contains(body, `"value"`) {
+				return fmt.Errorf("orrery (remote write 2.0) %s: %d %s", q, code, body)
 			}
 			return nil
 		})
