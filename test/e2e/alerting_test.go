@@ -443,6 +443,33 @@ func TestAlertmanagerSigV4Actions(t *testing.T) {
 		code, body := c.who.do(t, c.method, base+c.path, c.body, time.Now(), nil)
 		require.Equal(t, c.want, code, "%s %s by %s: %s", c.method, c.path, c.who.key, body)
 	}
+
+	// amtool, which cannot sign, works with a bearer token whose policy
+	// allows the silence actions, and only those.
+	out, err := orreryCLI(t, o, []string{"AWS_ACCESS_KEY_ID=" + adminKey, "AWS_SECRET_ACCESS_KEY=" + adminSecret}, "tokens", "create",
+		"--description", "amtool", "--policy-file", writeFile(t, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+		"Action":["aps:PutAlertManagerSilences","aps:ListAlertManagerSilences","aps:GetAlertManagerSilence","aps:DeleteAlertManagerSilence"],
+		"Resource":"arn:aws:aps:us-east-1:000000000000:workspace/%s"}]}`, id)))
+	require.NoError(t, err, out)
+	httpCfg := writeFile(t, "authorization:\n  credentials: "+envValue(t, out, "ORRERY_TOKEN")+"\n")
+	amURL := o.URL(id, "/alertmanager")
+	silence := strings.TrimSpace(amtool(t, amURL, "--http.config.file="+httpCfg, "silence", "add", "alertname=Deploy", "-c", "deploying", "-a", "ci"))
+	require.NotEmpty(t, silence)
+	require.Contains(t, amtool(t, amURL, "--http.config.file="+httpCfg, "silence", "query", "-q"), silence)
+	amtool(t, amURL, "--http.config.file="+httpCfg, "silence", "expire", silence)
+	bin := apptest.LookPath(t, "amtool", "prometheus-alertmanager")
+	bad, err := exec.Command(bin, "--http.config.file="+httpCfg, "alert", "query", "--alertmanager.url="+amURL).CombinedOutput()
+	require.Error(t, err, "the token may not list alerts: %s", bad)
+	bad, err = exec.Command(bin, "silence", "query", "--alertmanager.url="+amURL).CombinedOutput()
+	require.Error(t, err, "no token, no silences: %s", bad)
+}
+
+// writeFile writes content to a new temporary file and returns its path.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
 }
 
 // TestAlertmanagerLimits checks the alert and silence limits set by flags:
