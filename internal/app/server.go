@@ -58,6 +58,12 @@ type ServerConfig struct {
 	// Auth is "sigv4" (every request signed, authorized by the key's
 	// policy) or "none" (development only).
 	Auth string
+	// DB is the catalog: a PostgreSQL URL shared by replicas, or the path
+	// of the embedded SQLite file (default <DataDir>/catalog.db).
+	DB string
+	// SecretsKeyFile seals access-key secrets (default
+	// <DataDir>/secrets.key); replicas sharing a catalog share it too.
+	SecretsKeyFile string
 	// AdminKeyID and AdminSecret, if set, become the admin key at first
 	// start (ORRERY_ADMIN_ACCESS_KEY_ID / ORRERY_ADMIN_SECRET_ACCESS_KEY).
 	AdminKeyID, AdminSecret string
@@ -124,7 +130,13 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	cat, err := catalog.OpenSQLite(context.Background(), filepath.Join(cfg.DataDir, "catalog.db"))
+	if cfg.DB == "" {
+		cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
+	}
+	if cfg.SecretsKeyFile == "" {
+		cfg.SecretsKeyFile = filepath.Join(cfg.DataDir, "secrets.key")
+	}
+	cat, err := catalog.Open(context.Background(), cfg.DB)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +162,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am}
-	sealer, err := catalog.LoadSealer(filepath.Join(cfg.DataDir, "secrets.key"))
+	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
 	if err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -260,7 +272,13 @@ const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Act
 func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, logger *slog.Logger) (*auth.Guard, error) {
 	ctx := context.Background()
 	marker := filepath.Join(cfg.DataDir, "admin-key")
-	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+	exists := false
+	if cfg.AdminKeyID != "" {
+		// Another replica sharing the catalog may have created it.
+		_, err := cat.AccessKey(ctx, sealer, cfg.AdminKeyID)
+		exists = err == nil
+	}
+	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) && !exists {
 		k := catalog.AccessKey{ID: cfg.AdminKeyID, Secret: cfg.AdminSecret, Policy: adminPolicy, CreatedAt: time.Now()}
 		generated := k.ID == "" || k.Secret == ""
 		if generated {

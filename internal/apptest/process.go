@@ -63,8 +63,15 @@ func (s *syncBuffer) String() string {
 // still running. Its output is logged if the test fails.
 func Start(t testing.TB, name, bin string, args ...string) *Process {
 	t.Helper()
+	return startCmd(t, name, exec.Command(bin, args...))
+}
+
+// startCmd starts a prepared command as Start does.
+func startCmd(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	bin := cmd.Path
 	p := &Process{t: t, name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = cmd
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // The embedded default: pure Go, no cgo.
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, for replicas sharing a catalog.
+	_ "modernc.org/sqlite"             // The embedded default: pure Go, no cgo.
 
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -50,7 +52,8 @@ type Configuration struct {
 
 // Catalog is the control-plane database. It is safe for concurrent use.
 type Catalog struct {
-	db *sql.DB
+	db       *sql.DB
+	postgres bool
 }
 
 // migrations are applied in order, once each; never edit a released one.
@@ -105,6 +108,18 @@ var migrations = []string{
 	`ALTER TABLE workspaces ADD COLUMN label_set_limits TEXT NOT NULL DEFAULT '[]'`,
 }
 
+// Open opens the catalog named by dsn: a PostgreSQL URL
+// (postgres://user:password@host:port/db?sslmode=...), shared by replicas,
+// or else the path of the embedded SQLite file, created if needed. The
+// schema is migrated to the current version either way; both run the
+// same statements.
+func Open(ctx context.Context, dsn string) (*Catalog, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return OpenPostgres(ctx, dsn)
+	}
+	return OpenSQLite(ctx, dsn)
+}
+
 // OpenSQLite opens (creating if needed) the embedded database at path.
 func OpenSQLite(ctx context.Context, path string) (*Catalog, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)")
@@ -119,6 +134,24 @@ func OpenSQLite(ctx context.Context, path string) (*Catalog, error) {
 	return c, nil
 }
 
+// OpenPostgres opens a catalog in a PostgreSQL database.
+func OpenPostgres(ctx context.Context, url string) (*Catalog, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog database: %w", err)
+	}
+	c := &Catalog{db: db, postgres: true}
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("connect to the catalog database (check --db): %w", err)
+	}
+	if err := c.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open catalog database: %w", err)
+	}
+	return c, nil
+}
+
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
 
@@ -129,6 +162,12 @@ func (c *Catalog) migrate(ctx context.Context) error {
 	for i, m := range migrations {
 		version := i + 1
 		err := c.tx(ctx, func(tx *sql.Tx) error {
+			if c.postgres {
+				// Replicas starting together migrate one at a time.
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(72616665)`); err != nil {
+					return err
+				}
+			}
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil {
 				return err

@@ -1,0 +1,138 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// TestBackends runs every catalog operation against the embedded SQLite
+// file and against a real PostgreSQL server (Debian's, started here): the
+// same statements must behave the same on both, and the state must
+// survive reopening.
+func TestBackends(t *testing.T) {
+	pg := apptest.StartPostgres(t)
+	for name, dsn := range map[string]func() string{
+		"sqlite":   func() string { return filepath.Join(t.TempDir(), "catalog.db") },
+		"postgres": func() string { return pg.NewDatabase(t) },
+	} {
+		t.Run(name, func(t *testing.T) { exercise(t, dsn()) })
+	}
+}
+
+func exercise(t *testing.T, dsn string) {
+	ctx := context.Background()
+	c, err := Open(ctx, dsn)
+	require.NoError(t, err)
+	// Opening again (a second replica) finds the schema migrated.
+	c2, err := Open(ctx, dsn)
+	require.NoError(t, err)
+	require.NoError(t, c2.Close())
+	now := time.UnixMilli(time.Now().UnixMilli())
+
+	// Workspaces: idempotent create, conflicts, pagination with prefix.
+	w, created, err := c.CreateWorkspace(ctx, Workspace{ID: workspace.NewID(), Alias: "prod", Status: StatusActive, CreatedAt: now,
+		Tags: map[string]string{"team": "mesh"}, ClientToken: "tok-1"})
+	require.NoError(t, err)
+	require.True(t, created)
+	again, created, err := c.CreateWorkspace(ctx, Workspace{ID: workspace.NewID(), Alias: "prod", Status: StatusActive, CreatedAt: now, ClientToken: "tok-1"})
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, w.ID, again.ID)
+	_, _, err = c.CreateWorkspace(ctx, Workspace{ID: workspace.NewID(), Alias: "other", Status: StatusActive, CreatedAt: now, ClientToken: "tok-1"})
+	require.ErrorIs(t, err, ErrConflict)
+	for i := range 5 {
+		_, _, err := c.CreateWorkspace(ctx, Workspace{ID: workspace.NewID(), Alias: fmt.Sprintf("dev-%d", i), Status: StatusActive, CreatedAt: now})
+		require.NoError(t, err)
+	}
+	var seen int
+	for after := workspace.ID(""); ; {
+		page, err := c.ListWorkspaces(ctx, "", after, 2)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		seen += len(page)
+		after = page[len(page)-1].ID
+	}
+	require.Equal(t, 6, seen)
+	dev, err := c.ListWorkspaces(ctx, "dev-", "", 100)
+	require.NoError(t, err)
+	require.Len(t, dev, 5)
+	alias := "production"
+	require.NoError(t, c.UpdateWorkspace(ctx, w.ID, &alias, nil, map[string]string{"team": "mesh", "env": "prod"}))
+	cfg := Configuration{RetentionDays: 30, OutOfOrderWindowSeconds: 120,
+		LabelSetLimits: []workspace.LabelSetLimit{{LabelSet: map[string]string{"envoy_cluster_name": "payments"}, MaxSeries: 10}}}
+	require.NoError(t, c.SetConfiguration(ctx, w.ID, cfg))
+
+	// Keys and tokens.
+	s, err := LoadSealer(filepath.Join(t.TempDir(), "secrets.key"))
+	require.NoError(t, err)
+	k := AccessKey{ID: NewAccessKeyID(), Secret: NewSecret(), Policy: `{"Statement":[]}`, CreatedAt: now}
+	require.NoError(t, c.CreateAccessKey(ctx, s, k))
+	require.NoError(t, c.CreateAPIToken(ctx, APIToken{ID: "tok0000000000001", SecretHash: "ab", Policy: "{}", Description: "d", CreatedAt: now}))
+	require.NoError(t, c.RevokeAPIToken(ctx, "tok0000000000001", now))
+	require.ErrorIs(t, c.RevokeAPIToken(ctx, "tok0000000000001", now), ErrNotFound)
+
+	// Rule groups namespaces, alert manager definitions, logging.
+	ns := RuleNamespace{Workspace: w.ID, Name: "envoy", Data: []byte("groups: []\n"), ModifiedAt: now, Tags: map[string]string{"a": "b"}}
+	require.NoError(t, c.PutRuleNamespace(ctx, ns, true))
+	require.ErrorIs(t, c.PutRuleNamespace(ctx, ns, true), ErrConflict)
+	ns.Name = "node"
+	require.NoError(t, c.PutRuleNamespace(ctx, ns, true))
+	list, err := c.RuleNamespaces(ctx, w.ID, "en", "", 10)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.ErrorIs(t, c.PutRuleNamespace(ctx, RuleNamespace{Workspace: w.ID, Name: "nope", Data: []byte("x"), ModifiedAt: now}, false), ErrNotFound)
+	ids, err := c.RuleWorkspaces(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []workspace.ID{w.ID}, ids)
+	require.NoError(t, c.PutAlertmanagerDefinition(ctx, w.ID, []byte("alertmanager_config: x"), now, true))
+	require.ErrorIs(t, c.PutAlertmanagerDefinition(ctx, w.ID, []byte("y"), now, true), ErrConflict)
+	ams, err := c.ActiveAlertmanagerDefinitions(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []workspace.ID{w.ID}, ams)
+	require.NoError(t, c.PutLoggingConfiguration(ctx, w.ID, "arn:aws:logs:us-east-1:123456789012:log-group:x:*", now, true))
+	require.ErrorIs(t, c.PutLoggingConfiguration(ctx, w.ID, "arn", now, true), ErrConflict)
+	require.NoError(t, c.Close())
+
+	// Everything is there after reopening.
+	c, err = Open(ctx, dsn)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	got, err := c.GetWorkspace(ctx, w.ID)
+	require.NoError(t, err)
+	require.Equal(t, "production", got.Alias)
+	require.Equal(t, map[string]string{"team": "mesh", "env": "prod"}, got.Tags)
+	require.Equal(t, now.UnixMilli(), got.CreatedAt.UnixMilli())
+	require.Equal(t, cfg, got.Configuration)
+	gotKey, err := c.AccessKey(ctx, s, k.ID)
+	require.NoError(t, err)
+	require.Equal(t, k.Secret, gotKey.Secret)
+	toks, err := c.APITokens(ctx)
+	require.NoError(t, err)
+	require.Len(t, toks, 1)
+	require.True(t, toks[0].Revoked)
+	nsGot, err := c.RuleNamespace(ctx, w.ID, "envoy")
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"a": "b"}, nsGot.Tags)
+	def, err := c.AlertmanagerDefinition(ctx, w.ID)
+	require.NoError(t, err)
+	require.Equal(t, "alertmanager_config: x", string(def.Data))
+	lc, err := c.LoggingConfiguration(ctx, w.ID)
+	require.NoError(t, err)
+	require.Contains(t, lc.LogGroupARN, "log-group:x")
+	require.NoError(t, c.DeleteRuleNamespace(ctx, w.ID, "envoy"))
+	require.NoError(t, c.DeleteAlertmanagerDefinition(ctx, w.ID))
+	require.NoError(t, c.DeleteLoggingConfiguration(ctx, w.ID))
+	require.NoError(t, c.RemoveWorkspace(ctx, w.ID))
+	_, err = c.GetWorkspace(ctx, w.ID)
+	require.ErrorIs(t, err, ErrNotFound)
+}
