@@ -338,7 +338,9 @@ func (m *Mesh) ControlHandler() http.Handler {
 		w.WriteHeader(code)
 		_ = json.NewEncoder(w).Encode(v)
 	}
-	fail := func(w http.ResponseWriter, code int, err error) { reply(w, code, map[string]string{"error": err.Error()}) }
+	fail := func(w http.ResponseWriter, code int, err error) {
+		reply(w, code, map[string]string{"error": err.Error()})
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, http.StatusOK, map[string]any{"entry": m.EntryURL(), "sidecars": m.Sidecars(), "traffic": m.traffic.Stats()})
 	})

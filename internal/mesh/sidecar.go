@@ -452,7 +452,9 @@ func (s *Sidecar) AdminAddr() string { return s.admin.Addr().String() }
 func (s *Sidecar) IngressURL() string { return "http://" + s.ingress.Addr().String() }
 
 // egressURL is the URL the local service calls an upstream through.
-func (s *Sidecar) egressURL(upstream string) string { return "http://" + s.egress[upstream].Addr().String() }
+func (s *Sidecar) egressURL(upstream string) string {
+	return "http://" + s.egress[upstream].Addr().String()
+}
 
 // adminHandler serves /stats/prometheus, /ready and /server_info.
 func (s *Sidecar) adminHandler() http.Handler {
