@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 		ShutdownTimeout: 10 * time.Second, Region: "us-east-1", AccountID: "000000000000",
 		AlertmanagerPollInterval: 30 * time.Second, AlertmanagerMaintenanceInterval: 15 * time.Minute,
 		AlertmanagerRetention: 120 * time.Hour,
-		Ruler: ruler.Config{EvaluationInterval: cfg.RuleInterval, ResendDelay: 30 * time.Second}},
+		Ruler:                 ruler.Config{EvaluationInterval: cfg.RuleInterval, ResendDelay: 30 * time.Second}},
 		logger.With("component", "server"))
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
