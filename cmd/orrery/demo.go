@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,9 +39,14 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, demoUsage)
 		fs.VisitAll(func(f *flag.Flag) {
-			if len(f.Name) < 8 || f.Name[:8] != "testing." {
-				fmt.Fprintf(stderr, "  -%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+			if strings.HasPrefix(f.Name, "testing.") {
+				return
 			}
+			fmt.Fprintf(stderr, "  --%s\n    \t%s", f.Name, f.Usage)
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "false" {
+				fmt.Fprintf(stderr, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
 		})
 	}
 	var cfg demo.Config

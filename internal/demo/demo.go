@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 
 	"github.com/orrery-dev/orrery/internal/admin"
 	"github.com/orrery-dev/orrery/internal/agent"
@@ -186,11 +187,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	adm := &admin.Client{URL: serverURL, Region: "us-east-1", KeyID: keyID, Secret: secret}
 
 	// The workspace, a least-privilege key for the agent and a query token.
-	created, err := adm.AMP().CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("mesh-demo")})
+	ws, err := demoWorkspace(ctx, adm.AMP())
 	if err != nil {
-		return fmt.Errorf("create workspace: %w", err)
+		return err
 	}
-	ws := aws.ToString(created.WorkspaceId)
 	rwPolicy, err := admin.AccessPolicy(ws, "remote-write")
 	if err != nil {
 		return err
@@ -215,13 +215,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	hookURL := "http://" + hookLn.Addr().String() + "/alerts"
 
 	// The alert and its receiver.
-	if _, err := adm.AMP().CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws),
-		Data: fmt.Appendf(nil, definition, hookURL)}); err != nil {
-		return fmt.Errorf("create alert manager definition: %w", err)
-	}
-	if _, err := adm.AMP().CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws),
-		Name: aws.String("mesh"), Data: fmt.Appendf(nil, rules, model(cfg.RuleInterval), model(cfg.RuleFor))}); err != nil {
-		return fmt.Errorf("create rule groups namespace: %w", err)
+	if err := installAlert(ctx, adm.AMP(), ws, fmt.Appendf(nil, rules, model(cfg.RuleInterval), model(cfg.RuleFor)),
+		fmt.Appendf(nil, definition, hookURL)); err != nil {
+		return err
 	}
 
 	// The mesh and its traffic.
@@ -301,6 +297,49 @@ loop:
 	}
 	stopServer()
 	return runErr
+}
+
+// workspaceAlias names the demo's workspace.
+const workspaceAlias = "mesh-demo"
+
+// demoWorkspace reuses the workspace of an earlier run on the same data
+// directory, or creates it.
+func demoWorkspace(ctx context.Context, c *amp.Client) (string, error) {
+	list, err := c.ListWorkspaces(ctx, &amp.ListWorkspacesInput{Alias: aws.String(workspaceAlias)})
+	if err != nil {
+		return "", fmt.Errorf("list workspaces: %w", err)
+	}
+	for _, w := range list.Workspaces {
+		if w.Status != nil && w.Status.StatusCode == types.WorkspaceStatusCodeActive && aws.ToString(w.Alias) == workspaceAlias {
+			return aws.ToString(w.WorkspaceId), nil
+		}
+	}
+	created, err := c.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String(workspaceAlias)})
+	if err != nil {
+		return "", fmt.Errorf("create workspace: %w", err)
+	}
+	return aws.ToString(created.WorkspaceId), nil
+}
+
+// installAlert creates, or replaces, the latency rule and the alert
+// manager definition.
+func installAlert(ctx context.Context, c *amp.Client, ws string, rules, definition []byte) error {
+	var conflict *types.ConflictException
+	_, err := c.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws), Data: definition})
+	if errors.As(err, &conflict) {
+		_, err = c.PutAlertManagerDefinition(ctx, &amp.PutAlertManagerDefinitionInput{WorkspaceId: aws.String(ws), Data: definition})
+	}
+	if err != nil {
+		return fmt.Errorf("install alert manager definition: %w", err)
+	}
+	_, err = c.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("mesh"), Data: rules})
+	if errors.As(err, &conflict) {
+		_, err = c.PutRuleGroupsNamespace(ctx, &amp.PutRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("mesh"), Data: rules})
+	}
+	if err != nil {
+		return fmt.Errorf("install rule groups namespace: %w", err)
+	}
+	return nil
 }
 
 // model formats a duration as Prometheus' YAML does.

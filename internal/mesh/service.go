@@ -69,24 +69,18 @@ func (s *service) handle(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, s.name+": injected error", http.StatusInternalServerError)
 		return
 	}
+	// Upstreams are called concurrently, as a page's fan-out would.
+	codes := make([]int, len(s.upstreams))
+	var wg sync.WaitGroup
+	for i, up := range s.upstreams {
+		wg.Go(func() { codes[i] = s.call(r.Context(), up) })
+	}
+	wg.Wait()
 	calls := map[string]int{}
 	failed := ""
-	for _, up := range s.upstreams {
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, s.egress[up]+"/"+up, nil)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		resp, err := s.client.Do(req)
-		if err != nil {
-			calls[up] = 0
-			failed = up
-			continue
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		calls[up] = resp.StatusCode
-		if resp.StatusCode >= 500 {
+	for i, up := range s.upstreams {
+		calls[up] = codes[i]
+		if codes[i] == 0 || codes[i] >= 500 {
 			failed = up
 		}
 	}
@@ -95,6 +89,22 @@ func (s *service) handle(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"service": s.name, "path": r.URL.Path, "upstreams": calls})
+}
+
+// call GETs an upstream through the sidecar and returns the status code,
+// 0 if there was no answer.
+func (s *service) call(ctx context.Context, up string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.egress[up]+"/"+up, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
 }
 
 // listen starts serving on the service's address.
@@ -140,7 +150,9 @@ func (s *service) setFault(f Fault) error {
 func (s *service) currentFault() Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.fault
+	f := s.fault
+	f.Service = s.name
+	return f
 }
 
 func (s *service) close() {
