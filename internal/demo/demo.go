@@ -215,7 +215,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	hookURL := "http://" + hookLn.Addr().String() + "/alerts"
 
 	// The alert and its receiver.
-	if err := installAlert(ctx, adm.AMP(), ws, fmt.Appendf(nil, rules, model(cfg.RuleInterval), model(cfg.RuleFor)),
+	if err := installAlert(ctx, adm.AMP(), ws, fmt.Appendf(nil, rules, promDuration(cfg.RuleInterval), promDuration(cfg.RuleFor)),
 		fmt.Appendf(nil, definition, hookURL)); err != nil {
 		return err
 	}
@@ -342,8 +342,8 @@ func installAlert(ctx context.Context, c *amp.Client, ws string, rules, definiti
 	return nil
 }
 
-// model formats a duration as Prometheus' YAML does.
-func model(d time.Duration) string {
+// promDuration formats a duration as Prometheus' YAML does.
+func promDuration(d time.Duration) string {
 	if d%time.Second == 0 {
 		return strconv.Itoa(int(d/time.Second)) + "s"
 	}
@@ -400,7 +400,7 @@ scrape_configs:
   - job_name: envoy
     metrics_path: /stats/prometheus
     static_configs:
-`, model(interval))
+`, promDuration(interval))
 	for _, s := range sidecars {
 		fmt.Fprintf(&b, "      - targets: [%q]\n        labels: {namespace: mesh-demo, service: %s, pod: %s-0}\n", s.AdminAddr, s.Service, s.Service)
 	}
@@ -408,7 +408,7 @@ scrape_configs:
   - url: %s
     sigv4: {region: us-east-1, access_key: %s, secret_key: %s}
     queue_config: {batch_send_deadline: %s}
-`, remoteWrite, key, secret, model(min(interval, 5*time.Second)))
+`, remoteWrite, key, secret, promDuration(min(interval, 5*time.Second)))
 	return []byte(b.String())
 }
 
