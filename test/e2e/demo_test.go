@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -138,4 +140,59 @@ func TestDemo(t *testing.T) {
 	}, 150*time.Second, 500*time.Millisecond, "the console webhook prints the resolution")
 	p.Stop()
 	require.Contains(t, p.Output(), "stopping the demo")
+}
+
+// TestMeshCommandWithDebianPrometheus runs `orrery mesh` alone and points
+// Debian's Prometheus 2.42 at the printed stats URLs: every sidecar is up,
+// its Envoy series are stored, and a service taken down through the
+// control endpoint shows as 503s in the caller's sidecar.
+func TestMeshCommandWithDebianPrometheus(t *testing.T) {
+	t.Parallel()
+	p := apptest.Start(t, "orrery mesh", apptest.OrreryBinary(t), "mesh", "--rps", "50")
+	require.Eventually(t, func() bool { return strings.Count(p.Output(), "sidecar:") == 5 }, 30*time.Second, 100*time.Millisecond, p.Output())
+	out := p.Output()
+	control := demoValue(t, out, "mesh control")
+	var targets []string
+	for _, m := range regexp.MustCompile(`(?m)^sidecar:\s+(\S+)\s+http://(\S+)/stats/prometheus$`).FindAllStringSubmatch(out, -1) {
+		targets = append(targets, fmt.Sprintf("{targets: [%q], labels: {service: %s}}", m[2], m[1]))
+	}
+	require.Len(t, targets, 5)
+
+	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: envoy
+    metrics_path: /stats/prometheus
+    static_configs: [`+strings.Join(targets, ", ")+`]
+`), 0o600))
+	addr := apptest.FreeAddr(t)
+	apptest.Start(t, "prometheus 2.42", apptest.LookPath(t, "prometheus", "prometheus"), "--config.file="+cfg,
+		"--storage.tsdb.path="+t.TempDir(), "--web.listen-address="+addr)
+	apptest.WaitHTTP(t, "http://"+addr+"/-/ready", 30*time.Second)
+	api := "http://" + addr + "/api/v1"
+	apptest.Eventually(t, 60*time.Second, func() error {
+		v, err := apptest.QueryVector(t, api, `sum(up{job="envoy"})`, time.Now())
+		if err != nil || len(v) != 1 || v[0].Value[1] != "5" {
+			return fmt.Errorf("targets up: %v %v", v, err)
+		}
+		v, err = apptest.QueryVector(t, api, `count by (service) (envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="ingress"} > 0)`, time.Now())
+		if err != nil || len(v) != 5 {
+			return fmt.Errorf("sidecars with ingress requests: %v %v", v, err)
+		}
+		return nil
+	})
+
+	demoFault(t, http.MethodPost, control+"/faults", `{"service":"catalog","down":true}`)
+	apptest.Eventually(t, 60*time.Second, func() error {
+		v, err := apptest.QueryVector(t, api, `envoy_cluster_upstream_rq{service="frontend",envoy_cluster_name="catalog",envoy_response_code="503"}`, time.Now())
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("503s of catalog: %v %v", v, err)
+		}
+		v, err = apptest.QueryVector(t, api, `envoy_cluster_membership_healthy{service="catalog",envoy_cluster_name="local_catalog"} == 0`, time.Now())
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("catalog unhealthy: %v %v", v, err)
+		}
+		return nil
+	})
+	p.Stop()
 }
