@@ -105,7 +105,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := demo.Run(ctx, cfg, stdout, logger); err != nil {
-		fmt.Fprintf(stderr, "orrery demo: %v\n", err)
+		msg := err.Error()
+		if strings.Contains(msg, "address already in use") {
+			msg += " (another process uses the port: pick another with --listen)"
+		}
+		fmt.Fprintf(stderr, "orrery demo: %s\n", msg)
 		return 1
 	}
 	return 0
