@@ -1,8 +1,11 @@
 package demo
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,4 +73,54 @@ func TestConfigValidate(t *testing.T) {
 	require.Equal(t, "1m0s", cfg.RuleFor.String())
 	require.Equal(t, "1500ms", promDuration(1500*time.Millisecond))
 	require.Equal(t, "60s", promDuration(time.Minute))
+}
+
+// syncBuffer is a bytes.Buffer safe for the demo's concurrent printing.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// installed records the dashboards hook's call.
+type installed struct{ env chan Environment }
+
+func (i installed) Install(_ context.Context, env Environment) ([]string, error) {
+	i.env <- env
+	return []string{"ui: http://example.test (login: demo)"}, nil
+}
+
+// TestRunInProcess runs the demo in this process (server, agent, mesh)
+// for a few seconds: the banner, the dashboards hook and status lines
+// with the workspace's series come out, and it stops when its time is up.
+func TestRunInProcess(t *testing.T) {
+	var out syncBuffer
+	hook := installed{env: make(chan Environment, 1)}
+	dir := t.TempDir()
+	err := Run(t.Context(), Config{DataDir: dir, Listen: "127.0.0.1:0", Duration: 12 * time.Second, RequestsPerSecond: 20,
+		ScrapeInterval: time.Second, StatusInterval: time.Second, Dashboards: hook}, &out, nil)
+	require.NoError(t, err, out.String())
+	env := <-hook.env
+	require.True(t, strings.HasPrefix(env.Workspace, "ws-"))
+	require.Equal(t, filepath.Join(dir, "admin-key"), env.AdminKeyFile)
+	require.Len(t, env.Sidecars, 5)
+	s := out.String()
+	require.Contains(t, s, "workspace:     "+env.Workspace)
+	require.Contains(t, s, "ui: http://example.test (login: demo)")
+	require.Regexp(t, `status: [0-9.]+ req/s, 100\.0% ok, [1-9]\d* series`, s)
+	require.Contains(t, s, "stopping the demo")
+	b, err := os.ReadFile(filepath.Join(dir, "demo", "agent.yml"))
+	require.NoError(t, err)
+	require.Contains(t, string(b), env.Sidecars[0].AdminAddr)
 }
