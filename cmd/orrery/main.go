@@ -29,6 +29,8 @@ Usage:
   orrery server [flags]   run the server (remote write + Prometheus query API per workspace)
   orrery agent [flags]    scrape targets and remote-write them through a WAL (Prometheus config format)
   orrery loadgen [flags]  send Envoy-like remote write load to a receiver (benchmarks)
+  orrery demo [flags]     the whole walkthrough in one command: server, workspace, mesh, agent, latency alert
+  orrery mesh [flags]     a local service mesh whose sidecars expose Envoy's /stats/prometheus, with fault injection
   orrery workspaces ...   create, list, describe, delete workspaces
   orrery keys ...         issue, list, revoke access keys (SigV4) with a policy
   orrery tokens ...       issue, list, revoke bearer tokens with a policy
@@ -55,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runLoadgen(args[1:], stdout, stderr)
 	case "agent":
 		return runAgent(args[1:], stderr)
+	case "demo":
+		return runDemo(args[1:], stdout, stderr)
+	case "mesh":
+		return runMesh(args[1:], stdout, stderr)
 	case "workspaces", "keys", "tokens":
 		return admin.Run(context.Background(), args, os.Getenv, stdout, stderr)
 	case "version", "--version":

@@ -146,3 +146,29 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// CreateAccessKey issues an access key (for SigV4) with a policy; the
+// secret is shown only in this answer.
+func (c *Client) CreateAccessKey(ctx context.Context, policy json.RawMessage) (id, secret string, err error) {
+	var out struct {
+		AccessKeyID     string `json:"accessKeyId"`
+		SecretAccessKey string `json:"secretAccessKey"`
+	}
+	if err := c.Do(ctx, "POST", "/orrery/v1/accesskeys", map[string]any{"policy": policy}, &out); err != nil {
+		return "", "", fmt.Errorf("create access key: %w", err)
+	}
+	return out.AccessKeyID, out.SecretAccessKey, nil
+}
+
+// CreateToken issues a bearer token with a policy; the token is shown only
+// in this answer.
+func (c *Client) CreateToken(ctx context.Context, policy json.RawMessage, description string) (string, error) {
+	var out struct {
+		ID    string `json:"id"`
+		Token string `json:"token"`
+	}
+	if err := c.Do(ctx, "POST", "/orrery/v1/tokens", map[string]any{"policy": policy, "description": description}, &out); err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	return out.Token, nil
+}

@@ -223,25 +223,28 @@ func describeWorkspace(ctx context.Context, c *Client, id string, stdout io.Writ
 
 func createCredential(ctx context.Context, c *Client, noun string, doc json.RawMessage, desc string, stdout io.Writer) error {
 	if noun == "keys" {
-		var out struct {
-			AccessKeyID     string `json:"accessKeyId"`
-			SecretAccessKey string `json:"secretAccessKey"`
-		}
-		if err := c.Do(ctx, "POST", "/orrery/v1/accesskeys", map[string]any{"policy": doc}, &out); err != nil {
+		id, secret, err := c.CreateAccessKey(ctx, doc)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", out.AccessKeyID, out.SecretAccessKey)
+		fmt.Fprintf(stdout, "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret)
 		return nil
 	}
-	var out struct {
-		ID    string `json:"id"`
-		Token string `json:"token"`
-	}
-	if err := c.Do(ctx, "POST", "/orrery/v1/tokens", map[string]any{"policy": doc, "description": desc}, &out); err != nil {
+	token, err := c.CreateToken(ctx, doc, desc)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ORRERY_TOKEN=%s\n", out.Token)
+	fmt.Fprintf(stdout, "ORRERY_TOKEN=%s\n", token)
 	return nil
+}
+
+// AccessPolicy is the least-privilege policy of an access level
+// (remote-write, query, read-write or admin) on one workspace.
+func AccessPolicy(ws, access string) (json.RawMessage, error) {
+	if ws == "" {
+		return nil, errors.New("the policy needs a workspace")
+	}
+	return policyDocument("", ws, access)
 }
 
 func listCredentials(ctx context.Context, c *Client, noun string, stdout io.Writer) error {

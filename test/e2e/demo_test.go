@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+)
+
+// demoValue finds a `key: value` line the demo printed.
+func demoValue(t *testing.T, out, key string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(key) + `:\s+(\S+)`).FindStringSubmatch(out)
+	require.NotNil(t, m, "the demo prints %s:\n%s", key, out)
+	return m[1]
+}
+
+// demoFault sends a fault to the mesh's control endpoint.
+func demoFault(t *testing.T, method, url, body string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// maxValue is the largest value of an instant vector's samples.
+func maxValue(result []any) float64 {
+	best := -1.0
+	for _, r := range result {
+		s, _ := r.(map[string]any)
+		v, _ := s["value"].([]any)
+		if len(v) != 2 {
+			continue
+		}
+		str, _ := v[1].(string)
+		if f, err := strconv.ParseFloat(str, 64); err == nil && f > best {
+			best = f
+		}
+	}
+	return best
+}
+
+// TestDemo runs `orrery demo` headless with a short alert `for`: every
+// sidecar's envoy_* series arrive in the workspace (queried with the
+// printed token), 20 ms of latency injected through the mesh's control
+// endpoint raise the p99 of the dashboard's and the alert's queries above
+// 5 ms, the alert fires and the console webhook prints it, and it
+// resolves once the fault is removed.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	addr := apptest.FreeAddr(t)
+	p := apptest.Start(t, "orrery demo", apptest.OrreryBinary(t), "demo", "--data-dir", t.TempDir(), "--listen", addr,
+		"--duration", "4m", "--rps", "20", "--status-interval", "2s",
+		"--testing.rule-for", "5s", "--testing.rule-interval", "2s", "--testing.scrape-interval", "1s")
+	require.Eventually(t, func() bool { return strings.Contains(p.Output(), "alert:  ") || strings.Contains(p.Output(), "Inject") },
+		60*time.Second, 100*time.Millisecond, "the demo prints its banner:\n%s", p.Output())
+	out := p.Output()
+	server, ws, token := demoValue(t, out, "server"), demoValue(t, out, "workspace"), demoValue(t, out, "query token")
+	control := demoValue(t, out, "mesh control")
+	require.Equal(t, "http://"+addr, server)
+	var services []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*sidecar:\s+(\S+)\s+(http://\S+/stats/prometheus)$`).FindAllStringSubmatch(out, -1) {
+		services = append(services, m[1])
+	}
+	require.Len(t, services, 5, out)
+	api := server + "/workspaces/" + ws + "/api/v1"
+
+	// Every sidecar's series, with the labels the dashboards group by.
+	apptest.Eventually(t, 60*time.Second, func() error {
+		res, err := queryVectorBearer(t, token, api, `count by (service, namespace) ({__name__=~"envoy_.+"})`)
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, r := range res {
+			m, _ := r.(map[string]any)["metric"].(map[string]any)
+			if m["namespace"] == "mesh-demo" {
+				got = append(got, fmt.Sprint(m["service"]))
+			}
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(services))
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("envoy_* series of %v, want %v", got, want)
+		}
+		return nil
+	})
+	for _, q := range []string{`envoy_cluster_upstream_rq_xx{envoy_response_code_class="2",envoy_cluster_name="payments"}`,
+		`envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="ingress",service="frontend"}`, `envoy_server_live`,
+		`envoy_cluster_membership_healthy{envoy_cluster_name="local_payments"}`} {
+		apptest.Eventually(t, 30*time.Second, func() error {
+			res, err := queryVectorBearer(t, token, api, q)
+			if err != nil || len(res) == 0 {
+				return fmt.Errorf("%s: %v %v", q, res, err)
+			}
+			return nil
+		})
+	}
+	require.NotContains(t, p.Output(), "alert: FIRING EnvoyLatencyAbove5ms {envoy_cluster_name=payments,")
+
+	// 20 ms on payments: the alert's and the dashboard's p99 rise above 5 ms.
+	demoFault(t, http.MethodPost, control+"/faults", `{"service":"payments","latency_ms":20}`)
+	alertQuery := `histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="payments"}[1m])))`
+	dashboardQuery := `histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{service=~"cart",namespace=~"mesh-demo"}[1m])) by (le, service, namespace))`
+	for _, q := range []string{alertQuery, dashboardQuery} {
+		apptest.Eventually(t, 60*time.Second, func() error {
+			res, err := queryVectorBearer(t, token, api, q)
+			if err != nil {
+				return err
+			}
+			if v := maxValue(res); v <= 5 {
+				return fmt.Errorf("%s = %v, want > 5 ms", q, v)
+			}
+			return nil
+		})
+	}
+	require.Eventually(t, func() bool {
+		return strings.Contains(p.Output(), "alert: FIRING EnvoyLatencyAbove5ms {envoy_cluster_name=payments, severity=page} p99 latency of payments is")
+	}, 60*time.Second, 200*time.Millisecond, "the console webhook prints the firing alert")
+	require.Regexp(t, `status: [0-9.]+ req/s, [0-9.]+% ok, \d+ series, worst p99 [0-9.]+ ms \(\S+\), [1-9]\d* alerts firing`, p.Output())
+
+	// Without the fault, the slow minute leaves the rate window and the
+	// alert resolves.
+	demoFault(t, http.MethodDelete, control+"/faults", "")
+	require.Eventually(t, func() bool {
+		return strings.Contains(p.Output(), "alert: RESOLVED EnvoyLatencyAbove5ms {envoy_cluster_name=payments, severity=page}")
+	}, 150*time.Second, 500*time.Millisecond, "the console webhook prints the resolution")
+	p.Stop()
+	require.Contains(t, p.Output(), "stopping the demo")
+}
+
+// TestMeshCommandWithDebianPrometheus runs `orrery mesh` alone and points
+// Debian's Prometheus 2.42 at the printed stats URLs: every sidecar is up,
+// its Envoy series are stored, and a service taken down through the
+// control endpoint shows as 503s in the caller's sidecar.
+func TestMeshCommandWithDebianPrometheus(t *testing.T) {
+	t.Parallel()
+	p := apptest.Start(t, "orrery mesh", apptest.OrreryBinary(t), "mesh", "--rps", "50")
+	require.Eventually(t, func() bool { return strings.Count(p.Output(), "sidecar:") == 5 }, 30*time.Second, 100*time.Millisecond, p.Output())
+	out := p.Output()
+	control := demoValue(t, out, "mesh control")
+	var targets []string
+	for _, m := range regexp.MustCompile(`(?m)^sidecar:\s+(\S+)\s+http://(\S+)/stats/prometheus$`).FindAllStringSubmatch(out, -1) {
+		targets = append(targets, fmt.Sprintf("{targets: [%q], labels: {service: %s}}", m[2], m[1]))
+	}
+	require.Len(t, targets, 5)
+
+	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: envoy
+    metrics_path: /stats/prometheus
+    static_configs: [`+strings.Join(targets, ", ")+`]
+`), 0o600))
+	addr := apptest.FreeAddr(t)
+	apptest.Start(t, "prometheus 2.42", apptest.LookPath(t, "prometheus", "prometheus"), "--config.file="+cfg,
+		"--storage.tsdb.path="+t.TempDir(), "--web.listen-address="+addr)
+	apptest.WaitHTTP(t, "http://"+addr+"/-/ready", 30*time.Second)
+	api := "http://" + addr + "/api/v1"
+	apptest.Eventually(t, 60*time.Second, func() error {
+		v, err := apptest.QueryVector(t, api, `sum(up{job="envoy"})`, time.Now())
+		if err != nil || len(v) != 1 || v[0].Value[1] != "5" {
+			return fmt.Errorf("targets up: %v %v", v, err)
+		}
+		v, err = apptest.QueryVector(t, api, `count by (service) (envoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="ingress"} > 0)`, time.Now())
+		if err != nil || len(v) != 5 {
+			return fmt.Errorf("sidecars with ingress requests: %v %v", v, err)
+		}
+		return nil
+	})
+
+	demoFault(t, http.MethodPost, control+"/faults", `{"service":"catalog","down":true}`)
+	apptest.Eventually(t, 60*time.Second, func() error {
+		v, err := apptest.QueryVector(t, api, `envoy_cluster_upstream_rq{service="frontend",envoy_cluster_name="catalog",envoy_response_code="503"}`, time.Now())
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("503s of catalog: %v %v", v, err)
+		}
+		v, err = apptest.QueryVector(t, api, `envoy_cluster_membership_healthy{service="catalog",envoy_cluster_name="local_catalog"} == 0`, time.Now())
+		if err != nil || len(v) != 1 {
+			return fmt.Errorf("catalog unhealthy: %v %v", v, err)
+		}
+		return nil
+	})
+	p.Stop()
+}
