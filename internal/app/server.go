@@ -447,7 +447,10 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 			}
 		}
 		r = r.WithContext(workspace.NewContext(r.Context(), id))
-		if !strings.Contains(r.URL.Path, "/api/v1/admin/") {
+		// Audited: the admin API, and silences made or expired.
+		audited := strings.Contains(r.URL.Path, "/api/v1/admin/") ||
+			(strings.Contains(r.URL.Path, "/alertmanager/api/v2/silence") && r.Method != http.MethodGet)
+		if !audited {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -457,6 +457,8 @@ func TestAlertmanagerSigV4Actions(t *testing.T) {
 	require.NotEmpty(t, silence)
 	require.Contains(t, amtool(t, amURL, "--http.config.file="+httpCfg, "silence", "query", "-q"), silence)
 	amtool(t, amURL, "--http.config.file="+httpCfg, "silence", "expire", silence)
+	require.Regexp(t, `msg=audit principal=token/\w+ action=aps:PutAlertManagerSilences resource=\S+`+id+` result=ok`, o.Output())
+	require.Regexp(t, `msg=audit principal=token/\w+ action=aps:DeleteAlertManagerSilence resource=\S+`+id+` result=ok`, o.Output())
 	bin := apptest.LookPath(t, "amtool", "prometheus-alertmanager")
 	bad, err := exec.Command(bin, "--http.config.file="+httpCfg, "alert", "query", "--alertmanager.url="+amURL).CombinedOutput()
 	require.Error(t, err, "the token may not list alerts: %s", bad)
