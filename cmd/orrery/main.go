@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/version"
 
 	"github.com/orrery-dev/orrery/internal/admin"
 	"github.com/orrery-dev/orrery/internal/app"
@@ -42,6 +43,9 @@ Run 'orrery server --help' for the server's flags.
 ` + admin.Usage
 
 func main() {
+	// The embedded Prometheus and Alertmanager packages report this build's
+	// version (the Alertmanager status API, which amtool checks).
+	version.Version, version.Revision, version.Branch = app.Version, "orrery", "main"
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
