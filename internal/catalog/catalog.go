@@ -103,6 +103,29 @@ var migrations = []string{
 		modified_at BIGINT NOT NULL
 	)`,
 	`ALTER TABLE workspaces ADD COLUMN label_set_limits TEXT NOT NULL DEFAULT '[]'`,
+	`CREATE TABLE ui_users (
+		name TEXT PRIMARY KEY,
+		password_hash TEXT NOT NULL,
+		role TEXT NOT NULL,
+		workspaces TEXT NOT NULL DEFAULT '[]',
+		created_at BIGINT NOT NULL
+	)`,
+	`CREATE TABLE ui_sessions (
+		id_hash TEXT PRIMARY KEY,
+		user_name TEXT NOT NULL REFERENCES ui_users (name) ON DELETE CASCADE,
+		csrf_token TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL
+	)`,
+	`CREATE TABLE dashboards (
+		workspace_id TEXT NOT NULL,
+		uid TEXT NOT NULL,
+		title TEXT NOT NULL,
+		data TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL,
+		PRIMARY KEY (workspace_id, uid)
+	)`,
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.
