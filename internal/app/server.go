@@ -29,6 +29,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
 	"github.com/orrery-dev/orrery/internal/ruler"
+	"github.com/orrery-dev/orrery/internal/ui"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -70,6 +71,11 @@ type ServerConfig struct {
 	// Ruler configures rule evaluation; its ExternalURL defaults to
 	// http://<Listen>.
 	Ruler ruler.Config
+	// UIAdminPassword, if set, is the password of the web UI's first admin
+	// user (ORRERY_UI_ADMIN_PASSWORD); otherwise one is generated.
+	UIAdminPassword string
+	// UI configures the web UI.
+	UI ui.Config
 }
 
 // Server is a running `orrery server`.
@@ -87,6 +93,7 @@ type Server struct {
 	guard     *auth.Guard
 	sealer    *catalog.Sealer
 	ruler     *ruler.Ruler
+	ui        *ui.Handler
 	http      *http.Server
 	ln        net.Listener
 }
@@ -172,6 +179,14 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.control.SetAlertmanagerHook(s.alerting)
+	if s.ui, err = ui.New(cfg.UI, cat, q, am, logger, reg); err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
 	if err := s.applyConfigurations(context.Background()); err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -363,6 +378,7 @@ func (s *Server) routes() http.Handler {
 	control := http.NewServeMux()
 	s.control.Register(control)
 	s.control.Keys(s.sealer).Register(control)
+	s.ui.RegisterAdmin(control)
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
 		who := "anonymous"
@@ -381,7 +397,8 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
 		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}",
 		"/workspaces/{id}/alertmanager/definition", "/workspaces/{id}/logging", "/tags/",
-		"/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}", "/orrery/v1/tokens", "/orrery/v1/tokens/{id}"} {
+		"/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}", "/orrery/v1/tokens", "/orrery/v1/tokens/{id}",
+		"/orrery/v1/users", "/orrery/v1/users/{name}", "/orrery/v1/workspaces/{id}/dashboards"} {
 		mux.Handle(p, guarded)
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -390,6 +407,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Orrery is Ready.")
 	})
+	mux.Handle("/ui/", s.ui)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
