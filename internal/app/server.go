@@ -29,8 +29,8 @@ import (
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
 	"github.com/orrery-dev/orrery/internal/ruler"
-	"github.com/orrery-dev/orrery/internal/ui"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
+	"github.com/orrery-dev/orrery/internal/ui"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
