@@ -341,6 +341,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string, n
 	r2 := r.Clone(r.Context())
 	r2.URL.Path, r2.URL.RawPath, r2.RequestURI = path, "", ""
 	r2.Header.Del("Cookie")
+	r2.Header.Del("Origin")
 	r2.Header.Del(csrfHeader)
 	next.ServeHTTP(w, r2)
 }
