@@ -26,13 +26,15 @@ export function h(tag, attrs, ...children) {
 }
 
 function niceTicks(min, max, count) {
-  if (min === max) { max = min + 1; min = min - (min === 0 ? 0 : 1); }
+  // Values equal but for floating point noise count as equal: a step below
+  // their precision would never advance.
+  if (max - min <= Math.abs(max) * 1e-9) { const pad = Math.abs(max) * 0.1 || 1; max = max + pad; min = min === 0 ? 0 : min - pad; }
   const span = max - min, raw = span / count;
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => span / s <= count) || 10 * mag;
   const lo = Math.floor(min / step) * step, hi = Math.ceil(max / step) * step;
   const ticks = [];
-  for (let v = lo; v <= hi + step / 2; v += step) ticks.push(+v.toPrecision(12));
+  for (let i = 0, v = lo; v <= hi + step / 2 && i < 100; i++, v = lo + i * step) ticks.push(+v.toPrecision(12));
   return { lo, hi, ticks };
 }
 

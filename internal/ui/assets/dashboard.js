@@ -363,7 +363,7 @@ export class Dashboard {
     if (!targets.length) { p.el.innerHTML = '<div class="nodata">No queries</div>'; return; }
     p.status.textContent = "…";
     try {
-      const results = await Promise.all(targets.map(async t => {
+      const results = await Promise.all(targets.map(async (t, qi) => {
         const tMin = parseDuration(t.interval) || minMs;
         const intervalMs = autoInterval(range.to - range.from, p.maxDataPoints || width, tMin);
         const b = { intervalMs, rangeMs: range.to - range.from, scrapeMs: 15000 };
@@ -375,19 +375,19 @@ export class Dashboard {
           const r = await prom("query", { query: expr, time: String(q.time) });
           q.raw = r;
           const res = r.resultType === "vector" ? r.result : r.resultType === "scalar" ? [{ metric: {}, value: r.result }] : (r.result || []).map(s => ({ metric: s.metric, value: s.values[s.values.length - 1] }));
-          info.queries.push(q);
-          return res.map(s => ({ labels: s.metric, name: legend(t.legendFormat, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+          info.queries[qi] = q;
+          return res.map(s => ({ qi, labels: s.metric, name: legend(t.legendFormat, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
         }
         const step = Math.max(intervalMs / 1000, 0.001);
         q.start = Math.floor(range.from / 1000 / step) * step; q.end = range.to / 1000; q.step = step;
         const r = await prom("query_range", { query: expr, start: String(q.start), end: String(q.end), step: String(step) });
         q.raw = r;
-        info.queries.push(q);
+        info.queries[qi] = q;
         const res = r.resultType === "matrix" ? r.result : [];
-        return res.map(s => ({ labels: s.metric, name: legend(t.legendFormat, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
+        return res.map(s => ({ qi, labels: s.metric, name: legend(t.legendFormat, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
       }));
       const series = results.flat();
-      info.series = series.map(s => ({ name: s.name, labels: s.labels, values: s.values }));
+      info.series = series.map(s => ({ query: s.qi, name: s.name, labels: s.labels, values: s.values }));
       p.status.textContent = "";
       this.draw(p, series, range);
     } catch (e) {
