@@ -179,7 +179,9 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.control.SetAlertmanagerHook(s.alerting)
-	if s.ui, err = ui.New(cfg.UI, cat, q, am, logger, reg); err != nil {
+	uiCfg := cfg.UI
+	uiCfg.Metrics = reg
+	if s.ui, err = ui.New(uiCfg, cat, q, am, logger, reg); err != nil {
 		_ = cat.Close()
 		return nil, err
 	}

@@ -345,3 +345,31 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string, n
 	r2.Header.Del(csrfHeader)
 	next.ServeHTTP(w, r2)
 }
+
+// usage answers the workspace's ingestion counters since the server
+// started; the page derives rates from two readings.
+func (h *Handler) usage(w http.ResponseWriter, _ *http.Request, id workspace.ID) {
+	out := map[string]float64{"samples": 0, "histograms": 0, "exemplars": 0, "rejected": 0}
+	if h.cfg.Metrics != nil {
+		mfs, err := h.cfg.Metrics.Gather()
+		if err != nil {
+			h.logger.Warn("gather metrics for the usage page; answering what was gathered", "err", err)
+		}
+		names := map[string]string{"orrery_ingest_samples_total": "samples", "orrery_ingest_histograms_total": "histograms",
+			"orrery_ingest_exemplars_total": "exemplars", "orrery_ingest_rejected_samples_total": "rejected"}
+		for _, mf := range mfs {
+			key, ok := names[mf.GetName()]
+			if !ok {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "workspace" && l.GetValue() == id.String() {
+						out[key] += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

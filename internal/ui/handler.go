@@ -73,6 +73,9 @@ type Config struct {
 	LoginBurst int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics, if set, is the server's registry: the usage page reads the
+	// workspace's ingestion counters (orrery_ingest_*_total) from it.
+	Metrics prometheus.Gatherer
 }
 
 // Handler serves /ui/. It is safe for concurrent use.
@@ -147,6 +150,7 @@ func (h *Handler) routes() {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(dashboard.EnvoyDashboard())
 	}))
+	m.Handle("GET /ui/api/workspaces/{id}/usage", h.workspaceAuthed(RoleViewer, ignoreUser(h.usage)))
 	m.Handle("GET /ui/api/workspaces/{id}/dashboards", h.workspaceAuthed(RoleViewer, ignoreUser(h.listDashboards)))
 	m.Handle("POST /ui/api/workspaces/{id}/dashboards", h.workspaceAuthed(RoleEditor, ignoreUser(h.importDashboard)))
 	m.Handle("GET /ui/api/workspaces/{id}/dashboards/{uid}", h.workspaceAuthed(RoleViewer, h.getDashboard))

@@ -269,17 +269,30 @@ async function renderAlerting(root) {
 
 async function renderUsage(root) {
   root.append(h("div", { class: "toolbar" }, h("h2", {}, "Usage")));
-  const now = Date.now() / 1000;
-  const [tsdb, rate1] = await Promise.all([prom("status/tsdb", { limit: "15" }),
-    prom("query", { query: 'sum(count_over_time({__name__=~".+"}[5m])) / 300', time: String(now) }).catch(() => null)]);
+  const usageURL = `/ui/api/workspaces/${state.ws}/usage`;
+  const [tsdb, first] = await Promise.all([prom("status/tsdb", { limit: "15" }), api("GET", usageURL)]);
+  const t0 = Date.now();
   const head = tsdb.headStats || {};
-  const samplesPerSec = rate1 && rate1.result && rate1.result.length ? parseFloat(rate1.result[0].value[1]) : 0;
   const card = (id, label, value) => h("div", { class: "card", id }, h("div", { class: "card-value" }, value), h("div", { class: "card-label" }, label));
+  const rateCard = card("usage-samples", "Samples/s ingested", "…");
   root.append(h("div", { class: "cards" },
     card("usage-series", "Active series", format(head.numSeries || 0, "short", null)),
-    card("usage-samples", "Samples/s ingested (5m)", format(samplesPerSec, "short", null)),
+    rateCard,
+    card("usage-total", "Samples stored since the server started", format(first.samples + first.histograms, "short", null)),
     card("usage-labelpairs", "Label pairs", format(head.numLabelPairs || 0, "short", null)),
-    card("usage-chunks", "Head chunks", format(head.chunkCount || 0, "short", null))));
+    card("usage-rejected", "Samples rejected", format(first.rejected, "short", null))));
+  // The rate is the counter's increase between two readings.
+  let prev = { t: t0, n: first.samples + first.histograms };
+  const tick = async () => {
+    if (!rateCard.isConnected) return;
+    const u = await api("GET", usageURL).catch(() => null);
+    if (!u) return;
+    const now = Date.now(), n = u.samples + u.histograms;
+    rateCard.firstChild.textContent = format((n - prev.n) / ((now - prev.t) / 1000), "short", null);
+    prev = { t: now, n };
+    setTimeout(tick, 5000);
+  };
+  setTimeout(tick, 2000);
   const top = tsdb.seriesCountByMetricName || [];
   const max = Math.max(1, ...top.map(x => x.value));
   root.append(h("h3", {}, "Top metrics by series"), h("table", { class: "data", id: "top-metrics" },

@@ -256,7 +256,16 @@ export function table(el, series, panel) {
 // order) and one column per time step, shaded by value.
 export function heatmap(el, series, panel, range) {
   el.innerHTML = "";
-  const rows = series.slice().sort((a, b) => parseFloat(a.labels.le ?? "0") - parseFloat(b.labels.le ?? "0"));
+  const le = s => { const v = s.labels.le; return v === undefined ? 0 : v === "+Inf" ? Infinity : parseFloat(v); };
+  let rows = series.slice().sort((a, b) => le(a) - le(b));
+  // Prometheus buckets are cumulative: each row shows its own bucket only.
+  if (rows.length > 1 && rows.every(s => s.labels.le !== undefined)) {
+    rows = rows.map((s, i) => {
+      if (i === 0) return s;
+      const below = new Map(rows[i - 1].values);
+      return { ...s, values: s.values.map(([t, v]) => [t, v === null ? null : Math.max(0, v - (below.get(t) || 0))]) };
+    });
+  }
   const box = h("div", { class: "chart" });
   el.append(box);
   const W = Math.max(box.clientWidth, 200), H = Math.max(box.clientHeight, 80), L = 60, B = 20;
