@@ -2,7 +2,7 @@
 # command and what CI runs (.ci/run).
 
 GO        ?= go
-APT_PKGS  := prometheus prometheus-node-exporter awscli prometheus-alertmanager
+APT_PKGS  := prometheus prometheus-node-exporter awscli prometheus-alertmanager chromium
 # An execution count, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can fail at the deadline with "context deadline exceeded"
 # without any failing input (golang/go#75804, fixed in Go 1.27).
@@ -21,6 +21,7 @@ deps:
 	command -v prometheus-node-exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
