@@ -475,6 +475,50 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("variable types, repeated panels and zoom", func(t *testing.T) {
+		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", varsDashboard))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/vars?ws="+ws+"&refresh="), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Contains(t, panels, "RPS cart")
+		require.Contains(t, panels, "RPS web")
+		require.Equal(t, `sum(rate(envoy_http_downstream_rq_total{service="cart",namespace="prod"}[5m]))`, panels["RPS cart"].Queries[0].Expr)
+		require.InDelta(t, 10.0, *panels["RPS cart"].Series[0].Values[len(panels["RPS cart"].Series[0].Values)-1][1], 1e-9, "prod/cart serves 10 req/s")
+		require.Contains(t, panels["quantile 0.99"].Queries[0].Expr, `histogram_quantile(0.99, sum by (le) (rate(envoy_http_downstream_rq_time_bucket{service="cart"}[1m])))`)
+		require.NotEmpty(t, panels["quantile 0.99"].Series)
+		require.Len(t, panels["connections in prod"].Series, 2)
+		require.Len(t, panels["connections in staging"].Series, 1)
+		// query_result with a regex, and markdown that shows HTML as text.
+		html := eval[string](t, bctx, `document.querySelector('[data-title="top"] .text').innerHTML`)
+		require.Contains(t, html, "Busiest: <b>cart</b>")
+		require.Contains(t, html, "&lt;script&gt;")
+		// The ns variable depends on svc: its options are svc's namespaces.
+		opts := eval[string](t, bctx, `[...document.querySelector('select[data-var="ns"]').options].map(o => o.value).join(",")`)
+		require.Equal(t, "prod,staging", opts)
+		// Only web: one repeated stat panel, and ns offers prod only.
+		panels = changeVariable(t, bctx, o, ws, "svc", "web")
+		require.NotContains(t, panels, "RPS cart")
+		require.Contains(t, panels, "RPS web")
+		opts = eval[string](t, bctx, `[...document.querySelector('select[data-var="ns"]').options].map(o => o.value).join(",")`)
+		require.Equal(t, "prod", opts)
+		screenshot(t, bctx, dir, "dashboard-variables")
+
+		// Dragging across a graph zooms to an absolute range.
+		before := panels["quantile 0.99"].Queries[0]
+		eval[bool](t, bctx, `(() => {
+			window.__orrery.ready = false;
+			const svg = document.querySelector('[data-title="quantile 0.99"] svg.ts');
+			const r = svg.getBoundingClientRect();
+			const ev = (type, f) => svg.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: r.left + r.width * f, clientY: r.top + r.height / 2}));
+			ev("mousedown", 0.5); ev("mousemove", 0.7); ev("mouseup", 0.9);
+			return true; })()`)
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		after := panels["quantile 0.99"].Queries[0]
+		require.Greater(t, after.Start, before.Start)
+		require.Less(t, after.End-after.Start, (before.End-before.Start)/2)
+		require.Regexp(t, `from=\d+&to=\d+`, location(t, bctx))
+	})
+
 	t.Run("explore", func(t *testing.T) {
 		expr := `sum by (service) (rate(envoy_cluster_upstream_rq_total[5m]))`
 		var rows int
@@ -625,3 +669,37 @@ func location(t *testing.T, ctx context.Context) string {
 	require.NoError(t, err)
 	return v
 }
+
+// changeVariable selects values of a dashboard variable and returns the
+// panels once they have rendered, checked against the query API.
+func changeVariable(t *testing.T, ctx context.Context, o *apptest.Orrery, ws, name string, values ...string) map[string]uiPanel {
+	t.Helper()
+	eval[bool](t, ctx, fmt.Sprintf(`(() => {
+		window.__orrery.ready = false;
+		const want = %s;
+		const s = document.querySelector('select[data-var=%q]');
+		for (const o of s.options) o.selected = want.includes(o.value);
+		s.dispatchEvent(new Event("change"));
+		return true; })()`, mustJSON(t, values), name))
+	return checkPanelsMatchAPI(t, o, ws, waitPanels(t, ctx))
+}
+
+// varsDashboard exercises the variable types and repeated panels.
+const varsDashboard = `{"title": "Variables", "uid": "vars", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
+ "templating": {"list": [
+  {"name": "svc", "type": "query", "query": "label_values(envoy_http_downstream_rq_total, service)", "multi": true, "includeAll": true, "current": {"value": ["$__all"]}},
+  {"name": "ns", "type": "query", "query": {"query": "label_values(envoy_http_downstream_rq_total{service=~\"$svc\"}, namespace)"}},
+  {"name": "top", "type": "query", "query": "query_result(topk(1, sum by (service) (envoy_http_downstream_cx_active)))", "regex": "/service=\"([^\"]+)\"/"},
+  {"name": "win", "type": "interval", "query": "1m,5m,10m", "current": {"value": "5m"}},
+  {"name": "q", "type": "custom", "query": "0.5,0.99", "current": {"value": "0.99"}},
+  {"name": "env", "type": "custom", "query": "production : prod,staging", "multi": true, "current": {"value": ["prod", "staging"]}},
+  {"name": "c", "type": "constant", "query": "cart"},
+  {"name": "tb", "type": "textbox", "query": "prod"}]},
+ "panels": [
+  {"type": "stat", "title": "RPS $svc", "repeat": "svc", "gridPos": {"x": 0, "y": 0, "w": 8, "h": 4}, "fieldConfig": {"defaults": {"unit": "reqps"}},
+   "targets": [{"refId": "A", "expr": "sum(rate(envoy_http_downstream_rq_total{service=\"$svc\",namespace=\"$tb\"}[$win]))"}]},
+  {"type": "timeseries", "title": "quantile $q", "gridPos": {"x": 0, "y": 4, "w": 12, "h": 8}, "fieldConfig": {"defaults": {"unit": "ms"}},
+   "targets": [{"refId": "A", "expr": "histogram_quantile($q, sum by (le) (rate(envoy_http_downstream_rq_time_bucket{service=\"$c\"}[$__rate_interval])))", "legendFormat": "p$q"}]},
+  {"type": "timeseries", "title": "connections in $env", "repeat": "env", "gridPos": {"x": 12, "y": 4, "w": 6, "h": 8},
+   "targets": [{"refId": "A", "expr": "sum by (service) (envoy_http_downstream_cx_active{namespace=~\"$env\"})", "legendFormat": "{{service}}"}]},
+  {"type": "text", "title": "top", "gridPos": {"x": 0, "y": 12, "w": 24, "h": 3}, "options": {"mode": "markdown", "content": "Busiest: **$top** <script>alert(1)</script>"}}]}`

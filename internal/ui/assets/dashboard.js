@@ -303,7 +303,7 @@ export class Dashboard {
         const head = h("div", { class: "row-header" + (sec.row.collapsed ? " collapsed" : ""), "data-row": sec.row.title, onclick: () => {
           sec.row.collapsed = !sec.row.collapsed;
           this.renderPanelsKeep();
-        } }, h("span", { class: "chev" }, sec.row.collapsed ? "▸" : "▾"), " " + interpolate(sec.row.title, this.scope(), {}), " ",
+        } }, h("span", { class: "chev" }, sec.row.collapsed ? "▸" : "▾"), " " + interpolate(sec.row.title, this.scope(), {}, "raw"), " ",
         h("small", {}, `(${sec.panels.length} panels)`));
         this.grid.append(head);
         if (sec.row.collapsed) continue;
@@ -336,7 +336,7 @@ export class Dashboard {
   }
 
   panelElement(p) {
-    const title = interpolate(p.title, this.scope(p.override), {});
+    const title = interpolate(p.title, this.scope(p.override), {}, "raw");
     const body = h("div", { class: "panel-body" });
     const status = h("span", { class: "panel-status" });
     const el = h("div", { class: "panel panel-" + p.type, "data-panel": p.key, "data-title": title,
@@ -358,7 +358,7 @@ export class Dashboard {
     const minMs = parseDuration(p.interval) || 0;
     const info = { title: p.shownTitle, type: p.type, queries: [], series: [], error: null };
     window.__orrery.panels[p.key] = info;
-    if (p.type === "text") { p.el.innerHTML = `<div class="text">${markdown(interpolate(p.content, this.scope(p.override), {}))}</div>`; return; }
+    if (p.type === "text") { p.el.innerHTML = `<div class="text">${markdown(interpolate(p.content, this.scope(p.override), {}, "raw"))}</div>`; return; }
     const targets = p.targets.filter(t => t.expr && !t.hide);
     if (!targets.length) { p.el.innerHTML = '<div class="nodata">No queries</div>'; return; }
     p.status.textContent = "…";

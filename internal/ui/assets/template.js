@@ -80,11 +80,14 @@ function formatValue(v, format) {
 
 // interpolate replaces $var, ${var}, ${var:fmt}, [[var]] and the built-ins.
 // vars maps names to {values, all, allValue, multi}; b is
-// {intervalMs, rangeMs, scrapeMs}.
-export function interpolate(expr, vars, b) {
+// {intervalMs, rangeMs, scrapeMs}. Without a format, multi-value variables
+// become regex alternations, as in PromQL; text (titles) passes "raw" as
+// defaultFormat.
+export function interpolate(expr, vars, b, defaultFormat) {
   return String(expr || "").replace(VAR_RE, (m, n1, n2, f2, n4, _field, f4) => {
     let name = n1, format = "";
     if (n2) { name = n2; format = f2 || ""; } else if (n4) { name = n4; format = f4 || ""; }
+    if (!format && defaultFormat) format = defaultFormat;
     const bi = builtin(name, b || {});
     if (bi !== null) return bi;
     const v = vars && Object.prototype.hasOwnProperty.call(vars, name) ? vars[name] : null;
