@@ -486,6 +486,7 @@ func TestUI(t *testing.T) {
 		require.InDelta(t, 10.0, *panels["RPS cart"].Series[0].Values[len(panels["RPS cart"].Series[0].Values)-1][1], 1e-9, "prod/cart serves 10 req/s")
 		require.Contains(t, panels["quantile 0.99"].Queries[0].Expr, `histogram_quantile(0.99, sum by (le) (rate(envoy_http_downstream_rq_time_bucket{service="cart"}[1m])))`)
 		require.NotEmpty(t, panels["quantile 0.99"].Series)
+		require.Equal(t, "p0.99", panels["quantile 0.99"].Series[0].Name, "legendFormat interpolates variables")
 		require.Len(t, panels["connections in prod"].Series, 2)
 		require.Len(t, panels["connections in staging"].Series, 1)
 		// query_result with a regex, and markdown that shows HTML as text.
@@ -700,6 +701,6 @@ const varsDashboard = `{"title": "Variables", "uid": "vars", "schemaVersion": 39
    "targets": [{"refId": "A", "expr": "sum(rate(envoy_http_downstream_rq_total{service=\"$svc\",namespace=\"$tb\"}[$win]))"}]},
   {"type": "timeseries", "title": "quantile $q", "gridPos": {"x": 0, "y": 4, "w": 12, "h": 8}, "fieldConfig": {"defaults": {"unit": "ms"}},
    "targets": [{"refId": "A", "expr": "histogram_quantile($q, sum by (le) (rate(envoy_http_downstream_rq_time_bucket{service=\"$c\"}[$__rate_interval])))", "legendFormat": "p$q"}]},
-  {"type": "timeseries", "title": "connections in $env", "repeat": "env", "gridPos": {"x": 12, "y": 4, "w": 6, "h": 8},
+  {"type": "timeseries", "title": "connections in $env", "repeat": "env", "gridPos": {"x": 0, "y": 12, "w": 6, "h": 8},
    "targets": [{"refId": "A", "expr": "sum by (service) (envoy_http_downstream_cx_active{namespace=~\"$env\"})", "legendFormat": "{{service}}"}]},
-  {"type": "text", "title": "top", "gridPos": {"x": 0, "y": 12, "w": 24, "h": 3}, "options": {"mode": "markdown", "content": "Busiest: **$top** <script>alert(1)</script>"}}]}`
+  {"type": "text", "title": "top", "gridPos": {"x": 0, "y": 20, "w": 24, "h": 3}, "options": {"mode": "markdown", "content": "Busiest: **$top** <script>alert(1)</script>"}}]}`

@@ -82,6 +82,7 @@ export function timeseries(el, series, panel, range, onZoom) {
   const box = h("div", { class: "chart" });
   el.append(box);
   if (legend) el.append(legend);
+  if (!series.length) box.append(h("div", { class: "nodata overlay" }, "No data"));
   const W = Math.max(box.clientWidth, 200), H = Math.max(box.clientHeight, 80);
   const stacking = panel.stacking === "normal" || panel.stacking === "percent";
   const draw = stacking ? stack(series, panel.stacking === "percent") : series;

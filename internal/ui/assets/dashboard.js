@@ -34,7 +34,7 @@ export function normalize(model) {
     return {
       raw: p, id: p.id, type: p.type || "graph", title: p.title || "", description: p.description || "",
       gridPos: p.gridPos || { x: 0, y: 0, w: 12, h: 8 }, targets: (p.targets || []).filter(t => t && typeof t === "object"),
-      interval: p.interval || "", maxDataPoints: p.maxDataPoints || 0, repeat: p.repeat || "", collapsed: !!p.collapsed,
+      interval: p.interval || "", maxDataPoints: p.maxDataPoints || 0, repeat: p.repeat || "", repeatDirection: p.repeatDirection || "h", maxPerRow: p.maxPerRow || 0, collapsed: !!p.collapsed,
       unit: def.unit || y0.format || p.format || "short", min: num(def.min ?? y0.min), max: num(def.max ?? y0.max),
       decimals: num(def.decimals ?? y0.decimals ?? p.decimals),
       thresholds: def.thresholds || { mode: "absolute", steps: [] },
@@ -310,8 +310,8 @@ export class Dashboard {
       }
       const g = h("div", { class: "grid" });
       this.grid.append(g);
-      for (const p of sec.panels) {
-        for (const inst of this.expandRepeat(p)) {
+      for (const inst of this.layout(sec.panels)) {
+        {
           const el = this.panelElement(inst);
           g.append(el);
           this.panels.push(inst);
@@ -323,6 +323,33 @@ export class Dashboard {
   }
 
   renderPanelsKeep() { this.grid.innerHTML = ""; this.renderPanels(); }
+
+  // layout expands repeated panels and places every panel on the 24-column
+  // grid at its gridPos, rows relative to the section; the copies of a
+  // panel repeated horizontally share its line (wrapping after maxPerRow)
+  // and push the panels below them down, as Grafana does.
+  layout(panels) {
+    const sorted = panels.slice().sort((a, b) => (a.gridPos.y - b.gridPos.y) || (a.gridPos.x - b.gridPos.x));
+    const minY = sorted.length ? Math.min(...sorted.map(p => p.gridPos.y || 0)) : 0;
+    const pushes = [];
+    const out = [];
+    for (const p of sorted) {
+      const gp = { x: p.gridPos.x || 0, y: (p.gridPos.y || 0) - minY, w: Math.max(1, Math.min(24, p.gridPos.w || 12)), h: Math.max(1, p.gridPos.h || 8) };
+      const y0 = gp.y + pushes.filter(e => gp.y >= e.from).reduce((a, e) => a + e.add, 0);
+      const copies = this.expandRepeat(p);
+      if (copies.length === 1) { out.push({ ...copies[0], pos: { ...gp, y: y0 } }); continue; }
+      if (p.repeatDirection === "v") {
+        copies.forEach((c, i) => out.push({ ...c, pos: { ...gp, y: y0 + i * gp.h } }));
+        pushes.push({ from: gp.y + gp.h, add: (copies.length - 1) * gp.h });
+        continue;
+      }
+      const w = Math.max(Math.floor(24 / copies.length), Math.floor(24 / (p.maxPerRow || 4)), 1);
+      const perRow = Math.max(1, Math.floor(24 / w));
+      copies.forEach((c, i) => out.push({ ...c, pos: { x: (i % perRow) * w, y: y0 + Math.floor(i / perRow) * gp.h, w, h: gp.h } }));
+      pushes.push({ from: gp.y + gp.h, add: (Math.ceil(copies.length / perRow) - 1) * gp.h });
+    }
+    return out;
+  }
 
   // expandRepeat returns a panel once per selected value of its repeat
   // variable (every option for All), each with that value in its scope.
@@ -340,7 +367,7 @@ export class Dashboard {
     const body = h("div", { class: "panel-body" });
     const status = h("span", { class: "panel-status" });
     const el = h("div", { class: "panel panel-" + p.type, "data-panel": p.key, "data-title": title,
-      style: `grid-column: span ${Math.max(1, Math.min(24, p.gridPos.w || 12))}; grid-row: span ${Math.max(2, p.gridPos.h || 8)}` },
+      style: `grid-column: ${Math.min(p.pos.x, 24 - p.pos.w) + 1} / span ${p.pos.w}; grid-row: ${p.pos.y + 1} / span ${Math.max(2, p.pos.h)}` },
     h("div", { class: "panel-header" }, h("span", { class: "panel-title", title: p.description || "" }, title), status,
       h("button", { class: "inspect", title: "Inspect: PromQL and raw data", "data-inspect": p.key, onclick: () => this.inspect(p) }, "⋯")), body);
     p.el = body; p.status = status; p.shownTitle = title;
@@ -369,14 +396,15 @@ export class Dashboard {
         const b = { intervalMs, rangeMs: range.to - range.from, scrapeMs: 15000 };
         const expr = interpolate(t.expr, this.scope(p.override), b);
         const instant = !!t.instant || t.format === "table" && p.type === "table";
-        const q = { refId: t.refId || "", expr, instant, legendFormat: t.legendFormat || "" };
+        const lf = interpolate(t.legendFormat || "", this.scope(p.override), b, "raw");
+        const q = { refId: t.refId || "", expr, instant, legendFormat: lf };
         if (instant) {
           q.time = range.to / 1000;
           const r = await prom("query", { query: expr, time: String(q.time) });
           q.raw = r;
           const res = r.resultType === "vector" ? r.result : r.resultType === "scalar" ? [{ metric: {}, value: r.result }] : (r.result || []).map(s => ({ metric: s.metric, value: s.values[s.values.length - 1] }));
           info.queries[qi] = q;
-          return res.map(s => ({ qi, labels: s.metric, name: legend(t.legendFormat, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+          return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
         }
         const step = Math.max(intervalMs / 1000, 0.001);
         q.start = Math.floor(range.from / 1000 / step) * step; q.end = range.to / 1000; q.step = step;
@@ -384,7 +412,7 @@ export class Dashboard {
         q.raw = r;
         info.queries[qi] = q;
         const res = r.resultType === "matrix" ? r.result : [];
-        return res.map(s => ({ qi, labels: s.metric, name: legend(t.legendFormat, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
+        return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
       }));
       const series = results.flat();
       info.series = series.map(s => ({ query: s.qi, name: s.name, labels: s.labels, values: s.values }));
