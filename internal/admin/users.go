@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -64,4 +65,17 @@ func passwd(ctx context.Context, c *Client, name, password string, out io.Writer
 		fmt.Fprintf(out, "password (shown once): %s\n", got.Password)
 	}
 	return nil
+}
+
+// InstallDashboard stores a Grafana dashboard JSON model (for example
+// dashboard.EnvoyDashboard()) in a workspace, replacing the dashboard with
+// the same uid, and returns its uid.
+func (c *Client) InstallDashboard(ctx context.Context, workspaceID string, model []byte) (string, error) {
+	var out struct {
+		UID string `json:"uid"`
+	}
+	if err := c.Do(ctx, "POST", "/orrery/v1/workspaces/"+workspaceID+"/dashboards", json.RawMessage(model), &out); err != nil {
+		return "", fmt.Errorf("install dashboard in workspace %s: %w", workspaceID, err)
+	}
+	return out.UID, nil
 }

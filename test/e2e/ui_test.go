@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery-dev/orrery/internal/admin"
 	"github.com/orrery-dev/orrery/internal/apptest"
 	"github.com/orrery-dev/orrery/internal/dashboard"
 )
@@ -704,3 +705,59 @@ const varsDashboard = `{"title": "Variables", "uid": "vars", "schemaVersion": 39
   {"type": "timeseries", "title": "connections in $env", "repeat": "env", "gridPos": {"x": 0, "y": 12, "w": 6, "h": 8},
    "targets": [{"refId": "A", "expr": "sum by (service) (envoy_http_downstream_cx_active{namespace=~\"$env\"})", "legendFormat": "{{service}}"}]},
   {"type": "text", "title": "top", "gridPos": {"x": 0, "y": 20, "w": 24, "h": 3}, "options": {"mode": "markdown", "content": "Busiest: **$top** <script>alert(1)</script>"}}]}`
+
+// TestUIWithSigV4 checks the UI beside SigV4 authentication: the first
+// admin's generated password file, UI users reaching the query API
+// without signing, and the users and dashboards admin API requiring it.
+func TestUIWithSigV4(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	t.Setenv("ORRERY_UI_ADMIN_PASSWORD", "")
+	dir := t.TempDir()
+	o := apptest.StartOrrery(t, dir, "--auth=sigv4")
+	base := "http://" + o.Addr
+	creds := []string{"AWS_ACCESS_KEY_ID=" + adminKey, "AWS_SECRET_ACCESS_KEY=" + adminSecret}
+
+	fi, err := os.Stat(filepath.Join(dir, "ui-admin-password"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	pw, err := os.ReadFile(filepath.Join(dir, "ui-admin-password"))
+	require.NoError(t, err)
+	require.Contains(t, o.Output(), strings.TrimSpace(string(pw)), "printed once at first start")
+
+	out, err := orreryCLI(t, o, nil, "users", "list")
+	require.Error(t, err, "the users API needs credentials")
+	require.Contains(t, out, "MissingAuthenticationTokenException")
+	out, err = orreryCLI(t, o, creds, "workspaces", "create", "--alias", "ui")
+	require.NoError(t, err, out)
+	ws := strings.TrimSpace(out)
+	out, err = orreryCLI(t, o, creds, "users", "create", "--name", "ana", "--role", "viewer", "--workspaces", ws)
+	require.NoError(t, err, out)
+	anaPassword := strings.TrimSpace(strings.SplitN(out, "password (shown once): ", 2)[1])
+
+	// The demo's way of installing a dashboard: the admin API, signed.
+	c := &admin.Client{URL: base, Region: "us-east-1"}
+	_, err = c.InstallDashboard(context.Background(), ws, dashboard.EnvoyDashboard())
+	require.Error(t, err)
+	c.KeyID, c.Secret = adminKey, adminSecret
+	uid, err := c.InstallDashboard(context.Background(), ws, dashboard.EnvoyDashboard())
+	require.NoError(t, err)
+	require.Equal(t, "orrery-envoy", uid)
+
+	// A UI user queries through the session, without SigV4; the raw
+	// workspace API still refuses unsigned requests.
+	sc, csrf, _ := sessionClient(t, base, "ana", anaPassword)
+	require.Equal(t, http.StatusOK, sessionDo(t, sc, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/prom/api/v1/query?query=vector(1)", ""))
+	require.Equal(t, http.StatusOK, sessionDo(t, sc, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/dashboards/orrery-envoy", ""))
+	code, _ := apptest.Get(t, o.URL(ws, "/api/v1/query?query=vector(1)"))
+	require.Equal(t, http.StatusForbidden, code)
+	// The session cookie's attributes.
+	resp, err := http.Post(base+"/ui/api/login", "application/json", strings.NewReader(fmt.Sprintf(`{"name":"ana","password":%q}`, anaPassword)))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	cookie := resp.Header.Get("Set-Cookie")
+	require.Contains(t, cookie, "HttpOnly")
+	require.Contains(t, cookie, "SameSite=Strict")
+	require.Contains(t, cookie, "Path=/ui")
+	require.NotContains(t, cookie, "Secure", "plain HTTP here; Secure is set over TLS")
+}
