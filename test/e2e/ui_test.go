@@ -224,6 +224,7 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 func uiLogin(t *testing.T, ctx context.Context, base, name, password string) {
 	t.Helper()
 	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate("about:blank"), // A same-document navigation would not load the page again.
 		chromedp.Navigate(base+"/ui/#/login"),
 		chromedp.WaitVisible(chromedp.CSS("#login-name")),
 		chromedp.SendKeys(chromedp.CSS("#login-name"), name),
@@ -343,6 +344,11 @@ func TestUI(t *testing.T) {
 	// JavaScript and Go interpolate alike.
 	dir := artifactsDir(t)
 	bctx := browser(t)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#login-name")),
+		chromedp.SendKeys(chromedp.CSS("#login-name"), "admin"), chromedp.SendKeys(chromedp.CSS("#login-password"), "wrong-password"),
+		chromedp.Click(chromedp.CSS("#login-submit"))))
+	require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#login-error"), "wrong user name or password") }, 10*time.Second, 100*time.Millisecond)
+	screenshot(t, bctx, dir, "login")
 	uiLogin(t, bctx, base, "admin", uiAdminPassword)
 	t.Run("interpolation agrees with Go", func(t *testing.T) {
 		vars := map[string]dashboard.Value{
@@ -428,13 +434,33 @@ func TestUI(t *testing.T) {
 		// Inspect shows the interpolated PromQL.
 		var inspect string
 		require.NoError(t, chromedp.Do(bctx,
-			chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] .inspect`)),
+			chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] [data-inspect]`)),
 			chromedp.WaitVisible(chromedp.CSS("#inspect")),
 			chromedp.Sleep(0)))
 
 		inspect = text(t, bctx, "#inspect pre.promql")
 		require.Equal(t, q.Expr, inspect)
 		screenshot(t, bctx, dir, "dashboard-inspect")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#inspect button`))))
+
+		// View a panel larger, then auto-refresh re-runs the queries.
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] [data-view]`))))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Equal(t, 1, eval[int](t, bctx, `document.querySelectorAll(".panel.viewing").length`))
+		screenshot(t, bctx, dir, "dashboard-panel-view")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] [data-view]`))))
+		end := panels["Upstream RPS"].Queries[0].End
+		eval[bool](t, bctx, `(() => {
+			const s = document.getElementById("refresh");
+			s.value = "5s";
+			s.dispatchEvent(new Event("change"));
+			return true; })()`)
+		require.Eventually(t, func() bool {
+			return eval[float64](t, bctx, `window.__orrery.ready && (window.__orrery.panels[Object.keys(window.__orrery.panels).find(k => window.__orrery.panels[k].title === "Upstream RPS")].queries[0] || {}).end || 0`) > end+4
+		}, 20*time.Second, 250*time.Millisecond, "auto-refresh every 5s")
+		require.Contains(t, location(t, bctx), "refresh=5s")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws)))
 	})
 
 	t.Run("our Envoy dashboard and the public ones render without errors", func(t *testing.T) {
@@ -590,7 +616,13 @@ func TestUI(t *testing.T) {
 		require.Equal(t, "11.1 K", text(t, bctx, "#usage-total .card-value"), "69 Envoy series × 161 samples written; rule results are not ingested")
 		require.Contains(t, top, "envoy_cluster_upstream_rq_time_bucket")
 		screenshot(t, bctx, dir, "usage")
-		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/users?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#users"))))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/users?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#users")),
+			chromedp.SendKeys(chromedp.CSS("#user-name"), "eddie"),
+			chromedp.Click(chromedp.CSS("#user-create"))))
+		require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#user-created"), "password (shown once)") }, 10*time.Second, 100*time.Millisecond)
+		out, err := orreryCLI(t, o, nil, "users", "list")
+		require.NoError(t, err, out)
+		require.Regexp(t, `eddie\s+viewer\s+`+ws, out)
 		screenshot(t, bctx, dir, "users")
 	})
 

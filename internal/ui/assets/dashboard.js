@@ -366,9 +366,16 @@ export class Dashboard {
     const title = interpolate(p.title, this.scope(p.override), {}, "raw");
     const body = h("div", { class: "panel-body" });
     const status = h("span", { class: "panel-status" });
-    const el = h("div", { class: "panel panel-" + p.type, "data-panel": p.key, "data-title": title,
+    let el;
+    el = h("div", { class: "panel panel-" + p.type, "data-panel": p.key, "data-title": title,
       style: `grid-column: ${Math.min(p.pos.x, 24 - p.pos.w) + 1} / span ${p.pos.w}; grid-row: ${p.pos.y + 1} / span ${Math.max(2, p.pos.h)}` },
     h("div", { class: "panel-header" }, h("span", { class: "panel-title", title: p.description || "" }, title), status,
+      h("button", { class: "inspect", title: "View larger", "data-view": p.key, onclick: () => {
+        el.classList.toggle("viewing");
+        document.body.classList.toggle("has-viewing", el.classList.contains("viewing"));
+        window.__orrery.ready = false;
+        this.runPanel(p).finally(() => { window.__orrery.ready = true; });
+      } }, "⤢"),
       h("button", { class: "inspect", title: "Inspect: PromQL and raw data", "data-inspect": p.key, onclick: () => this.inspect(p) }, "⋯")), body);
     p.el = body; p.status = status; p.shownTitle = title;
     return el;
