@@ -138,7 +138,25 @@ func (h *Handler) routes() {
 	m.Handle("GET /ui/api/session", h.authed(RoleViewer, h.session))
 	m.Handle("GET /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.listUsers(w, r) }))
 	m.Handle("POST /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.createUser(w, r) }))
-	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.updateUser(w, r) }))
+	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
+		// An admin who demoted themselves could lock everyone out of user
+		// management; another admin or the CLI can do it.
+		if r.PathValue("name") == u.Name {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "read request: "+err.Error())
+				return
+			}
+			var in struct{ Role string }
+			if json.Unmarshal(body, &in) == nil && in.Role != "" && in.Role != RoleAdmin {
+				writeError(w, http.StatusBadRequest, "you cannot take your own admin role")
+				return
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+		}
+		h.updateUser(w, r)
+	}))
 	m.Handle("DELETE /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
 		if r.PathValue("name") == u.Name {
 			writeError(w, http.StatusBadRequest, "you cannot delete yourself")
@@ -289,6 +307,10 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.cfg.Now()
+	// Expired sessions go at each login, so they do not accumulate.
+	if err := h.cat.DeleteSession(r.Context(), "", now); err != nil {
+		h.logger.Warn("remove expired sessions; will retry at the next login", "err", err)
+	}
 	sid, csrf := randomToken(), randomToken()
 	if err := h.cat.CreateSession(r.Context(), catalog.Session{IDHash: hashID(sid), User: u.Name, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL)}); err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())

@@ -102,6 +102,11 @@ func TestUI(t *testing.T) {
 	code, _ = admin.do("POST", "/ui/api/users", `{"name":"x","role":"boss"}`)
 	require.Equal(t, http.StatusBadRequest, code)
 
+	code, body = admin.do("PUT", "/ui/api/users/admin", `{"role":"viewer"}`)
+	require.Equal(t, http.StatusBadRequest, code, body)
+	code, body = admin.do("PUT", "/ui/api/users/admin", `{"role":"admin","workspaces":["*"]}`)
+	require.Equal(t, http.StatusOK, code, body)
+
 	// CSRF: a mutating request without the header is refused.
 	csrf := admin.csrf
 	admin.csrf = ""
