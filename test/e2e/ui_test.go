@@ -431,6 +431,21 @@ func TestUI(t *testing.T) {
 		require.Contains(t, loc, "var-Namespace=staging")
 		require.Contains(t, loc, "from=now-15m")
 
+		// Save keeps the time range and the variable's value as defaults;
+		// the export is the stored JSON model.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#save-dashboard")), chromedp.WaitVisible(chromedp.CSS(".flash"))))
+		c, _, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		resp, err := c.Get(base + "/ui/api/workspaces/" + ws + "/dashboards/" + uid + "?download=1")
+		require.NoError(t, err)
+		exported, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.Contains(t, resp.Header.Get("Content-Disposition"), "attachment")
+		saved, err := dashboard.Parse(exported)
+		require.NoError(t, err)
+		require.Equal(t, "now-15m", saved.From)
+		require.Equal(t, []string{"staging"}, saved.Variables[1].Current.Value)
+		require.Equal(t, "Pomerium / Envoy", saved.Title)
+
 		// Inspect shows the interpolated PromQL.
 		var inspect string
 		require.NoError(t, chromedp.Do(bctx,
