@@ -372,6 +372,21 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("units", func(t *testing.T) {
+		for _, c := range []struct {
+			v        float64
+			unit     string
+			decimals string
+			want     string
+		}{
+			{1500, "ms", "null", "1.5 s"}, {12, "ms", "null", "12 ms"}, {90, "s", "null", "1.5 min"}, {0.256, "percentunit", "null", "25.6%"},
+			{45, "percent", "null", "45%"}, {2048, "bytes", "null", "2 KiB"}, {1234, "short", "null", "1.23 K"}, {12.5, "reqps", "null", "12.5 req/s"},
+			{3.14159, "short", "2", "3.14"}, {2500000, "decbytes", "1", "2.5 MB"}, {0.5, "percentunit", "0", "50%"},
+		} {
+			require.Equal(t, c.want, eval[string](t, bctx, fmt.Sprintf(`window.orreryFormat(%v, %q, %s)`, c.v, c.unit, c.decimals)), "%v %s", c.v, c.unit)
+		}
+	})
+
 	t.Run("import the Envoy Global dashboard and compare panels with the API", func(t *testing.T) {
 		envoy, err := os.ReadFile("../testdata/dashboards/envoy-global-11022.json")
 		require.NoError(t, err)

@@ -344,6 +344,7 @@ async function renderUsers(root) {
 // Exposed for the browser test, which checks that JavaScript and Go
 // interpolate alike.
 window.orreryInterpolate = (expr, vars, b) => interpolate(expr, vars, b);
+window.orreryFormat = (v, unit, decimals) => format(v, unit, decimals);
 
 window.addEventListener("hashchange", render);
 render();
