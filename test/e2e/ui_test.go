@@ -518,6 +518,18 @@ func TestUI(t *testing.T) {
 		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
 		require.NotEmpty(t, panels["Healthy endpoints"].Series)
 		screenshot(t, bctx, dir, "dashboard-orrery-envoy")
+
+		// Edit the JSON model in the page.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#edit-json")), chromedp.WaitVisible(chromedp.CSS("textarea.json-edit"))))
+		eval[bool](t, bctx, `(() => {
+			const ta = document.querySelector("textarea.json-edit");
+			const j = JSON.parse(ta.value);
+			j.title = "Envoy (edited)";
+			ta.value = JSON.stringify(j);
+			document.querySelector("dialog .btn.primary").click();
+			return true; })()`)
+		require.Eventually(t, func() bool { return text(t, bctx, ".dash-title") == "Envoy (edited)" }, 10*time.Second, 100*time.Millisecond)
+		require.Zero(t, eval[int](t, bctx, `document.querySelectorAll("dialog").length`))
 		// The public dashboards render without errors (checkPanelsMatchAPI
 		// requires no panel error).
 		for _, f := range []string{"envoy-proxy-global-envoy-gateway.json", "node-exporter-nodes.json"} {

@@ -454,7 +454,8 @@ export class Dashboard {
     const raw = JSON.stringify(info.queries.map(q => q.raw), null, 1);
     const dlg = h("dialog", { class: "inspect-dialog", id: "inspect" });
     dlg.innerHTML = `<h3>${escapeHTML(p.shownTitle)}</h3>${queries}<h4>Raw data</h4><pre class="raw">${escapeHTML(raw.length > 200000 ? raw.slice(0, 200000) + "\n…" : raw)}</pre>`;
-    dlg.append(h("button", { class: "btn", onclick: () => { dlg.close(); dlg.remove(); } }, "Close"));
+    dlg.append(h("button", { class: "btn", onclick: () => dlg.close() }, "Close"));
+    dlg.addEventListener("close", () => dlg.remove());
     document.body.append(dlg);
     dlg.showModal();
   }
@@ -483,9 +484,10 @@ export class Dashboard {
       h("button", { class: "btn primary", onclick: async () => {
         try {
           await api("PUT", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`, ta.value);
-          dlg.close(); dlg.remove(); await this.load();
+          dlg.close(); await this.load();
         } catch (e) { err.textContent = e.message; }
-      } }, "Save"), h("button", { class: "btn", onclick: () => { dlg.close(); dlg.remove(); } }, "Cancel"));
+      } }, "Save"), h("button", { class: "btn", onclick: () => dlg.close() }, "Cancel"));
+    dlg.addEventListener("close", () => dlg.remove());
     document.body.append(dlg);
     dlg.showModal();
   }
