@@ -589,6 +589,23 @@ func TestUI(t *testing.T) {
 		require.Regexp(t, `from=\d+&to=\d+`, location(t, bctx))
 	})
 
+	t.Run("a legacy dashboard with rows", func(t *testing.T) {
+		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", legacyDashboard))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/legacy?ws="+ws+"&refresh="), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Len(t, panels["Requests"].Series, 2)
+		require.True(t, panels["Requests"].Series[0].Name == "cart" || panels["Requests"].Series[0].Name == "web")
+		require.Len(t, panels["Connections"].Series, 1)
+		require.Equal(t, 2, eval[int](t, bctx, `document.querySelectorAll(".row-header").length`))
+		require.Equal(t, 2, eval[int](t, bctx, `document.querySelectorAll(".panel").length`), "the collapsed row's panel is hidden")
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-row="Hidden"]`))))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.NotEmpty(t, panels["Healthy"].Series)
+		screenshot(t, bctx, dir, "dashboard-legacy")
+	})
+
 	t.Run("explore", func(t *testing.T) {
 		expr := `sum by (service) (rate(envoy_cluster_upstream_rq_total[5m]))`
 		var rows int
@@ -835,3 +852,15 @@ func TestUIWithSigV4(t *testing.T) {
 	require.Contains(t, cookie, "Path=/ui")
 	require.NotContains(t, cookie, "Secure", "plain HTTP here; Secure is set over TLS")
 }
+
+// legacyDashboard has schema 14's rows, a graph with a legacy y axis and
+// a singlestat.
+const legacyDashboard = `{"title": "Legacy", "uid": "legacy", "schemaVersion": 14, "time": {"from": "now-30m", "to": "now"},
+ "rows": [
+  {"title": "Traffic", "height": "250px", "panels": [
+   {"id": 1, "type": "graph", "title": "Requests", "span": 8, "stack": true, "yaxes": [{"format": "reqps", "min": 0}, {}],
+    "targets": [{"refId": "A", "expr": "sum by (service) (rate(envoy_http_downstream_rq_total{namespace=\"prod\"}[1m]))", "legendFormat": "{{service}}"}]},
+   {"id": 2, "type": "singlestat", "title": "Connections", "span": 4, "format": "short",
+    "targets": [{"refId": "A", "expr": "sum(envoy_http_downstream_cx_active)"}]}]},
+  {"title": "Hidden", "collapse": true, "panels": [
+   {"id": 3, "type": "graph", "title": "Healthy", "span": 12, "targets": [{"refId": "A", "expr": "sum(envoy_cluster_membership_healthy)"}]}]}]}`
