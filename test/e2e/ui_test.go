@@ -413,6 +413,7 @@ func TestUI(t *testing.T) {
 		rps := panels["Upstream RPS"]
 		require.Len(t, rps.Series, 3)
 		require.Contains(t, rps.Queries[0].Expr, `namespace=~".*"`)
+		requireNoOverlap(t, bctx)
 		screenshot(t, bctx, dir, "dashboard-envoy-global")
 
 		// A variable: only the staging namespace.
@@ -517,6 +518,7 @@ func TestUI(t *testing.T) {
 		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-row="Upstream health"]`))))
 		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
 		require.NotEmpty(t, panels["Healthy endpoints"].Series)
+		requireNoOverlap(t, bctx)
 		screenshot(t, bctx, dir, "dashboard-orrery-envoy")
 
 		// Edit the JSON model in the page.
@@ -540,6 +542,7 @@ func TestUI(t *testing.T) {
 			require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/"+d.UID+"?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
 			panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
 			require.NotEmpty(t, panels, f)
+			requireNoOverlap(t, bctx)
 			screenshot(t, bctx, dir, "dashboard-"+strings.TrimSuffix(f, ".json"))
 		}
 	})
@@ -571,6 +574,7 @@ func TestUI(t *testing.T) {
 		require.Contains(t, panels, "RPS web")
 		opts = eval[string](t, bctx, `[...document.querySelector('select[data-var="ns"]').options].map(o => o.value).join(",")`)
 		require.Equal(t, "prod", opts)
+		requireNoOverlap(t, bctx)
 		screenshot(t, bctx, dir, "dashboard-variables")
 
 		// Dragging across a graph zooms to an absolute range.
@@ -603,6 +607,7 @@ func TestUI(t *testing.T) {
 		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-row="Hidden"]`))))
 		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
 		require.NotEmpty(t, panels["Healthy"].Series)
+		requireNoOverlap(t, bctx)
 		screenshot(t, bctx, dir, "dashboard-legacy")
 	})
 
@@ -864,3 +869,17 @@ const legacyDashboard = `{"title": "Legacy", "uid": "legacy", "schemaVersion": 1
     "targets": [{"refId": "A", "expr": "sum(envoy_http_downstream_cx_active)"}]}]},
   {"title": "Hidden", "collapse": true, "panels": [
    {"id": 3, "type": "graph", "title": "Healthy", "span": 12, "targets": [{"refId": "A", "expr": "sum(envoy_cluster_membership_healthy)"}]}]}]}`
+
+// requireNoOverlap requires that no two panels of the dashboard overlap.
+func requireNoOverlap(t *testing.T, ctx context.Context) {
+	t.Helper()
+	overlaps := eval[string](t, ctx, `(() => {
+		const ps = [...document.querySelectorAll(".panel")].map(e => [e.dataset.title, e.getBoundingClientRect()]);
+		const out = [];
+		for (let i = 0; i < ps.length; i++) for (let j = i + 1; j < ps.length; j++) {
+			const [a, r] = ps[i], [b, q] = ps[j];
+			if (r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1 && q.top < r.bottom - 1) out.push(a + " / " + b);
+		}
+		return out.join("; "); })()`)
+	require.Empty(t, overlaps, "overlapping panels")
+}

@@ -50,7 +50,15 @@ export function normalize(model) {
     for (const r of d.rows) {
       const h0 = Math.max(1, Math.round(parseInt(r.height || "250", 10) / 30));
       const row = { type: "row", title: r.title || "", collapsed: !!r.collapse, gridPos: { x: 0, y: y++, w: 24, h: 1 }, panels: [], targets: [] };
-      const inner = (r.panels || []).map(p => { const q = panel(p); q.gridPos = { x: 0, y, w: Math.min(24, (p.span || 4) * 2), h: h0 }; return q; });
+      // Legacy panels flow left to right in spans of 12 columns, wrapping.
+      let x = 0;
+      const inner = (r.panels || []).filter(p => p && typeof p === "object").map(p => {
+        const q = panel(p), w = Math.min(24, Math.max(1, (p.span || 4) * 2));
+        if (x + w > 24) { x = 0; y += h0; }
+        q.gridPos = { x, y, w, h: h0 };
+        x += w;
+        return q;
+      });
       y += h0;
       if (row.collapsed) { row.panels = inner; panels.push(row); } else panels.push(row, ...inner);
     }
@@ -58,7 +66,11 @@ export function normalize(model) {
   panels.sort((a, b) => (a.gridPos.y - b.gridPos.y) || (a.gridPos.x - b.gridPos.x));
   const sections = [{ row: null, panels: [] }];
   for (const p of panels) {
-    if (p.type === "row") sections.push({ row: p, panels: p.collapsed ? p.panels.slice() : [] });
+    // A row saved collapsed carries its panels (inner); the top-level
+    // panels after it are not its own and stay visible, pushed below the
+    // inner panels when the row opens. A row saved open owns the panels
+    // after it and hides them when it closes.
+    if (p.type === "row") sections.push({ row: p, nested: p.collapsed, inner: p.collapsed ? p.panels.slice() : [], panels: [] });
     else sections[sections.length - 1].panels.push(p);
   }
   const vars = (((d.templating || {}).list) || []).filter(v => v && v.name).map(v => ({
@@ -299,24 +311,34 @@ export class Dashboard {
     this.panels = [];
     const pending = [];
     for (const sec of this.model.sections) {
+      let list = sec.panels;
       if (sec.row) {
+        const own = sec.nested ? sec.inner : sec.panels;
         const head = h("div", { class: "row-header" + (sec.row.collapsed ? " collapsed" : ""), "data-row": sec.row.title, onclick: () => {
           sec.row.collapsed = !sec.row.collapsed;
           this.renderPanelsKeep();
         } }, h("span", { class: "chev" }, sec.row.collapsed ? "▸" : "▾"), " " + interpolate(sec.row.title, this.scope(), {}, "raw"), " ",
-        h("small", {}, `(${sec.panels.length} panels)`));
+        h("small", {}, `(${own.length} panels)`));
         this.grid.append(head);
-        if (sec.row.collapsed) continue;
+        if (sec.nested) {
+          if (!sec.row.collapsed) {
+            const bottom = Math.max(...sec.inner.map(p => (p.gridPos.y || 0) + (p.gridPos.h || 8)));
+            const after = Math.min(...sec.panels.map(p => p.gridPos.y || 0));
+            list = [...sec.inner, ...sec.panels.map(p => ({ ...p, gridPos: { ...p.gridPos, y: (p.gridPos.y || 0) - after + bottom } }))];
+            if (!sec.inner.length) list = sec.panels;
+          }
+        } else if (sec.row.collapsed) {
+          list = [];
+        }
       }
+      if (!list.length) continue;
       const g = h("div", { class: "grid" });
       this.grid.append(g);
-      for (const inst of this.layout(sec.panels)) {
-        {
-          const el = this.panelElement(inst);
-          g.append(el);
-          this.panels.push(inst);
-          pending.push(this.runPanel(inst));
-        }
+      for (const inst of this.layout(list)) {
+        const el = this.panelElement(inst);
+        g.append(el);
+        this.panels.push(inst);
+        pending.push(this.runPanel(inst));
       }
     }
     Promise.allSettled(pending).then(() => { window.__orrery.ready = true; });
