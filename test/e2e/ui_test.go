@@ -591,6 +591,23 @@ func TestUI(t *testing.T) {
 		require.Greater(t, after.Start, before.Start)
 		require.Less(t, after.End-after.Start, (before.End-before.Start)/2)
 		require.Regexp(t, `from=\d+&to=\d+`, location(t, bctx))
+
+		// An absolute range typed into the picker (the browser runs in UTC).
+		to := time.Now().UTC().Add(-5 * time.Minute).Truncate(time.Second)
+		from := to.Add(-10 * time.Minute)
+		eval[bool](t, bctx, fmt.Sprintf(`(() => {
+			window.__orrery.ready = false;
+			const s = document.getElementById("time-range");
+			s.value = "custom";
+			s.dispatchEvent(new Event("change"));
+			document.getElementById("time-from").value = %q;
+			document.getElementById("time-to").value = %q;
+			document.getElementById("time-apply").click();
+			return true; })()`, from.Format("2006-01-02T15:04:05"), to.Format("2006-01-02T15:04:05")))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		q := panels["quantile 0.99"].Queries[0]
+		require.Equal(t, float64(to.Unix()), q.End)
+		require.InDelta(t, float64(from.Unix()), q.Start, q.Step)
 	})
 
 	t.Run("a legacy dashboard with rows", func(t *testing.T) {
