@@ -2,7 +2,7 @@
 # command and what CI runs (.ci/run).
 
 GO        ?= go
-APT_PKGS  := prometheus prometheus-node-exporter awscli prometheus-alertmanager postgresql
+APT_PKGS  := prometheus prometheus-node-exporter awscli prometheus-alertmanager postgresql chromium
 # An execution count, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can fail at the deadline with "context deadline exceeded"
 # without any failing input (golang/go#75804, fixed in Go 1.27).
@@ -22,6 +22,7 @@ deps:
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -44,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeV2$$' -fuzztime $(FUZZTIME) ./internal/ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME) ./internal/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/policy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dashboard/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...

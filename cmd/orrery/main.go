@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "mesh":
 		return runMesh(args[1:], stdout, stderr)
-	case "workspaces", "keys", "tokens":
+	case "workspaces", "keys", "tokens", "users":
 		return admin.Run(context.Background(), args, os.Getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "orrery %s (Prometheus engine %s)\n", app.Version, app.EngineVersion)
@@ -114,6 +114,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
 	fs.StringVar(&cfg.Auth, "auth", "sigv4", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies, or bearer tokens) or none (development only: anyone reaching the port reads and writes every workspace)")
 	cfg.AdminKeyID, cfg.AdminSecret = os.Getenv("ORRERY_ADMIN_ACCESS_KEY_ID"), os.Getenv("ORRERY_ADMIN_SECRET_ACCESS_KEY")
+	cfg.UIAdminPassword = os.Getenv("ORRERY_UI_ADMIN_PASSWORD")
 	fs.DurationVar(&cfg.AlertmanagerPollInterval, "alertmanager.poll-interval", 30*time.Second, "how often alert manager definitions are read from the catalog (changes through the API apply at once)")
 	fs.DurationVar(&cfg.AlertmanagerMaintenanceInterval, "alertmanager.maintenance-interval", 15*time.Minute, "how often silences and notification logs are garbage-collected and written to disk (also at shutdown)")
 	fs.DurationVar(&cfg.AlertmanagerRetention, "alertmanager.retention", 120*time.Hour, "how long expired silences and notification log entries are kept")

@@ -22,6 +22,8 @@ const Usage = `Admin verbs (they talk to a running server's API):
   orrery workspaces create [--alias A] | list | describe ID | delete ID
   orrery keys create (--policy-file F | --workspace ID --access ACCESS) | list | revoke KEY_ID
   orrery tokens create (--policy-file F | --workspace ID --access ACCESS) [--description D] | list | revoke TOKEN_ID
+  orrery users create --name N --role viewer|editor|admin [--workspaces ws-a,ws-b|*] | list | delete NAME | passwd NAME
+    (web UI users; the password is generated and printed once, or read from $ORRERY_USER_PASSWORD)
 
 ACCESS is remote-write, query, read-write or admin (all actions on the workspace).
 
@@ -59,6 +61,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ws := fs.String("workspace", "", "workspace id the credential is for (keys/tokens create, with --access)")
 	access := fs.String("access", "", "remote-write, query, read-write or admin (keys/tokens create, with --workspace)")
 	desc := fs.String("description", "", "what the token is for (tokens create)")
+	name := fs.String("name", "", "user name (users create)")
+	role := fs.String("role", "", "viewer, editor or admin (users create)")
+	userWS := fs.String("workspaces", "", "comma-separated workspace ids the user may see, * for all (users create)")
 	if err := fs.Parse(interleave(args[2:])); err != nil {
 		return 2
 	}
@@ -102,6 +107,22 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				fmt.Fprintf(stdout, "revoked %s\n", id)
 			}
 			return err
+		})
+	case "users create":
+		err = createUser(ctx, c, *name, *role, *userWS, getenv("ORRERY_USER_PASSWORD"), stdout)
+	case "users list":
+		err = listUsers(ctx, c, stdout)
+	case "users delete":
+		err = withArg(rest, "user name", func(n string) error {
+			err := c.Do(ctx, "DELETE", "/orrery/v1/users/"+n, nil, nil)
+			if err == nil {
+				fmt.Fprintf(stdout, "deleted %s\n", n)
+			}
+			return err
+		})
+	case "users passwd":
+		err = withArg(rest, "user name", func(n string) error {
+			return passwd(ctx, c, n, getenv("ORRERY_USER_PASSWORD"), stdout)
 		})
 	default:
 		fmt.Fprintf(stderr, "orrery: unknown command %q\n\n%s", noun+" "+verb, Usage)

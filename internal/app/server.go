@@ -30,6 +30,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/query"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
+	"github.com/orrery-dev/orrery/internal/ui"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -76,6 +77,11 @@ type ServerConfig struct {
 	// Ruler configures rule evaluation; its ExternalURL defaults to
 	// http://<Listen>.
 	Ruler ruler.Config
+	// UIAdminPassword, if set, is the password of the web UI's first admin
+	// user (ORRERY_UI_ADMIN_PASSWORD); otherwise one is generated.
+	UIAdminPassword string
+	// UI configures the web UI.
+	UI ui.Config
 }
 
 // Server is a running `orrery server`.
@@ -93,6 +99,7 @@ type Server struct {
 	guard     *auth.Guard
 	sealer    *catalog.Sealer
 	ruler     *ruler.Ruler
+	ui        *ui.Handler
 	http      *http.Server
 	ln        net.Listener
 }
@@ -184,6 +191,16 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.control.SetAlertmanagerHook(s.alerting)
+	uiCfg := cfg.UI
+	uiCfg.Metrics = reg
+	if s.ui, err = ui.New(uiCfg, cat, q, am, logger, reg); err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
+	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
+		_ = cat.Close()
+		return nil, err
+	}
 	if err := s.applyConfigurations(context.Background()); err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -381,6 +398,7 @@ func (s *Server) routes() http.Handler {
 	control := http.NewServeMux()
 	s.control.Register(control)
 	s.control.Keys(s.sealer).Register(control)
+	s.ui.RegisterAdmin(control)
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
 		who := "anonymous"
@@ -399,7 +417,8 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
 		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}",
 		"/workspaces/{id}/alertmanager/definition", "/workspaces/{id}/logging", "/tags/",
-		"/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}", "/orrery/v1/tokens", "/orrery/v1/tokens/{id}"} {
+		"/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}", "/orrery/v1/tokens", "/orrery/v1/tokens/{id}",
+		"/orrery/v1/users", "/orrery/v1/users/{name}", "/orrery/v1/workspaces/{id}/dashboards"} {
 		mux.Handle(p, guarded)
 	}
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -408,6 +427,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Orrery is Ready.")
 	})
+	mux.Handle("/ui/", s.ui)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)

@@ -178,6 +178,22 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 		default:
 			return Request{"orrery:List" + noun + "s", "*"}
 		}
+	case len(parts) >= 3 && parts[0] == "orrery" && parts[2] == "users":
+		switch method {
+		case http.MethodDelete:
+			return Request{"orrery:DeleteUser", "*"}
+		case http.MethodPost:
+			return Request{"orrery:CreateUser", "*"}
+		case http.MethodPut:
+			return Request{"orrery:UpdateUser", "*"}
+		default:
+			return Request{"orrery:ListUsers", "*"}
+		}
+	case len(parts) == 5 && parts[0] == "orrery" && parts[2] == "workspaces" && parts[4] == "dashboards":
+		if method == http.MethodPost {
+			return Request{"orrery:PutDashboard", arnPrefix + parts[3]}
+		}
+		return Request{"orrery:ListDashboards", arnPrefix + parts[3]}
 	case len(parts) >= 1 && parts[0] == "tags":
 		arn := strings.TrimPrefix(path, "/tags/")
 		switch method {

@@ -170,6 +170,12 @@ func TestControlPlaneActions(t *testing.T) {
 		{"PUT", "/workspaces/ws-1/rulegroupsnamespaces/n", Request{"aps:PutRuleGroupsNamespace", "arn:aws:aps:us-east-1:1:rulegroupsnamespace/ws-1/n"}},
 		{"POST", "/orrery/v1/accesskeys", Request{"orrery:CreateAccessKey", "*"}},
 		{"PUT", "/workspaces/ws-1/alertmanager/definition", Request{"aps:PutAlertManagerDefinition", p + "ws-1"}},
+		{"POST", "/orrery/v1/users", Request{"orrery:CreateUser", "*"}},
+		{"GET", "/orrery/v1/users", Request{"orrery:ListUsers", "*"}},
+		{"PUT", "/orrery/v1/users/ana", Request{"orrery:UpdateUser", "*"}},
+		{"DELETE", "/orrery/v1/users/ana", Request{"orrery:DeleteUser", "*"}},
+		{"POST", "/orrery/v1/workspaces/ws-1/dashboards", Request{"orrery:PutDashboard", p + "ws-1"}},
+		{"GET", "/orrery/v1/workspaces/ws-1/dashboards", Request{"orrery:ListDashboards", p + "ws-1"}},
 	} {
 		require.Equal(t, c.want, ControlPlaneAction(c.method, c.path, p), c.method+" "+c.path)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -27,7 +26,7 @@ func (c *Catalog) PutAlertmanagerDefinition(ctx context.Context, id workspace.ID
 	if create {
 		_, err := c.db.ExecContext(ctx, `INSERT INTO alertmanager_definitions (workspace_id, data, created_at, modified_at) VALUES ($1, $2, $3, $3)`,
 			string(id), enc, at.UnixMilli())
-		if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
+		if err != nil && isUniqueViolation(err) {
 			return fmt.Errorf("workspace %s already has an alert manager definition: %w", id, ErrConflict)
 		}
 		return err

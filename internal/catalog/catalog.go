@@ -106,6 +106,29 @@ var migrations = []string{
 		modified_at BIGINT NOT NULL
 	)`,
 	`ALTER TABLE workspaces ADD COLUMN label_set_limits TEXT NOT NULL DEFAULT '[]'`,
+	`CREATE TABLE ui_users (
+		name TEXT PRIMARY KEY,
+		password_hash TEXT NOT NULL,
+		role TEXT NOT NULL,
+		workspaces TEXT NOT NULL DEFAULT '[]',
+		created_at BIGINT NOT NULL
+	)`,
+	`CREATE TABLE ui_sessions (
+		id_hash TEXT PRIMARY KEY,
+		user_name TEXT NOT NULL REFERENCES ui_users (name) ON DELETE CASCADE,
+		csrf_token TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL
+	)`,
+	`CREATE TABLE dashboards (
+		workspace_id TEXT NOT NULL,
+		uid TEXT NOT NULL,
+		title TEXT NOT NULL,
+		data TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL,
+		PRIMARY KEY (workspace_id, uid)
+	)`,
 }
 
 // Open opens the catalog named by dsn: a PostgreSQL URL
@@ -362,4 +385,15 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// isUniqueViolation reports whether err is a unique or primary key
+// violation, as SQLite ("UNIQUE constraint failed") and PostgreSQL
+// ("duplicate key value violates unique constraint", SQLSTATE 23505) word it.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "unique constraint") || strings.Contains(msg, "sqlstate 23505") || strings.Contains(msg, "primary key")
 }

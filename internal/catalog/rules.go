@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -35,7 +34,7 @@ func (c *Catalog) PutRuleNamespace(ctx context.Context, ns RuleNamespace, create
 		}
 		_, err = c.db.ExecContext(ctx, `INSERT INTO rule_namespaces (workspace_id, name, data, created_at, modified_at, tags) VALUES ($1, $2, $3, $4, $4, $5)`,
 			string(ns.Workspace), ns.Name, data, ns.ModifiedAt.UnixMilli(), string(tags))
-		if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
+		if err != nil && isUniqueViolation(err) {
 			return fmt.Errorf("rule groups namespace %s already exists: %w", ns.Name, ErrConflict)
 		}
 		return err

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
@@ -174,7 +175,9 @@ func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 		func(context.Context) v1.RulesRetriever { return rr },
 		50_000_000, 10, 1<<20, // Remote read limits, Prometheus' defaults.
 		false,
-		nil,
+		// No cross-origin access; nil would panic on any request with an
+		// Origin header, which browsers send with every POST.
+		regexp.MustCompile(`^$`),
 		func() (v1.RuntimeInfo, error) {
 			return v1.RuntimeInfo{StartTime: a.start, ServerTime: time.Now(), GoroutineCount: runtime.NumGoroutine(),
 				GOMAXPROCS: runtime.GOMAXPROCS(0), GOGC: os.Getenv("GOGC"), ReloadConfigSuccess: true}, nil

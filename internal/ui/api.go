@@ -1,0 +1,375 @@
+package ui
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/dashboard"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// userJSON is a user in the API; Password is only ever sent to the server,
+// or back once when the server generated it.
+type userJSON struct {
+	Name       string    `json:"name"`
+	Role       string    `json:"role,omitempty"`
+	Workspaces []string  `json:"workspaces"`
+	Password   string    `json:"password,omitempty"`
+	CreatedAt  time.Time `json:"createdAt,omitzero"`
+}
+
+func validUserName(s string) bool {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`).MatchString(s)
+}
+
+func validWorkspaces(ws []string) error {
+	for _, w := range ws {
+		if w == AllWorkspaces {
+			continue
+		}
+		if _, err := workspace.ParseID(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
+	us, err := h.cat.Users(r.Context())
+	if err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	out := []userJSON{}
+	for _, u := range us {
+		out = append(out, userJSON{Name: u.Name, Role: u.Role, Workspaces: nonNil(u.Workspaces), CreatedAt: u.CreatedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "decode request: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+	var in userJSON
+	if !decode(w, r, &in) {
+		return
+	}
+	if !validUserName(in.Name) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("user name %q: use 1 to 64 letters, digits and . _ @ -", in.Name))
+		return
+	}
+	if roleRank(in.Role) == 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("role %q: use viewer, editor or admin", in.Role))
+		return
+	}
+	if err := validWorkspaces(in.Workspaces); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	generated := in.Password == ""
+	if generated {
+		in.Password = NewPassword()
+	} else if len(in.Password) < 8 {
+		writeError(w, http.StatusBadRequest, "a password needs at least 8 characters")
+		return
+	}
+	hash, err := HashPassword(in.Password)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	u := catalog.User{Name: in.Name, PasswordHash: hash, Role: in.Role, Workspaces: nonNil(in.Workspaces), CreatedAt: time.Now().UTC()}
+	if err := h.cat.CreateUser(r.Context(), u); err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	out := userJSON{Name: u.Name, Role: u.Role, Workspaces: u.Workspaces, CreatedAt: u.CreatedAt}
+	if generated {
+		out.Password = in.Password
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// updateUser changes the role, workspaces or password; "password": "" with
+// "generatePassword": true makes the server generate one and return it.
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Role             string    `json:"role"`
+		Workspaces       *[]string `json:"workspaces"`
+		Password         string    `json:"password"`
+		GeneratePassword bool      `json:"generatePassword"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.Role != "" && roleRank(in.Role) == 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("role %q: use viewer, editor or admin", in.Role))
+		return
+	}
+	var ws []string
+	if in.Workspaces != nil {
+		ws = nonNil(*in.Workspaces)
+		if err := validWorkspaces(ws); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	var hash string
+	if in.GeneratePassword {
+		in.Password = NewPassword()
+	}
+	if in.Password != "" {
+		if len(in.Password) < 8 {
+			writeError(w, http.StatusBadRequest, "a password needs at least 8 characters")
+			return
+		}
+		var err error
+		if hash, err = HashPassword(in.Password); err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+	}
+	name := r.PathValue("name")
+	if err := h.cat.UpdateUser(r.Context(), name, hash, in.Role, ws); err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	u, err := h.cat.User(r.Context(), name)
+	if err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	out := userJSON{Name: u.Name, Role: u.Role, Workspaces: nonNil(u.Workspaces), CreatedAt: u.CreatedAt}
+	if in.GeneratePassword {
+		out.Password = in.Password
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
+	if err := h.cat.DeleteUser(r.Context(), r.PathValue("name")); err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type dashboardJSON struct {
+	UID        string    `json:"uid"`
+	Title      string    `json:"title"`
+	ModifiedAt time.Time `json:"modifiedAt"`
+}
+
+func (h *Handler) listDashboards(w http.ResponseWriter, r *http.Request, id workspace.ID) {
+	ds, err := h.cat.Dashboards(r.Context(), id)
+	if err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	out := []dashboardJSON{}
+	for _, d := range ds {
+		out = append(out, dashboardJSON{UID: d.UID, Title: d.Title, ModifiedAt: d.ModifiedAt})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) getDashboard(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	d, err := h.cat.Dashboard(r.Context(), id, r.PathValue("uid"))
+	if err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.URL.Query().Get("download") != "" {
+		w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", d.UID+".json"))
+	}
+	_, _ = w.Write(d.Data)
+}
+
+// importDashboard stores a dashboard: the Grafana JSON model itself or
+// Grafana's envelope {"dashboard": …}. Without a uid, one is derived from
+// the title; PUT takes the uid from the path.
+func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id workspace.ID) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "read dashboard: "+err.Error())
+		return
+	}
+	if len(body) > 8<<20 {
+		writeError(w, http.StatusRequestEntityTooLarge, "a dashboard is at most 8 MiB")
+		return
+	}
+	d, err := dashboard.Parse(body)
+	var pe *dashboard.Error
+	if errors.As(err, &pe) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if d.Title == "" {
+		writeError(w, http.StatusBadRequest, "dashboard: title: a dashboard needs a title")
+		return
+	}
+	// Store the model itself, without the envelope, with its uid set.
+	var model map[string]any
+	var env struct {
+		Dashboard map[string]any `json:"dashboard"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Dashboard != nil {
+		model = env.Dashboard
+	} else if err := json.Unmarshal(body, &model); err != nil {
+		writeError(w, http.StatusBadRequest, "dashboard: "+err.Error())
+		return
+	}
+	uid := d.UID
+	if p := r.PathValue("uid"); p != "" {
+		uid = p
+	}
+	if uid == "" {
+		uid = slug(d.Title)
+	}
+	if len(uid) > 128 {
+		writeError(w, http.StatusBadRequest, "dashboard: uid: at most 128 characters")
+		return
+	}
+	model["uid"] = uid
+	delete(model, "id")
+	data, err := json.Marshal(model)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	now := time.Now().UTC()
+	if err := h.cat.PutDashboard(r.Context(), catalog.Dashboard{Workspace: id, UID: uid, Title: d.Title, Data: data, ModifiedAt: now}); err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dashboardJSON{UID: uid, Title: d.Title, ModifiedAt: now})
+}
+
+func slug(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if out == "" {
+		out = "dashboard"
+	}
+	if len(out) > 40 {
+		out = out[:40]
+	}
+	return out
+}
+
+func (h *Handler) deleteDashboard(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	if err := h.cat.DeleteDashboard(r.Context(), id, r.PathValue("uid")); err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// readOnlyQueryPOST are the query API endpoints a POST may reach: they read.
+func readOnlyQueryPOST(rest string) bool {
+	switch rest {
+	case "query", "query_range", "series", "labels", "query_exemplars", "format_query", "parse_query":
+		return true
+	}
+	return false
+}
+
+// proxyQuery hands the request to the workspace's query API, in process.
+// The admin endpoints (TSDB deletion and snapshots) are not reachable.
+func (h *Handler) proxyQuery(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	rest := strings.TrimPrefix(r.URL.Path, "/ui/api/workspaces/"+id.String()+"/prom/api/v1/")
+	if strings.HasPrefix(rest, "admin/") || (r.Method != http.MethodGet && !(r.Method == http.MethodPost && readOnlyQueryPOST(rest))) {
+		writeError(w, http.StatusForbidden, "the web UI only reads from the query API")
+		return
+	}
+	h.forward(w, r, "/workspaces/"+id.String()+"/api/v1/"+rest, h.query)
+}
+
+// proxyAlertmanager hands the request to the workspace's Alertmanager API.
+// Viewers read; editors also create and expire silences.
+func (h *Handler) proxyAlertmanager(w http.ResponseWriter, r *http.Request, id workspace.ID, u catalog.User) {
+	rest := strings.TrimPrefix(r.URL.Path, "/ui/api/workspaces/"+id.String()+"/alertmanager/api/v2/")
+	if r.Method != http.MethodGet {
+		silence := (r.Method == http.MethodPost && rest == "silences") || (r.Method == http.MethodDelete && strings.HasPrefix(rest, "silence/"))
+		if !silence {
+			writeError(w, http.StatusForbidden, "the web UI only changes silences")
+			return
+		}
+		if roleRank(u.Role) < roleRank(RoleEditor) {
+			writeError(w, http.StatusForbidden, "changing silences needs the editor role; you are "+u.Role)
+			return
+		}
+	}
+	h.forward(w, r, "/workspaces/"+id.String()+"/alertmanager/api/v2/"+rest, h.alerts)
+}
+
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string, next http.Handler) {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath, r2.RequestURI = path, "", ""
+	r2.Header.Del("Cookie")
+	r2.Header.Del("Origin")
+	r2.Header.Del(csrfHeader)
+	next.ServeHTTP(w, r2)
+}
+
+// usage answers the workspace's ingestion counters since the server
+// started; the page derives rates from two readings.
+func (h *Handler) usage(w http.ResponseWriter, _ *http.Request, id workspace.ID) {
+	out := map[string]float64{"samples": 0, "histograms": 0, "exemplars": 0, "rejected": 0}
+	if h.cfg.Metrics != nil {
+		mfs, err := h.cfg.Metrics.Gather()
+		if err != nil {
+			h.logger.Warn("gather metrics for the usage page; answering what was gathered", "err", err)
+		}
+		names := map[string]string{"orrery_ingest_samples_total": "samples", "orrery_ingest_histograms_total": "histograms",
+			"orrery_ingest_exemplars_total": "exemplars", "orrery_ingest_rejected_samples_total": "rejected"}
+		for _, mf := range mfs {
+			key, ok := names[mf.GetName()]
+			if !ok {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "workspace" && l.GetValue() == id.String() {
+						out[key] += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

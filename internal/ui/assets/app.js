@@ -1,0 +1,350 @@
+// Orrery's web UI: a small hash-routed single page application.
+import { api, prom, am, state, canEdit } from "./api.js";
+import { h, timeseries, table, escapeHTML } from "./charts.js";
+import { Dashboard, flash, parseTime, RANGES } from "./dashboard.js";
+import { interpolate, autoInterval } from "./template.js";
+import { format } from "./units.js";
+
+const main = () => document.getElementById("main");
+let current = null;
+
+function route() {
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  return { path: path || "/dashboards", params: new URLSearchParams(query || "") };
+}
+
+async function ensureSession() {
+  if (state.session) return true;
+  try {
+    state.session = await api("GET", "/ui/api/session");
+    return true;
+  } catch (_) {
+    return false;
+  }
+}
+
+function pickWorkspace(params) {
+  const list = state.session.workspaces;
+  const want = params.get("ws") || localStorage.getItem("orrery-ws");
+  state.ws = list.some(w => w.id === want) ? want : list.length ? list[0].id : null;
+  if (state.ws) localStorage.setItem("orrery-ws", state.ws);
+}
+
+function nav(active) {
+  const s = state.session;
+  const link = (href, label, id) => h("a", { href: href + (state.ws ? "?ws=" + state.ws : ""), class: active === id ? "active" : "", id: "nav-" + id }, label);
+  const wsSel = h("select", { id: "workspace", title: "Workspace", onchange: e => {
+    state.ws = e.target.value;
+    localStorage.setItem("orrery-ws", state.ws);
+    location.hash = "#/" + (active === "dashboard" ? "dashboards" : active) + "?ws=" + state.ws;
+  } }, s.workspaces.map(w => h("option", { value: w.id, selected: w.id === state.ws }, w.alias ? `${w.alias} (${w.id.slice(0, 11)}…)` : w.id)));
+  return h("nav", { class: "top" }, h("a", { class: "brand", href: "#/dashboards" }, "◎ Orrery"), wsSel,
+    link("#/dashboards", "Dashboards", "dashboards"), link("#/explore", "Explore", "explore"), link("#/alerting", "Alerting", "alerting"),
+    link("#/usage", "Usage", "usage"), s.role === "admin" ? link("#/users", "Users", "users") : null,
+    h("span", { class: "spacer" }),
+    h("span", { class: "who", id: "who" }, `${s.name} · ${s.role}`),
+    h("button", { class: "btn", id: "logout", onclick: async () => {
+      await api("POST", "/ui/api/logout").catch(() => {});
+      state.session = null;
+      location.hash = "#/login";
+    } }, "Log out"));
+}
+
+async function render() {
+  if (current && current.destroy) current.destroy();
+  current = null;
+  const { path, params } = route();
+  const root = main();
+  if (path === "/login") return renderLogin(root);
+  if (!(await ensureSession())) { location.hash = "#/login"; return; }
+  pickWorkspace(params);
+  const page = path.split("/")[1];
+  document.getElementById("nav").replaceChildren(nav(page === "d" ? "dashboard" : page));
+  root.innerHTML = "";
+  if (!state.ws && page !== "users") {
+    root.append(h("div", { class: "empty" }, "You may not see any workspace yet. Ask an admin to grant you one."));
+    return;
+  }
+  try {
+    switch (page) {
+      case "d": current = new Dashboard(root, decodeURIComponent(path.split("/")[2] || ""), params); await current.load(); break;
+      case "explore": current = await renderExplore(root, params); break;
+      case "alerting": await renderAlerting(root); break;
+      case "usage": await renderUsage(root); break;
+      case "users": await renderUsers(root); break;
+      default: await renderDashboards(root);
+    }
+  } catch (e) {
+    root.append(h("div", { class: "panel-error", id: "page-error" }, e.message));
+  }
+}
+
+function renderLogin(root) {
+  document.getElementById("nav").replaceChildren();
+  const err = h("div", { class: "error", id: "login-error" });
+  const name = h("input", { id: "login-name", name: "username", autocomplete: "username", required: true, autofocus: true });
+  const pass = h("input", { id: "login-password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  root.replaceChildren(h("form", { class: "login", id: "login-form", onsubmit: async e => {
+    e.preventDefault();
+    try {
+      state.session = await api("POST", "/ui/api/login", { name: name.value, password: pass.value });
+      location.hash = "#/dashboards";
+    } catch (x) { err.textContent = x.message; }
+  } }, h("h1", {}, "◎ Orrery"), h("label", {}, "User", name), h("label", {}, "Password", pass),
+  h("button", { class: "btn primary", type: "submit", id: "login-submit" }, "Log in"), err));
+}
+
+async function renderDashboards(root) {
+  const list = await api("GET", `/ui/api/workspaces/${state.ws}/dashboards`);
+  const tbody = h("tbody");
+  for (const d of list) {
+    tbody.append(h("tr", {}, h("td", {}, h("a", { href: `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`, class: "dash-link" }, d.title)),
+      h("td", { class: "mono" }, d.uid), h("td", {}, new Date(d.modifiedAt).toLocaleString()),
+      h("td", {}, h("a", { class: "btn", href: `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}?download=1` }, "Export"),
+        canEdit() ? h("button", { class: "btn danger", onclick: async () => {
+          if (!confirm(`Delete "${d.title}"?`)) return;
+          await api("DELETE", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}`);
+          render();
+        } }, "Delete") : null)));
+  }
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Dashboards")),
+    h("table", { class: "data", id: "dashboards" }, h("thead", {}, h("tr", {}, h("th", {}, "Title"), h("th", {}, "UID"), h("th", {}, "Modified"), h("th", {}))), tbody));
+  if (!list.length) root.append(h("p", { class: "empty" }, "No dashboards in this workspace yet."));
+  if (!canEdit()) return;
+  const ta = h("textarea", { id: "import-json", placeholder: "Paste a Grafana dashboard's JSON model here, or choose a file.", spellcheck: "false" });
+  const file = h("input", { type: "file", accept: ".json,application/json", id: "import-file", onchange: async e => { ta.value = await e.target.files[0].text(); } });
+  const err = h("div", { class: "error", id: "import-error" });
+  const doImport = async text => {
+    try {
+      const d = await api("POST", `/ui/api/workspaces/${state.ws}/dashboards`, text);
+      location.hash = `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`;
+    } catch (e) { err.textContent = e.message; }
+  };
+  root.append(h("section", { class: "import", id: "import" }, h("h3", {}, "Import"), ta, h("div", {}, file,
+    h("button", { class: "btn primary", id: "import-submit", onclick: () => doImport(ta.value) }, "Import"),
+    h("button", { class: "btn", id: "install-envoy", onclick: async () => doImport(await api("GET", "/ui/api/builtin/envoy", undefined, true)) }, "Install Orrery's Envoy dashboard")), err));
+}
+
+// Explore: a PromQL box with completion of metric and label names, a graph
+// of the range query and a table of the instant query.
+async function renderExplore(root, params) {
+  const names = { metrics: [], labels: [] };
+  prom("label/__name__/values").then(v => { names.metrics = v || []; }).catch(() => {});
+  prom("labels").then(v => { names.labels = v || []; }).catch(() => {});
+  const expr = h("textarea", { id: "explore-expr", class: "promql", rows: 2, spellcheck: "false", placeholder: "PromQL, e.g. sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))" });
+  expr.value = params.get("expr") || "";
+  const suggest = h("ul", { class: "suggest", id: "suggest", hidden: true });
+  const rangeSel = h("select", { id: "explore-range" }, RANGES.map(r => h("option", { value: r, selected: r === (params.get("range") || "1h") }, "Last " + r)));
+  const graph = h("div", { class: "explore-graph panel-body" });
+  const tbl = h("div", { class: "explore-table" });
+  const err = h("div", { class: "error", id: "explore-error" });
+  let sel = -1, items = [];
+  const word = () => {
+    const before = expr.value.slice(0, expr.selectionStart);
+    const m = /([a-zA-Z_:][\w:]*)$/.exec(before);
+    return m ? m[1] : "";
+  };
+  const inBraces = () => {
+    const before = expr.value.slice(0, expr.selectionStart);
+    return before.lastIndexOf("{") > before.lastIndexOf("}") || /\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*$/.test(before);
+  };
+  const update = () => {
+    const w = word();
+    if (!w) { suggest.hidden = true; return; }
+    const pool = inBraces() ? names.labels : names.metrics.concat(["sum", "rate", "irate", "increase", "histogram_quantile", "avg", "max", "min", "count", "topk", "label_replace"]);
+    items = pool.filter(n => n.startsWith(w) && n !== w).slice(0, 12);
+    sel = items.length ? 0 : -1;
+    suggest.replaceChildren(...items.map((n, i) => h("li", { class: i === sel ? "sel" : "", onmousedown: e => { e.preventDefault(); accept(n); } }, n)));
+    suggest.hidden = !items.length;
+  };
+  const accept = n => {
+    const w = word(), pos = expr.selectionStart;
+    expr.value = expr.value.slice(0, pos - w.length) + n + expr.value.slice(pos);
+    expr.selectionStart = expr.selectionEnd = pos - w.length + n.length;
+    suggest.hidden = true;
+  };
+  expr.addEventListener("input", update);
+  expr.addEventListener("keydown", e => {
+    if (!suggest.hidden && items.length && (e.key === "Tab" || e.key === "ArrowDown" || e.key === "ArrowUp" || e.key === "Enter" && sel >= 0 && !e.shiftKey)) {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        sel = (sel + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+        [...suggest.children].forEach((li, i) => li.className = i === sel ? "sel" : "");
+      } else accept(items[sel]);
+      e.preventDefault();
+      return;
+    }
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); run(); }
+    if (e.key === "Escape") suggest.hidden = true;
+  });
+  const run = async () => {
+    err.textContent = "";
+    const now = Date.now(), from = parseTime("now-" + rangeSel.value, now);
+    const step = autoInterval(now - from, Math.max(graph.clientWidth, 300), 0) / 1000;
+    history.replaceState(null, "", `#/explore?ws=${state.ws}&range=${rangeSel.value}&expr=${encodeURIComponent(expr.value)}`);
+    try {
+      const [r, inst] = await Promise.all([
+        prom("query_range", { query: expr.value, start: String(Math.floor(from / 1000)), end: String(now / 1000), step: String(step) }),
+        prom("query", { query: expr.value, time: String(now / 1000) })]);
+      const series = (r.result || []).map(s => ({ labels: s.metric, name: legendName(s.metric), values: s.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
+      timeseries(graph, series, { unit: "short", decimals: null, legend: { show: true }, thresholds: { steps: [] } }, { from, to: now });
+      const res = inst.resultType === "vector" ? inst.result : inst.resultType === "scalar" ? [{ metric: {}, value: inst.result }] : [];
+      table(tbl, res.map(s => ({ labels: s.metric, name: legendName(s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] })), { unit: "none", decimals: null, thresholds: { steps: [] } });
+      window.__orreryExplore = { series, instant: res };
+    } catch (e) { err.textContent = e.message; }
+  };
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Explore")),
+    h("div", { class: "explore-box" }, expr, suggest),
+    h("div", { class: "explore-actions" }, rangeSel, h("button", { class: "btn primary", id: "explore-run", onclick: run }, "Run query"), err),
+    h("h3", {}, "Graph"), graph, h("h3", {}, "Table"), tbl);
+  if (expr.value) run();
+  return null;
+}
+
+function legendName(metric) {
+  const name = metric.__name__ || "";
+  const labels = Object.keys(metric).filter(k => k !== "__name__").sort().map(k => `${k}="${metric[k]}"`);
+  return labels.length ? `${name}{${labels.join(", ")}}` : name || "{}";
+}
+
+async function renderAlerting(root) {
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Alerting")));
+  const rules = await prom("rules");
+  const groups = h("section", { id: "rule-groups" }, h("h3", {}, "Rule groups"));
+  if (!rules.groups.length) groups.append(h("p", { class: "empty" }, "No rule groups. Create a rule groups namespace through the control plane API."));
+  for (const g of rules.groups) {
+    const rows = g.rules.map(r => h("tr", { class: "state-" + (r.state || r.health) },
+      h("td", {}, r.name), h("td", {}, r.type), h("td", {}, h("span", { class: "badge " + (r.state || r.health) }, r.state || r.health)),
+      h("td", { class: "mono" }, r.query), h("td", { class: "error" }, r.lastError || ""),
+      h("td", {}, r.lastEvaluation ? new Date(r.lastEvaluation).toLocaleTimeString() : "")));
+    groups.append(h("h4", {}, `${g.name} `, h("small", {}, `${g.file} · every ${g.interval}s`)),
+      h("table", { class: "data" }, h("thead", {}, h("tr", {}, ["Rule", "Type", "State", "Query", "Last error", "Evaluated"].map(x => h("th", {}, x)))), h("tbody", {}, rows)));
+  }
+  root.append(groups);
+  const pending = (await prom("alerts")).alerts;
+  const alertsSec = h("section", { id: "alerts" }, h("h3", {}, "Firing and pending alerts"));
+  const alertRows = pending.map(a => h("tr", {}, h("td", {}, a.labels.alertname), h("td", {}, h("span", { class: "badge " + a.state }, a.state)),
+    h("td", { class: "mono" }, Object.entries(a.labels).filter(([k]) => k !== "alertname").map(([k, v]) => `${k}="${v}"`).join(", ")),
+    h("td", {}, a.activeAt ? new Date(a.activeAt).toLocaleString() : ""), h("td", {}, (a.annotations || {}).summary || "")));
+  alertsSec.append(h("table", { class: "data" }, h("thead", {}, h("tr", {}, ["Alert", "State", "Labels", "Active since", "Summary"].map(x => h("th", {}, x)))), h("tbody", {}, alertRows)));
+  if (!pending.length) alertsSec.append(h("p", { class: "empty" }, "No alert is firing or pending."));
+  root.append(alertsSec);
+
+  const sil = h("section", { id: "silences" }, h("h3", {}, "Silences"));
+  root.append(sil);
+  let silences;
+  try {
+    silences = await am("GET", "silences");
+    const amAlerts = await am("GET", "alerts");
+    sil.append(h("p", {}, `The alert manager holds ${amAlerts.length} alert(s): ${amAlerts.filter(a => a.status.state === "suppressed").length} silenced or inhibited.`));
+  } catch (e) {
+    sil.append(h("p", { class: "empty" }, e.message));
+    return;
+  }
+  silences.sort((a, b) => (a.status.state === "expired") - (b.status.state === "expired") || b.startsAt.localeCompare(a.startsAt));
+  sil.append(h("table", { class: "data", id: "silence-list" }, h("thead", {}, h("tr", {}, ["Matchers", "State", "Ends", "Comment", "By", ""].map(x => h("th", {}, x)))),
+    h("tbody", {}, silences.map(s => h("tr", {}, h("td", { class: "mono" }, s.matchers.map(m => `${m.name}${m.isEqual === false ? "!" : ""}${m.isRegex ? "=~" : "="}"${m.value}"`).join(", ")),
+      h("td", {}, h("span", { class: "badge " + s.status.state }, s.status.state)), h("td", {}, new Date(s.endsAt).toLocaleString()),
+      h("td", {}, s.comment), h("td", {}, s.createdBy),
+      h("td", {}, canEdit() && s.status.state !== "expired" ? h("button", { class: "btn danger", onclick: async () => { await am("DELETE", "silence/" + s.id); render(); } }, "Expire") : null))))));
+  if (!canEdit()) return;
+  const matchers = h("input", { id: "silence-matchers", placeholder: 'alertname="HighLatency", envoy_cluster_name=~"pay.*"', size: 50 });
+  const dur = h("select", { id: "silence-duration" }, ["1h", "2h", "4h", "12h", "1d", "7d"].map(d => h("option", { value: d }, d)));
+  const comment = h("input", { id: "silence-comment", placeholder: "Why", size: 30 });
+  const err = h("div", { class: "error" });
+  sil.append(h("div", { class: "silence-form" }, h("h4", {}, "New silence"), matchers, dur, comment,
+    h("button", { class: "btn primary", id: "silence-create", onclick: async () => {
+      try {
+        const ms = matchers.value.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/).map(s => s.trim()).filter(Boolean).map(s => {
+          const m = /^([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"?(.*?)"?$/.exec(s);
+          if (!m) throw new Error(`matcher ${s}: write name="value"`);
+          return { name: m[1], value: m[3], isRegex: m[2].includes("~"), isEqual: !m[2].startsWith("!") };
+        });
+        const now = Date.now(), ends = parseTime("now-" + dur.value, now);
+        await am("POST", "silences", { matchers: ms, startsAt: new Date(now).toISOString(), endsAt: new Date(2 * now - ends).toISOString(),
+          createdBy: state.session.name, comment: comment.value || "silenced from the Orrery UI" });
+        render();
+      } catch (e) { err.textContent = e.message; }
+    } }, "Create"), err));
+}
+
+async function renderUsage(root) {
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Usage")));
+  const usageURL = `/ui/api/workspaces/${state.ws}/usage`;
+  const [tsdb, first] = await Promise.all([prom("status/tsdb", { limit: "15" }), api("GET", usageURL)]);
+  const t0 = Date.now();
+  const head = tsdb.headStats || {};
+  const card = (id, label, value) => h("div", { class: "card", id }, h("div", { class: "card-value" }, value), h("div", { class: "card-label" }, label));
+  const rateCard = card("usage-samples", "Samples/s ingested", "…");
+  root.append(h("div", { class: "cards" },
+    card("usage-series", "Active series", format(head.numSeries || 0, "short", null)),
+    rateCard,
+    card("usage-total", "Samples stored since the server started", format(first.samples + first.histograms, "short", null)),
+    card("usage-labelpairs", "Label pairs", format(head.numLabelPairs || 0, "short", null)),
+    card("usage-rejected", "Samples rejected", format(first.rejected, "short", null))));
+  // The rate is the counter's increase between two readings.
+  let prev = { t: t0, n: first.samples + first.histograms };
+  const tick = async () => {
+    if (!rateCard.isConnected) return;
+    const u = await api("GET", usageURL).catch(() => null);
+    if (!u) return;
+    const now = Date.now(), n = u.samples + u.histograms;
+    rateCard.firstChild.textContent = format((n - prev.n) / ((now - prev.t) / 1000), "short", null);
+    prev = { t: now, n };
+    setTimeout(tick, 5000);
+  };
+  setTimeout(tick, 2000);
+  const top = tsdb.seriesCountByMetricName || [];
+  const max = Math.max(1, ...top.map(x => x.value));
+  root.append(h("h3", {}, "Top metrics by series"), h("table", { class: "data", id: "top-metrics" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {}, "Series"), h("th", {}))),
+    h("tbody", {}, top.map(x => h("tr", {}, h("td", { class: "mono" }, h("a", { href: `#/explore?ws=${state.ws}&expr=${encodeURIComponent(x.name)}` }, x.name)), h("td", {}, String(x.value)),
+      h("td", { class: "barcell" }, h("span", { class: "bar-fill", style: `width:${(x.value / max * 100).toFixed(1)}%` })))))));
+  const labels = tsdb.labelValueCountByLabelName || [];
+  root.append(h("h3", {}, "Labels with the most values"), h("table", { class: "data" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Label"), h("th", {}, "Values"))),
+    h("tbody", {}, labels.map(x => h("tr", {}, h("td", { class: "mono" }, x.name), h("td", {}, String(x.value)))))));
+}
+
+async function renderUsers(root) {
+  const users = await api("GET", "/ui/api/users");
+  const wsNames = state.session.workspaces.map(w => w.id);
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Users")));
+  root.append(h("table", { class: "data", id: "users" }, h("thead", {}, h("tr", {}, ["Name", "Role", "Workspaces", "Created", ""].map(x => h("th", {}, x)))),
+    h("tbody", {}, users.map(u => {
+      const role = h("select", { onchange: async e => { await api("PUT", `/ui/api/users/${encodeURIComponent(u.name)}`, { role: e.target.value }); flash("Role changed"); } },
+        ["viewer", "editor", "admin"].map(r => h("option", { value: r, selected: r === u.role }, r)));
+      const ws = h("input", { value: u.workspaces.join(","), size: 40, onchange: async e => {
+        await api("PUT", `/ui/api/users/${encodeURIComponent(u.name)}`, { workspaces: e.target.value.split(",").map(s => s.trim()).filter(Boolean) });
+        flash("Workspaces changed");
+      } });
+      return h("tr", { "data-user": u.name }, h("td", {}, u.name), h("td", {}, role), h("td", {}, ws), h("td", {}, new Date(u.createdAt).toLocaleString()),
+        h("td", {}, h("button", { class: "btn", onclick: async () => {
+          const r = await api("PUT", `/ui/api/users/${encodeURIComponent(u.name)}`, { generatePassword: true });
+          alert(`New password of ${u.name} (shown once): ${r.password}`);
+        } }, "Reset password"),
+        u.name !== state.session.name ? h("button", { class: "btn danger", onclick: async () => {
+          if (!confirm(`Delete user ${u.name}?`)) return;
+          await api("DELETE", `/ui/api/users/${encodeURIComponent(u.name)}`);
+          render();
+        } }, "Delete") : null));
+    }))));
+  const name = h("input", { id: "user-name", placeholder: "name" });
+  const role = h("select", { id: "user-role" }, ["viewer", "editor", "admin"].map(r => h("option", { value: r }, r)));
+  const ws = h("input", { id: "user-workspaces", placeholder: "ws-…,ws-… or *", size: 40, value: state.ws || "" });
+  const out = h("div", { id: "user-created" });
+  root.append(h("section", { class: "user-form" }, h("h3", {}, "New user"), name, role, ws,
+    h("button", { class: "btn primary", id: "user-create", onclick: async () => {
+      try {
+        const u = await api("POST", "/ui/api/users", { name: name.value, role: role.value, workspaces: ws.value.split(",").map(s => s.trim()).filter(Boolean) });
+        out.textContent = `Created ${u.name}; password (shown once): ${u.password}`;
+      } catch (e) { out.textContent = e.message; }
+    } }, "Create"), out, h("p", { class: "hint" }, "Workspaces you can see: " + wsNames.join(", "))));
+}
+
+// Exposed for the browser test, which checks that JavaScript and Go
+// interpolate alike.
+window.orreryInterpolate = (expr, vars, b) => interpolate(expr, vars, b);
+window.orreryFormat = (v, unit, decimals) => format(v, unit, decimals);
+
+window.addEventListener("hashchange", render);
+render();

@@ -1,0 +1,528 @@
+// The dashboard view: variables, time range, auto-refresh, panels.
+import { api, prom, state, canEdit } from "./api.js";
+import { h, timeseries, stat, gauge, bargauge, table, heatmap, markdown, escapeHTML } from "./charts.js";
+import { interpolate, legend, autoInterval, parseDuration, formatDuration } from "./template.js";
+
+export const RANGES = ["5m", "15m", "30m", "1h", "3h", "6h", "12h", "24h", "2d", "7d", "30d"];
+
+// parseTime reads "now", "now-1h" or milliseconds since the epoch.
+export function parseTime(s, now) {
+  if (s === undefined || s === null || s === "") return now;
+  if (/^\d+$/.test(String(s))) return parseInt(s, 10);
+  const m = /^now(?:-(\d+[smhdwy]))?(?:\/[smhdwy])?$/.exec(s);
+  if (m) return now - (m[1] ? parseDuration(m[1]) : 0);
+  const t = Date.parse(s);
+  return isNaN(t) ? now : t;
+}
+
+function num(v) {
+  if (v === null || v === undefined || v === "") return null;
+  const n = Number(v);
+  return isNaN(n) ? null : n;
+}
+
+// normalize turns Grafana's JSON model into the renderer's panel list:
+// rows with their panels (the panels after a row belong to it), legacy
+// rows converted, field defaults read.
+export function normalize(model) {
+  const d = model.dashboard && typeof model.dashboard === "object" ? model.dashboard : model;
+  const panel = p => {
+    const def = (p.fieldConfig && p.fieldConfig.defaults) || {};
+    const y0 = (p.yaxes && p.yaxes[0]) || {};
+    const legacyLegend = p.legend && typeof p.legend === "object" ? p.legend.show !== false : true;
+    const lg = (p.options && p.options.legend) || {};
+    return {
+      raw: p, id: p.id, type: p.type || "graph", title: p.title || "", description: p.description || "",
+      gridPos: p.gridPos || { x: 0, y: 0, w: 12, h: 8 }, targets: (p.targets || []).filter(t => t && typeof t === "object"),
+      interval: p.interval || "", maxDataPoints: p.maxDataPoints || 0, repeat: p.repeat || "", repeatDirection: p.repeatDirection || "h", maxPerRow: p.maxPerRow || 0, collapsed: !!p.collapsed,
+      unit: def.unit || y0.format || p.format || "short", min: num(def.min ?? y0.min), max: num(def.max ?? y0.max),
+      decimals: num(def.decimals ?? y0.decimals ?? p.decimals),
+      thresholds: def.thresholds || { mode: "absolute", steps: [] },
+      stacking: (def.custom && def.custom.stacking && def.custom.stacking.mode) || (p.stack ? "normal" : "none"),
+      legend: { show: lg.showLegend !== false && legacyLegend },
+      content: (p.options && p.options.content) || p.content || "",
+      panels: (p.panels || []).filter(x => x && typeof x === "object").map(panel),
+    };
+  };
+  let panels = (d.panels || []).filter(x => x && typeof x === "object").map(panel);
+  if (Array.isArray(d.rows)) {
+    let y = 0;
+    for (const r of d.rows) {
+      const h0 = Math.max(1, Math.round(parseInt(r.height || "250", 10) / 30));
+      const row = { type: "row", title: r.title || "", collapsed: !!r.collapse, gridPos: { x: 0, y: y++, w: 24, h: 1 }, panels: [], targets: [] };
+      // Legacy panels flow left to right in spans of 12 columns, wrapping.
+      let x = 0;
+      const inner = (r.panels || []).filter(p => p && typeof p === "object").map(p => {
+        const q = panel(p), w = Math.min(24, Math.max(1, (p.span || 4) * 2));
+        if (x + w > 24) { x = 0; y += h0; }
+        q.gridPos = { x, y, w, h: h0 };
+        x += w;
+        return q;
+      });
+      y += h0;
+      if (row.collapsed) { row.panels = inner; panels.push(row); } else panels.push(row, ...inner);
+    }
+  }
+  panels.sort((a, b) => (a.gridPos.y - b.gridPos.y) || (a.gridPos.x - b.gridPos.x));
+  const sections = [{ row: null, panels: [] }];
+  for (const p of panels) {
+    // A row saved collapsed carries its panels (inner); the top-level
+    // panels after it are not its own and stay visible, pushed below the
+    // inner panels when the row opens. A row saved open owns the panels
+    // after it and hides them when it closes.
+    if (p.type === "row") sections.push({ row: p, nested: p.collapsed, inner: p.collapsed ? p.panels.slice() : [], panels: [] });
+    else sections[sections.length - 1].panels.push(p);
+  }
+  const vars = (((d.templating || {}).list) || []).filter(v => v && v.name).map(v => ({
+    name: v.name, label: v.label || v.name, type: v.type || "query",
+    query: typeof v.query === "object" && v.query ? v.query.query || "" : String(v.query ?? ""),
+    regex: v.regex || "", multi: !!v.multi, includeAll: !!v.includeAll, allValue: v.allValue || "", hide: v.hide || 0,
+    current: v.current || {}, options: v.options || [],
+  }));
+  return { uid: d.uid, title: d.title || "Untitled", from: (d.time || {}).from || "now-6h", to: (d.time || {}).to || "now",
+    refresh: typeof d.refresh === "string" ? d.refresh : "", sections, vars };
+}
+
+function asList(v) { return v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]; }
+
+function applyRegex(values, regex) {
+  if (!regex) return values;
+  const m = /^\/(.*)\/([gimsuy]*)$/.exec(regex);
+  let re;
+  try { re = m ? new RegExp(m[1], m[2].replace("g", "")) : new RegExp(regex); } catch (_) { return values; }
+  const out = [];
+  for (const v of values) {
+    const r = re.exec(v);
+    if (r) out.push(r.length > 1 ? (r.groups && r.groups.value) || r[1] : v);
+  }
+  return out;
+}
+
+// variableOptions resolves a query variable: label_values(label),
+// label_values(metric, label), label_names(), metrics(regex),
+// query_result(expr).
+export async function variableOptions(v, scope, b, range) {
+  const q = interpolate(v.query, scope, b).trim();
+  let vals = [];
+  let m;
+  const time = { start: String(Math.floor(range.from / 1000)), end: String(Math.ceil(range.to / 1000)) };
+  if ((m = /^label_values\(\s*([a-zA-Z_][\w]*)\s*\)$/.exec(q))) {
+    vals = await prom(`label/${encodeURIComponent(m[1])}/values`, time);
+  } else if ((m = /^label_values\(\s*(.+?)\s*,\s*([a-zA-Z_][\w]*)\s*\)$/s.exec(q))) {
+    vals = await prom(`label/${encodeURIComponent(m[2])}/values`, { ...time, "match[]": m[1] });
+  } else if (/^label_names\(\s*\)$/.test(q)) {
+    vals = await prom("labels", time);
+  } else if ((m = /^metrics\((.*)\)$/.exec(q))) {
+    vals = (await prom("label/__name__/values", time)).filter(n => { try { return new RegExp(m[1]).test(n); } catch (_) { return true; } });
+  } else if ((m = /^query_result\((.+)\)$/s.exec(q))) {
+    const r = await prom("query", { query: m[1], time: String(range.to / 1000) });
+    const res = r.resultType === "vector" ? r.result : r.resultType === "scalar" ? [{ metric: {}, value: r.result }] : [];
+    vals = res.map(s => legend("", s.metric) + " " + s.value[1] + " " + Math.round(s.value[0] * 1000));
+  } else if (q) {
+    const r = await prom("query", { query: q, time: String(range.to / 1000) });
+    vals = (r.result || []).map(s => legend("", s.metric));
+  }
+  return [...new Set(applyRegex(vals || [], v.regex))];
+}
+
+function customOptions(query) {
+  return query.split(/(?<!\\),/).map(s => s.trim()).filter(Boolean).map(s => {
+    const m = /^(.*?)\s:\s(.*)$/.exec(s);
+    return m ? { text: m[1], value: m[2] } : { text: s, value: s };
+  });
+}
+
+// Dashboard renders one dashboard into root.
+export class Dashboard {
+  constructor(root, uid, params) {
+    this.root = root; this.uid = uid; this.params = params;
+    this.timer = null; this.values = {}; this.options = {}; this.panels = [];
+    window.__orrery = { panels: {}, ready: false, dashboard: this };
+  }
+
+  destroy() { clearInterval(this.timer); this.timer = null; }
+
+  async load() {
+    this.json = await api("GET", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`);
+    this.model = normalize(this.json);
+    const p = this.params;
+    this.from = p.get("from") || this.model.from;
+    this.to = p.get("to") || this.model.to;
+    this.refresh = p.has("refresh") ? p.get("refresh") : this.model.refresh;
+    await this.resolveVariables(null);
+    this.render();
+  }
+
+  range() {
+    const now = Date.now();
+    return { from: parseTime(this.from, now), to: parseTime(this.to, now) };
+  }
+
+  // scope is the interpolation scope, with override values for repeats.
+  scope(override) {
+    const s = {};
+    for (const v of this.model.vars) {
+      const val = this.values[v.name];
+      if (!val) continue;
+      s[v.name] = { values: val.all ? [] : val.values, all: val.all, allValue: v.allValue, multi: v.multi || v.includeAll };
+      if (val.all && !v.allValue && v.type !== "query") s[v.name] = { values: this.options[v.name].map(o => o.value), all: false, multi: true };
+      if (v.type === "datasource" || v.type === "constant" || v.type === "textbox" || v.type === "interval") s[v.name].multi = false;
+    }
+    return Object.assign(s, override || {});
+  }
+
+  // resolveVariables fills options and values of every variable after
+  // `changed` (all when null), in order: later ones may use earlier ones.
+  async resolveVariables(changed) {
+    const range = this.range();
+    const b = { intervalMs: autoInterval(range.to - range.from, 1000, 0), rangeMs: range.to - range.from, scrapeMs: 15000 };
+    let after = changed === null;
+    for (const v of this.model.vars) {
+      if (!after) { if (v.name === changed) after = true; continue; }
+      if (v.name === changed) continue;
+      let opts = [];
+      try {
+        switch (v.type) {
+          case "custom": case "interval": opts = customOptions(v.query); break;
+          case "datasource": opts = [{ text: "Orrery", value: "orrery" }]; break;
+          case "constant": opts = [{ text: v.query, value: v.query }]; break;
+          case "textbox": opts = []; break;
+          case "query": opts = (await variableOptions(v, this.scope(), b, range)).map(x => ({ text: x, value: x })); break;
+          default: opts = v.options.map(o => ({ text: String(o.text), value: String(o.value) }));
+        }
+      } catch (e) {
+        this.varErrors = Object.assign(this.varErrors || {}, { [v.name]: e.message });
+      }
+      this.options[v.name] = opts;
+      const fromURL = this.params.getAll("var-" + v.name);
+      const cur = fromURL.length ? fromURL : asList(v.current.value);
+      const prev = this.values[v.name];
+      let picked = prev ? (prev.all ? ["$__all"] : prev.values) : cur;
+      if (v.type === "textbox") { this.values[v.name] = { values: picked.length ? picked : [v.query], all: false }; continue; }
+      if (v.type === "constant") { this.values[v.name] = { values: [v.query], all: false }; continue; }
+      if (v.type === "datasource") { this.values[v.name] = { values: ["orrery"], all: false }; continue; }
+      if (picked.includes("$__all") || picked.includes("All") && v.includeAll && !opts.some(o => o.value === "All")) {
+        if (v.includeAll) { this.values[v.name] = { values: [], all: true }; continue; }
+        picked = [];
+      }
+      picked = picked.filter(x => opts.some(o => o.value === x));
+      if (!picked.length) picked = v.includeAll && v.type === "query" ? ["$__all"] : opts.length ? [opts[0].value] : [];
+      if (picked[0] === "$__all") this.values[v.name] = { values: [], all: true };
+      else this.values[v.name] = { values: v.multi ? picked : picked.slice(0, 1), all: false };
+    }
+  }
+
+  syncURL() {
+    const q = new URLSearchParams();
+    q.set("ws", state.ws);
+    q.set("from", this.from); q.set("to", this.to);
+    if (this.refresh) q.set("refresh", this.refresh);
+    for (const v of this.model.vars) {
+      const val = this.values[v.name];
+      if (!val || v.type === "constant" || v.type === "datasource") continue;
+      if (val.all) q.append("var-" + v.name, "$__all"); else for (const x of val.values) q.append("var-" + v.name, x);
+    }
+    this.params = q;
+    history.replaceState(null, "", `#/d/${encodeURIComponent(this.uid)}?${q}`);
+  }
+
+  setTime(from, to) {
+    this.from = String(from); this.to = String(to);
+    this.resolveVariables(null).then(() => this.render());
+  }
+
+  render() {
+    this.syncURL();
+    this.destroy();
+    const root = this.root;
+    root.innerHTML = "";
+    const bar = h("div", { class: "toolbar" }, h("h2", { class: "dash-title" }, this.model.title));
+    const actions = h("span", { class: "actions" });
+    const exportURL = `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}?download=1`;
+    actions.append(h("a", { class: "btn", href: exportURL, download: this.uid + ".json", id: "export-json" }, "Export JSON"));
+    if (canEdit()) {
+      actions.append(h("button", { class: "btn", id: "save-dashboard", onclick: () => this.save() }, "Save"));
+      actions.append(h("button", { class: "btn", id: "edit-json", onclick: () => this.editJSON() }, "Edit JSON"));
+      actions.append(h("button", { class: "btn danger", id: "delete-dashboard", onclick: () => this.remove() }, "Delete"));
+    }
+    bar.append(actions, this.timePicker());
+    root.append(bar, this.variableBar());
+    this.grid = h("div", { class: "dashboard" });
+    root.append(this.grid);
+    this.renderPanels();
+    const ms = parseDuration(this.refresh);
+    if (ms) this.timer = setInterval(() => this.refreshPanels(), Math.max(ms, 5000));
+  }
+
+  timePicker() {
+    const rel = /^now-(\w+)$/.exec(this.from);
+    const sel = h("select", { id: "time-range", title: "Time range", onchange: e => {
+      if (e.target.value === "custom") { custom.hidden = false; return; }
+      this.setTime("now-" + e.target.value, "now");
+    } }, RANGES.map(r => h("option", { value: r, selected: rel && rel[1] === r && this.to === "now" }, "Last " + r)),
+    h("option", { value: "custom", selected: !(rel && this.to === "now") }, "Absolute…"));
+    const r = this.range();
+    const local = ms => { const d = new Date(ms - new Date().getTimezoneOffset() * 60000); return d.toISOString().slice(0, 19); };
+    const fromIn = h("input", { type: "datetime-local", step: "1", id: "time-from", value: local(r.from) });
+    const toIn = h("input", { type: "datetime-local", step: "1", id: "time-to", value: local(r.to) });
+    const custom = h("span", { class: "custom-range", hidden: rel && this.to === "now" }, fromIn, " to ", toIn,
+      h("button", { class: "btn", id: "time-apply", onclick: () => this.setTime(new Date(fromIn.value).getTime(), new Date(toIn.value).getTime()) }, "Apply"));
+    const refresh = h("select", { id: "refresh", title: "Auto-refresh", onchange: e => { this.refresh = e.target.value; this.render(); } },
+      ["", "5s", "10s", "30s", "1m", "5m", "15m"].map(x => h("option", { value: x, selected: x === (this.refresh || "") }, x ? "Every " + x : "Auto-refresh off")));
+    return h("span", { class: "timepicker" }, sel, custom,
+      h("button", { class: "btn", id: "zoom-out", title: "Zoom out", onclick: () => {
+        const c = this.range(), span = c.to - c.from;
+        this.setTime(Math.round(c.from - span / 2), Math.min(Date.now(), Math.round(c.to + span / 2)));
+      } }, "⊖"),
+      h("button", { class: "btn", id: "refresh-now", title: "Refresh", onclick: () => this.refreshPanels() }, "↻"), refresh);
+  }
+
+  variableBar() {
+    const bar = h("div", { class: "variables" });
+    for (const v of this.model.vars) {
+      if (v.hide === 2 || v.type === "constant") continue;
+      const val = this.values[v.name] || { values: [], all: false };
+      let input;
+      if (v.type === "textbox") {
+        input = h("input", { type: "text", value: val.values[0] || "", "data-var": v.name, onchange: e => this.changeVar(v, [e.target.value]) });
+      } else {
+        const opts = this.options[v.name] || [];
+        input = h("select", { "data-var": v.name, multiple: v.multi, size: v.multi ? Math.min(4, opts.length + (v.includeAll ? 1 : 0)) : undefined,
+          onchange: e => this.changeVar(v, [...e.target.selectedOptions].map(o => o.value)) },
+        v.includeAll ? h("option", { value: "$__all", selected: val.all }, "All") : null,
+        opts.map(o => h("option", { value: o.value, selected: !val.all && val.values.includes(o.value) }, o.text)));
+      }
+      const err = this.varErrors && this.varErrors[v.name];
+      bar.append(h("label", { class: "variable", title: err || "" }, h("span", {}, v.label), input, err ? h("span", { class: "error" }, "!") : null));
+    }
+    return bar;
+  }
+
+  async changeVar(v, picked) {
+    if (picked.includes("$__all") || !picked.length && v.includeAll) this.values[v.name] = { values: [], all: true };
+    else this.values[v.name] = { values: picked, all: false };
+    await this.resolveVariables(v.name);
+    this.render();
+  }
+
+  renderPanels() {
+    window.__orrery.panels = {};
+    window.__orrery.ready = false;
+    this.panels = [];
+    const pending = [];
+    for (const sec of this.model.sections) {
+      let list = sec.panels;
+      if (sec.row) {
+        const own = sec.nested ? sec.inner : sec.panels;
+        const head = h("div", { class: "row-header" + (sec.row.collapsed ? " collapsed" : ""), "data-row": sec.row.title, onclick: () => {
+          sec.row.collapsed = !sec.row.collapsed;
+          this.renderPanelsKeep();
+        } }, h("span", { class: "chev" }, sec.row.collapsed ? "▸" : "▾"), " " + interpolate(sec.row.title, this.scope(), {}, "raw"), " ",
+        h("small", {}, `(${own.length} panels)`));
+        this.grid.append(head);
+        if (sec.nested) {
+          if (!sec.row.collapsed) {
+            const bottom = Math.max(...sec.inner.map(p => (p.gridPos.y || 0) + (p.gridPos.h || 8)));
+            const after = Math.min(...sec.panels.map(p => p.gridPos.y || 0));
+            list = [...sec.inner, ...sec.panels.map(p => ({ ...p, gridPos: { ...p.gridPos, y: (p.gridPos.y || 0) - after + bottom } }))];
+            if (!sec.inner.length) list = sec.panels;
+          }
+        } else if (sec.row.collapsed) {
+          list = [];
+        }
+      }
+      if (!list.length) continue;
+      const g = h("div", { class: "grid" });
+      this.grid.append(g);
+      for (const inst of this.layout(list)) {
+        const el = this.panelElement(inst);
+        g.append(el);
+        this.panels.push(inst);
+        pending.push(this.runPanel(inst));
+      }
+    }
+    Promise.allSettled(pending).then(() => { window.__orrery.ready = true; });
+  }
+
+  renderPanelsKeep() { this.grid.innerHTML = ""; this.renderPanels(); }
+
+  // layout expands repeated panels and places every panel on the 24-column
+  // grid at its gridPos, rows relative to the section; the copies of a
+  // panel repeated horizontally share its line (wrapping after maxPerRow)
+  // and push the panels below them down, as Grafana does.
+  layout(panels) {
+    const sorted = panels.slice().sort((a, b) => (a.gridPos.y - b.gridPos.y) || (a.gridPos.x - b.gridPos.x));
+    const minY = sorted.length ? Math.min(...sorted.map(p => p.gridPos.y || 0)) : 0;
+    const pushes = [];
+    const out = [];
+    for (const p of sorted) {
+      const gp = { x: p.gridPos.x || 0, y: (p.gridPos.y || 0) - minY, w: Math.max(1, Math.min(24, p.gridPos.w || 12)), h: Math.max(1, p.gridPos.h || 8) };
+      const y0 = gp.y + pushes.filter(e => gp.y >= e.from).reduce((a, e) => a + e.add, 0);
+      const copies = this.expandRepeat(p);
+      if (copies.length === 1) { out.push({ ...copies[0], pos: { ...gp, y: y0 } }); continue; }
+      if (p.repeatDirection === "v") {
+        copies.forEach((c, i) => out.push({ ...c, pos: { ...gp, y: y0 + i * gp.h } }));
+        pushes.push({ from: gp.y + gp.h, add: (copies.length - 1) * gp.h });
+        continue;
+      }
+      const w = Math.max(Math.floor(24 / copies.length), Math.floor(24 / (p.maxPerRow || 4)), 1);
+      const perRow = Math.max(1, Math.floor(24 / w));
+      copies.forEach((c, i) => out.push({ ...c, pos: { x: (i % perRow) * w, y: y0 + Math.floor(i / perRow) * gp.h, w, h: gp.h } }));
+      pushes.push({ from: gp.y + gp.h, add: (Math.ceil(copies.length / perRow) - 1) * gp.h });
+    }
+    return out;
+  }
+
+  // expandRepeat returns a panel once per selected value of its repeat
+  // variable (every option for All), each with that value in its scope.
+  expandRepeat(p) {
+    if (!p.repeat || !this.values[p.repeat]) return [{ ...p, override: null, key: String(p.id ?? p.title) }];
+    const v = this.model.vars.find(x => x.name === p.repeat);
+    const val = this.values[p.repeat];
+    const vals = val.all ? (this.options[p.repeat] || []).map(o => o.value) : val.values;
+    if (!vals.length) return [{ ...p, override: null, key: String(p.id ?? p.title) }];
+    return vals.map(x => ({ ...p, override: { [p.repeat]: { values: [x], all: false, multi: v ? v.multi || v.includeAll : false } }, key: `${p.id ?? p.title}-${x}` }));
+  }
+
+  panelElement(p) {
+    const title = interpolate(p.title, this.scope(p.override), {}, "raw");
+    const body = h("div", { class: "panel-body" });
+    const status = h("span", { class: "panel-status" });
+    let el;
+    el = h("div", { class: "panel panel-" + p.type, "data-panel": p.key, "data-title": title,
+      style: `grid-column: ${Math.min(p.pos.x, 24 - p.pos.w) + 1} / span ${p.pos.w}; grid-row: ${p.pos.y + 1} / span ${Math.max(2, p.pos.h)}` },
+    h("div", { class: "panel-header" }, h("span", { class: "panel-title", title: p.description || "" }, title), status,
+      h("button", { class: "inspect", title: "View larger", "data-view": p.key, onclick: () => {
+        el.classList.toggle("viewing");
+        document.body.classList.toggle("has-viewing", el.classList.contains("viewing"));
+        window.__orrery.ready = false;
+        this.runPanel(p).finally(() => { window.__orrery.ready = true; });
+      } }, "⤢"),
+      h("button", { class: "inspect", title: "Inspect: PromQL and raw data", "data-inspect": p.key, onclick: () => this.inspect(p) }, "⋯")), body);
+    p.el = body; p.status = status; p.shownTitle = title;
+    return el;
+  }
+
+  refreshPanels() {
+    window.__orrery.ready = false;
+    Promise.allSettled(this.panels.map(p => this.runPanel(p))).then(() => { window.__orrery.ready = true; });
+  }
+
+  async runPanel(p) {
+    const range = this.range();
+    const width = p.el.clientWidth || 600;
+    const minMs = parseDuration(p.interval) || 0;
+    const info = { title: p.shownTitle, type: p.type, queries: [], series: [], error: null };
+    window.__orrery.panels[p.key] = info;
+    if (p.type === "text") { p.el.innerHTML = `<div class="text">${markdown(interpolate(p.content, this.scope(p.override), {}, "raw"))}</div>`; return; }
+    const targets = p.targets.filter(t => t.expr && !t.hide);
+    if (!targets.length) { p.el.innerHTML = '<div class="nodata">No queries</div>'; return; }
+    p.status.textContent = "…";
+    try {
+      const results = await Promise.all(targets.map(async (t, qi) => {
+        const tMin = parseDuration(t.interval) || minMs;
+        const intervalMs = autoInterval(range.to - range.from, p.maxDataPoints || width, tMin);
+        const b = { intervalMs, rangeMs: range.to - range.from, scrapeMs: 15000 };
+        const expr = interpolate(t.expr, this.scope(p.override), b);
+        const instant = !!t.instant || t.format === "table" && p.type === "table";
+        const lf = interpolate(t.legendFormat || "", this.scope(p.override), b, "raw");
+        const q = { refId: t.refId || "", expr, instant, legendFormat: lf };
+        if (instant) {
+          q.time = range.to / 1000;
+          const r = await prom("query", { query: expr, time: String(q.time) });
+          q.raw = r;
+          const res = r.resultType === "vector" ? r.result : r.resultType === "scalar" ? [{ metric: {}, value: r.result }] : (r.result || []).map(s => ({ metric: s.metric, value: s.values[s.values.length - 1] }));
+          info.queries[qi] = q;
+          return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+        }
+        const step = Math.max(intervalMs / 1000, 0.001);
+        q.start = Math.floor(range.from / 1000 / step) * step; q.end = range.to / 1000; q.step = step;
+        const r = await prom("query_range", { query: expr, start: String(q.start), end: String(q.end), step: String(step) });
+        q.raw = r;
+        info.queries[qi] = q;
+        const res = r.resultType === "matrix" ? r.result : [];
+        return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
+      }));
+      const series = results.flat();
+      info.series = series.map(s => ({ query: s.qi, name: s.name, labels: s.labels, values: s.values }));
+      p.status.textContent = "";
+      this.draw(p, series, range);
+    } catch (e) {
+      info.error = e.message;
+      p.status.textContent = "⚠";
+      p.status.title = e.message;
+      p.el.innerHTML = "";
+      p.el.append(h("div", { class: "panel-error" }, e.message));
+    }
+  }
+
+  draw(p, series, range) {
+    switch (p.type) {
+      case "stat": case "singlestat": return stat(p.el, series, p);
+      case "gauge": return gauge(p.el, series, p);
+      case "bargauge": return bargauge(p.el, series, p);
+      case "table": case "table-old": return table(p.el, series, p);
+      case "heatmap": return heatmap(p.el, series, p, range);
+      default: return timeseries(p.el, series, p, range, (a, b) => this.setTime(a, b));
+    }
+  }
+
+  inspect(p) {
+    const info = window.__orrery.panels[p.key] || { queries: [] };
+    const queries = info.queries.map(q => {
+      const params = q.instant ? `instant at ${new Date(q.time * 1000).toISOString()}` : `range ${new Date(q.start * 1000).toISOString()} – ${new Date(q.end * 1000).toISOString()}, step ${formatDuration(q.step * 1000)}`;
+      return `<h4>${escapeHTML(q.refId)} <small>${escapeHTML(params)}</small></h4><pre class="promql">${escapeHTML(q.expr)}</pre>`;
+    }).join("");
+    const raw = JSON.stringify(info.queries.map(q => q.raw), null, 1);
+    const dlg = h("dialog", { class: "inspect-dialog", id: "inspect" });
+    dlg.innerHTML = `<h3>${escapeHTML(p.shownTitle)}</h3>${queries}<h4>Raw data</h4><pre class="raw">${escapeHTML(raw.length > 200000 ? raw.slice(0, 200000) + "\n…" : raw)}</pre>`;
+    dlg.append(h("button", { class: "btn", onclick: () => dlg.close() }, "Close"));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
+  }
+
+  // save stores the current time range and variable values as the
+  // dashboard's defaults.
+  async save() {
+    const j = this.json.dashboard && typeof this.json.dashboard === "object" ? this.json.dashboard : this.json;
+    j.time = { from: this.from, to: this.to };
+    j.refresh = this.refresh || "";
+    for (const v of ((j.templating || {}).list || [])) {
+      const val = this.values[v.name];
+      if (!val) continue;
+      v.current = val.all ? { text: ["All"], value: ["$__all"] } : { text: val.values, value: v.multi ? val.values : val.values[0] };
+    }
+    await api("PUT", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`, j);
+    flash("Saved");
+  }
+
+  editJSON() {
+    const dlg = h("dialog", { class: "inspect-dialog" });
+    const ta = h("textarea", { class: "json-edit", spellcheck: "false" });
+    ta.value = JSON.stringify(this.json, null, 2);
+    const err = h("div", { class: "error" });
+    dlg.append(h("h3", {}, "Dashboard JSON"), ta, err,
+      h("button", { class: "btn primary", onclick: async () => {
+        try {
+          await api("PUT", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`, ta.value);
+          dlg.close(); await this.load();
+        } catch (e) { err.textContent = e.message; }
+      } }, "Save"), h("button", { class: "btn", onclick: () => dlg.close() }, "Cancel"));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
+  }
+
+  async remove() {
+    if (!confirm(`Delete the dashboard "${this.model.title}"?`)) return;
+    await api("DELETE", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`);
+    location.hash = "#/dashboards?ws=" + state.ws;
+  }
+}
+
+export function flash(msg) {
+  const f = h("div", { class: "flash" }, msg);
+  document.body.append(f);
+  setTimeout(() => f.remove(), 2500);
+}

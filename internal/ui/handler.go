@@ -1,0 +1,466 @@
+package ui
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/time/rate"
+
+	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/dashboard"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Roles, from least to most privileged. Viewers read; editors also change
+// dashboards and silences; admins also manage users.
+const (
+	RoleViewer = "viewer"
+	RoleEditor = "editor"
+	RoleAdmin  = "admin"
+)
+
+func roleRank(r string) int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleEditor:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// AllWorkspaces in a user's workspaces grants every workspace.
+const AllWorkspaces = "*"
+
+const (
+	cookieName = "orrery_session"
+	csrfHeader = "X-CSRF-Token"
+)
+
+// Config configures the UI.
+type Config struct {
+	// SessionTTL is how long a login lasts; 0 means 12 hours.
+	SessionTTL time.Duration
+	// LoginRate and LoginBurst limit login attempts per user name and
+	// client IP; 0 means one every 10 seconds after a burst of 5.
+	LoginRate  rate.Limit
+	LoginBurst int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Metrics, if set, is the server's registry: the usage page reads the
+	// workspace's ingestion counters (orrery_ingest_*_total) from it.
+	Metrics prometheus.Gatherer
+}
+
+// Handler serves /ui/. It is safe for concurrent use.
+type Handler struct {
+	cfg      Config
+	cat      *catalog.Catalog
+	query    http.Handler
+	alerts   http.Handler
+	logger   *slog.Logger
+	logins   *prometheus.CounterVec
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+	mux      *http.ServeMux
+}
+
+// New returns the UI handler. query and alerts are the per-workspace query
+// API and Alertmanager API; they read the workspace from the request
+// context and see paths below /workspaces/{id}/.
+func New(cfg Config, cat *catalog.Catalog, query, alerts http.Handler, logger *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+	if cat == nil || query == nil || alerts == nil {
+		return nil, errors.New("ui: catalog, query and alerting handlers are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.LoginRate == 0 {
+		cfg.LoginRate = rate.Every(10 * time.Second)
+	}
+	if cfg.LoginBurst <= 0 {
+		cfg.LoginBurst = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{cfg: cfg, cat: cat, query: query, alerts: alerts, logger: logger.With("component", "ui"),
+		limiters: map[string]*rate.Limiter{},
+		logins: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_ui_logins_total",
+			Help: "Web UI login attempts by result: ok, denied, limited."}, []string{"result"})}
+	h.routes()
+	return h, nil
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) routes() {
+	m := http.NewServeMux()
+	static, _ := fs.Sub(assets, "assets") // The directory is embedded: Sub cannot fail.
+	files := http.StripPrefix("/ui/", http.FileServerFS(static))
+	m.Handle("GET /ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	}))
+	m.HandleFunc("POST /ui/api/login", h.login)
+	m.Handle("POST /ui/api/logout", h.authed(RoleViewer, h.logout))
+	m.Handle("GET /ui/api/session", h.authed(RoleViewer, h.session))
+	m.Handle("GET /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.listUsers(w, r) }))
+	m.Handle("POST /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.createUser(w, r) }))
+	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
+		// An admin who demoted themselves could lock everyone out of user
+		// management; another admin or the CLI can do it.
+		if r.PathValue("name") == u.Name {
+			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "read request: "+err.Error())
+				return
+			}
+			var in struct{ Role string }
+			if json.Unmarshal(body, &in) == nil && in.Role != "" && in.Role != RoleAdmin {
+				writeError(w, http.StatusBadRequest, "you cannot take your own admin role")
+				return
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+		}
+		h.updateUser(w, r)
+	}))
+	m.Handle("DELETE /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
+		if r.PathValue("name") == u.Name {
+			writeError(w, http.StatusBadRequest, "you cannot delete yourself")
+			return
+		}
+		h.deleteUser(w, r)
+	}))
+	m.Handle("GET /ui/api/builtin/envoy", h.authed(RoleViewer, func(w http.ResponseWriter, _ *http.Request, _ catalog.User) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(dashboard.EnvoyDashboard())
+	}))
+	m.Handle("GET /ui/api/workspaces/{id}/usage", h.workspaceAuthed(RoleViewer, ignoreUser(h.usage)))
+	m.Handle("GET /ui/api/workspaces/{id}/dashboards", h.workspaceAuthed(RoleViewer, ignoreUser(h.listDashboards)))
+	m.Handle("POST /ui/api/workspaces/{id}/dashboards", h.workspaceAuthed(RoleEditor, ignoreUser(h.importDashboard)))
+	m.Handle("GET /ui/api/workspaces/{id}/dashboards/{uid}", h.workspaceAuthed(RoleViewer, h.getDashboard))
+	m.Handle("PUT /ui/api/workspaces/{id}/dashboards/{uid}", h.workspaceAuthed(RoleEditor, ignoreUser(h.importDashboard)))
+	m.Handle("DELETE /ui/api/workspaces/{id}/dashboards/{uid}", h.workspaceAuthed(RoleEditor, h.deleteDashboard))
+	for _, method := range []string{"GET", "POST"} {
+		m.Handle(method+" /ui/api/workspaces/{id}/prom/api/v1/", h.workspaceAuthed(RoleViewer, h.proxyQuery))
+	}
+	for _, method := range []string{"GET", "POST", "DELETE"} {
+		m.Handle(method+" /ui/api/workspaces/{id}/alertmanager/api/v2/", h.workspaceAuthed(RoleViewer, h.proxyAlertmanager))
+	}
+	h.mux = m
+}
+
+// RegisterAdmin registers the API the admin CLI and the demo use, for a mux
+// whose requests the server's SigV4 or bearer guard has authorized:
+// /orrery/v1/users and /orrery/v1/workspaces/{id}/dashboards.
+func (h *Handler) RegisterAdmin(m *http.ServeMux) {
+	m.HandleFunc("GET /orrery/v1/users", h.listUsers)
+	m.HandleFunc("POST /orrery/v1/users", h.createUser)
+	m.HandleFunc("PUT /orrery/v1/users/{name}", h.updateUser)
+	m.HandleFunc("DELETE /orrery/v1/users/{name}", h.deleteUser)
+	m.HandleFunc("GET /orrery/v1/workspaces/{id}/dashboards", h.withID(h.listDashboards))
+	m.HandleFunc("POST /orrery/v1/workspaces/{id}/dashboards", h.withID(h.importDashboard))
+}
+
+func ignoreUser(f func(http.ResponseWriter, *http.Request, workspace.ID)) func(http.ResponseWriter, *http.Request, workspace.ID, catalog.User) {
+	return func(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) { f(w, r, id) }
+}
+
+func (h *Handler) withID(f func(http.ResponseWriter, *http.Request, workspace.ID)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := workspace.ParseID(r.PathValue("id"))
+		if err != nil {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		if _, err := h.cat.GetWorkspace(r.Context(), id); err != nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("workspace %s does not exist", id))
+			return
+		}
+		f(w, r, id)
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeCatalogError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, catalog.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func hashID(id string) string {
+	s := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(s[:])
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+).
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// limited reports whether a login attempt for key is over the rate limit.
+// The limiters are forgotten when there are too many of them: a flood of
+// distinct names then costs memory briefly, not permanently.
+func (h *Handler) limited(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.limiters[key]
+	if !ok {
+		if len(h.limiters) >= 10000 {
+			clear(h.limiters)
+		}
+		l = rate.NewLimiter(h.cfg.LoginRate, h.cfg.LoginBurst)
+		h.limiters[key] = l
+	}
+	return !l.AllowN(h.cfg.Now(), 1)
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Name     string `json:"name"`
+		Password string `json:"password"`
+	}
+	// A JSON body needs a CORS preflight from other origins, which this
+	// server never grants: that is the login's CSRF protection.
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "send the login as application/json")
+		return
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
+		writeError(w, http.StatusBadRequest, "decode login: "+err.Error())
+		return
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	if h.limited(in.Name + "|" + ip) {
+		h.logins.WithLabelValues("limited").Inc()
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, "too many login attempts; wait and try again")
+		return
+	}
+	u, err := h.cat.User(r.Context(), in.Name)
+	ok := false
+	if err == nil {
+		ok, err = CheckPassword(u.PasswordHash, in.Password)
+		if err != nil {
+			h.logger.Warn("check password; login refused", "user", in.Name, "err", err)
+		}
+	} else {
+		// Spend the same work on unknown names, so timing does not tell
+		// which names exist.
+		_, _ = HashPassword(in.Password)
+	}
+	if !ok {
+		h.logins.WithLabelValues("denied").Inc()
+		writeError(w, http.StatusUnauthorized, "wrong user name or password")
+		return
+	}
+	now := h.cfg.Now()
+	// Expired sessions go at each login, so they do not accumulate.
+	if err := h.cat.DeleteSession(r.Context(), "", now); err != nil {
+		h.logger.Warn("remove expired sessions; will retry at the next login", "err", err)
+	}
+	sid, csrf := randomToken(), randomToken()
+	if err := h.cat.CreateSession(r.Context(), catalog.Session{IDHash: hashID(sid), User: u.Name, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(h.cfg.SessionTTL)}); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	h.logins.WithLabelValues("ok").Inc()
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sid, Path: "/ui", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, Expires: now.Add(h.cfg.SessionTTL)})
+	h.writeSession(w, r, u, csrf)
+}
+
+func (h *Handler) writeSession(w http.ResponseWriter, r *http.Request, u catalog.User, csrf string) {
+	type ws struct {
+		ID    string `json:"id"`
+		Alias string `json:"alias"`
+	}
+	out := struct {
+		Name       string `json:"name"`
+		Role       string `json:"role"`
+		CSRF       string `json:"csrf"`
+		Workspaces []ws   `json:"workspaces"`
+	}{Name: u.Name, Role: u.Role, CSRF: csrf, Workspaces: []ws{}}
+	var after workspace.ID
+	for {
+		page, err := h.cat.ListWorkspaces(r.Context(), "", after, 500)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, x := range page {
+			if x.Status == catalog.StatusActive && granted(u, x.ID) {
+				out.Workspaces = append(out.Workspaces, ws{ID: x.ID.String(), Alias: x.Alias})
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func granted(u catalog.User, id workspace.ID) bool {
+	return slices.Contains(u.Workspaces, AllWorkspaces) || slices.Contains(u.Workspaces, id.String())
+}
+
+func (h *Handler) session(w http.ResponseWriter, r *http.Request, u catalog.User) {
+	c, _ := r.Cookie(cookieName)
+	s, err := h.cat.Session(r.Context(), hashID(c.Value), h.cfg.Now())
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "log in")
+		return
+	}
+	h.writeSession(w, r, u, s.CSRFToken)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ catalog.User) {
+	c, _ := r.Cookie(cookieName)
+	if err := h.cat.DeleteSession(r.Context(), hashID(c.Value), h.cfg.Now()); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/ui", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// authed checks the session cookie, the CSRF token of mutating requests and
+// the user's role.
+func (h *Handler) authed(role string, next func(http.ResponseWriter, *http.Request, catalog.User)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(cookieName)
+		if err != nil || c.Value == "" {
+			writeError(w, http.StatusUnauthorized, "log in")
+			return
+		}
+		s, err := h.cat.Session(r.Context(), hashID(c.Value), h.cfg.Now())
+		if err != nil {
+			if !errors.Is(err, catalog.ErrNotFound) {
+				h.logger.Warn("read session; answered 401", "err", err)
+			}
+			writeError(w, http.StatusUnauthorized, "your session ended; log in again")
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			got := r.Header.Get(csrfHeader)
+			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRFToken)) != 1 {
+				writeError(w, http.StatusForbidden, "missing or wrong "+csrfHeader+" header")
+				return
+			}
+		}
+		u, err := h.cat.User(r.Context(), s.User)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, "your user no longer exists")
+			return
+		}
+		if roleRank(u.Role) < roleRank(role) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
+			return
+		}
+		next(w, r, u)
+	})
+}
+
+// workspaceAuthed is authed for a workspace named in the path: a workspace
+// the user may not see answers 404, as one that does not exist does.
+func (h *Handler) workspaceAuthed(role string, next func(http.ResponseWriter, *http.Request, workspace.ID, catalog.User)) http.Handler {
+	return h.authed(role, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
+		id, err := workspace.ParseID(r.PathValue("id"))
+		if err != nil {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		ws, err := h.cat.GetWorkspace(r.Context(), id)
+		if err != nil || ws.Status != catalog.StatusActive || !granted(u, id) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("workspace %s does not exist or you may not see it", id))
+			return
+		}
+		next(w, r.WithContext(workspace.NewContext(r.Context(), id)), id, u)
+	})
+}
+
+// EnsureAdmin creates the first admin user when there is no user: with
+// password if it is not empty (ORRERY_UI_ADMIN_PASSWORD), otherwise with a
+// generated one, printed to out once and written to
+// <dataDir>/ui-admin-password with mode 0600.
+func EnsureAdmin(ctx context.Context, cat *catalog.Catalog, dataDir, password string, out io.Writer) error {
+	n, err := cat.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	generated := password == ""
+	if generated {
+		password = NewPassword()
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := cat.CreateUser(ctx, catalog.User{Name: "admin", PasswordHash: hash, Role: RoleAdmin, Workspaces: []string{AllWorkspaces}, CreatedAt: time.Now()}); err != nil {
+		return fmt.Errorf("create the first UI admin: %w", err)
+	}
+	if generated {
+		path := filepath.Join(dataDir, "ui-admin-password")
+		if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		fmt.Fprintf(out, "orrery: created the web UI user \"admin\" (password shown once; also in %s):\n  %s\n", path, password)
+	}
+	return nil
+}

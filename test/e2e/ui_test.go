@@ -1,0 +1,902 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/chromedp/chromedp"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/admin"
+	"github.com/orrery-dev/orrery/internal/apptest"
+	"github.com/orrery-dev/orrery/internal/dashboard"
+)
+
+const uiAdminPassword = "admin-password-for-tests"
+
+// envoyHistory writes 40 minutes of Envoy statistics, every 15 seconds, for
+// three services in two namespaces.
+func envoyHistory(t *testing.T, o *apptest.Orrery, ws string, now time.Time) {
+	t.Helper()
+	type svc struct{ ns, name string }
+	services := []svc{{"prod", "cart"}, {"prod", "web"}, {"staging", "cart"}}
+	les := []string{"1", "5", "10", "50", "100", "+Inf"}
+	var series []prompb.TimeSeries
+	add := func(name string, f func(i int) float64, kv ...string) {
+		ls := []prompb.Label{{Name: "__name__", Value: name}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			ls = append(ls, prompb.Label{Name: kv[i], Value: kv[i+1]})
+		}
+		sort.Slice(ls, func(a, b int) bool { return ls[a].Name < ls[b].Name })
+		s := prompb.TimeSeries{Labels: ls}
+		for i := 0; i <= 160; i++ {
+			at := now.Add(-40 * time.Minute).Add(time.Duration(i) * 15 * time.Second)
+			s.Samples = append(s.Samples, prompb.Sample{Timestamp: at.UnixMilli(), Value: f(i)})
+		}
+		series = append(series, s)
+	}
+	for k, s := range services {
+		rps := float64(10 * (k + 1))
+		base := []string{"namespace", s.ns, "service", s.name}
+		with := func(kv ...string) []string { return append(append([]string{}, base...), kv...) }
+		add("envoy_http_downstream_rq_total", func(i int) float64 { return rps * 15 * float64(i) }, base...)
+		add("envoy_http_downstream_cx_total", func(i int) float64 { return rps * 1.5 * float64(i) }, base...)
+		add("envoy_http_downstream_cx_active", func(i int) float64 { return float64(20*(k+1) + i%5) }, base...)
+		add("envoy_cluster_upstream_cx_active", func(i int) float64 { return float64(5*(k+1) + i%3) }, with("envoy_cluster_name", s.name)...)
+		add("envoy_cluster_upstream_cx_total", func(i int) float64 { return rps * float64(i) }, with("envoy_cluster_name", s.name)...)
+		add("envoy_cluster_upstream_rq_total", func(i int) float64 { return rps * 15 * float64(i) }, with("envoy_cluster_name", s.name)...)
+		add("envoy_cluster_membership_total", func(int) float64 { return 4 }, with("envoy_cluster_name", s.name)...)
+		add("envoy_cluster_membership_healthy", func(i int) float64 { return float64(3 + (i/40+k)%2) }, with("envoy_cluster_name", s.name)...)
+		for code, share := range map[string]float64{"2": 0.9, "4": 0.07, "5": 0.03} {
+			add("envoy_cluster_upstream_rq_xx", func(i int) float64 { return rps * 15 * share * float64(i) }, with("envoy_cluster_name", s.name, "envoy_response_code_class", code)...)
+		}
+		for j, le := range les {
+			frac := []float64{0.2, 0.6, 0.8, 0.95, 0.99, 1}[j]
+			for _, m := range []string{"envoy_http_downstream_rq_time_bucket", "envoy_cluster_upstream_rq_time_bucket"} {
+				add(m, func(i int) float64 { return math.Round(rps * 15 * frac * float64(i)) }, with("envoy_cluster_name", s.name, "le", le)...)
+			}
+		}
+	}
+	code, body := apptest.Write(t, o.RemoteWriteURL(ws), &prompb.WriteRequest{Timeseries: series})
+	require.Equal(t, http.StatusNoContent, code, body)
+}
+
+// uiPanel is what the page records of a rendered panel (window.__orrery).
+type uiPanel struct {
+	Title   string `json:"title"`
+	Type    string `json:"type"`
+	Error   string `json:"error"`
+	Queries []struct {
+		Expr    string  `json:"expr"`
+		Instant bool    `json:"instant"`
+		Time    float64 `json:"time"`
+		Start   float64 `json:"start"`
+		End     float64 `json:"end"`
+		Step    float64 `json:"step"`
+	} `json:"queries"`
+	Series []struct {
+		Query  int               `json:"query"`
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+		Values [][2]*float64     `json:"values"`
+	} `json:"series"`
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// checkPanelsMatchAPI runs every panel's interpolated queries against the
+// workspace's query API and requires the panel to show the same series and
+// values. It returns the panels by title.
+func checkPanelsMatchAPI(t *testing.T, o *apptest.Orrery, ws string, panels map[string]uiPanel) map[string]uiPanel {
+	t.Helper()
+	byTitle := map[string]uiPanel{}
+	for _, p := range panels {
+		byTitle[p.Title] = p
+		require.Empty(t, p.Error, "panel %q", p.Title)
+		want := map[string][]float64{}
+		for qi, q := range p.Queries {
+			require.NotContains(t, q.Expr, "$", "panel %q: uninterpolated variable", p.Title)
+			if q.Instant {
+				v, err := apptest.QueryVector(t, o.URL(ws, "/api/v1"), q.Expr, time.UnixMilli(int64(q.Time*1000)))
+				require.NoError(t, err)
+				for _, s := range v {
+					f, _ := strconv.ParseFloat(s.Value[1].(string), 64)
+					k := strconv.Itoa(qi) + labelKey(s.Metric)
+					want[k] = append(want[k], f)
+				}
+				continue
+			}
+			code, r := apptest.API(t, o.URL(ws, "/api/v1"), "/query_range", url.Values{"query": {q.Expr},
+				"start": {fmtFloat(q.Start)}, "end": {fmtFloat(q.End)}, "step": {fmtFloat(q.Step)}})
+			require.Equal(t, http.StatusOK, code, "panel %q: %s: %s", p.Title, q.Expr, r.Error)
+			var env struct {
+				Result apptest.Matrix `json:"result"`
+			}
+			require.NoError(t, json.Unmarshal(r.Data, &env))
+			for _, s := range env.Result {
+				for _, v := range s.Values {
+					f, _ := strconv.ParseFloat(v[1].(string), 64)
+					k := strconv.Itoa(qi) + labelKey(s.Metric)
+					want[k] = append(want[k], f)
+				}
+			}
+		}
+		got := map[string][]float64{}
+		for _, s := range p.Series {
+			for _, v := range s.Values {
+				f := math.NaN()
+				if v[1] != nil {
+					f = *v[1]
+				}
+				k := strconv.Itoa(s.Query) + labelKey(s.Labels)
+				got[k] = append(got[k], f)
+			}
+		}
+		require.Equal(t, len(want), len(got), "panel %q: series", p.Title)
+		for k, w := range want {
+			g := got[k]
+			require.Len(t, g, len(w), "panel %q series %s", p.Title, k)
+			for i := range w {
+				if math.IsNaN(w[i]) {
+					require.True(t, math.IsNaN(g[i]), "panel %q series %s point %d", p.Title, k, i)
+					continue
+				}
+				require.InDelta(t, w[i], g[i], 1e-9*math.Max(1, math.Abs(w[i])), "panel %q series %s point %d", p.Title, k, i)
+			}
+		}
+	}
+	return byTitle
+}
+
+func labelKey(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%q,", k, m[k])
+	}
+	return b.String()
+}
+
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("ORRERY_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	dir = filepath.Join(dir, "ui")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path := "/usr/bin/chromium"
+	if _, err := os.Stat(path); err != nil {
+		if p, err := exec.LookPath("chromium"); err == nil {
+			path = p
+		} else {
+			t.Skip("chromium is not installed (make deps installs it)")
+		}
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 1100),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
+	return ctx
+}
+
+func screenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Sleep(300*time.Millisecond)))
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644))
+}
+
+func uiLogin(t *testing.T, ctx context.Context, base, name, password string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate("about:blank"), // A same-document navigation would not load the page again.
+		chromedp.Navigate(base+"/ui/#/login"),
+		chromedp.WaitVisible(chromedp.CSS("#login-name")),
+		chromedp.SendKeys(chromedp.CSS("#login-name"), name),
+		chromedp.SendKeys(chromedp.CSS("#login-password"), password),
+		chromedp.Click(chromedp.CSS("#login-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#who")),
+	))
+}
+
+// waitPanels waits until every panel of the dashboard has rendered, and
+// returns what they show.
+func waitPanels(t *testing.T, ctx context.Context) map[string]uiPanel {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.__orrery && window.__orrery.ready === true`, chromedp.WithPollingTimeout(60*time.Second)))
+	require.NoError(t, err)
+	raw := eval[string](t, ctx, `JSON.stringify(window.__orrery.panels)`)
+	var panels map[string]uiPanel
+	require.NoError(t, json.Unmarshal([]byte(raw), &panels))
+	return panels
+}
+
+// sessionClient logs in through the UI API and returns a client with the
+// session cookie and the CSRF token.
+func sessionClient(t *testing.T, base, name, password string) (*http.Client, string, []byte) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Post(base+"/ui/api/login", "application/json", strings.NewReader(fmt.Sprintf(`{"name":%q,"password":%q}`, name, password)))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	var s struct{ CSRF string }
+	require.NoError(t, json.Unmarshal(b, &s))
+	return c, s.CSRF, b
+}
+
+func sessionDo(t *testing.T, c *http.Client, csrf, method, u, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", csrf)
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+const uiRules = `groups:
+  - name: envoy
+    interval: 1s
+    rules:
+      - alert: EnvoyUpstreamErrors
+        expr: sum by (service) (rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class="5"}[5m])) > 0
+        labels: {severity: page}
+        annotations: {summary: 'upstream 5xx on {{ $labels.service }}'}
+      - alert: EnvoyPending
+        expr: vector(1)
+        for: 1h
+`
+
+const uiAlertmanager = `alertmanager_config: |
+  route:
+    receiver: default
+  receivers:
+    - name: default
+`
+
+// TestUI drives the web UI in headless Chromium against the real binary:
+// login, importing the public Envoy Global dashboard, variables and time
+// range, explore, alerting, usage, and what viewers and other workspaces'
+// users may not do.
+func TestUI(t *testing.T) {
+	t.Setenv("ORRERY_UI_ADMIN_PASSWORD", uiAdminPassword)
+	o := apptest.StartOrrery(t, t.TempDir())
+	base := "http://" + o.Addr
+	ctx := context.Background()
+	client := ampClient(o)
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("mesh")})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+	created, err = client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("other")})
+	require.NoError(t, err)
+	other := aws.ToString(created.WorkspaceId)
+	envoyHistory(t, o, ws, time.Now())
+	// Browsers send Origin with every POST; the query API once panicked on it.
+	req, err := http.NewRequest("POST", o.URL(ws, "/api/v1/query"), strings.NewReader("query=up"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://elsewhere.example")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
+	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("envoy"), Data: []byte(uiRules)})
+	require.NoError(t, err)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws), Data: []byte(uiAlertmanager)})
+	require.NoError(t, err)
+
+	// Users through the CLI.
+	out, err := orreryCLI(t, o, []string{"ORRERY_USER_PASSWORD=viewer-password"}, "users", "create", "--name", "vera", "--role", "viewer", "--workspaces", ws)
+	require.NoError(t, err, out)
+	out, err = orreryCLI(t, o, nil, "users", "create", "--name", "otto", "--role", "editor", "--workspaces", other)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "password (shown once): ")
+	ottoPassword := strings.TrimSpace(strings.SplitN(out, "password (shown once): ", 2)[1])
+	out, err = orreryCLI(t, o, nil, "users", "create", "--name", "tmp", "--role", "boss")
+	require.Error(t, err)
+	require.Contains(t, out, `role "boss"`)
+	out, err = orreryCLI(t, o, nil, "users", "list")
+	require.NoError(t, err, out)
+	require.Regexp(t, `vera\s+viewer\s+`+ws, out)
+	require.Regexp(t, `admin\s+admin\s+\*`, out)
+
+	// JavaScript and Go interpolate alike.
+	dir := artifactsDir(t)
+	bctx := browser(t)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#login-name")),
+		chromedp.SendKeys(chromedp.CSS("#login-name"), "admin"), chromedp.SendKeys(chromedp.CSS("#login-password"), "wrong-password"),
+		chromedp.Click(chromedp.CSS("#login-submit"))))
+	require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#login-error"), "wrong user name or password") }, 10*time.Second, 100*time.Millisecond)
+	screenshot(t, bctx, dir, "login")
+	uiLogin(t, bctx, base, "admin", uiAdminPassword)
+	t.Run("interpolation agrees with Go", func(t *testing.T) {
+		vars := map[string]dashboard.Value{
+			"ns": {Values: []string{"prod"}, Multi: true}, "multi": {Values: []string{"a", "b.c"}, Multi: true},
+			"single": {Values: []string{"x.y"}}, "all": {All: true, Multi: true}, "allv": {All: true, AllValue: "cart|web", Multi: true},
+		}
+		jsVars := map[string]map[string]any{}
+		for k, v := range vars {
+			jsVars[k] = map[string]any{"values": v.Values, "all": v.All, "allValue": v.AllValue, "multi": v.Multi}
+		}
+		for _, b := range []dashboard.Builtins{{Interval: 30 * time.Second, Range: time.Hour}, {Interval: 1500 * time.Millisecond, Range: 90 * time.Second, ScrapeInterval: 5 * time.Second}} {
+			for _, expr := range []string{`up{namespace=~"$ns"}`, `up{x=~"${multi}"} / on() up{y=~"[[multi]]"}`, `a{x=~"${multi:pipe}",y="${single}"}`,
+				`a{x=~"${single:regex}"}`, `a{x=~"$all",y=~"$allv"}`, `rate(a[$__rate_interval]) * $__interval_ms / $__range_s`,
+				`increase(a[$__range]) or rate(a[$__interval])`, `a{x="$nope"}`, `a{x="${multi:csv}"}`, `${ns:json}`} {
+				want := dashboard.Interpolate(expr, vars, b)
+				js := fmt.Sprintf(`window.orreryInterpolate(%s, %s, {intervalMs: %d, rangeMs: %d, scrapeMs: %d})`,
+					mustJSON(t, expr), mustJSON(t, jsVars), b.Interval.Milliseconds(), b.Range.Milliseconds(), b.ScrapeInterval.Milliseconds())
+				got := eval[string](t, bctx, js)
+				require.Equal(t, want, got, expr)
+			}
+		}
+	})
+
+	t.Run("units", func(t *testing.T) {
+		for _, c := range []struct {
+			v        float64
+			unit     string
+			decimals string
+			want     string
+		}{
+			{1500, "ms", "null", "1.5 s"}, {12, "ms", "null", "12 ms"}, {90, "s", "null", "1.5 min"}, {0.256, "percentunit", "null", "25.6%"},
+			{45, "percent", "null", "45%"}, {2048, "bytes", "null", "2 KiB"}, {1234, "short", "null", "1.23 K"}, {12.5, "reqps", "null", "12.5 req/s"},
+			{3.14159, "short", "2", "3.14"}, {2500000, "decbytes", "1", "2.5 MB"}, {0.5, "percentunit", "0", "50%"},
+		} {
+			require.Equal(t, c.want, eval[string](t, bctx, fmt.Sprintf(`window.orreryFormat(%v, %q, %s)`, c.v, c.unit, c.decimals)), "%v %s", c.v, c.unit)
+		}
+	})
+
+	t.Run("import the Envoy Global dashboard and compare panels with the API", func(t *testing.T) {
+		envoy, err := os.ReadFile("../testdata/dashboards/envoy-global-11022.json")
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws),
+			chromedp.WaitVisible(chromedp.CSS("#import-json")),
+			chromedp.SetValue(chromedp.CSS("#import-json"), string(envoy)),
+			chromedp.Click(chromedp.CSS("#import-submit")),
+			chromedp.WaitVisible(chromedp.CSS(".dashboard"))))
+		loc := location(t, bctx)
+		require.Contains(t, loc, "#/d/")
+		// Without auto-refresh, so that every render is the test's doing.
+		uid := strings.SplitN(strings.SplitN(loc, "#/d/", 2)[1], "?", 2)[0]
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/"+uid+"?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.GreaterOrEqual(t, len(panels), 15)
+		withData := 0
+		for _, p := range panels {
+			if len(p.Series) > 0 {
+				withData++
+			}
+		}
+		require.GreaterOrEqual(t, withData, 12, "most panels show data")
+		rps := panels["Upstream RPS"]
+		require.Len(t, rps.Series, 3)
+		require.Contains(t, rps.Queries[0].Expr, `namespace=~".*"`)
+		requireNoOverlap(t, bctx)
+		screenshot(t, bctx, dir, "dashboard-envoy-global")
+
+		// A variable: only the staging namespace.
+		eval[bool](t, bctx, `(() => {
+			window.__orrery.ready = false;
+			const s = document.querySelector('select[data-var="Namespace"]');
+			for (const o of s.options) o.selected = o.value === "staging";
+			s.dispatchEvent(new Event("change"));
+			return true; })()`)
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		rps = panels["Upstream RPS"]
+		require.Contains(t, rps.Queries[0].Expr, `namespace=~"staging"`)
+		require.Len(t, rps.Series, 1)
+		require.Equal(t, "staging", rps.Series[0].Labels["namespace"])
+		var legendText string
+		legendText = text(t, bctx, `[data-title="Upstream RPS"] .legend`)
+		require.Contains(t, legendText, "cart")
+
+		// The time range: the last 15 minutes.
+		eval[bool](t, bctx, `(() => {
+			window.__orrery.ready = false;
+			const s = document.getElementById("time-range");
+			s.value = "15m";
+			s.dispatchEvent(new Event("change"));
+			return true; })()`)
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		q := panels["Upstream RPS"].Queries[0]
+		require.InDelta(t, 15*60, q.End-q.Start, 2*q.Step+1)
+		require.Contains(t, q.Expr, `namespace=~"staging"`, "the variable survives the time change")
+		loc = location(t, bctx)
+		require.Contains(t, loc, "var-Namespace=staging")
+		require.Contains(t, loc, "from=now-15m")
+
+		// Save keeps the time range and the variable's value as defaults;
+		// the export is the stored JSON model.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#save-dashboard")), chromedp.WaitVisible(chromedp.CSS(".flash"))))
+		c, _, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		resp, err := c.Get(base + "/ui/api/workspaces/" + ws + "/dashboards/" + uid + "?download=1")
+		require.NoError(t, err)
+		exported, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.Contains(t, resp.Header.Get("Content-Disposition"), "attachment")
+		saved, err := dashboard.Parse(exported)
+		require.NoError(t, err)
+		require.Equal(t, "now-15m", saved.From)
+		require.Equal(t, []string{"staging"}, saved.Variables[1].Current.Value)
+		require.Equal(t, "Pomerium / Envoy", saved.Title)
+
+		// Inspect shows the interpolated PromQL.
+		var inspect string
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] [data-inspect]`)),
+			chromedp.WaitVisible(chromedp.CSS("#inspect")),
+			chromedp.Sleep(0)))
+
+		inspect = text(t, bctx, "#inspect pre.promql")
+		require.Equal(t, q.Expr, inspect)
+		screenshot(t, bctx, dir, "dashboard-inspect")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#inspect button`))))
+
+		// View a panel larger, then auto-refresh re-runs the queries.
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] [data-view]`))))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Equal(t, 1, eval[int](t, bctx, `document.querySelectorAll(".panel.viewing").length`))
+		screenshot(t, bctx, dir, "dashboard-panel-view")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] [data-view]`))))
+		end := panels["Upstream RPS"].Queries[0].End
+		eval[bool](t, bctx, `(() => {
+			const s = document.getElementById("refresh");
+			s.value = "5s";
+			s.dispatchEvent(new Event("change"));
+			return true; })()`)
+		require.Eventually(t, func() bool {
+			return eval[float64](t, bctx, `window.__orrery.ready && (window.__orrery.panels[Object.keys(window.__orrery.panels).find(k => window.__orrery.panels[k].title === "Upstream RPS")].queries[0] || {}).end || 0`) > end+4
+		}, 20*time.Second, 250*time.Millisecond, "auto-refresh every 5s")
+		require.Contains(t, location(t, bctx), "refresh=5s")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws)))
+	})
+
+	t.Run("our Envoy dashboard and the public ones render without errors", func(t *testing.T) {
+		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		for _, f := range []string{"envoy-proxy-global-envoy-gateway.json", "node-exporter-nodes.json"} {
+			b, err := os.ReadFile("../testdata/dashboards/" + f)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", string(b)), f)
+		}
+		// The demo's way: the admin API with the embedded dashboard.
+		req, err := http.NewRequest("POST", base+"/orrery/v1/workspaces/"+ws+"/dashboards", strings.NewReader(string(dashboard.EnvoyDashboard())))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/orrery-envoy?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		for _, title := range []string{"Downstream requests/s", "Downstream latency p50 / p99", "Upstream requests by code class", "Healthy upstream endpoints", "Upstream latency distribution"} {
+			require.NotEmpty(t, panels[title].Series, title)
+		}
+		// The collapsed row opens on click.
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-row="Upstream health"]`))))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.NotEmpty(t, panels["Healthy endpoints"].Series)
+		requireNoOverlap(t, bctx)
+		screenshot(t, bctx, dir, "dashboard-orrery-envoy")
+
+		// Edit the JSON model in the page.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#edit-json")), chromedp.WaitVisible(chromedp.CSS("textarea.json-edit"))))
+		eval[bool](t, bctx, `(() => {
+			const ta = document.querySelector("textarea.json-edit");
+			const j = JSON.parse(ta.value);
+			j.title = "Envoy (edited)";
+			ta.value = JSON.stringify(j);
+			document.querySelector("dialog .btn.primary").click();
+			return true; })()`)
+		require.Eventually(t, func() bool { return text(t, bctx, ".dash-title") == "Envoy (edited)" }, 10*time.Second, 100*time.Millisecond)
+		require.Zero(t, eval[int](t, bctx, `document.querySelectorAll("dialog").length`))
+		// The public dashboards render without errors (checkPanelsMatchAPI
+		// requires no panel error).
+		for _, f := range []string{"envoy-proxy-global-envoy-gateway.json", "node-exporter-nodes.json"} {
+			b, err := os.ReadFile("../testdata/dashboards/" + f)
+			require.NoError(t, err)
+			d, err := dashboard.Parse(b)
+			require.NoError(t, err)
+			require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/"+d.UID+"?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+			panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+			require.NotEmpty(t, panels, f)
+			requireNoOverlap(t, bctx)
+			screenshot(t, bctx, dir, "dashboard-"+strings.TrimSuffix(f, ".json"))
+		}
+	})
+
+	t.Run("variable types, repeated panels and zoom", func(t *testing.T) {
+		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", varsDashboard))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/vars?ws="+ws+"&refresh="), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Contains(t, panels, "RPS cart")
+		require.Contains(t, panels, "RPS web")
+		require.Equal(t, `sum(rate(envoy_http_downstream_rq_total{service="cart",namespace="prod"}[5m]))`, panels["RPS cart"].Queries[0].Expr)
+		require.InDelta(t, 10.0, *panels["RPS cart"].Series[0].Values[len(panels["RPS cart"].Series[0].Values)-1][1], 1e-9, "prod/cart serves 10 req/s")
+		require.Contains(t, panels["quantile 0.99"].Queries[0].Expr, `histogram_quantile(0.99, sum by (le) (rate(envoy_http_downstream_rq_time_bucket{service="cart"}[1m])))`)
+		require.NotEmpty(t, panels["quantile 0.99"].Series)
+		require.Equal(t, "p0.99", panels["quantile 0.99"].Series[0].Name, "legendFormat interpolates variables")
+		require.Len(t, panels["connections in prod"].Series, 2)
+		require.Len(t, panels["connections in staging"].Series, 1)
+		// query_result with a regex, and markdown that shows HTML as text.
+		html := eval[string](t, bctx, `document.querySelector('[data-title="top"] .text').innerHTML`)
+		require.Contains(t, html, "Busiest: <b>cart</b>")
+		require.Contains(t, html, "&lt;script&gt;")
+		// The ns variable depends on svc: its options are svc's namespaces.
+		opts := eval[string](t, bctx, `[...document.querySelector('select[data-var="ns"]').options].map(o => o.value).join(",")`)
+		require.Equal(t, "prod,staging", opts)
+		// Only web: one repeated stat panel, and ns offers prod only.
+		panels = changeVariable(t, bctx, o, ws, "svc", "web")
+		require.NotContains(t, panels, "RPS cart")
+		require.Contains(t, panels, "RPS web")
+		opts = eval[string](t, bctx, `[...document.querySelector('select[data-var="ns"]').options].map(o => o.value).join(",")`)
+		require.Equal(t, "prod", opts)
+		requireNoOverlap(t, bctx)
+		screenshot(t, bctx, dir, "dashboard-variables")
+
+		// Dragging across a graph zooms to an absolute range.
+		before := panels["quantile 0.99"].Queries[0]
+		eval[bool](t, bctx, `(() => {
+			window.__orrery.ready = false;
+			const svg = document.querySelector('[data-title="quantile 0.99"] svg.ts');
+			const r = svg.getBoundingClientRect();
+			const ev = (type, f) => svg.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: r.left + r.width * f, clientY: r.top + r.height / 2}));
+			ev("mousedown", 0.5); ev("mousemove", 0.7); ev("mouseup", 0.9);
+			return true; })()`)
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		after := panels["quantile 0.99"].Queries[0]
+		require.Greater(t, after.Start, before.Start)
+		require.Less(t, after.End-after.Start, (before.End-before.Start)/2)
+		require.Regexp(t, `from=\d+&to=\d+`, location(t, bctx))
+
+		// An absolute range typed into the picker (the browser runs in UTC).
+		to := time.Now().UTC().Add(-5 * time.Minute).Truncate(time.Second)
+		from := to.Add(-10 * time.Minute)
+		eval[bool](t, bctx, fmt.Sprintf(`(() => {
+			window.__orrery.ready = false;
+			const s = document.getElementById("time-range");
+			s.value = "custom";
+			s.dispatchEvent(new Event("change"));
+			document.getElementById("time-from").value = %q;
+			document.getElementById("time-to").value = %q;
+			document.getElementById("time-apply").click();
+			return true; })()`, from.Format("2006-01-02T15:04:05"), to.Format("2006-01-02T15:04:05")))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		q := panels["quantile 0.99"].Queries[0]
+		require.Equal(t, float64(to.Unix()), q.End)
+		require.InDelta(t, float64(from.Unix()), q.Start, q.Step)
+	})
+
+	t.Run("a legacy dashboard with rows", func(t *testing.T) {
+		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", legacyDashboard))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/legacy?ws="+ws+"&refresh="), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Len(t, panels["Requests"].Series, 2)
+		require.True(t, panels["Requests"].Series[0].Name == "cart" || panels["Requests"].Series[0].Name == "web")
+		require.Len(t, panels["Connections"].Series, 1)
+		require.Equal(t, 2, eval[int](t, bctx, `document.querySelectorAll(".row-header").length`))
+		require.Equal(t, 2, eval[int](t, bctx, `document.querySelectorAll(".panel").length`), "the collapsed row's panel is hidden")
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-row="Hidden"]`))))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.NotEmpty(t, panels["Healthy"].Series)
+		requireNoOverlap(t, bctx)
+		screenshot(t, bctx, dir, "dashboard-legacy")
+	})
+
+	t.Run("explore", func(t *testing.T) {
+		expr := `sum by (service) (rate(envoy_cluster_upstream_rq_total[5m]))`
+		var rows int
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Navigate(base+"/ui/#/explore?ws="+ws+"&range=1h"),
+			chromedp.WaitVisible(chromedp.CSS("#explore-expr")),
+			chromedp.SendKeys(chromedp.CSS("#explore-expr"), "envoy_cluster_upstream_rq_t"),
+			chromedp.WaitVisible(chromedp.CSS("#suggest li"))))
+		var suggestions string
+		suggestions = text(t, bctx, "#suggest")
+		require.Contains(t, suggestions, "envoy_cluster_upstream_rq_total")
+		require.Contains(t, suggestions, "envoy_cluster_upstream_rq_time_bucket")
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.SetValue(chromedp.CSS("#explore-expr"), expr),
+			chromedp.Click(chromedp.CSS("#explore-run")),
+			chromedp.WaitVisible(chromedp.CSS(".explore-table table tbody tr")),
+			chromedp.Sleep(0)))
+
+		rows = eval[int](t, bctx, `document.querySelectorAll(".explore-table tbody tr").length`)
+		require.Equal(t, 2, rows)
+		screenshot(t, bctx, dir, "explore")
+	})
+
+	t.Run("alerting", func(t *testing.T) {
+		require.Eventually(t, func() bool {
+			return len(alerts(t, o.URL(ws, "/api/v1"), "EnvoyUpstreamErrors")) > 0 && len(alerts(t, o.URL(ws, "/api/v1"), "EnvoyPending")) > 0
+		}, 30*time.Second, 200*time.Millisecond)
+		var txt string
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Navigate(base+"/ui/#/alerting?ws="+ws),
+			chromedp.WaitVisible(chromedp.CSS("#silence-create")),
+			chromedp.Sleep(0)))
+
+		txt = text(t, bctx, "#rule-groups")
+		require.Contains(t, txt, "EnvoyUpstreamErrors")
+		txt = text(t, bctx, "#alerts")
+		require.Contains(t, txt, "firing")
+		require.Contains(t, txt, "pending")
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.SendKeys(chromedp.CSS("#silence-matchers"), `alertname="EnvoyUpstreamErrors"`),
+			chromedp.SendKeys(chromedp.CSS("#silence-comment"), "deploying"),
+			chromedp.Click(chromedp.CSS("#silence-create")),
+			chromedp.WaitVisible(chromedp.CSS(`#silence-list tbody tr`)),
+			chromedp.Sleep(0)))
+
+		txt = text(t, bctx, "#silence-list")
+		require.Contains(t, txt, "active")
+		require.Contains(t, txt, "deploying")
+		code, body := apptest.Get(t, o.URL(ws, "/alertmanager/api/v2/silences"))
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, string(body), `"createdBy":"admin"`)
+		screenshot(t, bctx, dir, "alerting")
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Click(chromedp.CSS(`#silence-list button.danger`)),
+			chromedp.WaitVisible(chromedp.CSS(`#silence-list .badge.expired`))))
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		var series, top string
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Navigate(base+"/ui/#/usage?ws="+ws),
+			chromedp.WaitVisible(chromedp.CSS("#top-metrics")),
+			chromedp.Sleep(0)))
+		series = text(t, bctx, "#usage-series .card-value")
+		top = text(t, bctx, "#top-metrics")
+		require.Equal(t, "75", series, "69 Envoy series and 6 of the ruler")
+		require.Equal(t, "11.1 K", text(t, bctx, "#usage-total .card-value"), "69 Envoy series × 161 samples written; rule results are not ingested")
+		require.Contains(t, top, "envoy_cluster_upstream_rq_time_bucket")
+		screenshot(t, bctx, dir, "usage")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/users?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#users")),
+			chromedp.SendKeys(chromedp.CSS("#user-name"), "eddie"),
+			chromedp.Click(chromedp.CSS("#user-create"))))
+		require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#user-created"), "password (shown once)") }, 10*time.Second, 100*time.Millisecond)
+		out, err := orreryCLI(t, o, nil, "users", "list")
+		require.NoError(t, err, out)
+		require.Regexp(t, `eddie\s+viewer\s+`+ws, out)
+		screenshot(t, bctx, dir, "users")
+	})
+
+	t.Run("a viewer cannot edit", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-name"))))
+		uiLogin(t, bctx, base, "vera", "viewer-password")
+		var n int
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws),
+			chromedp.WaitVisible(chromedp.CSS("#dashboards a.dash-link")),
+			chromedp.Sleep(0)))
+
+		n = eval[int](t, bctx, `document.querySelectorAll("#import, #import-submit, #dashboards .danger, #nav-users").length`)
+		require.Zero(t, n, "no edit controls for viewers")
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.Navigate(base+"/ui/#/d/orrery-envoy?ws="+ws+"&refresh="),
+			chromedp.WaitVisible(chromedp.CSS(".dashboard")),
+			chromedp.Sleep(0)))
+
+		n = eval[int](t, bctx, `document.querySelectorAll("#save-dashboard, #edit-json, #delete-dashboard").length`)
+		require.Zero(t, n)
+		screenshot(t, bctx, dir, "viewer-dashboard")
+
+		c, csrf, session := sessionClient(t, base, "vera", "viewer-password")
+		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", string(dashboard.EnvoyDashboard())))
+		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "DELETE", base+"/ui/api/workspaces/"+ws+"/dashboards/orrery-envoy", ""))
+		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/alertmanager/api/v2/silences", "{}"))
+		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "POST", base+"/ui/api/users", `{"name":"x","role":"admin"}`))
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/dashboards/orrery-envoy", ""))
+		// vera may not see the other workspace.
+		require.NotContains(t, string(session), other)
+		require.Equal(t, http.StatusNotFound, sessionDo(t, c, csrf, "GET", base+"/ui/api/workspaces/"+other+"/dashboards", ""))
+		require.Equal(t, http.StatusNotFound, sessionDo(t, c, csrf, "GET", base+"/ui/api/workspaces/"+other+"/prom/api/v1/query?query=up", ""))
+		var options string
+		options = eval[string](t, bctx, `[...document.querySelectorAll("#workspace option")].map(o => o.value).join(",")`)
+		require.Equal(t, ws, options)
+	})
+
+	t.Run("an editor of another workspace sees only it", func(t *testing.T) {
+		c, csrf, session := sessionClient(t, base, "otto", ottoPassword)
+		require.Contains(t, string(session), other)
+		require.NotContains(t, string(session), ws)
+		require.Equal(t, http.StatusNotFound, sessionDo(t, c, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/dashboards/orrery-envoy", ""))
+		require.Equal(t, http.StatusNotFound, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", string(dashboard.EnvoyDashboard())))
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+other+"/dashboards", string(dashboard.EnvoyDashboard())))
+		// A new password ends otto's sessions.
+		out, err := orreryCLI(t, o, nil, "users", "passwd", "otto")
+		require.NoError(t, err, out)
+		require.Equal(t, http.StatusUnauthorized, sessionDo(t, c, csrf, "GET", base+"/ui/api/session", ""))
+		out, err = orreryCLI(t, o, nil, "users", "delete", "otto")
+		require.NoError(t, err, out)
+	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	require.NoError(t, err, js)
+	return v
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	require.NoError(t, err, sel)
+	return v
+}
+
+func location(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Location())
+	require.NoError(t, err)
+	return v
+}
+
+// changeVariable selects values of a dashboard variable and returns the
+// panels once they have rendered, checked against the query API.
+func changeVariable(t *testing.T, ctx context.Context, o *apptest.Orrery, ws, name string, values ...string) map[string]uiPanel {
+	t.Helper()
+	eval[bool](t, ctx, fmt.Sprintf(`(() => {
+		window.__orrery.ready = false;
+		const want = %s;
+		const s = document.querySelector('select[data-var=%q]');
+		for (const o of s.options) o.selected = want.includes(o.value);
+		s.dispatchEvent(new Event("change"));
+		return true; })()`, mustJSON(t, values), name))
+	return checkPanelsMatchAPI(t, o, ws, waitPanels(t, ctx))
+}
+
+// varsDashboard exercises the variable types and repeated panels.
+const varsDashboard = `{"title": "Variables", "uid": "vars", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
+ "templating": {"list": [
+  {"name": "svc", "type": "query", "query": "label_values(envoy_http_downstream_rq_total, service)", "multi": true, "includeAll": true, "current": {"value": ["$__all"]}},
+  {"name": "ns", "type": "query", "query": {"query": "label_values(envoy_http_downstream_rq_total{service=~\"$svc\"}, namespace)"}},
+  {"name": "top", "type": "query", "query": "query_result(topk(1, sum by (service) (envoy_http_downstream_cx_active)))", "regex": "/service=\"([^\"]+)\"/"},
+  {"name": "win", "type": "interval", "query": "1m,5m,10m", "current": {"value": "5m"}},
+  {"name": "q", "type": "custom", "query": "0.5,0.99", "current": {"value": "0.99"}},
+  {"name": "env", "type": "custom", "query": "production : prod,staging", "multi": true, "current": {"value": ["prod", "staging"]}},
+  {"name": "c", "type": "constant", "query": "cart"},
+  {"name": "tb", "type": "textbox", "query": "prod"}]},
+ "panels": [
+  {"type": "stat", "title": "RPS $svc", "repeat": "svc", "gridPos": {"x": 0, "y": 0, "w": 8, "h": 4}, "fieldConfig": {"defaults": {"unit": "reqps"}},
+   "targets": [{"refId": "A", "expr": "sum(rate(envoy_http_downstream_rq_total{service=\"$svc\",namespace=\"$tb\"}[$win]))"}]},
+  {"type": "timeseries", "title": "quantile $q", "gridPos": {"x": 0, "y": 4, "w": 12, "h": 8}, "fieldConfig": {"defaults": {"unit": "ms"}},
+   "targets": [{"refId": "A", "expr": "histogram_quantile($q, sum by (le) (rate(envoy_http_downstream_rq_time_bucket{service=\"$c\"}[$__rate_interval])))", "legendFormat": "p$q"}]},
+  {"type": "timeseries", "title": "connections in $env", "repeat": "env", "gridPos": {"x": 0, "y": 12, "w": 6, "h": 8},
+   "targets": [{"refId": "A", "expr": "sum by (service) (envoy_http_downstream_cx_active{namespace=~\"$env\"})", "legendFormat": "{{service}}"}]},
+  {"type": "text", "title": "top", "gridPos": {"x": 0, "y": 20, "w": 24, "h": 3}, "options": {"mode": "markdown", "content": "Busiest: **$top** <script>alert(1)</script>"}}]}`
+
+// TestUIWithSigV4 checks the UI beside SigV4 authentication: the first
+// admin's generated password file, UI users reaching the query API
+// without signing, and the users and dashboards admin API requiring it.
+func TestUIWithSigV4(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	t.Setenv("ORRERY_UI_ADMIN_PASSWORD", "")
+	dir := t.TempDir()
+	o := apptest.StartOrrery(t, dir, "--auth=sigv4")
+	base := "http://" + o.Addr
+	creds := []string{"AWS_ACCESS_KEY_ID=" + adminKey, "AWS_SECRET_ACCESS_KEY=" + adminSecret}
+
+	fi, err := os.Stat(filepath.Join(dir, "ui-admin-password"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	pw, err := os.ReadFile(filepath.Join(dir, "ui-admin-password"))
+	require.NoError(t, err)
+	require.Contains(t, o.Output(), strings.TrimSpace(string(pw)), "printed once at first start")
+
+	out, err := orreryCLI(t, o, nil, "users", "list")
+	require.Error(t, err, "the users API needs credentials")
+	require.Contains(t, out, "MissingAuthenticationTokenException")
+	out, err = orreryCLI(t, o, creds, "workspaces", "create", "--alias", "ui")
+	require.NoError(t, err, out)
+	ws := strings.TrimSpace(out)
+	out, err = orreryCLI(t, o, creds, "users", "create", "--name", "ana", "--role", "viewer", "--workspaces", ws)
+	require.NoError(t, err, out)
+	anaPassword := strings.TrimSpace(strings.SplitN(out, "password (shown once): ", 2)[1])
+
+	// The demo's way of installing a dashboard: the admin API, signed.
+	c := &admin.Client{URL: base, Region: "us-east-1"}
+	_, err = c.InstallDashboard(context.Background(), ws, dashboard.EnvoyDashboard())
+	require.Error(t, err)
+	c.KeyID, c.Secret = adminKey, adminSecret
+	uid, err := c.InstallDashboard(context.Background(), ws, dashboard.EnvoyDashboard())
+	require.NoError(t, err)
+	require.Equal(t, "orrery-envoy", uid)
+
+	// A UI user queries through the session, without SigV4; the raw
+	// workspace API still refuses unsigned requests.
+	sc, csrf, _ := sessionClient(t, base, "ana", anaPassword)
+	require.Equal(t, http.StatusOK, sessionDo(t, sc, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/prom/api/v1/query?query=vector(1)", ""))
+	require.Equal(t, http.StatusOK, sessionDo(t, sc, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/dashboards/orrery-envoy", ""))
+	code, _ := apptest.Get(t, o.URL(ws, "/api/v1/query?query=vector(1)"))
+	require.Equal(t, http.StatusForbidden, code)
+	// The session cookie's attributes.
+	resp, err := http.Post(base+"/ui/api/login", "application/json", strings.NewReader(fmt.Sprintf(`{"name":"ana","password":%q}`, anaPassword)))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	cookie := resp.Header.Get("Set-Cookie")
+	require.Contains(t, cookie, "HttpOnly")
+	require.Contains(t, cookie, "SameSite=Strict")
+	require.Contains(t, cookie, "Path=/ui")
+	require.NotContains(t, cookie, "Secure", "plain HTTP here; Secure is set over TLS")
+}
+
+// legacyDashboard has schema 14's rows, a graph with a legacy y axis and
+// a singlestat.
+const legacyDashboard = `{"title": "Legacy", "uid": "legacy", "schemaVersion": 14, "time": {"from": "now-30m", "to": "now"},
+ "rows": [
+  {"title": "Traffic", "height": "250px", "panels": [
+   {"id": 1, "type": "graph", "title": "Requests", "span": 8, "stack": true, "yaxes": [{"format": "reqps", "min": 0}, {}],
+    "targets": [{"refId": "A", "expr": "sum by (service) (rate(envoy_http_downstream_rq_total{namespace=\"prod\"}[1m]))", "legendFormat": "{{service}}"}]},
+   {"id": 2, "type": "singlestat", "title": "Connections", "span": 4, "format": "short",
+    "targets": [{"refId": "A", "expr": "sum(envoy_http_downstream_cx_active)"}]}]},
+  {"title": "Hidden", "collapse": true, "panels": [
+   {"id": 3, "type": "graph", "title": "Healthy", "span": 12, "targets": [{"refId": "A", "expr": "sum(envoy_cluster_membership_healthy)"}]}]}]}`
+
+// requireNoOverlap requires that no two panels of the dashboard overlap.
+func requireNoOverlap(t *testing.T, ctx context.Context) {
+	t.Helper()
+	overlaps := eval[string](t, ctx, `(() => {
+		const ps = [...document.querySelectorAll(".panel")].map(e => [e.dataset.title, e.getBoundingClientRect()]);
+		const out = [];
+		for (let i = 0; i < ps.length; i++) for (let j = i + 1; j < ps.length; j++) {
+			const [a, r] = ps[i], [b, q] = ps[j];
+			if (r.left < q.right - 1 && q.left < r.right - 1 && r.top < q.bottom - 1 && q.top < r.bottom - 1) out.push(a + " / " + b);
+		}
+		return out.join("; "); })()`)
+	require.Empty(t, overlaps, "overlapping panels")
+}
