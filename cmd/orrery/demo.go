@@ -98,9 +98,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		logOut = f
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	// HOOK(dashboards): set cfg.Dashboards to install the Envoy dashboard
-	// and print the UI login (see demo.Dashboards).
-	cfg.Dashboards = nil
+	// The Envoy dashboard and the UI login.
+	cfg.Dashboards = demo.UIDashboards{DataDir: cfg.DataDir}
 	fmt.Fprintf(stdout, "orrery demo: data in %s\n", cfg.DataDir)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

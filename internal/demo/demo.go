@@ -49,9 +49,7 @@ type Environment struct {
 // Dashboards is the hook through which the dashboards part installs the
 // Envoy Global dashboard for the demo's workspace. Install returns lines
 // to print (the UI's address and how to log in).
-//
-// HOOK(dashboards): implemented by the dashboards issue; until then the
-// demo runs with a nil Dashboards and installs none.
+// UIDashboards is the web UI's.
 type Dashboards interface {
 	Install(ctx context.Context, env Environment) (lines []string, err error)
 }
@@ -254,8 +252,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 
 	env := Environment{ServerURL: serverURL, Workspace: ws, Admin: adm, AdminKeyFile: keyFile, QueryToken: token, Sidecars: m.Sidecars()}
 	con.banner(env, agentFile, m, hookURL, cfg)
-	// HOOK(dashboards): the dashboards part installs the Envoy dashboard
-	// and says how to log in to the UI.
+	// The dashboards part installs the Envoy dashboard and says how to log
+	// in to the UI.
 	if cfg.Dashboards != nil {
 		lines, err := cfg.Dashboards.Install(ctx, env)
 		if err != nil {

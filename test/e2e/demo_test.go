@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,6 +79,26 @@ func TestDemo(t *testing.T) {
 	}
 	require.Len(t, services, 5, out)
 	api := server + "/workspaces/" + ws + "/api/v1"
+
+	// The Envoy dashboard is installed, and the printed login opens it.
+	m := regexp.MustCompile(`(?m)^\s*Envoy:\s+(http://\S+)/ui/#/d/(\S+)\?ws=(\S+)$`).FindStringSubmatch(out)
+	require.NotNil(t, m, "the demo prints the dashboard's address:\n%s", out)
+	require.Equal(t, ws, m[3])
+	login := regexp.MustCompile(`(?m)^\s*log in as:\s+admin / (\S+)`).FindStringSubmatch(out)
+	require.NotNil(t, login, "the demo prints the UI login:\n%s", out)
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.Post(server+"/ui/api/login", "application/json", strings.NewReader(`{"name":"admin","password":"`+login[1]+`"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, err = browser.Get(server + "/ui/api/workspaces/" + ws + "/dashboards/" + m[2])
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	require.Contains(t, string(body), "envoy_cluster_upstream_rq_time_bucket")
 
 	// Every sidecar's series, with the labels the dashboards group by.
 	apptest.Eventually(t, 60*time.Second, func() error {
