@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -189,6 +190,10 @@ remote_write:
 		return nil
 	})
 	o.Stop()
+	// While the server is down its port is held by a listener that drops
+	// every connection, so that no other test running beside this one
+	// takes it for the two minutes.
+	release := holdPort(t, o.Addr)
 	time.Sleep(time.Minute)
 	// Restart the agent: scrapes answered before it stops are in its WAL.
 	target.pause(true)
@@ -196,6 +201,7 @@ remote_write:
 	agent, _ = startAgent(t, config, wal, "--flush-deadline=5s")
 	target.pause(false)
 	time.Sleep(time.Minute)
+	release()
 	o.Restart()
 	time.Sleep(3 * time.Second)
 	served := target.pause(true)
@@ -211,4 +217,31 @@ remote_write:
 	})
 	agent.Stop()
 	o.Stop()
+}
+
+// holdPort listens on addr and closes every connection at once, as a host
+// whose server is down would, until the returned func is called.
+func holdPort(t *testing.T, addr string) func() {
+	t.Helper()
+	var ln net.Listener
+	apptest.Eventually(t, 10*time.Second, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	return func() {
+		_ = ln.Close()
+		<-done
+	}
 }
