@@ -25,6 +25,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
+	"github.com/orrery-dev/orrery/internal/cortex"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
@@ -76,6 +77,12 @@ type ServerConfig struct {
 	// Ruler configures rule evaluation; its ExternalURL defaults to
 	// http://<Listen>.
 	Ruler ruler.Config
+	// Engine is "embedded" (default: one Prometheus TSDB, rule manager and
+	// Alertmanager per workspace in this process) or "cortex" (workspaces
+	// are tenants of the Cortex cluster at CortexURL; the server keeps no
+	// local state and needs a PostgreSQL catalog).
+	Engine    string
+	CortexURL string
 }
 
 // Server is a running `orrery server`.
@@ -93,7 +100,15 @@ type Server struct {
 	guard     *auth.Guard
 	sealer    *catalog.Sealer
 	ruler     *ruler.Ruler
-	http      *http.Server
+	// queries and alertmanager serve /workspaces/{id}/api/v1/ and
+	// /workspaces/{id}/alertmanager/api/: the embedded engine's handlers,
+	// or proxies to Cortex.
+	queries, alertmanager http.Handler
+	// cortex keeps Cortex's rules and Alertmanager configurations; nil
+	// with the embedded engine, whose store, ruler and alerting are then
+	// nil instead.
+	cortex *cortex.Configs
+	http   *http.Server
 	ln        net.Listener
 }
 
@@ -107,6 +122,13 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	switch cfg.Engine {
+	case "", "embedded":
+	case "cortex":
+		return newCortexServer(cfg, logger)
+	default:
+		return nil, fmt.Errorf("--engine %q: use embedded or cortex", cfg.Engine)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -161,35 +183,91 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am}
-	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s.sealer = sealer
-	if cfg.Auth == "sigv4" {
-		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
-			_ = cat.Close()
-			return nil, err
-		}
-	} else if cfg.Auth != "none" && cfg.Auth != "" {
-		_ = cat.Close()
-		return nil, fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
-	}
-	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
-		cat, lifecycle{s}, logger)
-	if err != nil {
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
+		queries: q, alertmanager: am}
+	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
 	}
 	s.control.SetAlertmanagerHook(s.alerting)
-	if err := s.applyConfigurations(context.Background()); err != nil {
+	return s, nil
+}
+
+// newCortexServer builds a server of the Cortex engine: ingest validates
+// and limits remote write and forwards it, the query and Alertmanager APIs
+// are proxied, rules and Alertmanager configurations are pushed to Cortex.
+func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
+	if !strings.HasPrefix(cfg.DB, "postgres://") && !strings.HasPrefix(cfg.DB, "postgresql://") {
+		return nil, errors.New("--engine=cortex keeps no local state, so replicas must share the catalog: give --db postgres://...; the embedded SQLite catalog is refused in this mode")
+	}
+	if cfg.SecretsKeyFile == "" {
+		return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
+	}
+	client, err := cortex.New(cortex.Config{URL: cfg.CortexURL})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	overrides, err := workspace.NewOverrides(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.LimitsFile != "" {
+		if err := overrides.LoadFile(cfg.LimitsFile); err != nil {
+			return nil, err
+		}
+	}
+	ing, err := ingest.New(ingest.Config{}, cortex.NewStorage(client), overrides, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	cat, err := catalog.Open(context.Background(), cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat,
+		queries:      cortex.NewProxy(client, "api/v1/", "/prometheus/api/v1/", logger),
+		alertmanager: cortex.NewProxy(client, "alertmanager/api/", "/alertmanager/api/", logger),
+		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat}, logger),
+	}
+	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
 	}
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
+	s.control.SetAlertmanagerHook(s.cortex)
 	return s, nil
+}
+
+// finish sets up what both engines share: authentication, the control
+// plane, the workspaces' configurations and the HTTP server.
+func (s *Server) finish() error {
+	cfg, cat, logger := s.cfg, s.catalog, s.logger
+	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	if err != nil {
+		return err
+	}
+	s.sealer = sealer
+	if cfg.Auth == "sigv4" {
+		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
+			return err
+		}
+	} else if cfg.Auth != "none" && cfg.Auth != "" {
+		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
+	}
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
+		cat, lifecycle{s}, logger)
+	if err != nil {
+		return err
+	}
+	if err := s.applyConfigurations(context.Background()); err != nil {
+		return err
+	}
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
+	return nil
 }
 
 // querySource adapts the store to the query API's Source.
@@ -241,6 +319,10 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 type lifecycle struct{ s *Server }
 
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
+	if l.s.cortex != nil {
+		l.s.ingest.Forget(id)
+		return l.s.cortex.DeleteTenant(ctx, id)
+	}
 	l.s.ruler.Forget(id)
 	l.s.ingest.Forget(id)
 	l.s.query.Forget(id)
@@ -252,6 +334,9 @@ func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) err
 
 // SyncRules applies a workspace's changed rule groups namespaces.
 func (l lifecycle) SyncRules(ctx context.Context, id workspace.ID) error {
+	if l.s.cortex != nil {
+		return l.s.cortex.SyncRules(ctx, id)
+	}
 	return l.s.ruler.Sync(ctx, id)
 }
 
@@ -414,8 +499,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
-	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.query))
-	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alerting))
+	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.queries))
+	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alertmanager))
 	return mux
 }
 
@@ -483,11 +568,16 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	if s.guard == nil {
 		s.logger.Warn("authentication is off (--auth=none): anyone who reaches this port reads and writes every workspace; use --auth=sigv4 outside development")
 	}
 	errc := make(chan error, 1)
+	if s.cortex != nil {
+		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
+		go func() { errc <- s.http.Serve(s.ln) }()
+		return s.runCortex(ctx, errc)
+	}
+	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	alertingCtx, stopAlerting := context.WithCancel(context.Background())
 	alertingDone := make(chan struct{})
@@ -542,6 +632,41 @@ loop:
 	s.alerting.Stop()
 	if err := errors.Join(s.store.Close(), s.catalog.Close()); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
+	}
+	s.logger.Info("shutdown complete")
+	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {
+		return serveErr
+	}
+	return nil
+}
+
+// runCortex serves with the Cortex engine until ctx is done, then lets
+// in-flight requests finish. There is nothing local to close but the
+// catalog's connections.
+func (s *Server) runCortex(ctx context.Context, errc <-chan error) error {
+	sweep := time.NewTicker(15 * time.Minute)
+	defer sweep.Stop()
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			serveErr = fmt.Errorf("serve http: %w", err)
+			break loop
+		case <-sweep.C:
+			s.ingest.Sweep()
+		}
+	}
+	s.logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.logger.Warn("http shutdown did not finish; closing the catalog anyway", "err", err)
+	}
+	if err := s.catalog.Close(); err != nil {
+		return errors.Join(serveErr, fmt.Errorf("close catalog: %w", err))
 	}
 	s.logger.Info("shutdown complete")
 	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {

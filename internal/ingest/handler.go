@@ -33,7 +33,9 @@ import (
 type Storage interface {
 	// Appender returns an appender for the workspace's storage. The caller
 	// must end it with Commit or Rollback. When Commit returns nil the data
-	// is durable: it survives a crash of the process.
+	// is durable: it survives a crash of the process. A Commit error with
+	// an HTTPStatus() int method is answered with that status (e.g. a
+	// remote engine's 429), any other with 500.
 	Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error)
 	// ActiveSeries returns how many series the workspace holds in memory.
 	ActiveSeries(id workspace.ID) (int, error)
@@ -527,7 +529,12 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return http.StatusInternalServerError, fmt.Sprintf("commit to workspace %s: %v", id, err), written{}
+		code := http.StatusInternalServerError
+		var se interface{ HTTPStatus() int }
+		if errors.As(err, &se) {
+			code = se.HTTPStatus()
+		}
+		return code, fmt.Sprintf("commit to workspace %s: %v", id, err), written{}
 	}
 	ws := id.String()
 	h.metrics.samples.WithLabelValues(ws).Add(float64(wr.samples))
