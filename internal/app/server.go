@@ -109,7 +109,7 @@ type Server struct {
 	// nil instead.
 	cortex *cortex.Configs
 	http   *http.Server
-	ln        net.Listener
+	ln     net.Listener
 }
 
 // NewServer builds a server. It opens no workspace and starts no goroutine.

@@ -27,7 +27,7 @@ type Storage struct {
 
 	mu       sync.Mutex
 	metadata map[workspace.ID]map[string]metadata.Metadata // sent with the workspace's next push.
-	bufs     sync.Pool                                      // *[]byte, marshal buffers.
+	bufs     sync.Pool                                     // *[]byte, marshal buffers.
 }
 
 // NewStorage returns the forwarding storage.

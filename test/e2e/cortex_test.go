@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// cortexCluster is PostgreSQL, a real Cortex and two Orrery replicas of the
+// Cortex engine sharing the catalog and the secrets key.
+type cortexCluster struct {
+	cortex *apptest.Cortex
+	a, b   *apptest.Orrery
+	admin  signer
+}
+
+func startCortexCluster(t *testing.T) *cortexCluster {
+	t.Helper()
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	pg := apptest.StartPostgres(t)
+	db := pg.NewDatabase(t)
+	key := filepath.Join(t.TempDir(), "secrets.key")
+	cx := apptest.StartCortex(t)
+	flags := []string{"--auth=sigv4", "--db", db, "--secrets-key-file", key, "--engine=cortex", "--cortex.url", cx.URL()}
+	return &cortexCluster{
+		cortex: cx,
+		a:      apptest.StartOrrery(t, t.TempDir(), flags...),
+		b:      apptest.StartOrrery(t, t.TempDir(), flags...),
+		admin:  signer{adminKey, adminSecret},
+	}
+}
+
+func ampAdmin(o *apptest.Orrery) *amp.Client {
+	return amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(adminKey, adminSecret, "")})
+}
+
+// writeSigned sends a remote write 1.0 request signed with SigV4.
+func (s signer) write(t *testing.T, u string, wr *prompb.WriteRequest) (int, string) {
+	t.Helper()
+	b, err := wr.Marshal()
+	require.NoError(t, err)
+	return s.do(t, http.MethodPost, u, snappy.Encode(nil, b), time.Now(), nil)
+}
+
+// postJSON sends a signed POST with a JSON body.
+func (s signer) postJSON(t *testing.T, u string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret},
+		req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// apiData returns the status, and the data of a Prometheus API answer
+// (re-indented, vectors sorted), or its error.
+func (s signer) apiData(t *testing.T, u string) (int, string) {
+	t.Helper()
+	code, body := s.do(t, http.MethodGet, u, nil, time.Now(), nil)
+	return code, apiDataOf(t, []byte(body))
+}
+
+func apiDataOf(t *testing.T, body []byte) string {
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+		Error  string          `json:"error"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return string(body)
+	}
+	if env.Status != "success" {
+		return "error: " + env.Error
+	}
+	// Series and label values are sets: Cortex merges them from its
+	// ingesters in another order than one TSDB's.
+	var list []json.RawMessage
+	if json.Unmarshal(env.Data, &list) == nil {
+		sort.Slice(list, func(i, j int) bool { return bytes.Compare(list[i], list[j]) < 0 })
+		env.Data, _ = json.Marshal(list)
+	}
+	return normalize(t, fmt.Appendf(nil, `{"data":%s}`, env.Data), false)
+}
+
+// TestCortexEngineRefusesSQLite: without PostgreSQL the mode would keep
+// local state, so it does not start.
+func TestCortexEngineRefusesSQLite(t *testing.T) {
+	out, err := exec.Command(apptest.OrreryBinary(t), "server", "--engine=cortex", "--cortex.url=http://127.0.0.1:1",
+		"--data-dir", t.TempDir(), "--listen", apptest.FreeAddr(t)).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "--db postgres://")
+}
+
+// TestCortexEngineReplicas runs the AMP flow against two replicas over one
+// PostgreSQL catalog and one Cortex: a workspace made on A takes signed
+// remote write on A and answers on B exactly as the embedded engine does
+// with the same data; rules made on B evaluate in Cortex and their output
+// reads on A; an alert manager definition round-trips; workspaces stay
+// isolated.
+func TestCortexEngineReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, Cortex and three servers")
+	}
+	ctx := context.Background()
+	c := startCortexCluster(t)
+	created, err := ampAdmin(c.a).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("mesh")})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+
+	// The same Envoy data (counters, classic and native histograms, a
+	// stale series) through replica A into Cortex, and into an embedded
+	// server as the reference.
+	ref := apptest.StartOrrery(t, t.TempDir(), "--limits.ingestion-rate=0")
+	refWS := workspace.NewID().String()
+	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	data := envoyDataset(end)
+	for i := 0; i < len(data); i += 20 {
+		batch := &prompb.WriteRequest{Timeseries: data[i:min(i+20, len(data))]}
+		code, body := c.admin.write(t, c.a.RemoteWriteURL(ws), batch)
+		require.Equal(t, http.StatusNoContent, code, body)
+		code, body = apptest.Write(t, ref.RemoteWriteURL(refWS), batch)
+		require.Equal(t, http.StatusNoContent, code, body)
+	}
+
+	t.Run("queries on B answer as the embedded engine", func(t *testing.T) {
+		queries := []string{
+			`envoy_cluster_upstream_rq_total`,
+			`rate(envoy_cluster_upstream_rq_total[1m])`,
+			`increase(envoy_cluster_upstream_rq_total[10m])`,
+			`sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total{envoy_response_code_class="5xx"}[5m])) / sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))`,
+			`histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[1m])))`,
+			`histogram_quantile(0.9, rate(mesh_request_duration_seconds[5m]))`,
+			`histogram_count(rate(mesh_request_duration_seconds[5m]))`,
+			`topk(2, sum by (pod) (envoy_cluster_upstream_cx_active))`,
+			`changes(envoy_cluster_membership_healthy[30m])`,
+			`envoy_cluster_upstream_cx_total`,
+			`max_over_time(rate(envoy_cluster_upstream_rq_total[1m])[10m:30s])`,
+		}
+		at := []time.Time{end, end.Add(-15 * time.Minute), end.Add(-37*time.Minute - 7*time.Second)}
+		compare := func(endpoint string, params url.Values) {
+			t.Helper()
+			q := params.Encode()
+			codeR, bodyR := apptest.Get(t, ref.URL(refWS, "/api/v1"+endpoint+"?"+q))
+			codeB, dataB := c.admin.apiData(t, c.b.URL(ws, "/api/v1"+endpoint+"?"+q))
+			require.Equal(t, codeR, codeB, "%s?%s: status (%s)", endpoint, q, dataB)
+			require.Equal(t, apiDataOf(t, bodyR), dataB, "%s?%s", endpoint, q)
+		}
+		for _, query := range queries {
+			for _, ts := range at {
+				compare("/query", url.Values{"query": {query}, "time": {fmt.Sprint(ts.Unix())}})
+			}
+			compare("/query_range", url.Values{"query": {query}, "start": {fmt.Sprint(end.Add(-time.Hour).Unix())},
+				"end": {fmt.Sprint(end.Unix())}, "step": {"30"}})
+		}
+		compare("/series", url.Values{"match[]": {`{__name__=~"envoy_.*", pod="frontend-1"}`},
+			"start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}})
+		compare("/label/envoy_cluster_name/values", url.Values{"start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}})
+	})
+
+	t.Run("rules created on B evaluate in Cortex and read on A", func(t *testing.T) {
+		_, err := ampAdmin(c.b).CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws),
+			Name: aws.String("envoy"), Data: []byte(`groups:
+  - name: totals
+    interval: 1s
+    rules:
+      - record: envoy:rq:sum
+        expr: sum(envoy_cluster_upstream_rq_total)
+`)})
+		require.NoError(t, err)
+		want := func() string {
+			_, body := apptest.Get(t, ref.URL(refWS, "/api/v1/query?query="+url.QueryEscape("sum(envoy_cluster_upstream_rq_total)")))
+			var v struct {
+				Data struct{ Result []struct{ Value []any } }
+			}
+			require.NoError(t, json.Unmarshal(body, &v))
+			require.Len(t, v.Data.Result, 1)
+			return v.Data.Result[0].Value[1].(string)
+		}()
+		apptest.Eventually(t, 60*time.Second, func() error {
+			_, got := c.admin.apiData(t, c.a.URL(ws, "/api/v1/query?query="+url.QueryEscape("envoy:rq:sum")))
+			if !strings.Contains(got, `"`+want+`"`) {
+				return fmt.Errorf("envoy:rq:sum on A is %s, want %s", got, want)
+			}
+			return nil
+		})
+		code, body := c.admin.do(t, http.MethodGet, c.a.URL(ws, "/api/v1/rules"), nil, time.Now(), nil)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, `"name":"totals"`)
+
+		// Deleting on A removes the group from Cortex.
+		_, err = ampAdmin(c.a).DeleteRuleGroupsNamespace(ctx, &amp.DeleteRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("envoy")})
+		require.NoError(t, err)
+		apptest.Eventually(t, 30*time.Second, func() error {
+			_, body := c.admin.do(t, http.MethodGet, c.b.URL(ws, "/api/v1/rules"), nil, time.Now(), nil)
+			if strings.Contains(body, `"name":"totals"`) {
+				return fmt.Errorf("group still listed: %s", body)
+			}
+			return nil
+		})
+	})
+
+	t.Run("alert manager definition round-trips", func(t *testing.T) {
+		base := func(o *apptest.Orrery) string { return o.URL(ws, "/alertmanager/api/v2") }
+		_, err := ampAdmin(c.a).CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws),
+			Data: []byte("alertmanager_config: |\n  route:\n    receiver: orrery-null\n    group_by: [alertname]\n  receivers:\n    - name: orrery-null\n")})
+		require.NoError(t, err)
+		apptest.Eventually(t, 30*time.Second, func() error {
+			code, body := c.admin.do(t, http.MethodGet, base(c.b)+"/status", nil, time.Now(), nil)
+			if code != http.StatusOK || !strings.Contains(body, "orrery-null") {
+				return fmt.Errorf("status on B: %d %.200s", code, body)
+			}
+			return nil
+		})
+		alert := fmt.Appendf(nil, `[{"labels":{"alertname":"EnvoyDown","cluster":"payments"},"startsAt":%q}]`, time.Now().Format(time.RFC3339))
+		code, body := c.admin.postJSON(t, base(c.b)+"/alerts", alert)
+		require.Equal(t, http.StatusOK, code, body)
+		apptest.Eventually(t, 30*time.Second, func() error {
+			_, body := c.admin.do(t, http.MethodGet, base(c.a)+"/alerts", nil, time.Now(), nil)
+			if !strings.Contains(body, "EnvoyDown") {
+				return fmt.Errorf("alerts on A: %.300s", body)
+			}
+			return nil
+		})
+		def, err := ampAdmin(c.b).DescribeAlertManagerDefinition(ctx, &amp.DescribeAlertManagerDefinitionInput{WorkspaceId: aws.String(ws)})
+		require.NoError(t, err)
+		require.Contains(t, string(def.AlertManagerDefinition.Data), "orrery-null")
+		_, err = ampAdmin(c.b).DeleteAlertManagerDefinition(ctx, &amp.DeleteAlertManagerDefinitionInput{WorkspaceId: aws.String(ws)})
+		require.NoError(t, err)
+		apptest.Eventually(t, 30*time.Second, func() error {
+			if code, body := c.admin.do(t, http.MethodGet, base(c.a)+"/status", nil, time.Now(), nil); code/100 == 2 {
+				return fmt.Errorf("status on A after delete: %d %.200s", code, body)
+			}
+			return nil
+		})
+	})
+
+	t.Run("workspaces are isolated", func(t *testing.T) {
+		other, err := ampAdmin(c.b).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("other")})
+		require.NoError(t, err)
+		ws2 := aws.ToString(other.WorkspaceId)
+		k2 := c.admin.createKey(t, c.a, fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"aps:*","Resource":"arn:aws:aps:us-east-1:000000000000:workspace/%s"}]}`, ws2))
+		q := "/api/v1/query?query=" + url.QueryEscape("count(envoy_server_live)")
+		// B's key cannot read A's workspace, on either replica.
+		for _, o := range []*apptest.Orrery{c.a, c.b} {
+			code, body := k2.do(t, http.MethodGet, o.URL(ws, q), nil, time.Now(), nil)
+			require.Equal(t, http.StatusForbidden, code, body)
+		}
+		// Its own workspace shows none of A's data, even when it names A's
+		// tenant itself.
+		code, data := k2.apiData(t, c.b.URL(ws2, q))
+		require.Equal(t, http.StatusOK, code, data)
+		require.Contains(t, data, `"result": []`)
+		code, body := k2.do(t, http.MethodGet, c.b.URL(ws2, q), nil, time.Now(), func(r *http.Request) { r.Header.Set("X-Scope-OrgID", ws) })
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, `"result":[]`)
+		code, data = c.admin.apiData(t, c.a.URL(ws, q))
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, data, `"6"`)
+		// A forged signature writes nothing.
+		code, body = k2.do(t, http.MethodPost, c.a.RemoteWriteURL(ws2), writeBody(t, "forged"), time.Now(), func(r *http.Request) {
+			r.Header.Set("X-Amz-Date", time.Now().Add(-time.Hour).UTC().Format("20060102T150405Z"))
+		})
+		require.Equal(t, http.StatusForbidden, code, body)
+	})
+}
