@@ -294,3 +294,116 @@ func TestCortexEngineReplicas(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, code, body)
 	})
 }
+
+// TestCortexEngineReplicaKilledUnderLoad kills replica A with SIGKILL while
+// senders write to both replicas, each retrying a failed request on the
+// other: every sample a replica acknowledged is in Cortex afterwards.
+func TestCortexEngineReplicaKilledUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, Cortex and two servers")
+	}
+	ctx := context.Background()
+	c := startCortexCluster(t)
+	created, err := ampAdmin(c.a).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("load")})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+
+	const senders = 4
+	start := time.Now().Add(-30 * time.Second).Truncate(time.Second)
+	stop := make(chan struct{})
+	acked := make([][]int64, senders)
+	retried := make([]int, senders)
+	done := make(chan int, senders)
+	for i := range senders {
+		go func() {
+			defer func() { done <- i }()
+			urls := []string{c.a.RemoteWriteURL(ws), c.b.RemoteWriteURL(ws)}
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				at := start.UnixMilli() + int64(seq)*5
+				wr := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts("load_total", at, float64(seq), "sender", fmt.Sprint(i))}}
+				body, _ := wr.Marshal()
+				body = snappy.Encode(nil, body)
+				for try := 0; ; try++ {
+					u := urls[(seq+i+try)%2]
+					code, ok := c.admin.tryDo(u, body)
+					if ok && code == http.StatusNoContent {
+						acked[i] = append(acked[i], at)
+						break
+					}
+					retried[i]++
+					if try > 50 {
+						t.Errorf("sender %d: sample %d not acknowledged by either replica", i, seq)
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(3 * time.Second)
+	c.a.Kill()
+	time.Sleep(3 * time.Second)
+	close(stop)
+	for range senders {
+		<-done
+	}
+
+	total, retries := 0, 0
+	for i := range senders {
+		total += len(acked[i])
+		retries += retried[i]
+		q := fmt.Sprintf(`load_total{sender="%d"}[5m]`, i)
+		code, body := c.admin.do(t, http.MethodGet, c.b.URL(ws, "/api/v1/query?query="+url.QueryEscape(q)), nil, time.Now(), nil)
+		require.Equal(t, http.StatusOK, code, body)
+		var res struct {
+			Data struct {
+				Result []struct{ Values [][]any }
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &res))
+		require.Len(t, res.Data.Result, 1)
+		stored := map[int64]bool{}
+		for _, v := range res.Data.Result[0].Values {
+			stored[int64(v[0].(float64)*1000+0.5)] = true
+		}
+		lost := 0
+		for _, ts := range acked[i] {
+			if !stored[ts] {
+				lost++
+			}
+		}
+		require.Zero(t, lost, "sender %d: %d of %d acknowledged samples are not in Cortex", i, lost, len(acked[i]))
+	}
+	require.Positive(t, retries, "no request failed over: the kill did not hit the load")
+	t.Logf("%d samples acknowledged by the replicas, all in Cortex; %d requests retried on the other replica after A was killed", total, retries)
+}
+
+// tryDo sends a signed remote write and reports the status, or ok false if
+// the server did not answer.
+func (s signer) tryDo(u string, body []byte) (int, bool) {
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, false
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret},
+		req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()); err != nil {
+		return 0, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, true
+}
+
