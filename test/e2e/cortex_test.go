@@ -406,4 +406,3 @@ func (s signer) tryDo(u string, body []byte) (int, bool) {
 	_ = resp.Body.Close()
 	return resp.StatusCode, true
 }
-
