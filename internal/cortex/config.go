@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"go.yaml.in/yaml/v2"
+	yaml3 "go.yaml.in/yaml/v3"
 
 	"github.com/orrery-dev/orrery/internal/ruler"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -88,27 +89,16 @@ func (s *Configs) SyncRules(ctx context.Context, id workspace.ID) error {
 	}
 	var errs []error
 	for _, f := range files {
-		var doc struct {
-			Groups []yaml.MapSlice `yaml:"groups"`
-		}
-		if err := yaml.Unmarshal(f.Data, &doc); err != nil {
+		groups, err := ruleGroups(f.Data)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("rule groups namespace %s: %w", f.Name, err))
 			continue
 		}
 		want := map[string]bool{}
-		for _, g := range doc.Groups {
-			var name string
-			for _, item := range g {
-				if k, _ := item.Key.(string); k == "name" {
-					name, _ = item.Value.(string)
-				}
-			}
+		for _, g := range groups {
+			name := g.name
 			want[name] = true
-			body, err := yaml.Marshal(g)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("rule group %s/%s: %w", f.Name, name, err))
-				continue
-			}
+			body := g.yaml
 			if _, err := s.c.do(ctx, "set rule group", id, http.MethodPost, "/api/v1/rules/"+url.PathEscape(f.Name), body,
 				http.Header{"Content-Type": {"application/yaml"}}); err != nil {
 				errs = append(errs, err)
@@ -137,6 +127,50 @@ func (s *Configs) SyncRules(ctx context.Context, id workspace.ID) error {
 		return fmt.Errorf("sync rules of workspace %s to cortex: %w", id, err)
 	}
 	return nil
+}
+
+// ruleGroup is one group of a rule file, re-encoded on its own.
+type ruleGroup struct {
+	name string
+	yaml []byte
+}
+
+// ruleGroups splits a rule file into its groups. It goes through YAML
+// nodes, not Go values, so that every scalar keeps its exact form (YAML 1.1
+// decoders would turn a label value such as y or off into a boolean).
+func ruleGroups(data []byte) ([]ruleGroup, error) {
+	var doc yaml3.Node
+	if err := yaml3.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml3.MappingNode {
+		return nil, errors.New("not a rule file: want a mapping with groups")
+	}
+	var out []ruleGroup
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != "groups" {
+			continue
+		}
+		for _, g := range root.Content[i+1].Content {
+			var rg ruleGroup
+			for j := 0; j+1 < len(g.Content); j += 2 {
+				if g.Content[j].Value == "name" {
+					rg.name = g.Content[j+1].Value
+				}
+			}
+			b, err := yaml3.Marshal(g)
+			if err != nil {
+				return nil, fmt.Errorf("rule group %s: %w", rg.name, err)
+			}
+			rg.yaml = b
+			out = append(out, rg)
+		}
+	}
+	return out, nil
 }
 
 // Sync makes the tenant's Alertmanager configuration in Cortex the
