@@ -640,6 +640,32 @@ loop:
 	return nil
 }
 
+// CortexRuntimeConfig renders Cortex's runtime configuration overrides for
+// every active workspace of the catalog: its limits (defaults, the limits
+// file, its control-plane configuration) mapped by cortex.TenantLimits.
+// Cortex reads the file every runtime_config.period; write it where Cortex
+// reads it whenever workspaces or their configurations change.
+func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
+	tenants := map[workspace.ID]workspace.Limits{}
+	var after workspace.ID
+	for {
+		page, err := s.catalog.ListWorkspaces(ctx, "", after, 500)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, ws := range page {
+			if ws.Status == catalog.StatusActive {
+				tenants[ws.ID] = s.overrides.Limits(ws.ID)
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+	return cortex.RuntimeConfig(tenants)
+}
+
 // runCortex serves with the Cortex engine until ctx is done, then lets
 // in-flight requests finish. There is nothing local to close but the
 // catalog's connections.

@@ -289,3 +289,22 @@ func TestSyncAlertmanager(t *testing.T) {
 	d[id] = []byte("bad")
 	require.ErrorContains(t, s.Sync(context.Background(), id), "400")
 }
+
+func TestRuntimeConfig(t *testing.T) {
+	id := workspace.NewID()
+	l := workspace.DefaultLimits()
+	l.LabelSetLimits = []workspace.LabelSetLimit{{LabelSet: map[string]string{"envoy_cluster_name": "payments"}, MaxSeries: 100}}
+	b, err := RuntimeConfig(map[workspace.ID]workspace.Limits{id: l})
+	require.NoError(t, err)
+	var got struct {
+		Overrides map[string]map[string]any `yaml:"overrides"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &got))
+	o := got.Overrides[id.String()]
+	require.Equal(t, 10_000_000, o["max_global_series_per_user"])
+	require.Equal(t, 0, o["max_series_per_metric"], "Cortex's 50,000 series per metric are lifted")
+	require.Equal(t, "3600h0m0s", o["compactor_blocks_retention_period"])
+	require.Equal(t, "1m0s", o["out_of_order_time_window"])
+	require.Equal(t, true, o["enable_native_histograms"])
+	require.Contains(t, string(b), "label_set:\n        envoy_cluster_name: payments\n      limits:\n        max_series: 100")
+}

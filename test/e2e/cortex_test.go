@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -405,4 +406,47 @@ func (s signer) tryDo(u string, body []byte) (int, bool) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	return resp.StatusCode, true
+}
+
+// TestCortexEngineOverrides: `orrery server --cortex.print-overrides`
+// renders every workspace's limits as Cortex's runtime configuration; once
+// Cortex has loaded it, Cortex enforces the limits a replica cannot see
+// alone (here a workspace's active series).
+func TestCortexEngineOverrides(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, Cortex and two servers")
+	}
+	ctx := context.Background()
+	c := startCortexCluster(t)
+	created, err := ampAdmin(c.a).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("small")})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+	limits := writeFile(t, fmt.Sprintf("overrides:\n  %s:\n    max_active_series: 2\n    retention_period: 30d\n", ws))
+
+	args := append([]string{"server", "--cortex.print-overrides", "--limits-file", limits, "--data-dir", t.TempDir()}, c.a.Flags()...)
+	cmd := exec.Command(apptest.OrreryBinary(t), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	require.Contains(t, string(out), "max_global_series_per_user: 2")
+	require.Contains(t, string(out), "compactor_blocks_retention_period: 720h0m0s")
+	require.NoError(t, os.WriteFile(c.cortex.RuntimeConfig, out, 0o600))
+	apptest.Eventually(t, 30*time.Second, func() error {
+		_, body := apptest.Get(t, c.cortex.URL()+"/runtime_config")
+		if !strings.Contains(string(body), ws) {
+			return fmt.Errorf("cortex has not loaded the overrides yet")
+		}
+		return nil
+	})
+
+	now := time.Now().UnixMilli()
+	for i, want := range []int{http.StatusNoContent, http.StatusNoContent, http.StatusBadRequest} {
+		code, body := c.admin.write(t, c.b.RemoteWriteURL(ws), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			ts("envoy_server_live", now, 1, "pod", fmt.Sprint(i))}})
+		require.Equal(t, want, code, "series %d: %s", i, body)
+		if want == http.StatusBadRequest {
+			require.Contains(t, body, "per-user series limit")
+		}
+	}
 }
