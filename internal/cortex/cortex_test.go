@@ -308,3 +308,38 @@ func TestRuntimeConfig(t *testing.T) {
 	require.Equal(t, true, o["enable_native_histograms"])
 	require.Contains(t, string(b), "label_set:\n        envoy_cluster_name: payments\n      limits:\n        max_series: 100")
 }
+
+// TestHandlerForwardsSenderBody: a remote write 1.0 request admitted whole
+// is forwarded as the sender's bytes; one with a rejected series is
+// re-encoded without it.
+func TestHandlerForwardsSenderBody(t *testing.T) {
+	f, c := newFake(t)
+	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
+	require.NoError(t, err)
+	h, err := ingest.New(ingest.Config{}, NewStorage(c), ov, nil, nil)
+	require.NoError(t, err)
+	id := workspace.NewID()
+	send := func(series ...prompb.TimeSeries) ([]byte, []byte) {
+		b, err := (&prompb.WriteRequest{Timeseries: series}).Marshal()
+		require.NoError(t, err)
+		body := snappy.Encode(nil, b)
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/remote_write", bytes.NewReader(body))
+		req = req.WithContext(workspace.NewContext(req.Context(), id))
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		_, got := f.last()
+		return body, got
+	}
+	good := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Timestamp: 1000, Value: 1}}}
+	sent, got := send(good)
+	require.Equal(t, sent, got)
+
+	bad := prompb.TimeSeries{Labels: []prompb.Label{{Name: "no_name", Value: "x"}}, Samples: []prompb.Sample{{Timestamp: 1000, Value: 1}}}
+	sent, got = send(good, bad)
+	require.NotEqual(t, sent, got)
+	raw, err := snappy.Decode(nil, got)
+	require.NoError(t, err)
+	var wr prompb.WriteRequest
+	require.NoError(t, wr.Unmarshal(raw))
+	require.Len(t, wr.Timeseries, 1)
+	require.Equal(t, good.Labels, wr.Timeseries[0].Labels)
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -114,7 +115,12 @@ func (s *Storage) Push(ctx context.Context, id workspace.ID, wr *prompb.WriteReq
 	if _, err := wr.MarshalToSizedBuffer(raw); err != nil {
 		return &Error{Op: "push", Code: http.StatusInternalServerError, Msg: "encode: " + err.Error()}
 	}
-	_, err := s.c.do(ctx, "push", id, http.MethodPost, "/api/v1/push", snappy.Encode(nil, raw), http.Header{
+	return s.c.push(ctx, id, snappy.Encode(nil, raw))
+}
+
+// push sends a snappy-compressed remote write 1.0 body to the distributor.
+func (c *Client) push(ctx context.Context, id workspace.ID, body []byte) error {
+	_, err := c.do(ctx, "push", id, http.MethodPost, "/api/v1/push", body, http.Header{
 		"Content-Type":                      {"application/x-protobuf"},
 		"Content-Encoding":                  {"snappy"},
 		"X-Prometheus-Remote-Write-Version": {"0.1.0"},
@@ -122,63 +128,86 @@ func (s *Storage) Push(ctx context.Context, id workspace.ID, wr *prompb.WriteReq
 	return err
 }
 
-// appender collects one request's series. Not safe for concurrent use.
+// appender collects one request's series. Float samples are kept with
+// the series' labels and encoded only if Commit must re-encode: when the
+// handler handed over the sender's own body (ForwardRaw), that is sent
+// instead. Not safe for concurrent use.
 type appender struct {
 	s      *Storage
 	ctx    context.Context
 	id     workspace.ID
-	series []prompb.TimeSeries
-	last   labels.Labels
+	series []pendingSeries
+	raw    []byte
+}
+
+// pendingSeries is one series' appended data.
+type pendingSeries struct {
+	ls         labels.Labels
+	samples    []prompb.Sample
+	histograms []prompb.Histogram
+	exemplars  []prompb.Exemplar
 }
 
 var (
 	_ storage.ExemplarAppenderV2 = (*appender)(nil)
-	_ storage.AppenderV2         = (*appender)(nil)
+	_ ingest.RawForwarder        = (*appender)(nil)
 )
 
 // current returns the series of ls, starting a new one unless ls is the
 // series of the previous append (the handler appends a series' samples
 // together).
-func (a *appender) current(ls labels.Labels) *prompb.TimeSeries {
-	if n := len(a.series); n > 0 && labels.Equal(a.last, ls) {
+func (a *appender) current(ls labels.Labels) *pendingSeries {
+	if n := len(a.series); n > 0 && labels.Equal(a.series[n-1].ls, ls) {
 		return &a.series[n-1]
 	}
-	a.series = append(a.series, prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)})
-	a.last = ls
+	a.series = append(a.series, pendingSeries{ls: ls})
 	return &a.series[len(a.series)-1]
 }
 
 // Append implements storage.AppenderV2. The start timestamp is not
 // forwarded: remote write 1.0 has no field for it.
 func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
-	ts := a.current(ls)
+	ps := a.current(ls)
 	switch {
 	case fh != nil:
-		ts.Histograms = append(ts.Histograms, prompb.FromFloatHistogram(t, fh))
+		ps.histograms = append(ps.histograms, prompb.FromFloatHistogram(t, fh))
 	case h != nil:
-		ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(t, h))
+		ps.histograms = append(ps.histograms, prompb.FromIntHistogram(t, h))
 	default:
-		ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
+		ps.samples = append(ps.samples, prompb.Sample{Timestamp: t, Value: v})
 	}
 	return storage.SeriesRef(ls.Hash() | 1), nil
 }
 
 // AppendExemplars implements storage.ExemplarAppenderV2.
 func (a *appender) AppendExemplars(_ storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
-	ts := a.current(ls)
+	ps := a.current(ls)
 	for _, e := range es {
-		ts.Exemplars = append(ts.Exemplars, prompb.Exemplar{Labels: prompb.FromLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts})
+		ps.exemplars = append(ps.exemplars, prompb.Exemplar{Labels: prompb.FromLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts})
 	}
 	return storage.SeriesRef(ls.Hash() | 1), nil
 }
 
-// Commit pushes the collected series and the workspace's queued metadata.
+// ForwardRaw implements ingest.RawForwarder.
+func (a *appender) ForwardRaw(body []byte) { a.raw = body }
+
+// Commit pushes the request: the sender's body if the handler handed it
+// over (it carries its own metadata, so queued metadata waits for the next
+// re-encoded push), else the collected series and the workspace's queued
+// metadata.
 func (a *appender) Commit() error {
+	defer func() { a.series, a.raw = nil, nil }()
+	if a.raw != nil {
+		return a.s.c.push(a.ctx, a.id, a.raw)
+	}
 	md := a.s.takeMetadata(a.id)
 	if len(a.series) == 0 && len(md) == 0 {
 		return nil
 	}
-	wr := &prompb.WriteRequest{Timeseries: a.series}
+	wr := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(a.series))}
+	for i, ps := range a.series {
+		wr.Timeseries[i] = prompb.TimeSeries{Labels: prompb.FromLabels(ps.ls, nil), Samples: ps.samples, Histograms: ps.histograms, Exemplars: ps.exemplars}
+	}
 	for fam, m := range md {
 		wr.Metadata = append(wr.Metadata, prompb.MetricMetadata{Type: prompb.FromMetadataType(m.Type), MetricFamilyName: fam, Help: m.Help, Unit: m.Unit})
 	}
@@ -186,12 +215,11 @@ func (a *appender) Commit() error {
 	if err != nil {
 		a.s.requeueMetadata(a.id, md)
 	}
-	a.series = nil
 	return err
 }
 
 // Rollback drops the collected series.
 func (a *appender) Rollback() error {
-	a.series = nil
+	a.series, a.raw = nil, nil
 	return nil
 }

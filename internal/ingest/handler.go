@@ -49,6 +49,16 @@ type Storage interface {
 	SetMetadata(id workspace.ID, family string, m metadata.Metadata)
 }
 
+// RawForwarder is implemented by appenders that forward requests to
+// another engine (the Cortex engine's). When a remote write 1.0 request was
+// admitted whole and unchanged (no series rejected, no label dropped), the
+// handler calls ForwardRaw with the request's snappy-compressed body before
+// Commit; Commit may then send those bytes instead of re-encoding what was
+// appended. The body is valid until Commit returns.
+type RawForwarder interface {
+	ForwardRaw(body []byte)
+}
+
 // Config configures a Handler.
 type Config struct {
 	// CreationGracePeriod is how far in the future a sample's timestamp may
@@ -527,6 +537,9 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 				h.store.SetMetadata(id, e.lset.Get("__name__"), md)
 			}
 		}
+	}
+	if fw, ok := app.(RawForwarder); ok && rj.count == 0 && req.Version == 1 && !req.rewritten {
+		fw.ForwardRaw(b.body)
 	}
 	if err := app.Commit(); err != nil {
 		code := http.StatusInternalServerError
