@@ -7,8 +7,9 @@
 #   scripts/bench-cortex.sh [SERIES] [ROUNDS]
 #
 # Needs bin/cortex (make deps) and Debian's postgresql (the catalog). Prints
-# a Markdown table row per path: samples/s, p99 request latency, CPU seconds
-# of Cortex and of Orrery during the load, CPU-µs per sample.
+# a Markdown table row per run (each path twice, alternating): samples/s,
+# p99 request latency, CPU seconds of Cortex and of Orrery during the load,
+# CPU-µs per sample.
 set -euo pipefail
 SERIES=${1:-50000}
 ROUNDS=${2:-40}
@@ -78,5 +79,8 @@ run() { # NAME URL [loadgen flags]
 
 echo "| path | samples | samples/s | p99 request ms | Cortex CPU s | Orrery CPU s | CPU-µs/sample |"
 echo "|---|---|---|---|---|---|---|"
-run "Cortex /api/v1/push directly" "http://127.0.0.1:$c_port/api/v1/push" --tenant bench-direct
-run "Orrery $(git rev-parse --short HEAD) → Cortex" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-000000000001/api/v1/remote_write"
+direct() { run "Cortex /api/v1/push directly" "http://127.0.0.1:$c_port/api/v1/push" --tenant "bench-direct-$1"; }
+through() { run "Orrery $(git rev-parse --short HEAD) → Cortex" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-00000000000$1/api/v1/remote_write"; }
+# Each path twice, alternating, each time into a new tenant: the second
+# run of either meets an ingester already holding the other's series.
+direct 1; through 1; through 2; direct 2
