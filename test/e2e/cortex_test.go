@@ -155,19 +155,7 @@ func TestCortexEngineReplicas(t *testing.T) {
 	}
 
 	t.Run("queries on B answer as the embedded engine", func(t *testing.T) {
-		queries := []string{
-			`envoy_cluster_upstream_rq_total`,
-			`rate(envoy_cluster_upstream_rq_total[1m])`,
-			`increase(envoy_cluster_upstream_rq_total[10m])`,
-			`sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total{envoy_response_code_class="5xx"}[5m])) / sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))`,
-			`histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[1m])))`,
-			`histogram_quantile(0.9, rate(mesh_request_duration_seconds[5m]))`,
-			`histogram_count(rate(mesh_request_duration_seconds[5m]))`,
-			`topk(2, sum by (pod) (envoy_cluster_upstream_cx_active))`,
-			`changes(envoy_cluster_membership_healthy[30m])`,
-			`envoy_cluster_upstream_cx_total`,
-			`max_over_time(rate(envoy_cluster_upstream_rq_total[1m])[10m:30s])`,
-		}
+		queries := differentialQueries
 		at := []time.Time{end, end.Add(-15 * time.Minute), end.Add(-37*time.Minute - 7*time.Second)}
 		compare := func(endpoint string, params url.Values) {
 			t.Helper()
@@ -175,7 +163,15 @@ func TestCortexEngineReplicas(t *testing.T) {
 			codeR, bodyR := apptest.Get(t, ref.URL(refWS, "/api/v1"+endpoint+"?"+q))
 			codeB, dataB := c.admin.apiData(t, c.b.URL(ws, "/api/v1"+endpoint+"?"+q))
 			require.Equal(t, codeR, codeB, "%s?%s: status (%s)", endpoint, q, dataB)
-			require.Equal(t, apiDataOf(t, bodyR), dataB, "%s?%s", endpoint, q)
+			dataR := apiDataOf(t, bodyR)
+			if strings.HasPrefix(dataR, "error: ") {
+				// Cortex's Prometheus API names the parameter less:
+				// "1:6: parse error: …" for "invalid parameter \"query\": 1:6: parse error: …".
+				require.True(t, strings.HasPrefix(dataB, "error: "), "%s?%s: %s", endpoint, q, dataB)
+				require.Contains(t, dataR, strings.TrimPrefix(dataB, "error: "), "%s?%s", endpoint, q)
+				return
+			}
+			require.Equal(t, dataR, dataB, "%s?%s", endpoint, q)
 		}
 		for _, query := range queries {
 			for _, ts := range at {
