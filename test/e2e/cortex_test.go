@@ -446,3 +446,47 @@ func TestCortexEngineOverrides(t *testing.T) {
 		}
 	}
 }
+
+// TestCortexEnginePrometheusSigV4Sender has the reference Prometheus 3, in
+// agent mode, scrape node_exporter and send SigV4-signed remote write 2.0
+// to replica A; the data and its metadata read on replica B from Cortex.
+func TestCortexEnginePrometheusSigV4Sender(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, Cortex, two servers and Prometheus")
+	}
+	prom := apptest.ReferencePrometheus(t)
+	ctx := context.Background()
+	c := startCortexCluster(t)
+	created, err := ampAdmin(c.a).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("node")})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+	node := startNodeExporter(t)
+	cfg := writeSenderConfig(t, node, c.a.RemoteWriteURL(ws), fmt.Sprintf(
+		"    protobuf_message: io.prometheus.write.v2.Request\n    sigv4:\n      region: us-east-1\n      access_key: %s\n      secret_key: %s\n",
+		adminKey, adminSecret))
+	p := apptest.Start(t, "prometheus 3 agent", prom, "--agent", "--enable-feature=metadata-wal-records", "--config.file="+cfg,
+		"--storage.agent.path="+t.TempDir(), "--web.listen-address="+apptest.FreeAddr(t))
+	query := func(q string) string {
+		_, data := c.admin.apiData(t, c.b.URL(ws, "/api/v1/query?query="+url.QueryEscape(q)))
+		return data
+	}
+	apptest.Eventually(t, 60*time.Second, func() error {
+		if got := query(`up{job="node"}`); !strings.Contains(got, `"1"`) {
+			return fmt.Errorf("up on B: %s", got)
+		}
+		if got := query(`count(rate(node_cpu_seconds_total[10s]))`); strings.Contains(got, `"result": []`) {
+			return fmt.Errorf("no rate of node_cpu_seconds_total yet")
+		}
+		return nil
+	})
+	apptest.Eventually(t, 30*time.Second, func() error {
+		_, data := c.admin.apiData(t, c.b.URL(ws, "/api/v1/metadata?metric=node_cpu_seconds_total"))
+		if !strings.Contains(data, `"counter"`) {
+			return fmt.Errorf("metadata of node_cpu_seconds_total on B: %s", data)
+		}
+		return nil
+	})
+	_, m := apptest.Get(t, "http://"+c.a.Addr+"/metrics")
+	require.Contains(t, string(m), `orrery_ingest_requests_total{code="204",version="2"}`)
+	require.NotContains(t, p.Output(), "level=ERROR", "the sender logged no error")
+}
