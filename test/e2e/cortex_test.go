@@ -71,9 +71,15 @@ func (s signer) write(t *testing.T, u string, wr *prompb.WriteRequest) (int, str
 // postJSON sends a signed POST with a JSON body.
 func (s signer) postJSON(t *testing.T, u string, body []byte) (int, string) {
 	t.Helper()
+	return s.post(t, u, "application/json", body)
+}
+
+// post sends a signed POST.
+func (s signer) post(t *testing.T, u, contentType string, body []byte) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	sum := sha256.Sum256(body)
 	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret},
 		req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()))
@@ -180,6 +186,11 @@ func TestCortexEngineReplicas(t *testing.T) {
 			compare("/query_range", url.Values{"query": {query}, "start": {fmt.Sprint(end.Add(-time.Hour).Unix())},
 				"end": {fmt.Sprint(end.Unix())}, "step": {"30"}})
 		}
+		// A signed POST of a form reaches Cortex with its body.
+		form := url.Values{"query": {`sum(envoy_server_live)`}, "time": {fmt.Sprint(end.Unix())}}
+		code, body := c.admin.post(t, c.b.URL(ws, "/api/v1/query"), "application/x-www-form-urlencoded", []byte(form.Encode()))
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, `"6"`)
 		compare("/series", url.Values{"match[]": {`{__name__=~"envoy_.*", pod="frontend-1"}`},
 			"start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}})
 		compare("/label/envoy_cluster_name/values", url.Values{"start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}})
@@ -284,6 +295,31 @@ func TestCortexEngineReplicas(t *testing.T) {
 		code, data = c.admin.apiData(t, c.a.URL(ws, q))
 		require.Equal(t, http.StatusOK, code)
 		require.Contains(t, data, `"6"`)
+		// Deleting a workspace on one replica: neither serves it any more,
+		// and Cortex no longer has its rules.
+		_, err = ampAdmin(c.b).CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws2),
+			Name: aws.String("doomed"), Data: []byte("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: vector(1)\n")})
+		require.NoError(t, err)
+		_, err = ampAdmin(c.a).DeleteWorkspace(ctx, &amp.DeleteWorkspaceInput{WorkspaceId: aws.String(ws2)})
+		require.NoError(t, err)
+		apptest.Eventually(t, 30*time.Second, func() error {
+			for _, o := range []*apptest.Orrery{c.a, c.b} {
+				if code, _ := c.admin.do(t, http.MethodGet, o.URL(ws2, q), nil, time.Now(), nil); code != http.StatusNotFound {
+					return errStatus(code)
+				}
+			}
+			req, _ := http.NewRequest(http.MethodGet, c.cortex.URL()+"/api/v1/rules", nil)
+			req.Header.Set("X-Scope-OrgID", ws2)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				return fmt.Errorf("cortex still has rules of the deleted workspace: %s", resp.Status)
+			}
+			return nil
+		})
 		// A forged signature writes nothing.
 		code, body = k2.do(t, http.MethodPost, c.a.RemoteWriteURL(ws2), writeBody(t, "forged"), time.Now(), func(r *http.Request) {
 			r.Header.Set("X-Amz-Date", time.Now().Add(-time.Hour).UTC().Format("20060102T150405Z"))
