@@ -526,3 +526,14 @@ func TestCortexEnginePrometheusSigV4Sender(t *testing.T) {
 	require.Contains(t, string(m), `orrery_ingest_requests_total{code="204",version="2"}`)
 	require.NotContains(t, p.Output(), "level=ERROR", "the sender logged no error")
 }
+
+// TestCortexEngineHostileMatrix runs the hostile-auth matrix against two
+// Cortex-engine replicas: workspaces, keys and writes through A, reads and
+// the key revocation through B.
+func TestCortexEngineHostileMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, Cortex and two servers")
+	}
+	c := startCortexCluster(t)
+	hostileMatrix(t, c.a, c.b)
+}
