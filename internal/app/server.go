@@ -203,12 +203,12 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if cfg.SecretsKeyFile == "" {
 		return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
 	}
-	client, err := cortex.New(cortex.Config{URL: cfg.CortexURL})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	client, err := cortex.New(cortex.Config{URL: cfg.CortexURL}, reg)
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	overrides, err := workspace.NewOverrides(cfg.Limits)
 	if err != nil {
 		return nil, err
@@ -230,8 +230,8 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat,
-		queries:      cortex.NewProxy(client, "api/v1/", "/prometheus/api/v1/", logger),
-		alertmanager: cortex.NewProxy(client, "alertmanager/api/", "/alertmanager/api/", logger),
+		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger),
+		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
 		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat}, logger),
 	}
 	if err := s.finish(); err != nil {

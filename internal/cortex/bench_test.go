@@ -24,7 +24,7 @@ func BenchmarkHandlerForward(b *testing.B) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	defer srv.Close()
-	c, err := New(Config{URL: srv.URL})
+	c, err := New(Config{URL: srv.URL}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

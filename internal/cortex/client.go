@@ -8,8 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -32,13 +36,18 @@ type Config struct {
 // Client calls Cortex's HTTP APIs on behalf of workspaces. It is safe for
 // concurrent use.
 type Client struct {
-	base    *url.URL
-	http    *http.Client
-	timeout time.Duration
+	base     *url.URL
+	http     *http.Client
+	timeout  time.Duration
+	requests *prometheus.CounterVec   // op, code.
+	duration *prometheus.HistogramVec // op.
 }
 
 // New returns a client of the cluster at cfg.URL. It makes no request.
-func New(cfg Config) (*Client, error) {
+// Its requests are counted in orrery_cortex_requests_total{op,code} and
+// timed in orrery_cortex_request_duration_seconds{op} on reg (nil: not
+// registered); code is "error" when Cortex did not answer.
+func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("--cortex.url is empty; name Cortex's HTTP API, e.g. http://cortex:9009")
 	}
@@ -51,7 +60,45 @@ func New(cfg Config) (*Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
-	return &Client{base: u, http: &http.Client{Transport: tr}, timeout: cfg.Timeout}, nil
+	f := promauto.With(reg)
+	c := &Client{base: u, timeout: cfg.Timeout,
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_cortex_requests_total",
+			Help: "Requests to Cortex by operation (push, query, alertmanager, rule and alertmanager configuration) and status code."}, []string{"op", "code"}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "orrery_cortex_request_duration_seconds",
+			Help:    "Time until Cortex's answer headers, by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"op"}),
+	}
+	c.http = &http.Client{Transport: &instrumented{next: tr, c: c}}
+	return c, nil
+}
+
+// instrumented counts and times requests by the operation in their
+// context (opKey), "other" if none.
+type instrumented struct {
+	next http.RoundTripper
+	c    *Client
+}
+
+type opKey struct{}
+
+func withOp(ctx context.Context, op string) context.Context {
+	return context.WithValue(ctx, opKey{}, op)
+}
+
+func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
+	op, _ := r.Context().Value(opKey{}).(string)
+	if op == "" {
+		op = "other"
+	}
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	t.c.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	code := "error"
+	if err == nil {
+		code = strconv.Itoa(resp.StatusCode)
+	}
+	t.c.requests.WithLabelValues(op, code).Inc()
+	return resp, err
 }
 
 // URL returns the base URL.
@@ -90,7 +137,7 @@ func (c *Client) do(ctx context.Context, op string, id workspace.ID, method, pat
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, r)
+	req, err := http.NewRequestWithContext(withOp(ctx, op), method, c.base.String()+path, r)
 	if err != nil {
 		return nil, &Error{Op: op, Msg: err.Error()}
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -39,7 +41,7 @@ func newFake(t *testing.T) (*fakeCortex, *Client) {
 	f := &fakeCortex{status: http.StatusOK, rules: map[string]map[string]map[string]string{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	c, err := New(Config{URL: srv.URL})
+	c, err := New(Config{URL: srv.URL}, nil)
 	require.NoError(t, err)
 	return f, c
 }
@@ -168,7 +170,7 @@ func TestPushErrorsMapToStatus(t *testing.T) {
 			require.Len(t, s.takeMetadata(id), 1, "metadata not sent is kept for the next push")
 		})
 	}
-	c, err := New(Config{URL: "http://127.0.0.1:1"})
+	c, err := New(Config{URL: "http://127.0.0.1:1"}, nil)
 	require.NoError(t, err)
 	app, _ := NewStorage(c).Appender(context.Background(), workspace.NewID())
 	_, _ = app.Append(0, labels.FromStrings("__name__", "up"), 0, 1000, 1, nil, nil, storageOpts)
@@ -206,7 +208,7 @@ func TestHandlerAnswersCortexStatus(t *testing.T) {
 
 func TestProxyRewritesTenantAndDropsCredentials(t *testing.T) {
 	f, c := newFake(t)
-	p := NewProxy(c, "api/v1/", "/prometheus/api/v1/", nil)
+	p := NewProxy(c, "query", "api/v1/", "/prometheus/api/v1/", nil)
 	id := workspace.NewID()
 	req := httptest.NewRequest(http.MethodGet, "/workspaces/"+id.String()+"/api/v1/query?query=up&X-Amz-Signature=abc&X-Amz-Credential=k", nil)
 	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=k")
@@ -342,4 +344,23 @@ func TestHandlerForwardsSenderBody(t *testing.T) {
 	require.NoError(t, wr.Unmarshal(raw))
 	require.Len(t, wr.Timeseries, 1)
 	require.Equal(t, good.Labels, wr.Timeseries[0].Labels)
+}
+
+func TestClientMetrics(t *testing.T) {
+	f := &fakeCortex{status: http.StatusOK, rules: map[string]map[string]map[string]string{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{URL: srv.URL}, reg)
+	require.NoError(t, err)
+	id := workspace.NewID()
+	require.NoError(t, NewStorage(c).Push(context.Background(), id, &prompb.WriteRequest{}))
+	req := httptest.NewRequest(http.MethodGet, "/workspaces/"+id.String()+"/api/v1/labels", nil)
+	NewProxy(c, "query", "api/v1/", "/prometheus/api/v1/", nil).ServeHTTP(httptest.NewRecorder(), req.WithContext(workspace.NewContext(req.Context(), id)))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP orrery_cortex_requests_total Requests to Cortex by operation (push, query, alertmanager, rule and alertmanager configuration) and status code.
+# TYPE orrery_cortex_requests_total counter
+orrery_cortex_requests_total{code="200",op="push"} 1
+orrery_cortex_requests_total{code="200",op="query"} 1
+`), "orrery_cortex_requests_total"))
 }

@@ -21,8 +21,8 @@ type Proxy struct {
 }
 
 // NewProxy returns a proxy from the workspace path prefix from to Cortex's
-// path prefix to.
-func NewProxy(c *Client, from, to string, logger *slog.Logger) *Proxy {
+// path prefix to; op names its requests in the client's metrics.
+func NewProxy(c *Client, op, from, to string, logger *slog.Logger) *Proxy {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -31,6 +31,7 @@ func NewProxy(c *Client, from, to string, logger *slog.Logger) *Proxy {
 	p.rp = &httputil.ReverseProxy{
 		Transport: c.http.Transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out = pr.Out.WithContext(withOp(pr.Out.Context(), op))
 			id, _ := workspace.FromContext(pr.In.Context())
 			rest := strings.TrimPrefix(pr.In.URL.Path, "/workspaces/"+id.String()+"/"+from)
 			pr.Out.URL.Scheme, pr.Out.URL.Host = base.Scheme, base.Host
