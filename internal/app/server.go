@@ -672,6 +672,15 @@ func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
 func (s *Server) runCortex(ctx context.Context, errc <-chan error) error {
 	sweep := time.NewTicker(15 * time.Minute)
 	defer sweep.Stop()
+	every := s.cfg.Ruler.PollInterval
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	resync := time.NewTicker(every)
+	defer resync.Stop()
+	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
+	defer stopReconcile()
+	reconciling := make(chan struct{}, 1) // At most one pass at a time.
 	var serveErr error
 loop:
 	for {
@@ -683,8 +692,18 @@ loop:
 			break loop
 		case <-sweep.C:
 			s.ingest.Sweep()
+		case <-resync.C:
+			select {
+			case reconciling <- struct{}{}:
+				go func() {
+					defer func() { <-reconciling }()
+					s.reconcileCortex(reconcileCtx)
+				}()
+			default:
+			}
 		}
 	}
+	stopReconcile()
 	s.logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
@@ -699,6 +718,27 @@ loop:
 		return serveErr
 	}
 	return nil
+}
+
+// reconcileCortex pushes every workspace's rule groups and alert manager
+// definition to Cortex where Cortex differs from the catalog, so that a
+// change whose immediate push failed applies within a poll interval. Every
+// replica does it; the passes are idempotent, and cost one GET per
+// workspace when nothing changed.
+func (s *Server) reconcileCortex(ctx context.Context) {
+	rules, err := s.catalog.RuleWorkspaces(ctx)
+	if err != nil {
+		s.logger.Warn("list workspaces with rules; cortex resync skipped until the next poll", "err", err)
+		return
+	}
+	ams, err := s.catalog.ActiveAlertmanagerDefinitions(ctx)
+	if err != nil {
+		s.logger.Warn("list alert manager definitions; cortex resync skipped until the next poll", "err", err)
+		return
+	}
+	if err := s.cortex.Reconcile(ctx, rules, ams); err != nil && ctx.Err() == nil {
+		s.logger.Warn("resync rules and alert managers to cortex; retrying at the next poll", "err", err)
+	}
 }
 
 // audit logs a mutating call: who made it (empty when authentication

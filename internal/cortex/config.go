@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"maps"
 	"net/url"
+	"reflect"
 	"sort"
 
-	"go.yaml.in/yaml/v2"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	yaml3 "go.yaml.in/yaml/v3"
 
 	"github.com/orrery-dev/orrery/internal/ruler"
@@ -50,40 +52,41 @@ func NewConfigs(c *Client, rules RuleFiles, defs Definitions, logger *slog.Logge
 	return &Configs{c: c, rules: rules, defs: defs, logger: logger}
 }
 
-// ruleGroupNames lists the tenant's rule groups in Cortex by namespace.
-func (s *Configs) ruleGroupNames(ctx context.Context, id workspace.ID) (map[string][]string, error) {
+// cortexGroups returns the tenant's rule groups in Cortex by namespace
+// and group name.
+func (s *Configs) cortexGroups(ctx context.Context, id workspace.ID) (map[string]map[string]rulefmt.RuleGroup, error) {
 	b, err := s.c.do(ctx, "list rule groups", id, http.MethodGet, "/api/v1/rules", nil, nil)
 	if isNotFound(err) { // Cortex answers 404 when the tenant has none.
-		return map[string][]string{}, nil
+		return map[string]map[string]rulefmt.RuleGroup{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var all map[string][]struct {
-		Name string `yaml:"name"`
-	}
-	if err := yaml.Unmarshal(b, &all); err != nil {
+	var all map[string][]rulefmt.RuleGroup
+	if err := yaml3.Unmarshal(b, &all); err != nil {
 		return nil, fmt.Errorf("cortex list rule groups of workspace %s: %w", id, err)
 	}
-	out := make(map[string][]string, len(all))
+	out := make(map[string]map[string]rulefmt.RuleGroup, len(all))
 	for ns, groups := range all {
+		out[ns] = make(map[string]rulefmt.RuleGroup, len(groups))
 		for _, g := range groups {
-			out[ns] = append(out[ns], g.Name)
+			out[ns][g.Name] = g
 		}
 	}
 	return out, nil
 }
 
 // SyncRules makes the tenant's rule groups in Cortex those of the
-// workspace's namespaces: every group is set (Cortex's ruler config API
-// takes one group per call), groups and namespaces no longer in the
-// catalog are deleted.
+// workspace's namespaces: groups Cortex does not have as they are are set
+// (Cortex's ruler config API takes one group per call), groups and
+// namespaces no longer in the catalog are deleted. A sync with nothing
+// changed costs one GET.
 func (s *Configs) SyncRules(ctx context.Context, id workspace.ID) error {
 	files, err := s.rules.RuleFiles(ctx, id)
 	if err != nil {
 		return err
 	}
-	have, err := s.ruleGroupNames(ctx, id)
+	have, err := s.cortexGroups(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -99,12 +102,16 @@ func (s *Configs) SyncRules(ctx context.Context, id workspace.ID) error {
 			name := g.name
 			want[name] = true
 			body := g.yaml
+			var parsed rulefmt.RuleGroup
+			if err := yaml3.Unmarshal(body, &parsed); err == nil && reflect.DeepEqual(parsed, have[f.Name][name]) {
+				continue // Cortex has it already.
+			}
 			if _, err := s.c.do(ctx, "set rule group", id, http.MethodPost, "/api/v1/rules/"+url.PathEscape(f.Name), body,
 				http.Header{"Content-Type": {"application/yaml"}}); err != nil {
 				errs = append(errs, err)
 			}
 		}
-		for _, g := range have[f.Name] {
+		for g := range have[f.Name] {
 			if !want[g] {
 				if _, err := s.c.do(ctx, "delete rule group", id, http.MethodDelete, "/api/v1/rules/"+url.PathEscape(f.Name)+"/"+url.PathEscape(g), nil, nil); err != nil && !isNotFound(err) {
 					errs = append(errs, err)
@@ -188,8 +195,48 @@ func (s *Configs) Sync(ctx context.Context, id workspace.ID) error {
 		}
 		return err
 	}
+	cur, err := s.c.do(ctx, "get alertmanager config", id, http.MethodGet, "/api/v1/alerts", nil, nil)
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	if err == nil && sameDefinition(cur, data) {
+		return nil
+	}
 	_, err = s.c.do(ctx, "set alertmanager config", id, http.MethodPost, "/api/v1/alerts", data, http.Header{"Content-Type": {"application/yaml"}})
 	return err
+}
+
+// sameDefinition reports whether two alert manager definitions (AMP's and
+// Cortex's format) have the same configuration and templates.
+func sameDefinition(a, b []byte) bool {
+	type def struct {
+		AlertmanagerConfig string            `yaml:"alertmanager_config"`
+		TemplateFiles      map[string]string `yaml:"template_files"`
+	}
+	var da, db def
+	if yaml3.Unmarshal(a, &da) != nil || yaml3.Unmarshal(b, &db) != nil {
+		return false
+	}
+	return da.AlertmanagerConfig == db.AlertmanagerConfig && maps.Equal(da.TemplateFiles, db.TemplateFiles)
+}
+
+// Reconcile syncs the rules of the workspaces in rules and the
+// Alertmanager configurations of those in alertmanagers, so that a change
+// whose immediate push failed (Cortex unreachable) applies at the next
+// pass. It returns the errors of all workspaces.
+func (s *Configs) Reconcile(ctx context.Context, rules, alertmanagers []workspace.ID) error {
+	var errs []error
+	for _, id := range rules {
+		if err := s.SyncRules(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, id := range alertmanagers {
+		if err := s.Sync(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("sync alertmanager of workspace %s to cortex: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // DeleteTenant removes the workspace from Cortex: its rule groups and
@@ -197,7 +244,7 @@ func (s *Configs) Sync(ctx context.Context, id workspace.ID) error {
 // (the tenant deletion API; Cortex's compactor deletes them later). Call it
 // once the catalog no longer serves the workspace.
 func (s *Configs) DeleteTenant(ctx context.Context, id workspace.ID) error {
-	have, err := s.ruleGroupNames(ctx, id)
+	have, err := s.cortexGroups(ctx, id)
 	if err != nil {
 		return err
 	}

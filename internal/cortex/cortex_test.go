@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v2"
+	yaml3 "go.yaml.in/yaml/v3"
 
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/ruler"
@@ -35,10 +36,12 @@ type fakeCortex struct {
 	bodies [][]byte
 	// rules is the ruler's state: tenant -> namespace -> group -> YAML.
 	rules map[string]map[string]map[string]string
+	// alerts is the Alertmanager configuration by tenant.
+	alerts map[string][]byte
 }
 
 func newFake(t *testing.T) (*fakeCortex, *Client) {
-	f := &fakeCortex{status: http.StatusOK, rules: map[string]map[string]map[string]string{}}
+	f := &fakeCortex{status: http.StatusOK, rules: map[string]map[string]map[string]string{}, alerts: map[string][]byte{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	c, err := New(Config{URL: srv.URL}, nil)
@@ -62,10 +65,12 @@ func (f *fakeCortex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case r.Method == http.MethodGet:
-			out := map[string][]map[string]string{}
+			out := map[string][]any{}
 			for ns, groups := range nss {
-				for g := range groups {
-					out[ns] = append(out[ns], map[string]string{"name": g})
+				for _, g := range groups {
+					var v any
+					_ = yaml3.Unmarshal([]byte(g), &v)
+					out[ns] = append(out[ns], v)
 				}
 			}
 			if len(out) == 0 {
@@ -91,6 +96,22 @@ func (f *fakeCortex) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case r.Method == http.MethodDelete:
 			delete(nss, parts[1])
 			w.WriteHeader(http.StatusAccepted)
+		}
+		return
+	}
+	if r.URL.Path == "/api/v1/alerts" && f.status == http.StatusOK {
+		switch r.Method {
+		case http.MethodGet:
+			if f.alerts[tenant] == nil {
+				http.Error(w, "alertmanager config not found", http.StatusNotFound)
+				return
+			}
+			_, _ = w.Write(f.alerts[tenant])
+		case http.MethodPost:
+			f.alerts[tenant] = b
+			w.WriteHeader(http.StatusCreated)
+		case http.MethodDelete:
+			delete(f.alerts, tenant)
 		}
 		return
 	}
@@ -264,6 +285,12 @@ func TestSyncRules(t *testing.T) {
 		"mesh nodes": {"c": "name: c\nrules:\n    - record: z\n      expr: up\n"},
 	}, f.rules[id.String()])
 
+	// Nothing changed: one GET, nothing set.
+	n := len(f.reqs)
+	require.NoError(t, s.SyncRules(context.Background(), id))
+	require.Len(t, f.reqs, n+1)
+	require.Equal(t, http.MethodGet, f.reqs[n].Method)
+
 	// A group and a namespace removed from the catalog go from Cortex.
 	fs[id] = []ruler.RuleFile{{Name: "envoy", Data: []byte("groups:\n- name: b\n  rules:\n  - record: y\n    expr: up\n")}}
 	require.NoError(t, s.SyncRules(context.Background(), id))
@@ -283,12 +310,18 @@ func TestSyncAlertmanager(t *testing.T) {
 	require.Equal(t, http.MethodPost, r.Method)
 	require.Equal(t, "/api/v1/alerts", r.URL.Path)
 	require.Equal(t, d[id], body)
+	require.NoError(t, s.Sync(context.Background(), id))
+	r, _ = f.last()
+	require.Equal(t, http.MethodGet, r.Method, "an unchanged definition is not set again")
+	require.NoError(t, s.Reconcile(context.Background(), nil, []workspace.ID{id}))
+	r, _ = f.last()
+	require.Equal(t, http.MethodGet, r.Method)
 	delete(d, id)
 	require.NoError(t, s.Sync(context.Background(), id))
 	r, _ = f.last()
 	require.Equal(t, http.MethodDelete, r.Method)
 	f.status = http.StatusBadRequest
-	d[id] = []byte("bad")
+	d[id] = []byte("alertmanager_config: bad")
 	require.ErrorContains(t, s.Sync(context.Background(), id), "400")
 }
 
@@ -347,7 +380,7 @@ func TestHandlerForwardsSenderBody(t *testing.T) {
 }
 
 func TestClientMetrics(t *testing.T) {
-	f := &fakeCortex{status: http.StatusOK, rules: map[string]map[string]map[string]string{}}
+	f := &fakeCortex{status: http.StatusOK, rules: map[string]map[string]map[string]string{}, alerts: map[string][]byte{}}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
 	reg := prometheus.NewRegistry()

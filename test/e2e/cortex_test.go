@@ -46,7 +46,8 @@ func startCortexCluster(t *testing.T) *cortexCluster {
 	db := pg.NewDatabase(t)
 	key := filepath.Join(t.TempDir(), "secrets.key")
 	cx := apptest.StartCortex(t)
-	flags := []string{"--auth=sigv4", "--db", db, "--secrets-key-file", key, "--engine=cortex", "--cortex.url", cx.URL()}
+	flags := []string{"--auth=sigv4", "--db", db, "--secrets-key-file", key, "--engine=cortex", "--cortex.url", cx.URL(),
+		"--rules.poll-interval=1s"}
 	return &cortexCluster{
 		cortex: cx,
 		a:      apptest.StartOrrery(t, t.TempDir(), flags...),
@@ -225,6 +226,26 @@ func TestCortexEngineReplicas(t *testing.T) {
 		code, body := c.admin.do(t, http.MethodGet, c.a.URL(ws, "/api/v1/rules"), nil, time.Now(), nil)
 		require.Equal(t, http.StatusOK, code, body)
 		require.Contains(t, body, `"name":"totals"`)
+
+		// A group lost by Cortex (as if a push had failed) is pushed
+		// again by the replicas' resync.
+		cortexRules := func(method string) (int, string) {
+			req, _ := http.NewRequest(method, c.cortex.URL()+"/api/v1/rules"+map[bool]string{true: "/envoy"}[method == http.MethodDelete], nil)
+			req.Header.Set("X-Scope-OrgID", ws)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		code, body = cortexRules(http.MethodDelete)
+		require.Equal(t, http.StatusAccepted, code, body)
+		apptest.Eventually(t, 30*time.Second, func() error {
+			if _, body := cortexRules(http.MethodGet); !strings.Contains(body, "name: totals") {
+				return fmt.Errorf("cortex rules: %s", body)
+			}
+			return nil
+		})
 
 		// Deleting on A removes the group from Cortex.
 		_, err = ampAdmin(c.a).DeleteRuleGroupsNamespace(ctx, &amp.DeleteRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("envoy")})
