@@ -203,6 +203,11 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if cfg.SecretsKeyFile == "" {
 		return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
 	}
+	if cfg.Auth == "sigv4" && (cfg.AdminKeyID == "" || cfg.AdminSecret == "") {
+		// A generated admin key would be written to one replica's disk,
+		// and every replica (re)started on a fresh disk would make another.
+		return nil, errors.New("--engine=cortex keeps no local state: set ORRERY_ADMIN_ACCESS_KEY_ID and ORRERY_ADMIN_SECRET_ACCESS_KEY, the same on every replica, for the admin key")
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	client, err := cortex.New(cortex.Config{URL: cfg.CortexURL}, reg)
@@ -370,7 +375,10 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 			k.ID, k.Secret = catalog.NewAccessKeyID(), catalog.NewSecret()
 		}
 		if err := cat.CreateAccessKey(ctx, sealer, k); err != nil {
-			return nil, fmt.Errorf("create admin key: %w", err)
+			// Another replica starting at the same time may have won.
+			if _, lerr := cat.AccessKey(ctx, sealer, k.ID); generated || lerr != nil {
+				return nil, fmt.Errorf("create admin key: %w", err)
+			}
 		}
 		content := "ORRERY_ADMIN_ACCESS_KEY_ID=" + k.ID + "\n"
 		if generated {

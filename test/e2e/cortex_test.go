@@ -121,13 +121,23 @@ func apiDataOf(t *testing.T, body []byte) string {
 	return normalize(t, fmt.Appendf(nil, `{"data":%s}`, env.Data), false)
 }
 
-// TestCortexEngineRefusesSQLite: without PostgreSQL the mode would keep
-// local state, so it does not start.
+// TestCortexEngineRefusesSQLite: without PostgreSQL, or without an admin
+// key given to every replica, the mode would keep local state, so it does
+// not start.
 func TestCortexEngineRefusesSQLite(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", "")
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", "")
 	out, err := exec.Command(apptest.OrreryBinary(t), "server", "--engine=cortex", "--cortex.url=http://127.0.0.1:1",
 		"--data-dir", t.TempDir(), "--listen", apptest.FreeAddr(t)).CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "--db postgres://")
+
+	// Nor does it generate an admin key only one replica's disk would keep.
+	out, err = exec.Command(apptest.OrreryBinary(t), "server", "--engine=cortex", "--cortex.url=http://127.0.0.1:1",
+		"--db", "postgres://orrery@127.0.0.1:1/x", "--secrets-key-file", filepath.Join(t.TempDir(), "k"),
+		"--data-dir", t.TempDir(), "--listen", apptest.FreeAddr(t)).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "ORRERY_ADMIN_ACCESS_KEY_ID")
 }
 
 // TestCortexEngineReplicas runs the AMP flow against two replicas over one
