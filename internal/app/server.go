@@ -223,7 +223,7 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	ing, err := ingest.New(ingest.Config{}, cortex.NewStorage(client), overrides, logger, reg)
+	ing, err := ingest.New(ingest.Config{}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -14,9 +14,9 @@ import (
 )
 
 // Cortex is a single-process Cortex (-target=all) built from test/cortex,
-// with filesystem blocks storage, an in-memory ring, the ruler and the
-// Alertmanager with their configuration APIs, and multitenancy on
-// (X-Scope-OrgID).
+// with filesystem blocks storage, in-memory rings, the HA tracker on
+// memberlist (a single member), the ruler and the Alertmanager with their
+// configuration APIs, and multitenancy on (X-Scope-OrgID).
 type Cortex struct {
 	Addr string
 	// RuntimeConfig is the per-tenant overrides file, re-read every second.
@@ -56,6 +56,10 @@ const CortexLimits = `
 
 const cortexConfig = `
 auth_enabled: true
+memberlist:
+  bind_addr: [127.0.0.1]
+  bind_port: {{GOSSIP_PORT}}
+  advertise_addr: 127.0.0.1
 server:
   http_listen_address: 127.0.0.1
   http_listen_port: {{HTTP_PORT}}
@@ -66,6 +70,10 @@ server:
   log_level: warn
 distributor:
   shard_by_all_labels: true
+  ha_tracker:
+    enable_ha_tracker: true
+    kvstore:
+      store: memberlist
   pool:
     health_check_ingesters: true
   ring:
@@ -151,7 +159,8 @@ func StartCortex(t testing.TB) *Cortex {
 	c := &Cortex{Addr: FreeAddr(t), RuntimeConfig: filepath.Join(dir, "runtime.yaml")}
 	_, httpPort, _ := strings.Cut(c.Addr, ":")
 	_, grpcPort, _ := strings.Cut(FreeAddr(t), ":")
-	cfg := strings.NewReplacer("{{HTTP_PORT}}", httpPort, "{{GRPC_PORT}}", grpcPort, "{{DIR}}", dir, "{{LIMITS}}", CortexLimits).Replace(cortexConfig)
+	_, gossipPort, _ := strings.Cut(FreeAddr(t), ":")
+	cfg := strings.NewReplacer("{{HTTP_PORT}}", httpPort, "{{GRPC_PORT}}", grpcPort, "{{GOSSIP_PORT}}", gossipPort, "{{DIR}}", dir, "{{LIMITS}}", CortexLimits).Replace(cortexConfig)
 	if err := os.WriteFile(filepath.Join(dir, "cortex.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

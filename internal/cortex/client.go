@@ -119,10 +119,10 @@ func (e *Error) Error() string {
 }
 
 // HTTPStatus maps the error to the status Orrery answers with: Cortex's
-// 4xx are the sender's fault and pass through, anything else (5xx, Cortex
-// unreachable) is 503 so senders retry.
+// 202 (samples of a non-elected HA replica, dropped) and 4xx pass through,
+// anything else (5xx, Cortex unreachable) is 503 so senders retry.
 func (e *Error) HTTPStatus() int {
-	if e.Code >= 400 && e.Code < 500 {
+	if e.Code == http.StatusAccepted || (e.Code >= 400 && e.Code < 500) {
 		return e.Code
 	}
 	return http.StatusServiceUnavailable
@@ -131,6 +131,12 @@ func (e *Error) HTTPStatus() int {
 // do makes one request as tenant id and returns the body of a 2xx answer.
 // A 404 is returned as an *Error like any other status.
 func (c *Client) do(ctx context.Context, op string, id workspace.ID, method, path string, body []byte, hdr http.Header) ([]byte, error) {
+	_, b, err := c.doStatus(ctx, op, id, method, path, body, hdr)
+	return b, err
+}
+
+// doStatus is do that also returns the 2xx status.
+func (c *Client) doStatus(ctx context.Context, op string, id workspace.ID, method, path string, body []byte, hdr http.Header) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var r io.Reader
@@ -139,7 +145,7 @@ func (c *Client) do(ctx context.Context, op string, id workspace.ID, method, pat
 	}
 	req, err := http.NewRequestWithContext(withOp(ctx, op), method, c.base.String()+path, r)
 	if err != nil {
-		return nil, &Error{Op: op, Msg: err.Error()}
+		return 0, nil, &Error{Op: op, Msg: err.Error()}
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -147,17 +153,17 @@ func (c *Client) do(ctx context.Context, op string, id workspace.ID, method, pat
 	req.Header.Set(TenantHeader, id.String())
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, &Error{Op: op, Msg: err.Error()}
+		return 0, nil, &Error{Op: op, Msg: err.Error()}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, &Error{Op: op, Msg: "read answer: " + err.Error()}
+		return 0, nil, &Error{Op: op, Msg: "read answer: " + err.Error()}
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, &Error{Op: op, Code: resp.StatusCode, Msg: strings.TrimSpace(string(b))}
+		return 0, nil, &Error{Op: op, Code: resp.StatusCode, Msg: strings.TrimSpace(string(b))}
 	}
-	return b, nil
+	return resp.StatusCode, b, nil
 }
 
 // isNotFound reports whether err is Cortex's 404.

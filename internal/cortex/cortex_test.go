@@ -341,6 +341,9 @@ func TestRuntimeConfig(t *testing.T) {
 	require.Equal(t, "3600h0m0s", o["compactor_blocks_retention_period"])
 	require.Equal(t, "1m0s", o["out_of_order_time_window"])
 	require.Equal(t, true, o["enable_native_histograms"])
+	require.Equal(t, true, o["accept_ha_samples"], "HA pairs are Cortex's HA tracker's")
+	require.Equal(t, "__replica__", o["ha_replica_label"])
+	require.Empty(t, IngestLimits{LimitsSource: mustOverrides(t)}.Limits(id).HAClusterLabel)
 	require.Contains(t, string(b), "label_set:\n        envoy_cluster_name: payments\n      limits:\n        max_series: 100")
 }
 
@@ -396,4 +399,10 @@ func TestClientMetrics(t *testing.T) {
 orrery_cortex_requests_total{code="200",op="push"} 1
 orrery_cortex_requests_total{code="200",op="query"} 1
 `), "orrery_cortex_requests_total"))
+}
+
+func mustOverrides(t *testing.T) *workspace.Overrides {
+	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
+	require.NoError(t, err)
+	return ov
 }

@@ -42,9 +42,13 @@ func TenantLimits(l workspace.Limits) map[string]any {
 		"ruler_max_rules_per_rule_group":                 l.MaxRulesPerRuleGroup,
 	}
 	if l.HAClusterLabel != "" && l.HAReplicaLabel != "" {
-		// Orrery deduplicates and drops the replica label before
-		// forwarding; Cortex need not.
-		m["accept_ha_samples"] = false
+		// HA pairs are deduplicated by Cortex's HA tracker, whose
+		// election all replicas share (IngestLimits turns Orrery's own
+		// per-replica election off). It needs
+		// distributor.ha_tracker.enable_ha_tracker and a KV store.
+		m["accept_ha_samples"] = true
+		m["ha_cluster_label"] = l.HAClusterLabel
+		m["ha_replica_label"] = l.HAReplicaLabel
 	}
 	if len(l.LabelSetLimits) > 0 {
 		sets := make([]map[string]any, 0, len(l.LabelSetLimits))
@@ -64,4 +68,17 @@ func RuntimeConfig(tenants map[workspace.ID]workspace.Limits) ([]byte, error) {
 		ov[id.String()] = TenantLimits(l)
 	}
 	return yaml.Marshal(map[string]any{"overrides": ov})
+}
+
+// IngestLimits adapts workspace limits for the ingest handler of the
+// Cortex engine: HA-pair deduplication is left to Cortex's HA tracker,
+// since each replica's own election would accept both members of a pair
+// whose requests reach different replicas.
+type IngestLimits struct{ workspace.LimitsSource }
+
+// Limits implements workspace.LimitsSource.
+func (l IngestLimits) Limits(id workspace.ID) workspace.Limits {
+	lim := l.LimitsSource.Limits(id)
+	lim.HAClusterLabel, lim.HAReplicaLabel = "", ""
+	return lim
 }

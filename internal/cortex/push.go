@@ -3,6 +3,7 @@ package cortex
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/snappy"
@@ -119,12 +120,17 @@ func (s *Storage) Push(ctx context.Context, id workspace.ID, wr *prompb.WriteReq
 }
 
 // push sends a snappy-compressed remote write 1.0 body to the distributor.
+// Cortex's 202 (the samples of a non-elected HA replica were dropped) is
+// returned as an *Error whose HTTPStatus is 202, so the sender gets it.
 func (c *Client) push(ctx context.Context, id workspace.ID, body []byte) error {
-	_, err := c.do(ctx, "push", id, http.MethodPost, "/api/v1/push", body, http.Header{
+	code, msg, err := c.doStatus(ctx, "push", id, http.MethodPost, "/api/v1/push", body, http.Header{
 		"Content-Type":                      {"application/x-protobuf"},
 		"Content-Encoding":                  {"snappy"},
 		"X-Prometheus-Remote-Write-Version": {"0.1.0"},
 	})
+	if err == nil && code == http.StatusAccepted {
+		return &Error{Op: "push", Code: code, Msg: strings.TrimSpace(string(msg))}
+	}
 	return err
 }
 

@@ -473,8 +473,8 @@ func (s signer) tryDo(u string, body []byte) (int, bool) {
 
 // TestCortexEngineOverrides: `orrery server --cortex.print-overrides`
 // renders every workspace's limits as Cortex's runtime configuration; once
-// Cortex has loaded it, Cortex enforces the limits a replica cannot see
-// alone (here a workspace's active series).
+// Cortex has loaded it, Cortex enforces what a replica cannot decide alone:
+// the HA pair election shared by all replicas, a workspace's active series.
 func TestCortexEngineOverrides(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL, Cortex and two servers")
@@ -502,6 +502,51 @@ func TestCortexEngineOverrides(t *testing.T) {
 		}
 		return nil
 	})
+
+	// HA pairs: Cortex's tracker elects one replica for all Orrery
+	// replicas; the other's samples are answered 202 and dropped.
+	other, err := ampAdmin(c.a).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("ha")})
+	require.NoError(t, err)
+	haWS := aws.ToString(other.WorkspaceId)
+	out, err = exec.Command(apptest.OrreryBinary(t), args...).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "accept_ha_samples: true")
+	require.NoError(t, os.WriteFile(c.cortex.RuntimeConfig, out, 0o600))
+	apptest.Eventually(t, 30*time.Second, func() error {
+		_, body := apptest.Get(t, c.cortex.URL()+"/runtime_config")
+		if !strings.Contains(string(body), haWS) {
+			return fmt.Errorf("cortex has not loaded the overrides yet")
+		}
+		return nil
+	})
+	at := time.Now().Add(-10 * time.Second).UnixMilli()
+	for i, w := range []struct {
+		o       *apptest.Orrery
+		replica string
+		code    int
+	}{{c.a, "r1", http.StatusNoContent}, {c.b, "r2", http.StatusAccepted}, {c.b, "r1", http.StatusNoContent}, {c.a, "r2", http.StatusAccepted}} {
+		code, body := c.admin.write(t, w.o.RemoteWriteURL(haWS), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			ts("envoy_server_live", at+int64(i)*1000, float64(i), "cluster", "east", "__replica__", w.replica)}})
+		require.Equal(t, w.code, code, "write %d from %s: %s", i, w.replica, body)
+	}
+	code, body := c.admin.do(t, http.MethodGet, c.b.URL(haWS, "/api/v1/query?query="+url.QueryEscape("envoy_server_live[1m]")), nil, time.Now(), nil)
+	require.Equal(t, http.StatusOK, code, body)
+	var res struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string
+				Values [][]any
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &res))
+	require.Len(t, res.Data.Result, 1, body)
+	require.Equal(t, map[string]string{"__name__": "envoy_server_live", "cluster": "east"}, res.Data.Result[0].Metric, "the replica label is dropped")
+	var values []string
+	for _, v := range res.Data.Result[0].Values {
+		values = append(values, v[1].(string))
+	}
+	require.Equal(t, []string{"0", "2"}, values, "only the elected replica's samples are stored")
 
 	now := time.Now().UnixMilli()
 	for i, want := range []int{http.StatusNoContent, http.StatusNoContent, http.StatusBadRequest} {
