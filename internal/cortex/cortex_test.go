@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -405,4 +406,27 @@ func mustOverrides(t *testing.T) *workspace.Overrides {
 	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
 	require.NoError(t, err)
 	return ov
+}
+
+// TestProxyBoundsQueryTimeout: queries get the workspace's query_timeout
+// unless they ask for less.
+func TestProxyBoundsQueryTimeout(t *testing.T) {
+	f, c := newFake(t)
+	lim := workspace.DefaultLimits()
+	lim.QueryTimeout = model.Duration(30 * time.Second)
+	ov, err := workspace.NewOverrides(lim)
+	require.NoError(t, err)
+	p := NewProxy(c, "query", "api/v1/", "/prometheus/api/v1/", nil).WithQueryTimeout(ov)
+	id := workspace.NewID()
+	for _, tc := range []struct{ path, want string }{
+		{"/api/v1/query?query=up", "30s"},
+		{"/api/v1/query_range?query=up&timeout=5m", "30s"},
+		{"/api/v1/query?query=up&timeout=10s", "10s"},
+		{"/api/v1/labels", ""},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/workspaces/"+id.String()+tc.path, nil)
+		p.ServeHTTP(httptest.NewRecorder(), req.WithContext(workspace.NewContext(req.Context(), id)))
+		r, _ := f.last()
+		require.Equal(t, tc.want, r.URL.Query().Get("timeout"), tc.path)
+	}
 }

@@ -4,7 +4,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -18,6 +22,31 @@ import (
 type Proxy struct {
 	rp       *httputil.ReverseProxy
 	from, to string
+	limits   workspace.LimitsSource
+}
+
+// WithQueryTimeout makes the proxy bound the queries it forwards (query
+// and query_range) by their workspace's query_timeout, with Cortex's
+// timeout parameter: a request without one, or with a longer one, gets the
+// workspace's.
+func (p *Proxy) WithQueryTimeout(limits workspace.LimitsSource) *Proxy {
+	p.limits = limits
+	return p
+}
+
+// queryTimeout sets q's timeout to the workspace's where it is longer.
+func (p *Proxy) queryTimeout(id workspace.ID, path string, q url.Values) {
+	if p.limits == nil || !(strings.HasSuffix(path, "/query") || strings.HasSuffix(path, "/query_range")) {
+		return
+	}
+	lim := time.Duration(p.limits.Limits(id).QueryTimeout)
+	if lim <= 0 {
+		return
+	}
+	if d, err := model.ParseDuration(q.Get("timeout")); err == nil && time.Duration(d) > 0 && time.Duration(d) <= lim {
+		return
+	}
+	q.Set("timeout", model.Duration(lim).String())
 }
 
 // NewProxy returns a proxy from the workspace path prefix from to Cortex's
@@ -43,6 +72,7 @@ func NewProxy(c *Client, op, from, to string, logger *slog.Logger) *Proxy {
 					q.Del(k)
 				}
 			}
+			p.queryTimeout(id, pr.Out.URL.Path, q)
 			pr.Out.URL.RawQuery = q.Encode()
 			pr.Out.Host = base.Host
 			for k := range pr.Out.Header {
