@@ -19,6 +19,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg loadgen.Config
 	fs.StringVar(&cfg.URL, "url", "", "remote write URL, e.g. http://127.0.0.1:9090/workspaces/ws-.../api/v1/remote_write")
+	fs.StringVar(&cfg.Tenant, "tenant", "", "send this X-Scope-OrgID header (to write to Cortex's /api/v1/push directly)")
 	fs.IntVar(&cfg.Series, "series", 100_000, "active series")
 	fs.IntVar(&cfg.Senders, "senders", 4, "concurrent senders")
 	fs.IntVar(&cfg.SamplesPerRequest, "samples-per-request", 2000, "samples per remote write request")

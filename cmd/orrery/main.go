@@ -106,6 +106,9 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for workspace data (one TSDB per workspace)")
 	fs.StringVar(&cfg.DB, "db", "", "control-plane database: a postgres:// URL shared by replicas, or a SQLite file (default <data-dir>/catalog.db)")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "32-byte key sealing access-key secrets, created if missing (default <data-dir>/secrets.key; replicas sharing --db need the same file)")
+	fs.StringVar(&cfg.Engine, "engine", "embedded", "where workspaces' samples, rules and alerts live: embedded (in this process, under --data-dir) or cortex (tenants of the Cortex cluster at --cortex.url; needs --db postgres://... and --secrets-key-file, keeps no local state)")
+	fs.StringVar(&cfg.CortexURL, "cortex.url", "", "with --engine=cortex: base URL of Cortex's HTTP API (distributor push, /prometheus, ruler and Alertmanager APIs), e.g. http://cortex:9009")
+	printOverrides := fs.Bool("cortex.print-overrides", false, "with --engine=cortex: print Cortex's runtime-config overrides for every workspace (its limits, as Cortex names them) and exit, instead of serving")
 	fs.StringVar(&cfg.LimitsFile, "limits-file", "", "YAML file of per-workspace limit overrides (see README)")
 	fs.DurationVar(&cfg.IdleTimeout, "storage.idle-timeout", 30*time.Minute, "close a workspace's TSDB after this long without reads or writes (0: never)")
 	fs.DurationVar(&cfg.BlockDuration, "storage.block-duration", 2*time.Hour, "length of a TSDB block, as Prometheus' (do not change in production)")
@@ -170,6 +173,15 @@ func runServer(args []string, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "orrery server: %v\n", err)
 		return 1
+	}
+	if *printOverrides {
+		b, err := srv.CortexRuntimeConfig(context.Background())
+		if err != nil {
+			fmt.Fprintf(stderr, "orrery server: %v\n", err)
+			return 1
+		}
+		_, _ = os.Stdout.Write(b)
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -25,6 +25,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
+	"github.com/orrery-dev/orrery/internal/cortex"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
@@ -82,6 +83,12 @@ type ServerConfig struct {
 	UIAdminPassword string
 	// UI configures the web UI.
 	UI ui.Config
+	// Engine is "embedded" (default: one Prometheus TSDB, rule manager and
+	// Alertmanager per workspace in this process) or "cortex" (workspaces
+	// are tenants of the Cortex cluster at CortexURL; the server keeps no
+	// local state and needs a PostgreSQL catalog).
+	Engine    string
+	CortexURL string
 }
 
 // Server is a running `orrery server`.
@@ -100,8 +107,16 @@ type Server struct {
 	sealer    *catalog.Sealer
 	ruler     *ruler.Ruler
 	ui        *ui.Handler
-	http      *http.Server
-	ln        net.Listener
+	// queries and alertmanager serve /workspaces/{id}/api/v1/ and
+	// /workspaces/{id}/alertmanager/api/: the embedded engine's handlers,
+	// or proxies to Cortex.
+	queries, alertmanager http.Handler
+	// cortex keeps Cortex's rules and Alertmanager configurations; nil
+	// with the embedded engine, whose store, ruler and alerting are then
+	// nil instead.
+	cortex *cortex.Configs
+	http   *http.Server
+	ln     net.Listener
 }
 
 // NewServer builds a server. It opens no workspace and starts no goroutine.
@@ -114,6 +129,13 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	switch cfg.Engine {
+	case "", "embedded":
+	case "cortex":
+		return newCortexServer(cfg, logger)
+	default:
+		return nil, fmt.Errorf("--engine %q: use embedded or cortex", cfg.Engine)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -168,45 +190,104 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am}
-	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s.sealer = sealer
-	if cfg.Auth == "sigv4" {
-		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
-			_ = cat.Close()
-			return nil, err
-		}
-	} else if cfg.Auth != "none" && cfg.Auth != "" {
-		_ = cat.Close()
-		return nil, fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
-	}
-	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
-		cat, lifecycle{s}, logger)
-	if err != nil {
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
+		queries: q, alertmanager: am}
+	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
 	}
 	s.control.SetAlertmanagerHook(s.alerting)
-	uiCfg := cfg.UI
-	uiCfg.Metrics = reg
-	if s.ui, err = ui.New(uiCfg, cat, q, am, logger, reg); err != nil {
+	return s, nil
+}
+
+// newCortexServer builds a server of the Cortex engine: ingest validates
+// and limits remote write and forwards it, the query and Alertmanager APIs
+// are proxied, rules and Alertmanager configurations are pushed to Cortex.
+func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
+	if !strings.HasPrefix(cfg.DB, "postgres://") && !strings.HasPrefix(cfg.DB, "postgresql://") {
+		return nil, errors.New("--engine=cortex keeps no local state, so replicas must share the catalog: give --db postgres://...; the embedded SQLite catalog is refused in this mode")
+	}
+	if cfg.SecretsKeyFile == "" {
+		return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
+	}
+	if cfg.Auth == "sigv4" && (cfg.AdminKeyID == "" || cfg.AdminSecret == "") {
+		// A generated admin key would be written to one replica's disk,
+		// and every replica (re)started on a fresh disk would make another.
+		return nil, errors.New("--engine=cortex keeps no local state: set ORRERY_ADMIN_ACCESS_KEY_ID and ORRERY_ADMIN_SECRET_ACCESS_KEY, the same on every replica, for the admin key")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	client, err := cortex.New(cortex.Config{URL: cfg.CortexURL}, reg)
+	if err != nil {
+		return nil, err
+	}
+	overrides, err := workspace.NewOverrides(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.LimitsFile != "" {
+		if err := overrides.LoadFile(cfg.LimitsFile); err != nil {
+			return nil, err
+		}
+	}
+	ing, err := ingest.New(ingest.Config{}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	cat, err := catalog.Open(context.Background(), cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat,
+		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
+		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
+		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat}, logger),
+	}
+	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
+	}
+	s.control.SetAlertmanagerHook(s.cortex)
+	return s, nil
+}
+
+// finish sets up what both engines share: authentication, the control
+// plane, the workspaces' configurations and the HTTP server.
+func (s *Server) finish() error {
+	cfg, cat, logger := s.cfg, s.catalog, s.logger
+	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	if err != nil {
+		return err
+	}
+	s.sealer = sealer
+	if cfg.Auth == "sigv4" {
+		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
+			return err
+		}
+	} else if cfg.Auth != "none" && cfg.Auth != "" {
+		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
+	}
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
+		cat, lifecycle{s}, logger)
+	if err != nil {
+		return err
+	}
+	uiCfg := cfg.UI
+	uiCfg.Metrics = s.reg
+	if s.ui, err = ui.New(uiCfg, cat, s.queries, s.alertmanager, logger, s.reg); err != nil {
+		return err
 	}
 	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
-		_ = cat.Close()
-		return nil, err
+		return err
 	}
 	if err := s.applyConfigurations(context.Background()); err != nil {
-		_ = cat.Close()
-		return nil, err
+		return err
 	}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
-	return s, nil
+	return nil
 }
 
 // querySource adapts the store to the query API's Source.
@@ -258,6 +339,10 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 type lifecycle struct{ s *Server }
 
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
+	if l.s.cortex != nil {
+		l.s.ingest.Forget(id)
+		return l.s.cortex.DeleteTenant(ctx, id)
+	}
 	l.s.ruler.Forget(id)
 	l.s.ingest.Forget(id)
 	l.s.query.Forget(id)
@@ -269,6 +354,9 @@ func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) err
 
 // SyncRules applies a workspace's changed rule groups namespaces.
 func (l lifecycle) SyncRules(ctx context.Context, id workspace.ID) error {
+	if l.s.cortex != nil {
+		return l.s.cortex.SyncRules(ctx, id)
+	}
 	return l.s.ruler.Sync(ctx, id)
 }
 
@@ -302,7 +390,10 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 			k.ID, k.Secret = catalog.NewAccessKeyID(), catalog.NewSecret()
 		}
 		if err := cat.CreateAccessKey(ctx, sealer, k); err != nil {
-			return nil, fmt.Errorf("create admin key: %w", err)
+			// Another replica starting at the same time may have won.
+			if _, lerr := cat.AccessKey(ctx, sealer, k.ID); generated || lerr != nil {
+				return nil, fmt.Errorf("create admin key: %w", err)
+			}
 		}
 		content := "ORRERY_ADMIN_ACCESS_KEY_ID=" + k.ID + "\n"
 		if generated {
@@ -435,8 +526,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
-	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.query))
-	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alerting))
+	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.queries))
+	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alertmanager))
 	return mux
 }
 
@@ -507,11 +598,16 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	if s.guard == nil {
 		s.logger.Warn("authentication is off (--auth=none): anyone who reaches this port reads and writes every workspace; use --auth=sigv4 outside development")
 	}
 	errc := make(chan error, 1)
+	if s.cortex != nil {
+		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
+		go func() { errc <- s.http.Serve(s.ln) }()
+		return s.runCortex(ctx, errc)
+	}
+	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	alertingCtx, stopAlerting := context.WithCancel(context.Background())
 	alertingDone := make(chan struct{})
@@ -572,6 +668,107 @@ loop:
 		return serveErr
 	}
 	return nil
+}
+
+// CortexRuntimeConfig renders Cortex's runtime configuration overrides for
+// every active workspace of the catalog: its limits (defaults, the limits
+// file, its control-plane configuration) mapped by cortex.TenantLimits.
+// Cortex reads the file every runtime_config.period; write it where Cortex
+// reads it whenever workspaces or their configurations change.
+func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
+	tenants := map[workspace.ID]workspace.Limits{}
+	var after workspace.ID
+	for {
+		page, err := s.catalog.ListWorkspaces(ctx, "", after, 500)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, ws := range page {
+			if ws.Status == catalog.StatusActive {
+				tenants[ws.ID] = s.overrides.Limits(ws.ID)
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+	return cortex.RuntimeConfig(tenants)
+}
+
+// runCortex serves with the Cortex engine until ctx is done, then lets
+// in-flight requests finish. There is nothing local to close but the
+// catalog's connections.
+func (s *Server) runCortex(ctx context.Context, errc <-chan error) error {
+	sweep := time.NewTicker(15 * time.Minute)
+	defer sweep.Stop()
+	every := s.cfg.Ruler.PollInterval
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	resync := time.NewTicker(every)
+	defer resync.Stop()
+	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
+	defer stopReconcile()
+	reconciling := make(chan struct{}, 1) // At most one pass at a time.
+	var serveErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			serveErr = fmt.Errorf("serve http: %w", err)
+			break loop
+		case <-sweep.C:
+			s.ingest.Sweep()
+		case <-resync.C:
+			select {
+			case reconciling <- struct{}{}:
+				go func() {
+					defer func() { <-reconciling }()
+					s.reconcileCortex(reconcileCtx)
+				}()
+			default:
+			}
+		}
+	}
+	stopReconcile()
+	s.logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.logger.Warn("http shutdown did not finish; closing the catalog anyway", "err", err)
+	}
+	if err := s.catalog.Close(); err != nil {
+		return errors.Join(serveErr, fmt.Errorf("close catalog: %w", err))
+	}
+	s.logger.Info("shutdown complete")
+	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {
+		return serveErr
+	}
+	return nil
+}
+
+// reconcileCortex pushes every workspace's rule groups and alert manager
+// definition to Cortex where Cortex differs from the catalog, so that a
+// change whose immediate push failed applies within a poll interval. Every
+// replica does it; the passes are idempotent, and cost one GET per
+// workspace when nothing changed.
+func (s *Server) reconcileCortex(ctx context.Context) {
+	rules, err := s.catalog.RuleWorkspaces(ctx)
+	if err != nil {
+		s.logger.Warn("list workspaces with rules; cortex resync skipped until the next poll", "err", err)
+		return
+	}
+	ams, err := s.catalog.ActiveAlertmanagerDefinitions(ctx)
+	if err != nil {
+		s.logger.Warn("list alert manager definitions; cortex resync skipped until the next poll", "err", err)
+		return
+	}
+	if err := s.cortex.Reconcile(ctx, rules, ams); err != nil && ctx.Err() == nil {
+		s.logger.Warn("resync rules and alert managers to cortex; retrying at the next poll", "err", err)
+	}
 }
 
 // audit logs a mutating call: who made it (empty when authentication

@@ -61,6 +61,10 @@ func (o *Orrery) start() {
 	})
 }
 
+// Flags returns the flags the server was started with, beyond --listen and
+// --data-dir.
+func (o *Orrery) Flags() []string { return append([]string(nil), o.args...) }
+
 // Restart starts the server again on the same address and data directory
 // after Stop or Kill.
 func (o *Orrery) Restart() { o.start() }

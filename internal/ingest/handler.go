@@ -33,7 +33,9 @@ import (
 type Storage interface {
 	// Appender returns an appender for the workspace's storage. The caller
 	// must end it with Commit or Rollback. When Commit returns nil the data
-	// is durable: it survives a crash of the process.
+	// is durable: it survives a crash of the process. A Commit error with
+	// an HTTPStatus() int method is answered with that status (e.g. a
+	// remote engine's 429), any other with 500.
 	Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error)
 	// ActiveSeries returns how many series the workspace holds in memory.
 	ActiveSeries(id workspace.ID) (int, error)
@@ -45,6 +47,16 @@ type Storage interface {
 	CountLabelSets(ctx context.Context, id workspace.ID, ls []workspace.LabelSetLimit) ([]int, error)
 	// SetMetadata records the metadata of a metric family.
 	SetMetadata(id workspace.ID, family string, m metadata.Metadata)
+}
+
+// RawForwarder is implemented by appenders that forward requests to
+// another engine (the Cortex engine's). When a remote write 1.0 request was
+// admitted whole and unchanged (no series rejected, no label dropped), the
+// handler calls ForwardRaw with the request's snappy-compressed body before
+// Commit; Commit may then send those bytes instead of re-encoding what was
+// appended. The body is valid until Commit returns.
+type RawForwarder interface {
+	ForwardRaw(body []byte)
 }
 
 // Config configures a Handler.
@@ -526,8 +538,16 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 			}
 		}
 	}
+	if fw, ok := app.(RawForwarder); ok && rj.count == 0 && req.Version == 1 && !req.rewritten {
+		fw.ForwardRaw(b.body)
+	}
 	if err := app.Commit(); err != nil {
-		return http.StatusInternalServerError, fmt.Sprintf("commit to workspace %s: %v", id, err), written{}
+		code := http.StatusInternalServerError
+		var se interface{ HTTPStatus() int }
+		if errors.As(err, &se) {
+			code = se.HTTPStatus()
+		}
+		return code, fmt.Sprintf("commit to workspace %s: %v", id, err), written{}
 	}
 	ws := id.String()
 	h.metrics.samples.WithLabelValues(ws).Add(float64(wr.samples))

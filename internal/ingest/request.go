@@ -63,6 +63,9 @@ type Request struct {
 	exemplars  []Exemplar
 	histograms [][]byte // undecoded Histogram messages, see Histogram.
 	symbols    [][]byte
+	// rewritten is set when a series' labels were changed after decoding
+	// (HA deduplication dropped the replica label).
+	rewritten bool
 }
 
 // Reset empties r, keeping its arenas for reuse.
@@ -75,6 +78,7 @@ func (r *Request) Reset() {
 	r.exemplars = r.exemplars[:0]
 	r.histograms = r.histograms[:0]
 	r.symbols = r.symbols[:0]
+	r.rewritten = false
 }
 
 // Labels returns the labels of s in the order the sender sent them.
@@ -136,6 +140,7 @@ func (r *Request) filterLabel(s *Series, name string) {
 		if string(ls[i].Name) == name {
 			copy(ls[i:], ls[i+1:])
 			s.labels.hi--
+			r.rewritten = true
 			return
 		}
 	}

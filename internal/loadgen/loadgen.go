@@ -32,6 +32,9 @@ type Config struct {
 	Start time.Time
 	// Progress, if set, is called about once a second.
 	Progress func(sent int64, elapsed time.Duration)
+	// Tenant, if set, is sent as X-Scope-OrgID (to write to Cortex
+	// directly).
+	Tenant string
 }
 
 // Result is what a run measured.
@@ -191,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					}
 					comp = snappy.Encode(comp[:cap(comp)], raw)
 					t0 := time.Now()
-					err := post(ctx, client, cfg.URL, comp)
+					err := post(ctx, client, cfg.URL, cfg.Tenant, comp)
 					myLats = append(myLats, time.Since(t0))
 					reqs.Add(1)
 					if err != nil {
@@ -221,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-func post(ctx context.Context, c *http.Client, url string, body []byte) error {
+func post(ctx context.Context, c *http.Client, url, tenant string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -229,6 +232,9 @@ func post(ctx context.Context, c *http.Client, url string, body []byte) error {
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err

@@ -71,8 +71,11 @@ func (s signer) createKey(t *testing.T, o *apptest.Orrery, policy string) signer
 	return signer{k.AccessKeyID, k.SecretAccessKey}
 }
 
+// writeBody is a remote write request of one sample of metric name, 5 s
+// old: Cortex evaluates a query without a time at the current second, so a
+// sample of this very second would not be seen yet.
 func writeBody(t *testing.T, name string) []byte {
-	b, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(name, time.Now().UnixMilli(), 1)}}).Marshal()
+	b, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(name, time.Now().Add(-5*time.Second).UnixMilli(), 1)}}).Marshal()
 	require.NoError(t, err)
 	return snappy.Encode(nil, b)
 }
@@ -84,23 +87,31 @@ func TestHostileMatrix(t *testing.T) {
 	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
 	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
 	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	hostileMatrix(t, o, o)
+	o.Stop()
+}
+
+// hostileMatrix runs the matrix with workspaces, keys and writes made
+// through w and reads (and the key revocation) through r: one server, or
+// two replicas sharing a catalog.
+func hostileMatrix(t *testing.T, w, r *apptest.Orrery) {
 	admin := signer{adminKey, adminSecret}
-	a, b := admin.createWorkspace(t, o), admin.createWorkspace(t, o)
+	a, b := admin.createWorkspace(t, w), admin.createWorkspace(t, w)
 	arn := func(ws string) string { return "arn:aws:aps:us-east-1:000000000000:workspace/" + ws }
-	keyA := admin.createKey(t, o, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"aps:*","Resource":%q}]}`, arn(a)))
-	reader := admin.createKey(t, o, `{"Statement":[{"Effect":"Allow","Action":["aps:QueryMetrics","aps:GetLabels"],"Resource":"*"}]}`)
-	denied := admin.createKey(t, o, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"aps:QueryMetrics","Resource":%q}]}`, arn(a)))
-	revoked := admin.createKey(t, o, `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)
-	code, body := admin.do(t, http.MethodDelete, "http://"+o.Addr+"/orrery/v1/accesskeys/"+revoked.key, nil, time.Now(), nil)
+	keyA := admin.createKey(t, w, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"aps:*","Resource":%q}]}`, arn(a)))
+	reader := admin.createKey(t, w, `{"Statement":[{"Effect":"Allow","Action":["aps:QueryMetrics","aps:GetLabels"],"Resource":"*"}]}`)
+	denied := admin.createKey(t, w, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"aps:QueryMetrics","Resource":%q}]}`, arn(a)))
+	revoked := admin.createKey(t, w, `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)
+	code, body := admin.do(t, http.MethodDelete, "http://"+r.Addr+"/orrery/v1/accesskeys/"+revoked.key, nil, time.Now(), nil)
 	require.Equal(t, http.StatusNoContent, code, body)
 
 	// Seed both workspaces through the admin key.
 	for _, ws := range []string{a, b} {
-		code, body := admin.do(t, http.MethodPost, o.RemoteWriteURL(ws), writeBody(t, "secret_metric"), time.Now(), nil)
+		code, body := admin.do(t, http.MethodPost, w.RemoteWriteURL(ws), writeBody(t, "secret_metric"), time.Now(), nil)
 		require.Equal(t, http.StatusNoContent, code, body)
 	}
 	q := func(ws, metric string) string {
-		return o.URL(ws, "/api/v1/query?query="+url.QueryEscape("count("+metric+")"))
+		return r.URL(ws, "/api/v1/query?query="+url.QueryEscape("count("+metric+")"))
 	}
 	count := func(ws, metric string) string {
 		code, body := admin.do(t, http.MethodGet, q(ws, metric), nil, time.Now(), nil)
@@ -124,17 +135,17 @@ func TestHostileMatrix(t *testing.T) {
 		errTyp string
 	}{
 		{"key for A reads B", keyA, http.MethodGet, q(b, "secret_metric"), nil, time.Now(), nil, 403, "AccessDeniedException"},
-		{"key for A writes B", keyA, http.MethodPost, o.RemoteWriteURL(b), writeBody(t, "intruder"), time.Now(), nil, 403, "AccessDeniedException"},
-		{"action not in policy", reader, http.MethodPost, o.RemoteWriteURL(a), writeBody(t, "intruder"), time.Now(), nil, 403, "AccessDeniedException"},
+		{"key for A writes B", keyA, http.MethodPost, w.RemoteWriteURL(b), writeBody(t, "intruder"), time.Now(), nil, 403, "AccessDeniedException"},
+		{"action not in policy", reader, http.MethodPost, w.RemoteWriteURL(a), writeBody(t, "intruder"), time.Now(), nil, 403, "AccessDeniedException"},
 		{"explicit deny beats allow", denied, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), nil, 403, "AccessDeniedException"},
 		{"revoked key", revoked, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), nil, 403, "UnrecognizedClientException"},
 		{"wrong secret", signer{keyA.key, "wrong"}, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), nil, 403, "SignatureDoesNotMatch"},
 		{"date older than 5 minutes", keyA, http.MethodGet, q(a, "secret_metric"), nil, time.Now().Add(-6 * time.Minute), nil, 403, "InvalidSignatureException"},
-		{"tampered body", keyA, http.MethodPost, o.RemoteWriteURL(a), writeBody(t, "legit"), time.Now(), func(r *http.Request) {
+		{"tampered body", keyA, http.MethodPost, w.RemoteWriteURL(a), writeBody(t, "legit"), time.Now(), func(r *http.Request) {
 			tampered := writeBody(t, "intruder")
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(tampered)), int64(len(tampered))
 		}, 403, "SignatureDoesNotMatch"},
-		{"tampered signed header", keyA, http.MethodPost, o.RemoteWriteURL(a), writeBody(t, "intruder"), time.Now(), func(r *http.Request) {
+		{"tampered signed header", keyA, http.MethodPost, w.RemoteWriteURL(a), writeBody(t, "intruder"), time.Now(), func(r *http.Request) {
 			r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
 		}, 403, "SignatureDoesNotMatch"},
 		{"no auth", signer{}, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), func(r *http.Request) {
@@ -152,7 +163,7 @@ func TestHostileMatrix(t *testing.T) {
 		})
 	}
 	// A workspace that was never created, or was deleted, takes nothing.
-	code, body = admin.do(t, http.MethodPost, o.RemoteWriteURL("ws-00000000-0000-4000-8000-000000000000"), writeBody(t, "x"), time.Now(), nil)
+	code, body = admin.do(t, http.MethodPost, w.RemoteWriteURL("ws-00000000-0000-4000-8000-000000000000"), writeBody(t, "x"), time.Now(), nil)
 	require.Equal(t, http.StatusNotFound, code, body)
 
 	// Nothing was written by any of them.
@@ -160,5 +171,5 @@ func TestHostileMatrix(t *testing.T) {
 		require.Contains(t, count(ws, "intruder"), `"result":[]`, ws)
 		require.Contains(t, count(ws, "legit"), `"result":[]`, ws)
 	}
-	o.Stop()
+
 }
