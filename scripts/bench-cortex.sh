@@ -44,6 +44,7 @@ ingester:
 blocks_storage: {backend: filesystem, filesystem: {dir: $work/cortex/blocks}, tsdb: {dir: $work/cortex/tsdb}, bucket_store: {sync_dir: $work/cortex/sync}}
 compactor: {data_dir: $work/cortex/compactor, sharding_ring: {instance_addr: 127.0.0.1, kvstore: {store: inmemory}}}
 store_gateway: {sharding_ring: {instance_addr: 127.0.0.1, kvstore: {store: inmemory}}}
+querier: {active_query_tracker_dir: $work/cortex/active-query-tracker}
 ruler: {enable_api: true, rule_path: $work/cortex/ruler-tmp, ring: {instance_addr: 127.0.0.1, kvstore: {store: inmemory}}}
 ruler_storage: {backend: filesystem, filesystem: {dir: $work/cortex/rules}}
 alertmanager: {enable_api: true, external_url: http://127.0.0.1:$c_port/alertmanager, data_dir: $work/cortex/am-data,

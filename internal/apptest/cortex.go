@@ -116,6 +116,8 @@ store_gateway:
       store: inmemory
 frontend_worker:
   match_max_concurrent: true
+querier:
+  active_query_tracker_dir: {{DIR}}/active-query-tracker
 ruler:
   enable_api: true
   poll_interval: 1s
