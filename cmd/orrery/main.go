@@ -107,6 +107,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.DB, "db", "", "control-plane database: a postgres:// URL shared by replicas, or a SQLite file (default <data-dir>/catalog.db)")
 	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "32-byte key sealing access-key secrets, created if missing (default <data-dir>/secrets.key; replicas sharing --db need the same file)")
 	fs.StringVar(&cfg.Engine, "engine", "embedded", "where workspaces' samples, rules and alerts live: embedded (in this process, under --data-dir) or cortex (tenants of the Cortex cluster at --cortex.url; needs --db postgres://... and --secrets-key-file, keeps no local state)")
+	fs.StringVar(&cfg.CortexOverridesFile, "cortex.overrides-file", "", "with --engine=cortex: keep this file up to date with Cortex's runtime-config overrides for every workspace, re-rendered each --rules.poll-interval (point Cortex's runtime_config.file at it)")
 	fs.StringVar(&cfg.CortexURL, "cortex.url", "", "with --engine=cortex: base URL of Cortex's HTTP API (distributor push, /prometheus, ruler and Alertmanager APIs), e.g. http://cortex:9009")
 	printOverrides := fs.Bool("cortex.print-overrides", false, "with --engine=cortex: print Cortex's runtime-config overrides for every workspace (its limits, as Cortex names them) and exit, instead of serving")
 	fs.StringVar(&cfg.LimitsFile, "limits-file", "", "YAML file of per-workspace limit overrides (see README)")

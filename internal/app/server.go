@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,10 @@ type ServerConfig struct {
 	// local state and needs a PostgreSQL catalog).
 	Engine    string
 	CortexURL string
+	// CortexOverridesFile, if set, is kept up to date with Cortex's
+	// runtime configuration for every workspace (Cortex's
+	// runtime_config.file, on a volume both can reach).
+	CortexOverridesFile string
 }
 
 // Server is a running `orrery server`.
@@ -442,9 +447,15 @@ func (s *Server) arnPrefix() string {
 // ApplyConfiguration sets a workspace's retention and out-of-order window
 // overrides from its control-plane configuration.
 func (l lifecycle) ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error {
-	lim := l.s.overrides.Limits(id)
-	def := l.s.overrides.Defaults()
-	lim.RetentionPeriod, lim.OutOfOrderWindow = def.RetentionPeriod, def.OutOfOrderWindow
+	return l.s.overrides.Set(id, withConfiguration(l.s.overrides.Limits(id), cfg))
+}
+
+// withConfiguration returns a workspace's limits (defaults and limits
+// file) with its control-plane configuration applied over them. What the
+// configuration sets wins; what it leaves unset keeps lim's value. Once set
+// through the API a value can be changed but not unset, so every replica
+// computes the same limits from the catalog.
+func withConfiguration(lim workspace.Limits, cfg catalog.Configuration) workspace.Limits {
 	if cfg.RetentionDays > 0 {
 		lim.RetentionPeriod = model.Duration(time.Duration(cfg.RetentionDays) * 24 * time.Hour)
 	}
@@ -452,7 +463,7 @@ func (l lifecycle) ApplyConfiguration(id workspace.ID, cfg catalog.Configuration
 		lim.OutOfOrderWindow = model.Duration(time.Duration(cfg.OutOfOrderWindowSeconds) * time.Second)
 	}
 	lim.LabelSetLimits = cfg.LabelSetLimits
-	return l.s.overrides.Set(id, lim)
+	return lim
 }
 
 // DefaultConfiguration reports the server-wide retention and window.
@@ -688,7 +699,9 @@ func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
 		}
 		for _, ws := range page {
 			if ws.Status == catalog.StatusActive {
-				tenants[ws.ID] = s.overrides.Limits(ws.ID)
+				// From the catalog, not from what this replica has
+				// applied: another replica may have changed it.
+				tenants[ws.ID] = withConfiguration(s.overrides.Limits(ws.ID), ws.Configuration)
 			}
 		}
 		after = page[len(page)-1].ID
@@ -711,6 +724,8 @@ func (s *Server) runCortex(ctx context.Context, errc <-chan error) error {
 	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
 	defer stopReconcile()
 	reconciling := make(chan struct{}, 1) // At most one pass at a time.
+	var written []byte                    // The overrides last written to CortexOverridesFile.
+	written = s.writeCortexOverrides(ctx, written)
 	var serveErr error
 loop:
 	for {
@@ -723,6 +738,7 @@ loop:
 		case <-sweep.C:
 			s.ingest.Sweep()
 		case <-resync.C:
+			written = s.writeCortexOverrides(ctx, written)
 			select {
 			case reconciling <- struct{}{}:
 				go func() {
@@ -796,4 +812,33 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// writeCortexOverrides writes Cortex's runtime configuration (every
+// workspace's limits as per-tenant overrides) to CortexOverridesFile, when
+// set and when it changed since last, atomically: Cortex re-reads the file
+// every runtime_config.period. It returns what the file now holds.
+func (s *Server) writeCortexOverrides(ctx context.Context, last []byte) []byte {
+	if s.cfg.CortexOverridesFile == "" {
+		return last
+	}
+	b, err := s.CortexRuntimeConfig(ctx)
+	if err != nil {
+		s.logger.Warn("render Cortex overrides; the file keeps its previous content", "err", err)
+		return last
+	}
+	if bytes.Equal(b, last) {
+		return last
+	}
+	tmp := s.cfg.CortexOverridesFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
+		return last
+	}
+	if err := os.Rename(tmp, s.cfg.CortexOverridesFile); err != nil {
+		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
+		return last
+	}
+	s.logger.Info("wrote Cortex overrides", "file", s.cfg.CortexOverridesFile, "bytes", len(b))
+	return b
 }

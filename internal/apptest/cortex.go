@@ -137,6 +137,10 @@ alertmanager:
   external_url: http://127.0.0.1:{{HTTP_PORT}}/alertmanager
   data_dir: {{DIR}}/alertmanager-data
   poll_interval: 1s
+  # No gossip cluster: its default listener, 0.0.0.0:9094, would clash
+  # between Cortex instances of tests running side by side.
+  cluster:
+    listen_address: ""
   sharding_ring:
     instance_addr: 127.0.0.1
     kvstore:

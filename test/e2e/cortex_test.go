@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -557,6 +558,25 @@ func TestCortexEngineOverrides(t *testing.T) {
 			require.Contains(t, body, "per-user series limit")
 		}
 	}
+
+	// With --cortex.overrides-file a replica keeps Cortex's runtime
+	// configuration itself, from the catalog: a retention set through
+	// another replica reaches Cortex without anyone printing anything.
+	flags := append(c.a.Flags(), "--cortex.overrides-file", c.cortex.RuntimeConfig, "--limits-file", limits)
+	apptest.StartOrrery(t, t.TempDir(), flags...)
+	_, err = ampAdmin(c.b).UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(haWS),
+		RetentionPeriodInDays: aws.Int32(7)})
+	require.NoError(t, err)
+	apptest.Eventually(t, 30*time.Second, func() error {
+		_, body := apptest.Get(t, c.cortex.URL()+"/runtime_config")
+		if !regexp.MustCompile(haWS + `:\n(\s+.*\n)*?\s+compactor_blocks_retention_period: (1w|168h0m0s)\n`).Match(body) {
+			return fmt.Errorf("cortex has not loaded the new retention of %s yet:\n%s", haWS, body)
+		}
+		if !strings.Contains(string(body), "max_global_series_per_user: 2") {
+			return fmt.Errorf("the limits file's overrides are missing:\n%s", body)
+		}
+		return nil
+	})
 }
 
 // TestCortexEnginePrometheusSigV4Sender has the reference Prometheus 3, in
