@@ -251,18 +251,18 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	}()
 
 	env := Environment{ServerURL: serverURL, Workspace: ws, Admin: adm, AdminKeyFile: keyFile, QueryToken: token, Sidecars: m.Sidecars()}
-	con.banner(env, agentFile, m, hookURL, cfg)
 	// The dashboards part installs the Envoy dashboard and says how to log
-	// in to the UI.
+	// in to the UI; its lines end the banner, printed in one piece so that
+	// a reader of the console never sees half of it.
+	var extra []string
 	if cfg.Dashboards != nil {
 		lines, err := cfg.Dashboards.Install(ctx, env)
 		if err != nil {
-			con.printf("dashboards: not installed: %v\n", err)
+			lines = append(lines, fmt.Sprintf("dashboards: not installed: %v", err))
 		}
-		for _, l := range lines {
-			con.printf("%s\n", l)
-		}
+		extra = lines
 	}
+	con.banner(env, agentFile, m, hookURL, cfg, extra)
 
 	status := &statusLine{server: serverURL, ws: ws, token: token, traffic: m.Traffic(), last: time.Now()}
 	tick := time.NewTicker(cfg.StatusInterval)
@@ -423,7 +423,7 @@ func (c *console) printf(format string, args ...any) {
 	_, _ = fmt.Fprintf(c.w, format, args...)
 }
 
-func (c *console) banner(env Environment, agentFile string, m *mesh.Mesh, hookURL string, cfg Config) {
+func (c *console) banner(env Environment, agentFile string, m *mesh.Mesh, hookURL string, cfg Config, extra []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nOrrery mesh demo\n")
 	fmt.Fprintf(&b, "  server:        %s\n", env.ServerURL)
@@ -442,6 +442,9 @@ func (c *console) banner(env Environment, agentFile string, m *mesh.Mesh, hookUR
 		env.QueryToken, env.ServerURL, env.Workspace, url.QueryEscape(p99Query))
 	fmt.Fprintf(&b, "Inject 20 ms of latency into payments, then remove it:\n  curl -X POST %s/faults -d '{\"service\":\"payments\",\"latency_ms\":20}'\n  curl -X DELETE %s/faults\n\n",
 		m.ControlURL(), m.ControlURL())
+	for _, l := range extra {
+		fmt.Fprintf(&b, "%s\n", l)
+	}
 	c.printf("%s", b.String())
 }
 

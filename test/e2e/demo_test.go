@@ -67,7 +67,7 @@ func TestDemo(t *testing.T) {
 	p := apptest.Start(t, "orrery demo", apptest.OrreryBinary(t), "demo", "--data-dir", t.TempDir(), "--listen", addr,
 		"--duration", "4m", "--rps", "20", "--status-interval", "2s",
 		"--testing.rule-for", "5s", "--testing.rule-interval", "2s", "--testing.scrape-interval", "1s")
-	require.Eventually(t, func() bool { return strings.Contains(p.Output(), "alert:  ") || strings.Contains(p.Output(), "Inject") },
+	require.Eventually(t, func() bool { return strings.Contains(p.Output(), "Inject") },
 		60*time.Second, 100*time.Millisecond, "the demo prints its banner:\n%s", p.Output())
 	out := p.Output()
 	server, ws, token := demoValue(t, out, "server"), demoValue(t, out, "workspace"), demoValue(t, out, "query token")
