@@ -110,6 +110,14 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 }
 
 func decodeLabel(b []byte) (Label, error) {
+	// The usual encoding, name then value, each shorter than 128 bytes,
+	// is read without the general loop; anything else takes it.
+	if len(b) >= 4 && b[0] == 1<<3|wireBytes && b[1] < 0x80 {
+		n := 2 + int(b[1])
+		if n+2 <= len(b) && b[n] == 2<<3|wireBytes && b[n+1] < 0x80 && n+2+int(b[n+1]) == len(b) {
+			return Label{Name: b[2:n:n], Value: b[n+2 : len(b) : len(b)]}, nil
+		}
+	}
 	var l Label
 	rd := reader{b: b}
 	for !rd.done() {

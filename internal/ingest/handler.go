@@ -50,11 +50,13 @@ type Storage interface {
 }
 
 // RawForwarder is implemented by appenders that forward requests to
-// another engine (the Cortex engine's). When a remote write 1.0 request was
-// admitted whole and unchanged (no series rejected, no label dropped), the
-// handler calls ForwardRaw with the request's snappy-compressed body before
-// Commit; Commit may then send those bytes instead of re-encoding what was
-// appended. The body is valid until Commit returns.
+// another engine (the Cortex engine's). For a remote write 1.0 request the
+// handler first validates every series without appending; when the request
+// is admitted whole and unchanged (no series rejected, no label dropped), it
+// calls ForwardRaw with the request's snappy-compressed body and then
+// Commit, with no Append at all: Commit sends those bytes. Otherwise it
+// appends what it admits as with any appender. The body is valid until
+// Commit returns.
 type RawForwarder interface {
 	ForwardRaw(body []byte)
 }
@@ -403,144 +405,33 @@ func sampleReason(err error) string {
 }
 
 func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Limits, st *wsState, b *buffers) (int, string, written) {
-	var (
-		wr       written
-		rj       rejections
-		req      = &b.req
-		rejected = map[string]int{}
-		maxT     = h.now().Add(h.cfg.CreationGracePeriod).UnixMilli()
-		active   = -1  // Fetched on the first new series.
-		setCount []int // Series per label set limit, fetched on the first new series.
-	)
+	req := &b.req
 	app, err := h.store.Appender(ctx, id)
 	if err != nil {
-		return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), wr
+		return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), written{}
 	}
-	ea, _ := app.(storage.ExemplarAppenderV2)
-	for i := range req.Series {
-		s := &req.Series[i]
-		wire := req.Labels(s)
-		var hash uint64
-		hash, b.hash = hashLabels(wire, b.hash)
-		e := st.cache.get(hash, wire)
-		if e == nil {
-			lset, serr := buildLabels(wire, lim, &b.sb)
-			if serr != nil {
-				n := len(req.Samples(s)) + req.NumHistograms(s)
-				rejected[serr.Reason] += n
-				rj.add(serr.Msg)
-				continue
-			}
-			if lim.MaxActiveSeries > 0 {
-				if active < 0 {
-					if active, err = h.store.ActiveSeries(id); err != nil {
-						_ = app.Rollback()
-						return http.StatusInternalServerError, fmt.Sprintf("count series of workspace %s: %v", id, err), wr
-					}
-				}
-				if active >= lim.MaxActiveSeries {
-					exists, err := h.store.HasSeries(ctx, id, lset)
-					if err != nil {
-						_ = app.Rollback()
-						return http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err), wr
-					}
-					if !exists {
-						rejected["active_series_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
-						rj.add(fmt.Sprintf("series %s would exceed the workspace's limit of %d active series (max_active_series)", lset, lim.MaxActiveSeries))
-						continue
-					}
-				}
-				active++
-			}
-			if len(lim.LabelSetLimits) > 0 {
-				if setCount == nil {
-					if setCount, err = h.store.CountLabelSets(ctx, id, lim.LabelSetLimits); err != nil {
-						_ = app.Rollback()
-						return http.StatusInternalServerError, fmt.Sprintf("count label sets of workspace %s: %v", id, err), wr
-					}
-				}
-				msg, err := h.checkLabelSets(ctx, id, lim.LabelSetLimits, setCount, lset, b)
-				if err != nil {
-					_ = app.Rollback()
-					return http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err), wr
-				}
-				if msg != "" {
-					rejected["label_set_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
-					rj.add(msg)
-					continue
-				}
-			}
-			e = st.cache.add(hash, lset, 0)
+	var (
+		p    pass
+		code int
+		msg  string
+	)
+	if fw, ok := app.(RawForwarder); ok && req.Version == 1 && !req.rewritten {
+		// A forwarding appender sends the sender's own bytes when the
+		// request is admitted whole: validate without appending first,
+		// and append only if something must be left out.
+		if p, code, msg = h.walk(ctx, id, lim, st, b, nil); code == 0 && p.rj.count == 0 {
+			fw.ForwardRaw(b.body)
+		} else if code == 0 {
+			p, code, msg = h.walk(ctx, id, lim, st, b, app)
 		}
-		ref := storage.SeriesRef(e.ref.Load())
-		for _, smp := range req.Samples(s) {
-			if smp.Timestamp > maxT {
-				rejected["too_far_in_future"]++
-				rj.add(fmt.Sprintf("sample at %s for series %s is more than %s in the future", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339), e.lset, h.cfg.CreationGracePeriod))
-				continue
-			}
-			nref, err := app.Append(ref, e.lset, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
-			if err != nil {
-				rejected[sampleReason(err)]++
-				rj.add(fmt.Sprintf("sample at %s for series %s: %v", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339Nano), e.lset, err))
-				continue
-			}
-			ref = nref
-			wr.samples++
-		}
-		for j := range req.NumHistograms(s) {
-			t, hist, fh, err := req.Histogram(s, j)
-			if err == nil && t > maxT {
-				err = fmt.Errorf("timestamp is more than %s in the future", h.cfg.CreationGracePeriod)
-			}
-			if err == nil {
-				var nref storage.SeriesRef
-				nref, err = app.Append(ref, e.lset, 0, t, 0, hist, fh, storage.AOptions{})
-				if err == nil {
-					ref = nref
-				}
-			}
-			if err != nil {
-				rejected[sampleReason(err)]++
-				rj.add(fmt.Sprintf("histogram at %s for series %s: %v", time.UnixMilli(t).UTC().Format(time.RFC3339Nano), e.lset, err))
-				continue
-			}
-			wr.histograms++
-		}
-		if ref != 0 && uint64(ref) != e.ref.Load() {
-			e.ref.Store(uint64(ref))
-		}
-		if ex := req.Exemplars(s); len(ex) > 0 && ea != nil && ref != 0 {
-			b.exemplars = b.exemplars[:0]
-			for k := range ex {
-				var sb labels.ScratchBuilder
-				for _, l := range req.ExemplarLabels(&ex[k]) {
-					sb.Add(string(l.Name), string(l.Value))
-				}
-				sb.Sort()
-				b.exemplars = append(b.exemplars, exemplar.Exemplar{Labels: sb.Labels(), Value: ex[k].Value, Ts: ex[k].Timestamp, HasTs: true})
-			}
-			slices.SortFunc(b.exemplars, func(a, b exemplar.Exemplar) int { return cmp.Compare(a.Ts, b.Ts) })
-			if _, err := ea.AppendExemplars(ref, e.lset, b.exemplars); err != nil {
-				var perr *storage.AppendPartialError
-				if errors.As(err, &perr) {
-					wr.exemplars += len(b.exemplars) - len(perr.ExemplarErrors)
-				}
-			} else {
-				wr.exemplars += len(b.exemplars)
-			}
-		}
-		if s.HasMetadata && (s.Metadata.Type != "" || s.Metadata.Help != "" || s.Metadata.Unit != "") {
-			if m := e.meta.Load(); m == nil || *m != s.Metadata {
-				md := s.Metadata
-				e.meta.Store(&md)
-				h.store.SetMetadata(id, e.lset.Get("__name__"), md)
-			}
-		}
+	} else {
+		p, code, msg = h.walk(ctx, id, lim, st, b, app)
 	}
-	if fw, ok := app.(RawForwarder); ok && rj.count == 0 && req.Version == 1 && !req.rewritten {
-		fw.ForwardRaw(b.body)
+	if code != 0 {
+		_ = app.Rollback()
+		return code, msg, written{}
 	}
+	wr := p.wr
 	if err := app.Commit(); err != nil {
 		code := http.StatusInternalServerError
 		var se interface{ HTTPStatus() int }
@@ -557,13 +448,160 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 	if wr.exemplars > 0 {
 		h.metrics.exemplars.WithLabelValues(ws).Add(float64(wr.exemplars))
 	}
-	for reason, n := range rejected {
+	for reason, n := range p.rejected {
 		h.metrics.rejected.WithLabelValues(ws, reason).Add(float64(n))
 	}
-	if rj.count > 0 {
-		return http.StatusBadRequest, fmt.Sprintf("stored %d samples and %d histograms; rejected %d:\n%s", wr.samples, wr.histograms, rj.count, rj.String()), wr
+	if p.rj.count > 0 {
+		return http.StatusBadRequest, fmt.Sprintf("stored %d samples and %d histograms; rejected %d:\n%s", wr.samples, wr.histograms, p.rj.count, p.rj.String()), wr
 	}
 	return http.StatusNoContent, "", wr
+}
+
+// pass is what one walk over a request's series admitted and rejected.
+type pass struct {
+	wr       written
+	rj       rejections
+	rejected map[string]int // samples by reason.
+}
+
+// walk validates the request's series against the workspace's limits and
+// appends what it admits to app. With a nil app it only validates, counting
+// as written what it would append. A non-zero code (with its message) is a
+// storage failure that fails the whole request; the caller rolls back.
+func (h *Handler) walk(ctx context.Context, id workspace.ID, lim *workspace.Limits, st *wsState, b *buffers, app storage.AppenderV2) (p pass, code int, msg string) {
+	var (
+		req      = &b.req
+		maxT     = h.now().Add(h.cfg.CreationGracePeriod).UnixMilli()
+		active   = -1  // Fetched on the first new series.
+		setCount []int // Series per label set limit, fetched on the first new series.
+		err      error
+	)
+	p.rejected = map[string]int{}
+	ea, _ := app.(storage.ExemplarAppenderV2)
+	for i := range req.Series {
+		s := &req.Series[i]
+		wire := req.Labels(s)
+		var hash uint64
+		hash, b.hash = hashLabels(wire, b.hash)
+		e := st.cache.get(hash, wire)
+		if e == nil {
+			lset, serr := buildLabels(wire, lim, &b.sb)
+			if serr != nil {
+				n := len(req.Samples(s)) + req.NumHistograms(s)
+				p.rejected[serr.Reason] += n
+				p.rj.add(serr.Msg)
+				continue
+			}
+			if lim.MaxActiveSeries > 0 {
+				if active < 0 {
+					if active, err = h.store.ActiveSeries(id); err != nil {
+						return p, http.StatusInternalServerError, fmt.Sprintf("count series of workspace %s: %v", id, err)
+					}
+				}
+				if active >= lim.MaxActiveSeries {
+					exists, err := h.store.HasSeries(ctx, id, lset)
+					if err != nil {
+						return p, http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err)
+					}
+					if !exists {
+						p.rejected["active_series_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
+						p.rj.add(fmt.Sprintf("series %s would exceed the workspace's limit of %d active series (max_active_series)", lset, lim.MaxActiveSeries))
+						continue
+					}
+				}
+				active++
+			}
+			if len(lim.LabelSetLimits) > 0 {
+				if setCount == nil {
+					if setCount, err = h.store.CountLabelSets(ctx, id, lim.LabelSetLimits); err != nil {
+						return p, http.StatusInternalServerError, fmt.Sprintf("count label sets of workspace %s: %v", id, err)
+					}
+				}
+				msg, err := h.checkLabelSets(ctx, id, lim.LabelSetLimits, setCount, lset, b)
+				if err != nil {
+					return p, http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err)
+				}
+				if msg != "" {
+					p.rejected["label_set_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
+					p.rj.add(msg)
+					continue
+				}
+			}
+			e = st.cache.add(hash, lset, 0)
+		}
+		ref := storage.SeriesRef(e.ref.Load())
+		for _, smp := range req.Samples(s) {
+			if smp.Timestamp > maxT {
+				p.rejected["too_far_in_future"]++
+				p.rj.add(fmt.Sprintf("sample at %s for series %s is more than %s in the future", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339), e.lset, h.cfg.CreationGracePeriod))
+				continue
+			}
+			if app == nil {
+				p.wr.samples++
+				continue
+			}
+			nref, err := app.Append(ref, e.lset, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
+			if err != nil {
+				p.rejected[sampleReason(err)]++
+				p.rj.add(fmt.Sprintf("sample at %s for series %s: %v", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339Nano), e.lset, err))
+				continue
+			}
+			ref = nref
+			p.wr.samples++
+		}
+		for j := range req.NumHistograms(s) {
+			t, hist, fh, err := req.Histogram(s, j)
+			if err == nil && t > maxT {
+				err = fmt.Errorf("timestamp is more than %s in the future", h.cfg.CreationGracePeriod)
+			}
+			if err == nil && app != nil {
+				var nref storage.SeriesRef
+				nref, err = app.Append(ref, e.lset, 0, t, 0, hist, fh, storage.AOptions{})
+				if err == nil {
+					ref = nref
+				}
+			}
+			if err != nil {
+				p.rejected[sampleReason(err)]++
+				p.rj.add(fmt.Sprintf("histogram at %s for series %s: %v", time.UnixMilli(t).UTC().Format(time.RFC3339Nano), e.lset, err))
+				continue
+			}
+			p.wr.histograms++
+		}
+		if ref != 0 && uint64(ref) != e.ref.Load() {
+			e.ref.Store(uint64(ref))
+		}
+		if ex := req.Exemplars(s); app == nil {
+			p.wr.exemplars += len(ex)
+		} else if len(ex) > 0 && ea != nil && ref != 0 {
+			b.exemplars = b.exemplars[:0]
+			for k := range ex {
+				var sb labels.ScratchBuilder
+				for _, l := range req.ExemplarLabels(&ex[k]) {
+					sb.Add(string(l.Name), string(l.Value))
+				}
+				sb.Sort()
+				b.exemplars = append(b.exemplars, exemplar.Exemplar{Labels: sb.Labels(), Value: ex[k].Value, Ts: ex[k].Timestamp, HasTs: true})
+			}
+			slices.SortFunc(b.exemplars, func(a, b exemplar.Exemplar) int { return cmp.Compare(a.Ts, b.Ts) })
+			if _, err := ea.AppendExemplars(ref, e.lset, b.exemplars); err != nil {
+				var perr *storage.AppendPartialError
+				if errors.As(err, &perr) {
+					p.wr.exemplars += len(b.exemplars) - len(perr.ExemplarErrors)
+				}
+			} else {
+				p.wr.exemplars += len(b.exemplars)
+			}
+		}
+		if s.HasMetadata && (s.Metadata.Type != "" || s.Metadata.Help != "" || s.Metadata.Unit != "") {
+			if m := e.meta.Load(); m == nil || *m != s.Metadata {
+				md := s.Metadata
+				e.meta.Store(&md)
+				h.store.SetMetadata(id, e.lset.Get("__name__"), md)
+			}
+		}
+	}
+	return p, 0, ""
 }
 
 // checkLabelSets decides whether a series not in the cache may be stored
