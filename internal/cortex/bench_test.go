@@ -34,7 +34,7 @@ func BenchmarkHandlerForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := ingest.New(ingest.Config{}, NewStorage(c), ov, nil, nil)
+	h, err := ingest.New(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -355,25 +355,54 @@ func TestHandlerForwardsSenderBody(t *testing.T) {
 	f, c := newFake(t)
 	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
 	require.NoError(t, err)
-	h, err := ingest.New(ingest.Config{}, NewStorage(c), ov, nil, nil)
+	reg := prometheus.NewRegistry()
+	h, err := ingest.New(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, reg)
 	require.NoError(t, err)
 	id := workspace.NewID()
-	send := func(series ...prompb.TimeSeries) ([]byte, []byte) {
+	known := func() float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "orrery_ingest_known_series_requests_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	pushes := 0
+	send := func(wantCode int, series ...prompb.TimeSeries) ([]byte, []byte) {
+		t.Helper()
 		b, err := (&prompb.WriteRequest{Timeseries: series}).Marshal()
 		require.NoError(t, err)
 		body := snappy.Encode(nil, b)
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/remote_write", bytes.NewReader(body))
 		req = req.WithContext(workspace.NewContext(req.Context(), id))
-		h.ServeHTTP(httptest.NewRecorder(), req)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, wantCode, rec.Code, rec.Body.String())
+		f.mu.Lock()
+		n := len(f.reqs)
+		f.mu.Unlock()
+		if n == pushes {
+			return body, nil
+		}
+		pushes = n
 		_, got := f.last()
 		return body, got
 	}
-	good := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Timestamp: 1000, Value: 1}}}
-	sent, got := send(good)
+	now := time.Now().UnixMilli()
+	good := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "a"}}, Samples: []prompb.Sample{{Timestamp: now, Value: 1}}}
+	sent, got := send(http.StatusNoContent, good)
 	require.Equal(t, sent, got)
+	require.Zero(t, known(), "a new series is decoded and validated")
 
-	bad := prompb.TimeSeries{Labels: []prompb.Label{{Name: "no_name", Value: "x"}}, Samples: []prompb.Sample{{Timestamp: 1000, Value: 1}}}
-	sent, got = send(good, bad)
+	// The same label encoding again: forwarded without decoding.
+	sent, got = send(http.StatusNoContent, good, good)
+	require.Equal(t, sent, got)
+	require.Equal(t, 1.0, known())
+
+	bad := prompb.TimeSeries{Labels: []prompb.Label{{Name: "no_name", Value: "x"}}, Samples: []prompb.Sample{{Timestamp: now, Value: 1}}}
+	sent, got = send(http.StatusBadRequest, good, bad)
 	require.NotEqual(t, sent, got)
 	raw, err := snappy.Decode(nil, got)
 	require.NoError(t, err)
@@ -381,6 +410,30 @@ func TestHandlerForwardsSenderBody(t *testing.T) {
 	require.NoError(t, wr.Unmarshal(raw))
 	require.Len(t, wr.Timeseries, 1)
 	require.Equal(t, good.Labels, wr.Timeseries[0].Labels)
+	require.Equal(t, 1.0, known())
+
+	// A known series' sample too far in the future, or a known series
+	// with a histogram, takes the full path, which checks them.
+	future := good
+	future.Samples = []prompb.Sample{{Timestamp: now + time.Hour.Milliseconds(), Value: 1}}
+	_, got = send(http.StatusBadRequest, future)
+	require.Nil(t, got, "nothing of a wholly rejected request is forwarded")
+	hist := good
+	hist.Samples = nil
+	hist.Histograms = []prompb.Histogram{{Timestamp: now, Count: &prompb.Histogram_CountInt{CountInt: 1}, ZeroThreshold: 0.001, ZeroCount: &prompb.Histogram_ZeroCountInt{ZeroCountInt: 1}, Schema: 0}}
+	sent, got = send(http.StatusNoContent, hist)
+	require.Equal(t, sent, got)
+	require.Equal(t, 1.0, known())
+
+	// The same labels in another order are another encoding: decoded
+	// (and sorted by Cortex), then known too.
+	reordered := good
+	reordered.Labels = []prompb.Label{{Name: "job", Value: "a"}, {Name: "__name__", Value: "up"}}
+	sent, got = send(http.StatusNoContent, reordered)
+	require.Equal(t, sent, got)
+	require.Equal(t, 1.0, known())
+	send(http.StatusNoContent, reordered)
+	require.Equal(t, 2.0, known())
 }
 
 func TestClientMetrics(t *testing.T) {

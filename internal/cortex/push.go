@@ -229,3 +229,8 @@ func (a *appender) Rollback() error {
 	a.series, a.raw = nil, nil
 	return nil
 }
+
+// ForwardsRaw implements ingest.RawStorage: every appender forwards the
+// sender's body when the handler admits a request whole, and series limits
+// are Cortex's.
+func (s *Storage) ForwardsRaw() bool { return true }

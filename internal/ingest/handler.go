@@ -77,6 +77,7 @@ type Handler struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	raw     bool // The storage is a RawStorage that takes the fast path.
 
 	mu     sync.Mutex
 	states map[workspace.ID]*wsState
@@ -87,6 +88,7 @@ type Handler struct {
 // wsState is per-workspace ingestion state.
 type wsState struct {
 	cache   *seriesCache
+	known   *knownEncodings // nil unless the storage is a RawStorage.
 	limiter *rate.Limiter
 	ha      haTracker
 }
@@ -104,6 +106,7 @@ type metrics struct {
 	samples, histograms, exemplars *prometheus.CounterVec
 	rejected                       *prometheus.CounterVec
 	requests                       *prometheus.CounterVec
+	known                          prometheus.Counter
 	duration                       prometheus.Histogram
 	cacheSize                      *prometheus.GaugeVec
 }
@@ -134,6 +137,8 @@ func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.
 				Help: "Samples and histograms not stored, by reason."}, []string{"workspace", "reason"}),
 			requests: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_requests_total",
 				Help: "Remote write requests by protocol version and status code."}, []string{"version", "code"}),
+			known: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_known_series_requests_total",
+				Help: "Remote write requests forwarded without decoding labels: every series' label encoding was admitted before."}),
 			duration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingest_request_duration_seconds",
 				Help: "Time to serve a remote write request.", NativeHistogramBucketFactor: 1.1,
 				Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -142,6 +147,9 @@ func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.
 		},
 	}
 	h.bufs.New = func() any { return &buffers{sb: labels.NewScratchBuilder(16)} }
+	if rs, ok := store.(RawStorage); ok && rs.ForwardsRaw() {
+		h.raw = true
+	}
 	return h, nil
 }
 
@@ -156,6 +164,9 @@ func (h *Handler) state(id workspace.ID, lim *workspace.Limits) *wsState {
 	if !ok {
 		// A new limiter starts with a full bucket.
 		st = &wsState{cache: newSeriesCache(), limiter: rate.NewLimiter(r, lim.IngestionBurstSize)}
+		if h.raw {
+			st.known = newKnownEncodings()
+		}
 		h.states[id] = st
 	}
 	if st.limiter.Limit() != r || st.limiter.Burst() != lim.IngestionBurstSize {
@@ -176,6 +187,9 @@ func (h *Handler) Sweep() {
 	h.mu.Unlock()
 	for id, st := range states {
 		h.metrics.cacheSize.WithLabelValues(id.String()).Set(float64(st.cache.sweep()))
+		if st.known != nil {
+			st.known.sweep()
+		}
 	}
 }
 
@@ -258,6 +272,26 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 	if herr := h.readBody(r, &lim, b); herr != nil {
 		return herr.code, herr.msg, wr
 	}
+	st := h.state(id, &lim)
+	if h.raw && *version == "1" && lim.HAClusterLabel == "" {
+		// Series whose label encodings were admitted before need no
+		// decoding: count the samples, check timestamps, forward.
+		if n, ok := scanKnownV1(b.decoded, st.known, h.maxTimestamp()); ok {
+			if code, msg := h.reserve(id, &lim, st, n, hdr); code != 0 {
+				return code, msg, wr
+			}
+			app, err := h.store.Appender(r.Context(), id)
+			if err != nil {
+				return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), wr
+			}
+			if fw, ok := app.(RawForwarder); ok {
+				h.metrics.known.Inc()
+				fw.ForwardRaw(b.body)
+				return h.commit(app, id, &pass{wr: written{samples: n}})
+			}
+			_ = app.Rollback()
+		}
+	}
 	req := &b.req
 	if *version == "2" {
 		err = DecodeV2(b.decoded, req)
@@ -268,25 +302,14 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 		return http.StatusBadRequest, fmt.Sprintf("decode remote write %s request: %v", *version, err), wr
 	}
 
-	st := h.state(id, &lim)
 	if !h.haAccept(req, &lim, st) {
 		// Cortex answers 202 for samples of a replica that is not elected.
 		return http.StatusAccepted, "samples from a non-elected HA replica were dropped", wr
 	}
 
 	nSamples, nHist, _ := req.Counts()
-	if n := nSamples + nHist; n > 0 {
-		if lim.IngestionBurstSize > 0 && n > lim.IngestionBurstSize && lim.IngestionRate > 0 {
-			return http.StatusBadRequest, fmt.Sprintf("request carries %d samples, more than the workspace's ingestion burst size of %d; send smaller requests (remote_write queue_config max_samples_per_send)", n, lim.IngestionBurstSize), wr
-		}
-		if res := st.limiter.ReserveN(h.now(), n); !res.OK() || res.Delay() > 0 {
-			delay := res.Delay()
-			res.Cancel()
-			h.metrics.rejected.WithLabelValues(id.String(), "rate_limited").Add(float64(n))
-			hdr.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(delay.Seconds())))))
-			return http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s (burst %d) exceeded for workspace %s while adding %d samples; retry later",
-				lim.IngestionRate, lim.IngestionBurstSize, id, n), wr
-		}
+	if code, msg := h.reserve(id, &lim, st, nSamples+nHist, hdr); code != 0 {
+		return code, msg, wr
 	}
 
 	for _, m := range req.Metadata {
@@ -296,6 +319,29 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 	}
 	return h.append(r.Context(), id, &lim, st, b)
 }
+
+// reserve takes n samples from the workspace's ingestion rate limit, or
+// returns the status code and message refusing the request.
+func (h *Handler) reserve(id workspace.ID, lim *workspace.Limits, st *wsState, n int, hdr http.Header) (int, string) {
+	if n == 0 {
+		return 0, ""
+	}
+	if lim.IngestionBurstSize > 0 && n > lim.IngestionBurstSize && lim.IngestionRate > 0 {
+		return http.StatusBadRequest, fmt.Sprintf("request carries %d samples, more than the workspace's ingestion burst size of %d; send smaller requests (remote_write queue_config max_samples_per_send)", n, lim.IngestionBurstSize)
+	}
+	if res := st.limiter.ReserveN(h.now(), n); !res.OK() || res.Delay() > 0 {
+		delay := res.Delay()
+		res.Cancel()
+		h.metrics.rejected.WithLabelValues(id.String(), "rate_limited").Add(float64(n))
+		hdr.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(delay.Seconds())))))
+		return http.StatusTooManyRequests, fmt.Sprintf("ingestion rate limit of %g samples/s (burst %d) exceeded for workspace %s while adding %d samples; retry later",
+			lim.IngestionRate, lim.IngestionBurstSize, id, n)
+	}
+	return 0, ""
+}
+
+// maxTimestamp is the latest sample timestamp accepted now.
+func (h *Handler) maxTimestamp() int64 { return h.now().Add(h.cfg.CreationGracePeriod).UnixMilli() }
 
 func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *httpError {
 	if r.ContentLength > int64(lim.MaxRequestBytes) {
@@ -411,9 +457,10 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), written{}
 	}
 	var (
-		p    pass
-		code int
-		msg  string
+		p         pass
+		code      int
+		msg       string
+		forwarded bool
 	)
 	if fw, ok := app.(RawForwarder); ok && req.Version == 1 && !req.rewritten {
 		// A forwarding appender sends the sender's own bytes when the
@@ -421,6 +468,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		// and append only if something must be left out.
 		if p, code, msg = h.walk(ctx, id, lim, st, b, nil); code == 0 && p.rj.count == 0 {
 			fw.ForwardRaw(b.body)
+			forwarded = true
 		} else if code == 0 {
 			p, code, msg = h.walk(ctx, id, lim, st, b, app)
 		}
@@ -431,6 +479,19 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		_ = app.Rollback()
 		return code, msg, written{}
 	}
+	code, msg, wr := h.commit(app, id, &p)
+	if forwarded && code == http.StatusNoContent && st.known != nil {
+		for i := range req.Series {
+			if wl := req.Series[i].wireLabels; wl != nil {
+				st.known.add(wl)
+			}
+		}
+	}
+	return code, msg, wr
+}
+
+// commit commits what a pass admitted and answers the request.
+func (h *Handler) commit(app storage.AppenderV2, id workspace.ID, p *pass) (int, string, written) {
 	wr := p.wr
 	if err := app.Commit(); err != nil {
 		code := http.StatusInternalServerError
@@ -471,7 +532,7 @@ type pass struct {
 func (h *Handler) walk(ctx context.Context, id workspace.ID, lim *workspace.Limits, st *wsState, b *buffers, app storage.AppenderV2) (p pass, code int, msg string) {
 	var (
 		req      = &b.req
-		maxT     = h.now().Add(h.cfg.CreationGracePeriod).UnixMilli()
+		maxT     = h.maxTimestamp()
 		active   = -1  // Fetched on the first new series.
 		setCount []int // Series per label set limit, fetched on the first new series.
 		err      error
