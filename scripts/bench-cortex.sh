@@ -81,7 +81,14 @@ run() { # NAME URL [loadgen flags]
 echo "| path | samples | samples/s | p99 request ms | Cortex CPU s | Orrery CPU s | CPU-µs/sample |"
 echo "|---|---|---|---|---|---|---|"
 direct() { run "Cortex /api/v1/push directly" "http://127.0.0.1:$c_port/api/v1/push" --tenant "bench-direct-$1"; }
-through() { run "Orrery $(git rev-parse --short HEAD) → Cortex" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-00000000000$1/api/v1/remote_write"; }
+# PROFILE=FILE: a CPU profile of Orrery during its first run (8 s of it,
+# after the first round) goes to FILE.
+through() {
+  if [ -n "${PROFILE:-}" ] && [ "$1" = 1 ]; then
+    (sleep 3; curl -sf -o "$PROFILE" "http://127.0.0.1:$o_port/debug/pprof/profile?seconds=8") &
+  fi
+  run "Orrery $(git rev-parse --short HEAD) → Cortex" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-00000000000$1/api/v1/remote_write"
+}
 # Each path twice, alternating, each time into a new tenant: the second
 # run of either meets an ingester already holding the other's series.
 direct 1; through 1; through 2; direct 2

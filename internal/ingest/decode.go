@@ -55,10 +55,8 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 	// Exemplar labels share the label arena, so series labels are gathered
 	// first and exemplars (which may come in any order) afterwards.
 	var exemplarMsgs [][]byte
-	lo, hi, contiguous := -1, -1, true // The run of label fields in b.
 	rd := reader{b: b}
 	for !rd.done() {
-		start := rd.off
 		field, wire, err := rd.key()
 		if err != nil {
 			return err
@@ -79,13 +77,6 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 					return fmt.Errorf("label %d: %w", len(r.labels)-labelsLo, err)
 				}
 				r.labels = append(r.labels, l)
-				if hi >= 0 && hi != start {
-					contiguous = false
-				}
-				if lo < 0 {
-					lo = start
-				}
-				hi = rd.off
 			case 2:
 				smp, err := decodeSample(msg)
 				if err != nil {
@@ -106,9 +97,6 @@ func (r *Request) decodeSeriesV1(b []byte) error {
 	s.labels = r.spanLabels(labelsLo)
 	s.samples = r.spanSamples(samplesLo)
 	s.histograms = r.spanHist(histLo)
-	if lo >= 0 && contiguous {
-		s.wireLabels = b[lo:hi:hi]
-	}
 	for i, msg := range exemplarMsgs {
 		e, err := r.decodeExemplarV1(msg)
 		if err != nil {

@@ -4,9 +4,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 func v1Request() *prompb.WriteRequest {
@@ -209,6 +212,46 @@ func FuzzDecodeV2(f *testing.F) {
 			_ = r.Labels(s)
 			for j := range r.NumHistograms(s) {
 				_, _, _, _ = r.Histogram(s, j)
+			}
+		}
+	})
+}
+
+// FuzzScanValidV1 checks that the one-pass check of the Cortex engine's
+// fast path never admits what the full path would reject: whatever it
+// accepts decodes, every series passes buildLabels with the same limits,
+// no sample is after maxT, and the sample counts agree.
+func FuzzScanValidV1(f *testing.F) {
+	good, err := v1Request().Marshal()
+	require.NoError(f, err)
+	f.Add(good)
+	sorted, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "instance", Value: ""}, {Name: "job", Value: "a"}},
+		Samples: []prompb.Sample{{Timestamp: 5, Value: 1}, {Timestamp: 6, Value: 2}},
+	}}}).Marshal()
+	require.NoError(f, err)
+	f.Add(sorted)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		lim := workspace.DefaultLimits()
+		lim.MaxLabelNamesPerSeries, lim.MaxLabelValueLength = 4, 16
+		const maxT = 1000
+		n, ok := scanValidV1(b, &lim, maxT)
+		if !ok {
+			return
+		}
+		var r Request
+		require.NoError(t, DecodeV1(b, &r), "accepted by the one pass")
+		samples, hist, ex := r.Counts()
+		require.Equal(t, samples, n)
+		require.Zero(t, hist+ex+len(r.Metadata))
+		sb := labels.NewScratchBuilder(8)
+		for i := range r.Series {
+			s := &r.Series[i]
+			_, serr := buildLabels(r.Labels(s), &lim, &sb)
+			require.Nil(t, serr, "accepted by the one pass")
+			for _, smp := range r.Samples(s) {
+				require.LessOrEqual(t, smp.Timestamp, int64(maxT))
 			}
 		}
 	})

@@ -88,7 +88,6 @@ type Handler struct {
 // wsState is per-workspace ingestion state.
 type wsState struct {
 	cache   *seriesCache
-	known   *knownEncodings // nil unless the storage is a RawStorage.
 	limiter *rate.Limiter
 	ha      haTracker
 }
@@ -106,7 +105,7 @@ type metrics struct {
 	samples, histograms, exemplars *prometheus.CounterVec
 	rejected                       *prometheus.CounterVec
 	requests                       *prometheus.CounterVec
-	known                          prometheus.Counter
+	fastPath                       prometheus.Counter
 	duration                       prometheus.Histogram
 	cacheSize                      *prometheus.GaugeVec
 }
@@ -137,8 +136,8 @@ func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.
 				Help: "Samples and histograms not stored, by reason."}, []string{"workspace", "reason"}),
 			requests: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_requests_total",
 				Help: "Remote write requests by protocol version and status code."}, []string{"version", "code"}),
-			known: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_known_series_requests_total",
-				Help: "Remote write requests forwarded without decoding labels: every series' label encoding was admitted before."}),
+			fastPath: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_fast_path_requests_total",
+				Help: "Remote write 1.0 requests of valid, sorted series with float samples only, checked in one pass and forwarded as sent."}),
 			duration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingest_request_duration_seconds",
 				Help: "Time to serve a remote write request.", NativeHistogramBucketFactor: 1.1,
 				Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -164,9 +163,7 @@ func (h *Handler) state(id workspace.ID, lim *workspace.Limits) *wsState {
 	if !ok {
 		// A new limiter starts with a full bucket.
 		st = &wsState{cache: newSeriesCache(), limiter: rate.NewLimiter(r, lim.IngestionBurstSize)}
-		if h.raw {
-			st.known = newKnownEncodings()
-		}
+
 		h.states[id] = st
 	}
 	if st.limiter.Limit() != r || st.limiter.Burst() != lim.IngestionBurstSize {
@@ -187,9 +184,7 @@ func (h *Handler) Sweep() {
 	h.mu.Unlock()
 	for id, st := range states {
 		h.metrics.cacheSize.WithLabelValues(id.String()).Set(float64(st.cache.sweep()))
-		if st.known != nil {
-			st.known.sweep()
-		}
+
 	}
 }
 
@@ -274,9 +269,9 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 	}
 	st := h.state(id, &lim)
 	if h.raw && *version == "1" && lim.HAClusterLabel == "" {
-		// Series whose label encodings were admitted before need no
-		// decoding: count the samples, check timestamps, forward.
-		if n, ok := scanKnownV1(b.decoded, st.known, h.maxTimestamp()); ok {
+		// A request of valid series is forwarded as sent, checked in one
+		// pass over the body.
+		if n, ok := scanValidV1(b.decoded, &lim, h.maxTimestamp()); ok {
 			if code, msg := h.reserve(id, &lim, st, n, hdr); code != 0 {
 				return code, msg, wr
 			}
@@ -285,7 +280,7 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 				return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), wr
 			}
 			if fw, ok := app.(RawForwarder); ok {
-				h.metrics.known.Inc()
+				h.metrics.fastPath.Inc()
 				fw.ForwardRaw(b.body)
 				return h.commit(app, id, &pass{wr: written{samples: n}})
 			}
@@ -457,10 +452,9 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), written{}
 	}
 	var (
-		p         pass
-		code      int
-		msg       string
-		forwarded bool
+		p    pass
+		code int
+		msg  string
 	)
 	if fw, ok := app.(RawForwarder); ok && req.Version == 1 && !req.rewritten {
 		// A forwarding appender sends the sender's own bytes when the
@@ -468,7 +462,6 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		// and append only if something must be left out.
 		if p, code, msg = h.walk(ctx, id, lim, st, b, nil); code == 0 && p.rj.count == 0 {
 			fw.ForwardRaw(b.body)
-			forwarded = true
 		} else if code == 0 {
 			p, code, msg = h.walk(ctx, id, lim, st, b, app)
 		}
@@ -479,15 +472,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		_ = app.Rollback()
 		return code, msg, written{}
 	}
-	code, msg, wr := h.commit(app, id, &p)
-	if forwarded && code == http.StatusNoContent && st.known != nil {
-		for i := range req.Series {
-			if wl := req.Series[i].wireLabels; wl != nil {
-				st.known.add(wl)
-			}
-		}
-	}
-	return code, msg, wr
+	return h.commit(app, id, &p)
 }
 
 // commit commits what a pass admitted and answers the request.

@@ -2,129 +2,40 @@ package ingest
 
 import (
 	"bytes"
-	"sync"
-	"sync/atomic"
+	"unicode/utf8"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/common/model"
+
+	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 // RawStorage is implemented by storages whose appenders are all
-// RawForwarders and which leave series limits to the engine they forward
-// to (the Cortex engine's). For them the handler remembers, per workspace,
-// the wire encodings of the label sets of requests it admitted whole, and
-// forwards a remote write 1.0 request whose series all carry remembered
-// encodings (and only float samples) without decoding its labels: the same
-// bytes were validated before.
+// RawForwarders and which leave series limits (active series, label set
+// limits) to the engine they forward to: the Cortex engine's. For them the
+// handler checks a remote write 1.0 request in one pass over its body
+// (scanValidV1) and, when every series passes, forwards the sender's bytes
+// without decoding into series at all.
 type RawStorage interface {
 	Storage
-	// ForwardsRaw reports whether the storage takes the fast path.
+	// ForwardsRaw reports whether the storage takes that fast path.
 	ForwardsRaw() bool
 }
 
-// knownEncodings is a set of label-set wire encodings (the concatenated
-// Label fields of a 1.0 TimeSeries, as the sender wrote them) that the
-// handler validated. Entries unused for two sweeps are evicted. It is safe
-// for concurrent use.
-type knownEncodings struct {
-	epoch  atomic.Int64
-	shards [cacheShards]knownShard
-}
-
-type knownShard struct {
-	mu sync.RWMutex
-	m  map[uint64]*knownEntry
-}
-
-type knownEntry struct {
-	b    []byte
-	seen atomic.Int64
-	next *knownEntry // hash collisions.
-}
-
-func newKnownEncodings() *knownEncodings {
-	k := &knownEncodings{}
-	for i := range k.shards {
-		k.shards[i].m = map[uint64]*knownEntry{}
-	}
-	return k
-}
-
-// has reports whether b is in the set, marking it used.
-func (k *knownEncodings) has(b []byte) bool {
-	h := xxhash.Sum64(b)
-	sh := &k.shards[h%cacheShards]
-	sh.mu.RLock()
-	e := sh.m[h]
-	for e != nil && !bytes.Equal(e.b, b) {
-		e = e.next
-	}
-	sh.mu.RUnlock()
-	if e == nil {
-		return false
-	}
-	if ep := k.epoch.Load(); e.seen.Load() != ep {
-		e.seen.Store(ep)
-	}
-	return true
-}
-
-// add inserts a copy of b unless it is there.
-func (k *knownEncodings) add(b []byte) {
-	h := xxhash.Sum64(b)
-	sh := &k.shards[h%cacheShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	for e := sh.m[h]; e != nil; e = e.next {
-		if bytes.Equal(e.b, b) {
-			return
-		}
-	}
-	e := &knownEntry{b: bytes.Clone(b), next: sh.m[h]}
-	e.seen.Store(k.epoch.Load())
-	sh.m[h] = e
-}
-
-// sweep evicts entries not used since the previous sweep and starts a new
-// epoch. It returns how many entries remain.
-func (k *knownEncodings) sweep() int {
-	ep := k.epoch.Add(1)
-	n := 0
-	for i := range k.shards {
-		sh := &k.shards[i]
-		sh.mu.Lock()
-		for h, e := range sh.m {
-			var keep *knownEntry
-			for ; e != nil; e = e.next {
-				if e.seen.Load() >= ep-1 {
-					c := &knownEntry{b: e.b, next: keep}
-					c.seen.Store(e.seen.Load())
-					keep = c
-					n++
-				}
-			}
-			if keep == nil {
-				delete(sh.m, h)
-			} else {
-				sh.m[h] = keep
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return n
-}
-
-// scanKnownV1 walks a remote write 1.0 request without decoding labels. It
-// returns the number of float samples and true only if the request holds
-// nothing but time series of labels and float samples, each series' labels
-// are one contiguous run whose encoding is known, and no timestamp is after
-// maxT; otherwise false, and the request must take the full path (which
-// also reports what is malformed).
-func scanKnownV1(b []byte, known *knownEncodings, maxT int64) (int, bool) {
+// scanValidV1 checks a remote write 1.0 request without decoding it into
+// series. It returns the number of float samples and true only if the
+// request holds nothing but time series of labels and float samples whose
+// labels are sorted by name without duplicates, each valid under the
+// workspace's limits as buildLabels would find it, and whose timestamps
+// are not after maxT. Otherwise it returns false and the request must take
+// the full path, which also says precisely what is wrong. It keeps no
+// state and reads the body once, front to back.
+func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 	const (
 		seriesKey = 1<<3 | wireBytes
 		labelKey  = 1<<3 | wireBytes
 		sampleKey = 2<<3 | wireBytes
 	)
+	scheme := lim.ValidationScheme()
 	samples := 0
 	rd := reader{b: b}
 	for !rd.done() {
@@ -135,31 +46,52 @@ func scanKnownV1(b []byte, known *knownEncodings, maxT int64) (int, bool) {
 		if err != nil {
 			return 0, false
 		}
-		lo, hi := -1, -1
-		sr := reader{b: msg}
-		for !sr.done() {
-			start := sr.off
-			k, err := sr.varint()
-			if err != nil {
-				return 0, false
+		var (
+			prev    []byte
+			n       int
+			hasName bool
+		)
+		for off := 0; off < len(msg); {
+			k, m, next := shortField(msg, off)
+			if next < 0 { // A long field: the general reader.
+				sr := reader{b: msg, off: off}
+				key, err := sr.varint()
+				if err != nil || key > 0x7f {
+					return 0, false
+				}
+				if m, err = sr.bytes(); err != nil {
+					return 0, false
+				}
+				k, next = byte(key), sr.off
 			}
+			off = next
 			switch k {
 			case labelKey:
-				if hi >= 0 && hi != start {
+				l, err := decodeLabel(m)
+				if err != nil || (prev != nil && bytes.Compare(prev, l.Name) >= 0) {
+					return 0, false // Malformed, unsorted or duplicate.
+				}
+				prev = l.Name
+				if len(l.Value) == 0 {
+					continue // Absent, as in buildLabels.
+				}
+				n++
+				if (lim.MaxLabelNameLength > 0 && len(l.Name) > lim.MaxLabelNameLength) ||
+					(lim.MaxLabelValueLength > 0 && len(l.Value) > lim.MaxLabelValueLength) ||
+					(!isASCII(l.Value) && !utf8.Valid(l.Value)) {
 					return 0, false
 				}
-				if _, err := sr.bytes(); err != nil {
+				// Names valid under the legacy scheme are valid under
+				// both; others are asked of the workspace's scheme.
+				if name := yolo(l.Name); name == model.MetricNameLabel {
+					if !isLegacyName(l.Value, true) && !scheme.IsValidMetricName(yolo(l.Value)) {
+						return 0, false
+					}
+					hasName = true
+				} else if !isLegacyName(l.Name, false) && !scheme.IsValidLabelName(name) {
 					return 0, false
 				}
-				if lo < 0 {
-					lo = start
-				}
-				hi = sr.off
 			case sampleKey:
-				m, err := sr.bytes()
-				if err != nil {
-					return 0, false
-				}
 				s, err := decodeSample(m)
 				if err != nil || s.Timestamp > maxT {
 					return 0, false
@@ -169,9 +101,69 @@ func scanKnownV1(b []byte, known *knownEncodings, maxT int64) (int, bool) {
 				return 0, false
 			}
 		}
-		if lo < 0 || !known.has(msg[lo:hi]) {
+		if !hasName || (lim.MaxLabelNamesPerSeries > 0 && n > lim.MaxLabelNamesPerSeries) {
 			return 0, false
 		}
 	}
 	return samples, true
+}
+
+// shortField reads the field at b[off:] when its key and its length are
+// one byte each, as are all fields of a 1.0 time series shorter than 128
+// bytes. It returns the key, the field's bytes and the offset after it, or
+// next < 0 if the field is not short or is truncated.
+func shortField(b []byte, off int) (key byte, v []byte, next int) {
+	if off+2 > len(b) || b[off] >= 0x80 || b[off+1] >= 0x80 {
+		return 0, nil, -1
+	}
+	end := off + 2 + int(b[off+1])
+	if end > len(b) {
+		return 0, nil, -1
+	}
+	return b[off], b[off+2 : end : end], end
+}
+
+// isASCII reports whether b is all ASCII (and so valid UTF-8).
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// Legacy name characters as bitmaps of the first and second 64 ASCII
+// codes: digits and ':' in the first, letters and '_' in the second.
+const (
+	digitsMask = 0x03ff_0000_0000_0000 // '0'..'9' (48..57)
+	colonMask  = 1 << ':'              // 58
+	lettersHi  = 0x07ff_fffe_87ff_fffe // 'A'..'Z' (65..90), '_' (95), 'a'..'z' (97..122), less 64.
+)
+
+// isLegacyName reports whether b matches [a-zA-Z_][a-zA-Z0-9_]*, with ':'
+// allowed too in a metric name: Prometheus' legacy name syntax.
+func isLegacyName(b []byte, metric bool) bool {
+	if len(b) == 0 || b[0]-'0' <= 9 {
+		return false
+	}
+	lo := uint64(digitsMask)
+	if metric {
+		lo |= colonMask
+	}
+	for _, c := range b {
+		switch {
+		case c < 64:
+			if lo&(1<<c) == 0 {
+				return false
+			}
+		case c < 128:
+			if lettersHi&(1<<(c-64)) == 0 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -39,9 +39,6 @@ type Series struct {
 	samples    span
 	exemplars  span
 	histograms span
-	// wireLabels is the series' label fields as the sender encoded them,
-	// when they form one contiguous run (remote write 1.0 only).
-	wireLabels []byte
 	// Metadata sent with the series (remote write 2.0 only).
 	Metadata    metadata.Metadata
 	HasMetadata bool

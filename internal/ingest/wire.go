@@ -28,12 +28,16 @@ func (r *reader) done() bool { return r.off >= len(r.b) }
 
 func (r *reader) varint() (uint64, error) {
 	// Most varints of a write request (keys, lengths of labels and
-	// messages under 128 bytes) are one byte.
+	// messages under 128 bytes) are one byte; this part inlines.
 	if r.off < len(r.b) && r.b[r.off] < 0x80 {
 		v := r.b[r.off]
 		r.off++
 		return uint64(v), nil
 	}
+	return r.longVarint()
+}
+
+func (r *reader) longVarint() (uint64, error) {
 	v, n := binary.Uvarint(r.b[r.off:])
 	if n <= 0 {
 		return 0, errTruncated

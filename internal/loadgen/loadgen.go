@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"golang.org/x/time/rate"
 )
 
 // Config describes a load.
@@ -35,6 +36,10 @@ type Config struct {
 	// Tenant, if set, is sent as X-Scope-OrgID (to write to Cortex
 	// directly).
 	Tenant string
+	// Rate, if positive, paces all senders together to this many samples
+	// per second, for latency measurements below saturation; 0 sends as
+	// fast as the receiver answers.
+	Rate float64
 }
 
 // Result is what a run measured.
@@ -141,6 +146,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		errOnce          sync.Once
 	)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Senders * 2}, Timeout: 2 * time.Minute}
+	pace := rate.NewLimiter(rate.Inf, 0)
+	if cfg.Rate > 0 {
+		pace = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.SamplesPerRequest)
+	}
 	start := time.Now()
 	done := make(chan struct{})
 	if cfg.Progress != nil {
@@ -193,6 +202,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 						raw = append(raw, sm...)
 					}
 					comp = snappy.Encode(comp[:cap(comp)], raw)
+					if err := pace.WaitN(ctx, min(b+cfg.SamplesPerRequest, hi)-b); err != nil {
+						return
+					}
 					t0 := time.Now()
 					err := post(ctx, client, cfg.URL, cfg.Tenant, comp)
 					myLats = append(myLats, time.Since(t0))
