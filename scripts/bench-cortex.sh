@@ -92,3 +92,20 @@ through() {
 # Each path twice, alternating, each time into a new tenant: the second
 # run of either meets an ingester already holding the other's series.
 direct 1; through 1; through 2; direct 2
+
+# Latency below saturation: the same load paced to RATE samples/s (default
+# 50000, 25 requests/s of 2000 samples), where a request's time is the
+# receivers' work rather than queueing behind the other senders.
+RATE=${RATE:-50000}
+lat() { # NAME URL [flags]
+  local name=$1 url=$2 out; shift 2
+  out=$("$work/orrery" loadgen --url "$url" --series 20000 --rounds 30 --interval 15s --rate "$RATE" "$@" 2>/dev/null)
+  printf '| %s | %s | %s | %s |\n' "$name" "$RATE" "$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$out")" "$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$out")"
+}
+echo
+echo "| path (paced) | samples/s | p50 request ms | p99 request ms |"
+echo "|---|---|---|---|"
+for i in 3 4; do
+  lat "Cortex /api/v1/push directly" "http://127.0.0.1:$c_port/api/v1/push" --tenant "bench-direct-$i"
+  lat "Orrery $(git rev-parse --short HEAD) → Cortex" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-00000000000$i/api/v1/remote_write"
+done
