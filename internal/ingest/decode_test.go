@@ -224,16 +224,20 @@ func FuzzDecodeV2(f *testing.F) {
 func FuzzScanValidV1(f *testing.F) {
 	good, err := v1Request().Marshal()
 	require.NoError(f, err)
-	f.Add(good)
+	f.Add(good, false)
 	sorted, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels:  []prompb.Label{{Name: "__name__", Value: "up"}, {Name: "instance", Value: ""}, {Name: "job", Value: "a"}},
 		Samples: []prompb.Sample{{Timestamp: 5, Value: 1}, {Timestamp: 6, Value: 2}},
 	}}}).Marshal()
 	require.NoError(f, err)
-	f.Add(sorted)
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add(sorted, false)
+	f.Add(sorted, true)
+	f.Add([]byte{}, false)
+	f.Fuzz(func(t *testing.T, b []byte, legacy bool) {
 		lim := workspace.DefaultLimits()
+		if legacy {
+			lim.NameValidation = "legacy"
+		}
 		lim.MaxLabelNamesPerSeries, lim.MaxLabelValueLength = 4, 16
 		const maxT = 1000
 		n, ok := scanValidV1(b, &lim, maxT)

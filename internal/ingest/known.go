@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
@@ -37,6 +38,10 @@ func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 	)
 	scheme := lim.ValidationScheme()
 	samples := 0
+	var (
+		names  [16][]byte // The previous series' label names by place, checked.
+		metric []byte     // The last metric name checked.
+	)
 	rd := reader{b: b}
 	for !rd.done() {
 		if k, err := rd.varint(); err != nil || k != seriesKey {
@@ -48,7 +53,7 @@ func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 		}
 		var (
 			prev    []byte
-			n       int
+			n, i    int // Labels with values; labels.
 			hasName bool
 		)
 		for off := 0; off < len(msg); {
@@ -72,8 +77,16 @@ func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 					return 0, false // Malformed, unsorted or duplicate.
 				}
 				prev = l.Name
+				// The names of a series are mostly those of the series
+				// before, at the same places: those were checked.
+				place := i
+				i++
+				known := place < len(names) && names[place] != nil && bytes.Equal(names[place], l.Name)
 				if len(l.Value) == 0 {
-					continue // Absent, as in buildLabels.
+					if place < len(names) {
+						names[place] = nil // Absent, as in buildLabels: not checked.
+					}
+					continue
 				}
 				n++
 				if (lim.MaxLabelNameLength > 0 && len(l.Name) > lim.MaxLabelNameLength) ||
@@ -84,12 +97,18 @@ func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 				// Names valid under the legacy scheme are valid under
 				// both; others are asked of the workspace's scheme.
 				if name := yolo(l.Name); name == model.MetricNameLabel {
-					if !isLegacyName(l.Value, true) && !scheme.IsValidMetricName(yolo(l.Value)) {
-						return 0, false
+					if !bytes.Equal(l.Value, metric) {
+						if !isLegacyName(l.Value, true) && !scheme.IsValidMetricName(yolo(l.Value)) {
+							return 0, false
+						}
+						metric = l.Value
 					}
 					hasName = true
-				} else if !isLegacyName(l.Name, false) && !scheme.IsValidLabelName(name) {
+				} else if !known && !isLegacyName(l.Name, false) && !scheme.IsValidLabelName(name) {
 					return 0, false
+				}
+				if place < len(names) {
+					names[place] = l.Name
 				}
 			case sampleKey:
 				s, err := decodeSample(m)
@@ -123,8 +142,15 @@ func shortField(b []byte, off int) (key byte, v []byte, next int) {
 	return b[off], b[off+2 : end : end], end
 }
 
-// isASCII reports whether b is all ASCII (and so valid UTF-8).
+// isASCII reports whether b is all ASCII (and so valid UTF-8), eight
+// bytes at a time.
 func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080_8080_8080_8080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c >= 0x80 {
 			return false
