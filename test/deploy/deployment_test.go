@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,9 +231,13 @@ func runUnit(t *testing.T, name string, env map[string]string, subst []string, a
 // (secret: the example's values and secrets.key), its volumes as
 // directories (secrets and ConfigMaps written out, emptyDirs fresh or
 // given by volume name in dirs), every mount path replaced by its
-// directory, the listen address by a free one and the pairs of hosts. It
-// waits until every probe of the container answers 200 and returns the
-// address the server listens on.
+// directory, the listen address by a free one and the pairs of hosts.
+// Run by root, as the tests are, it runs as the securityContext's user
+// with the file ownership and modes the kubelet gives volumes, so that
+// only the volumes meant to be written are writable, and a Secret the
+// user cannot read fails as it would in a cluster. It waits until every
+// probe of the container answers 200 and returns the address the server
+// listens on.
 func runContainer(t *testing.T, m manifests, pod corev1.PodSpec, c corev1.Container, secret map[string]string, hosts []string, dirs map[string]string) (string, *apptest.Process) {
 	t.Helper()
 	hostReplacer := strings.NewReplacer(hosts...)
@@ -245,6 +250,8 @@ func runContainer(t *testing.T, m manifests, pod corev1.PodSpec, c corev1.Contai
 		env[e.Name] = v
 		cmdEnv = append(cmdEnv, e.Name+"="+v)
 	}
+	user := podUser(t, pod, c)
+	base := user.dir(t, "")
 
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
@@ -256,21 +263,22 @@ func runContainer(t *testing.T, m manifests, pod corev1.PodSpec, c corev1.Contai
 		require.True(t, ok, "mount %s: no volume", vm.Name)
 		dir := dirs[vm.Name]
 		if dir == "" {
-			dir = t.TempDir()
+			dir = user.dir(t, base)
 		}
 		switch {
 		case v.Secret != nil:
 			require.Equal(t, m.secret.Name, v.Secret.SecretName)
 			for _, it := range v.Secret.Items {
-				require.NoError(t, os.WriteFile(filepath.Join(dir, it.Path), []byte(secret[it.Key]), 0o400))
+				user.file(t, filepath.Join(dir, it.Path), []byte(secret[it.Key]), v.Secret.DefaultMode)
 			}
 		case v.ConfigMap != nil:
 			cm, ok := m.configMaps[v.ConfigMap.Name]
 			require.True(t, ok, "volume %s: no ConfigMap %s", vm.Name, v.ConfigMap.Name)
 			for k, data := range cm.Data {
-				require.NoError(t, os.WriteFile(filepath.Join(dir, k), []byte(data), 0o644))
+				user.file(t, filepath.Join(dir, k), []byte(data), v.ConfigMap.DefaultMode)
 			}
 		case v.EmptyDir != nil:
+			user.emptyDir(t, dir)
 		default:
 			t.Fatalf("volume %s: a kind the test does not know", vm.Name)
 		}
@@ -291,10 +299,21 @@ func runContainer(t *testing.T, m manifests, pod corev1.PodSpec, c corev1.Contai
 		args = append(args, replacer.Replace(a))
 	}
 	requireSubstituted(t, args)
-	cmd := exec.Command(apptest.OrreryBinary(t), args...)
+	// The image's binary, where the container's user may run it.
+	b, err := os.ReadFile(apptest.OrreryBinary(t))
+	require.NoError(t, err)
+	bin := filepath.Join(base, "orrery")
+	require.NoError(t, os.WriteFile(bin, b, 0o755))
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = "/"
 	cmd.Env = cmdEnv
+	cmd.SysProcAttr = user.attr()
 	proc := apptest.StartCommand(t, c.Name, cmd)
+	if user.as {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		require.NoError(t, err)
+		require.Regexp(t, fmt.Sprintf(`(?m)^Uid:\s+%d\s`, user.uid), string(status), "container %s runs as its user", c.Name)
+	}
 	var paths []string
 	for _, p := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
 		if p != nil {
@@ -303,6 +322,93 @@ func runContainer(t *testing.T, m manifests, pod corev1.PodSpec, c corev1.Contai
 	}
 	require.NotEmpty(t, paths, "container %s has no probe", c.Name)
 	return addr, waitReady(t, proc, addr, paths...)
+}
+
+// containerUser is the user a container runs as, and the pod's fsGroup.
+// as is false when the test does not run as root and cannot switch.
+type containerUser struct {
+	uid, gid uint32
+	fsGroup  *int64
+	as       bool
+}
+
+// podUser returns the user of a container: its securityContext's, or the
+// pod's. The manifests run nothing as root.
+func podUser(t *testing.T, pod corev1.PodSpec, c corev1.Container) containerUser {
+	t.Helper()
+	var u containerUser
+	var uid, gid *int64
+	if sc := pod.SecurityContext; sc != nil {
+		uid, gid, u.fsGroup = sc.RunAsUser, sc.RunAsGroup, sc.FSGroup
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = sc.RunAsGroup
+		}
+	}
+	require.NotNil(t, uid, "container %s: runAsUser", c.Name)
+	require.NotZero(t, *uid, "container %s runs as root", c.Name)
+	u.uid = uint32(*uid)
+	if gid != nil {
+		u.gid = uint32(*gid)
+	}
+	u.as = os.Geteuid() == 0
+	if !u.as {
+		t.Logf("not root: container %s runs as the test's user, not as uid %d", c.Name, u.uid)
+	}
+	return u
+}
+
+// attr returns the process attributes running as the user.
+func (u containerUser) attr() *syscall.SysProcAttr {
+	if !u.as {
+		return nil
+	}
+	cred := &syscall.Credential{Uid: u.uid, Gid: u.gid}
+	if u.fsGroup != nil {
+		cred.Groups = []uint32{uint32(*u.fsGroup)}
+	}
+	return &syscall.SysProcAttr{Credential: cred}
+}
+
+// dir makes a directory, under parent or the temporary directory, that
+// anyone may traverse, owned by root as the kubelet's volume directories.
+func (u containerUser) dir(t *testing.T, parent string) string {
+	t.Helper()
+	d, err := os.MkdirTemp(parent, "orrery-deploy-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	require.NoError(t, os.Chmod(d, 0o755))
+	return d
+}
+
+// file writes a Secret's or ConfigMap's file as the kubelet does: owned
+// by root, with the volume's defaultMode (0644 if unset), and with an
+// fsGroup, group-owned by it and group-readable.
+func (u containerUser) file(t *testing.T, path string, data []byte, defaultMode *int32) {
+	t.Helper()
+	mode := os.FileMode(0o644)
+	if defaultMode != nil {
+		mode = os.FileMode(*defaultMode)
+	}
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	if u.as && u.fsGroup != nil {
+		require.NoError(t, os.Chown(path, 0, int(*u.fsGroup)))
+		mode |= 0o440
+	}
+	require.NoError(t, os.Chmod(path, mode))
+}
+
+// emptyDir makes a directory an emptyDir as the kubelet does: writable by
+// anyone (mode 0777). An existing directory given for it (the test
+// Cortex's) and its parent become reachable.
+func (u containerUser) emptyDir(t *testing.T, dir string) {
+	t.Helper()
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o777))
 }
 
 // requireSubstituted fails if a command line still names a production
