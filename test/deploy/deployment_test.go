@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	osuser "os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,12 +32,13 @@ import (
 // ports and paths (the substitution maps below say which):
 //   - deploy/cortex/cortex.yaml parses in Cortex and agrees with the test
 //     Cortex on every setting Orrery relies on;
-//   - orrery.service's ExecStart, with orrery.env as its environment, serves
+//   - orrery.service's ExecStart, with orrery.env as its environment, as an
+//     unprivileged user owning secrets.key and its StateDirectory, serves
 //     /-/ready and creates a workspace through the AWS SDK's AMP client;
 //     orrery-cortex-overrides.service writes a runtime configuration with
 //     that workspace which Cortex loads;
-//   - the Kubernetes Deployment's container, with the example Secret and the
-//     limits ConfigMap mounted, answers its probes and the AMP API, and the
+//   - the Kubernetes Deployment's container, as its securityContext's user,
+//     with the example Secret and the limits ConfigMap mounted, answers its probes and the AMP API, and the
 //     Cortex pod's overrides sidecar writes a runtime configuration Cortex
 //     loads;
 //   - every server stops cleanly on SIGTERM.
@@ -58,18 +61,25 @@ func TestDeployReferenceDeployment(t *testing.T) {
 		testCortexConfig(t, cx)
 	})
 
-	// systemd: /etc/orrery holds the files the units name.
-	etc := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(etc, "secrets.key"), key, 0o600))
+	// systemd: the units' User=orrery is nobody here. /etc/orrery holds
+	// the files the units name, secrets.key owned by the user (mode 0600);
+	// the StateDirectory= directories are the user's.
+	sys := unitUser(t)
+	etc := sys.dir(t, "")
+	sys.owned(t, filepath.Join(etc, "secrets.key"), key)
 	limits, err := os.ReadFile(deployPath("systemd", "limits.yaml"))
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(etc, "limits.yaml"), limits, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(etc, "limits.yaml"), limits, 0o644))
+	sysBin := filepath.Join(etc, "orrery")
+	b, err := os.ReadFile(bin)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(sysBin, b, 0o755))
 	env, err := parseEnvFile(deployPath("systemd", "orrery.env"))
 	require.NoError(t, err)
 	replicaAddr, writerAddr := apptest.FreeAddr(t), apptest.FreeAddr(t)
 	systemdSubst := func(dataDir string) []string {
 		return []string{
-			"/usr/local/bin/orrery", bin,
+			"/usr/local/bin/orrery", sysBin,
 			"http://cortex.internal:9009", cx.URL(),
 			"postgres.internal:5432/orrery", db.Host + db.Path,
 			"/etc/orrery/", etc + "/",
@@ -86,6 +96,7 @@ func TestDeployReferenceDeployment(t *testing.T) {
 		for _, name := range []string{"orrery.service", "orrery-cortex-overrides.service"} {
 			u, err := parseUnit(deployPath("systemd", name))
 			require.NoError(t, err)
+			require.Equal(t, "orrery", u.one(t, "Service", "User"), name)
 			lines += u.one(t, "Service", "ExecStart") + "\n"
 		}
 		subst := systemdSubst("")
@@ -93,13 +104,14 @@ func TestDeployReferenceDeployment(t *testing.T) {
 			require.Contains(t, lines, subst[i], "substitution %q matches nothing", subst[i])
 		}
 
-		replica := runUnit(t, "orrery.service", env, systemdSubst(t.TempDir()), replicaAddr)
+		replica := runUnit(t, "orrery.service", env, systemdSubst(sys.stateDir(t, sys.dir(t, etc))), replicaAddr, sys)
 		created, err := ampClient(replicaAddr, env["ORRERY_ADMIN_ACCESS_KEY_ID"], env["ORRERY_ADMIN_SECRET_ACCESS_KEY"]).
 			CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("systemd")})
 		require.NoError(t, err)
 		ws1 = aws.ToString(created.WorkspaceId)
 
-		writer := runUnit(t, "orrery-cortex-overrides.service", env, systemdSubst(t.TempDir()), writerAddr)
+		sys.stateDir(t, filepath.Dir(cx.RuntimeConfig)) // StateDirectory=cortex-runtime
+		writer := runUnit(t, "orrery-cortex-overrides.service", env, systemdSubst(sys.stateDir(t, sys.dir(t, etc))), writerAddr, sys)
 		waitRuntimeConfig(t, cx, ws1)
 		writer.Stop()
 		replica.Stop()
@@ -209,7 +221,7 @@ func testCortexConfig(t *testing.T, cx *apptest.Cortex) {
 // subst (old, new) replaced, in the environment of its EnvironmentFile
 // (env) and the working directory systemd gives system services, and waits
 // until it serves /-/ready on addr.
-func runUnit(t *testing.T, name string, env map[string]string, subst []string, addr string) *apptest.Process {
+func runUnit(t *testing.T, name string, env map[string]string, subst []string, addr string, user containerUser) *apptest.Process {
 	t.Helper()
 	u, err := parseUnit(deployPath("systemd", name))
 	require.NoError(t, err)
@@ -223,7 +235,58 @@ func runUnit(t *testing.T, name string, env map[string]string, subst []string, a
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	return waitReady(t, apptest.StartCommand(t, name, cmd), addr, "/-/ready")
+	cmd.SysProcAttr = user.attr()
+	proc := apptest.StartCommand(t, name, cmd)
+	user.require(t, cmd)
+	return waitReady(t, proc, addr, "/-/ready")
+}
+
+// require checks that a started command runs as the user.
+func (u containerUser) require(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if !u.as {
+		return
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	require.NoError(t, err)
+	require.Regexp(t, fmt.Sprintf(`(?m)^Uid:\s+%d\s`, u.uid), string(status), "%s runs as uid %d", cmd.Path, u.uid)
+}
+
+// unitUser is the units' User=orrery: nobody, when the test runs as root.
+func unitUser(t *testing.T) containerUser {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Log("not root: the units run as the test's user")
+		return containerUser{}
+	}
+	nobody, err := osuser.Lookup("nobody")
+	require.NoError(t, err)
+	uid, err := strconv.Atoi(nobody.Uid)
+	require.NoError(t, err)
+	gid, err := strconv.Atoi(nobody.Gid)
+	require.NoError(t, err)
+	return containerUser{uid: uint32(uid), gid: uint32(gid), as: true}
+}
+
+// owned writes a file only the user may read (mode 0600).
+func (u containerUser) owned(t *testing.T, path string, data []byte) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	if u.as {
+		require.NoError(t, os.Chown(path, int(u.uid), int(u.gid)))
+	}
+}
+
+// stateDir makes a directory the user's, as systemd's StateDirectory=
+// (mode 0755), its parent reachable, and returns it.
+func (u containerUser) stateDir(t *testing.T, dir string) string {
+	t.Helper()
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o755))
+	if u.as {
+		require.NoError(t, os.Chown(dir, int(u.uid), int(u.gid)))
+	}
+	return dir
 }
 
 // runContainer runs an Orrery container of a pod as written: its args,
@@ -309,11 +372,7 @@ func runContainer(t *testing.T, m manifests, pod corev1.PodSpec, c corev1.Contai
 	cmd.Env = cmdEnv
 	cmd.SysProcAttr = user.attr()
 	proc := apptest.StartCommand(t, c.Name, cmd)
-	if user.as {
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-		require.NoError(t, err)
-		require.Regexp(t, fmt.Sprintf(`(?m)^Uid:\s+%d\s`, user.uid), string(status), "container %s runs as its user", c.Name)
-	}
+	user.require(t, cmd)
 	var paths []string
 	for _, p := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
 		if p != nil {
