@@ -614,9 +614,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	if s.cortex != nil {
+		// The overrides file is written before the first request is
+		// answered, so that a startup probe on /-/ready (a Kubernetes
+		// sidecar started before Cortex) means the file exists: Cortex
+		// refuses to start without its runtime_config.file.
+		written := s.writeCortexOverrides(ctx, nil)
 		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
 		go func() { errc <- s.http.Serve(s.ln) }()
-		return s.runCortex(ctx, errc)
+		return s.runCortex(ctx, errc, written)
 	}
 	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	go func() { errc <- s.http.Serve(s.ln) }()
@@ -711,8 +716,9 @@ func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
 
 // runCortex serves with the Cortex engine until ctx is done, then lets
 // in-flight requests finish. There is nothing local to close but the
-// catalog's connections.
-func (s *Server) runCortex(ctx context.Context, errc <-chan error) error {
+// catalog's connections. written is the content of the overrides file
+// already written, if any.
+func (s *Server) runCortex(ctx context.Context, errc <-chan error, written []byte) error {
 	sweep := time.NewTicker(15 * time.Minute)
 	defer sweep.Stop()
 	every := s.cfg.Ruler.PollInterval
@@ -724,8 +730,6 @@ func (s *Server) runCortex(ctx context.Context, errc <-chan error) error {
 	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
 	defer stopReconcile()
 	reconciling := make(chan struct{}, 1) // At most one pass at a time.
-	var written []byte                    // The overrides last written to CortexOverridesFile.
-	written = s.writeCortexOverrides(ctx, written)
 	var serveErr error
 loop:
 	for {

@@ -66,6 +66,13 @@ func Start(t testing.TB, name, bin string, args ...string) *Process {
 	return startCmd(t, name, exec.Command(bin, args...))
 }
 
+// StartCommand starts a prepared command (its environment, its working
+// directory) as Start does.
+func StartCommand(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	return startCmd(t, name, cmd)
+}
+
 // startCmd starts a prepared command as Start does.
 func startCmd(t testing.TB, name string, cmd *exec.Cmd) *Process {
 	t.Helper()
