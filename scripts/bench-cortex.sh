@@ -35,6 +35,7 @@ c_port=$(port); g_port=$(port)
 mkdir -p "$work/cortex"
 cat >"$work/cortex.yaml" <<YAML
 auth_enabled: true
+name_validation_scheme: utf8
 server: {http_listen_address: 127.0.0.1, http_listen_port: $c_port, grpc_listen_address: 127.0.0.1, grpc_listen_port: $g_port, log_level: warn,
   grpc_server_max_recv_msg_size: 104857600, grpc_server_max_send_msg_size: 104857600}
 distributor: {shard_by_all_labels: true, ring: {instance_addr: 127.0.0.1, kvstore: {store: inmemory}}}

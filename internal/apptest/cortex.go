@@ -56,6 +56,8 @@ const CortexLimits = `
 
 const cortexConfig = `
 auth_enabled: true
+# Orrery's default (Prometheus 3's): UTF-8 metric and label names.
+name_validation_scheme: utf8
 memberlist:
   bind_addr: [127.0.0.1]
   bind_port: {{GOSSIP_PORT}}

@@ -305,6 +305,24 @@ func TestCortexEngineReplicas(t *testing.T) {
 		})
 	})
 
+	t.Run("UTF-8 names are accepted as in the embedded engine", func(t *testing.T) {
+		now := time.Now().UnixMilli()
+		wr := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "envoy.cluster.upstream_rq"}, {Name: "service.name", Value: "cart"}},
+			Samples: []prompb.Sample{{Timestamp: now, Value: 42}},
+		}}}
+		code, body := c.admin.write(t, c.a.RemoteWriteURL(ws), wr)
+		require.Equal(t, http.StatusNoContent, code, body)
+		q := "/api/v1/query?query=" + url.QueryEscape(`{"envoy.cluster.upstream_rq", "service.name"="cart"}`)
+		apptest.Eventually(t, 20*time.Second, func() error {
+			code, data := c.admin.apiData(t, c.b.URL(ws, q))
+			if code != http.StatusOK || !strings.Contains(data, `"42"`) {
+				return fmt.Errorf("%d: %s", code, data)
+			}
+			return nil
+		})
+	})
+
 	t.Run("workspaces are isolated", func(t *testing.T) {
 		other, err := ampAdmin(c.b).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("other")})
 		require.NoError(t, err)
