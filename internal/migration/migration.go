@@ -418,7 +418,7 @@ type ThanosMeta struct {
 	Downsample struct {
 		Resolution int64 `json:"resolution"`
 	} `json:"downsample"`
-	Source       string `json:"source"`
+	Source       string   `json:"source"`
 	SegmentFiles []string `json:"segment_files,omitempty"`
 	Files        []File   `json:"files,omitempty"`
 }
