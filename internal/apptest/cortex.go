@@ -24,7 +24,7 @@ type Cortex struct {
 	// BlocksDir is the filesystem bucket of the blocks storage: a
 	// tenant's blocks are in BlocksDir/<tenant>/<ULID>/.
 	BlocksDir string
-	proc          *Process
+	proc      *Process
 }
 
 // URL returns Cortex's base URL.
