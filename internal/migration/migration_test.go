@@ -131,12 +131,14 @@ func TestMigrateBlockLayout(t *testing.T) {
 	start := time.Date(2026, 11, 20, 7, 17, 0, 0, time.UTC).UnixMilli()
 	want := writeWorkspace(t, dataDir, id, start)
 
+	before := tree(t, orstorage.WorkspaceDir(dataDir, id))
 	var progress []Block
 	rep, err := Migrate(context.Background(), Config{DataDir: dataDir, Workspace: id, BucketDir: out}, nil,
 		func(b Block) { progress = append(progress, b) })
 	require.NoError(t, err)
 	require.Equal(t, id.String(), rep.Tenant)
 	require.Equal(t, rep.Blocks, progress)
+	require.Equal(t, before, tree(t, orstorage.WorkspaceDir(dataDir, id)), "the workspace's files are unchanged")
 	// 07:17–14:17 spans the windows 06:00, 08:00, 10:00, 12:00 and 14:00.
 	require.Len(t, rep.Blocks, 5)
 	require.Equal(t, 5, rep.Written)
@@ -277,4 +279,59 @@ func TestMigrateRefuses(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, before, after, "not overwritten")
 	})
+}
+
+// TestMigrateOutOfOrder: samples in the out-of-order WAL (accepted within
+// the workspace's out-of-order window, not yet compacted) are migrated too.
+func TestMigrateOutOfOrder(t *testing.T) {
+	dataDir, out := t.TempDir(), t.TempDir()
+	id := workspace.NewID()
+	opts := tsdb.DefaultOptions()
+	opts.OutOfOrderTimeWindow = (10 * time.Minute).Milliseconds()
+	db, err := tsdb.Open(orstorage.TSDBDir(dataDir, id), nil, nil, opts, nil)
+	require.NoError(t, err)
+	start := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC).UnixMilli()
+	ls := labels.FromStrings("__name__", "late", "job", "batch")
+	want := dataset{}
+	add := func(ts int64) {
+		app := db.Appender(context.Background())
+		_, err := app.Append(0, ls, ts, float64(ts))
+		require.NoError(t, err)
+		require.NoError(t, app.Commit())
+		want[ls.String()] = append(want[ls.String()], sample{T: ts, F: math.Float64bits(float64(ts))})
+	}
+	for ts := start; ts <= start+30*60_000; ts += 60_000 {
+		add(ts)
+	}
+	for ts := start + 25*60_000 + 30_000; ts < start+30*60_000; ts += 60_000 {
+		add(ts) // Out of order: between the samples of the last 5 minutes.
+	}
+	require.NoError(t, db.Close())
+	sort.Slice(want[ls.String()], func(i, j int) bool { return want[ls.String()][i].T < want[ls.String()][j].T })
+	es, err := os.ReadDir(filepath.Join(orstorage.TSDBDir(dataDir, id), "wbl"))
+	require.NoError(t, err)
+	require.NotEmpty(t, es, "the out-of-order samples are in the WBL")
+
+	rep, err := Migrate(context.Background(), Config{DataDir: dataDir, Workspace: id, BucketDir: out}, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, rep.Blocks, 1)
+	require.Equal(t, want, readBlocks(t, filepath.Join(out, id.String())))
+}
+
+// tree describes the files under dir (path, size, modification time).
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == "lock" {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[p] = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	}))
+	return out
 }

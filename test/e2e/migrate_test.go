@@ -108,23 +108,29 @@ func TestMigrateToCortex(t *testing.T) {
 	// Cortex serves blocks its compactor listed in the tenant's bucket
 	// index; the querier loads the index on the tenant's first query, so
 	// none is sent before.
-	apptest.Eventually(t, 60*time.Second, func() error {
-		ids, err := bucketIndexBlocks(filepath.Join(cx.BlocksDir, ws, "bucket-index.json.gz"))
-		if err != nil {
-			return err
-		}
-		for _, b := range blocks {
-			if !strings.Contains(ids, b) {
-				return fmt.Errorf("block %s not in the bucket index yet (%s)", b, ids)
+	waitForBucketIndex := func(tenant string, blocks []string) {
+		t.Helper()
+		apptest.Eventually(t, 60*time.Second, func() error {
+			ids, err := bucketIndexBlocks(filepath.Join(cx.BlocksDir, tenant, "bucket-index.json.gz"))
+			if err != nil {
+				return err
 			}
-		}
-		return nil
-	})
+			for _, b := range blocks {
+				if !strings.Contains(ids, b) {
+					return fmt.Errorf("block %s not in the bucket index of %s yet (%s)", b, tenant, ids)
+				}
+			}
+			return nil
+		})
+	}
+	waitForBucketIndex(ws, blocks)
 
-	compare := func(endpoint string, params url.Values) error {
+	// compareAs compares the embedded server's answer for the workspace
+	// with the Cortex engine's for the workspace cortexWS.
+	compareAs := func(cortexWS, endpoint string, params url.Values) error {
 		q := params.Encode()
 		codeR, dataR := admin.apiData(t, embedded.URL(ws, "/api/v1"+endpoint+"?"+q))
-		codeC, dataC := admin.apiData(t, replica.URL(ws, "/api/v1"+endpoint+"?"+q))
+		codeC, dataC := admin.apiData(t, replica.URL(cortexWS, "/api/v1"+endpoint+"?"+q))
 		if codeR == codeC && strings.HasPrefix(dataR, "error: ") && strings.HasPrefix(dataC, "error: ") &&
 			strings.Contains(dataR, strings.TrimPrefix(dataC, "error: ")) {
 			return nil // Cortex names the parameter less (see TestCortexEngineReplicas).
@@ -134,6 +140,7 @@ func TestMigrateToCortex(t *testing.T) {
 		}
 		return nil
 	}
+	compare := func(endpoint string, params url.Values) error { return compareAs(ws, endpoint, params) }
 	from, to := ends[0].Add(-time.Hour), ends[2]
 	rangeParams := func(query string) url.Values {
 		return url.Values{"query": {query}, "start": {fmt.Sprint(from.Unix())}, "end": {fmt.Sprint(to.Unix())}, "step": {"60"}}
@@ -162,6 +169,29 @@ func TestMigrateToCortex(t *testing.T) {
 	// The oldest hour alone: no answer comes from anything but the blocks.
 	require.NoError(t, compare("/series", url.Values{"match[]": {`{pod="frontend-1"}`},
 		"start": {fmt.Sprint(ends[0].Add(-time.Hour).Unix())}, "end": {fmt.Sprint(ends[0].Unix())}}))
+
+	t.Run("--tenant gives the history to a workspace made on the Cortex engine", func(t *testing.T) {
+		created, err := ampAdmin(replica).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("fresh")})
+		require.NoError(t, err)
+		fresh := aws.ToString(created.WorkspaceId)
+		embedded.Stop()
+		out, err := migrate("--tenant", fresh)
+		embedded.Restart()
+		require.NoError(t, err, out)
+		require.Contains(t, out, "to tenant "+fresh)
+		var freshBlocks []string
+		for _, m := range regexp.MustCompile(`(?m)^block (\w{26}) written `).FindAllStringSubmatch(out, -1) {
+			freshBlocks = append(freshBlocks, m[1])
+		}
+		require.Len(t, freshBlocks, len(blocks), out)
+		waitForBucketIndex(fresh, freshBlocks)
+		apptest.Eventually(t, 60*time.Second, func() error {
+			return compareAs(fresh, "/query_range", rangeParams(`sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))`))
+		})
+		require.NoError(t, compareAs(fresh, "/query_range", rangeParams(`histogram_quantile(0.9, rate(mesh_request_duration_seconds[5m]))`)))
+		require.NoError(t, compareAs(fresh, "/series", url.Values{"match[]": {`{__name__=~"envoy_.*|mesh_.*"}`},
+			"start": {fmt.Sprint(from.Unix())}, "end": {fmt.Sprint(to.Unix())}}))
+	})
 }
 
 // bucketIndexBlocks returns the block IDs listed in a Cortex bucket index
