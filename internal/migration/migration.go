@@ -151,7 +151,7 @@ type Report struct {
 //
 // progress, if not nil, is called after each block. Exemplars and metric
 // metadata are not migrated: Cortex blocks do not hold them.
-func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress func(Block)) (Report, error) {
+func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress func(Block)) (rep Report, err error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
@@ -175,12 +175,16 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress func
 	}
 	lock, _, err := fileutil.Flock(filepath.Join(dir, "lock"))
 	if err != nil {
-		return Report{}, fmt.Errorf("migrate workspace %s: %w: %s/lock: %v: stop the embedded server using --data-dir %s (or copy the workspace's directory while it is stopped) and run again",
+		return Report{}, fmt.Errorf("migrate workspace %s: %w: %s/lock: %v: stop the embedded server using --data-dir %s and run again",
 			id, ErrLocked, dir, err, cfg.DataDir)
 	}
-	defer func() { _ = lock.Release() }()
+	defer func() {
+		if rerr := lock.Release(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("release %s/lock: %w", dir, rerr))
+		}
+	}()
 
-	rep := Report{Tenant: cfg.Tenant, TenantDir: filepath.Join(cfg.BucketDir, cfg.Tenant)}
+	rep = Report{Tenant: cfg.Tenant, TenantDir: filepath.Join(cfg.BucketDir, cfg.Tenant)}
 	staging := filepath.Join(rep.TenantDir, stagingDir)
 	// A staging directory left by an interrupted run holds nothing useful.
 	if err := os.RemoveAll(staging); err != nil {
@@ -189,7 +193,11 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress func
 	if err := os.MkdirAll(staging, 0o750); err != nil {
 		return rep, fmt.Errorf("migrate workspace %s: create %s: %w (is --bucket-dir writable?)", id, staging, err)
 	}
-	defer func() { _ = os.RemoveAll(staging) }()
+	defer func() {
+		if rerr := os.RemoveAll(staging); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove %s: %w", staging, rerr))
+		}
+	}()
 
 	// The read-only DB replays the WAL into memory, with the head's
 	// memory-mapped chunks hard-linked into a sandbox directory: it must
@@ -198,33 +206,73 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress func
 	if err != nil {
 		return rep, fmt.Errorf("open workspace %s read-only: %w", id, err)
 	}
-	defer func() { _ = db.Close() }()
+	defer func() {
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close workspace %s: %w", id, cerr))
+		}
+	}()
 
-	// The read-only DB supports one querier: it replays the WAL for each.
-	// Block metas first: the querier reopens the blocks.
-	blocks, err := db.Blocks()
+	// Persisted blocks are opened here and each is read only for the
+	// windows it overlaps. The read-only DB serves the head (WAL): it
+	// supports one querier (it replays the WAL for each, and reopens the
+	// blocks, closing those it returned before).
+	width := cfg.BlockDuration.Milliseconds()
+	readers, err := db.Blocks()
 	if err != nil {
 		return rep, fmt.Errorf("read blocks of workspace %s: %w", id, err)
 	}
-	metas := make([]tsdb.BlockMeta, 0, len(blocks))
-	for _, b := range blocks {
-		metas = append(metas, b.Meta())
+	var metas []tsdb.BlockMeta
+	var dirs []string
+	headFrom := int64(math.MinInt64)
+	for _, r := range readers {
+		d, ok := r.(interface{ Dir() string })
+		if !ok {
+			return rep, fmt.Errorf("read blocks of workspace %s: block %s has no directory", id, r.Meta().ULID)
+		}
+		metas, dirs = append(metas, r.Meta()), append(dirs, d.Dir())
+		headFrom = max(headFrom, r.Meta().MaxTime)
 	}
-	q, err := db.Querier(math.MinInt64, math.MaxInt64)
+	// The head's samples start at the last block's end; out-of-order ones
+	// may be older, by less than the out-of-order window (at most 10m in
+	// Orrery): the head is read from one window further back. Samples it
+	// shares with a block are merged.
+	if headFrom != math.MinInt64 {
+		headFrom -= width
+	}
+	head, err := db.Querier(headFrom, math.MaxInt64)
+	if err != nil {
+		return rep, fmt.Errorf("read the WAL of workspace %s: %w", id, err)
+	}
+	defer func() {
+		if cerr := head.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the WAL of workspace %s: %w", id, cerr))
+		}
+	}()
+	blocks := make([]*tsdb.Block, 0, len(dirs))
+	defer func() {
+		for _, b := range blocks {
+			if cerr := b.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("close block %s of workspace %s: %w", b.Meta().ULID, id, cerr))
+			}
+		}
+	}()
+	for _, d := range dirs {
+		b, err := tsdb.OpenBlock(logger, d, nil, nil)
+		if err != nil {
+			return rep, fmt.Errorf("open block %s of workspace %s: %w", d, id, err)
+		}
+		blocks = append(blocks, b)
+	}
+	windows, err := dataWindows(ctx, metas, head, headFrom, width)
 	if err != nil {
 		return rep, fmt.Errorf("read workspace %s: %w", id, err)
 	}
-	defer func() { _ = q.Close() }()
-	windows, err := dataWindows(ctx, metas, q, cfg.BlockDuration.Milliseconds())
-	if err != nil {
-		return rep, fmt.Errorf("read workspace %s: %w", id, err)
-	}
-	w := &writer{cfg: cfg, tenantDir: rep.TenantDir, staging: staging, logger: logger}
+	w := &writer{cfg: cfg, tenantDir: rep.TenantDir, staging: staging, logger: logger, blocks: blocks, head: head, headFrom: headFrom}
 	for _, mint := range windows {
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("migrate workspace %s: %w", id, err)
 		}
-		b, ok, err := w.window(ctx, q, mint, mint+cfg.BlockDuration.Milliseconds())
+		b, ok, err := w.window(ctx, mint, mint+width)
 		if err != nil {
 			return rep, fmt.Errorf("migrate workspace %s, block of %s: %w", id, time.UnixMilli(mint).UTC().Format(time.RFC3339), err)
 		}
@@ -263,25 +311,17 @@ func knownWorkspaces(dataDir string) string {
 
 // dataWindows returns the start of every block-duration window holding
 // data: those the persisted blocks cover, and those of the WAL's samples.
-func dataWindows(ctx context.Context, metas []tsdb.BlockMeta, q storage.Querier, width int64) ([]int64, error) {
+func dataWindows(ctx context.Context, metas []tsdb.BlockMeta, head storage.Querier, headFrom, width int64) ([]int64, error) {
 	set := map[int64]bool{}
 	add := func(mint, maxt int64) { // Inclusive.
 		for t := floorDiv(mint, width) * width; t <= maxt; t += width {
 			set[t] = true
 		}
 	}
-	headFrom := int64(math.MinInt64)
 	for _, m := range metas {
 		add(m.MinTime, m.MaxTime-1)
-		headFrom = max(headFrom, m.MaxTime)
 	}
-	// The head's samples start at the last block's end; out-of-order ones
-	// may be older, by less than the out-of-order window (at most 10m in
-	// Orrery): look one window further back.
-	if headFrom != math.MinInt64 {
-		headFrom -= width
-	}
-	ss := q.Select(ctx, false, &storage.SelectHints{Start: headFrom, End: math.MaxInt64}, allSeries())
+	ss := head.Select(ctx, false, &storage.SelectHints{Start: headFrom, End: math.MaxInt64}, allSeries())
 	var it chunkenc.Iterator
 	for ss.Next() {
 		it = ss.At().Iterator(it)
@@ -322,14 +362,55 @@ type writer struct {
 	tenantDir string
 	staging   string
 	logger    *slog.Logger
+	// blocks are the TSDB's persisted blocks; head reads the TSDB from
+	// headFrom on, the WAL included.
+	blocks   []*tsdb.Block
+	head     storage.Querier
+	headFrom int64
 }
+
+// querier reads the TSDB's samples in [mint, maxt): the blocks that
+// overlap the window, and the head if the window reaches it. Closing it
+// leaves the head open.
+func (w *writer) querier(mint, maxt int64) (storage.Querier, error) {
+	var qs []storage.Querier
+	for _, b := range w.blocks {
+		if m := b.Meta(); m.MinTime >= maxt || m.MaxTime <= mint {
+			continue
+		}
+		q, err := tsdb.NewBlockQuerier(b, mint, maxt-1)
+		if err != nil {
+			for _, q := range qs {
+				_ = q.Close()
+			}
+			return nil, fmt.Errorf("query block %s: %w", b.Meta().ULID, err)
+		}
+		qs = append(qs, q)
+	}
+	if maxt > w.headFrom {
+		qs = append(qs, unclosed{w.head})
+	}
+	// Overlapping blocks (and the head's overlap with the last block) are
+	// merged as the TSDB's own querier merges them.
+	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+}
+
+// unclosed is a querier whose Close leaves it open, for the shared head.
+type unclosed struct{ storage.Querier }
+
+func (unclosed) Close() error { return nil }
 
 // window writes the block of [mint, maxt). ok is false when the window
 // holds no sample.
-func (w *writer) window(ctx context.Context, q storage.Querier, mint, maxt int64) (_ Block, ok bool, err error) {
+func (w *writer) window(ctx context.Context, mint, maxt int64) (_ Block, ok bool, err error) {
 	if mint < 0 {
 		return Block{}, false, fmt.Errorf("%w: samples before 1970 cannot be named by a block ULID", ErrInvalid)
 	}
+	q, err := w.querier(mint, maxt)
+	if err != nil {
+		return Block{}, false, err
+	}
+	defer func() { err = errors.Join(err, q.Close()) }()
 	// Prometheus' head refuses samples older than its newest minus half
 	// its chunk range; twice the window accepts any order within it.
 	bw, err := tsdb.NewBlockWriter(w.logger, w.staging, 2*(maxt-mint))
