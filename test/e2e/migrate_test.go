@@ -81,6 +81,16 @@ func TestMigrateToCortex(t *testing.T) {
 		}
 	})
 
+	t.Run("refused for a workspace without data", func(t *testing.T) {
+		other := "ws-01234567-89ab-cdef-0123-456789abcdef"
+		out, err := exec.Command(apptest.OrreryBinary(t), "migrate-to-cortex", "--data-dir", dataDir,
+			"--workspace", other, "--bucket-dir", cx.BlocksDir).CombinedOutput()
+		require.Error(t, err)
+		require.Equal(t, 1, err.(*exec.ExitError).ExitCode())
+		require.Contains(t, string(out), "workspace not found: no TSDB at "+filepath.Join(dataDir, "workspaces", other, "tsdb"))
+		require.Contains(t, string(out), "it has workspaces "+ws)
+	})
+
 	embedded.Stop()
 	started := time.Now()
 	out, err := migrate()
