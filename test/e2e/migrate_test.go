@@ -51,9 +51,10 @@ func TestMigrateToCortex(t *testing.T) {
 	require.NoError(t, err)
 	ws := aws.ToString(created.WorkspaceId)
 
-	// Three hours of Envoy data: 6–5 h ago and 3.5–2.5 h ago (older than
-	// anything Cortex's ingesters hold), and the last hour; oldest first,
-	// as a TSDB head takes them.
+	// Three one-hour Envoy datasets: 6–5 h ago and 3.5–2.5 h ago (older
+	// than an ingester's head holds), and the last hour; oldest first, as
+	// a TSDB head takes them. The embedded server compacts the older ones
+	// into blocks while it runs: the migration reads blocks and WAL.
 	now := time.Now().Truncate(time.Minute)
 	ends := []time.Time{now.Add(-5 * time.Hour), now.Add(-150 * time.Minute), now.Add(-time.Minute)}
 	for _, end := range ends {
