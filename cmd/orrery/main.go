@@ -32,6 +32,7 @@ Usage:
   orrery loadgen [flags]  send Envoy-like remote write load to a receiver (benchmarks)
   orrery demo [flags]     the whole walkthrough in one command: server, workspace, mesh, agent, latency alert
   orrery mesh [flags]     a local service mesh whose sidecars expose Envoy's /stats/prometheus, with fault injection
+  orrery migrate-to-cortex [flags]  write a workspace of the embedded engine as Cortex blocks (the server stopped)
   orrery workspaces ...   create, list, describe, delete workspaces
   orrery keys ...         issue, list, revoke access keys (SigV4) with a policy
   orrery tokens ...       issue, list, revoke bearer tokens with a policy
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "mesh":
 		return runMesh(args[1:], stdout, stderr)
+	case "migrate-to-cortex":
+		return runMigrate(args[1:], stdout, stderr)
 	case "workspaces", "keys", "tokens", "users":
 		return admin.Run(context.Background(), args, os.Getenv, stdout, stderr)
 	case "version", "--version":

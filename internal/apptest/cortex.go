@@ -21,7 +21,10 @@ type Cortex struct {
 	Addr string
 	// RuntimeConfig is the per-tenant overrides file, re-read every second.
 	RuntimeConfig string
-	proc          *Process
+	// BlocksDir is the filesystem bucket of the blocks storage: a
+	// tenant's blocks are in BlocksDir/<tenant>/<ULID>/.
+	BlocksDir string
+	proc      *Process
 }
 
 // URL returns Cortex's base URL.
@@ -105,8 +108,14 @@ blocks_storage:
     dir: {{DIR}}/tsdb
   bucket_store:
     sync_dir: {{DIR}}/tsdb-sync
+    # Blocks copied into the bucket (orrery migrate-to-cortex) are served
+    # once the compactor wrote them into the tenant's bucket index and the
+    # store-gateway re-read it: every 5s here instead of every 15m.
+    sync_interval: 5s
 compactor:
   data_dir: {{DIR}}/compactor
+  # How often the bucket index is updated (default 15m).
+  cleanup_interval: 5s
   sharding_ring:
     instance_addr: 127.0.0.1
     kvstore:
@@ -164,7 +173,7 @@ func StartCortex(t testing.TB) *Cortex {
 	t.Helper()
 	bin := CortexBinary(t)
 	dir := t.TempDir()
-	c := &Cortex{Addr: FreeAddr(t), RuntimeConfig: filepath.Join(dir, "runtime.yaml")}
+	c := &Cortex{Addr: FreeAddr(t), RuntimeConfig: filepath.Join(dir, "runtime.yaml"), BlocksDir: filepath.Join(dir, "blocks")}
 	_, httpPort, _ := strings.Cut(c.Addr, ":")
 	_, grpcPort, _ := strings.Cut(FreeAddr(t), ":")
 	_, gossipPort, _ := strings.Cut(FreeAddr(t), ":")

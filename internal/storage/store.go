@@ -117,7 +117,20 @@ func New(cfg Config, limits workspace.LimitsSource, logger *slog.Logger, reg pro
 }
 
 func (s *Store) workspaceDir(id workspace.ID) string {
-	return filepath.Join(s.cfg.Dir, "workspaces", id.String())
+	return WorkspaceDir(s.cfg.Dir, id)
+}
+
+// WorkspaceDir returns the directory of a workspace's data under a server's
+// --data-dir: its TSDB (TSDBDir) and its metric metadata.
+func WorkspaceDir(dataDir string, id workspace.ID) string {
+	return filepath.Join(dataDir, "workspaces", id.String())
+}
+
+// TSDBDir returns the directory of a workspace's Prometheus TSDB under a
+// server's --data-dir. The server holds the TSDB's lock file while the
+// workspace is open.
+func TSDBDir(dataDir string, id workspace.ID) string {
+	return filepath.Join(WorkspaceDir(dataDir, id), "tsdb")
 }
 
 // ErrClosed is returned once the Store has been closed.
@@ -131,7 +144,7 @@ func (s *Store) tenant(id workspace.ID) (*tenant, error) {
 	}
 	t, ok := s.tenants[id]
 	if !ok {
-		t = &tenant{id: id, dir: filepath.Join(s.workspaceDir(id), "tsdb")}
+		t = &tenant{id: id, dir: TSDBDir(s.cfg.Dir, id)}
 		s.tenants[id] = t
 	}
 	return t, nil
