@@ -73,7 +73,7 @@ func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 			switch k {
 			case labelKey:
 				l, err := decodeLabel(m)
-				if err != nil || (prev != nil && bytes.Compare(prev, l.Name) >= 0) {
+				if err != nil || (prev != nil && !before(prev, l.Name)) {
 					return 0, false // Malformed, unsorted or duplicate.
 				}
 				prev = l.Name
@@ -142,6 +142,15 @@ func shortField(b []byte, off int) (key byte, v []byte, next int) {
 	return b[off], b[off+2 : end : end], end
 }
 
+// before reports whether a sorts before b; names mostly differ in their
+// first byte.
+func before(a, b []byte) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return bytes.Compare(a, b) < 0
+}
+
 // isASCII reports whether b is all ASCII (and so valid UTF-8), eight
 // bytes at a time.
 func isASCII(b []byte) bool {
@@ -173,21 +182,12 @@ func isLegacyName(b []byte, metric bool) bool {
 	if len(b) == 0 || b[0]-'0' <= 9 {
 		return false
 	}
-	lo := uint64(digitsMask)
+	allowed := [2]uint64{digitsMask, lettersHi}
 	if metric {
-		lo |= colonMask
+		allowed[0] |= colonMask
 	}
 	for _, c := range b {
-		switch {
-		case c < 64:
-			if lo&(1<<c) == 0 {
-				return false
-			}
-		case c < 128:
-			if lettersHi&(1<<(c-64)) == 0 {
-				return false
-			}
-		default:
+		if c >= 128 || allowed[c>>6]&(1<<(c&63)) == 0 {
 			return false
 		}
 	}
