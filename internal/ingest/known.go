@@ -39,8 +39,8 @@ func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 	scheme := lim.ValidationScheme()
 	samples := 0
 	var (
-		names  [16][]byte // The previous series' label names by place, checked.
-		metric []byte     // The last metric name checked.
+		names   [16][]byte // The previous series' label names by place, checked.
+		metrics [16][]byte // Metric names checked, by a hash of a few bytes.
 	)
 	rd := reader{b: b}
 	for !rd.done() {
@@ -97,11 +97,13 @@ func scanValidV1(b []byte, lim *workspace.Limits, maxT int64) (int, bool) {
 				// Names valid under the legacy scheme are valid under
 				// both; others are asked of the workspace's scheme.
 				if name := yolo(l.Name); name == model.MetricNameLabel {
-					if !bytes.Equal(l.Value, metric) {
-						if !isLegacyName(l.Value, true) && !scheme.IsValidMetricName(yolo(l.Value)) {
+					v := l.Value
+					slot := &metrics[(len(v)+int(v[len(v)/2])+7*int(v[len(v)-1]))%len(metrics)]
+					if !bytes.Equal(v, *slot) {
+						if !isLegacyName(v, true) && !scheme.IsValidMetricName(yolo(v)) {
 							return 0, false
 						}
-						metric = l.Value
+						*slot = v
 					}
 					hasName = true
 				} else if !known && !isLegacyName(l.Name, false) && !scheme.IsValidLabelName(name) {
