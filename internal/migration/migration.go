@@ -185,6 +185,25 @@ func Migrate(ctx context.Context, cfg Config, logger *slog.Logger, progress func
 	}()
 
 	rep = Report{Tenant: cfg.Tenant, TenantDir: filepath.Join(cfg.BucketDir, cfg.Tenant)}
+	// One run at a time writes into a tenant's directory (two workspaces
+	// migrated into the same --tenant would share the staging directory).
+	if err := os.MkdirAll(rep.TenantDir, 0o750); err != nil {
+		return rep, fmt.Errorf("migrate workspace %s: create %s: %w (is --bucket-dir writable?)", id, rep.TenantDir, err)
+	}
+	lockFile := filepath.Join(rep.TenantDir, stagingDir+".lock")
+	tenantLock, _, err := fileutil.Flock(lockFile)
+	if err != nil {
+		return rep, fmt.Errorf("migrate workspace %s: %w: another migrate-to-cortex is writing into %s; wait for it and run again",
+			id, ErrLocked, rep.TenantDir)
+	}
+	defer func() {
+		// Removed while still held, so that it is not synced into the
+		// bucket; a run that opened it meanwhile still finds it locked.
+		rerr := errors.Join(os.Remove(lockFile), tenantLock.Release())
+		if rerr != nil {
+			err = errors.Join(err, fmt.Errorf("release the lock of %s: %w", rep.TenantDir, rerr))
+		}
+	}()
 	staging := filepath.Join(rep.TenantDir, stagingDir)
 	// A staging directory left by an interrupted run holds nothing useful.
 	if err := os.RemoveAll(staging); err != nil {

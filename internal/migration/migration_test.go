@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/prometheus/prometheus/tsdb/tsdbutil"
 	"github.com/stretchr/testify/require"
 
@@ -256,6 +257,21 @@ func TestMigrateRefuses(t *testing.T) {
 		require.ErrorContains(t, err, "stop the embedded server")
 		es, _ := os.ReadDir(out)
 		require.Empty(t, es, "nothing written")
+	})
+
+	t.Run("another run writing into the tenant", func(t *testing.T) {
+		out := t.TempDir()
+		tenantDir := filepath.Join(out, id.String())
+		require.NoError(t, os.MkdirAll(tenantDir, 0o750))
+		other, _, err := fileutil.Flock(filepath.Join(tenantDir, stagingDir+".lock"))
+		require.NoError(t, err)
+		_, err = Migrate(ctx, Config{DataDir: dataDir, Workspace: id, BucketDir: out}, nil, nil)
+		require.ErrorIs(t, err, ErrLocked)
+		require.ErrorContains(t, err, "another migrate-to-cortex")
+		require.NoError(t, other.Release())
+		rep, err := Migrate(ctx, Config{DataDir: dataDir, Workspace: id, BucketDir: out}, nil, nil)
+		require.NoError(t, err)
+		require.NotEmpty(t, rep.Blocks)
 	})
 
 	t.Run("a block of the same ULID with other content", func(t *testing.T) {
