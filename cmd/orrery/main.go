@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/orrery-dev/orrery/internal/admin"
+	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/app"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -125,6 +126,8 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.AlertmanagerPollInterval, "alertmanager.poll-interval", 30*time.Second, "how often alert manager definitions are read from the catalog (changes through the API apply at once)")
 	fs.DurationVar(&cfg.AlertmanagerMaintenanceInterval, "alertmanager.maintenance-interval", 15*time.Minute, "how often silences and notification logs are garbage-collected and written to disk (also at shutdown)")
 	fs.DurationVar(&cfg.AlertmanagerRetention, "alertmanager.retention", 120*time.Hour, "how long expired silences and notification log entries are kept")
+	denyNets := fs.String("alertmanager.deny-receiver-networks", "169.254.0.0/16,fe80::/10,fd00:ec2::254/128",
+		"comma-separated networks (CIDR) that workspaces' HTTP receivers (webhook, Slack, SNS, …) may not connect to, checked on the resolved address; the default keeps them off link-local addresses and cloud instance metadata; add your internal networks (e.g. 10.0.0.0/8,127.0.0.0/8) when workspace users are not trusted; empty allows all")
 	fs.DurationVar(&cfg.Ruler.PollInterval, "rules.poll-interval", 30*time.Second, "how often every workspace's rule groups namespaces are re-read (changes through the API apply at once)")
 	fs.DurationVar(&cfg.Ruler.EvaluationInterval, "rules.evaluation-interval", time.Minute, "evaluation interval of rule groups that set none")
 	fs.DurationVar(&cfg.Ruler.OutageTolerance, "rules.alert.for-outage-tolerance", time.Hour, "max time to tolerate an outage for restoring the 'for' state of alerts")
@@ -169,6 +172,12 @@ func runServer(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	nets, err := alerting.ParseNetworks(*denyNets)
+	if err != nil {
+		fmt.Fprintf(stderr, "orrery server: --alertmanager.deny-receiver-networks: %v\n", err)
+		return 2
+	}
+	cfg.AlertmanagerDenyReceiverNetworks = nets
 	if err := cfg.Limits.Validate(); err != nil {
 		fmt.Fprintf(stderr, "orrery server: default limits: %v\n", err)
 		return 2

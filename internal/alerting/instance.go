@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
 	"go.yaml.in/yaml/v2"
@@ -115,6 +116,7 @@ type instance struct {
 	pipelineBuilder   *notify.PipelineBuilder
 	dispatcherMetrics *dispatch.DispatcherMetrics
 	groupLimits       groupLimits
+	httpOpts          []commoncfg.HTTPClientOption
 
 	stopc chan struct{}
 	wg    sync.WaitGroup
@@ -137,6 +139,7 @@ type instanceConfig struct {
 	maintenanceInterval time.Duration
 	alertGCInterval     time.Duration
 	limits              workspace.LimitsSource
+	httpOpts            []commoncfg.HTTPClientOption // for receivers' HTTP clients.
 }
 
 // startInstance builds a workspace's Alertmanager from def and starts it:
@@ -150,7 +153,7 @@ func startInstance(id workspace.ID, cfg instanceConfig, def *definition, logger 
 	in := &instance{
 		id: id, dir: cfg.dir, logger: logger, reg: newTrackingRegisterer(wreg, logger), externalURL: cfg.externalURL,
 		startTime: time.Now(), maintenance: cfg.maintenanceInterval, stopc: make(chan struct{}),
-		marker: marker.NewGroupMarker(), groupLimits: groupLimits{id, cfg.limits},
+		marker: marker.NewGroupMarker(), groupLimits: groupLimits{id, cfg.limits}, httpOpts: cfg.httpOpts,
 	}
 	ok := false
 	defer func() {
@@ -250,7 +253,7 @@ func (in *instance) apply(def *definition) error {
 		if _, ok := active[rcv.Name]; !ok {
 			continue
 		}
-		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, in.logger)
+		integrations, err := receiver.BuildReceiverIntegrations(rcv, tmpl, in.logger, in.httpOpts...)
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}

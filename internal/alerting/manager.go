@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -58,6 +59,12 @@ type Config struct {
 	// Limits gives each workspace's alert manager limits; nil means
 	// workspace.DefaultLimits for every workspace.
 	Limits workspace.LimitsSource
+	// DenyReceiverNetworks are networks receivers may not connect to
+	// (e.g. the cloud's instance metadata at 169.254.169.254, or the
+	// operator's internal networks): workspaces' definitions are their
+	// users', so a webhook must not reach what the server can. Email
+	// (SMTP) receivers dial by themselves and are not covered.
+	DenyReceiverNetworks []netip.Prefix
 }
 
 type defaultLimits struct{}
@@ -266,6 +273,7 @@ func (m *Manager) instanceConfig(id workspace.ID) instanceConfig {
 		maintenanceInterval: m.cfg.MaintenanceInterval,
 		alertGCInterval:     m.cfg.AlertGCInterval,
 		limits:              m.cfg.Limits,
+		httpOpts:            httpOptions(m.cfg.DenyReceiverNetworks),
 	}
 }
 

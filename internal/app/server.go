@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,6 +77,9 @@ type ServerConfig struct {
 	AlertmanagerPollInterval        time.Duration
 	AlertmanagerMaintenanceInterval time.Duration
 	AlertmanagerRetention           time.Duration
+	// AlertmanagerDenyReceiverNetworks are networks workspaces' HTTP
+	// receivers may not connect to (alerting.Config.DenyReceiverNetworks).
+	AlertmanagerDenyReceiverNetworks []netip.Prefix
 	// Ruler configures rule evaluation; its ExternalURL defaults to
 	// http://<Listen>.
 	Ruler ruler.Config
@@ -179,7 +183,8 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
 		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
-		Retention: cfg.AlertmanagerRetention, Limits: overrides}, definitions{cat}, logger, reg)
+		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks},
+		definitions{cat}, logger, reg)
 	if err != nil {
 		_ = cat.Close()
 		return nil, err

@@ -14,8 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -510,4 +513,59 @@ func TestAlertmanagerLimits(t *testing.T) {
 	code, body = post("/silences", silence)
 	require.Equal(t, http.StatusBadRequest, code, body)
 	require.Contains(t, body, "exceeded maximum number of silences")
+}
+
+// TestAlertmanagerDeniedReceiverNetworks: with loopback denied, a webhook
+// there gets nothing, whether named by address or by a host name that
+// resolves to it, and the failed notifications are counted and logged with
+// the reason. (With the default flag, loopback receivers deliver: the
+// other tests here.)
+func TestAlertmanagerDeniedReceiverNetworks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var hits atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer hook.Close()
+	port := hook.URL[strings.LastIndex(hook.URL, ":")+1:]
+
+	// A bad network is refused at start, naming the flag.
+	bad := exec.Command(apptest.OrreryBinary(t), "server", "--data-dir", t.TempDir(), "--alertmanager.deny-receiver-networks", "10.0.0.0/33")
+	out, err := bad.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "--alertmanager.deny-receiver-networks")
+
+	o := apptest.StartOrrery(t, t.TempDir(), "--alertmanager.deny-receiver-networks", "127.0.0.0/8, ::1")
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: fmt.Appendf(nil, `alertmanager_config: |
+  route: {receiver: hook, group_wait: 0s, group_interval: 1s}
+  receivers:
+    - name: hook
+      webhook_configs: [{url: 'http://127.0.0.1:%[1]s/'}, {url: 'http://localhost:%[1]s/'}]
+`, port)})
+	require.NoError(t, err)
+	postAlerts(t, o.URL(id, "/alertmanager"), firing(map[string]string{"alertname": "Denied"}))
+
+	apptest.Eventually(t, 30*time.Second, func() error {
+		code, body := apptest.Get(t, "http://"+o.Addr+"/metrics")
+		if code != http.StatusOK {
+			return errStatus(code)
+		}
+		// One line per failure reason: their sum.
+		failed := 0.0
+		for _, m := range regexp.MustCompile(`(?m)^alertmanager_notifications_failed_total\{[^}]*integration="webhook"[^}]*workspace="`+id+`"[^}]*\} ([0-9.e+]+)$`).FindAllStringSubmatch(string(body), -1) {
+			n, _ := strconv.ParseFloat(m[1], 64)
+			failed += n
+		}
+		if failed < 2 {
+			return fmt.Errorf("%g failed webhook notifications, want both receivers' at least", failed)
+		}
+		return nil
+	})
+	require.Zero(t, hits.Load(), "the webhook on a denied network was reached")
+	require.Contains(t, o.Output(), "a network receivers may not reach")
 }
