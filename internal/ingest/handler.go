@@ -272,19 +272,22 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 		// A request of valid series is forwarded as sent, checked in one
 		// pass over the body.
 		if n, ok := scanValidV1(b.decoded, &lim, h.maxTimestamp()); ok {
-			if code, msg := h.reserve(id, &lim, st, n, hdr); code != 0 {
-				return code, msg, wr
-			}
 			app, err := h.store.Appender(r.Context(), id)
 			if err != nil {
 				return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), wr
 			}
-			if fw, ok := app.(RawForwarder); ok {
-				h.metrics.fastPath.Inc()
-				fw.ForwardRaw(b.body)
-				return h.commit(app, id, &pass{wr: written{samples: n}})
+			fw, ok := app.(RawForwarder)
+			if !ok {
+				_ = app.Rollback()
+				return http.StatusInternalServerError, "the storage forwards raw requests but its appender cannot", wr
 			}
-			_ = app.Rollback()
+			if code, msg := h.reserve(id, &lim, st, n, hdr); code != 0 {
+				_ = app.Rollback()
+				return code, msg, wr
+			}
+			h.metrics.fastPath.Inc()
+			fw.ForwardRaw(b.body)
+			return h.commit(app, id, &pass{wr: written{samples: n}})
 		}
 	}
 	req := &b.req
