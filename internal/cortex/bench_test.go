@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -19,7 +21,13 @@ import (
 // request of 2000 known Envoy-like series through the ingest handler
 // (decode, validation, limits) and forwarded to a Cortex that answers at
 // once.
-func BenchmarkHandlerForward(b *testing.B) {
+func BenchmarkHandlerForward(b *testing.B) { benchmarkForward(b, false) }
+
+// BenchmarkHandlerForwardV2 is BenchmarkHandlerForward for a remote write
+// 2.0 sender: the request is decoded, validated and re-encoded as 1.0.
+func BenchmarkHandlerForwardV2(b *testing.B) { benchmarkForward(b, true) }
+
+func benchmarkForward(b *testing.B, v2 bool) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
@@ -49,11 +57,29 @@ func BenchmarkHandlerForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	contentType := "application/x-protobuf"
+	if v2 {
+		st := writev2.NewSymbolTable()
+		sb := labels.NewScratchBuilder(8)
+		req := &writev2.Request{}
+		for _, ts := range wr.Timeseries {
+			req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
+				LabelsRefs: st.SymbolizeLabels(ts.ToLabels(&sb, nil), nil),
+				Samples:    []writev2.Sample{{Value: ts.Samples[0].Value, Timestamp: ts.Samples[0].Timestamp}},
+			})
+		}
+		req.Symbols = st.Symbols()
+		if raw, err = req.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+		contentType = "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+	}
 	body := snappy.Encode(nil, raw)
 	id := workspace.NewID()
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/remote_write", bytes.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
 		req = req.WithContext(workspace.NewContext(req.Context(), id))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

@@ -2,11 +2,14 @@ package cortex
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -29,7 +32,8 @@ type Storage struct {
 
 	mu       sync.Mutex
 	metadata map[workspace.ID]map[string]metadata.Metadata // sent with the workspace's next push.
-	bufs     sync.Pool                                     // *[]byte, marshal buffers.
+	bufs     sync.Pool                                     // *[]byte, marshal and compression buffers.
+	arenas   sync.Pool                                     // *arena, appenders' series and samples.
 }
 
 // NewStorage returns the forwarding storage.
@@ -103,10 +107,7 @@ func (s *Storage) requeueMetadata(id workspace.ID, md map[string]metadata.Metada
 
 // Push sends a remote write 1.0 request to the distributor as tenant id.
 func (s *Storage) Push(ctx context.Context, id workspace.ID, wr *prompb.WriteRequest) error {
-	bp, _ := s.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
+	bp := s.buffer()
 	defer s.bufs.Put(bp)
 	size := wr.Size()
 	if cap(*bp) < size {
@@ -116,7 +117,15 @@ func (s *Storage) Push(ctx context.Context, id workspace.ID, wr *prompb.WriteReq
 	if _, err := wr.MarshalToSizedBuffer(raw); err != nil {
 		return &Error{Op: "push", Code: http.StatusInternalServerError, Msg: "encode: " + err.Error()}
 	}
-	return s.c.push(ctx, id, snappy.Encode(nil, raw))
+	return s.c.push(ctx, id, s2.EncodeSnappy(nil, raw))
+}
+
+// buffer returns a marshal buffer from the pool; put it back when done.
+func (s *Storage) buffer() *[]byte {
+	if bp, _ := s.bufs.Get().(*[]byte); bp != nil {
+		return bp
+	}
+	return new([]byte)
 }
 
 // push sends a snappy-compressed remote write 1.0 body to the distributor.
@@ -139,17 +148,45 @@ func (c *Client) push(ctx context.Context, id workspace.ID, body []byte) error {
 // handler handed over the sender's own body (ForwardRaw), that is sent
 // instead. Not safe for concurrent use.
 type appender struct {
-	s      *Storage
-	ctx    context.Context
-	id     workspace.ID
-	series []pendingSeries
-	raw    []byte
+	s   *Storage
+	ctx context.Context
+	id  workspace.ID
+	*arena
+	raw []byte
 }
 
-// pendingSeries is one series' appended data.
+// arena holds an appender's series and samples; arenas are pooled so
+// that a request's appends allocate nothing once warm.
+type arena struct {
+	series  []pendingSeries
+	samples []prompb.Sample // all series' float samples, each series' together.
+}
+
+// getArena returns an empty arena from the pool.
+func (s *Storage) getArena() *arena {
+	if a, _ := s.arenas.Get().(*arena); a != nil {
+		return a
+	}
+	return &arena{}
+}
+
+// release returns the appender's arena to the pool, emptied (its series'
+// labels are dropped so the pool holds no label memory).
+func (a *appender) release() {
+	if a.arena == nil {
+		return
+	}
+	clear(a.series)
+	a.series, a.samples = a.series[:0], a.samples[:0]
+	a.s.arenas.Put(a.arena)
+	a.arena = nil
+}
+
+// pendingSeries is one series' appended data; its float samples are
+// samples[lo:hi] of the appender's.
 type pendingSeries struct {
 	ls         labels.Labels
-	samples    []prompb.Sample
+	lo, hi     int
 	histograms []prompb.Histogram
 	exemplars  []prompb.Exemplar
 }
@@ -163,10 +200,13 @@ var (
 // series of the previous append (the handler appends a series' samples
 // together).
 func (a *appender) current(ls labels.Labels) *pendingSeries {
+	if a.arena == nil {
+		a.arena = a.s.getArena()
+	}
 	if n := len(a.series); n > 0 && labels.Equal(a.series[n-1].ls, ls) {
 		return &a.series[n-1]
 	}
-	a.series = append(a.series, pendingSeries{ls: ls})
+	a.series = append(a.series, pendingSeries{ls: ls, lo: len(a.samples), hi: len(a.samples)})
 	return &a.series[len(a.series)-1]
 }
 
@@ -180,7 +220,9 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 	case h != nil:
 		ps.histograms = append(ps.histograms, prompb.FromIntHistogram(t, h))
 	default:
-		ps.samples = append(ps.samples, prompb.Sample{Timestamp: t, Value: v})
+		// The current series is the last: its samples stay together.
+		a.samples = append(a.samples, prompb.Sample{Timestamp: t, Value: v})
+		ps.hi = len(a.samples)
 	}
 	return storage.SeriesRef(ls.Hash() | 1), nil
 }
@@ -202,31 +244,139 @@ func (a *appender) ForwardRaw(body []byte) { a.raw = body }
 // re-encoded push), else the collected series and the workspace's queued
 // metadata.
 func (a *appender) Commit() error {
-	defer func() { a.series, a.raw = nil, nil }()
+	defer func() {
+		a.release()
+		a.raw = nil
+	}()
 	if a.raw != nil {
 		return a.s.c.push(a.ctx, a.id, a.raw)
 	}
 	md := a.s.takeMetadata(a.id)
-	if len(a.series) == 0 && len(md) == 0 {
+	if a.arena == nil && len(md) == 0 {
 		return nil
 	}
-	wr := &prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, len(a.series))}
-	for i, ps := range a.series {
-		wr.Timeseries[i] = prompb.TimeSeries{Labels: prompb.FromLabels(ps.ls, nil), Samples: ps.samples, Histograms: ps.histograms, Exemplars: ps.exemplars}
+	var series []pendingSeries
+	var samples []prompb.Sample
+	if a.arena != nil {
+		series, samples = a.series, a.samples
 	}
-	for fam, m := range md {
-		wr.Metadata = append(wr.Metadata, prompb.MetricMetadata{Type: prompb.FromMetadataType(m.Type), MetricFamilyName: fam, Help: m.Help, Unit: m.Unit})
-	}
-	err := a.s.Push(a.ctx, a.id, wr)
+	bp, cp := a.s.buffer(), a.s.buffer()
+	defer a.s.bufs.Put(bp)
+	defer a.s.bufs.Put(cp)
+	*bp = appendWriteRequest((*bp)[:0], series, samples, md)
+	*cp = s2.EncodeSnappy((*cp)[:cap(*cp)], *bp)
+	err := a.s.c.push(a.ctx, a.id, *cp)
 	if err != nil {
 		a.s.requeueMetadata(a.id, md)
 	}
 	return err
 }
 
+// appendWriteRequest appends the remote write 1.0 WriteRequest of the
+// series and metadata to b, encoding it directly rather than through
+// prompb's structures: labels straight from labels.Labels, samples from
+// the shared arena.
+func appendWriteRequest(b []byte, series []pendingSeries, samples []prompb.Sample, md map[string]metadata.Metadata) []byte {
+	const (
+		timeseriesField = 1<<3 | 2
+		metadataField   = 3<<3 | 2
+		labelField      = 1<<3 | 2
+		sampleField     = 2<<3 | 2
+		exemplarField   = 3<<3 | 2
+		histogramField  = 4<<3 | 2
+		nameField       = 1<<3 | 2
+		valueField      = 2<<3 | 2
+		sampleValue     = 1<<3 | 1
+		sampleTimestamp = 2<<3 | 0
+	)
+	for i := range series {
+		ps := &series[i]
+		size := 0
+		ps.ls.Range(func(l labels.Label) {
+			size += fieldSize(labelSize(l))
+		})
+		for _, smp := range samples[ps.lo:ps.hi] {
+			size += fieldSize(sampleSize(smp))
+		}
+		for j := range ps.exemplars {
+			size += fieldSize(ps.exemplars[j].Size())
+		}
+		for j := range ps.histograms {
+			size += fieldSize(ps.histograms[j].Size())
+		}
+		b = append(b, timeseriesField)
+		b = binary.AppendUvarint(b, uint64(size))
+		ps.ls.Range(func(l labels.Label) {
+			b = append(b, labelField)
+			b = binary.AppendUvarint(b, uint64(labelSize(l)))
+			b = append(b, nameField)
+			b = binary.AppendUvarint(b, uint64(len(l.Name)))
+			b = append(b, l.Name...)
+			b = append(b, valueField)
+			b = binary.AppendUvarint(b, uint64(len(l.Value)))
+			b = append(b, l.Value...)
+		})
+		for _, smp := range samples[ps.lo:ps.hi] {
+			b = append(b, sampleField)
+			b = binary.AppendUvarint(b, uint64(sampleSize(smp)))
+			b = append(b, sampleValue)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(smp.Value))
+			b = append(b, sampleTimestamp)
+			b = binary.AppendUvarint(b, uint64(smp.Timestamp))
+		}
+		for j := range ps.exemplars {
+			b = appendMessage(b, exemplarField, &ps.exemplars[j])
+		}
+		for j := range ps.histograms {
+			b = appendMessage(b, histogramField, &ps.histograms[j])
+		}
+	}
+	for fam, m := range md {
+		mm := prompb.MetricMetadata{Type: prompb.FromMetadataType(m.Type), MetricFamilyName: fam, Help: m.Help, Unit: m.Unit}
+		b = appendMessage(b, metadataField, &mm)
+	}
+	return b
+}
+
+// message is a gogo-protobuf generated message.
+type message interface {
+	Size() int
+	MarshalToSizedBuffer([]byte) (int, error)
+}
+
+// appendMessage appends m as a length-delimited field with the given key.
+func appendMessage(b []byte, key byte, m message) []byte {
+	n := m.Size()
+	b = append(b, key)
+	b = binary.AppendUvarint(b, uint64(n))
+	b = slices.Grow(b, n)
+	// MarshalToSizedBuffer fails only if the buffer is too small.
+	_, _ = m.MarshalToSizedBuffer(b[len(b) : len(b)+n])
+	return b[:len(b)+n]
+}
+
+// fieldSize is the size of a length-delimited field with a one-byte key
+// and n bytes of content.
+func fieldSize(n int) int { return 1 + uvarintSize(uint64(n)) + n }
+
+func labelSize(l labels.Label) int { return fieldSize(len(l.Name)) + fieldSize(len(l.Value)) }
+
+// sampleSize is the size of a Sample written with both fields.
+func sampleSize(s prompb.Sample) int { return 1 + 8 + 1 + uvarintSize(uint64(s.Timestamp)) }
+
+func uvarintSize(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
 // Rollback drops the collected series.
 func (a *appender) Rollback() error {
-	a.series, a.raw = nil, nil
+	a.release()
+	a.raw = nil
 	return nil
 }
 

@@ -288,7 +288,8 @@ func DecodeV2(b []byte, r *Request) error {
 	r.Version = 2
 	// Symbols come first on the wire in practice, but the format does not
 	// promise it: collect them in a first pass.
-	var series [][]byte
+	series := r.seriesMsgs[:0]
+	defer func() { r.seriesMsgs = series[:0] }()
 	rd := reader{b: b}
 	for !rd.done() {
 		field, wire, err := rd.key()
@@ -385,8 +386,7 @@ func (r *Request) resolveLabels(refs []uint32) error {
 func (r *Request) decodeSeriesV2(b []byte) error {
 	var (
 		s            Series
-		refs         [32]uint32
-		labelRefs    = refs[:0]
+		labelRefs    = r.refs[:0]
 		exemplarMsgs [][]byte
 	)
 	samplesLo, exLo, histLo := len(r.samples), len(r.exemplars), len(r.histograms)
@@ -432,6 +432,7 @@ func (r *Request) decodeSeriesV2(b []byte) error {
 		}
 	}
 	labelsLo := len(r.labels)
+	r.refs = labelRefs[:0]
 	if err := r.resolveLabels(labelRefs); err != nil {
 		return fmt.Errorf("labels_refs: %w", err)
 	}

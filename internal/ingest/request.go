@@ -63,6 +63,10 @@ type Request struct {
 	exemplars  []Exemplar
 	histograms [][]byte // undecoded Histogram messages, see Histogram.
 	symbols    [][]byte
+	// Remote write 2.0 decoding scratch: the series messages of the
+	// request, and one series' label references.
+	seriesMsgs [][]byte
+	refs       []uint32
 	// rewritten is set when a series' labels were changed after decoding
 	// (HA deduplication dropped the replica label).
 	rewritten bool
