@@ -38,7 +38,7 @@ auth_enabled: true
 name_validation_scheme: utf8
 server: {http_listen_address: 127.0.0.1, http_listen_port: $c_port, grpc_listen_address: 127.0.0.1, grpc_listen_port: $g_port, log_level: warn,
   grpc_server_max_recv_msg_size: 104857600, grpc_server_max_send_msg_size: 104857600}
-distributor: {shard_by_all_labels: true, ring: {instance_addr: 127.0.0.1, kvstore: {store: inmemory}}}
+distributor: {shard_by_all_labels: true, remote_writev2_enabled: true, ring: {instance_addr: 127.0.0.1, kvstore: {store: inmemory}}}
 ingester:
   lifecycler: {address: 127.0.0.1, min_ready_duration: 0s, final_sleep: 0s, join_after: 0s, num_tokens: 128,
     ring: {kvstore: {store: inmemory}, replication_factor: 1}}
@@ -93,6 +93,11 @@ through() {
 # Each path twice, alternating, each time into a new tenant: the second
 # run of either meets an ingester already holding the other's series.
 direct 1; through 1; through 2; direct 2
+# Remote write 2.0 senders: Cortex converts 2.0 to 1.0 itself (its
+# experimental remote_writev2_enabled); Orrery decodes, validates and
+# re-encodes it as 1.0.
+run "Cortex /api/v1/push directly, RW 2.0" "http://127.0.0.1:$c_port/api/v1/push" --tenant bench-direct-5 --protocol 2
+run "Orrery $(git rev-parse --short HEAD) → Cortex, RW 2.0" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-000000000005/api/v1/remote_write" --protocol 2
 
 # Latency below saturation: the same load paced to RATE samples/s (default
 # 50000, 25 requests/s of 2000 samples), where a request's time is the

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"golang.org/x/time/rate"
 )
 
@@ -36,6 +37,8 @@ type Config struct {
 	// Tenant, if set, is sent as X-Scope-OrgID (to write to Cortex
 	// directly).
 	Tenant string
+	// Protocol is the remote write version, 1 (default) or 2.
+	Protocol int
 	// Rate, if positive, paces all senders together to this many samples
 	// per second, for latency measurements below saturation; 0 sends as
 	// fast as the receiver answers.
@@ -133,6 +136,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Interval == 0 {
 		cfg.Interval = 15 * time.Second
 	}
+	if cfg.Protocol == 0 {
+		cfg.Protocol = 1
+	}
+	if cfg.Protocol != 1 && cfg.Protocol != 2 {
+		return Result{}, fmt.Errorf("remote write protocol %d: use 1 or 2", cfg.Protocol)
+	}
 	labels := make([][]byte, cfg.Series)
 	for i := range labels {
 		labels[i] = encodeLabels(seriesLabels(i))
@@ -186,7 +195,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 						return
 					}
 					raw = raw[:0]
-					for i := b; i < min(b+cfg.SamplesPerRequest, hi); i++ {
+					if cfg.Protocol == 2 {
+						raw = appendRequestV2(raw, b, min(b+cfg.SamplesPerRequest, hi), r, ts)
+					}
+					for i := b; cfg.Protocol == 1 && i < min(b+cfg.SamplesPerRequest, hi); i++ {
 						var sample [32]byte
 						sm := sample[:0]
 						sm = append(sm, 1<<3|1)
@@ -206,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 						return
 					}
 					t0 := time.Now()
-					err := post(ctx, client, cfg.URL, cfg.Tenant, comp)
+					err := post(ctx, client, cfg.URL, cfg.Tenant, cfg.Protocol, comp)
 					myLats = append(myLats, time.Since(t0))
 					reqs.Add(1)
 					if err != nil {
@@ -236,14 +248,42 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-func post(ctx context.Context, c *http.Client, url, tenant string, body []byte) error {
+// appendRequestV2 appends a remote write 2.0 request of series lo..hi-1
+// at round r, timestamp ts.
+func appendRequestV2(b []byte, lo, hi, r int, ts int64) []byte {
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: make([]writev2.TimeSeries, 0, hi-lo)}
+	var refs []uint32
+	for i := lo; i < hi; i++ {
+		start := len(refs)
+		for _, l := range seriesLabels(i) {
+			refs = append(refs, st.Symbolize(l[0]), st.Symbolize(l[1]))
+		}
+		req.Timeseries = append(req.Timeseries, writev2.TimeSeries{
+			LabelsRefs: refs[start:len(refs):len(refs)],
+			Samples:    []writev2.Sample{{Value: value(i, r), Timestamp: ts}},
+		})
+	}
+	req.Symbols = st.Symbols()
+	n := req.Size()
+	b = slices.Grow(b, n)
+	m, _ := req.MarshalToSizedBuffer(b[len(b) : len(b)+n])
+	return b[:len(b)+m]
+}
+
+func post(ctx context.Context, c *http.Client, url, tenant string, protocol int, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	if protocol == 2 {
+		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	} else {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
 	if tenant != "" {
 		req.Header.Set("X-Scope-OrgID", tenant)
 	}
