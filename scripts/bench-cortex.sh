@@ -96,8 +96,8 @@ direct 1; through 1; through 2; direct 2
 # Remote write 2.0 senders: Cortex converts 2.0 to 1.0 itself (its
 # experimental remote_writev2_enabled); Orrery decodes, validates and
 # re-encodes it as 1.0.
-run "Cortex /api/v1/push directly, RW 2.0" "http://127.0.0.1:$c_port/api/v1/push" --tenant bench-direct-5 --protocol 2
-run "Orrery $(git rev-parse --short HEAD) → Cortex, RW 2.0" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-000000000005/api/v1/remote_write" --protocol 2
+[ -n "${SKIP_RW2:-}" ] || run "Cortex /api/v1/push directly, RW 2.0" "http://127.0.0.1:$c_port/api/v1/push" --tenant bench-direct-5 --protocol 2
+[ -n "${SKIP_RW2:-}" ] || run "Orrery $(git rev-parse --short HEAD) → Cortex, RW 2.0" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-000000000005/api/v1/remote_write" --protocol 2
 
 # Latency below saturation: the same load paced to RATE samples/s (default
 # 50000, 25 requests/s of 2000 samples), where a request's time is the
