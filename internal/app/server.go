@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/orrery-dev/orrery/internal/alerting"
@@ -86,6 +87,9 @@ type ServerConfig struct {
 	// UIAdminPassword, if set, is the password of the web UI's first admin
 	// user (ORRERY_UI_ADMIN_PASSWORD); otherwise one is generated.
 	UIAdminPassword string
+	// Query configures query evaluation: parallelism, concurrency and the
+	// results cache.
+	Query query.EvalConfig
 	// UI configures the web UI.
 	UI ui.Config
 	// Engine is "embedded" (default: one Prometheus TSDB, rule manager and
@@ -124,8 +128,12 @@ type Server struct {
 	// with the embedded engine, whose store, ruler and alerting are then
 	// nil instead.
 	cortex *cortex.Configs
-	http   *http.Server
-	ln     net.Listener
+	// tracker logs the queries being evaluated to <data-dir>/queries.active
+	// (reported at the next start if the process dies), embedded engine
+	// only.
+	tracker *promql.ActiveQueryTracker
+	http    *http.Server
+	ln      net.Listener
 }
 
 // NewServer builds a server. It opens no workspace and starts no goroutine.
@@ -157,16 +165,23 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration}, overrides, logger, reg)
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	ev, tracker, err := newEvaluator(cfg, logger, reg)
 	if err != nil {
+		return nil, err
+	}
+	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
+		Written: ev.Cache().Written}, overrides, logger, reg)
+	if err != nil {
+		_ = tracker.Close()
 		return nil, err
 	}
 	ing, err := ingest.New(ingest.Config{}, store, overrides, logger, reg)
 	if err != nil {
+		_ = tracker.Close()
 		return nil, err
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if cfg.DB == "" {
 		cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
@@ -195,13 +210,13 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
-	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, querySource{store}, rul, overrides, logger)
+	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, ev, querySource{store}, rul, overrides, logger)
 	if err != nil {
 		_ = cat.Close()
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
-		queries: q, alertmanager: am}
+		queries: q, alertmanager: am, tracker: tracker}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -298,6 +313,33 @@ func (s *Server) finish() error {
 	}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
 	return nil
+}
+
+// newEvaluator returns the server-wide query evaluator, logging active
+// queries to <data-dir>/queries.active as Prometheus does.
+func newEvaluator(cfg ServerConfig, logger *slog.Logger, reg prometheus.Registerer) (*query.Evaluator, *promql.ActiveQueryTracker, error) {
+	qc := cfg.Query
+	if err := qc.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if qc.MaxConcurrent == 0 {
+		qc.MaxConcurrent = 20
+	}
+	tracker, err := promql.NewActiveQueryTracker(cfg.DataDir, qc.MaxConcurrent, logger.With("component", "query"))
+	if err != nil {
+		return nil, nil, err
+	}
+	// The log holds every workspace's queries: readable by the server only.
+	if err := os.Chmod(filepath.Join(cfg.DataDir, "queries.active"), 0o600); err != nil {
+		_ = tracker.Close()
+		return nil, nil, err
+	}
+	ev, err := query.NewEvaluator(qc, tracker, logger, reg)
+	if err != nil {
+		_ = tracker.Close()
+		return nil, nil, err
+	}
+	return ev, tracker, nil
 }
 
 // querySource adapts the store to the query API's Source.
@@ -681,7 +723,7 @@ loop:
 	stopAlerting()
 	<-alertingDone
 	s.alerting.Stop()
-	if err := errors.Join(s.store.Close(), s.catalog.Close()); err != nil {
+	if err := errors.Join(s.store.Close(), s.catalog.Close(), s.tracker.Close()); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
 	}
 	s.logger.Info("shutdown complete")

@@ -30,6 +30,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// BlockDuration is the TSDB's head block length (Prometheus: 2h).
 	BlockDuration time.Duration
+	// Written, if not nil, is called after samples at mint or later became
+	// visible to a workspace's queries (a committed append) or were
+	// deleted (delete_series), so that cached answers over them are
+	// dropped. It runs on every commit and must be cheap.
+	Written func(id workspace.ID, mint int64)
 }
 
 // Validate reports a configuration that cannot work.

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
@@ -28,19 +29,34 @@ func (s *Store) Appender(ctx context.Context, id workspace.ID) (storage.Appender
 	if err != nil {
 		return nil, err
 	}
-	return &appender{AppenderV2: db.AppenderV2(ctx), release: release}, nil
+	return &appender{AppenderV2: db.AppenderV2(ctx), release: release, id: id, written: s.cfg.Written, mint: math.MaxInt64}, nil
 }
 
-// appender releases its workspace when the transaction ends.
+// appender releases its workspace when the transaction ends, and reports
+// the oldest sample it committed to Config.Written.
 type appender struct {
 	storage.AppenderV2
 	release func()
+	id      workspace.ID
+	written func(workspace.ID, int64)
+	mint    int64
+}
+
+func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	a.mint = min(a.mint, t)
+	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 }
 
 var _ storage.ExemplarAppenderV2 = (*appender)(nil)
 
 func (a *appender) Commit() error {
 	defer a.release()
+	// Report even a failed commit: it may have written part of the data.
+	defer func() {
+		if a.written != nil && a.mint != math.MaxInt64 {
+			a.written(a.id, a.mint)
+		}
+	}()
 	return a.AppenderV2.Commit()
 }
 
@@ -193,6 +209,9 @@ func (a *Admin) CleanTombstones() error {
 
 // Delete marks series matching ms between mint and maxt deleted.
 func (a *Admin) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	if w := a.s.cfg.Written; w != nil {
+		defer w(a.id, mint)
+	}
 	return a.with(func(db *tsdb.DB) error { return db.Delete(ctx, mint, maxt, ms...) })
 }
 
