@@ -2,6 +2,7 @@ package query
 
 import (
 	"container/list"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -162,9 +163,9 @@ func (c *Cache) Written(id workspace.ID, mint int64) {
 			continue
 		}
 		c.remove(e)
-		if last := e.key.lastStep(mint - 1); last >= e.start {
-			// Keep the steps before mint.
-			c.insert(sliceExtent(e, e.start, last))
+		// Keep the steps before mint.
+		if cut := prefix(e, e.key.lastStep(mint-1)); cut != nil {
+			c.insert(cut)
 		}
 	}
 	w.updateHorizon()
@@ -229,11 +230,7 @@ func (c *Cache) finish(p *pendingExtent, key cacheKey, e *extent) {
 	w := c.ws(key.ws)
 	delete(w.pending, p)
 	if e != nil && e.end > p.limit {
-		if last := key.lastStep(p.limit); last < e.start {
-			e = nil
-		} else {
-			e = sliceExtent(e, e.start, last)
-		}
+		e = prefix(e, key.lastStep(p.limit))
 	}
 	if e != nil && e.bytes <= c.maxBytes/4 {
 		if old := c.entries[key]; old != nil {
@@ -270,58 +267,54 @@ func (c *Cache) remove(e *extent) {
 }
 
 // sliceExtent returns the steps of e from start to end (inclusive) as a new
-// extent sharing e's points; series left without points are omitted.
+// extent sharing e's points; series left without points are omitted. It
+// returns nil when an annotated piece of e crosses start or end: the
+// annotations of the steps kept could not be told.
 func sliceExtent(e *extent, start, end int64) *extent {
 	out := &extent{key: e.key, start: start, end: end}
-	out.series = sliceSeries(e.series, start, end)
 	for _, p := range e.pieces {
+		if (p.start < start && p.end >= start) || (p.start <= end && p.end > end) {
+			return nil
+		}
 		if p.start >= start && p.end <= end {
 			out.pieces = append(out.pieces, p)
 		}
 	}
+	out.series = sliceSeries(e.series, start, end)
 	out.bytes = seriesBytes(out.series)
 	return out
+}
+
+// prefix returns the steps of e up to end at the latest, ending before an
+// annotated piece that crosses end; nil when no step is left.
+func prefix(e *extent, end int64) *extent {
+	end = min(end, e.end)
+	for changed := true; changed; {
+		changed = false
+		for _, p := range e.pieces {
+			if p.start <= end && p.end > end {
+				end, changed = p.start-e.key.step, true
+			}
+		}
+	}
+	if end < e.start {
+		return nil
+	}
+	return sliceExtent(e, e.start, end)
 }
 
 // sliceSeries returns the points of ss from start to end (inclusive).
 func sliceSeries(ss []promql.Series, start, end int64) []promql.Series {
 	out := make([]promql.Series, 0, len(ss))
 	for _, s := range ss {
-		fs := s.Floats[searchF(s.Floats, start):searchF(s.Floats, end+1)]
-		hs := s.Histograms[searchH(s.Histograms, start):searchH(s.Histograms, end+1)]
+		fs := s.Floats[sort.Search(len(s.Floats), func(i int) bool { return s.Floats[i].T >= start }):sort.Search(len(s.Floats), func(i int) bool { return s.Floats[i].T > end })]
+		hs := s.Histograms[sort.Search(len(s.Histograms), func(i int) bool { return s.Histograms[i].T >= start }):sort.Search(len(s.Histograms), func(i int) bool { return s.Histograms[i].T > end })]
 		if len(fs) == 0 && len(hs) == 0 {
 			continue
 		}
 		out = append(out, promql.Series{Metric: s.Metric, Floats: fs, Histograms: hs, DropName: s.DropName})
 	}
 	return out
-}
-
-// searchF returns the index of the first point at or after t.
-func searchF(ps []promql.FPoint, t int64) int {
-	lo, hi := 0, len(ps)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if ps[m].T < t {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
-}
-
-func searchH(ps []promql.HPoint, t int64) int {
-	lo, hi := 0, len(ps)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if ps[m].T < t {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
 }
 
 // seriesBytes estimates the memory held by ss.

@@ -509,7 +509,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 	mat := mergeSeries(pieces)
 
 	if r.key != nil {
-		finish(r.extend(cached, parts, limit))
+		finish(r.extend(cached, parts, r.alignDown(limit)))
 	}
 	return &promql.Result{Value: mat, Warnings: annos}
 }
@@ -551,15 +551,19 @@ func (r *rangeQuery) plan(x *extent, low int64) (*extent, []span) {
 			}
 			changed = true
 		}
-	}
-	// No span to evaluate of a single step, unless the query has one.
-	if r.start < cs && cs-r.start == r.step {
-		cs += r.step
-	}
-	if ce < r.end && r.end-ce == r.step {
-		ce -= r.step
+		// No span to evaluate of a single step, unless the query has one.
+		if r.start < cs && cs-r.start == r.step {
+			cs, changed = cs+r.step, true
+		}
+		if ce < r.end && r.end-ce == r.step {
+			ce, changed = ce-r.step, true
+		}
 	}
 	if cs > ce {
+		return nil, []span{{r.start, r.end}}
+	}
+	use := sliceExtent(x, cs, ce)
+	if use == nil { // Not reached: no piece crosses cs or ce.
 		return nil, []span{{r.start, r.end}}
 	}
 	var todo []span
@@ -569,7 +573,7 @@ func (r *rangeQuery) plan(x *extent, low int64) (*extent, []span) {
 	if ce < r.end {
 		todo = append(todo, span{ce + r.step, r.end})
 	}
-	return sliceExtent(x, cs, ce), todo
+	return use, todo
 }
 
 // evaluate evaluates spans, split into parts over as many evaluation slots
@@ -672,24 +676,15 @@ func (r *rangeQuery) evalPart(ctx context.Context, s span) part {
 	return p
 }
 
-// extend returns the extent to cache after the query: the cached steps and
-// the evaluated parts, with the cached extent's steps beside them when
-// they join, up to limit. Nil when nothing is worth keeping.
+// extend returns the extent to cache after the query: the evaluated parts
+// and the cached steps, with the steps of the cached extent beside them
+// when they join, up to limit. Nil when nothing is worth keeping.
 func (r *rangeQuery) extend(cached *extent, parts []part, limit int64) *extent {
-	if limit < r.start {
-		return nil
-	}
-	e := &extent{key: *r.key, start: r.start, end: min(r.end, limit)}
+	e := &extent{key: *r.key, start: r.start, end: r.end}
 	pieces := make([][]promql.Series, 0, len(parts)+3)
 	for _, p := range parts {
-		if p.start > limit {
-			continue
-		}
-		pieces = append(pieces, sliceSeries(p.series, p.start, min(p.end, limit)))
+		pieces = append(pieces, p.series)
 		if len(p.annos) > 0 {
-			if p.end > limit {
-				continue // Its annotations may come from steps not kept.
-			}
 			e.pieces = append(e.pieces, piece{start: p.start, end: p.end, annos: p.annos})
 		}
 	}
@@ -697,25 +692,29 @@ func (r *rangeQuery) extend(cached *extent, parts []part, limit int64) *extent {
 		pieces = append(pieces, cached.series)
 		e.pieces = append(e.pieces, cached.pieces...)
 	}
-	// Steps of the previous extent beside the query's, still valid (the
-	// previous extent is unchanged since lookup: extents are replaced,
-	// never modified).
+	// Steps of the extent now cached beside the query's, still valid (it is
+	// unchanged since it was stored: extents are replaced, never modified).
 	if old := r.plain.e.ev.cache.lookup(*r.key); old != nil && old.start <= r.end+r.step && old.end >= r.start-r.step {
 		if old.start < r.start {
-			x := sliceExtent(old, old.start, r.start-r.step)
-			pieces = append(pieces, x.series)
-			e.pieces = append(e.pieces, x.pieces...)
-			e.start = old.start
+			if x := sliceExtent(old, old.start, r.start-r.step); x != nil {
+				pieces = append(pieces, x.series)
+				e.pieces = append(e.pieces, x.pieces...)
+				e.start = old.start
+			}
 		}
-		if old.end > r.end && r.end < limit {
-			x := sliceExtent(old, r.end+r.step, min(old.end, limit))
-			pieces = append(pieces, x.series)
-			e.pieces = append(e.pieces, x.pieces...)
-			e.end = min(old.end, limit)
+		if old.end > r.end {
+			if x := sliceExtent(old, r.end+r.step, old.end); x != nil {
+				pieces = append(pieces, x.series)
+				e.pieces = append(e.pieces, x.pieces...)
+				e.end = old.end
+			}
 		}
 	}
 	sortPieces(pieces)
 	e.series = mergeSeries(pieces)
+	if e = prefix(e, limit); e == nil {
+		return nil
+	}
 	e.bytes = seriesBytes(e.series)
 	return e
 }

@@ -302,3 +302,36 @@ func sumCounter(t testing.TB, reg *prometheus.Registry, name string, labelPairs 
 	}
 	return sum
 }
+
+// TestCacheStaysWithinItsSize: with a cache too small for every answer,
+// extents are evicted, the cache's size stays under its bound, and the
+// answers are still the plain engine's.
+func TestCacheStaysWithinItsSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
+	const size = 256 << 10
+	te := newTestEngines(t, EvalConfig{Parallelism: 2, MinStepsPerPart: 10, MaxConcurrent: 4, CacheBytes: size})
+	for i := range 60 { // 30 queries of about 17 KiB of answer each, each asked twice.
+		qs := fmt.Sprintf(`sum by (pod) (rate(envoy_cluster_upstream_rq_total[%dm]))`, 1+i/2)
+		from := start.Add(time.Duration(i%3) * time.Minute)
+		to := from.Add(time.Hour)
+		require.Equal(t, rangeAnswer(t, te.plain, st, qs, from, to, 30*time.Second), rangeAnswer(t, te.engine, st, qs, from, to, 30*time.Second), qs)
+		require.LessOrEqual(t, gauge(t, te.reg, "orrery_query_cache_bytes"), float64(size))
+	}
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_evictions_total"))
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total"))
+}
+
+func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
