@@ -425,8 +425,16 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 	e := r.plain.e
 	ev := e.ev
 	began := time.Now()
+	// The workspace's query timeout bounds the whole query, waiting for
+	// slots and parts evaluated one after another included, as it bounds
+	// a plain one.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if d := time.Duration(e.lim.QueryTimeout); d > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, d)
+		defer stop()
+	}
 	r.mu.Lock()
 	r.cancel = cancel
 	r.mu.Unlock()

@@ -335,3 +335,23 @@ func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestSplitQueryTimesOut: the workspace's query timeout bounds a split
+// query as a whole, with the engine's timeout error.
+func TestSplitQueryTimesOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
+	lim := workspace.DefaultLimits()
+	lim.QueryTimeout = model.Duration(time.Nanosecond)
+	ev, err := NewEvaluator(EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4}, nil, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	e := ev.NewEngine(workspace.NewID(), lim, EngineOpts(lim, 5*time.Minute))
+	qry, err := e.NewRangeQuery(context.Background(), st, nil, `sum(rate(envoy_cluster_upstream_rq_total[5m]))`, start, start.Add(time.Hour), 30*time.Second)
+	require.NoError(t, err)
+	_, split := qry.(*rangeQuery)
+	require.True(t, split)
+	res := qry.Exec(context.Background())
+	var timeout promql.ErrQueryTimeout
+	require.ErrorAs(t, res.Err, &timeout)
+}
