@@ -128,6 +128,8 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.AlertmanagerRetention, "alertmanager.retention", 120*time.Hour, "how long expired silences and notification log entries are kept")
 	denyNets := fs.String("alertmanager.deny-receiver-networks", "169.254.0.0/16,fe80::/10,fd00:ec2::254/128",
 		"comma-separated networks (CIDR) that workspaces' HTTP receivers (webhook, Slack, SNS, …) may not connect to, checked on the resolved address; the default keeps them off link-local addresses and cloud instance metadata; add your internal networks (e.g. 10.0.0.0/8,127.0.0.0/8) when workspace users are not trusted; empty allows all")
+	fs.BoolVar(&cfg.AlertmanagerAllowServerAWSCredentials, "alertmanager.allow-server-aws-credentials", false,
+		"let workspaces' SNS receivers that give neither access_key/secret_key nor role_arn publish with this server's own AWS credentials (environment, shared files, instance role); for single-tenant deployments only: by default such alert manager definitions are refused")
 	fs.DurationVar(&cfg.Ruler.PollInterval, "rules.poll-interval", 30*time.Second, "how often every workspace's rule groups namespaces are re-read (changes through the API apply at once)")
 	fs.DurationVar(&cfg.Ruler.EvaluationInterval, "rules.evaluation-interval", time.Minute, "evaluation interval of rule groups that set none")
 	fs.DurationVar(&cfg.Ruler.OutageTolerance, "rules.alert.for-outage-tolerance", time.Hour, "max time to tolerate an outage for restoring the 'for' state of alerts")

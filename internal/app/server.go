@@ -81,6 +81,9 @@ type ServerConfig struct {
 	// AlertmanagerDenyReceiverNetworks are networks workspaces' HTTP
 	// receivers may not connect to (alerting.Config.DenyReceiverNetworks).
 	AlertmanagerDenyReceiverNetworks []netip.Prefix
+	// AlertmanagerAllowServerAWSCredentials lets workspaces' SNS receivers
+	// without keys or a role publish with the server's AWS credentials.
+	AlertmanagerAllowServerAWSCredentials bool
 	// Ruler configures rule evaluation; its ExternalURL defaults to
 	// http://<Listen>.
 	Ruler ruler.Config
@@ -198,7 +201,8 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
 		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
-		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks},
+		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks,
+		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
 		definitions{cat}, logger, reg)
 	if err != nil {
 		_ = cat.Close()
@@ -295,7 +299,8 @@ func (s *Server) finish() error {
 	} else if cfg.Auth != "none" && cfg.Auth != "" {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
-	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen,
+		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
 		cat, lifecycle{s}, logger)
 	if err != nil {
 		return err

@@ -48,6 +48,11 @@ type Config struct {
 	AccountID string // in ARNs, 12 digits.
 	// EndpointURL is the external base URL, for prometheusEndpoint.
 	EndpointURL string
+	// AllowServerAWSCredentials admits alert manager definitions whose SNS
+	// receivers have neither keys nor a role, and so publish with the
+	// server's own AWS credentials (alerting.CheckSNSCredentials). Only
+	// for deployments whose workspaces all belong to the operator.
+	AllowServerAWSCredentials bool
 }
 
 // API serves the workspace operations.
