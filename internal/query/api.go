@@ -43,10 +43,12 @@ type Source interface {
 	Metadata(id workspace.ID, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error)
 }
 
-// Admin is Prometheus' TSDBAdminStats plus the directory for snapshots.
+// Admin is Prometheus' TSDBAdminStats plus the directory for snapshots and
+// the TSDB's own metrics (status/tsdb reads prometheus_tsdb_head_chunks).
 type Admin interface {
 	v1.TSDBAdminStats
 	Dir() string
+	prometheus.Gatherer
 }
 
 // RulesSource gives the rules and alerts of a workspace, for /api/v1/rules
@@ -216,7 +218,7 @@ func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 		&v1.PrometheusVersion{Version: a.cfg.Version, Revision: a.cfg.Revision, Branch: "orrery", GoVersion: runtime.Version()},
 		func() []notifications.Notification { return nil },
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
-		prometheus.NewRegistry(), // Workspaces see no server metrics of other workspaces.
+		admin, // The workspace's own TSDB metrics, none of the server's or other workspaces'.
 		nil,
 		nil,
 		false,

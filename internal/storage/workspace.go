@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -200,6 +201,24 @@ func (a *Admin) with(f func(db *tsdb.DB) error) error {
 	}
 	defer release()
 	return f(db)
+}
+
+// Gather returns the metrics of the workspace's TSDB (prometheus_tsdb_*),
+// which the Prometheus API reads for status/tsdb's head statistics.
+func (a *Admin) Gather() ([]*dto.MetricFamily, error) {
+	t, err := a.s.tenant(a.id)
+	if err != nil {
+		return nil, err
+	}
+	var mfs []*dto.MetricFamily
+	err = a.with(func(*tsdb.DB) error {
+		t.mu.Lock()
+		reg := t.reg
+		t.mu.Unlock()
+		mfs, err = reg.Gather()
+		return err
+	})
+	return mfs, err
 }
 
 // CleanTombstones removes deleted data from the workspace's blocks.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,4 +106,36 @@ func TestQueryCacheThroughTheServer(t *testing.T) {
 
 	require.Positive(t, metricSum(t, o, "orrery_query_duration_seconds_count", ws))
 	require.Positive(t, metricSum(t, o, "orrery_query_samples_total", ws))
+}
+
+// TestStatusTSDBHeadChunks: status/tsdb's head statistics count chunks as
+// Prometheus does: 0 on a fresh workspace, then the head's chunks (issue
+// 18, item 3: it read the smallest int64).
+func TestStatusTSDBHeadChunks(t *testing.T) {
+	o := apptest.StartOrrery(t, t.TempDir())
+	ws := workspace.NewID().String()
+	chunks := func() float64 {
+		t.Helper()
+		code, r := apptest.API(t, o.URL(ws, "/api/v1"), "/status/tsdb", url.Values{})
+		require.Equal(t, http.StatusOK, code, r.Error)
+		var d struct {
+			HeadStats struct {
+				ChunkCount float64 `json:"chunkCount"`
+			} `json:"headStats"`
+		}
+		require.NoError(t, json.Unmarshal(r.Data, &d))
+		return d.HeadStats.ChunkCount
+	}
+	require.Zero(t, chunks())
+	now := time.Now()
+	var wr prompb.WriteRequest
+	for i := range 3 {
+		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "envoy_server_live"}, {Name: "pod", Value: fmt.Sprint(i)}},
+			Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}},
+		})
+	}
+	code, body := apptest.Write(t, o.RemoteWriteURL(ws), &wr)
+	require.Equal(t, http.StatusNoContent, code, body)
+	require.Equal(t, float64(3), chunks())
 }
