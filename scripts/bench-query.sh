@@ -4,8 +4,8 @@
 # from its module, test/victoriametrics), side by side in one run. Each is
 # loaded with the same Envoy-like data by `orrery loadgen` (SERIES series,
 # one hour of 15 s scrapes), then asked the same 25 dashboard queries as
-# query_range over that hour at step 30 s, RUNS times each, one server at a
-# time, each pinned with taskset to CPUS.
+# query_range over that hour at step 30 s, RUNS times each, each server
+# pinned with taskset to CPUS.
 #
 #   cold:    a fixed range, caches bypassed (Orrery: Cache-Control: no-store;
 #            VictoriaMetrics: nocache=1; Prometheus has no cache).
@@ -13,10 +13,14 @@
 #            Grafana asks it, caches on, after one warm-up request.
 #
 # Prints per query the median latency in ms, the sums, and per server the
-# CPU seconds it used during the cold runs and its peak RSS (VmHWM).
+# CPU seconds it used during the cold runs and its peak RSS (VmHWM). All
+# three run at once, and each query is asked of each in turn, so that
+# other load on the machine weighs on all alike. ORRERY_FLAGS adds flags to
+# `orrery server` (e.g. --query.parallelism=1 to measure without splitting).
 #
 #   scripts/bench-query.sh [SERIES] [RUNS] [CPUS]
 set -euo pipefail
+ORRERY_FLAGS=${ORRERY_FLAGS:-}
 SERIES=${1:-100000}
 RUNS=${2:-5}
 CPUS=${3:-0-$(($(nproc) - 1))}
@@ -68,70 +72,81 @@ t0=$(date +%s)
 cold_end=$((t0 - t0 % 30))
 cold_start=$((cold_end - 3600))
 
-# median NAME URL [CURL_ARGS...]: the median of RUNS timings of one request.
-median() {
-  local url=$1; shift
-  for _ in $(seq "$RUNS"); do curl -gs -o /dev/null -w '%{time_total}\n' "$@" "$url"; done | sort -n | sed -n "$(((RUNS + 1) / 2))p"
+# Every server is loaded, then each query is asked of each server in turn,
+# run after run, so that whatever else the machine does weighs on all alike.
+names=(orrery prometheus victoria)
+declare -A base pid cold_extra
+
+# time_one NAME URL [CURL_ARGS...]: seconds for one request; fails on an error answer.
+time_one() {
+  local out; out=$(curl -gs -o "$work/answer.json" -w '%{http_code} %{time_total}' "${@:2}" "$1")
+  [ "${out%% *}" = 200 ] || { echo "query failed ($out): $1: $(head -c 300 "$work/answer.json")" >&2; exit 1; }
+  echo "${out#* }"
 }
 
-# measure NAME PID API_BASE COLD_ARGS REFRESH_ARGS: writes NAME.cold and
-# NAME.refresh (one median per query, seconds) and NAME.res (cpu, rss).
-measure() {
-  local name=$1 pid=$2 base=$3 cold_extra=$4 refresh_extra=$5 cpu0 cpu1
-  : >"$work/$name.cold"; : >"$work/$name.refresh"
-  cpu0=$(cpu_seconds "$pid")
+# run_all: the cold and refresh medians of every query on every server,
+# into NAME.cold and NAME.refresh, and NAME.res (CPU s of the cold runs, peak RSS).
+run_all() {
+  local q enc n cpu0 cpu1 now end
+  declare -A c0
+  for n in "${names[@]}"; do : >"$work/$n.cold"; : >"$work/$n.refresh"; c0[$n]=$(cpu_seconds "${pid[$n]}"); done
   for q in "${queries[@]}"; do
-    local enc; enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
-    local url="$base/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30$cold_extra"
-    curl -gsf -o "$work/answer.json" -H 'Cache-Control: no-store' "$url" || { echo "$name: query failed: $q" >&2; exit 1; }
-    grep -q '"status":"success"' "$work/answer.json" || { echo "$name: $q: $(head -c 300 "$work/answer.json")" >&2; exit 1; }
-    median "$url" -H 'Cache-Control: no-store' >>"$work/$name.cold"
+    enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
+    for n in "${names[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' >/dev/null; done
+    for n in "${names[@]}"; do : >"$work/$n.t"; done
+    for _ in $(seq "$RUNS"); do
+      for n in "${names[@]}"; do
+        time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' >>"$work/$n.t"
+      done
+    done
+    for n in "${names[@]}"; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.cold"; done
   done
-  cpu1=$(cpu_seconds "$pid")
+  for n in "${names[@]}"; do cpu1=$(cpu_seconds "${pid[$n]}"); echo "$(echo "$cpu1 - ${c0[$n]}" | bc) $(hwm_mib "${pid[$n]}")" >"$work/$n.res"; done
   for q in "${queries[@]}"; do
-    local enc; enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
-    local now end
+    enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
     now=$(date +%s); end=$((now - now % 30))
-    curl -gsf -o /dev/null "$base/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30$refresh_extra" # warm-up
+    for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >/dev/null; done # warm-up
+    for n in orrery victoria; do : >"$work/$n.t"; done
     for _ in $(seq "$RUNS"); do
       sleep 1
       now=$(date +%s); end=$((now - now % 30))
-      curl -gs -o /dev/null -w '%{time_total}\n' "$base/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30$refresh_extra"
-    done | sort -n | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$name.refresh"
+      for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >>"$work/$n.t"; done
+    done
+    for n in orrery victoria; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.refresh"; done
   done
-  echo "$(echo "$cpu1 - $cpu0" | bc) $(hwm_mib "$pid")" >"$work/$name.res"
 }
 
 ws=ws-00000000-0000-4000-8000-000000000000
 echo "loading $SERIES series × 240 rounds into each server ..." >&2
 
 o_port=$(port)
-taskset -c "$CPUS" "$work/orrery" server --auth=none --listen "127.0.0.1:$o_port" --data-dir "$work/o" --limits.ingestion-rate=0 --log.level=warn >"$work/o.log" 2>&1 &
-o_pid=$!
+taskset -c "$CPUS" "$work/orrery" server --auth=none --listen "127.0.0.1:$o_port" --data-dir "$work/o" --limits.ingestion-rate=0 --log.level=warn $ORRERY_FLAGS >"$work/o.log" 2>&1 &
+pid[orrery]=$!
 wait_ready "http://127.0.0.1:$o_port/-/ready"
 load "http://127.0.0.1:$o_port/workspaces/$ws/api/v1/remote_write"
-measure orrery "$o_pid" "http://127.0.0.1:$o_port/workspaces/$ws/api/v1" "" ""
-kill "$o_pid"; wait "$o_pid" || true
+base[orrery]="http://127.0.0.1:$o_port/workspaces/$ws/api/v1"
 
 p_port=$(port)
 echo "global: {}" >"$work/p.yml"
 taskset -c "$CPUS" "$root/bin/prometheus3" --config.file="$work/p.yml" --storage.tsdb.path="$work/p" --web.listen-address="127.0.0.1:$p_port" \
   --web.enable-remote-write-receiver --log.level=warn >"$work/p.log" 2>&1 &
-p_pid=$!
+pid[prometheus]=$!
 wait_ready "http://127.0.0.1:$p_port/-/ready"
 load "http://127.0.0.1:$p_port/api/v1/write"
-measure prometheus "$p_pid" "http://127.0.0.1:$p_port/api/v1" "" ""
-kill "$p_pid"; wait "$p_pid" || true
+base[prometheus]="http://127.0.0.1:$p_port/api/v1"
 
 v_port=$(port)
 taskset -c "$CPUS" "$root/bin/victoria-metrics" -storageDataPath="$work/v" -httpListenAddr="127.0.0.1:$v_port" -retentionPeriod=1y \
   -search.latencyOffset=0s -loggerLevel=WARN >"$work/v.log" 2>&1 &
-v_pid=$!
+pid[victoria]=$!
 wait_ready "http://127.0.0.1:$v_port/health"
 load "http://127.0.0.1:$v_port/api/v1/write"
 curl -sf "http://127.0.0.1:$v_port/internal/force_flush" >/dev/null
-measure victoria "$v_pid" "http://127.0.0.1:$v_port/api/v1" "&nocache=1" ""
-kill "$v_pid"; wait "$v_pid" || true
+base[victoria]="http://127.0.0.1:$v_port/api/v1"
+cold_extra[orrery]=""; cold_extra[prometheus]=""; cold_extra[victoria]="&nocache=1"
+
+echo "asking $((${#queries[@]} * (RUNS + 1))) cold and $((${#queries[@]} * (RUNS + 1))) refresh queries of each server ..." >&2
+run_all
 
 ms() { awk '{printf "%.1f", $1 * 1000}'; }
 echo
