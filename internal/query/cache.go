@@ -60,10 +60,13 @@ type extent struct {
 	key        cacheKey
 	start, end int64
 	series     []promql.Series
-	// pieces are the evaluations the extent was assembled from that
-	// returned annotations. Annotations cannot be attributed to steps, so
-	// a piece's annotations are served only for a request that covers the
-	// whole piece; a request covering part of it evaluates that part.
+	// pieces are the step ranges of the extent that returned annotations.
+	// Annotations cannot be attributed to steps, but the engine emits them
+	// step by step, so the annotations of a range are the union of its
+	// steps', and a step outside every piece has none. An exact piece's
+	// annotations are those of its whole range; a piece cut from a larger
+	// one (inexact) holds a superset of its range's. See rangeQuery.Exec
+	// for how they answer a request.
 	pieces []piece
 	bytes  int64
 	elem   *list.Element
@@ -72,6 +75,7 @@ type extent struct {
 type piece struct {
 	start, end int64
 	annos      annotations.Annotations
+	exact      bool
 }
 
 // lastStep returns the last step of the key's step and phase at or before t.
@@ -267,36 +271,27 @@ func (c *Cache) remove(e *extent) {
 }
 
 // sliceExtent returns the steps of e from start to end (inclusive) as a new
-// extent sharing e's points; series left without points are omitted. It
-// returns nil when an annotated piece of e crosses start or end: the
-// annotations of the steps kept could not be told.
+// extent sharing e's points; series left without points are omitted. A
+// piece cut by start or end becomes inexact.
 func sliceExtent(e *extent, start, end int64) *extent {
 	out := &extent{key: e.key, start: start, end: end}
 	for _, p := range e.pieces {
-		if (p.start < start && p.end >= start) || (p.start <= end && p.end > end) {
-			return nil
+		if p.end < start || p.start > end {
+			continue
 		}
-		if p.start >= start && p.end <= end {
-			out.pieces = append(out.pieces, p)
+		if p.start < start || p.end > end {
+			p = piece{start: max(p.start, start), end: min(p.end, end), annos: p.annos}
 		}
+		out.pieces = append(out.pieces, p)
 	}
 	out.series = sliceSeries(e.series, start, end)
 	out.bytes = seriesBytes(out.series)
 	return out
 }
 
-// prefix returns the steps of e up to end at the latest, ending before an
-// annotated piece that crosses end; nil when no step is left.
+// prefix returns the steps of e up to end at the latest; nil when none.
 func prefix(e *extent, end int64) *extent {
 	end = min(end, e.end)
-	for changed := true; changed; {
-		changed = false
-		for _, p := range e.pieces {
-			if p.start <= end && p.end > end {
-				end, changed = p.start-e.key.step, true
-			}
-		}
-	}
 	if end < e.start {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"sort"
 	"sync"
@@ -465,11 +466,6 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 			}
 			cached, todo = r.plan(x, low)
 		}
-		ev.cache.misses.WithLabelValues(e.id.String()).Add(float64(r.steps(todo)))
-		if cached != nil {
-			ev.cache.hits.WithLabelValues(e.id.String()).Add(float64(r.steps([]span{{cached.start, cached.end}})))
-			ev.parts.WithLabelValues(e.id.String(), "cached").Inc()
-		}
 	}
 	finish := func(store *extent) {
 		if pending != nil {
@@ -482,6 +478,58 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		finish(nil)
 		return &promql.Result{Err: err}
 	}
+
+	// The answer's annotations. Those of the evaluated parts and of the
+	// exact pieces inside the cached steps are the answer's (a range emits
+	// what any of its steps emits). An inexact piece holds a superset of
+	// its steps': when it holds nothing more than those, the answer is
+	// known; otherwise its steps are evaluated anew.
+	var annos annotations.Annotations
+	var segments []*extent
+	if cached != nil {
+		segments = []*extent{cached}
+	}
+	for _, p := range parts {
+		annos.Merge(copyAnnotations(p.annos))
+	}
+	for _, x := range segments {
+		for _, p := range x.pieces {
+			if p.exact {
+				annos.Merge(copyAnnotations(p.annos))
+			}
+		}
+	}
+	var redo []span
+	for _, x := range segments {
+		for _, p := range x.pieces {
+			if !p.exact && (hasSummary(p.annos) || !subset(p.annos, annos)) {
+				redo = append(redo, span{p.start, p.end})
+			}
+		}
+	}
+	if len(redo) > 0 {
+		more, err := r.evaluate(ctx, redo)
+		if err != nil {
+			finish(nil)
+			return &promql.Result{Err: err}
+		}
+		for _, p := range more {
+			annos.Merge(copyAnnotations(p.annos))
+		}
+		parts = append(parts, more...)
+		segments = cutSpans(segments, redo, r.step)
+	}
+	if r.key != nil {
+		var hit []span
+		for _, x := range segments {
+			hit = append(hit, span{x.start, x.end})
+		}
+		ev.cache.misses.WithLabelValues(e.id.String()).Add(float64(r.steps(todo) + r.steps(redo)))
+		ev.cache.hits.WithLabelValues(e.id.String()).Add(float64(r.steps(hit)))
+		if len(hit) > 0 {
+			ev.parts.WithLabelValues(e.id.String(), "cached").Add(float64(len(hit)))
+		}
+	}
 	st := mergeStats(parts)
 	r.mu.Lock()
 	r.st = st
@@ -489,23 +537,18 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 	e.observe("range", began, st)
 
 	// The answer: the parts and the cached steps, in time order.
-	var (
-		pieces [][]promql.Series
-		annos  annotations.Annotations
-		points int
-	)
-	ordered := make([]part, 0, len(parts)+1)
+	ordered := make([]part, 0, len(parts)+len(segments))
 	ordered = append(ordered, parts...)
-	if cached != nil {
-		ordered = append(ordered, part{span: span{cached.start, cached.end}, series: cached.series})
-		for _, p := range cached.pieces {
-			annos.Merge(p.annos)
-		}
+	for _, x := range segments {
+		ordered = append(ordered, part{span: span{x.start, x.end}, series: x.series})
 	}
 	sort.Slice(ordered, func(i, j int) bool { return ordered[i].start < ordered[j].start })
+	var (
+		pieces [][]promql.Series
+		points int
+	)
 	for _, p := range ordered {
 		pieces = append(pieces, p.series)
-		annos.Merge(p.annos)
 		for _, s := range p.series {
 			points += len(s.Floats) + len(s.Histograms)
 		}
@@ -517,9 +560,73 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 	mat := mergeSeries(pieces)
 
 	if r.key != nil {
-		finish(r.extend(cached, parts, r.alignDown(limit)))
+		finish(r.extend(segments, parts, r.alignDown(limit)))
 	}
 	return &promql.Result{Value: mat, Warnings: annos}
+}
+
+// copyAnnotations returns a copy of a that can be merged into without
+// changing a: annotations that summarize a range (histogram_quantile's
+// monotonicity fix: its samples, buckets and time span) are merged in
+// place by annotations.Merge, and the API sets their query in place.
+func copyAnnotations(a annotations.Annotations) annotations.Annotations {
+	if len(a) == 0 {
+		return nil
+	}
+	out := make(annotations.Annotations, len(a))
+	for k, err := range a {
+		v := reflect.ValueOf(err)
+		if v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+			c := reflect.New(v.Elem().Type())
+			c.Elem().Set(v.Elem())
+			err = c.Interface().(error)
+		}
+		out[k] = err
+	}
+	return out
+}
+
+// hasSummary reports whether a holds an annotation that summarizes its
+// range (anything but the engine's plain annotation): merged over parts it
+// is the whole range's, but a piece's says nothing of its sub-ranges.
+func hasSummary(a annotations.Annotations) bool {
+	for _, err := range a {
+		if fmt.Sprintf("%T", err) != "*annotations.annoErr" {
+			return true
+		}
+	}
+	return false
+}
+
+// subset reports whether every annotation of a is in b.
+func subset(a, b annotations.Annotations) bool {
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// cutSpans returns the steps of segments outside spans.
+func cutSpans(segments []*extent, spans []span, step int64) []*extent {
+	for _, s := range spans {
+		var out []*extent
+		for _, x := range segments {
+			if s.end < x.start || s.start > x.end {
+				out = append(out, x)
+				continue
+			}
+			if x.start < s.start {
+				out = append(out, sliceExtent(x, x.start, s.start-step))
+			}
+			if x.end > s.end {
+				out = append(out, sliceExtent(x, s.end+step, x.end))
+			}
+		}
+		segments = out
+	}
+	return segments
 }
 
 // steps counts the evaluation steps of spans.
@@ -537,43 +644,23 @@ func (r *rangeQuery) alignDown(t int64) int64 {
 }
 
 // plan returns the steps of x the query may use, as an extent, and the
-// spans it must evaluate. Steps before low are not used; nor is an
-// annotated piece of x that the query covers only in part, since its
-// annotations may come from its steps outside the query.
+// spans it must evaluate. Steps before low are not used.
 func (r *rangeQuery) plan(x *extent, low int64) (*extent, []span) {
 	cs, ce := max(x.start, r.start), min(x.end, r.end)
 	if low > cs {
 		cs = r.start + (low-r.start+r.step-1)/r.step*r.step // first step at or after low.
 	}
-	for changed := true; changed && cs <= ce; {
-		changed = false
-		for _, p := range x.pieces {
-			if p.end < cs || p.start > ce || (p.start >= cs && p.end <= ce) {
-				continue
-			}
-			// Partly covered: leave the piece out, from whichever side it is on.
-			if p.start <= cs {
-				cs = p.end + r.step
-			} else {
-				ce = p.start - r.step
-			}
-			changed = true
-		}
-		// No span to evaluate of a single step, unless the query has one.
-		if r.start < cs && cs-r.start == r.step {
-			cs, changed = cs+r.step, true
-		}
-		if ce < r.end && r.end-ce == r.step {
-			ce, changed = ce-r.step, true
-		}
+	// No span to evaluate of a single step, unless the query has one.
+	if r.start < cs && cs-r.start == r.step {
+		cs += r.step
+	}
+	if ce < r.end && r.end-ce == r.step {
+		ce -= r.step
 	}
 	if cs > ce {
 		return nil, []span{{r.start, r.end}}
 	}
 	use := sliceExtent(x, cs, ce)
-	if use == nil { // Not reached: no piece crosses cs or ce.
-		return nil, []span{{r.start, r.end}}
-	}
 	var todo []span
 	if r.start < cs {
 		todo = append(todo, span{r.start, cs - r.step})
@@ -685,37 +772,35 @@ func (r *rangeQuery) evalPart(ctx context.Context, s span) part {
 }
 
 // extend returns the extent to cache after the query: the evaluated parts
-// and the cached steps, with the steps of the cached extent beside them
+// and the cached segments, with the steps of the cached extent beside them
 // when they join, up to limit. Nil when nothing is worth keeping.
-func (r *rangeQuery) extend(cached *extent, parts []part, limit int64) *extent {
+func (r *rangeQuery) extend(segments []*extent, parts []part, limit int64) *extent {
 	e := &extent{key: *r.key, start: r.start, end: r.end}
-	pieces := make([][]promql.Series, 0, len(parts)+3)
+	pieces := make([][]promql.Series, 0, len(parts)+len(segments)+2)
 	for _, p := range parts {
 		pieces = append(pieces, p.series)
 		if len(p.annos) > 0 {
-			e.pieces = append(e.pieces, piece{start: p.start, end: p.end, annos: p.annos})
+			e.pieces = append(e.pieces, piece{start: p.start, end: p.end, annos: p.annos, exact: true})
 		}
 	}
-	if cached != nil {
-		pieces = append(pieces, cached.series)
-		e.pieces = append(e.pieces, cached.pieces...)
+	for _, x := range segments {
+		pieces = append(pieces, x.series)
+		e.pieces = append(e.pieces, x.pieces...)
 	}
 	// Steps of the extent now cached beside the query's, still valid (it is
 	// unchanged since it was stored: extents are replaced, never modified).
 	if old := r.plain.e.ev.cache.lookup(*r.key); old != nil && old.start <= r.end+r.step && old.end >= r.start-r.step {
 		if old.start < r.start {
-			if x := sliceExtent(old, old.start, r.start-r.step); x != nil {
-				pieces = append(pieces, x.series)
-				e.pieces = append(e.pieces, x.pieces...)
-				e.start = old.start
-			}
+			x := sliceExtent(old, old.start, r.start-r.step)
+			pieces = append(pieces, x.series)
+			e.pieces = append(e.pieces, x.pieces...)
+			e.start = old.start
 		}
 		if old.end > r.end {
-			if x := sliceExtent(old, r.end+r.step, old.end); x != nil {
-				pieces = append(pieces, x.series)
-				e.pieces = append(e.pieces, x.pieces...)
-				e.end = old.end
-			}
+			x := sliceExtent(old, r.end+r.step, old.end)
+			pieces = append(pieces, x.series)
+			e.pieces = append(e.pieces, x.pieces...)
+			e.end = old.end
 		}
 	}
 	sortPieces(pieces)
@@ -723,7 +808,6 @@ func (r *rangeQuery) extend(cached *extent, parts []part, limit int64) *extent {
 	if e = prefix(e, limit); e == nil {
 		return nil
 	}
-	e.bytes = seriesBytes(e.series)
 	return e
 }
 

@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser/posrange"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 
@@ -354,4 +356,19 @@ func TestSplitQueryTimesOut(t *testing.T) {
 	res := qry.Exec(context.Background())
 	var timeout promql.ErrQueryTimeout
 	require.ErrorAs(t, res.Err, &timeout)
+}
+
+// TestHasSummary: the engine's plain annotations are step-local; the
+// histogram_quantile monotonicity info summarizes its range.
+func TestHasSummary(t *testing.T) {
+	var plain, summary annotations.Annotations
+	plain.Add(annotations.NewPossibleNonCounterInfo("envoy_cluster_upstream_rq_xx", posrange.PositionRange{}))
+	summary.Add(annotations.NewHistogramQuantileForcedMonotonicityInfo("envoy_cluster_upstream_rq_time_bucket", posrange.PositionRange{}, 1000, 1, 5, 0.5))
+	require.False(t, hasSummary(plain))
+	require.True(t, hasSummary(summary))
+	// A copy merged into leaves the original as it was.
+	before := fmt.Sprint(summary.AsStrings("q", 0, 0))
+	c := copyAnnotations(summary)
+	c.Merge(copyAnnotations(summary))
+	require.Equal(t, before, fmt.Sprint(summary.AsStrings("q", 0, 0)))
 }
