@@ -508,6 +508,10 @@ func (s *Server) routes() http.Handler {
 	s.ui.RegisterAdmin(control)
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
+		what.MaxBodyBytes = controlPlaneMaxBody
+		if !limitBody(w, r, what.MaxBodyBytes) {
+			return
+		}
 		who := "anonymous"
 		if s.guard != nil {
 			var err error
@@ -558,7 +562,11 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String()}
+		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String(),
+			MaxBodyBytes: s.maxBody(r, id)}
+		if !limitBody(w, r, what.MaxBodyBytes) {
+			return
+		}
 		who := "anonymous"
 		if s.guard != nil {
 			if who, err = s.guard.Check(r, what); err != nil {

@@ -26,6 +26,9 @@ type KeyLookup func(ctx context.Context, id string) (k Key, ok bool, err error)
 type Request struct {
 	Action   string
 	Resource string
+	// MaxBodyBytes bounds the body read to check a signature over it: the
+	// route's own limit (DefaultMaxBodyBytes when 0).
+	MaxBodyBytes int64
 }
 
 // Guard authenticates requests with SigV4 and authorizes them with the
@@ -64,6 +67,7 @@ func (g *Guard) Check(r *http.Request, what Request) (string, error) {
 	}
 	var key Key
 	v := *g.verifier
+	v.MaxBodyBytes = what.MaxBodyBytes
 	v.Secrets = func(id string) (string, bool, error) {
 		k, ok, err := g.keys(r.Context(), id)
 		if err != nil || !ok || k.Revoked {
@@ -172,84 +176,84 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 		noun := map[string]string{"accesskeys": "AccessKey", "tokens": "APIToken"}[parts[2]]
 		switch method {
 		case http.MethodDelete:
-			return Request{"orrery:Revoke" + noun, "*"}
+			return Request{Action: "orrery:Revoke" + noun, Resource: "*"}
 		case http.MethodPost:
-			return Request{"orrery:Create" + noun, "*"}
+			return Request{Action: "orrery:Create" + noun, Resource: "*"}
 		default:
-			return Request{"orrery:List" + noun + "s", "*"}
+			return Request{Action: "orrery:List" + noun + "s", Resource: "*"}
 		}
 	case len(parts) >= 3 && parts[0] == "orrery" && parts[2] == "users":
 		switch method {
 		case http.MethodDelete:
-			return Request{"orrery:DeleteUser", "*"}
+			return Request{Action: "orrery:DeleteUser", Resource: "*"}
 		case http.MethodPost:
-			return Request{"orrery:CreateUser", "*"}
+			return Request{Action: "orrery:CreateUser", Resource: "*"}
 		case http.MethodPut:
-			return Request{"orrery:UpdateUser", "*"}
+			return Request{Action: "orrery:UpdateUser", Resource: "*"}
 		default:
-			return Request{"orrery:ListUsers", "*"}
+			return Request{Action: "orrery:ListUsers", Resource: "*"}
 		}
 	case len(parts) == 5 && parts[0] == "orrery" && parts[2] == "workspaces" && parts[4] == "dashboards":
 		if method == http.MethodPost {
-			return Request{"orrery:PutDashboard", arnPrefix + parts[3]}
+			return Request{Action: "orrery:PutDashboard", Resource: arnPrefix + parts[3]}
 		}
-		return Request{"orrery:ListDashboards", arnPrefix + parts[3]}
+		return Request{Action: "orrery:ListDashboards", Resource: arnPrefix + parts[3]}
 	case len(parts) >= 1 && parts[0] == "tags":
 		arn := strings.TrimPrefix(path, "/tags/")
 		switch method {
 		case http.MethodPost:
-			return Request{"aps:TagResource", arn}
+			return Request{Action: "aps:TagResource", Resource: arn}
 		case http.MethodDelete:
-			return Request{"aps:UntagResource", arn}
+			return Request{Action: "aps:UntagResource", Resource: arn}
 		default:
-			return Request{"aps:ListTagsForResource", arn}
+			return Request{Action: "aps:ListTagsForResource", Resource: arn}
 		}
 	case len(parts) == 1 && method == http.MethodPost:
-		return Request{"aps:CreateWorkspace", all}
+		return Request{Action: "aps:CreateWorkspace", Resource: all}
 	case len(parts) == 1:
-		return Request{"aps:ListWorkspaces", all}
+		return Request{Action: "aps:ListWorkspaces", Resource: all}
 	case len(parts) == 2 && method == http.MethodDelete:
-		return Request{"aps:DeleteWorkspace", arnPrefix + parts[1]}
+		return Request{Action: "aps:DeleteWorkspace", Resource: arnPrefix + parts[1]}
 	case len(parts) == 2:
-		return Request{"aps:DescribeWorkspace", arnPrefix + parts[1]}
+		return Request{Action: "aps:DescribeWorkspace", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces" && method == http.MethodPost:
-		return Request{"aps:CreateRuleGroupsNamespace", arnPrefix + parts[1]}
+		return Request{Action: "aps:CreateRuleGroupsNamespace", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces":
-		return Request{"aps:ListRuleGroupsNamespaces", arnPrefix + parts[1]}
+		return Request{Action: "aps:ListRuleGroupsNamespaces", Resource: arnPrefix + parts[1]}
 	case len(parts) == 4 && parts[2] == "rulegroupsnamespaces":
 		nsARN := strings.TrimSuffix(arnPrefix, "workspace/") + "rulegroupsnamespace/" + parts[1] + "/" + parts[3]
 		switch method {
 		case http.MethodPut:
-			return Request{"aps:PutRuleGroupsNamespace", nsARN}
+			return Request{Action: "aps:PutRuleGroupsNamespace", Resource: nsARN}
 		case http.MethodDelete:
-			return Request{"aps:DeleteRuleGroupsNamespace", nsARN}
+			return Request{Action: "aps:DeleteRuleGroupsNamespace", Resource: nsARN}
 		default:
-			return Request{"aps:DescribeRuleGroupsNamespace", nsARN}
+			return Request{Action: "aps:DescribeRuleGroupsNamespace", Resource: nsARN}
 		}
 	case len(parts) == 4 && parts[2] == "alertmanager" && parts[3] == "definition":
 		switch method {
 		case http.MethodPost:
-			return Request{"aps:CreateAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:CreateAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		case http.MethodPut:
-			return Request{"aps:PutAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:PutAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		case http.MethodDelete:
-			return Request{"aps:DeleteAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:DeleteAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		default:
-			return Request{"aps:DescribeAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:DescribeAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		}
 	case len(parts) == 3 && parts[2] == "configuration" && method == http.MethodPatch:
-		return Request{"aps:UpdateWorkspaceConfiguration", arnPrefix + parts[1]}
+		return Request{Action: "aps:UpdateWorkspaceConfiguration", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "configuration":
-		return Request{"aps:DescribeWorkspaceConfiguration", arnPrefix + parts[1]}
+		return Request{Action: "aps:DescribeWorkspaceConfiguration", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "logging":
 		verb := map[string]string{http.MethodPost: "Create", http.MethodPut: "Update", http.MethodDelete: "Delete"}[method]
 		if verb == "" {
 			verb = "Describe"
 		}
-		return Request{"aps:" + verb + "LoggingConfiguration", arnPrefix + parts[1]}
+		return Request{Action: "aps:" + verb + "LoggingConfiguration", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "alias":
-		return Request{"aps:UpdateWorkspaceAlias", arnPrefix + parts[1]}
+		return Request{Action: "aps:UpdateWorkspaceAlias", Resource: arnPrefix + parts[1]}
 	default:
-		return Request{"aps:" + method, all}
+		return Request{Action: "aps:" + method, Resource: all}
 	}
 }

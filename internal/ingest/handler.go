@@ -95,10 +95,13 @@ type wsState struct {
 // buffers is scratch space for one request, pooled.
 type buffers struct {
 	body, decoded, hash []byte
-	req                 Request
-	sb                  labels.ScratchBuilder
-	exemplars           []exemplar.Exemplar
-	sets                []int
+	// in is the request's compressed body: body, or the one
+	// authentication read. It is not kept across requests.
+	in        []byte
+	req       Request
+	sb        labels.ScratchBuilder
+	exemplars []exemplar.Exemplar
+	sets      []int
 }
 
 type metrics struct {
@@ -263,7 +266,7 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 	}
 
 	b := h.bufs.Get().(*buffers)
-	defer h.bufs.Put(b)
+	defer h.putBuffers(b)
 	if herr := h.readBody(r, &lim, b); herr != nil {
 		return herr.code, herr.msg, wr
 	}
@@ -286,7 +289,7 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 				return code, msg, wr
 			}
 			h.metrics.fastPath.Inc()
-			fw.ForwardRaw(b.body)
+			fw.ForwardRaw(b.in)
 			return h.commit(app, id, &pass{wr: written{samples: n}})
 		}
 	}
@@ -341,11 +344,28 @@ func (h *Handler) reserve(id workspace.ID, lim *workspace.Limits, st *wsState, n
 // maxTimestamp is the latest sample timestamp accepted now.
 func (h *Handler) maxTimestamp() int64 { return h.now().Add(h.cfg.CreationGracePeriod).UnixMilli() }
 
+// putBuffers returns a request's buffers to the pool.
+func (h *Handler) putBuffers(b *buffers) {
+	b.in = nil
+	h.bufs.Put(b)
+}
+
 func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *httpError {
 	if r.ContentLength > int64(lim.MaxRequestBytes) {
 		return errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
 	}
-	buf := b.body[:0]
+	tooLarge := errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
+	var buf []byte
+	if rb, ok := r.Body.(interface{ Bytes() []byte }); ok {
+		// Authentication has read the body already (to check a signature
+		// over it): take it rather than copy it.
+		b.in = rb.Bytes()
+		if len(b.in) > lim.MaxRequestBytes {
+			return tooLarge
+		}
+		return h.decode(b.in, lim, b)
+	}
+	buf = b.body[:0]
 	if r.ContentLength > 0 && cap(buf) < int(r.ContentLength) {
 		buf = make([]byte, 0, r.ContentLength)
 	}
@@ -356,16 +376,25 @@ func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *
 		n, err := r.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > lim.MaxRequestBytes {
-			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
+			return tooLarge
 		}
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge
 		}
 		if err != nil {
 			return errorf(http.StatusBadRequest, "read request body: %v", err)
 		}
 	}
-	b.body = buf
+	b.body, b.in = buf, buf
+	return h.decode(buf, lim, b)
+}
+
+// decode decompresses a snappy block into b.decoded.
+func (h *Handler) decode(buf []byte, lim *workspace.Limits, b *buffers) *httpError {
 	n, err := snappy.DecodedLen(buf)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "request body is not snappy block-compressed: %v", err)
@@ -464,7 +493,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		// request is admitted whole: validate without appending first,
 		// and append only if something must be left out.
 		if p, code, msg = h.walk(ctx, id, lim, st, b, nil); code == 0 && p.rj.count == 0 {
-			fw.ForwardRaw(b.body)
+			fw.ForwardRaw(b.in)
 		} else if code == 0 {
 			p, code, msg = h.walk(ctx, id, lim, st, b, app)
 		}

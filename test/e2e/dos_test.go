@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+)
+
+// maxAttackGrowth bounds how much the server's resident memory may grow
+// above its idle size while it is under one of the attacks below.
+const maxAttackGrowth = 256 << 20
+
+// zeros is an endless reader of zero bytes, for large bodies the test does
+// not hold in memory.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// underAttack runs attack n times in parallel against o and returns how far
+// the server's peak resident memory rose above its idle size meanwhile.
+func underAttack(t *testing.T, o *apptest.Orrery, n int, attack func(i int)) int64 {
+	t.Helper()
+	idle := o.Memory().RSS
+	o.ResetPeak()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { attack(i) })
+	}
+	wg.Wait()
+	growth := o.Memory().Peak - idle
+	t.Logf("idle RSS %d MiB, peak growth under attack %d MiB", idle>>20, growth>>20)
+	return growth
+}
+
+// sendLarge POSTs size zero bytes to u with the given headers and returns
+// the status code, or 0 when the server closed the connection before
+// answering (a refusal too: it did not read the body).
+func sendLarge(t *testing.T, u string, size int64, hdr http.Header) int {
+	req, err := http.NewRequest(http.MethodPost, u, io.LimitReader(zeros{}, size))
+	require.NoError(t, err)
+	req.ContentLength = size
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// forgedSigV4 is the Authorization header of a SigV4 signature made with an
+// access key the server does not know.
+func forgedSigV4(now time.Time) http.Header {
+	return http.Header{
+		"Authorization": {fmt.Sprintf("AWS4-HMAC-SHA256 Credential=AKIANOSUCHKEY0000000/%s/us-east-1/aps/aws4_request, "+
+			"SignedHeaders=host;x-amz-date, Signature=%064d", now.UTC().Format("20060102"), 0)},
+		"X-Amz-Date":       {now.UTC().Format("20060102T150405Z")},
+		"Content-Encoding": {"snappy"},
+		"Content-Type":     {"application/x-protobuf"},
+	}
+}
+
+// TestAnonymousLargeBodies: 16 parallel 60 MB POSTs signed with a key that
+// does not exist, to remote write and to the control plane, are refused
+// without the server reading their bodies; an admin's 60 MB body to the
+// control plane is refused at the control plane's own limit.
+func TestAnonymousLargeBodies(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	ws := signer{adminKey, adminSecret}.createWorkspace(t, o)
+	growth := underAttack(t, o, 16, func(i int) {
+		u := o.RemoteWriteURL(ws)
+		if i%2 == 1 {
+			u = "http://" + o.Addr + "/workspaces"
+		}
+		code := sendLarge(t, u, 60<<20, forgedSigV4(time.Now()))
+		require.NotEqual(t, http.StatusOK, code)
+		require.NotEqual(t, http.StatusNoContent, code)
+		require.NotEqual(t, http.StatusAccepted, code)
+	})
+	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 16 anonymous 60 MB bodies")
+	o.Stop()
+}
