@@ -344,9 +344,25 @@ func (h *Handler) reserve(id workspace.ID, lim *workspace.Limits, st *wsState, n
 // maxTimestamp is the latest sample timestamp accepted now.
 func (h *Handler) maxTimestamp() int64 { return h.now().Add(h.cfg.CreationGracePeriod).UnixMilli() }
 
-// putBuffers returns a request's buffers to the pool.
+const (
+	// maxSnappyRatio bounds how much a snappy block may decompress to,
+	// per compressed byte: snappy's densest element, a copy of 64 bytes,
+	// takes 3 bytes (21.3 times).
+	maxSnappyRatio = 22
+	// maxPooledBytes is the largest decoded body whose buffers are pooled:
+	// a request larger than what senders send (a few hundred KiB) gets
+	// buffers that are not kept, so that a few large requests do not pin
+	// their size in the pool for good.
+	maxPooledBytes = 4 << 20
+)
+
+// putBuffers returns a request's buffers to the pool, unless they grew
+// beyond maxPooledBytes.
 func (h *Handler) putBuffers(b *buffers) {
 	b.in = nil
+	if cap(b.decoded) > maxPooledBytes || cap(b.body) > maxPooledBytes {
+		return
+	}
 	h.bufs.Put(b)
 }
 
@@ -398,6 +414,11 @@ func (h *Handler) decode(buf []byte, lim *workspace.Limits, b *buffers) *httpErr
 	n, err := snappy.DecodedLen(buf)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "request body is not snappy block-compressed: %v", err)
+	}
+	if n > maxSnappyRatio*len(buf) {
+		// The size is only a claim, and the buffer is allocated before
+		// decoding: a few bytes claiming 64 MiB would cost 64 MiB.
+		return errorf(http.StatusBadRequest, "request body of %d bytes claims to decompress to %d bytes, more than snappy can reach (%d times); it is corrupt", len(buf), n, maxSnappyRatio)
 	}
 	if n > lim.MaxDecodedRequestBytes {
 		return errorf(http.StatusRequestEntityTooLarge, "request decompresses to %d bytes, more than the workspace's limit of %d bytes", n, lim.MaxDecodedRequestBytes)

@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"math"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -243,4 +245,24 @@ func TestRemoteWrite2Headers(t *testing.T) {
 	md, err := f.store.Metadata(f.ws, "", -1, -1)
 	require.NoError(t, err)
 	require.Equal(t, "Up.", md["up"][0].Help)
+}
+
+// TestSnappyClaimedSize: a body claiming to decompress to more than snappy
+// can reach from its size is refused before its claimed size is allocated;
+// the densest real snappy blocks are not.
+func TestSnappyClaimedSize(t *testing.T) {
+	f := newFixture(t, nil)
+	bomb := append(binary.AppendUvarint(nil, 64<<20), 0x00, 'x')
+	resp := f.post(f.ws, bomb, nil)
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, string(body), "claims to decompress to 67108864 bytes")
+	for name, enc := range map[string]func([]byte, []byte) []byte{
+		"fast": snappy.Encode, "better": s2.EncodeSnappyBetter, "best": s2.EncodeSnappyBest,
+	} {
+		dense := enc(nil, make([]byte, 32<<20))
+		resp = f.post(f.ws, dense, nil)
+		body, _ = io.ReadAll(resp.Body)
+		require.Contains(t, string(body), "decode remote write 1 request", "%s: %d bytes for 32 MiB", name, len(dense))
+	}
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -93,5 +95,33 @@ func TestAnonymousLargeBodies(t *testing.T) {
 		require.NotEqual(t, http.StatusAccepted, code)
 	})
 	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 16 anonymous 60 MB bodies")
+	o.Stop()
+}
+
+// TestSnappyBomb: 64 parallel 6-byte remote write bodies, each claiming to
+// decompress to 64 MiB, are refused before anything of that size is
+// allocated, and nothing of the sort is kept.
+func TestSnappyBomb(t *testing.T) {
+	o := apptest.StartOrrery(t, t.TempDir())
+	// The length varint of 64 MiB, then one literal byte.
+	bomb := append(binary.AppendUvarint(nil, 64<<20), 0x00, 'x')
+	require.Len(t, bomb, 6)
+	u := o.RemoteWriteURL("ws-00000000-0000-4000-8000-000000000001")
+	growth := underAttack(t, o, 64, func(int) {
+		for range 4 {
+			req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(bomb))
+			require.NoError(t, err)
+			req.Header.Set("Content-Encoding", "snappy")
+			req.Header.Set("Content-Type", "application/x-protobuf")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			require.Equal(t, http.StatusBadRequest, resp.StatusCode, string(body))
+		}
+	})
+	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 64 parallel snappy bombs")
+	rss := o.Memory().RSS
+	t.Logf("RSS after the attack: %d MiB", rss>>20)
 	o.Stop()
 }
