@@ -98,6 +98,8 @@ type ServerConfig struct {
 	// runtime configuration for every workspace (Cortex's
 	// runtime_config.file, on a volume both can reach).
 	CortexOverridesFile string
+	// HTTP bounds the listener's timeouts and concurrent requests.
+	HTTP HTTPConfig
 }
 
 // Server is a running `orrery server`.
@@ -296,7 +298,7 @@ func (s *Server) finish() error {
 	if err := s.applyConfigurations(context.Background()); err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
+	s.http = newHTTPServer(s.routes(), cfg.HTTP, "main", s.reg)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -123,5 +124,57 @@ func TestSnappyBomb(t *testing.T) {
 	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 64 parallel snappy bombs")
 	rss := o.Memory().RSS
 	t.Logf("RSS after the attack: %d MiB", rss>>20)
+	o.Stop()
+}
+
+// TestSlowClients: connections sending a request body one byte a second
+// are closed at --web.read-timeout, and beyond --web.max-concurrent-requests
+// requests get 503 with Retry-After while probes still answer.
+func TestSlowClients(t *testing.T) {
+	o := apptest.StartOrrery(t, t.TempDir(), "--web.read-timeout=3s", "--web.max-concurrent-requests=10")
+	const n = 20
+	head := "POST /workspaces/ws-00000000-0000-4000-8000-000000000001/api/v1/remote_write HTTP/1.1\r\n" +
+		"Host: " + o.Addr + "\r\nContent-Encoding: snappy\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n"
+	closed := make(chan time.Duration, n)
+	start := time.Now()
+	for range n {
+		c, err := net.Dial("tcp", o.Addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = io.WriteString(c, head)
+		require.NoError(t, err)
+		go func() { // One byte a second, until the server closes.
+			for {
+				if _, err := c.Write([]byte{0}); err != nil {
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+		go func() { // Read the answer and wait for the server to close.
+			_, _ = io.Copy(io.Discard, c)
+			closed <- time.Since(start)
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	resp, err := http.Get(o.URL("ws-00000000-0000-4000-8000-000000000001", "/api/v1/query?query=1"))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "10 slow uploads hold every slot")
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	code, _ := apptest.Get(t, "http://"+o.Addr+"/-/ready")
+	require.Equal(t, http.StatusOK, code, "probes are always answered")
+
+	timeout := time.After(30 * time.Second)
+	for i := range n {
+		select {
+		case d := <-closed:
+			require.Less(t, d, 10*time.Second, "connection %d closed after %s", i, d)
+		case <-timeout:
+			t.Fatalf("%d of %d slow connections still open after 30 s", n-i, n)
+		}
+	}
+	code, _ = apptest.Get(t, o.URL("ws-00000000-0000-4000-8000-000000000001", "/api/v1/query?query=1"))
+	require.Equal(t, http.StatusOK, code, "served again once the slow clients are gone")
 	o.Stop()
 }
