@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,7 +67,9 @@ type Config struct {
 	// SessionTTL is how long a login lasts; 0 means 12 hours.
 	SessionTTL time.Duration
 	// LoginRate and LoginBurst limit login attempts per user name and
-	// client IP; 0 means one every 10 seconds after a burst of 5.
+	// client IP; 0 means one every 10 seconds after a burst of 5. Logins
+	// are also limited per client IP (1/s, burst 20) and over the server
+	// (10/s, burst 40), with at most 2 password hashes at once.
 	LoginRate  rate.Limit
 	LoginBurst int
 	// Now is the clock; nil means time.Now.
@@ -80,15 +81,14 @@ type Config struct {
 
 // Handler serves /ui/. It is safe for concurrent use.
 type Handler struct {
-	cfg      Config
-	cat      *catalog.Catalog
-	query    http.Handler
-	alerts   http.Handler
-	logger   *slog.Logger
-	logins   *prometheus.CounterVec
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
-	mux      *http.ServeMux
+	cfg     Config
+	cat     *catalog.Catalog
+	query   http.Handler
+	alerts  http.Handler
+	logger  *slog.Logger
+	logins  *prometheus.CounterVec
+	limiter *loginLimiter
+	mux     *http.ServeMux
 }
 
 // New returns the UI handler. query and alerts are the per-workspace query
@@ -114,9 +114,9 @@ func New(cfg Config, cat *catalog.Catalog, query, alerts http.Handler, logger *s
 		cfg.Now = time.Now
 	}
 	h := &Handler{cfg: cfg, cat: cat, query: query, alerts: alerts, logger: logger.With("component", "ui"),
-		limiters: map[string]*rate.Limiter{},
 		logins: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_ui_logins_total",
 			Help: "Web UI login attempts by result: ok, denied, limited."}, []string{"result"})}
+	h.limiter = newLoginLimiter(cfg)
 	h.routes()
 	return h, nil
 }
@@ -247,23 +247,6 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// limited reports whether a login attempt for key is over the rate limit.
-// The limiters are forgotten when there are too many of them: a flood of
-// distinct names then costs memory briefly, not permanently.
-func (h *Handler) limited(key string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	l, ok := h.limiters[key]
-	if !ok {
-		if len(h.limiters) >= 10000 {
-			clear(h.limiters)
-		}
-		l = rate.NewLimiter(h.cfg.LoginRate, h.cfg.LoginBurst)
-		h.limiters[key] = l
-	}
-	return !l.AllowN(h.cfg.Now(), 1)
-}
-
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Name     string `json:"name"`
@@ -283,24 +266,34 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ip = r.RemoteAddr
 	}
-	if h.limited(in.Name + "|" + ip) {
+	if !h.limiter.allow(in.Name, ip) {
 		h.logins.WithLabelValues("limited").Inc()
 		w.Header().Set("Retry-After", "10")
 		writeError(w, http.StatusTooManyRequests, "too many login attempts; wait and try again")
 		return
 	}
 	u, err := h.cat.User(r.Context(), in.Name)
-	ok := false
-	if err == nil {
-		ok, err = CheckPassword(u.PasswordHash, in.Password)
-		if err != nil {
-			h.logger.Warn("check password; login refused", "user", in.Name, "err", err)
-		}
-	} else {
+	hash := u.PasswordHash
+	if err != nil {
 		// Spend the same work on unknown names, so timing does not tell
 		// which names exist.
-		_, _ = HashPassword(in.Password)
+		hash = h.limiter.dummy()
 	}
+	ok := false
+	hashed := h.limiter.hash(r.Context(), func() {
+		var cerr error
+		ok, cerr = CheckPassword(hash, in.Password)
+		if cerr != nil {
+			h.logger.Warn("check password; login refused", "user", in.Name, "err", cerr)
+		}
+	})
+	if !hashed {
+		h.logins.WithLabelValues("limited").Inc()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "too many logins at once; try again")
+		return
+	}
+	ok = ok && err == nil
 	if !ok {
 		h.logins.WithLabelValues("denied").Inc()
 		writeError(w, http.StatusUnauthorized, "wrong user name or password")

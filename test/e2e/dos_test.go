@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,5 +177,32 @@ func TestSlowClients(t *testing.T) {
 	}
 	code, _ = apptest.Get(t, o.URL("ws-00000000-0000-4000-8000-000000000001", "/api/v1/query?query=1"))
 	require.Equal(t, http.StatusOK, code, "served again once the slow clients are gone")
+	o.Stop()
+}
+
+// TestLoginFlood: 48 parallel logins with distinct unknown user names cost
+// at most a few password hashes' memory: hashing is bounded and logins are
+// limited per address.
+func TestLoginFlood(t *testing.T) {
+	o := apptest.StartOrrery(t, t.TempDir())
+	codes := make([]int, 48)
+	growth := underAttack(t, o, 48, func(i int) {
+		body := fmt.Sprintf(`{"name":"nobody%d","password":"guess"}`, i)
+		resp, err := http.Post("http://"+o.Addr+"/ui/api/login", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		codes[i] = resp.StatusCode
+	})
+	limited := 0
+	for _, c := range codes {
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusServiceUnavailable}, c)
+		if c != http.StatusUnauthorized {
+			limited++
+		}
+	}
+	t.Logf("%d of 48 logins limited", limited)
+	require.Positive(t, limited, "logins from one address are limited whatever the names")
+	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 48 parallel logins")
 	o.Stop()
 }
