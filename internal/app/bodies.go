@@ -12,8 +12,9 @@ import (
 // larger one is refused with 413 before it is read whole. Remote write's
 // limit is the workspace's max_request_bytes.
 const (
-	// controlPlaneMaxBody bounds the control plane's bodies: rule groups
-	// namespaces, alert manager definitions, dashboards, policies.
+	// controlPlaneMaxBody bounds the control plane's and the web UI's
+	// bodies: rule groups namespaces, alert manager definitions,
+	// dashboards, policies, silences made in the UI.
 	controlPlaneMaxBody = 8 << 20
 	// queryMaxBody bounds the query API's bodies (POSTed forms).
 	queryMaxBody = 2 << 20
@@ -47,4 +48,13 @@ func limitBody(w http.ResponseWriter, r *http.Request, limit int64) bool {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	return true
+}
+
+// bodyLimited bounds the bodies of every request to next to limit bytes.
+func bodyLimited(next http.Handler, limit int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if limitBody(w, r, limit) {
+			next.ServeHTTP(w, r)
+		}
+	})
 }

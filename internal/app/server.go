@@ -540,7 +540,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Orrery is Ready.")
 	})
-	mux.Handle("/ui/", s.ui)
+	mux.Handle("/ui/", bodyLimited(s.ui, controlPlaneMaxBody))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/apptest"
@@ -27,6 +30,16 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
+	return len(p), nil
+}
+
+// letters is an endless reader of the letter x.
+type letters struct{}
+
+func (letters) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
 	return len(p), nil
 }
 
@@ -204,5 +217,45 @@ func TestLoginFlood(t *testing.T) {
 	t.Logf("%d of 48 logins limited", limited)
 	require.Positive(t, limited, "logins from one address are limited whatever the names")
 	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 48 parallel logins")
+	o.Stop()
+}
+
+// TestLargeAPIBodies: 150 MB bodies to a workspace's Alertmanager API, with
+// and without a length, directly and through the UI's proxy, are refused at
+// the API's limit rather than read whole.
+func TestLargeAPIBodies(t *testing.T) {
+	t.Setenv("ORRERY_UI_ADMIN_PASSWORD", uiAdminPassword)
+	o := apptest.StartOrrery(t, t.TempDir())
+	ctx := context.Background()
+	client := ampClient(o)
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws), Data: []byte(uiAlertmanager)})
+	require.NoError(t, err)
+	ui, csrf, _ := sessionClient(t, "http://"+o.Addr, "admin", uiAdminPassword)
+	urls := []string{o.URL(ws, "/alertmanager/api/v2/alerts"), "http://" + o.Addr + "/ui/api/workspaces/" + ws + "/alertmanager/api/v2/silences",
+		o.URL(ws, "/alertmanager/api/v2/silences"), "http://" + o.Addr + "/ui/api/workspaces/" + ws + "/dashboards"}
+	growth := underAttack(t, o, 8, func(i int) {
+		// Valid JSON, so that nothing refuses it at its first bytes.
+		head, tail := `[{"labels":{"alertname":"`, `"}}]`
+		size := int64(150 << 20)
+		body := io.MultiReader(strings.NewReader(head), io.LimitReader(letters{}, size-int64(len(head)+len(tail))), strings.NewReader(tail))
+		req, err := http.NewRequest(http.MethodPost, urls[i%len(urls)], body)
+		require.NoError(t, err)
+		if i < 4 {
+			req.ContentLength = size
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-CSRF-Token", csrf)
+		resp, err := ui.Do(req)
+		if err != nil {
+			return // Closed before the body was sent: refused.
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		require.GreaterOrEqual(t, resp.StatusCode, 400, urls[i%len(urls)])
+	})
+	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 150 MB API bodies")
 	o.Stop()
 }
