@@ -516,12 +516,14 @@ func (s *Server) routes() http.Handler {
 		}
 		who := "anonymous"
 		if s.guard != nil {
-			var err error
-			if who, err = s.guard.Check(r, what); err != nil {
+			p, err := s.guard.Authorize(r, what)
+			if err != nil {
 				s.audit(r, "", what, http.StatusForbidden)
 				auth.WriteError(w, err)
 				return
 			}
+			who = p.ID
+			r = r.WithContext(auth.NewContext(r.Context(), p))
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		control.ServeHTTP(sw, r)

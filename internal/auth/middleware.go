@@ -51,19 +51,47 @@ func NewGuard(service string, keys KeyLookup, tokens TokenLookup, logger *slog.L
 	return g
 }
 
+// Principal is who an authenticated request comes from.
+type Principal struct {
+	// ID is the access key id, or "token/<id>".
+	ID string
+	// Policy is the key's or token's policy.
+	Policy *policy.Policy
+}
+
+type principalKey struct{}
+
+// NewContext returns ctx carrying the request's principal.
+func NewContext(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal of an authenticated request; ok is
+// false when the server authenticates nothing (--auth=none).
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
 // Check authenticates r (a SigV4 signature, or a bearer token) and decides
 // whether it may do what the request says. It returns the principal (the
 // access key id, or "token/<id>"), or an *Error to send back.
 func (g *Guard) Check(r *http.Request, what Request) (string, error) {
+	p, err := g.Authorize(r, what)
+	return p.ID, err
+}
+
+// Authorize is Check returning the principal with its policy.
+func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	if tok, ok := bearer(r); ok {
 		who, p, err := g.checkToken(r.Context(), tok)
 		if err != nil {
-			return "", err
+			return Principal{}, err
 		}
 		if err := authorize("bearer "+who, p, what); err != nil {
-			return "", err
+			return Principal{}, err
 		}
-		return who, nil
+		return Principal{ID: who, Policy: p}, nil
 	}
 	var key Key
 	v := *g.verifier
@@ -78,12 +106,12 @@ func (g *Guard) Check(r *http.Request, what Request) (string, error) {
 	}
 	id, err := v.Verify(r)
 	if err != nil {
-		return "", err
+		return Principal{}, err
 	}
 	if err := authorize("access key "+id.AccessKeyID, key.Policy, what); err != nil {
-		return "", err
+		return Principal{}, err
 	}
-	return id.AccessKeyID, nil
+	return Principal{ID: id.AccessKeyID, Policy: key.Policy}, nil
 }
 
 // authorize evaluates a principal's policy for a request.

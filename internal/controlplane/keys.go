@@ -50,8 +50,15 @@ func readPolicy(r *http.Request) (doc []byte, description string, err error) {
 	if json.Unmarshal(doc, &s) == nil {
 		doc = []byte(s)
 	}
-	if _, err := policy.Parse(doc); err != nil {
+	p, err := policy.Parse(doc)
+	if err != nil {
 		return nil, "", validation("%v", err)
+	}
+	// A caller hands out no more than it holds.
+	if caller, ok := auth.FromContext(r.Context()); ok {
+		if err := policy.WithinBoundary(p, caller.Policy); err != nil {
+			return nil, "", &apiError{http.StatusForbidden, "AccessDeniedException", err.Error()}
+		}
 	}
 	if len(req.Description) > 256 {
 		return nil, "", validation("description must be at most 256 characters")
