@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +70,47 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+// A UI admin manages users within what it holds itself. These rules apply
+// to callers of the UI's session API (caller non-nil); the admin API below
+// /orrery/v1/users is authorized by the caller's key policy instead.
+//
+//   - It grants only workspaces it holds: a new or changed user's
+//     workspaces are a subset of the caller's, and "*" needs "*".
+//   - It changes or deletes only users whose workspaces are all its own, so
+//     it cannot take over (by resetting a password) a user who sees more.
+//   - Hence only a global admin (workspaces "*") creates, changes or
+//     deletes global users, the first admin included.
+func holds(caller catalog.User, ws []string) bool {
+	if slices.Contains(caller.Workspaces, AllWorkspaces) {
+		return true
+	}
+	for _, w := range ws {
+		if !slices.Contains(caller.Workspaces, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// mayManage checks that caller may change or delete the user named name,
+// answering the refusal itself.
+func (h *Handler) mayManage(w http.ResponseWriter, r *http.Request, caller *catalog.User, name string) bool {
+	if caller == nil {
+		return true
+	}
+	target, err := h.cat.User(r.Context(), name)
+	if err != nil {
+		writeCatalogError(w, err)
+		return false
+	}
+	if !holds(*caller, target.Workspaces) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("user %s has workspaces you do not hold; only an admin holding all of them may change it", name))
+		return false
+	}
+	return true
+}
+
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
 	var in userJSON
 	if !decode(w, r, &in) {
 		return
@@ -84,6 +125,10 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := validWorkspaces(in.Workspaces); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if caller != nil && !holds(*caller, in.Workspaces) {
+		writeError(w, http.StatusForbidden, "you may grant only workspaces you hold: "+strings.Join(caller.Workspaces, ","))
 		return
 	}
 	generated := in.Password == ""
@@ -112,7 +157,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 
 // updateUser changes the role, workspaces or password; "password": "" with
 // "generatePassword": true makes the server generate one and return it.
-func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
 	var in struct {
 		Role             string    `json:"role"`
 		Workspaces       *[]string `json:"workspaces"`
@@ -134,6 +179,22 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	name := r.PathValue("name")
+	if caller != nil {
+		// An admin who demoted themselves could lock everyone out of
+		// user management; another admin or the CLI can do it.
+		if name == caller.Name && in.Role != "" && in.Role != RoleAdmin {
+			writeError(w, http.StatusBadRequest, "you cannot take your own admin role")
+			return
+		}
+		if !holds(*caller, ws) {
+			writeError(w, http.StatusForbidden, "you may grant only workspaces you hold: "+strings.Join(caller.Workspaces, ","))
+			return
+		}
+		if !h.mayManage(w, r, caller, name) {
+			return
+		}
+	}
 	var hash string
 	if in.GeneratePassword {
 		in.Password = NewPassword()
@@ -149,7 +210,6 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	name := r.PathValue("name")
 	if err := h.cat.UpdateUser(r.Context(), name, hash, in.Role, ws); err != nil {
 		writeCatalogError(w, err)
 		return
@@ -166,7 +226,10 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
+	if !h.mayManage(w, r, caller, r.PathValue("name")) {
+		return
+	}
 	if err := h.cat.DeleteUser(r.Context(), r.PathValue("name")); err != nil {
 		writeCatalogError(w, err)
 		return

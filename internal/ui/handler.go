@@ -137,32 +137,14 @@ func (h *Handler) routes() {
 	m.Handle("POST /ui/api/logout", h.authed(RoleViewer, h.logout))
 	m.Handle("GET /ui/api/session", h.authed(RoleViewer, h.session))
 	m.Handle("GET /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.listUsers(w, r) }))
-	m.Handle("POST /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.createUser(w, r) }))
-	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
-		// An admin who demoted themselves could lock everyone out of user
-		// management; another admin or the CLI can do it.
-		if r.PathValue("name") == u.Name {
-			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "read request: "+err.Error())
-				return
-			}
-			var in struct{ Role string }
-			if json.Unmarshal(body, &in) == nil && in.Role != "" && in.Role != RoleAdmin {
-				writeError(w, http.StatusBadRequest, "you cannot take your own admin role")
-				return
-			}
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
-		}
-		h.updateUser(w, r)
-	}))
+	m.Handle("POST /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.createUser(w, r, &u) }))
+	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.updateUser(w, r, &u) }))
 	m.Handle("DELETE /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
 		if r.PathValue("name") == u.Name {
 			writeError(w, http.StatusBadRequest, "you cannot delete yourself")
 			return
 		}
-		h.deleteUser(w, r)
+		h.deleteUser(w, r, &u)
 	}))
 	m.Handle("GET /ui/api/builtin/envoy", h.authed(RoleViewer, func(w http.ResponseWriter, _ *http.Request, _ catalog.User) {
 		w.Header().Set("Content-Type", "application/json")
@@ -188,9 +170,9 @@ func (h *Handler) routes() {
 // /orrery/v1/users and /orrery/v1/workspaces/{id}/dashboards.
 func (h *Handler) RegisterAdmin(m *http.ServeMux) {
 	m.HandleFunc("GET /orrery/v1/users", h.listUsers)
-	m.HandleFunc("POST /orrery/v1/users", h.createUser)
-	m.HandleFunc("PUT /orrery/v1/users/{name}", h.updateUser)
-	m.HandleFunc("DELETE /orrery/v1/users/{name}", h.deleteUser)
+	m.HandleFunc("POST /orrery/v1/users", func(w http.ResponseWriter, r *http.Request) { h.createUser(w, r, nil) })
+	m.HandleFunc("PUT /orrery/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) { h.updateUser(w, r, nil) })
+	m.HandleFunc("DELETE /orrery/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) { h.deleteUser(w, r, nil) })
 	m.HandleFunc("GET /orrery/v1/workspaces/{id}/dashboards", h.withID(h.listDashboards))
 	m.HandleFunc("POST /orrery/v1/workspaces/{id}/dashboards", h.withID(h.importDashboard))
 }
