@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/orrery-dev/orrery/internal/auth"
 )
 
 // HTTPConfig bounds what one client can hold of a listener. Zero fields
@@ -90,6 +92,22 @@ func limitConcurrency(next http.Handler, n int, refused prometheus.Counter) http
 			return
 		}
 		defer func() { <-slots }()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// operator guards the server's own endpoints (/metrics, which names every
+// workspace, and /debug/pprof/) with action on resource "*": with
+// authentication on, only a key or token whose policy allows it reads them
+// (the admin key does; a scraper gets a token allowing orrery:GetMetrics).
+func (s *Server) operator(action string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.guard != nil {
+			if _, err := s.guard.Check(r, auth.Request{Action: action, Resource: "*"}); err != nil {
+				auth.WriteError(w, err)
+				return
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -74,3 +74,36 @@ func TestMintingWithinOwnPermissions(t *testing.T) {
 	}
 	o.Stop()
 }
+
+// TestOperatorEndpoints: with authentication on, /metrics (which names
+// every workspace) and /debug/pprof/ need a credential allowing
+// orrery:GetMetrics or orrery:GetProfile; the probes stay open.
+func TestOperatorEndpoints(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	admin := signer{adminKey, adminSecret}
+	ws := admin.createWorkspace(t, o)
+	scraper := admin.createToken(t, o, `{"Statement":[{"Effect":"Allow","Action":"orrery:GetMetrics","Resource":"*"}]}`)
+	tenant := admin.createToken(t, o, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"aps:*","Resource":"arn:aws:aps:us-east-1:000000000000:workspace/%s"}]}`, ws))
+	base := "http://" + o.Addr
+	for _, path := range []string{"/-/ready", "/-/healthy"} {
+		code, _ := apptest.Get(t, base+path)
+		require.Equal(t, http.StatusOK, code, path)
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/symbol", "/debug/pprof/heap"} {
+		code, body := apptest.Get(t, base+path)
+		require.Equal(t, http.StatusForbidden, code, "anonymous %s", path)
+		require.NotContains(t, string(body), ws)
+		code, _ = bearerDo(t, tenant, http.MethodGet, base+path, nil)
+		require.Equal(t, http.StatusForbidden, code, "a tenant's token on %s", path)
+	}
+	code, body := bearerDo(t, scraper, http.MethodGet, base+"/metrics", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "orrery_http_requests_refused_total")
+	code, _ = bearerDo(t, scraper, http.MethodGet, base+"/debug/pprof/", nil)
+	require.Equal(t, http.StatusForbidden, code, "the scraper does not profile")
+	code, body = admin.do(t, http.MethodGet, base+"/debug/pprof/heap?debug=1", nil, time.Now(), nil)
+	require.Equal(t, http.StatusOK, code, body)
+	o.Stop()
+}
