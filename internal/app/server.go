@@ -444,7 +444,7 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 		}
 		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
 	}
-	return auth.NewGuard("aps", lookup, tokens, logger), nil
+	return auth.NewGuard("aps", cfg.Region, lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {

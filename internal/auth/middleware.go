@@ -40,14 +40,15 @@ type Guard struct {
 	logger   *slog.Logger
 }
 
-// NewGuard returns a Guard for the given service ("aps"). A nil tokens
+// NewGuard returns a Guard for the given service ("aps") in region (the
+// region signatures must be scoped to; empty accepts any). A nil tokens
 // refuses bearer tokens.
-func NewGuard(service string, keys KeyLookup, tokens TokenLookup, logger *slog.Logger) *Guard {
+func NewGuard(service, region string, keys KeyLookup, tokens TokenLookup, logger *slog.Logger) *Guard {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Guard{keys: keys, tokens: tokens, logger: logger.With("component", "auth")}
-	g.verifier = &Verifier{Service: service, Secrets: func(string) (string, bool, error) { return "", false, nil }}
+	g.verifier = &Verifier{Service: service, Region: region, Secrets: func(string) (string, bool, error) { return "", false, nil }}
 	return g
 }
 

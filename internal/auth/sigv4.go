@@ -52,6 +52,9 @@ type SecretLookup func(accessKeyID string) (secret string, ok bool, err error)
 // Verifier checks AWS Signature Version 4 signatures for one service.
 type Verifier struct {
 	Service string // "aps".
+	// Region, if set, is the only region signatures may be scoped to, as
+	// AWS refuses a request signed for another region.
+	Region  string
 	Secrets SecretLookup
 	Now     func() time.Time
 	// MaxBodyBytes bounds the body read to hash it (DefaultMaxBodyBytes
@@ -179,6 +182,9 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 	}
 	if a.cred.service != v.Service {
 		return Identity{}, denied("InvalidSignatureException", "credential scope is for service %q, this is %q", a.cred.service, v.Service)
+	}
+	if v.Region != "" && a.cred.region != v.Region {
+		return Identity{}, denied("InvalidSignatureException", "Credential should be scoped to a valid region, not '%s': this server's region is '%s'", a.cred.region, v.Region)
 	}
 	t, err := time.Parse(amzDateFormat, amzDate)
 	if err != nil {

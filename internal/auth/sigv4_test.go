@@ -242,3 +242,17 @@ func TestVerifyBody(t *testing.T) {
 		require.Equal(t, body, string(b.Bytes()))
 	})
 }
+
+func TestVerifyRegion(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "http://orrery.local/workspaces/ws-1/api/v1/query?query=up", nil)
+	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), creds(), r, hex.EncodeToString(sha256.New().Sum(nil)), "aps", "eu-west-1", t0))
+	v := verifier()
+	v.Region = region
+	_, err := v.Verify(r)
+	require.Equal(t, "InvalidSignatureException", code(err))
+	require.ErrorContains(t, err, "not 'eu-west-1': this server's region is 'us-east-1'")
+	_, err = verifier().Verify(r) // A verifier without a region takes any.
+	require.NoError(t, err)
+	_, err = v.Verify(signed(t, http.MethodGet, "http://orrery.local/workspaces/ws-1/api/v1/query?query=up", "", t0))
+	require.NoError(t, err)
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +108,31 @@ func TestOperatorEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, code, "the scraper does not profile")
 	code, body = admin.do(t, http.MethodGet, base+"/debug/pprof/heap?debug=1", nil, time.Now(), nil)
 	require.Equal(t, http.StatusOK, code, body)
+	o.Stop()
+}
+
+// TestSigV4ForeignRegion: with --region us-east-1, requests signed for
+// eu-west-1 (curl --aws-sigv4 and awscli) are refused naming the region.
+func TestSigV4ForeignRegion(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4", "--region", "us-east-1")
+	ws := signer{adminKey, adminSecret}.createWorkspace(t, o)
+	out, err := exec.Command("curl", "-s", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:eu-west-1:aps", "--user", adminKey+":"+adminSecret,
+		o.URL(ws, "/api/v1/query?query=up")).Output()
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(string(out), "\n403"), string(out))
+	require.Contains(t, string(out), "this server's region is 'us-east-1'")
+	bin := "/usr/bin/aws"
+	if _, err := os.Stat(bin); err != nil {
+		bin = apptest.LookPath(t, "aws", "awscli")
+	}
+	cmd := exec.Command(bin, "amp", "list-workspaces", "--region", "eu-west-1", "--endpoint-url", "http://"+o.Addr)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+adminKey, "AWS_SECRET_ACCESS_KEY="+adminSecret, "HOME="+t.TempDir(), "AWS_EC2_METADATA_DISABLED=true")
+	b, err := cmd.CombinedOutput()
+	require.Error(t, err, string(b))
+	require.Contains(t, string(b), "region", string(b))
+	code, _ := curlSigV4(t, adminKey, adminSecret, o.URL(ws, "/api/v1/query?query=up"))
+	require.Equal(t, http.StatusOK, code, "us-east-1 still works")
 	o.Stop()
 }
