@@ -30,16 +30,30 @@ func validUserName(s string) bool {
 	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`).MatchString(s)
 }
 
-func validWorkspaces(ws []string) error {
-	for _, w := range ws {
-		if w == AllWorkspaces {
+// checkWorkspaces checks that every workspace of ws ("*" aside) exists and
+// is active, answering the refusal itself: 400 for a malformed id, 404 for
+// a missing workspace.
+func (h *Handler) checkWorkspaces(w http.ResponseWriter, r *http.Request, ws []string) bool {
+	for _, s := range ws {
+		if s == AllWorkspaces {
 			continue
 		}
-		if _, err := workspace.ParseID(w); err != nil {
-			return err
+		id, err := workspace.ParseID(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return false
+		}
+		got, err := h.cat.GetWorkspace(r.Context(), id)
+		if errors.Is(err, catalog.ErrNotFound) || (err == nil && got.Status != catalog.StatusActive) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("workspace %s does not exist", id))
+			return false
+		}
+		if err != nil {
+			writeCatalogError(w, err)
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
@@ -123,8 +137,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, caller *cat
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("role %q: use viewer, editor or admin", in.Role))
 		return
 	}
-	if err := validWorkspaces(in.Workspaces); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if !h.checkWorkspaces(w, r, in.Workspaces) {
 		return
 	}
 	if caller != nil && !holds(*caller, in.Workspaces) {
@@ -174,8 +187,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, caller *cat
 	var ws []string
 	if in.Workspaces != nil {
 		ws = nonNil(*in.Workspaces)
-		if err := validWorkspaces(ws); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		if !h.checkWorkspaces(w, r, ws) {
 			return
 		}
 	}

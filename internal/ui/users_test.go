@@ -23,7 +23,12 @@ func TestUserAdminBoundaries(t *testing.T) {
 	cat, err := catalog.OpenSQLite(ctx, filepath.Join(t.TempDir(), "catalog.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, cat.Close()) })
-	wsA, wsB := workspace.NewID().String(), workspace.NewID().String()
+	idA, idB := workspace.NewID(), workspace.NewID()
+	for _, id := range []workspace.ID{idA, idB} {
+		_, _, err := cat.CreateWorkspace(ctx, catalog.Workspace{ID: id, Status: catalog.StatusActive, CreatedAt: time.Now()})
+		require.NoError(t, err)
+	}
+	wsA, wsB := idA.String(), idB.String()
 	for name, ws := range map[string][]string{
 		"admin": {AllWorkspaces}, "adminA": {wsA}, "adminAB": {wsA, wsB},
 		"viewA": {wsA}, "viewB": {wsB}, "viewAB": {wsA, wsB}, "viewAll": {AllWorkspaces},
@@ -76,6 +81,8 @@ func TestUserAdminBoundaries(t *testing.T) {
 		{"A deletes a user of A", adminA, "DELETE", "/ui/api/users/newA", ``, http.StatusNoContent},
 		{"the global admin grants B to A's admin", admin, "PUT", "/ui/api/users/adminA", `{"workspaces":` + ws(wsA, wsB) + `}`, http.StatusOK},
 		{"the global admin resets a global viewer", admin, "PUT", "/ui/api/users/viewAll", `{"password":"another-pass"}`, http.StatusOK},
+		{"a user of a workspace that does not exist", admin, "POST", "/ui/api/users", `{"name":"ghost","role":"viewer","workspaces":` + ws(workspace.NewID().String()) + `}`, http.StatusNotFound},
+		{"granting a workspace that does not exist", admin, "PUT", "/ui/api/users/viewA", `{"workspaces":` + ws(wsA, workspace.NewID().String()) + `}`, http.StatusNotFound},
 		{"the global admin creates a global admin", admin, "POST", "/ui/api/users", `{"name":"admin2","role":"admin","workspaces":["*"]}`, http.StatusCreated},
 	} {
 		t.Run(c.name, func(t *testing.T) {

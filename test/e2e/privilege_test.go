@@ -136,3 +136,33 @@ func TestSigV4ForeignRegion(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "us-east-1 still works")
 	o.Stop()
 }
+
+// TestCredentialsForMissingWorkspaces: keys, tokens and users for a
+// workspace id that does not exist are refused with NotFound.
+func TestCredentialsForMissingWorkspaces(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	ws := signer{adminKey, adminSecret}.createWorkspace(t, o)
+	env := []string{"ORRERY_ADMIN_ACCESS_KEY_ID=" + adminKey, "ORRERY_ADMIN_SECRET_ACCESS_KEY=" + adminSecret, "ORRERY_USER_PASSWORD=a-long-password"}
+	const missing = "ws-00000000-0000-4000-8000-000000000000"
+	for _, args := range [][]string{
+		{"tokens", "create", "--workspace", missing, "--access", "query"},
+		{"keys", "create", "--workspace", missing, "--access", "read-write"},
+		{"users", "create", "--name", "ghost", "--role", "viewer", "--workspaces", ws + "," + missing},
+	} {
+		out, err := orreryCLI(t, o, env, args...)
+		require.Error(t, err, "%v: %s", args, out)
+		require.Contains(t, out, "does not exist", "%v", args)
+		require.Contains(t, out, "404", "%v", args)
+	}
+	for _, args := range [][]string{
+		{"tokens", "create", "--workspace", ws, "--access", "query"},
+		{"keys", "create", "--workspace", ws, "--access", "read-write"},
+		{"users", "create", "--name", "ana", "--role", "viewer", "--workspaces", ws},
+	} {
+		out, err := orreryCLI(t, o, env, args...)
+		require.NoError(t, err, "%v: %s", args, out)
+	}
+	o.Stop()
+}
