@@ -100,6 +100,8 @@ type ServerConfig struct {
 	CortexOverridesFile string
 	// HTTP bounds the listener's timeouts and concurrent requests.
 	HTTP HTTPConfig
+	// MaxPresignedLifetime caps presigned URLs' validity (default 15m).
+	MaxPresignedLifetime time.Duration
 }
 
 // Server is a running `orrery server`.
@@ -444,7 +446,7 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 		}
 		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
 	}
-	return auth.NewGuard("aps", cfg.Region, lookup, tokens, logger), nil
+	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime}, lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {
@@ -568,6 +570,7 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 		}
 		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String(),
 			MaxBodyBytes: s.maxBody(r, id)}
+		what.SignedBody = auth.DataPlaneWrite(what.Action)
 		if !limitBody(w, r, what.MaxBodyBytes) {
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/orrery-dev/orrery/internal/policy"
 )
@@ -29,6 +30,10 @@ type Request struct {
 	// MaxBodyBytes bounds the body read to check a signature over it: the
 	// route's own limit (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
+	// SignedBody refuses a signature that does not cover the body
+	// (UNSIGNED-PAYLOAD, presigned URLs): set for writes, whose body is
+	// what matters.
+	SignedBody bool
 }
 
 // Guard authenticates requests with SigV4 and authorizes them with the
@@ -40,15 +45,24 @@ type Guard struct {
 	logger   *slog.Logger
 }
 
-// NewGuard returns a Guard for the given service ("aps") in region (the
-// region signatures must be scoped to; empty accepts any). A nil tokens
-// refuses bearer tokens.
-func NewGuard(service, region string, keys KeyLookup, tokens TokenLookup, logger *slog.Logger) *Guard {
+// GuardConfig configures a Guard.
+type GuardConfig struct {
+	// Service is the SigV4 service name ("aps").
+	Service string
+	// Region is the region signatures must be scoped to; empty accepts any.
+	Region string
+	// MaxPresignedLifetime caps X-Amz-Expires of presigned URLs;
+	// 0 means DefaultMaxPresignedLifetime.
+	MaxPresignedLifetime time.Duration
+}
+
+// NewGuard returns a Guard. A nil tokens refuses bearer tokens.
+func NewGuard(cfg GuardConfig, keys KeyLookup, tokens TokenLookup, logger *slog.Logger) *Guard {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Guard{keys: keys, tokens: tokens, logger: logger.With("component", "auth")}
-	g.verifier = &Verifier{Service: service, Region: region, Secrets: func(string) (string, bool, error) { return "", false, nil }}
+	g.verifier = &Verifier{Service: cfg.Service, Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Secrets: func(string) (string, bool, error) { return "", false, nil }}
 	return g
 }
 
@@ -97,6 +111,7 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	var key Key
 	v := *g.verifier
 	v.MaxBodyBytes = what.MaxBodyBytes
+	v.SignedBody = what.SignedBody
 	v.Secrets = func(id string) (string, bool, error) {
 		k, ok, err := g.keys(r.Context(), id)
 		if err != nil || !ok || k.Revoked {
@@ -166,6 +181,16 @@ func DataPlaneAction(method, rest string) string {
 	default:
 		return "aps:QueryMetrics"
 	}
+}
+
+// DataPlaneWrite reports whether a data-plane action changes what a
+// workspace holds: its body is then what matters, and must be signed.
+func DataPlaneWrite(action string) bool {
+	switch action {
+	case "aps:RemoteWrite", "aps:DeleteSeries", "aps:CreateAlertManagerAlerts", "aps:PutAlertManagerSilences", "aps:DeleteAlertManagerSilence":
+		return true
+	}
+	return false
 }
 
 // alertmanagerAction maps an Alertmanager v2 API path (after /api/v2/) to

@@ -23,7 +23,9 @@ const (
 	unsignedPayload = "UNSIGNED-PAYLOAD"
 	// MaxClockSkew is how far a signature's time may be from the server's.
 	MaxClockSkew = 5 * time.Minute
-	maxPresign   = 7 * 24 * time.Hour
+	// DefaultMaxPresignedLifetime caps presigned URLs' X-Amz-Expires when
+	// the Verifier sets no other cap (AWS allows 7 days).
+	DefaultMaxPresignedLifetime = 15 * time.Minute
 )
 
 // Error is a verification failure. Code is the AWS error type clients
@@ -61,6 +63,12 @@ type Verifier struct {
 	// when 0); a larger one is refused with 413. The body is read only
 	// once the access key is known.
 	MaxBodyBytes int64
+	// MaxPresignedLifetime caps presigned URLs' X-Amz-Expires
+	// (DefaultMaxPresignedLifetime when 0).
+	MaxPresignedLifetime time.Duration
+	// SignedBody refuses signatures that do not cover the body:
+	// X-Amz-Content-Sha256: UNSIGNED-PAYLOAD, and presigned URLs.
+	SignedBody bool
 }
 
 // Identity is who a verified request comes from.
@@ -162,8 +170,12 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 		if e := q.Get("X-Amz-Expires"); e != "" {
 			secs, err = strconv.Atoi(e)
 		}
+		maxPresign := v.MaxPresignedLifetime
+		if maxPresign <= 0 {
+			maxPresign = DefaultMaxPresignedLifetime
+		}
 		if err != nil || secs <= 0 || time.Duration(secs)*time.Second > maxPresign {
-			return Identity{}, denied("IncompleteSignatureException", "X-Amz-Expires must be 1 to %d seconds", int(maxPresign.Seconds()))
+			return Identity{}, denied("IncompleteSignatureException", "X-Amz-Expires must be 1 to %d seconds: this server caps presigned URLs at %s", int(maxPresign.Seconds()), maxPresign)
 		}
 		expires = time.Duration(secs) * time.Second
 		for k, vs := range q {
@@ -199,6 +211,9 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 		return Identity{}, denied("InvalidSignatureException", "the presigned URL has expired or is not valid yet")
 	case !presign && (t.Before(n.Add(-MaxClockSkew)) || t.After(n.Add(MaxClockSkew))):
 		return Identity{}, denied("InvalidSignatureException", "signature expired: X-Amz-Date %s is more than %s away from the server's time %s", amzDate, MaxClockSkew, n.UTC().Format(amzDateFormat))
+	}
+	if v.SignedBody && (presign || r.Header.Get("X-Amz-Content-Sha256") == unsignedPayload) {
+		return Identity{}, denied("InvalidSignatureException", "writes must sign their body: UNSIGNED-PAYLOAD and presigned URLs are refused for them; sign with the body's SHA-256")
 	}
 	if !contains(a.signedHeaders, "host") {
 		return Identity{}, denied("InvalidSignatureException", "signed headers must include host")

@@ -256,3 +256,41 @@ func TestVerifyRegion(t *testing.T) {
 	_, err = v.Verify(signed(t, http.MethodGet, "http://orrery.local/workspaces/ws-1/api/v1/query?query=up", "", t0))
 	require.NoError(t, err)
 }
+
+func TestVerifyUnsignedBodiesAndPresignedLifetime(t *testing.T) {
+	const write = "http://orrery.local/workspaces/ws-1/api/v1/remote_write"
+	unsigned := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, write, strings.NewReader("any body"))
+		r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), creds(), r, "UNSIGNED-PAYLOAD", "aps", region, t0))
+		return r
+	}
+	presigned := func(expires string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, write+"?X-Amz-Expires="+expires, nil)
+		u, _, err := v4.NewSigner().PresignHTTP(context.Background(), creds(), r, "UNSIGNED-PAYLOAD", "aps", region, t0)
+		require.NoError(t, err)
+		return httptest.NewRequest(http.MethodPost, u, strings.NewReader("any body"))
+	}
+	_, err := verifier().Verify(unsigned())
+	require.NoError(t, err, "reads may leave the body unsigned")
+	_, err = verifier().Verify(presigned("900"))
+	require.NoError(t, err)
+
+	v := verifier()
+	v.SignedBody = true
+	_, err = v.Verify(unsigned())
+	require.ErrorContains(t, err, "writes must sign their body")
+	_, err = v.Verify(presigned("900"))
+	require.ErrorContains(t, err, "writes must sign their body")
+	_, err = v.Verify(signed(t, http.MethodPost, write, "signed body", t0))
+	require.NoError(t, err)
+
+	_, err = verifier().Verify(presigned("901"))
+	require.ErrorContains(t, err, "caps presigned URLs at 15m0s", "the default cap")
+	_, err = verifier().Verify(presigned("604800"))
+	require.Equal(t, "IncompleteSignatureException", code(err), "AWS's 7 days are refused")
+	v = verifier()
+	v.MaxPresignedLifetime = time.Hour
+	_, err = v.Verify(presigned("3600"))
+	require.NoError(t, err)
+}

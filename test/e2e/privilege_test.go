@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/apptest"
@@ -163,6 +166,59 @@ func TestCredentialsForMissingWorkspaces(t *testing.T) {
 	} {
 		out, err := orreryCLI(t, o, env, args...)
 		require.NoError(t, err, "%v: %s", args, out)
+	}
+	o.Stop()
+}
+
+// TestUnsignedPayloads: writes signed with UNSIGNED-PAYLOAD or through a
+// presigned URL are refused; presigned queries are capped at
+// --auth.max-presigned-lifetime.
+func TestUnsignedPayloads(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	admin := signer{adminKey, adminSecret}
+	ws := admin.createWorkspace(t, o)
+	creds := aws.Credentials{AccessKeyID: adminKey, SecretAccessKey: adminSecret}
+	ctx := context.Background()
+
+	req, err := http.NewRequest(http.MethodPost, o.RemoteWriteURL(ws), bytes.NewReader(writeBody(t, "unsigned_body")))
+	require.NoError(t, err)
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	require.NoError(t, v4.NewSigner().SignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", "aps", "us-east-1", time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, string(b))
+	require.Contains(t, string(b), "writes must sign their body")
+
+	presign := func(method, u string, expires time.Duration) string {
+		r, err := http.NewRequest(method, fmt.Sprintf("%s%sX-Amz-Expires=%d", u, map[bool]string{true: "&", false: "?"}[strings.Contains(u, "?")], int(expires.Seconds())), nil)
+		require.NoError(t, err)
+		signed, _, err := v4.NewSigner().PresignHTTP(ctx, creds, r, "UNSIGNED-PAYLOAD", "aps", "us-east-1", time.Now())
+		require.NoError(t, err)
+		return signed
+	}
+	resp, err = http.Post(presign(http.MethodPost, o.RemoteWriteURL(ws), 5*time.Minute), "application/x-protobuf", bytes.NewReader(writeBody(t, "presigned_body")))
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, string(b))
+
+	query := o.URL(ws, "/api/v1/query?query=up")
+	code, body := apptest.Get(t, presign(http.MethodGet, query, 15*time.Minute))
+	require.Equal(t, http.StatusOK, code, "a presigned query within the cap: %s", body)
+	code, body = apptest.Get(t, presign(http.MethodGet, query, 7*24*time.Hour))
+	require.Equal(t, http.StatusForbidden, code)
+	require.Contains(t, string(body), "caps presigned URLs at 15m0s")
+
+	for _, name := range []string{"unsigned_body", "presigned_body"} {
+		code, body := admin.do(t, http.MethodGet, o.URL(ws, "/api/v1/query?query=count("+name+")"), nil, time.Now(), nil)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, `"result":[]`, "nothing was written")
 	}
 	o.Stop()
 }
