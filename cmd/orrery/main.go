@@ -48,6 +48,7 @@ func main() {
 	// The embedded Prometheus and Alertmanager packages report this build's
 	// version (the Alertmanager status API, which amtool checks).
 	version.Version, version.Revision, version.Branch = app.Version, "orrery", "main"
+	privateFiles()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -169,7 +169,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if cfg.DB == "" {
@@ -248,7 +248,7 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	cat, err := catalog.Open(context.Background(), cfg.DB)
@@ -855,7 +855,8 @@ func (s *Server) writeCortexOverrides(ctx context.Context, last []byte) []byte {
 		return last
 	}
 	tmp := s.cfg.CortexOverridesFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	// Cortex, often another user, reads it: it holds limits, no secret.
+	if err := errors.Join(os.WriteFile(tmp, b, 0o644), os.Chmod(tmp, 0o644)); err != nil {
 		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
 		return last
 	}

@@ -182,7 +182,7 @@ func (s *Store) acquire(id workspace.ID) (*tsdb.DB, func(), error) {
 }
 
 func (s *Store) open(t *tenant, lim workspace.Limits) error {
-	if err := os.MkdirAll(t.dir, 0o750); err != nil {
+	if err := os.MkdirAll(t.dir, 0o700); err != nil {
 		return fmt.Errorf("open workspace %s: %w", t.id, err)
 	}
 	opts := tsdb.DefaultOptions()

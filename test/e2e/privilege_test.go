@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -221,4 +222,47 @@ func TestUnsignedPayloads(t *testing.T) {
 		require.Contains(t, body, `"result":[]`, "nothing was written")
 	}
 	o.Stop()
+}
+
+// TestStateFileModes: every file the server leaves in its data directory
+// is readable by its user only, and every directory is 0700.
+func TestStateFileModes(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", "")
+	dir := filepath.Join(t.TempDir(), "data")
+	o := apptest.StartOrrery(t, dir, "--auth=sigv4")
+	b, err := os.ReadFile(filepath.Join(dir, "admin-key"))
+	require.NoError(t, err)
+	var admin signer
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "ORRERY_ADMIN_ACCESS_KEY_ID="); ok {
+			admin.key = v
+		}
+		if v, ok := strings.CutPrefix(line, "ORRERY_ADMIN_SECRET_ACCESS_KEY="); ok {
+			admin.secret = v
+		}
+	}
+	ws := admin.createWorkspace(t, o)
+	code, body := admin.do(t, http.MethodPost, o.RemoteWriteURL(ws), writeBody(t, "mode_test"), time.Now(), nil)
+	require.Equal(t, http.StatusNoContent, code, body)
+	o.Stop()
+	files := 0
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			require.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), p)
+			return nil
+		}
+		files++
+		require.Zero(t, fi.Mode().Perm()&0o077, "%s is %v", p, fi.Mode().Perm())
+		return nil
+	}))
+	require.Greater(t, files, 5, "catalog, keys, the workspace's WAL")
+	_, err = os.Stat(filepath.Join(dir, "catalog.db"))
+	require.NoError(t, err)
 }
