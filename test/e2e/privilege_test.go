@@ -266,3 +266,37 @@ func TestStateFileModes(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "catalog.db"))
 	require.NoError(t, err)
 }
+
+// TestAdminAccessCoversTheWorkspace: a key made with --access admin
+// manages its workspace's rule groups namespaces, and nothing of another
+// workspace.
+func TestAdminAccessCoversTheWorkspace(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4")
+	root := signer{adminKey, adminSecret}
+	ws, other := root.createWorkspace(t, o), root.createWorkspace(t, o)
+	env := []string{"ORRERY_ADMIN_ACCESS_KEY_ID=" + adminKey, "ORRERY_ADMIN_SECRET_ACCESS_KEY=" + adminSecret}
+	out, err := orreryCLI(t, o, env, "keys", "create", "--workspace", ws, "--access", "admin")
+	require.NoError(t, err, out)
+	key := signer{envValue(t, out, "AWS_ACCESS_KEY_ID"), envValue(t, out, "AWS_SECRET_ACCESS_KEY")}
+	rules, err := json.Marshal(map[string]any{"name": "envoy", "data": []byte("groups:\n- name: a\n  rules:\n  - record: x\n    expr: up\n")})
+	require.NoError(t, err)
+	base := "http://" + o.Addr + "/workspaces/"
+	for _, c := range []struct {
+		method, url string
+		body        []byte
+		code        int
+	}{
+		{http.MethodPost, base + ws + "/rulegroupsnamespaces", rules, http.StatusAccepted},
+		{http.MethodGet, base + ws + "/rulegroupsnamespaces/envoy", nil, http.StatusOK},
+		{http.MethodGet, base + ws + "/rulegroupsnamespaces", nil, http.StatusOK},
+		{http.MethodDelete, base + ws + "/rulegroupsnamespaces/envoy", nil, http.StatusAccepted},
+		{http.MethodPost, base + other + "/rulegroupsnamespaces", rules, http.StatusForbidden},
+		{http.MethodGet, base + other, nil, http.StatusForbidden},
+	} {
+		code, body := key.do(t, c.method, c.url, c.body, time.Now(), nil)
+		require.Equal(t, c.code, code, "%s %s: %s", c.method, c.url, body)
+	}
+	o.Stop()
+}
