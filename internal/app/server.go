@@ -528,7 +528,9 @@ func (s *Server) routes() http.Handler {
 			r = r.WithContext(auth.NewContext(r.Context(), p))
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		control.ServeHTTP(sw, r)
+		ctx, note := auth.WithAudit(r.Context())
+		control.ServeHTTP(sw, r.WithContext(ctx))
+		what.Resource = note.Resource(what.Resource)
 		s.audit(r, who, what, sw.status)
 	})
 	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",

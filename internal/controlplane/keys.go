@@ -86,6 +86,7 @@ func (k *KeysAPI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := catalog.AccessKey{ID: catalog.NewAccessKeyID(), Secret: catalog.NewSecret(), Policy: string(doc), CreatedAt: k.api.now()}
+	auth.AuditFrom(r.Context()).SetResource("accesskey/" + key.ID)
 	if err := k.api.cat.CreateAccessKey(r.Context(), k.sealer, key); err != nil {
 		k.api.fail(w, err)
 		return
@@ -115,6 +116,7 @@ func (k *KeysAPI) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *KeysAPI) revoke(w http.ResponseWriter, r *http.Request) {
+	auth.AuditFrom(r.Context()).SetResource("accesskey/" + r.PathValue("id"))
 	if err := k.api.cat.RevokeAccessKey(r.Context(), r.PathValue("id"), time.Now()); err != nil {
 		k.api.fail(w, err)
 		return
@@ -129,6 +131,7 @@ func (k *KeysAPI) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, id, hash := auth.NewToken()
+	auth.AuditFrom(r.Context()).SetResource("token/" + id)
 	t := catalog.APIToken{ID: id, SecretHash: hash, Policy: string(doc), Description: desc, CreatedAt: k.api.now()}
 	if err := k.api.cat.CreateAPIToken(r.Context(), t); err != nil {
 		k.api.fail(w, err)
@@ -151,6 +154,7 @@ func (k *KeysAPI) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *KeysAPI) revokeToken(w http.ResponseWriter, r *http.Request) {
+	auth.AuditFrom(r.Context()).SetResource("token/" + r.PathValue("id"))
 	if err := k.api.cat.RevokeAPIToken(r.Context(), r.PathValue("id"), time.Now()); err != nil {
 		k.api.fail(w, err)
 		return

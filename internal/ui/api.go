@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -156,6 +157,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, caller *cat
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	auth.AuditFrom(r.Context()).SetResource("user/" + in.Name)
 	u := catalog.User{Name: in.Name, PasswordHash: hash, Role: in.Role, Workspaces: nonNil(in.Workspaces), CreatedAt: time.Now().UTC()}
 	if err := h.cat.CreateUser(r.Context(), u); err != nil {
 		writeCatalogError(w, err)
@@ -171,6 +173,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, caller *cat
 // updateUser changes the role, workspaces or password; "password": "" with
 // "generatePassword": true makes the server generate one and return it.
 func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
+	auth.AuditFrom(r.Context()).SetResource("user/" + r.PathValue("name"))
 	var in struct {
 		Role             string    `json:"role"`
 		Workspaces       *[]string `json:"workspaces"`
@@ -239,6 +242,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, caller *cat
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
+	auth.AuditFrom(r.Context()).SetResource("user/" + r.PathValue("name"))
 	if !h.mayManage(w, r, caller, r.PathValue("name")) {
 		return
 	}
@@ -332,6 +336,7 @@ func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id wor
 		return
 	}
 	model["uid"] = uid
+	auth.AuditFrom(r.Context()).SetResource("workspace/" + id.String() + "/dashboard/" + uid)
 	delete(model, "id")
 	data, err := json.Marshal(model)
 	if err != nil {

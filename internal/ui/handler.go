@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -278,6 +280,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	ok = ok && err == nil
 	if !ok {
 		h.logins.WithLabelValues("denied").Inc()
+		h.audit(r, "ui/"+in.Name, "ui:Login", "session", http.StatusUnauthorized)
 		writeError(w, http.StatusUnauthorized, "wrong user name or password")
 		return
 	}
@@ -292,6 +295,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.logins.WithLabelValues("ok").Inc()
+	h.audit(r, "ui/"+u.Name, "ui:Login", "session", http.StatusOK)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sid, Path: "/ui", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, Expires: now.Add(h.cfg.SessionTTL)})
 	h.writeSession(w, r, u, csrf)
@@ -381,13 +385,78 @@ func (h *Handler) authed(role string, next func(http.ResponseWriter, *http.Reque
 			writeError(w, http.StatusUnauthorized, "your user no longer exists")
 			return
 		}
-		if roleRank(u.Role) < roleRank(role) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
+		action, resource := auditedCall(r)
+		if action == "" {
+			if roleRank(u.Role) < roleRank(role) {
+				writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
+				return
+			}
+			next(w, r, u)
 			return
 		}
-		next(w, r, u)
+		ctx, note := auth.WithAudit(r.Context())
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if roleRank(u.Role) < roleRank(role) {
+			writeError(sw, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
+		} else {
+			next(sw, r.WithContext(ctx), u)
+		}
+		h.audit(r, "ui/"+u.Name, action, note.Resource(resource), sw.status)
 	})
 }
+
+// auditedCall returns the action and resource of a UI call that changes
+// something (users, dashboards, silences), for its audit line; action is
+// empty for calls that change nothing.
+func auditedCall(r *http.Request) (action, resource string) {
+	ws := "workspace/" + r.PathValue("id")
+	switch r.Pattern {
+	case "POST /ui/api/logout":
+		return "ui:Logout", "session"
+	case "POST /ui/api/users":
+		return "ui:CreateUser", "user/*"
+	case "PUT /ui/api/users/{name}":
+		return "ui:UpdateUser", "user/" + r.PathValue("name")
+	case "DELETE /ui/api/users/{name}":
+		return "ui:DeleteUser", "user/" + r.PathValue("name")
+	case "POST /ui/api/workspaces/{id}/dashboards":
+		return "ui:PutDashboard", ws + "/dashboard/*"
+	case "PUT /ui/api/workspaces/{id}/dashboards/{uid}":
+		return "ui:PutDashboard", ws + "/dashboard/" + r.PathValue("uid")
+	case "DELETE /ui/api/workspaces/{id}/dashboards/{uid}":
+		return "ui:DeleteDashboard", ws + "/dashboard/" + r.PathValue("uid")
+	case "POST /ui/api/workspaces/{id}/alertmanager/api/v2/":
+		return "ui:PutAlertManagerSilences", ws + "/silences"
+	case "DELETE /ui/api/workspaces/{id}/alertmanager/api/v2/":
+		_, sid, _ := strings.Cut(r.URL.Path, "/alertmanager/api/v2/silence/")
+		return "ui:DeleteAlertManagerSilence", ws + "/silence/" + sid
+	}
+	return "", ""
+}
+
+// audit logs a call that changes something, as the server's audit lines
+// of the APIs: who, the action, the resource and the result.
+func (h *Handler) audit(r *http.Request, who, action, resource string, status int) {
+	result := "ok"
+	if status >= 300 {
+		result = "error " + strconv.Itoa(status)
+	}
+	h.logger.Info("audit", "principal", who, "action", action, "resource", resource, "result", result, "remote", r.RemoteAddr)
+}
+
+// statusWriter records the status code a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // workspaceAuthed is authed for a workspace named in the path: a workspace
 // the user may not see answers 404, as one that does not exist does.
