@@ -53,6 +53,9 @@ type ServerConfig struct {
 	IdleTimeout time.Duration
 	// BlockDuration is the TSDB head block length.
 	BlockDuration time.Duration
+	// WALFsync syncs a workspace's WAL to disk before a write is
+	// acknowledged (storage.Config.WALFsync).
+	WALFsync bool
 	// Limits are the defaults for workspaces without overrides.
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
@@ -161,7 +164,8 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration}, overrides, logger, reg)
+	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
+		WALFsync: cfg.WALFsync}, overrides, logger, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	// BlockDuration is the TSDB's head block length (Prometheus: 2h).
 	BlockDuration time.Duration
+	// WALFsync makes Commit wait until the WAL is on disk (fsync), so that
+	// acknowledged data survives a power loss, not only a crash of the
+	// process. Concurrent commits to a workspace share a sync.
+	WALFsync bool
 }
 
 // Validate reports a configuration that cannot work.
@@ -63,7 +68,7 @@ type Store struct {
 	tenants map[workspace.ID]*tenant
 	closed  bool
 
-	opens, closes prometheus.Counter
+	opens, closes, fsyncs prometheus.Counter
 }
 
 type tenant struct {
@@ -80,6 +85,12 @@ type tenant struct {
 	exemplars int
 	// meta is loaded on first use and outlives open/close cycles.
 	meta *metadataSet
+	// Group commit of WAL syncs (Config.WALFsync): commits counts
+	// commits that asked for a sync; synced is the count the last sync
+	// covered, under syncMu.
+	commits atomic.Uint64
+	syncMu  sync.Mutex
+	synced  uint64
 }
 
 // New returns a Store. It opens nothing until a workspace is used.
@@ -106,6 +117,9 @@ func New(cfg Config, limits workspace.LimitsSource, logger *slog.Logger, reg pro
 		}),
 		closes: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "orrery_storage_workspace_closes_total", Help: "Workspace TSDBs closed after being idle or at shutdown.",
+		}),
+		fsyncs: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "orrery_storage_wal_fsyncs_total", Help: "WAL syncs to disk made for commits (--storage.wal-fsync).",
 		}),
 	}
 	if reg != nil {

@@ -22,26 +22,40 @@ import (
 
 // Appender returns an appender on a workspace's TSDB. Commit or Rollback
 // releases the workspace. Commit writes the WAL before returning, so
-// committed data survives a crash of the process.
+// committed data survives a crash of the process; with Config.WALFsync it
+// also syncs the WAL to disk, so that it survives a power loss.
 func (s *Store) Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error) {
 	db, release, err := s.acquire(id)
 	if err != nil {
 		return nil, err
 	}
-	return &appender{AppenderV2: db.AppenderV2(ctx), release: release}, nil
+	a := &appender{AppenderV2: db.AppenderV2(ctx), release: release}
+	if s.cfg.WALFsync {
+		t, err := s.tenant(id)
+		if err != nil {
+			_ = a.Rollback()
+			return nil, err
+		}
+		a.sync = func() error { return s.syncWAL(t) }
+	}
+	return a, nil
 }
 
 // appender releases its workspace when the transaction ends.
 type appender struct {
 	storage.AppenderV2
 	release func()
+	sync    func() error // nil: no sync after Commit.
 }
 
 var _ storage.ExemplarAppenderV2 = (*appender)(nil)
 
 func (a *appender) Commit() error {
 	defer a.release()
-	return a.AppenderV2.Commit()
+	if err := a.AppenderV2.Commit(); err != nil || a.sync == nil {
+		return err
+	}
+	return a.sync()
 }
 
 func (a *appender) Rollback() error {
