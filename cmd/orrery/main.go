@@ -137,6 +137,8 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Ruler.ForGracePeriod, "rules.alert.for-grace-period", 10*time.Minute, "min duration between a restart and an alert firing whose 'for' is at least this long")
 	fs.DurationVar(&cfg.Ruler.ResendDelay, "rules.alert.resend-delay", time.Minute, "min time before a firing alert is sent to the Alertmanager again")
 	fs.StringVar(&cfg.Ruler.ExternalURL, "web.external-url", "", "URL under which Orrery is reached, for alerts' generator links (default: http://<listen>)")
+	fs.StringVar(&cfg.TLSCertFile, "web.tls-cert-file", "", "serve HTTPS with this PEM certificate (chain), reloaded when the file changes; with --web.tls-key-file")
+	fs.StringVar(&cfg.TLSKeyFile, "web.tls-key-file", "", "the PEM private key of --web.tls-cert-file")
 	cfg.HTTP = app.DefaultHTTPConfig()
 	fs.DurationVar(&cfg.HTTP.ReadHeaderTimeout, "web.read-header-timeout", cfg.HTTP.ReadHeaderTimeout, "how long a client may take to send a request's headers")
 	fs.DurationVar(&cfg.HTTP.ReadTimeout, "web.read-timeout", cfg.HTTP.ReadTimeout, "how long a client may take to send a whole request, body included (Prometheus' remote_timeout is 30s)")

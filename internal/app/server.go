@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -105,6 +106,9 @@ type ServerConfig struct {
 	HTTP HTTPConfig
 	// MaxPresignedLifetime caps presigned URLs' validity (default 15m).
 	MaxPresignedLifetime time.Duration
+	// TLSCertFile and TLSKeyFile, if set, make the listener serve TLS with
+	// this certificate, reloaded when the files change.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Server is a running `orrery server`.
@@ -132,6 +136,7 @@ type Server struct {
 	// nil instead.
 	cortex *cortex.Configs
 	http   *http.Server
+	tls    *tls.Config // nil: plain HTTP.
 	ln     net.Listener
 }
 
@@ -187,7 +192,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if cfg.Ruler.ExternalURL == "" {
-		cfg.Ruler.ExternalURL = "http://" + cfg.Listen
+		cfg.Ruler.ExternalURL = cfg.scheme() + "://" + cfg.Listen
 	}
 	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
 		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
@@ -288,7 +293,7 @@ func (s *Server) finish() error {
 	} else if cfg.Auth != "none" && cfg.Auth != "" {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
-	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen},
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen},
 		cat, lifecycle{s}, logger)
 	if err != nil {
 		return err
@@ -305,6 +310,9 @@ func (s *Server) finish() error {
 		return err
 	}
 	s.http = newHTTPServer(s.routes(), cfg.HTTP, "main", s.reg)
+	if s.tls, err = s.tlsConfig(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -622,6 +630,9 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 	s.ln = ln
 	return nil
