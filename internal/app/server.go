@@ -187,6 +187,10 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if cfg.SecretsKeyFile == "" {
 		cfg.SecretsKeyFile = filepath.Join(cfg.DataDir, "secrets.key")
 	}
+	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	cat, err := catalog.Open(context.Background(), cfg.DB)
 	if err != nil {
 		return nil, err
@@ -197,7 +201,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
 		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
 		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks},
-		definitions{cat}, logger, reg)
+		definitions{cat, sealer}, logger, reg)
 	if err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -214,7 +218,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
-		queries: q, alertmanager: am}
+		queries: q, alertmanager: am, sealer: sealer}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -260,14 +264,18 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	cat, err := catalog.Open(context.Background(), cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat,
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat, sealer: sealer,
 		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
 		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
-		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat}, logger),
+		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat, sealer}, logger),
 	}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
@@ -280,12 +288,14 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 // finish sets up what both engines share: authentication, the control
 // plane, the workspaces' configurations and the HTTP server.
 func (s *Server) finish() error {
-	cfg, cat, logger := s.cfg, s.catalog, s.logger
-	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	cfg, cat, logger, sealer := s.cfg, s.catalog, s.logger, s.sealer
+	n, err := cat.SealAlertmanagerDefinitions(context.Background(), sealer)
 	if err != nil {
 		return err
 	}
-	s.sealer = sealer
+	if n > 0 {
+		logger.Info("sealed alert manager definitions stored unsealed", "count", n)
+	}
 	if cfg.Auth == "sigv4" {
 		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
 			return err
@@ -293,7 +303,7 @@ func (s *Server) finish() error {
 	} else if cfg.Auth != "none" && cfg.Auth != "" {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
-	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen},
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen, Sealer: sealer},
 		cat, lifecycle{s}, logger)
 	if err != nil {
 		return err
@@ -337,7 +347,10 @@ var (
 
 // definitions gives the alerting manager the catalog's alert manager
 // definitions of active workspaces.
-type definitions struct{ cat *catalog.Catalog }
+type definitions struct {
+	cat    *catalog.Catalog
+	sealer *catalog.Sealer
+}
 
 func (d definitions) AlertmanagerDefinitions(ctx context.Context) ([]workspace.ID, error) {
 	return d.cat.ActiveAlertmanagerDefinitions(ctx)
@@ -351,7 +364,7 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 	if err != nil {
 		return nil, false, err
 	}
-	def, err := d.cat.AlertmanagerDefinition(ctx, id)
+	def, err := d.cat.AlertmanagerDefinition(ctx, d.sealer, id)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, false, nil
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	AccountID string // in ARNs, 12 digits.
 	// EndpointURL is the external base URL, for prometheusEndpoint.
 	EndpointURL string
+	// Sealer seals alert manager definitions at rest (they hold receivers'
+	// credentials); required.
+	Sealer *catalog.Sealer
 }
 
 // API serves the workspace operations.
@@ -62,8 +65,8 @@ type API struct {
 
 // New returns an API.
 func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger) (*API, error) {
-	if cat == nil || engine == nil {
-		return nil, errors.New("control plane needs a catalog and an engine")
+	if cat == nil || engine == nil || cfg.Sealer == nil {
+		return nil, errors.New("control plane needs a catalog, an engine and a sealer")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
