@@ -22,6 +22,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/admin"
 	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/app"
+	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -117,6 +118,7 @@ func runServer(args []string, stderr io.Writer) int {
 	printOverrides := fs.Bool("cortex.print-overrides", false, "with --engine=cortex: print Cortex's runtime-config overrides for every workspace (its limits, as Cortex names them) and exit, instead of serving")
 	fs.StringVar(&cfg.LimitsFile, "limits-file", "", "YAML file of per-workspace limit overrides (see README)")
 	fs.DurationVar(&cfg.IdleTimeout, "storage.idle-timeout", 30*time.Minute, "close a workspace's TSDB after this long without reads or writes (0: never)")
+	fs.Int64Var(&cfg.IngestMaxInflightBytes, "ingest.max-inflight-bytes", ingest.DefaultMaxInflightBytes, "remote write bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
 	fs.BoolVar(&cfg.WALFsync, "storage.wal-fsync", false, "sync a workspace's WAL to disk (fsync) before acknowledging a write, so acknowledged samples survive a power loss, not only a crash of the process; costs about 3 ms per write request, less when requests are concurrent (they share syncs)")
 	fs.DurationVar(&cfg.BlockDuration, "storage.block-duration", 2*time.Hour, "length of a TSDB block, as Prometheus' (do not change in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")

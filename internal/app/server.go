@@ -57,6 +57,9 @@ type ServerConfig struct {
 	// WALFsync syncs a workspace's WAL to disk before a write is
 	// acknowledged (storage.Config.WALFsync).
 	WALFsync bool
+	// IngestMaxInflightBytes bounds the remote write bodies held at once
+	// (ingest.Config.MaxInflightBytes).
+	IngestMaxInflightBytes int64
 	// Limits are the defaults for workspaces without overrides.
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
@@ -174,7 +177,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ing, err := ingest.New(ingest.Config{}, store, overrides, logger, reg)
+	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, store, overrides, logger, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +260,7 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	ing, err := ingest.New(ingest.Config{}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
+	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/snappy"
@@ -66,7 +67,17 @@ type Config struct {
 	// CreationGracePeriod is how far in the future a sample's timestamp may
 	// be. Later samples are rejected: they would stretch the head block.
 	CreationGracePeriod time.Duration
+	// MaxInflightBytes bounds the request bodies, compressed and
+	// decoded, all requests together hold at once; a request that would
+	// go beyond it gets 503 with Retry-After before it allocates. Zero
+	// means DefaultMaxInflightBytes.
+	MaxInflightBytes int64
 }
+
+// DefaultMaxInflightBytes is Config.MaxInflightBytes's default: one
+// request of the largest default size (16 MiB compressed, 64 MiB decoded)
+// and many of the usual few hundred KiB.
+const DefaultMaxInflightBytes = 128 << 20
 
 // Handler serves Prometheus remote write for the workspace carried in the
 // request context (see workspace.FromContext).
@@ -83,6 +94,9 @@ type Handler struct {
 	states map[workspace.ID]*wsState
 
 	bufs sync.Pool // *buffers
+
+	// inflight is the bytes requests hold now (Config.MaxInflightBytes).
+	inflight atomic.Int64
 }
 
 // wsState is per-workspace ingestion state.
@@ -97,7 +111,9 @@ type buffers struct {
 	body, decoded, hash []byte
 	// in is the request's compressed body: body, or the one
 	// authentication read. It is not kept across requests.
-	in        []byte
+	in []byte
+	// reserved is what the request counts in Handler.inflight.
+	reserved  int64
 	req       Request
 	sb        labels.ScratchBuilder
 	exemplars []exemplar.Exemplar
@@ -123,6 +139,9 @@ func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.
 	}
 	if cfg.CreationGracePeriod == 0 {
 		cfg.CreationGracePeriod = 10 * time.Minute
+	}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = DefaultMaxInflightBytes
 	}
 	f := promauto.With(reg)
 	h := &Handler{
@@ -268,6 +287,9 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 	b := h.bufs.Get().(*buffers)
 	defer h.putBuffers(b)
 	if herr := h.readBody(r, &lim, b); herr != nil {
+		if herr.code == http.StatusServiceUnavailable {
+			hdr.Set("Retry-After", "1")
+		}
 		return herr.code, herr.msg, wr
 	}
 	st := h.state(id, &lim)
@@ -356,10 +378,26 @@ const (
 	maxPooledBytes = 4 << 20
 )
 
+// take counts n more bytes for the request, or refuses it when all
+// requests would then hold more than Config.MaxInflightBytes.
+func (h *Handler) take(b *buffers, n int64) *httpError {
+	if n <= 0 {
+		return nil
+	}
+	if h.inflight.Add(n) > h.cfg.MaxInflightBytes {
+		h.inflight.Add(-n)
+		return errorf(http.StatusServiceUnavailable, "the server holds as many remote write bytes as it allows at once (%d, --ingest.max-inflight-bytes); retry later", h.cfg.MaxInflightBytes)
+	}
+	b.reserved += n
+	return nil
+}
+
 // putBuffers returns a request's buffers to the pool, unless they grew
 // beyond maxPooledBytes.
 func (h *Handler) putBuffers(b *buffers) {
 	b.in = nil
+	h.inflight.Add(-b.reserved)
+	b.reserved = 0
 	if cap(b.decoded) > maxPooledBytes || cap(b.body) > maxPooledBytes {
 		return
 	}
@@ -379,15 +417,26 @@ func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *
 		if len(b.in) > lim.MaxRequestBytes {
 			return tooLarge
 		}
+		if herr := h.take(b, int64(len(b.in))); herr != nil {
+			return herr
+		}
 		return h.decode(b.in, lim, b)
 	}
 	buf = b.body[:0]
+	if herr := h.take(b, max(r.ContentLength, 0)); herr != nil {
+		return herr
+	}
 	if r.ContentLength > 0 && cap(buf) < int(r.ContentLength) {
 		buf = make([]byte, 0, r.ContentLength)
 	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, 32<<10)
+		}
+		if grown := int64(cap(buf)) - b.reserved; grown > 0 {
+			if herr := h.take(b, grown); herr != nil {
+				return herr
+			}
 		}
 		n, err := r.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -422,6 +471,9 @@ func (h *Handler) decode(buf []byte, lim *workspace.Limits, b *buffers) *httpErr
 	}
 	if n > lim.MaxDecodedRequestBytes {
 		return errorf(http.StatusRequestEntityTooLarge, "request decompresses to %d bytes, more than the workspace's limit of %d bytes", n, lim.MaxDecodedRequestBytes)
+	}
+	if herr := h.take(b, int64(n)); herr != nil {
+		return herr
 	}
 	if cap(b.decoded) < n {
 		b.decoded = make([]byte, n)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/klauspost/compress/snappy"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/apptest"
@@ -257,5 +258,41 @@ func TestLargeAPIBodies(t *testing.T) {
 		require.GreaterOrEqual(t, resp.StatusCode, 400, urls[i%len(urls)])
 	})
 	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 150 MB API bodies")
+	o.Stop()
+}
+
+// TestDenseSnappyBodies: 32 parallel bodies of 3 MB that do decode to
+// 64 MiB each (snappy's densest, within the ratio a real body can reach)
+// are held to --ingest.max-inflight-bytes together: the others get 503.
+func TestDenseSnappyBodies(t *testing.T) {
+	o := apptest.StartOrrery(t, t.TempDir())
+	dense := snappy.Encode(nil, make([]byte, 64<<20))
+	t.Logf("%d bytes decode to 64 MiB", len(dense))
+	u := o.RemoteWriteURL("ws-00000000-0000-4000-8000-000000000002")
+	var refused, refusedOther sync.Map
+	growth := underAttack(t, o, 32, func(i int) {
+		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(dense))
+		require.NoError(t, err)
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusServiceUnavailable:
+			require.Equal(t, "1", resp.Header.Get("Retry-After"))
+			refused.Store(i, true)
+		case http.StatusBadRequest: // Decoded: zeros are no protobuf.
+		default:
+			refusedOther.Store(i, resp.StatusCode)
+		}
+	})
+	n := 0
+	refused.Range(func(any, any) bool { n++; return true })
+	t.Logf("%d of 32 refused with 503", n)
+	refusedOther.Range(func(k, v any) bool { t.Errorf("request %v: %v", k, v); return true })
+	require.Positive(t, n)
+	require.LessOrEqual(t, growth, int64(maxAttackGrowth), "memory growth under 32 parallel 64 MiB bodies")
 	o.Stop()
 }
