@@ -2,7 +2,7 @@
 # command and what CI runs (.ci/run).
 
 GO        ?= go
-APT_PKGS  := prometheus prometheus-node-exporter awscli prometheus-alertmanager postgresql chromium
+APT_PKGS  := prometheus prometheus-node-exporter awscli prometheus-alertmanager postgresql chromium systemd
 # An execution count, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can fail at the deadline with "context deadline exceeded"
 # without any failing input (golang/go#75804, fixed in Go 1.27).
@@ -23,6 +23,7 @@ deps:
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

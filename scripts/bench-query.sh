@@ -1,55 +1,168 @@
 #!/usr/bin/env bash
-# Query latency benchmark: Orrery and Debian's Prometheus 2.42, each loaded
-# with the same Envoy-like data by `orrery loadgen` (SERIES series, one hour
-# of 15 s scrapes), then asked the same queries RUNS times each, one receiver
-# at a time. Prints the median and p90 latency per query in a Markdown table.
+# Query benchmark: Orrery, Prometheus 3 (built from the module version
+# Orrery embeds, test/reference) and VictoriaMetrics single-node (built
+# from its module, test/victoriametrics), side by side in one run. Each is
+# loaded with the same Envoy-like data by `orrery loadgen` (SERIES series,
+# one hour of 15 s scrapes), then asked the same 25 dashboard queries as
+# query_range over that hour at step 30 s, RUNS times each, each server
+# pinned with taskset to CPUS.
 #
-#   scripts/bench-query.sh [SERIES] [RUNS]
+#   cold:    a fixed range, caches bypassed (Orrery: Cache-Control: no-store;
+#            VictoriaMetrics: nocache=1; Prometheus has no cache).
+#   refresh: a dashboard refresh, [now-1h, now] aligned to the step as
+#            Grafana asks it, caches on, after one warm-up request.
+#
+# Prints per query the median latency in ms, the sums, and per server the
+# CPU seconds it used during the cold runs and its peak RSS (VmHWM). All
+# three run at once, and each query is asked of each in turn, so that
+# other load on the machine weighs on all alike. ORRERY_FLAGS adds flags to
+# `orrery server` (e.g. --query.parallelism=1 to measure without splitting).
+#
+#   scripts/bench-query.sh [SERIES] [RUNS] [CPUS]
 set -euo pipefail
+ORRERY_FLAGS=${ORRERY_FLAGS:-}
 SERIES=${1:-100000}
-RUNS=${2:-20}
+RUNS=${2:-5}
+CPUS=${3:-0-$(($(nproc) - 1))}
 cd "$(dirname "$0")/.."
+root=$PWD
 work=$(mktemp -d /tmp/orrery-qbench.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+echo "building orrery, Prometheus 3 and VictoriaMetrics v1.151.0 ..." >&2
 go build -o "$work/orrery" ./cmd/orrery
+[ -x bin/prometheus3 ] || (cd test/reference && go build -o "$root/bin/prometheus3" github.com/prometheus/prometheus/cmd/prometheus)
+[ -x bin/victoria-metrics ] || (cd test/victoriametrics && go build -o "$root/bin/victoria-metrics" github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics)
+
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_ready() { for _ in $(seq 200); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
-now=$(date +%s)
+wait_ready() { for _ in $(seq 600); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
+cpu_seconds() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+hwm_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
 queries=(
-  "query?query=sum+by+(envoy_cluster_name)+(rate(envoy_cluster_upstream_rq_total[5m]))&time=$now"
-  "query_range?query=histogram_quantile(0.99,+sum+by+(le,+envoy_cluster_name)+(rate(envoy_cluster_upstream_rq_time_bucket[1m])))&start=$((now-3600))&end=$now&step=15"
-  "query_range?query=topk(5,+sum+by+(pod)+(rate(envoy_http_downstream_rq_total[5m])))&start=$((now-3600))&end=$now&step=60"
-  "series?match[]=envoy_server_live&start=$((now-3600))&end=$now"
-  "label/pod/values"
+  'sum(rate(envoy_cluster_upstream_rq_total[5m]))'
+  'sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))'
+  'sum by (envoy_response_code) (rate(envoy_cluster_upstream_rq_xx[5m]))'
+  'histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket[5m])))'
+  'histogram_quantile(0.5, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket[5m])))'
+  'histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[1m])))'
+  'histogram_quantile(0.95, sum by (le) (rate(envoy_http_downstream_rq_time_bucket[5m])))'
+  'sum(envoy_cluster_upstream_cx_active)'
+  'sum by (namespace) (envoy_http_downstream_cx_active)'
+  'sum(rate(envoy_cluster_upstream_cx_total[5m]))'
+  'sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_cx_connect_fail[5m]))'
+  'sum(rate(envoy_cluster_upstream_rq_retry[5m]))'
+  'sum(rate(envoy_cluster_upstream_rq_timeout[5m]))'
+  'sum(envoy_cluster_upstream_rq_pending_active)'
+  'sum(rate(envoy_cluster_upstream_cx_rx_bytes_total[5m]))'
+  'sum(rate(envoy_cluster_upstream_cx_tx_bytes_total[5m]))'
+  'sum by (envoy_cluster_name) (envoy_cluster_membership_healthy)'
+  'sum(rate(envoy_http_downstream_rq_total[5m]))'
+  'sum by (namespace) (rate(envoy_http_downstream_rq_xx[5m]))'
+  'count(envoy_server_live)'
+  'max(envoy_server_uptime)'
+  'topk(5, sum by (pod) (rate(envoy_http_downstream_rq_total[5m])))'
+  'sum(rate(envoy_cluster_upstream_rq_xx{envoy_response_code=~"4.."}[5m])) / sum(rate(envoy_cluster_upstream_rq_xx[5m]))'
+  'avg by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))'
+  'sum by (namespace, envoy_cluster_name) (increase(envoy_cluster_upstream_rq_total[10m]))'
 )
-measure() { # NAME API_BASE
+
+load() { "$work/orrery" loadgen --url "$1" --series "$SERIES" --rounds 240 --start-ago 1h >"$work/load.log" 2>&1 || { cat "$work/load.log" >&2; exit 1; }; }
+t0=$(date +%s)
+cold_end=$((t0 - t0 % 30))
+cold_start=$((cold_end - 3600))
+
+# Every server is loaded, then each query is asked of each server in turn,
+# run after run, so that whatever else the machine does weighs on all alike.
+names=(orrery prometheus victoria)
+declare -A base pid cold_extra
+
+# time_one NAME URL [CURL_ARGS...]: seconds for one request; fails on an error answer.
+time_one() {
+  local out; out=$(curl -gs -o "$work/answer.json" -w '%{http_code} %{time_total}' "${@:2}" "$1")
+  [ "${out%% *}" = 200 ] || { echo "query failed ($out): $1: $(head -c 300 "$work/answer.json")" >&2; exit 1; }
+  echo "${out#* }"
+}
+
+# run_all: the cold and refresh medians of every query on every server,
+# into NAME.cold and NAME.refresh, and NAME.res (CPU s of the cold runs, peak RSS).
+run_all() {
+  local q enc n cpu0 cpu1 now end
+  declare -A c0
+  for n in "${names[@]}"; do : >"$work/$n.cold"; : >"$work/$n.refresh"; c0[$n]=$(cpu_seconds "${pid[$n]}"); done
   for q in "${queries[@]}"; do
-    curl -gsf -o /dev/null "$2/$q" || { echo "query failed: $2/$q" >&2; exit 1; }
-    times=$(for _ in $(seq "$RUNS"); do curl -gs -o /dev/null -w '%{time_total}\n' "$2/$q"; done | sort -n)
-    p50=$(sed -n "$((RUNS / 2))p" <<<"$times"); p90=$(sed -n "$((RUNS * 9 / 10))p" <<<"$times")
-    printf '| %s | `%s` | %.1f | %.1f |\n' "$1" "${q%%\?*}: $(sed -E 's/^[^=]*=([^&]*).*/\1/; s/\+/ /g' <<<"$q" | cut -c1-70)" \
-      "$(echo "$p50 * 1000" | bc)" "$(echo "$p90 * 1000" | bc)"
+    enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
+    for n in "${names[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' >/dev/null; done
+    for n in "${names[@]}"; do : >"$work/$n.t"; done
+    for _ in $(seq "$RUNS"); do
+      for n in "${names[@]}"; do
+        time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' >>"$work/$n.t"
+      done
+    done
+    for n in "${names[@]}"; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.cold"; done
+  done
+  for n in "${names[@]}"; do cpu1=$(cpu_seconds "${pid[$n]}"); echo "$(echo "$cpu1 - ${c0[$n]}" | bc) $(hwm_mib "${pid[$n]}")" >"$work/$n.res"; done
+  for q in "${queries[@]}"; do
+    enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
+    now=$(date +%s); end=$((now - now % 30))
+    for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >/dev/null; done # warm-up
+    for n in orrery victoria; do : >"$work/$n.t"; done
+    for _ in $(seq "$RUNS"); do
+      sleep 1
+      now=$(date +%s); end=$((now - now % 30))
+      for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >>"$work/$n.t"; done
+    done
+    for n in orrery victoria; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.refresh"; done
   done
 }
-load() { "$work/orrery" loadgen --url "$1" --series "$SERIES" --rounds 240 --start-ago 1h >/dev/null 2>&1; }
 
-echo "| receiver | query | p50 ms | p90 ms |"
-echo "|---|---|---|---|"
-o_port=$(port)
 ws=ws-00000000-0000-4000-8000-000000000000
-"$work/orrery" server --auth=none --listen "127.0.0.1:$o_port" --data-dir "$work/o" --limits.ingestion-rate=0 --log.level=warn >"$work/o.log" 2>&1 &
-o_pid=$!
+echo "loading $SERIES series × 240 rounds into each server ..." >&2
+
+o_port=$(port)
+taskset -c "$CPUS" "$work/orrery" server --auth=none --listen "127.0.0.1:$o_port" --data-dir "$work/o" --limits.ingestion-rate=0 --log.level=warn $ORRERY_FLAGS >"$work/o.log" 2>&1 &
+pid[orrery]=$!
 wait_ready "http://127.0.0.1:$o_port/-/ready"
 load "http://127.0.0.1:$o_port/workspaces/$ws/api/v1/remote_write"
-measure Orrery "http://127.0.0.1:$o_port/workspaces/$ws/api/v1"
-kill "$o_pid"; wait "$o_pid" || true
+base[orrery]="http://127.0.0.1:$o_port/workspaces/$ws/api/v1"
 
 p_port=$(port)
 echo "global: {}" >"$work/p.yml"
-prometheus --config.file="$work/p.yml" --storage.tsdb.path="$work/p" --web.listen-address="127.0.0.1:$p_port" \
+taskset -c "$CPUS" "$root/bin/prometheus3" --config.file="$work/p.yml" --storage.tsdb.path="$work/p" --web.listen-address="127.0.0.1:$p_port" \
   --web.enable-remote-write-receiver --log.level=warn >"$work/p.log" 2>&1 &
-p_pid=$!
+pid[prometheus]=$!
 wait_ready "http://127.0.0.1:$p_port/-/ready"
 load "http://127.0.0.1:$p_port/api/v1/write"
-measure "Prometheus 2.42" "http://127.0.0.1:$p_port/api/v1"
-kill "$p_pid"; wait "$p_pid" || true
+base[prometheus]="http://127.0.0.1:$p_port/api/v1"
+
+v_port=$(port)
+taskset -c "$CPUS" "$root/bin/victoria-metrics" -storageDataPath="$work/v" -httpListenAddr="127.0.0.1:$v_port" -retentionPeriod=1y \
+  -search.latencyOffset=0s -loggerLevel=WARN >"$work/v.log" 2>&1 &
+pid[victoria]=$!
+wait_ready "http://127.0.0.1:$v_port/health"
+load "http://127.0.0.1:$v_port/api/v1/write"
+curl -sf "http://127.0.0.1:$v_port/internal/force_flush" >/dev/null
+base[victoria]="http://127.0.0.1:$v_port/api/v1"
+cold_extra[orrery]=""; cold_extra[prometheus]=""; cold_extra[victoria]="&nocache=1"
+
+echo "asking $((${#queries[@]} * (RUNS + 1))) cold and $((${#queries[@]} * (RUNS + 1))) refresh queries of each server ..." >&2
+run_all
+
+ms() { awk '{printf "%.1f", $1 * 1000}'; }
+echo
+echo "SERIES=$SERIES RUNS=$RUNS CPUS=$CPUS ($(taskset -c "$CPUS" nproc) cores), $(date -u +%F), commit $(git rev-parse --short HEAD)"
+echo
+echo "| # | query | Orrery cold | Prometheus 3 cold | VictoriaMetrics cold | Orrery refresh | VictoriaMetrics refresh |"
+echo "|---|---|---|---|---|---|---|"
+for i in "${!queries[@]}"; do
+  n=$((i + 1))
+  printf '| %d | `%s` | %s | %s | %s | %s | %s |\n' "$n" "${queries[$i]}" \
+    "$(sed -n "${n}p" "$work/orrery.cold" | ms)" "$(sed -n "${n}p" "$work/prometheus.cold" | ms)" "$(sed -n "${n}p" "$work/victoria.cold" | ms)" \
+    "$(sed -n "${n}p" "$work/orrery.refresh" | ms)" "$(sed -n "${n}p" "$work/victoria.refresh" | ms)"
+done
+sum() { awk '{s += $1} END {printf "%.1f", s * 1000}' "$work/$1"; }
+printf '| | **sum (ms)** | **%s** | **%s** | **%s** | **%s** | **%s** |\n' "$(sum orrery.cold)" "$(sum prometheus.cold)" "$(sum victoria.cold)" "$(sum orrery.refresh)" "$(sum victoria.refresh)"
+echo
+echo "| server | CPU s during the cold runs | peak RSS MiB |"
+echo "|---|---|---|"
+for s in orrery prometheus victoria; do read -r c r <"$work/$s.res"; echo "| $s | $c | $r |"; done

@@ -133,6 +133,8 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.AlertmanagerRetention, "alertmanager.retention", 120*time.Hour, "how long expired silences and notification log entries are kept")
 	denyNets := fs.String("alertmanager.deny-receiver-networks", "169.254.0.0/16,fe80::/10,fd00:ec2::254/128",
 		"comma-separated networks (CIDR) that workspaces' HTTP receivers (webhook, Slack, SNS, …) may not connect to, checked on the resolved address; the default keeps them off link-local addresses and cloud instance metadata; add your internal networks (e.g. 10.0.0.0/8,127.0.0.0/8) when workspace users are not trusted; empty allows all")
+	fs.BoolVar(&cfg.AlertmanagerAllowServerAWSCredentials, "alertmanager.allow-server-aws-credentials", false,
+		"let workspaces' SNS receivers that give neither access_key/secret_key nor role_arn publish with this server's own AWS credentials (environment, shared files, instance role); for single-tenant deployments only: by default such alert manager definitions are refused")
 	fs.DurationVar(&cfg.Ruler.PollInterval, "rules.poll-interval", 30*time.Second, "how often every workspace's rule groups namespaces are re-read (changes through the API apply at once)")
 	fs.DurationVar(&cfg.Ruler.EvaluationInterval, "rules.evaluation-interval", time.Minute, "evaluation interval of rule groups that set none")
 	fs.DurationVar(&cfg.Ruler.OutageTolerance, "rules.alert.for-outage-tolerance", time.Hour, "max time to tolerate an outage for restoring the 'for' state of alerts")
@@ -148,6 +150,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.HTTP.IdleTimeout, "web.idle-timeout", cfg.HTTP.IdleTimeout, "how long an idle keep-alive connection is kept open")
 	fs.IntVar(&cfg.HTTP.MaxConcurrentRequests, "web.max-concurrent-requests", cfg.HTTP.MaxConcurrentRequests, "requests served at once; beyond it requests get 503 with Retry-After (/-/ready and /-/healthy are always served)")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
+	cfg.Query.RegisterFlags(fs)
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", l.MaxLabelNamesPerSeries, "default: labels per series")
 	fs.IntVar(&l.MaxLabelNameLength, "limits.max-label-name-length", l.MaxLabelNameLength, "default: bytes per label name")
 	fs.IntVar(&l.MaxLabelValueLength, "limits.max-label-value-length", l.MaxLabelValueLength, "default: bytes per label value")
@@ -164,7 +167,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.Var(durationFlag{&l.HAFailoverTimeout}, "limits.ha-failover-timeout", "default: time after which another HA replica is elected")
 	fs.Var(durationFlag{&l.RetentionPeriod}, "limits.retention", "default: how long data is kept")
 	fs.Var(durationFlag{&l.QueryTimeout}, "limits.query-timeout", "default: query evaluation timeout")
-	fs.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", l.MaxQuerySamples, "default: samples a query may load into memory")
+	fs.IntVar(&l.MaxQuerySamples, "limits.max-query-samples", l.MaxQuerySamples, "default: samples a query may load into memory at once (0: unlimited)")
 	fs.Var(durationFlag{&l.MaxQueryRange}, "limits.max-query-range", "default: longest time range of a range query (0: unlimited)")
 	fs.IntVar(&l.AlertmanagerMaxAlerts, "limits.alertmanager-max-alerts", l.AlertmanagerMaxAlerts, "default: alerts an alert manager holds (0: unlimited)")
 	fs.IntVar(&l.AlertmanagerMaxAlertsSizeBytes, "limits.alertmanager-max-alerts-size-bytes", l.AlertmanagerMaxAlertsSizeBytes, "default: total size of the labels and annotations of an alert manager's alerts (0: unlimited)")

@@ -255,6 +255,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	lag := time.NewTicker(15 * time.Second)
 	defer lag.Stop()
+	// The watermark is written every second: after a crash, what was sent
+	// since it was last written is sent again.
+	mark := time.NewTicker(time.Second)
+	defer mark.Stop()
 	warned := time.Time{}
 	for done := false; !done; {
 		select {
@@ -262,6 +266,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			done = true
 		case <-lag.C:
 			warned = a.checkLag(rs, warned)
+		case <-mark.C:
 			a.keepMarker(rs)
 		}
 	}
@@ -344,13 +349,13 @@ func (a *Agent) loadConfig() (*config.Config, error) {
 // holds beyond the watermark when resend is set. Scraping runs meanwhile:
 // what it appends is in the WAL, sent by the second pass.
 func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool, marker int64) {
-	var newest int64
+	var end walPos
 	if resend {
 		start := time.Now()
 		a.logger.Info("sending the samples the WAL holds beyond what was sent before the restart", "after", time.UnixMilli(marker).UTC())
 		var n int
 		var err error
-		newest, n, err = a.backfill(ctx, cfg, marker, math.MaxInt64)
+		_, n, end, err = a.backfill(ctx, cfg, marker, math.MaxInt64, nil)
 		if err != nil {
 			a.logger.Warn("stopped sending the WAL's samples; the next start sends them", "err", err)
 			return
@@ -369,8 +374,9 @@ func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool
 	}
 	if resend {
 		// Samples appended while the first pass ran, up to the queues'
-		// start; a minute of overlap covers scrapes appended late.
-		_, n, err := a.backfill(ctx, cfg, max(marker, newest-time.Minute.Milliseconds()), queueStart)
+		// start: those of the records after where the first pass ended,
+		// scrapes appended late included, and none it sent.
+		_, n, _, err := a.backfill(ctx, cfg, marker, queueStart, &end)
 		if err != nil {
 			a.logger.Warn("stopped sending the WAL's samples; the next start sends them", "err", err)
 			return

@@ -26,10 +26,18 @@ import (
 // and sends only samples newer than its own start: whatever was scraped but
 // not sent before a restart would be lost. The agent therefore keeps a
 // watermark (the newest timestamp every remote write queue has sent, in
-// <storage.path>/orrery-sent) and, at start, sends the WAL's samples newer
-// than it itself, before starting the queues. Samples are sent in WAL
-// order with remote write 1.0; a sample sent twice is a no-op for Orrery,
-// whose out-of-order window absorbs the overlap.
+// <storage.path>/orrery-sent, written every second and at shutdown) and, at
+// start, sends the WAL's samples newer than it itself, before starting the
+// queues; then, once the queues run, the samples appended meanwhile, read
+// from the WAL position (segment and offset) where the first pass ended.
+//
+// What is sent twice: the queues report what they sent in whole seconds,
+// so samples of the watermark's second past it are sent again after a
+// restart, and after a crash also what was sent since the watermark was
+// last written (a second). Samples are sent in WAL order with remote write
+// 1.0; a sample sent twice (same timestamp and value) is accepted as a
+// no-op by Orrery and Prometheus, recent enough to be within the
+// out-of-order window.
 
 const markerFile = "orrery-sent"
 
@@ -87,14 +95,34 @@ func destinations(cfg *config.Config) ([]destination, error) {
 	return out, nil
 }
 
+// walPos is a position in the WAL directory: the end of a record at
+// Offset bytes into segment Segment. Segment numbers stay with their data
+// when the WAL is truncated.
+type walPos struct {
+	Segment int
+	Offset  int64
+}
+
+// after reports whether the record ending at (seg, off) comes after p.
+func (p walPos) after(seg int, off int64) bool {
+	return seg > p.Segment || (seg == p.Segment && off > p.Offset)
+}
+
 // backfill sends every sample of the WAL with after < T <= until to every
 // remote_write destination of cfg, retrying what fails for now until it
 // succeeds or ctx ends; a batch a receiver refuses for good is logged and
-// skipped. It returns the newest timestamp sent and how many samples.
-func (a *Agent) backfill(ctx context.Context, cfg *config.Config, after, until int64) (int64, int, error) {
+// skipped. With from set, only the samples of records after that position
+// are sent (the checkpoint, older than any segment, gives only series). It
+// returns the newest timestamp sent, how many samples, and the position
+// after the last complete record it read.
+func (a *Agent) backfill(ctx context.Context, cfg *config.Config, after, until int64, from *walPos) (int64, int, walPos, error) {
+	end := walPos{Segment: -1}
+	if from != nil {
+		end = *from
+	}
 	dests, err := destinations(cfg)
 	if err != nil || len(dests) == 0 {
-		return after, 0, err
+		return after, 0, end, err
 	}
 	walDir := filepath.Join(a.cfg.DataDir, "wal")
 	var dirs []string
@@ -130,12 +158,28 @@ func (a *Agent) backfill(ctx context.Context, cfg *config.Config, after, until i
 	for _, dir := range dirs {
 		sr, err := wlog.NewSegmentsReader(dir)
 		if err != nil {
-			return newest, sent, fmt.Errorf("read WAL %s: %w", dir, err)
+			return newest, sent, end, fmt.Errorf("read WAL %s: %w", dir, err)
 		}
 		r := wlog.NewReader(sr)
 		for r.Next() {
 			rec := r.Record()
-			switch dec.Type(rec) {
+			// Samples of records at or before from were sent already;
+			// series records are needed wherever they are.
+			send := true
+			if dir == walDir {
+				seg, off := r.Segment(), r.Offset()
+				send = from == nil || from.after(seg, off)
+				if end.after(seg, off) {
+					end = walPos{Segment: seg, Offset: off}
+				}
+			} else {
+				send = from == nil
+			}
+			typ := dec.Type(rec)
+			if !send && typ != record.Series {
+				continue
+			}
+			switch typ {
 			case record.Series:
 				if rs, err = dec.Series(rec, rs[:0]); err != nil {
 					break
@@ -178,12 +222,12 @@ func (a *Agent) backfill(ctx context.Context, cfg *config.Config, after, until i
 			}
 			if err != nil {
 				_ = sr.Close()
-				return newest, sent, fmt.Errorf("decode WAL record in %s: %w", dir, err)
+				return newest, sent, end, fmt.Errorf("decode WAL record in %s: %w", dir, err)
 			}
 			if b.samples >= 2000 {
 				if err := flush(); err != nil {
 					_ = sr.Close()
-					return newest, sent, err
+					return newest, sent, end, err
 				}
 			}
 		}
@@ -194,7 +238,7 @@ func (a *Agent) backfill(ctx context.Context, cfg *config.Config, after, until i
 		}
 		_ = sr.Close()
 	}
-	return newest, sent, flush()
+	return newest, sent, end, flush()
 }
 
 // send sends a batch to one destination, retrying recoverable errors with

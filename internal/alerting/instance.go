@@ -49,7 +49,9 @@ type definition struct {
 // parseDefinition parses AMP's format: YAML with alertmanager_config (the
 // Alertmanager's configuration file, loaded by its own loader) and
 // template_files (template name to body).
-func parseDefinition(data []byte) (*definition, error) {
+// Unless allowServerAWSCredentials, SNS receivers must carry their own
+// credentials (CheckSNSCredentials).
+func parseDefinition(data []byte, allowServerAWSCredentials bool) (*definition, error) {
 	var def struct {
 		AlertmanagerConfig string            `yaml:"alertmanager_config"`
 		TemplateFiles      map[string]string `yaml:"template_files"`
@@ -63,6 +65,11 @@ func parseDefinition(data []byte) (*definition, error) {
 	}
 	if err := CheckNoFiles(conf); err != nil {
 		return nil, fmt.Errorf("alertmanager_config: %w", err)
+	}
+	if !allowServerAWSCredentials {
+		if err := CheckSNSCredentials(conf); err != nil {
+			return nil, fmt.Errorf("alertmanager_config: %w (--alertmanager.allow-server-aws-credentials allows it)", err)
+		}
 	}
 	return &definition{raw: data, config: conf, templates: def.TemplateFiles}, nil
 }

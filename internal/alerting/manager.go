@@ -65,6 +65,10 @@ type Config struct {
 	// users', so a webhook must not reach what the server can. Email
 	// (SMTP) receivers dial by themselves and are not covered.
 	DenyReceiverNetworks []netip.Prefix
+	// AllowServerAWSCredentials lets SNS receivers without keys or a role
+	// publish with the server's own AWS credentials (CheckSNSCredentials).
+	// Without it such a definition does not load.
+	AllowServerAWSCredentials bool
 }
 
 type defaultLimits struct{}
@@ -236,7 +240,7 @@ func (m *Manager) Sync(ctx context.Context, id workspace.ID) error {
 	case bytes.Equal(m.failed[id], data):
 		return nil // reported when it first failed.
 	}
-	def, err := parseDefinition(data)
+	def, err := parseDefinition(data, m.cfg.AllowServerAWSCredentials)
 	if err == nil && running {
 		err = in.apply(def)
 		if err == nil {

@@ -64,3 +64,24 @@ func checkNoFiles(v reflect.Value, path string) error {
 	}
 	return nil
 }
+
+// CheckSNSCredentials reports the first SNS receiver of an Alertmanager
+// configuration that would publish with the server's own AWS credentials:
+// its sigv4 has neither an access_key with its secret_key nor a role_arn.
+// The AWS SDK then takes the server's environment, shared configuration
+// files (a sigv4 profile names one of them) or instance role, so a tenant
+// would act with the operator's identity. A role is assumed with the
+// server's credentials; whether the server may assume it is up to the
+// role's trust policy.
+func CheckSNSCredentials(conf *config.Config) error {
+	for i, r := range conf.Receivers {
+		for j, sns := range r.SNSConfigs {
+			s := sns.Sigv4
+			if (s.AccessKey != "" && s.SecretKey != "") || s.RoleARN != "" {
+				continue
+			}
+			return fmt.Errorf("receivers[%d] (%s).sns_configs[%d].sigv4: neither access_key and secret_key nor role_arn is given, so it would publish with the server's own AWS credentials; give the receiver its own keys or a role to assume", i, r.Name, j)
+		}
+	}
+	return nil
+}

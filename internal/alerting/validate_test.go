@@ -64,3 +64,39 @@ receivers:
 		})
 	}
 }
+
+func TestCheckSNSCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name, sigv4 string
+		refused     bool
+	}{
+		{"keys", `{region: eu-west-1, access_key: AKIASNS, secret_key: s}`, false},
+		{"role", `{region: eu-west-1, role_arn: 'arn:aws:iam::123456789012:role/sns'}`, false},
+		{"region only", `{region: eu-west-1}`, true},
+		{"no sigv4", ``, true},
+		{"profile of the server", `{region: eu-west-1, profile: default}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigv4 := ""
+			if tc.sigv4 != "" {
+				sigv4 = "\n        sigv4: " + tc.sigv4
+			}
+			conf, err := config.Load(`
+route: {receiver: ok}
+receivers:
+  - name: ok
+    webhook_configs: [{url: http://hook.test}]
+  - name: pager
+    sns_configs:
+      - topic_arn: arn:aws:sns:eu-west-1:123456789012:alerts` + sigv4 + "\n")
+			require.NoError(t, err)
+			err = alerting.CheckSNSCredentials(conf)
+			if !tc.refused {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, "receivers[1] (pager).sns_configs[0].sigv4")
+			require.ErrorContains(t, err, "server's own AWS credentials")
+		})
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/orrery-dev/orrery/internal/alerting"
@@ -87,12 +88,18 @@ type ServerConfig struct {
 	// AlertmanagerDenyReceiverNetworks are networks workspaces' HTTP
 	// receivers may not connect to (alerting.Config.DenyReceiverNetworks).
 	AlertmanagerDenyReceiverNetworks []netip.Prefix
+	// AlertmanagerAllowServerAWSCredentials lets workspaces' SNS receivers
+	// without keys or a role publish with the server's AWS credentials.
+	AlertmanagerAllowServerAWSCredentials bool
 	// Ruler configures rule evaluation; its ExternalURL defaults to
 	// http://<Listen>.
 	Ruler ruler.Config
 	// UIAdminPassword, if set, is the password of the web UI's first admin
 	// user (ORRERY_UI_ADMIN_PASSWORD); otherwise one is generated.
 	UIAdminPassword string
+	// Query configures query evaluation: parallelism, concurrency and the
+	// results cache.
+	Query query.EvalConfig
 	// UI configures the web UI.
 	UI ui.Config
 	// Engine is "embedded" (default: one Prometheus TSDB, rule manager and
@@ -138,9 +145,13 @@ type Server struct {
 	// with the embedded engine, whose store, ruler and alerting are then
 	// nil instead.
 	cortex *cortex.Configs
-	http   *http.Server
-	tls    *tls.Config // nil: plain HTTP.
-	ln     net.Listener
+	// tracker logs the queries being evaluated to <data-dir>/queries.active
+	// (reported at the next start if the process dies), embedded engine
+	// only.
+	tracker *promql.ActiveQueryTracker
+	http    *http.Server
+	tls     *tls.Config // nil: plain HTTP.
+	ln      net.Listener
 }
 
 // NewServer builds a server. It opens no workspace and starts no goroutine.
@@ -172,17 +183,23 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
-		WALFsync: cfg.WALFsync}, overrides, logger, reg)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	ev, tracker, err := newEvaluator(cfg, logger, reg)
 	if err != nil {
+		return nil, err
+	}
+	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
+		WALFsync: cfg.WALFsync, Written: ev.Cache().Written}, overrides, logger, reg)
+	if err != nil {
+		_ = tracker.Close()
 		return nil, err
 	}
 	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, store, overrides, logger, reg)
 	if err != nil {
+		_ = tracker.Close()
 		return nil, err
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if cfg.DB == "" {
 		cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
@@ -192,6 +209,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
 	if err != nil {
+		_ = tracker.Close()
 		return nil, err
 	}
 	cat, err := catalog.Open(context.Background(), cfg.DB)
@@ -203,7 +221,8 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
 		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
-		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks},
+		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks,
+		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
 		definitions{cat, sealer}, logger, reg)
 	if err != nil {
 		_ = cat.Close()
@@ -215,13 +234,13 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
-	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, querySource{store}, rul, overrides, logger)
+	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, ev, querySource{store}, rul, overrides, logger)
 	if err != nil {
 		_ = cat.Close()
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
-		queries: q, alertmanager: am, sealer: sealer}
+		queries: q, alertmanager: am, tracker: tracker, sealer: sealer}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -306,7 +325,8 @@ func (s *Server) finish() error {
 	} else if cfg.Auth != "none" && cfg.Auth != "" {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
-	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen, Sealer: sealer},
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen,
+		Sealer: sealer, AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
 		cat, lifecycle{s}, logger)
 	if err != nil {
 		return err
@@ -327,6 +347,33 @@ func (s *Server) finish() error {
 		return err
 	}
 	return nil
+}
+
+// newEvaluator returns the server-wide query evaluator, logging active
+// queries to <data-dir>/queries.active as Prometheus does.
+func newEvaluator(cfg ServerConfig, logger *slog.Logger, reg prometheus.Registerer) (*query.Evaluator, *promql.ActiveQueryTracker, error) {
+	qc := cfg.Query
+	if err := qc.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if qc.MaxConcurrent == 0 {
+		qc.MaxConcurrent = 20
+	}
+	tracker, err := promql.NewActiveQueryTracker(cfg.DataDir, qc.MaxConcurrent, logger.With("component", "query"))
+	if err != nil {
+		return nil, nil, err
+	}
+	// The log holds every workspace's queries: readable by the server only.
+	if err := os.Chmod(filepath.Join(cfg.DataDir, "queries.active"), 0o600); err != nil {
+		_ = tracker.Close()
+		return nil, nil, err
+	}
+	ev, err := query.NewEvaluator(qc, tracker, logger, reg)
+	if err != nil {
+		_ = tracker.Close()
+		return nil, nil, err
+	}
+	return ev, tracker, nil
 }
 
 // querySource adapts the store to the query API's Source.
@@ -729,7 +776,7 @@ loop:
 	stopAlerting()
 	<-alertingDone
 	s.alerting.Stop()
-	if err := errors.Join(s.store.Close(), s.catalog.Close()); err != nil {
+	if err := errors.Join(s.store.Close(), s.catalog.Close(), s.tracker.Close()); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
 	}
 	s.logger.Info("shutdown complete")

@@ -47,8 +47,11 @@ func (a *API) registerAlertmanager(mux *http.ServeMux) {
 
 // ValidateAlertmanagerDefinition checks an AMP alert manager definition:
 // YAML with alertmanager_config (parsed by the Alertmanager's own config
-// loader) and template_files (parsed by its template package).
-func ValidateAlertmanagerDefinition(data []byte) error {
+// loader) and template_files (parsed by its template package). Settings
+// naming files on the server are refused, and so, unless
+// allowServerAWSCredentials, are SNS receivers that would publish with the
+// server's own AWS credentials.
+func ValidateAlertmanagerDefinition(data []byte, allowServerAWSCredentials bool) error {
 	var def struct {
 		AlertmanagerConfig string            `yaml:"alertmanager_config"`
 		TemplateFiles      map[string]string `yaml:"template_files"`
@@ -65,6 +68,11 @@ func ValidateAlertmanagerDefinition(data []byte) error {
 	}
 	if err := alerting.CheckNoFiles(conf); err != nil {
 		return validation("alertmanager_config: %v", err)
+	}
+	if !allowServerAWSCredentials {
+		if err := alerting.CheckSNSCredentials(conf); err != nil {
+			return validation("alertmanager_config: %v (this server does not let workspaces use its credentials)", err)
+		}
 	}
 	for name, body := range def.TemplateFiles {
 		t, err := template.New()
@@ -92,7 +100,7 @@ func (a *API) putAlertmanager(w http.ResponseWriter, r *http.Request, create boo
 		a.fail(w, err)
 		return
 	}
-	if err := ValidateAlertmanagerDefinition(req.Data); err != nil {
+	if err := ValidateAlertmanagerDefinition(req.Data, a.cfg.AllowServerAWSCredentials); err != nil {
 		a.fail(w, err)
 		return
 	}

@@ -51,6 +51,11 @@ type Config struct {
 	// Sealer seals alert manager definitions at rest (they hold receivers'
 	// credentials); required.
 	Sealer *catalog.Sealer
+	// AllowServerAWSCredentials admits alert manager definitions whose SNS
+	// receivers have neither keys nor a role, and so publish with the
+	// server's own AWS credentials (alerting.CheckSNSCredentials). Only
+	// for deployments whose workspaces all belong to the operator.
+	AllowServerAWSCredentials bool
 }
 
 // API serves the workspace operations.

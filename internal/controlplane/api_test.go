@@ -193,6 +193,22 @@ func TestAMPClient(t *testing.T) {
 	require.ErrorAs(t, err, new(*types.ResourceNotFoundException))
 
 	// Alert manager definition, validated by the Alertmanager's own loader.
+	// An SNS receiver without keys or a role would publish with the
+	// server's credentials: refused, as the server runs without
+	// AllowServerAWSCredentials.
+	keyless := []byte(`alertmanager_config: |
+  route:
+    receiver: default
+  receivers:
+    - name: default
+      sns_configs:
+        - topic_arn: arn:aws:sns:eu-west-1:123456789012:alerts
+          sigv4:
+            region: eu-west-1
+`)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id), Data: keyless})
+	require.ErrorAs(t, err, new(*types.ValidationException))
+	require.ErrorContains(t, err, "receivers[0] (default).sns_configs[0].sigv4: neither access_key and secret_key nor role_arn is given")
 	def := []byte(`alertmanager_config: |
   route:
     receiver: default
@@ -202,6 +218,7 @@ func TestAMPClient(t *testing.T) {
         - topic_arn: arn:aws:sns:eu-west-1:123456789012:alerts
           sigv4:
             region: eu-west-1
+            role_arn: arn:aws:iam::123456789012:role/alerts
 template_files:
   default.tmpl: '{{ define "x" }}{{ .Status }}{{ end }}'
 `)

@@ -399,8 +399,12 @@ scrape_configs:
     metrics_path: /stats/prometheus
     static_configs:
 `, promDuration(interval))
+	// The sidecars listen on other ports each run: their instance label is
+	// the pod's name, not the address, so a rerun on the same data
+	// directory continues the same series instead of adding new ones that
+	// sums would count with the old ones until those go stale.
 	for _, s := range sidecars {
-		fmt.Fprintf(&b, "      - targets: [%q]\n        labels: {namespace: mesh-demo, service: %s, pod: %s-0}\n", s.AdminAddr, s.Service, s.Service)
+		fmt.Fprintf(&b, "      - targets: [%q]\n        labels: {namespace: mesh-demo, service: %s, pod: %s-0, instance: %s-0}\n", s.AdminAddr, s.Service, s.Service, s.Service)
 	}
 	fmt.Fprintf(&b, `remote_write:
   - url: %s

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestAgentConfigLoadsInAgentMode(t *testing.T) {
 	require.True(t, ok)
 	require.Len(t, static, 2)
 	require.Equal(t, model.LabelValue("127.0.0.1:1002"), static[1].Targets[0][model.AddressLabel])
-	require.Equal(t, model.LabelSet{"namespace": "mesh-demo", "service": "payments", "pod": "payments-0"}, static[1].Labels)
+	require.Equal(t, model.LabelSet{"namespace": "mesh-demo", "service": "payments", "pod": "payments-0", "instance": "payments-0"}, static[1].Labels)
 	require.Len(t, cfg.RemoteWriteConfigs, 1)
 	rw := cfg.RemoteWriteConfigs[0]
 	require.NotNil(t, rw.SigV4Config)
@@ -123,4 +124,45 @@ func TestRunInProcess(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "demo", "agent.yml"))
 	require.NoError(t, err)
 	require.Contains(t, string(b), env.Sidecars[0].AdminAddr)
+}
+
+// TestRerunKeepsInstances runs the demo twice on the same data directory:
+// the sidecars listen on other ports the second time, yet their series
+// keep their instance labels, so sums over the last minutes count every
+// sidecar once.
+func TestRerunKeepsInstances(t *testing.T) {
+	dir := t.TempDir()
+	var out syncBuffer
+	// run runs the demo until its sidecars' scrapes newer than since have
+	// reached the workspace, and returns the instances seen over the
+	// last 10 minutes.
+	run := func(since time.Time) int {
+		hook := installed{env: make(chan Environment, 1)}
+		ctx, stop := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, Config{DataDir: dir, Listen: "127.0.0.1:0", Duration: time.Minute, RequestsPerSecond: 5,
+				ScrapeInterval: time.Second, StatusInterval: time.Second, Dashboards: hook}, &out, nil)
+		}()
+		defer func() {
+			stop()
+			require.NoError(t, <-done, out.String())
+		}()
+		env := <-hook.env
+		q := &statusLine{server: env.ServerURL, ws: env.Workspace, token: env.QueryToken}
+		count := func(query string) int {
+			v, err := q.query(t.Context(), query)
+			require.NoError(t, err)
+			if len(v) == 0 {
+				return 0
+			}
+			return int(v[0].value)
+		}
+		require.Eventually(t, func() bool {
+			return count(fmt.Sprintf(`count(timestamp(up{job="envoy"}) > %d)`, since.Unix())) == len(env.Sidecars)
+		}, 30*time.Second, 200*time.Millisecond, "the sidecars' scrapes did not arrive: %d", count(fmt.Sprintf(`count(timestamp(up{job="envoy"}) > %d)`, since.Unix())))
+		return count(`count(count by (instance) (last_over_time(up{job="envoy"}[10m])))`)
+	}
+	require.Equal(t, 5, run(time.Now()))
+	require.Equal(t, 5, run(time.Now()), "instances seen over both runs")
 }

@@ -634,13 +634,25 @@ func (h *Handler) walk(ctx context.Context, id workspace.ID, lim *workspace.Limi
 		wire := req.Labels(s)
 		var hash uint64
 		hash, b.hash = hashLabels(wire, b.hash)
+		// Prometheus 3 refuses a 2.0 series without a sample or histogram
+		// (with an exemplar or metadata only) once its labels are valid;
+		// remote write 1.0 carries metadata apart from the series.
+		empty := req.Version == 2 && len(req.Samples(s)) == 0 && req.NumHistograms(s) == 0
 		e := st.cache.get(hash, wire)
+		if e != nil && empty {
+			p.rj.add(noSamplesMsg(e.lset))
+			continue
+		}
 		if e == nil {
 			lset, serr := buildLabels(wire, lim, &b.sb)
 			if serr != nil {
 				n := len(req.Samples(s)) + req.NumHistograms(s)
 				p.rejected[serr.Reason] += n
 				p.rj.add(serr.Msg)
+				continue
+			}
+			if empty {
+				p.rj.add(noSamplesMsg(lset))
 				continue
 			}
 			if lim.MaxActiveSeries > 0 {
@@ -753,6 +765,12 @@ func (h *Handler) walk(ctx context.Context, id workspace.ID, lim *workspace.Limi
 		}
 	}
 	return p, 0, ""
+}
+
+// noSamplesMsg is Prometheus 3's message refusing a 2.0 series that carries
+// no sample or histogram.
+func noSamplesMsg(lset labels.Labels) string {
+	return fmt.Sprintf("TimeSeries must contain at least one sample or histogram for series %v", lset.String())
 }
 
 // checkLabelSets decides whether a series not in the cache may be stored

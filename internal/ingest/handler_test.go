@@ -301,3 +301,55 @@ func TestInflightBytes(t *testing.T) {
 		require.Equal(t, http.StatusNoContent, resp.StatusCode, "request %d: %s", i, body)
 	}
 }
+
+// TestRemoteWrite2SeriesWithoutSamples: a 2.0 series carrying an exemplar
+// (or only metadata) but no sample or histogram is refused with 400, as
+// Prometheus 3 refuses it, instead of being dropped silently; the rest of the
+// request is stored and the written headers count exactly what was stored.
+func TestRemoteWrite2SeriesWithoutSamples(t *testing.T) {
+	f := newFixture(t, nil)
+	st := writev2.NewSymbolTable()
+	ts := now()
+	exemplar := func() []writev2.Exemplar {
+		return []writev2.Exemplar{{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "t"), nil), Value: 1, Timestamp: ts}}
+	}
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "up", "job", "a"), nil),
+			Samples:    []writev2.Sample{{Value: 1, Timestamp: ts}},
+			Exemplars:  exemplar(),
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "lonely", "job", "a"), nil),
+			Exemplars:  exemplar(),
+		},
+	}}
+	req.Symbols = st.Symbols()
+	b, err := req.Marshal()
+	require.NoError(t, err)
+	v2 := map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}
+	// Twice: the second time "lonely" is in the series cache, from a
+	// request in between that gives it a sample.
+	for i := range 2 {
+		if i == 1 {
+			ok := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+				LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "lonely", "job", "a"), nil),
+				Samples:    []writev2.Sample{{Value: 1, Timestamp: ts - 1000}},
+			}}}
+			ok.Symbols = st.Symbols()
+			ob, err := ok.Marshal()
+			require.NoError(t, err)
+			resp := f.post(f.ws, snappy.Encode(nil, ob), v2)
+			require.Equal(t, http.StatusNoContent, resp.StatusCode)
+		}
+		resp := f.post(f.ws, snappy.Encode(nil, b), v2)
+		body, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, string(body))
+		require.Contains(t, string(body), `TimeSeries must contain at least one sample or histogram for series {__name__="lonely", job="a"}`)
+		require.Equal(t, "1", resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"))
+		require.Equal(t, "0", resp.Header.Get("X-Prometheus-Remote-Write-Histograms-Written"))
+		require.Equal(t, "1", resp.Header.Get("X-Prometheus-Remote-Write-Exemplars-Written"))
+	}
+	require.Equal(t, 1, f.count(f.ws, "up"))
+	require.Equal(t, 1, f.count(f.ws, "lonely"))
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -42,10 +43,12 @@ type Source interface {
 	Metadata(id workspace.ID, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error)
 }
 
-// Admin is Prometheus' TSDBAdminStats plus the directory for snapshots.
+// Admin is Prometheus' TSDBAdminStats plus the directory for snapshots and
+// the TSDB's own metrics (status/tsdb reads prometheus_tsdb_head_chunks).
 type Admin interface {
 	v1.TSDBAdminStats
 	Dir() string
+	prometheus.Gatherer
 }
 
 // RulesSource gives the rules and alerts of a workspace, for /api/v1/rules
@@ -67,6 +70,7 @@ type Config struct {
 // context. It builds one Prometheus API per workspace on first use.
 type API struct {
 	cfg    Config
+	ev     *Evaluator
 	src    Source
 	rules  RulesSource
 	limits workspace.LimitsSource
@@ -82,10 +86,10 @@ type wsAPI struct {
 	limits  workspace.Limits // the limits the engine was built with.
 }
 
-// New returns an API.
-func New(cfg Config, src Source, rules RulesSource, limits workspace.LimitsSource, logger *slog.Logger) (*API, error) {
-	if src == nil || limits == nil {
-		return nil, errors.New("query API needs a source and limits")
+// New returns an API evaluating queries with ev.
+func New(cfg Config, ev *Evaluator, src Source, rules RulesSource, limits workspace.LimitsSource, logger *slog.Logger) (*API, error) {
+	if ev == nil || src == nil || limits == nil {
+		return nil, errors.New("query API needs an evaluator, a source and limits")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -93,15 +97,17 @@ func New(cfg Config, src Source, rules RulesSource, limits workspace.LimitsSourc
 	if cfg.LookbackDelta == 0 {
 		cfg.LookbackDelta = 5 * time.Minute
 	}
-	return &API{cfg: cfg, src: src, rules: rules, limits: limits, logger: logger.With("component", "query"),
+	return &API{cfg: cfg, ev: ev, src: src, rules: rules, limits: limits, logger: logger.With("component", "query"),
 		start: time.Now(), wss: map[workspace.ID]*wsAPI{}}, nil
 }
 
-// Forget drops the API of a deleted workspace.
+// Forget drops the API of a deleted workspace, its cached answers and
+// metrics.
 func (a *API) Forget(id workspace.ID) {
 	a.mu.Lock()
 	delete(a.wss, id)
 	a.mu.Unlock()
+	a.ev.Forget(id)
 }
 
 // Prefix returns the URL path below which a workspace's API is served.
@@ -119,11 +125,38 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	ws, ok := a.wss[id]
 	if !ok || !ws.limits.Equal(lim) {
+		if ok {
+			// The workspace's configuration changed (retention, lookback
+			// of its limits): its cached answers may be stale.
+			a.ev.cache.Drop(id)
+		}
 		ws = &wsAPI{handler: a.build(id, lim), limits: lim}
 		a.wss[id] = ws
 	}
 	a.mu.Unlock()
-	ws.handler.ServeHTTP(w, r)
+	ctx := r.Context()
+	if isQuery := strings.HasSuffix(r.URL.Path, "/query") || strings.HasSuffix(r.URL.Path, "/query_range"); isQuery && r.FormValue("stats") != "" {
+		// Statistics describe one evaluation by the plain engine.
+		ctx = WithPlain(ctx)
+	}
+	if noStore(r.Header) {
+		ctx = WithNoStore(ctx)
+	}
+	ws.handler.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// noStore reports whether a request's Cache-Control forbids the results
+// cache (no-store, or no-cache: the client wants a fresh answer).
+func noStore(h http.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(d)) {
+			case "no-store", "no-cache":
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // noTargets answers the target APIs: a workspace receives remote write and
@@ -149,7 +182,7 @@ func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 	logger := a.logger.With("workspace", id)
 	opts := EngineOpts(lim, a.cfg.LookbackDelta)
 	opts.Logger = logger
-	engine := promql.NewEngine(opts)
+	engine := a.ev.NewEngine(id, lim, opts)
 	var rr v1.RulesRetriever = noRules{}
 	if a.rules != nil {
 		rr = a.rules.Rules(id)
@@ -185,7 +218,7 @@ func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 		&v1.PrometheusVersion{Version: a.cfg.Version, Revision: a.cfg.Revision, Branch: "orrery", GoVersion: runtime.Version()},
 		func() []notifications.Notification { return nil },
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
-		prometheus.NewRegistry(), // Workspaces see no server metrics of other workspaces.
+		admin, // The workspace's own TSDB metrics, none of the server's or other workspaces'.
 		nil,
 		nil,
 		false,
@@ -211,8 +244,12 @@ func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 // EngineOpts returns the PromQL engine options for a workspace: those of a
 // Prometheus server with default flags, and the workspace's query limits.
 func EngineOpts(lim workspace.Limits, lookbackDelta time.Duration) promql.EngineOpts {
+	maxSamples := lim.MaxQuerySamples
+	if maxSamples == 0 {
+		maxSamples = math.MaxInt // 0 means unlimited, as for the other limits; the engine would refuse every sample.
+	}
 	return promql.EngineOpts{
-		MaxSamples:               lim.MaxQuerySamples,
+		MaxSamples:               maxSamples,
 		Timeout:                  time.Duration(lim.QueryTimeout),
 		LookbackDelta:            lookbackDelta,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },

@@ -58,6 +58,40 @@ var excludedUpstream = map[string]string{
 // (promql/promqltest/testdata of the embedded module version) through a
 // workspace of the Store, with the engine options every workspace gets.
 func TestUpstreamPromQLTests(t *testing.T) {
+	runUpstreamPromQLTests(t, nil)
+}
+
+// TestUpstreamPromQLTestsSplitAndCached runs the same files through
+// Orrery's engine with every range query split into parts of one step
+// (three at a time) and the results cache on, so that every range answer
+// is assembled from parts and, when a query repeats, from the cache.
+func TestUpstreamPromQLTestsSplitAndCached(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ev, err := query.NewEvaluator(query.EvalConfig{Parallelism: 3, MinStepsPerPart: 1, MaxConcurrent: 4,
+		CacheBytes: 64 << 20, CacheFreshness: time.Minute}, nil, nil, reg)
+	require.NoError(t, err)
+	runUpstreamPromQLTests(t, ev)
+	require.Positive(t, counterSum(t, reg, "orrery_query_cache_hit_steps_total"), "no answer came from the cache")
+	require.Positive(t, counterSum(t, reg, "orrery_query_parts_total"), "no range query was split")
+}
+
+// counterSum adds up the series of a counter family in reg.
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func runUpstreamPromQLTests(t *testing.T, ev *query.Evaluator) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/prometheus/prometheus").Output()
 	require.NoError(t, err, "find the Prometheus module")
 	files, err := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "promql", "promqltest", "testdata", "*.test"))
@@ -65,14 +99,17 @@ func TestUpstreamPromQLTests(t *testing.T) {
 	require.GreaterOrEqual(t, len(files), 20)
 
 	lim := workspace.DefaultLimits()
+	// The files' samples are from 1970: with a retention, none of their
+	// steps would be served from the cache.
+	lim.RetentionPeriod = 0
 	opts := query.EngineOpts(lim, 5*time.Minute)
 	// The test files use experimental functions and modifiers behind
 	// feature flags; the parser options switch them on as upstream does.
 	opts.Parser = parser.NewParser(promqltest.TestParserOpts)
 	opts.EnableDelayedNameRemoval = true
 	opts.Timeout = 100 * time.Second
-	engine := promql.NewEngine(opts)
-	t.Cleanup(func() { require.NoError(t, engine.Close()) })
+	inner := promql.NewEngine(opts)
+	t.Cleanup(func() { require.NoError(t, inner.Close()) })
 
 	for _, f := range files {
 		name := filepath.Base(f)
@@ -82,11 +119,22 @@ func TestUpstreamPromQLTests(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b, err := os.ReadFile(f)
 			require.NoError(t, err)
+			id := workspace.NewID()
+			var engine promql.QueryEngine = inner
+			var written func(workspace.ID, int64)
+			if ev != nil {
+				e := ev.NewEngine(id, lim, opts)
+				t.Cleanup(func() { require.NoError(t, e.Close()) })
+				engine = e
+				written = ev.Cache().Written
+			}
 			promqltest.RunTestWithStorage(t, string(b), engine, func(tb testing.TB) storage.Storage {
+				// A test's `clear` starts a new storage for the same
+				// workspace: what was cached of the old one is gone.
+				ev.Cache().Drop(id)
 				// 24 h blocks, as upstream's test storage: the files load long spans.
-				s, err := New(Config{Dir: tb.TempDir(), BlockDuration: 24 * time.Hour}, mustOverrides(tb), nil, prometheus.NewRegistry())
+				s, err := New(Config{Dir: tb.TempDir(), BlockDuration: 24 * time.Hour, Written: written}, mustOverrides(tb), nil, prometheus.NewRegistry())
 				require.NoError(tb, err)
-				id := workspace.NewID()
 				return &workspaceStorage{SampleAndChunkQueryable: s.Queryable(id), s: s, id: id}
 			})
 		})

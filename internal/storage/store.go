@@ -35,6 +35,11 @@ type Config struct {
 	// acknowledged data survives a power loss, not only a crash of the
 	// process. Concurrent commits to a workspace share a sync.
 	WALFsync bool
+	// Written, if not nil, is called after samples at mint or later became
+	// visible to a workspace's queries (a committed append) or were
+	// deleted (delete_series), so that cached answers over them are
+	// dropped. It runs on every commit and must be cheap.
+	Written func(id workspace.ID, mint int64)
 }
 
 // Validate reports a configuration that cannot work.
@@ -77,6 +82,7 @@ type tenant struct {
 
 	mu       sync.Mutex
 	db       *tsdb.DB
+	reg      *prometheus.Registry // db's own metrics (prometheus_tsdb_*), new at each open.
 	users    int
 	lastUsed time.Time
 	// Settings applied to db, to re-apply when the limits change.
@@ -213,11 +219,12 @@ func (s *Store) open(t *tenant, lim workspace.Limits) error {
 		opts.MaxBlockDuration = min(r, (31 * 24 * time.Hour).Milliseconds())
 	}
 	start := time.Now()
-	db, err := tsdb.Open(t.dir, s.logger.With("workspace", t.id), nil, opts, nil)
+	reg := prometheus.NewRegistry()
+	db, err := tsdb.Open(t.dir, s.logger.With("workspace", t.id), reg, opts, nil)
 	if err != nil {
 		return fmt.Errorf("open workspace %s: %w", t.id, err)
 	}
-	t.db = db
+	t.db, t.reg = db, reg
 	t.oooWindow, t.retention, t.exemplars = lim.OutOfOrderWindow, lim.RetentionPeriod, lim.MaxExemplars
 	s.opens.Inc()
 	s.logger.Info("workspace opened", "workspace", t.id, "series", db.Head().NumSeries(), "duration", time.Since(start))

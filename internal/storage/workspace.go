@@ -11,7 +11,9 @@ import (
 	"sort"
 	"sync"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
@@ -29,7 +31,7 @@ func (s *Store) Appender(ctx context.Context, id workspace.ID) (storage.Appender
 	if err != nil {
 		return nil, err
 	}
-	a := &appender{AppenderV2: db.AppenderV2(ctx), release: release}
+	a := &appender{AppenderV2: db.AppenderV2(ctx), release: release, id: id, written: s.cfg.Written, mint: math.MaxInt64}
 	if s.cfg.WALFsync {
 		t, err := s.tenant(id)
 		if err != nil {
@@ -41,17 +43,32 @@ func (s *Store) Appender(ctx context.Context, id workspace.ID) (storage.Appender
 	return a, nil
 }
 
-// appender releases its workspace when the transaction ends.
+// appender releases its workspace when the transaction ends, and reports
+// the oldest sample it committed to Config.Written.
 type appender struct {
 	storage.AppenderV2
 	release func()
 	sync    func() error // nil: no sync after Commit.
+	id      workspace.ID
+	written func(workspace.ID, int64)
+	mint    int64
+}
+
+func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	a.mint = min(a.mint, t)
+	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 }
 
 var _ storage.ExemplarAppenderV2 = (*appender)(nil)
 
 func (a *appender) Commit() error {
 	defer a.release()
+	// Report even a failed commit: it may have written part of the data.
+	defer func() {
+		if a.written != nil && a.mint != math.MaxInt64 {
+			a.written(a.id, a.mint)
+		}
+	}()
 	if err := a.AppenderV2.Commit(); err != nil || a.sync == nil {
 		return err
 	}
@@ -200,6 +217,24 @@ func (a *Admin) with(f func(db *tsdb.DB) error) error {
 	return f(db)
 }
 
+// Gather returns the metrics of the workspace's TSDB (prometheus_tsdb_*),
+// which the Prometheus API reads for status/tsdb's head statistics.
+func (a *Admin) Gather() ([]*dto.MetricFamily, error) {
+	t, err := a.s.tenant(a.id)
+	if err != nil {
+		return nil, err
+	}
+	var mfs []*dto.MetricFamily
+	err = a.with(func(*tsdb.DB) error {
+		t.mu.Lock()
+		reg := t.reg
+		t.mu.Unlock()
+		mfs, err = reg.Gather()
+		return err
+	})
+	return mfs, err
+}
+
 // CleanTombstones removes deleted data from the workspace's blocks.
 func (a *Admin) CleanTombstones() error {
 	return a.with(func(db *tsdb.DB) error { return db.CleanTombstones() })
@@ -207,6 +242,9 @@ func (a *Admin) CleanTombstones() error {
 
 // Delete marks series matching ms between mint and maxt deleted.
 func (a *Admin) Delete(ctx context.Context, mint, maxt int64, ms ...*labels.Matcher) error {
+	if w := a.s.cfg.Written; w != nil {
+		defer w(a.id, mint)
+	}
 	return a.with(func(db *tsdb.DB) error { return db.Delete(ctx, mint, maxt, ms...) })
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/apptest"
@@ -568,4 +569,52 @@ func TestAlertmanagerDeniedReceiverNetworks(t *testing.T) {
 	})
 	require.Zero(t, hits.Load(), "the webhook on a denied network was reached")
 	require.Contains(t, o.Output(), "a network receivers may not reach")
+}
+
+// TestAlertmanagerSNSServerCredentials: an SNS receiver with neither keys
+// nor a role would publish with the server's own AWS credentials. By
+// default the AMP API refuses such a definition, and one stored earlier
+// does not load; --alertmanager.allow-server-aws-credentials admits it.
+func TestAlertmanagerSNSServerCredentials(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const def = `alertmanager_config: |
+  route: {receiver: sns}
+  receivers:
+    - name: sns
+      sns_configs:
+        - topic_arn: arn:aws:sns:eu-west-1:123456789012:orrery-alerts
+          sigv4: {region: eu-west-1}
+`
+	dir := t.TempDir()
+	o := apptest.StartOrrery(t, dir)
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id), Data: []byte(def)})
+	require.ErrorAs(t, err, new(*types.ValidationException))
+	require.ErrorContains(t, err, "would publish with the server's own AWS credentials")
+	o.Stop()
+
+	allowed := apptest.StartOrrery(t, dir, "--alertmanager.allow-server-aws-credentials")
+	client = amp.New(amp.Options{BaseEndpoint: aws.String("http://" + allowed.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id), Data: []byte(def)})
+	require.NoError(t, err)
+	code, body := apptest.Get(t, allowed.URL(id, "/alertmanager/api/v2/status"))
+	require.Equal(t, http.StatusOK, code, string(body))
+	allowed.Stop()
+
+	// Without the flag again, the stored definition does not load.
+	o = apptest.StartOrrery(t, dir)
+	apptest.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(o.Output(), "server's own AWS credentials") {
+			return errors.New("no log line about the refused definition yet")
+		}
+		return nil
+	})
+	code, _ = apptest.Get(t, o.URL(id, "/alertmanager/api/v2/status"))
+	require.Equal(t, http.StatusNotFound, code)
 }

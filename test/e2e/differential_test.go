@@ -222,8 +222,24 @@ func TestQueriesMatchReferencePrometheus(t *testing.T) {
 		for _, ts := range at {
 			compare("/query", url.Values{"query": {query}, "time": {fmt.Sprint(ts.Unix())}})
 		}
-		compare("/query_range", url.Values{"query": {query}, "start": {fmt.Sprint(end.Add(-time.Hour).Unix())},
-			"end": {fmt.Sprint(end.Unix())}, "step": {"30"}})
+		// Asked twice, the second answer comes from Orrery's results
+		// cache; then shifted by some steps, as a dashboard refresh asks,
+		// partly from the cache.
+		for _, shift := range []time.Duration{0, 0, -5 * time.Minute, -4*time.Minute - 30*time.Second} {
+			compare("/query_range", url.Values{"query": {query}, "start": {fmt.Sprint(end.Add(-time.Hour + shift).Unix())},
+				"end": {fmt.Sprint(end.Add(shift).Unix())}, "step": {"30"}})
+		}
+	}
+	// Statistics, asked for, are Prometheus' own: the engine's sample
+	// counts of one plain evaluation (timings differ).
+	for _, query := range queries[:5] {
+		for _, stats := range []string{"true", "all"} {
+			params := url.Values{"query": {query}, "start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())},
+				"step": {"30"}, "stats": {stats}}
+			_, bodyO := apptest.Get(t, orreryAPI+"/query_range?"+params.Encode())
+			_, bodyR := apptest.Get(t, refAPI+"/query_range?"+params.Encode())
+			require.Equal(t, statsSamples(t, bodyR), statsSamples(t, bodyO), "stats=%s of %s", stats, query)
+		}
 	}
 	compare("/series", url.Values{"match[]": {`{__name__=~"envoy_.*", pod="frontend-1"}`}})
 	compare("/labels", url.Values{})
@@ -232,6 +248,21 @@ func TestQueriesMatchReferencePrometheus(t *testing.T) {
 	compare("/label/__name__/values", url.Values{})
 	compare("/query_exemplars", url.Values{"query": {"envoy_server_live"}, "start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}})
 	compare("/format_query", url.Values{"query": {`sum(rate(x[5m]))by(a)`}})
+}
+
+// statsSamples returns the samples part of an answer's statistics.
+func statsSamples(t *testing.T, b []byte) string {
+	t.Helper()
+	var env struct {
+		Data struct {
+			Stats struct {
+				Samples json.RawMessage `json:"samples"`
+			} `json:"stats"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(b, &env), "%s", b)
+	require.NotEmpty(t, env.Data.Stats.Samples, "no statistics in %s", b)
+	return string(env.Data.Stats.Samples)
 }
 
 // normalize re-indents JSON so a failure diff is readable. Unless ordered,

@@ -1,0 +1,806 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/stats"
+
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// EvalConfig configures query evaluation server-wide: how many cores it
+// may use at once, how many queries may run at once, and the results cache.
+type EvalConfig struct {
+	// Parallelism is how many parts of queries are evaluated at once,
+	// server-wide (0: GOMAXPROCS). A range query is split into at most
+	// this many step-aligned time ranges, as many as there are free slots.
+	Parallelism int
+	// MinStepsPerPart is the fewest steps a part of a split range query
+	// has: below it, splitting costs more (each part selects its series
+	// anew) than it saves.
+	MinStepsPerPart int
+	// MaxConcurrent is how many queries are evaluated or wait for a slot
+	// at once, server-wide; more wait for their turn (Prometheus'
+	// --query.max-concurrency).
+	MaxConcurrent int
+	// CacheBytes bounds the results cache (0: no cache).
+	CacheBytes int64
+	// CacheFreshness: steps later than now minus this are not cached, as
+	// their samples are still arriving.
+	CacheFreshness time.Duration
+}
+
+// RegisterFlags registers the flags of query evaluation on fs.
+func (c *EvalConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Parallelism, "query.parallelism", 0, "parts of queries evaluated at once, server-wide; a range query is split by time into as many parts as there are free slots (0: the number of cores)")
+	fs.IntVar(&c.MinStepsPerPart, "query.min-steps-per-part", 20, "fewest evaluation steps in one part of a split range query")
+	fs.IntVar(&c.MaxConcurrent, "query.max-concurrency", 20, "queries evaluated at once, server-wide, waiting ones included; more wait for their turn")
+	fs.Int64Var(&c.CacheBytes, "query.cache-size", 256<<20, "memory for the range query results cache, in bytes (0: no cache)")
+	fs.DurationVar(&c.CacheFreshness, "query.cache-freshness", time.Minute, "range query steps later than now minus this are evaluated on every request, not cached")
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *EvalConfig) Validate() error {
+	if c.Parallelism < 0 || c.MinStepsPerPart < 0 || c.MaxConcurrent < 0 || c.CacheBytes < 0 || c.CacheFreshness < 0 {
+		return errors.New("query evaluation flags must not be negative")
+	}
+	if c.Parallelism == 0 {
+		c.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if c.MinStepsPerPart == 0 {
+		c.MinStepsPerPart = 1
+	}
+	return nil
+}
+
+// Evaluator is the server-wide part of query evaluation, shared by every
+// workspace's Engine: the evaluation slots, the active query tracker, the
+// results cache and the per-workspace metrics.
+type Evaluator struct {
+	cfg     EvalConfig
+	slots   chan struct{}
+	tracker promql.QueryTracker // nil: no log of active queries.
+	cache   *Cache              // nil: no cache.
+	now     func() time.Time
+	logger  *slog.Logger
+
+	active   prometheus.Gauge
+	duration *prometheus.HistogramVec
+	samples  *prometheus.CounterVec
+	parts    *prometheus.CounterVec
+}
+
+// NewEvaluator returns an evaluator. tracker, if not nil, records active
+// queries (Prometheus' queries.active file) and bounds them by its
+// GetMaxConcurrent.
+func NewEvaluator(cfg EvalConfig, tracker promql.QueryTracker, logger *slog.Logger, reg prometheus.Registerer) (*Evaluator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := promauto.With(reg)
+	ev := &Evaluator{cfg: cfg, slots: make(chan struct{}, cfg.Parallelism), tracker: tracker, now: time.Now,
+		logger: logger.With("component", "query"),
+		active: f.NewGauge(prometheus.GaugeOpts{Name: "orrery_query_active",
+			Help: "Queries being evaluated or waiting for an evaluation slot."}),
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "orrery_query_duration_seconds",
+			Help:    "Time to evaluate a query, waiting for a slot included, by workspace and kind (instant, range).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"workspace", "kind"}),
+		samples: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_samples_total",
+			Help: "Samples queries loaded (the engine's totalQueryableSamples), by workspace."}, []string{"workspace"}),
+		parts: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_parts_total",
+			Help: "Evaluations of range queries, by workspace and how the steps were answered: plain (one evaluation, as Prometheus), split (one of several step-aligned parts) or cached (from the results cache)."},
+			[]string{"workspace", "path"}),
+	}
+	if cfg.CacheBytes > 0 {
+		ev.cache = NewCache(cfg.CacheBytes, reg)
+	}
+	return ev, nil
+}
+
+// Cache returns the results cache, nil when there is none.
+func (ev *Evaluator) Cache() *Cache {
+	if ev == nil {
+		return nil
+	}
+	return ev.cache
+}
+
+// Forget drops a workspace's cached answers and metrics.
+func (ev *Evaluator) Forget(id workspace.ID) {
+	ev.cache.Drop(id)
+	ev.duration.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
+	ev.samples.DeleteLabelValues(id.String())
+	ev.parts.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
+}
+
+// acquire takes one evaluation slot, waiting for it, and then up to
+// extra more that are free at once. It returns how many it took.
+func (ev *Evaluator) acquire(ctx context.Context, extra int) (int, error) {
+	select {
+	case ev.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	n := 1
+	for ; n <= extra; n++ {
+		select {
+		case ev.slots <- struct{}{}:
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+func (ev *Evaluator) release(n int) {
+	for range n {
+		<-ev.slots
+	}
+}
+
+// track records a query as active until the returned function is called.
+func (ev *Evaluator) track(ctx context.Context, qs string) (func(), error) {
+	ev.active.Inc()
+	if ev.tracker == nil {
+		return ev.active.Dec, nil
+	}
+	i, err := ev.tracker.Insert(ctx, qs)
+	if err != nil {
+		ev.active.Dec()
+		return nil, err
+	}
+	return func() { ev.tracker.Delete(i); ev.active.Dec() }, nil
+}
+
+// Engine evaluates one workspace's queries: the Prometheus engine's
+// answers, with range queries split by time over free evaluation slots and
+// answered from the results cache where they can be. It implements
+// promql.QueryEngine. Every answer equals the plain engine's: a range
+// query's step is evaluated alone (steps do not see each other), so its
+// answer does not depend on which other steps are evaluated with it.
+type Engine struct {
+	inner  *promql.Engine
+	parser parser.Parser
+	ev     *Evaluator
+	id     workspace.ID
+	lim    workspace.Limits
+}
+
+var _ promql.QueryEngine = (*Engine)(nil)
+
+// NewEngine returns the engine of workspace id, whose Prometheus engine
+// has opts (EngineOpts(lim, …), perhaps amended).
+func (ev *Evaluator) NewEngine(id workspace.ID, lim workspace.Limits, opts promql.EngineOpts) *Engine {
+	p := opts.Parser
+	if p == nil {
+		p = parser.NewParser(parser.Options{})
+	}
+	return &Engine{inner: promql.NewEngine(opts), parser: p, ev: ev, id: id, lim: lim}
+}
+
+// Close releases the Prometheus engine.
+func (e *Engine) Close() error { return e.inner.Close() }
+
+type ctxKey int
+
+const (
+	plainKey ctxKey = iota
+	noStoreKey
+)
+
+// WithPlain returns a context whose queries are evaluated by the plain
+// engine alone, in one piece: for requests that ask for statistics, which
+// describe one evaluation.
+func WithPlain(ctx context.Context) context.Context { return context.WithValue(ctx, plainKey, true) }
+
+// WithNoStore returns a context whose queries neither read nor fill the
+// results cache (Cache-Control: no-store).
+func WithNoStore(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noStoreKey, true)
+}
+
+// NewInstantQuery implements promql.QueryEngine.
+func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
+	qry, err := e.inner.NewInstantQuery(ctx, q, opts, qs, ts)
+	if err != nil {
+		return nil, err
+	}
+	return &plainQuery{Query: qry, e: e, kind: "instant"}, nil
+}
+
+// NewRangeQuery implements promql.QueryEngine.
+func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration) (promql.Query, error) {
+	qry, err := e.inner.NewRangeQuery(ctx, q, opts, qs, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	plain := &plainQuery{Query: qry, e: e, kind: "range"}
+	stmt, ok := qry.Statement().(*parser.EvalStmt)
+	if !ok || ctx.Value(plainKey) != nil || (opts != nil && opts.EnablePerStepStats()) {
+		return plain, nil
+	}
+	// The expression as written: the statement's is preprocessed, with
+	// start(), end() and range() already replaced by this range's values.
+	expr, err := e.parser.ParseExpr(qs)
+	if err != nil {
+		return plain, nil
+	}
+	splittable, cacheable := analyze(expr)
+	if !splittable {
+		return plain, nil
+	}
+	rq := &rangeQuery{plain: plain, q: q, opts: opts, qs: qs,
+		start: stmt.Start.UnixMilli(), end: stmt.End.UnixMilli(), step: stmt.Interval.Milliseconds()}
+	if rq.step <= 0 {
+		return plain, nil
+	}
+	rq.end = rq.start + (rq.end-rq.start)/rq.step*rq.step // the last step
+	if cacheable && e.ev.cache != nil && ctx.Value(noStoreKey) == nil {
+		mint, _ := promql.FindMinMaxTime(stmt)
+		rq.window = rq.start - mint
+		var lookback int64
+		if opts != nil {
+			lookback = opts.LookbackDelta().Milliseconds()
+		}
+		rq.key = &cacheKey{ws: e.id, query: qs, step: rq.step, phase: mod(rq.start, rq.step), lookback: lookback}
+	}
+	return rq, nil
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// analyze reports whether a range query's answer at a step is independent
+// of the query's other steps (splittable), and whether moreover it depends
+// on no sample after the step, so that later writes leave it valid
+// (cacheable).
+func analyze(expr parser.Expr) (splittable, cacheable bool) {
+	splittable, cacheable = true, true
+	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+		switch n := node.(type) {
+		case *parser.VectorSelector:
+			if n.StartOrEnd != 0 || n.OriginalOffsetExpr != nil {
+				splittable = false // @ start(), @ end(), or an offset computed from the query's range.
+			}
+			if n.Timestamp != nil || n.OriginalOffset < 0 {
+				cacheable = false // Reads samples after the step.
+			}
+		case *parser.MatrixSelector:
+			if n.RangeExpr != nil {
+				splittable = false
+			}
+		case *parser.SubqueryExpr:
+			if n.StartOrEnd != 0 || n.RangeExpr != nil || n.StepExpr != nil || n.OriginalOffsetExpr != nil {
+				splittable = false
+			}
+			if n.Timestamp != nil || n.OriginalOffset < 0 {
+				cacheable = false
+			}
+		case *parser.DurationExpr:
+			splittable = false
+		case *parser.Call:
+			switch n.Func.Name {
+			case "start", "end", "range":
+				splittable = false // The query's range, not the step's.
+			case "step":
+				splittable = false // Kept whole: a one-step part's step() is no step at all.
+			case "sort", "sort_desc", "sort_by_label", "sort_by_label_desc":
+				splittable = false // Warns about sorting in a range query only over several steps.
+			}
+		case *parser.AggregateExpr:
+			switch n.Op {
+			case parser.TOPK, parser.BOTTOMK, parser.LIMITK, parser.LIMIT_RATIO:
+				// Which of tied series is chosen at a step depends on the
+				// order of the input series, which depends on which
+				// series have samples anywhere in the query's range.
+				splittable = false
+			}
+		}
+		return nil
+	})
+	return splittable, splittable && cacheable
+}
+
+// plainQuery is a query of the plain engine, tracked and given one
+// evaluation slot.
+type plainQuery struct {
+	promql.Query
+	e    *Engine
+	kind string
+}
+
+func (p *plainQuery) Exec(ctx context.Context) *promql.Result {
+	began := time.Now()
+	done, err := p.e.ev.track(ctx, p.String())
+	if err != nil {
+		return &promql.Result{Err: contextErr(err, "query queue")}
+	}
+	defer done()
+	if _, err := p.e.ev.acquire(ctx, 0); err != nil {
+		return &promql.Result{Err: contextErr(err, "query queue")}
+	}
+	res := p.Query.Exec(ctx)
+	p.e.ev.release(1)
+	p.e.observe(p.kind, began, p.Query.Stats())
+	if p.kind == "range" {
+		p.e.ev.parts.WithLabelValues(p.e.id.String(), "plain").Inc()
+	}
+	return res
+}
+
+func (e *Engine) observe(kind string, began time.Time, st *stats.Statistics) {
+	e.ev.duration.WithLabelValues(e.id.String(), kind).Observe(time.Since(began).Seconds())
+	if st != nil && st.Samples != nil {
+		e.ev.samples.WithLabelValues(e.id.String()).Add(float64(st.Samples.TotalSamples))
+	}
+}
+
+// contextErr words a context error as the engine does.
+func contextErr(err error, env string) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return promql.ErrQueryCanceled(env)
+	case errors.Is(err, context.DeadlineExceeded):
+		return promql.ErrQueryTimeout(env)
+	default:
+		return err
+	}
+}
+
+// rangeQuery is a range query evaluated in step-aligned parts, some of
+// them perhaps from the results cache. Its answer is the plain engine's:
+// the parts' series merged, each series' points in time order, the series
+// sorted by labels as the engine sorts a range query's.
+type rangeQuery struct {
+	plain            *plainQuery
+	q                storage.Queryable
+	opts             promql.QueryOpts
+	qs               string
+	start, end, step int64 // ms; end is the last step.
+	window           int64 // how far before a step its samples reach (ms).
+	key              *cacheKey
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	st     *stats.Statistics
+}
+
+func (r *rangeQuery) Statement() parser.Statement { return r.plain.Statement() }
+func (r *rangeQuery) String() string              { return r.qs }
+func (r *rangeQuery) Close()                      { r.plain.Close() }
+
+func (r *rangeQuery) Cancel() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+func (r *rangeQuery) Stats() *stats.Statistics {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st == nil {
+		return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: stats.NewQuerySamples(false)}
+	}
+	return r.st
+}
+
+// span is a range of steps, from start to end inclusive (ms).
+type span struct{ start, end int64 }
+
+// part is the answer of one evaluation of a span.
+type part struct {
+	span
+	series []promql.Series
+	annos  annotations.Annotations
+	st     *stats.Statistics
+	err    error
+}
+
+func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
+	e := r.plain.e
+	ev := e.ev
+	began := time.Now()
+	// The workspace's query timeout bounds the whole query, waiting for
+	// slots and parts evaluated one after another included, as it bounds
+	// a plain one.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if d := time.Duration(e.lim.QueryTimeout); d > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, d)
+		defer stop()
+	}
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+
+	done, err := ev.track(ctx, r.qs)
+	if err != nil {
+		return &promql.Result{Err: contextErr(err, "query queue")}
+	}
+	defer done()
+
+	// What the cache holds, and what must be evaluated.
+	var (
+		cached  *extent
+		todo    = []span{{r.start, r.end}}
+		pending *pendingExtent
+		limit   int64
+	)
+	if r.key != nil {
+		now := ev.now().UnixMilli()
+		limit = r.alignDown(now - ev.cfg.CacheFreshness.Milliseconds())
+		pending = ev.cache.begin(e.id, limit)
+		if x := ev.cache.lookup(*r.key); x != nil {
+			low := int64(minInt64)
+			if ret := time.Duration(e.lim.RetentionPeriod).Milliseconds(); ret > 0 {
+				// Samples older than the retention may be deleted at any
+				// time: steps reading them are evaluated anew.
+				low = now - ret + r.window
+			}
+			cached, todo = r.plan(x, low)
+		}
+		ev.cache.misses.WithLabelValues(e.id.String()).Add(float64(r.steps(todo)))
+		if cached != nil {
+			ev.cache.hits.WithLabelValues(e.id.String()).Add(float64(r.steps([]span{{cached.start, cached.end}})))
+			ev.parts.WithLabelValues(e.id.String(), "cached").Inc()
+		}
+	}
+	finish := func(store *extent) {
+		if pending != nil {
+			ev.cache.finish(pending, *r.key, store)
+		}
+	}
+
+	parts, err := r.evaluate(ctx, todo)
+	if err != nil {
+		finish(nil)
+		return &promql.Result{Err: err}
+	}
+	st := mergeStats(parts)
+	r.mu.Lock()
+	r.st = st
+	r.mu.Unlock()
+	e.observe("range", began, st)
+
+	// The answer: the parts and the cached steps, in time order.
+	var (
+		pieces [][]promql.Series
+		annos  annotations.Annotations
+		points int
+	)
+	ordered := make([]part, 0, len(parts)+1)
+	ordered = append(ordered, parts...)
+	if cached != nil {
+		ordered = append(ordered, part{span: span{cached.start, cached.end}, series: cached.series})
+		for _, p := range cached.pieces {
+			annos.Merge(p.annos)
+		}
+	}
+	sort.Slice(ordered, func(i, j int) bool { return ordered[i].start < ordered[j].start })
+	for _, p := range ordered {
+		pieces = append(pieces, p.series)
+		annos.Merge(p.annos)
+		for _, s := range p.series {
+			points += len(s.Floats) + len(s.Histograms)
+		}
+	}
+	if max := e.lim.MaxQuerySamples; max > 0 && points > max {
+		finish(nil)
+		return &promql.Result{Err: promql.ErrTooManySamples("query execution"), Warnings: annos}
+	}
+	mat := mergeSeries(pieces)
+
+	if r.key != nil {
+		finish(r.extend(cached, parts, r.alignDown(limit)))
+	}
+	return &promql.Result{Value: mat, Warnings: annos}
+}
+
+// steps counts the evaluation steps of spans.
+func (r *rangeQuery) steps(spans []span) int64 {
+	var n int64
+	for _, s := range spans {
+		n += (s.end-s.start)/r.step + 1
+	}
+	return n
+}
+
+// alignDown returns the last step of the query's phase at or before t.
+func (r *rangeQuery) alignDown(t int64) int64 {
+	return t - mod(t-r.start, r.step)
+}
+
+// plan returns the steps of x the query may use, as an extent, and the
+// spans it must evaluate. Steps before low are not used; nor is an
+// annotated piece of x that the query covers only in part, since its
+// annotations may come from its steps outside the query.
+func (r *rangeQuery) plan(x *extent, low int64) (*extent, []span) {
+	cs, ce := max(x.start, r.start), min(x.end, r.end)
+	if low > cs {
+		cs = r.start + (low-r.start+r.step-1)/r.step*r.step // first step at or after low.
+	}
+	for changed := true; changed && cs <= ce; {
+		changed = false
+		for _, p := range x.pieces {
+			if p.end < cs || p.start > ce || (p.start >= cs && p.end <= ce) {
+				continue
+			}
+			// Partly covered: leave the piece out, from whichever side it is on.
+			if p.start <= cs {
+				cs = p.end + r.step
+			} else {
+				ce = p.start - r.step
+			}
+			changed = true
+		}
+		// No span to evaluate of a single step, unless the query has one.
+		if r.start < cs && cs-r.start == r.step {
+			cs, changed = cs+r.step, true
+		}
+		if ce < r.end && r.end-ce == r.step {
+			ce, changed = ce-r.step, true
+		}
+	}
+	if cs > ce {
+		return nil, []span{{r.start, r.end}}
+	}
+	use := sliceExtent(x, cs, ce)
+	if use == nil { // Not reached: no piece crosses cs or ce.
+		return nil, []span{{r.start, r.end}}
+	}
+	var todo []span
+	if r.start < cs {
+		todo = append(todo, span{r.start, cs - r.step})
+	}
+	if ce < r.end {
+		todo = append(todo, span{ce + r.step, r.end})
+	}
+	return use, todo
+}
+
+// evaluate evaluates spans, split into parts over as many evaluation slots
+// as are free (at least one), and returns the parts in time order. The
+// first error in time order is returned, as the plain engine, evaluating
+// steps in time order, would meet it first.
+func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error) {
+	if len(spans) == 0 {
+		return nil, nil
+	}
+	ev := r.plain.e.ev
+	total := r.steps(spans)
+	want := int(min(int64(ev.cfg.Parallelism), max(1, total/int64(ev.cfg.MinStepsPerPart))))
+	n, err := ev.acquire(ctx, want-1)
+	if err != nil {
+		return nil, contextErr(err, "query queue")
+	}
+	defer ev.release(n)
+
+	// Cut the spans into about n parts of equal steps, none of one step
+	// (plan leaves no span of one step in a query of more): the engine
+	// evaluates a single step as an instant query in places (topk's order,
+	// sort's warning).
+	per := max(2, (total+int64(n)-1)/int64(n))
+	var parts []part
+	for _, s := range spans {
+		for t := s.start; t <= s.end; {
+			e := min(s.end, t+(per-1)*r.step)
+			if s.end-e == r.step {
+				e = s.end // Leave no single step behind.
+			}
+			parts = append(parts, part{span: span{t, e}})
+			t = e + r.step
+		}
+	}
+	path := "split"
+	if len(parts) == 1 {
+		path = "plain"
+	}
+	ev.parts.WithLabelValues(r.plain.e.id.String(), path).Add(float64(len(parts)))
+
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range min(n, len(parts)) {
+		wg.Go(func() {
+			for i := range work {
+				parts[i] = r.evalPart(ctx, parts[i].span)
+			}
+		})
+	}
+	for i := range parts {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for _, p := range parts {
+		if p.err != nil {
+			return nil, p.err
+		}
+	}
+	return parts, nil
+}
+
+// evalPart evaluates the steps of s with the plain engine and copies the
+// answer out of the engine's pooled buffers.
+func (r *rangeQuery) evalPart(ctx context.Context, s span) part {
+	p := part{span: s}
+	qry, err := r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, r.qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	p.st = qry.Stats()
+	if res.Err != nil {
+		p.err = res.Err
+		return p
+	}
+	p.annos = res.Warnings
+	mat, ok := res.Value.(promql.Matrix)
+	if !ok {
+		p.err = fmt.Errorf("range query answered %s, not a matrix", res.Value.Type())
+		return p
+	}
+	p.series = make([]promql.Series, len(mat))
+	for i, s := range mat {
+		c := promql.Series{Metric: s.Metric, DropName: s.DropName}
+		if len(s.Floats) > 0 {
+			c.Floats = append([]promql.FPoint(nil), s.Floats...)
+		}
+		if len(s.Histograms) > 0 {
+			c.Histograms = make([]promql.HPoint, len(s.Histograms))
+			for j, h := range s.Histograms {
+				c.Histograms[j] = promql.HPoint{T: h.T, H: h.H.Copy()}
+			}
+		}
+		p.series[i] = c
+	}
+	return p
+}
+
+// extend returns the extent to cache after the query: the evaluated parts
+// and the cached steps, with the steps of the cached extent beside them
+// when they join, up to limit. Nil when nothing is worth keeping.
+func (r *rangeQuery) extend(cached *extent, parts []part, limit int64) *extent {
+	e := &extent{key: *r.key, start: r.start, end: r.end}
+	pieces := make([][]promql.Series, 0, len(parts)+3)
+	for _, p := range parts {
+		pieces = append(pieces, p.series)
+		if len(p.annos) > 0 {
+			e.pieces = append(e.pieces, piece{start: p.start, end: p.end, annos: p.annos})
+		}
+	}
+	if cached != nil {
+		pieces = append(pieces, cached.series)
+		e.pieces = append(e.pieces, cached.pieces...)
+	}
+	// Steps of the extent now cached beside the query's, still valid (it is
+	// unchanged since it was stored: extents are replaced, never modified).
+	if old := r.plain.e.ev.cache.lookup(*r.key); old != nil && old.start <= r.end+r.step && old.end >= r.start-r.step {
+		if old.start < r.start {
+			if x := sliceExtent(old, old.start, r.start-r.step); x != nil {
+				pieces = append(pieces, x.series)
+				e.pieces = append(e.pieces, x.pieces...)
+				e.start = old.start
+			}
+		}
+		if old.end > r.end {
+			if x := sliceExtent(old, r.end+r.step, old.end); x != nil {
+				pieces = append(pieces, x.series)
+				e.pieces = append(e.pieces, x.pieces...)
+				e.end = old.end
+			}
+		}
+	}
+	sortPieces(pieces)
+	e.series = mergeSeries(pieces)
+	if e = prefix(e, limit); e == nil {
+		return nil
+	}
+	e.bytes = seriesBytes(e.series)
+	return e
+}
+
+// sortPieces orders pieces of one answer by the time of their first point.
+func sortPieces(pieces [][]promql.Series) {
+	first := func(ss []promql.Series) int64 {
+		t := int64(1<<63 - 1)
+		for _, s := range ss {
+			if len(s.Floats) > 0 {
+				t = min(t, s.Floats[0].T)
+			}
+			if len(s.Histograms) > 0 {
+				t = min(t, s.Histograms[0].T)
+			}
+		}
+		return t
+	}
+	sort.SliceStable(pieces, func(i, j int) bool { return first(pieces[i]) < first(pieces[j]) })
+}
+
+// mergeSeries merges answers to disjoint, time-ordered step ranges of one
+// range query into one, the series sorted by labels as the engine sorts.
+func mergeSeries(pieces [][]promql.Series) promql.Matrix {
+	var n int
+	for _, p := range pieces {
+		n = max(n, len(p))
+	}
+	if len(pieces) == 1 {
+		out := make(promql.Matrix, len(pieces[0]))
+		copy(out, pieces[0])
+		return out
+	}
+	index := make(map[uint64][]int, n)
+	out := make(promql.Matrix, 0, n)
+	for _, p := range pieces {
+		for _, s := range p {
+			h := s.Metric.Hash()
+			i := -1
+			for _, j := range index[h] {
+				if labels.Equal(out[j].Metric, s.Metric) {
+					i = j
+					break
+				}
+			}
+			if i < 0 {
+				index[h] = append(index[h], len(out))
+				out = append(out, promql.Series{Metric: s.Metric, DropName: s.DropName,
+					Floats: append([]promql.FPoint(nil), s.Floats...), Histograms: append([]promql.HPoint(nil), s.Histograms...)})
+				continue
+			}
+			out[i].Floats = append(out[i].Floats, s.Floats...)
+			out[i].Histograms = append(out[i].Histograms, s.Histograms...)
+		}
+	}
+	for i := range out {
+		if len(out[i].Floats) == 0 {
+			out[i].Floats = nil
+		}
+		if len(out[i].Histograms) == 0 {
+			out[i].Histograms = nil
+		}
+	}
+	sort.Sort(out)
+	return out
+}
+
+// mergeStats adds up the parts' sample statistics.
+func mergeStats(parts []part) *stats.Statistics {
+	st := &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: stats.NewQuerySamples(false)}
+	for _, p := range parts {
+		if p.st == nil || p.st.Samples == nil {
+			continue
+		}
+		st.Samples.TotalSamples += p.st.Samples.TotalSamples
+		st.Samples.SamplesRead += p.st.Samples.SamplesRead
+		st.Samples.TotalSeries += p.st.Samples.TotalSeries
+		st.Samples.UpdatePeak(p.st.Samples.PeakSamples)
+	}
+	return st
+}

@@ -1,0 +1,357 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/teststorage"
+	"github.com/stretchr/testify/require"
+
+	orstorage "github.com/orrery-dev/orrery/internal/storage"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// envoyStorage returns a TSDB holding Envoy-like series (counters,
+// histogram buckets, gauges) for pods × clusters over span at 15 s, with
+// gaps, resets and stale series, so that answers differ in shape per step.
+func envoyStorage(t testing.TB, rng *rand.Rand, pods, clusters int, start time.Time, span time.Duration) *teststorage.TestStorage {
+	t.Helper()
+	st := teststorage.New(t)
+	app := st.Appender(context.Background())
+	les := []string{"0.5", "1", "5", "10", "25", "100", "+Inf"}
+	for p := range pods {
+		for c := range clusters {
+			base := labels.FromStrings("pod", fmt.Sprintf("pod-%d", p), "envoy_cluster_name", fmt.Sprintf("cluster-%d", c), "namespace", fmt.Sprintf("ns-%d", p%3))
+			// A series may start late, end early, or reset.
+			from := start.Add(time.Duration(rng.IntN(4)) * 10 * time.Minute)
+			to := start.Add(span - time.Duration(rng.IntN(3))*15*time.Minute)
+			var rq, cx float64
+			buckets := make([]float64, len(les))
+			for ts := from; !ts.After(to); ts = ts.Add(15 * time.Second) {
+				if rng.IntN(50) == 0 {
+					continue // A missed scrape.
+				}
+				if rng.IntN(400) == 0 {
+					rq, cx = 0, 0 // A restart.
+					clear(buckets)
+				}
+				rq += float64(rng.IntN(100))
+				cx = float64(rng.IntN(20))
+				ms := ts.UnixMilli()
+				add := func(name string, v float64, extra ...string) {
+					b := labels.NewBuilder(base).Set(labels.MetricName, name)
+					for i := 0; i < len(extra); i += 2 {
+						b.Set(extra[i], extra[i+1])
+					}
+					_, err := app.Append(0, b.Labels(), ms, v)
+					require.NoError(t, err)
+				}
+				add("envoy_cluster_upstream_rq_total", rq)
+				add("envoy_cluster_upstream_rq_xx", rq/2, "envoy_response_code_class", "2")
+				add("envoy_cluster_upstream_cx_active", cx)
+				var acc float64
+				for i, le := range les {
+					buckets[i] += float64(rng.IntN(10))
+					acc += buckets[i]
+					add("envoy_cluster_upstream_rq_time_bucket", acc, "le", le)
+				}
+			}
+		}
+	}
+	require.NoError(t, app.Commit())
+	return st
+}
+
+// queryTemplates are the shapes of dashboard queries the randomized test
+// draws from; %s is a range, %d a parameter.
+var queryTemplates = []string{
+	`sum(rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`sum without (pod) (increase(envoy_cluster_upstream_rq_xx[%s]))`,
+	`histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket[%s])))`,
+	`histogram_quantile(0.5, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[%s])))`,
+	`topk(%d, sum by (pod) (rate(envoy_cluster_upstream_rq_total[%s])))`,
+	`bottomk(%d, max by (envoy_cluster_name) (envoy_cluster_upstream_cx_active))`,
+	`avg by (namespace) (envoy_cluster_upstream_cx_active)`,
+	`count by (envoy_cluster_name) (envoy_cluster_upstream_cx_active > %d)`,
+	`count_values("v", envoy_cluster_upstream_cx_active)`,
+	`group by (namespace) (envoy_cluster_upstream_cx_active)`,
+	`min(envoy_cluster_upstream_cx_active) / max(envoy_cluster_upstream_cx_active)`,
+	`sum(rate(envoy_cluster_upstream_rq_xx[%s])) / sum(rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`max_over_time(envoy_cluster_upstream_cx_active[%s])`,
+	`rate(envoy_cluster_upstream_rq_total{pod=~"pod-[0-3]"}[%s])`,
+	`envoy_cluster_upstream_cx_active offset %s`,
+	`avg_over_time(sum(envoy_cluster_upstream_cx_active)[%s:1m])`,
+	`quantile(0.9, envoy_cluster_upstream_cx_active)`,
+	`stddev by (envoy_cluster_name) (envoy_cluster_upstream_cx_active)`,
+	`absent(envoy_cluster_upstream_cx_active{pod="pod-404"})`,
+	`time() - timestamp(envoy_cluster_upstream_cx_active)`,
+	`sum(delta(envoy_cluster_upstream_cx_active[%s])) * 60`,
+	`label_replace(sum by (pod) (envoy_cluster_upstream_cx_active), "p", "$1", "pod", "pod-(.*)")`,
+	`rate(envoy_cluster_upstream_cx_active[%s])`,
+}
+
+func randomQuery(rng *rand.Rand) string {
+	q := queryTemplates[rng.IntN(len(queryTemplates))]
+	ranges := []string{"1m", "2m", "5m", "10m"}
+	var args []any
+	for i := 0; i < len(q)-1; i++ {
+		if q[i] != '%' {
+			continue
+		}
+		switch q[i+1] {
+		case 's':
+			args = append(args, ranges[rng.IntN(len(ranges))])
+		case 'd':
+			args = append(args, 1+rng.IntN(5))
+		}
+	}
+	return fmt.Sprintf(q, args...)
+}
+
+type testEngines struct {
+	plain  *promql.Engine
+	ev     *Evaluator
+	engine *Engine
+	reg    *prometheus.Registry
+	id     workspace.ID
+}
+
+func newTestEngines(t testing.TB, cfg EvalConfig) *testEngines {
+	t.Helper()
+	lim := workspace.DefaultLimits()
+	reg := prometheus.NewRegistry()
+	ev, err := NewEvaluator(cfg, nil, nil, reg)
+	require.NoError(t, err)
+	plain := promql.NewEngine(EngineOpts(lim, 5*time.Minute))
+	id := workspace.NewID()
+	return &testEngines{plain: plain, ev: ev, engine: ev.NewEngine(id, lim, EngineOpts(lim, 5*time.Minute)), reg: reg, id: id}
+}
+
+// rangeAnswer evaluates a range query and renders its answer, warnings
+// included, exactly (floats by their bits).
+func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs string, start, end time.Time, step time.Duration) string {
+	t.Helper()
+	qry, err := eng.NewRangeQuery(context.Background(), q, nil, qs, start, end, step)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer qry.Close()
+	res := qry.Exec(context.Background())
+	var b strings.Builder
+	warns, infos := res.Warnings.AsStrings(qs, 0, 0)
+	warns = append(warns, infos...)
+	sort.Strings(warns)
+	fmt.Fprintf(&b, "warnings: %q\n", warns)
+	if res.Err != nil {
+		fmt.Fprintf(&b, "error: %v\n", res.Err)
+		return b.String()
+	}
+	mat := res.Value.(promql.Matrix)
+	for _, s := range mat {
+		fmt.Fprintf(&b, "%s:", s.Metric)
+		for _, p := range s.Floats {
+			fmt.Fprintf(&b, " %d=%x", p.T, math.Float64bits(p.F))
+		}
+		for _, p := range s.Histograms {
+			fmt.Fprintf(&b, " %d=%s", p.T, p.H)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// TestEngineMatchesPlainEngine is the randomized differential test:
+// dashboard-shaped queries over Envoy-like data, at random ranges, steps
+// and phases, answered by the split and cached engine and by the plain
+// Prometheus engine, must be identical, bit for bit, warnings included.
+// Repeated and overlapping ranges make answers come from the cache.
+func TestEngineMatchesPlainEngine(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	// Recent data: steps reading samples older than the retention are never
+	// served from the cache.
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	st := envoyStorage(t, rng, 12, 4, start, 2*time.Hour)
+	te := newTestEngines(t, EvalConfig{Parallelism: 3, MinStepsPerPart: 2, MaxConcurrent: 4, CacheBytes: 32 << 20})
+
+	iterations := 300
+	if testing.Short() {
+		iterations = 60
+	}
+	var queries []string
+	for i := range iterations {
+		// Half the time, ask again a query asked before, as a refreshing
+		// dashboard does, over a range shifted by some steps.
+		qs := randomQuery(rng)
+		if len(queries) > 0 && rng.IntN(2) == 0 {
+			qs = queries[rng.IntN(len(queries))]
+		}
+		queries = append(queries, qs)
+		step := []time.Duration{15 * time.Second, 30 * time.Second, time.Minute, 90 * time.Second}[rng.IntN(4)]
+		from := start.Add(time.Duration(rng.IntN(60)) * step / 2)
+		to := from.Add(time.Duration(1+rng.IntN(100)) * step)
+		want := rangeAnswer(t, te.plain, st, qs, from, to, step)
+		got := rangeAnswer(t, te.engine, st, qs, from, to, step)
+		require.Equal(t, want, got, "iteration %d: %s from %s to %s step %s", i, qs, from.UTC(), to.UTC(), step)
+	}
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total"), "no answer came from the cache")
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_parts_total", "path", "split"), "no query was split")
+}
+
+// TestCacheSeesLateWrites: samples written inside a cached window (a new
+// series' late samples, an out-of-order sample) change the next answer,
+// through the storage's write notifications, as in the server.
+func TestCacheSeesLateWrites(t *testing.T) {
+	lim := workspace.DefaultLimits()
+	lim.OutOfOrderWindow = model.Duration(10 * time.Minute)
+	overrides, err := workspace.NewOverrides(lim)
+	require.NoError(t, err)
+	te := newTestEngines(t, EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4, CacheBytes: 8 << 20, CacheFreshness: time.Minute})
+	store, err := orstorage.New(orstorage.Config{Dir: t.TempDir(), Written: te.ev.Cache().Written}, overrides, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+
+	now := time.Now().Truncate(time.Second)
+	write := func(ls labels.Labels, ts time.Time, v float64) {
+		t.Helper()
+		app, err := store.Appender(context.Background(), te.id)
+		require.NoError(t, err)
+		_, err = app.Append(0, ls, 0, ts.UnixMilli(), v, nil, nil, storage.AOptions{})
+		require.NoError(t, err)
+		require.NoError(t, app.Commit())
+	}
+	a := labels.FromStrings("__name__", "envoy_cluster_upstream_cx_active", "pod", "a")
+	app, err := store.Appender(context.Background(), te.id)
+	require.NoError(t, err)
+	for ts := now.Truncate(time.Minute).Add(-time.Hour); ts.Before(now.Add(-5 * time.Minute)); ts = ts.Add(15 * time.Second) {
+		_, err = app.Append(0, a, 0, ts.UnixMilli(), 1, nil, nil, storage.AOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+
+	q := store.Queryable(te.id)
+	qs := `sum(envoy_cluster_upstream_cx_active)`
+	// Steps at 10 s and 40 s past the minute, samples at 0, 15, 30, 45 s.
+	from, to, step := now.Truncate(time.Minute).Add(-50*time.Minute+10*time.Second), now.Add(-2*time.Minute), 30*time.Second
+	first := rangeAnswer(t, te.engine, q, qs, from, to, step)
+	require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), first)
+	require.Equal(t, first, rangeAnswer(t, te.engine, q, qs, from, to, step))
+	hits := sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total")
+	require.Positive(t, hits, "the second answer did not come from the cache")
+
+	// A new series with samples 30 minutes old: in order for it, and
+	// inside the cached window.
+	write(labels.FromStrings("__name__", "envoy_cluster_upstream_cx_active", "pod", "late"), now.Add(-30*time.Minute), 10)
+	second := rangeAnswer(t, te.engine, q, qs, from, to, step)
+	require.NotEqual(t, first, second, "a late write left the cached answer unchanged")
+	require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), second)
+
+	// An out-of-order sample of the first series, 7 minutes behind its
+	// last, that the step 5 s later sees.
+	require.Equal(t, second, rangeAnswer(t, te.engine, q, qs, from, to, step))
+	write(a, now.Truncate(time.Minute).Add(-12*time.Minute+5*time.Second), 100)
+	third := rangeAnswer(t, te.engine, q, qs, from, to, step)
+	require.NotEqual(t, second, third, "an out-of-order write left the cached answer unchanged")
+	require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), third)
+
+	// delete_series over 12 minutes of the window (longer than the lookback).
+	require.NoError(t, store.Admin(te.id).Delete(context.Background(), now.Add(-48*time.Minute).UnixMilli(), now.Add(-36*time.Minute).UnixMilli(),
+		labels.MustNewMatcher(labels.MatchEqual, "pod", "a")))
+	fourth := rangeAnswer(t, te.engine, q, qs, from, to, step)
+	require.NotEqual(t, third, fourth, "delete_series left the cached answer unchanged")
+	require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), fourth)
+}
+
+func sumCounter(t testing.TB, reg *prometheus.Registry, name string, labelPairs ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i < len(labelPairs); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labelPairs[i] && lp.GetValue() == labelPairs[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// TestCacheStaysWithinItsSize: with a cache too small for every answer,
+// extents are evicted, the cache's size stays under its bound, and the
+// answers are still the plain engine's.
+func TestCacheStaysWithinItsSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
+	const size = 256 << 10
+	te := newTestEngines(t, EvalConfig{Parallelism: 2, MinStepsPerPart: 10, MaxConcurrent: 4, CacheBytes: size})
+	for i := range 60 { // 30 queries of about 17 KiB of answer each, each asked twice.
+		qs := fmt.Sprintf(`sum by (pod) (rate(envoy_cluster_upstream_rq_total[%dm]))`, 1+i/2)
+		from := start.Add(time.Duration(i%3) * time.Minute)
+		to := from.Add(time.Hour)
+		require.Equal(t, rangeAnswer(t, te.plain, st, qs, from, to, 30*time.Second), rangeAnswer(t, te.engine, st, qs, from, to, 30*time.Second), qs)
+		require.LessOrEqual(t, gauge(t, te.reg, "orrery_query_cache_bytes"), float64(size))
+	}
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_evictions_total"))
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total"))
+}
+
+func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestSplitQueryTimesOut: the workspace's query timeout bounds a split
+// query as a whole, with the engine's timeout error.
+func TestSplitQueryTimesOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
+	lim := workspace.DefaultLimits()
+	lim.QueryTimeout = model.Duration(time.Nanosecond)
+	ev, err := NewEvaluator(EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4}, nil, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	e := ev.NewEngine(workspace.NewID(), lim, EngineOpts(lim, 5*time.Minute))
+	qry, err := e.NewRangeQuery(context.Background(), st, nil, `sum(rate(envoy_cluster_upstream_rq_total[5m]))`, start, start.Add(time.Hour), 30*time.Second)
+	require.NoError(t, err)
+	_, split := qry.(*rangeQuery)
+	require.True(t, split)
+	res := qry.Exec(context.Background())
+	var timeout promql.ErrQueryTimeout
+	require.ErrorAs(t, res.Err, &timeout)
+}
