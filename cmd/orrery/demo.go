@@ -85,7 +85,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	cfg.Faults = faults.faults()
 	var logOut io.Writer = stderr
 	if !*logStderr {
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, "demo"), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, "demo"), 0o700); err != nil {
 			fmt.Fprintf(stderr, "orrery demo: %v\n", err)
 			return 1
 		}

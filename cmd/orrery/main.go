@@ -22,6 +22,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/admin"
 	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/app"
+	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -48,6 +49,7 @@ func main() {
 	// The embedded Prometheus and Alertmanager packages report this build's
 	// version (the Alertmanager status API, which amtool checks).
 	version.Version, version.Revision, version.Branch = app.Version, "orrery", "main"
+	privateFiles()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -116,10 +118,13 @@ func runServer(args []string, stderr io.Writer) int {
 	printOverrides := fs.Bool("cortex.print-overrides", false, "with --engine=cortex: print Cortex's runtime-config overrides for every workspace (its limits, as Cortex names them) and exit, instead of serving")
 	fs.StringVar(&cfg.LimitsFile, "limits-file", "", "YAML file of per-workspace limit overrides (see README)")
 	fs.DurationVar(&cfg.IdleTimeout, "storage.idle-timeout", 30*time.Minute, "close a workspace's TSDB after this long without reads or writes (0: never)")
+	fs.Int64Var(&cfg.IngestMaxInflightBytes, "ingest.max-inflight-bytes", ingest.DefaultMaxInflightBytes, "remote write bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
+	fs.BoolVar(&cfg.WALFsync, "storage.wal-fsync", false, "sync a workspace's WAL to disk (fsync) before acknowledging a write, so acknowledged samples survive a power loss, not only a crash of the process; costs about 3 ms per write request, less when requests are concurrent (they share syncs)")
 	fs.DurationVar(&cfg.BlockDuration, "storage.block-duration", 2*time.Hour, "length of a TSDB block, as Prometheus' (do not change in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "AWS region in ARNs and expected in SigV4 credential scopes")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
+	fs.DurationVar(&cfg.MaxPresignedLifetime, "auth.max-presigned-lifetime", 15*time.Minute, "longest validity (X-Amz-Expires) of a presigned URL accepted; presigned URLs and UNSIGNED-PAYLOAD signatures are refused for writes whatever this is")
 	fs.StringVar(&cfg.Auth, "auth", "sigv4", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies, or bearer tokens) or none (development only: anyone reaching the port reads and writes every workspace)")
 	cfg.AdminKeyID, cfg.AdminSecret = os.Getenv("ORRERY_ADMIN_ACCESS_KEY_ID"), os.Getenv("ORRERY_ADMIN_SECRET_ACCESS_KEY")
 	cfg.UIAdminPassword = os.Getenv("ORRERY_UI_ADMIN_PASSWORD")
@@ -136,6 +141,14 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Ruler.ForGracePeriod, "rules.alert.for-grace-period", 10*time.Minute, "min duration between a restart and an alert firing whose 'for' is at least this long")
 	fs.DurationVar(&cfg.Ruler.ResendDelay, "rules.alert.resend-delay", time.Minute, "min time before a firing alert is sent to the Alertmanager again")
 	fs.StringVar(&cfg.Ruler.ExternalURL, "web.external-url", "", "URL under which Orrery is reached, for alerts' generator links (default: http://<listen>)")
+	fs.StringVar(&cfg.TLSCertFile, "web.tls-cert-file", "", "serve HTTPS with this PEM certificate (chain), reloaded when the file changes; with --web.tls-key-file")
+	fs.StringVar(&cfg.TLSKeyFile, "web.tls-key-file", "", "the PEM private key of --web.tls-cert-file")
+	cfg.HTTP = app.DefaultHTTPConfig()
+	fs.DurationVar(&cfg.HTTP.ReadHeaderTimeout, "web.read-header-timeout", cfg.HTTP.ReadHeaderTimeout, "how long a client may take to send a request's headers")
+	fs.DurationVar(&cfg.HTTP.ReadTimeout, "web.read-timeout", cfg.HTTP.ReadTimeout, "how long a client may take to send a whole request, body included (Prometheus' remote_timeout is 30s)")
+	fs.DurationVar(&cfg.HTTP.WriteTimeout, "web.write-timeout", cfg.HTTP.WriteTimeout, "how long a request may take from its headers to the end of its answer; keep it above the longest query timeout")
+	fs.DurationVar(&cfg.HTTP.IdleTimeout, "web.idle-timeout", cfg.HTTP.IdleTimeout, "how long an idle keep-alive connection is kept open")
+	fs.IntVar(&cfg.HTTP.MaxConcurrentRequests, "web.max-concurrent-requests", cfg.HTTP.MaxConcurrentRequests, "requests served at once; beyond it requests get 503 with Retry-After (/-/ready and /-/healthy are always served)")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	cfg.Query.RegisterFlags(fs)
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "limits.max-label-names-per-series", l.MaxLabelNamesPerSeries, "default: labels per series")

@@ -148,7 +148,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create WAL directory: %w", err)
 	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)

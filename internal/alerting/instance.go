@@ -153,7 +153,7 @@ type instanceConfig struct {
 // it loads the silences and notification log snapshots from dir and starts
 // their maintenance, the alert provider, the inhibitor and the dispatcher.
 func startInstance(id workspace.ID, cfg instanceConfig, def *definition, logger *slog.Logger, reg prometheus.Registerer) (*instance, error) {
-	if err := os.MkdirAll(cfg.dir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create alertmanager directory: %w", err)
 	}
 	wreg := prometheus.WrapRegistererWith(prometheus.Labels{"workspace": id.String()}, reg)

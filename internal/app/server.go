@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,12 @@ type ServerConfig struct {
 	IdleTimeout time.Duration
 	// BlockDuration is the TSDB head block length.
 	BlockDuration time.Duration
+	// WALFsync syncs a workspace's WAL to disk before a write is
+	// acknowledged (storage.Config.WALFsync).
+	WALFsync bool
+	// IngestMaxInflightBytes bounds the remote write bodies held at once
+	// (ingest.Config.MaxInflightBytes).
+	IngestMaxInflightBytes int64
 	// Limits are the defaults for workspaces without overrides.
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
@@ -105,6 +112,13 @@ type ServerConfig struct {
 	// runtime configuration for every workspace (Cortex's
 	// runtime_config.file, on a volume both can reach).
 	CortexOverridesFile string
+	// HTTP bounds the listener's timeouts and concurrent requests.
+	HTTP HTTPConfig
+	// MaxPresignedLifetime caps presigned URLs' validity (default 15m).
+	MaxPresignedLifetime time.Duration
+	// TLSCertFile and TLSKeyFile, if set, make the listener serve TLS with
+	// this certificate, reloaded when the files change.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Server is a running `orrery server`.
@@ -136,6 +150,7 @@ type Server struct {
 	// only.
 	tracker *promql.ActiveQueryTracker
 	http    *http.Server
+	tls     *tls.Config // nil: plain HTTP.
 	ln      net.Listener
 }
 
@@ -168,7 +183,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	ev, tracker, err := newEvaluator(cfg, logger, reg)
@@ -176,12 +191,12 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
-		Written: ev.Cache().Written}, overrides, logger, reg)
+		WALFsync: cfg.WALFsync, Written: ev.Cache().Written}, overrides, logger, reg)
 	if err != nil {
 		_ = tracker.Close()
 		return nil, err
 	}
-	ing, err := ingest.New(ingest.Config{}, store, overrides, logger, reg)
+	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, store, overrides, logger, reg)
 	if err != nil {
 		_ = tracker.Close()
 		return nil, err
@@ -192,18 +207,23 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if cfg.SecretsKeyFile == "" {
 		cfg.SecretsKeyFile = filepath.Join(cfg.DataDir, "secrets.key")
 	}
+	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	if err != nil {
+		_ = tracker.Close()
+		return nil, err
+	}
 	cat, err := catalog.Open(context.Background(), cfg.DB)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Ruler.ExternalURL == "" {
-		cfg.Ruler.ExternalURL = "http://" + cfg.Listen
+		cfg.Ruler.ExternalURL = cfg.scheme() + "://" + cfg.Listen
 	}
 	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
 		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
 		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks,
 		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
-		definitions{cat}, logger, reg)
+		definitions{cat, sealer}, logger, reg)
 	if err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -220,7 +240,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
-		queries: q, alertmanager: am, tracker: tracker}
+		queries: q, alertmanager: am, tracker: tracker, sealer: sealer}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
 		return nil, err
@@ -259,21 +279,25 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	ing, err := ingest.New(ingest.Config{}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
+	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	if err != nil {
+		return nil, err
 	}
 	cat, err := catalog.Open(context.Background(), cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat,
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat, sealer: sealer,
 		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
 		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
-		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat}, logger),
+		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat, sealer}, logger),
 	}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
@@ -286,12 +310,14 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 // finish sets up what both engines share: authentication, the control
 // plane, the workspaces' configurations and the HTTP server.
 func (s *Server) finish() error {
-	cfg, cat, logger := s.cfg, s.catalog, s.logger
-	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
+	cfg, cat, logger, sealer := s.cfg, s.catalog, s.logger, s.sealer
+	n, err := cat.SealAlertmanagerDefinitions(context.Background(), sealer)
 	if err != nil {
 		return err
 	}
-	s.sealer = sealer
+	if n > 0 {
+		logger.Info("sealed alert manager definitions stored unsealed", "count", n)
+	}
 	if cfg.Auth == "sigv4" {
 		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
 			return err
@@ -299,8 +325,8 @@ func (s *Server) finish() error {
 	} else if cfg.Auth != "none" && cfg.Auth != "" {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
-	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: "http://" + cfg.Listen,
-		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
+	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen,
+		Sealer: sealer, AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
 		cat, lifecycle{s}, logger)
 	if err != nil {
 		return err
@@ -316,7 +342,10 @@ func (s *Server) finish() error {
 	if err := s.applyConfigurations(context.Background()); err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 30 * time.Second}
+	s.http = newHTTPServer(s.routes(), cfg.HTTP, "main", s.reg)
+	if s.tls, err = s.tlsConfig(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -368,7 +397,10 @@ var (
 
 // definitions gives the alerting manager the catalog's alert manager
 // definitions of active workspaces.
-type definitions struct{ cat *catalog.Catalog }
+type definitions struct {
+	cat    *catalog.Catalog
+	sealer *catalog.Sealer
+}
 
 func (d definitions) AlertmanagerDefinitions(ctx context.Context) ([]workspace.ID, error) {
 	return d.cat.ActiveAlertmanagerDefinitions(ctx)
@@ -382,7 +414,7 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 	if err != nil {
 		return nil, false, err
 	}
-	def, err := d.cat.AlertmanagerDefinition(ctx, id)
+	def, err := d.cat.AlertmanagerDefinition(ctx, d.sealer, id)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -489,7 +521,7 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 		}
 		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
 	}
-	return auth.NewGuard("aps", lookup, tokens, logger), nil
+	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime}, lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {
@@ -555,17 +587,25 @@ func (s *Server) routes() http.Handler {
 	s.ui.RegisterAdmin(control)
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
+		what.MaxBodyBytes = controlPlaneMaxBody
+		if !limitBody(w, r, what.MaxBodyBytes) {
+			return
+		}
 		who := "anonymous"
 		if s.guard != nil {
-			var err error
-			if who, err = s.guard.Check(r, what); err != nil {
+			p, err := s.guard.Authorize(r, what)
+			if err != nil {
 				s.audit(r, "", what, http.StatusForbidden)
 				auth.WriteError(w, err)
 				return
 			}
+			who = p.ID
+			r = r.WithContext(auth.NewContext(r.Context(), p))
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		control.ServeHTTP(sw, r)
+		ctx, note := auth.WithAudit(r.Context())
+		control.ServeHTTP(sw, r.WithContext(ctx))
+		what.Resource = note.Resource(what.Resource)
 		s.audit(r, who, what, sw.status)
 	})
 	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
@@ -581,13 +621,13 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "Orrery is Ready.")
 	})
-	mux.Handle("/ui/", s.ui)
+	mux.Handle("/ui/", bodyLimited(s.ui, controlPlaneMaxBody))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.Handle("GET /debug/pprof/", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Trace)))
+	mux.Handle("GET /debug/pprof/symbol", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("GET /metrics", s.operator("orrery:GetMetrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
 	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.queries))
 	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alertmanager))
@@ -605,7 +645,12 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String()}
+		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String(),
+			MaxBodyBytes: s.maxBody(r, id)}
+		what.SignedBody = auth.DataPlaneWrite(what.Action)
+		if !limitBody(w, r, what.MaxBodyBytes) {
+			return
+		}
 		who := "anonymous"
 		if s.guard != nil {
 			if who, err = s.guard.Check(r, what); err != nil {
@@ -648,6 +693,9 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 	s.ln = ln
 	return nil
@@ -887,7 +935,8 @@ func (s *Server) writeCortexOverrides(ctx context.Context, last []byte) []byte {
 		return last
 	}
 	tmp := s.cfg.CortexOverridesFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	// Cortex, often another user, reads it: it holds limits, no secret.
+	if err := errors.Join(os.WriteFile(tmp, b, 0o644), os.Chmod(tmp, 0o644)); err != nil {
 		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
 		return last
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/orrery-dev/orrery/internal/policy"
 )
@@ -26,6 +27,13 @@ type KeyLookup func(ctx context.Context, id string) (k Key, ok bool, err error)
 type Request struct {
 	Action   string
 	Resource string
+	// MaxBodyBytes bounds the body read to check a signature over it: the
+	// route's own limit (DefaultMaxBodyBytes when 0).
+	MaxBodyBytes int64
+	// SignedBody refuses a signature that does not cover the body
+	// (UNSIGNED-PAYLOAD, presigned URLs): set for writes, whose body is
+	// what matters.
+	SignedBody bool
 }
 
 // Guard authenticates requests with SigV4 and authorizes them with the
@@ -37,33 +45,73 @@ type Guard struct {
 	logger   *slog.Logger
 }
 
-// NewGuard returns a Guard for the given service ("aps"). A nil tokens
-// refuses bearer tokens.
-func NewGuard(service string, keys KeyLookup, tokens TokenLookup, logger *slog.Logger) *Guard {
+// GuardConfig configures a Guard.
+type GuardConfig struct {
+	// Service is the SigV4 service name ("aps").
+	Service string
+	// Region is the region signatures must be scoped to; empty accepts any.
+	Region string
+	// MaxPresignedLifetime caps X-Amz-Expires of presigned URLs;
+	// 0 means DefaultMaxPresignedLifetime.
+	MaxPresignedLifetime time.Duration
+}
+
+// NewGuard returns a Guard. A nil tokens refuses bearer tokens.
+func NewGuard(cfg GuardConfig, keys KeyLookup, tokens TokenLookup, logger *slog.Logger) *Guard {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Guard{keys: keys, tokens: tokens, logger: logger.With("component", "auth")}
-	g.verifier = &Verifier{Service: service, Secrets: func(string) (string, bool, error) { return "", false, nil }}
+	g.verifier = &Verifier{Service: cfg.Service, Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Secrets: func(string) (string, bool, error) { return "", false, nil }}
 	return g
+}
+
+// Principal is who an authenticated request comes from.
+type Principal struct {
+	// ID is the access key id, or "token/<id>".
+	ID string
+	// Policy is the key's or token's policy.
+	Policy *policy.Policy
+}
+
+type principalKey struct{}
+
+// NewContext returns ctx carrying the request's principal.
+func NewContext(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal of an authenticated request; ok is
+// false when the server authenticates nothing (--auth=none).
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
 }
 
 // Check authenticates r (a SigV4 signature, or a bearer token) and decides
 // whether it may do what the request says. It returns the principal (the
 // access key id, or "token/<id>"), or an *Error to send back.
 func (g *Guard) Check(r *http.Request, what Request) (string, error) {
+	p, err := g.Authorize(r, what)
+	return p.ID, err
+}
+
+// Authorize is Check returning the principal with its policy.
+func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	if tok, ok := bearer(r); ok {
 		who, p, err := g.checkToken(r.Context(), tok)
 		if err != nil {
-			return "", err
+			return Principal{}, err
 		}
 		if err := authorize("bearer "+who, p, what); err != nil {
-			return "", err
+			return Principal{}, err
 		}
-		return who, nil
+		return Principal{ID: who, Policy: p}, nil
 	}
 	var key Key
 	v := *g.verifier
+	v.MaxBodyBytes = what.MaxBodyBytes
+	v.SignedBody = what.SignedBody
 	v.Secrets = func(id string) (string, bool, error) {
 		k, ok, err := g.keys(r.Context(), id)
 		if err != nil || !ok || k.Revoked {
@@ -74,12 +122,12 @@ func (g *Guard) Check(r *http.Request, what Request) (string, error) {
 	}
 	id, err := v.Verify(r)
 	if err != nil {
-		return "", err
+		return Principal{}, err
 	}
 	if err := authorize("access key "+id.AccessKeyID, key.Policy, what); err != nil {
-		return "", err
+		return Principal{}, err
 	}
-	return id.AccessKeyID, nil
+	return Principal{ID: id.AccessKeyID, Policy: key.Policy}, nil
 }
 
 // authorize evaluates a principal's policy for a request.
@@ -135,6 +183,16 @@ func DataPlaneAction(method, rest string) string {
 	}
 }
 
+// DataPlaneWrite reports whether a data-plane action changes what a
+// workspace holds: its body is then what matters, and must be signed.
+func DataPlaneWrite(action string) bool {
+	switch action {
+	case "aps:RemoteWrite", "aps:DeleteSeries", "aps:CreateAlertManagerAlerts", "aps:PutAlertManagerSilences", "aps:DeleteAlertManagerSilence":
+		return true
+	}
+	return false
+}
+
 // alertmanagerAction maps an Alertmanager v2 API path (after /api/v2/) to
 // AMP's action for it.
 func alertmanagerAction(method, path string) string {
@@ -172,84 +230,84 @@ func ControlPlaneAction(method, path, arnPrefix string) Request {
 		noun := map[string]string{"accesskeys": "AccessKey", "tokens": "APIToken"}[parts[2]]
 		switch method {
 		case http.MethodDelete:
-			return Request{"orrery:Revoke" + noun, "*"}
+			return Request{Action: "orrery:Revoke" + noun, Resource: "*"}
 		case http.MethodPost:
-			return Request{"orrery:Create" + noun, "*"}
+			return Request{Action: "orrery:Create" + noun, Resource: "*"}
 		default:
-			return Request{"orrery:List" + noun + "s", "*"}
+			return Request{Action: "orrery:List" + noun + "s", Resource: "*"}
 		}
 	case len(parts) >= 3 && parts[0] == "orrery" && parts[2] == "users":
 		switch method {
 		case http.MethodDelete:
-			return Request{"orrery:DeleteUser", "*"}
+			return Request{Action: "orrery:DeleteUser", Resource: "*"}
 		case http.MethodPost:
-			return Request{"orrery:CreateUser", "*"}
+			return Request{Action: "orrery:CreateUser", Resource: "*"}
 		case http.MethodPut:
-			return Request{"orrery:UpdateUser", "*"}
+			return Request{Action: "orrery:UpdateUser", Resource: "*"}
 		default:
-			return Request{"orrery:ListUsers", "*"}
+			return Request{Action: "orrery:ListUsers", Resource: "*"}
 		}
 	case len(parts) == 5 && parts[0] == "orrery" && parts[2] == "workspaces" && parts[4] == "dashboards":
 		if method == http.MethodPost {
-			return Request{"orrery:PutDashboard", arnPrefix + parts[3]}
+			return Request{Action: "orrery:PutDashboard", Resource: arnPrefix + parts[3]}
 		}
-		return Request{"orrery:ListDashboards", arnPrefix + parts[3]}
+		return Request{Action: "orrery:ListDashboards", Resource: arnPrefix + parts[3]}
 	case len(parts) >= 1 && parts[0] == "tags":
 		arn := strings.TrimPrefix(path, "/tags/")
 		switch method {
 		case http.MethodPost:
-			return Request{"aps:TagResource", arn}
+			return Request{Action: "aps:TagResource", Resource: arn}
 		case http.MethodDelete:
-			return Request{"aps:UntagResource", arn}
+			return Request{Action: "aps:UntagResource", Resource: arn}
 		default:
-			return Request{"aps:ListTagsForResource", arn}
+			return Request{Action: "aps:ListTagsForResource", Resource: arn}
 		}
 	case len(parts) == 1 && method == http.MethodPost:
-		return Request{"aps:CreateWorkspace", all}
+		return Request{Action: "aps:CreateWorkspace", Resource: all}
 	case len(parts) == 1:
-		return Request{"aps:ListWorkspaces", all}
+		return Request{Action: "aps:ListWorkspaces", Resource: all}
 	case len(parts) == 2 && method == http.MethodDelete:
-		return Request{"aps:DeleteWorkspace", arnPrefix + parts[1]}
+		return Request{Action: "aps:DeleteWorkspace", Resource: arnPrefix + parts[1]}
 	case len(parts) == 2:
-		return Request{"aps:DescribeWorkspace", arnPrefix + parts[1]}
+		return Request{Action: "aps:DescribeWorkspace", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces" && method == http.MethodPost:
-		return Request{"aps:CreateRuleGroupsNamespace", arnPrefix + parts[1]}
+		return Request{Action: "aps:CreateRuleGroupsNamespace", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces":
-		return Request{"aps:ListRuleGroupsNamespaces", arnPrefix + parts[1]}
+		return Request{Action: "aps:ListRuleGroupsNamespaces", Resource: arnPrefix + parts[1]}
 	case len(parts) == 4 && parts[2] == "rulegroupsnamespaces":
 		nsARN := strings.TrimSuffix(arnPrefix, "workspace/") + "rulegroupsnamespace/" + parts[1] + "/" + parts[3]
 		switch method {
 		case http.MethodPut:
-			return Request{"aps:PutRuleGroupsNamespace", nsARN}
+			return Request{Action: "aps:PutRuleGroupsNamespace", Resource: nsARN}
 		case http.MethodDelete:
-			return Request{"aps:DeleteRuleGroupsNamespace", nsARN}
+			return Request{Action: "aps:DeleteRuleGroupsNamespace", Resource: nsARN}
 		default:
-			return Request{"aps:DescribeRuleGroupsNamespace", nsARN}
+			return Request{Action: "aps:DescribeRuleGroupsNamespace", Resource: nsARN}
 		}
 	case len(parts) == 4 && parts[2] == "alertmanager" && parts[3] == "definition":
 		switch method {
 		case http.MethodPost:
-			return Request{"aps:CreateAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:CreateAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		case http.MethodPut:
-			return Request{"aps:PutAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:PutAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		case http.MethodDelete:
-			return Request{"aps:DeleteAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:DeleteAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		default:
-			return Request{"aps:DescribeAlertManagerDefinition", arnPrefix + parts[1]}
+			return Request{Action: "aps:DescribeAlertManagerDefinition", Resource: arnPrefix + parts[1]}
 		}
 	case len(parts) == 3 && parts[2] == "configuration" && method == http.MethodPatch:
-		return Request{"aps:UpdateWorkspaceConfiguration", arnPrefix + parts[1]}
+		return Request{Action: "aps:UpdateWorkspaceConfiguration", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "configuration":
-		return Request{"aps:DescribeWorkspaceConfiguration", arnPrefix + parts[1]}
+		return Request{Action: "aps:DescribeWorkspaceConfiguration", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "logging":
 		verb := map[string]string{http.MethodPost: "Create", http.MethodPut: "Update", http.MethodDelete: "Delete"}[method]
 		if verb == "" {
 			verb = "Describe"
 		}
-		return Request{"aps:" + verb + "LoggingConfiguration", arnPrefix + parts[1]}
+		return Request{Action: "aps:" + verb + "LoggingConfiguration", Resource: arnPrefix + parts[1]}
 	case len(parts) == 3 && parts[2] == "alias":
-		return Request{"aps:UpdateWorkspaceAlias", arnPrefix + parts[1]}
+		return Request{Action: "aps:UpdateWorkspaceAlias", Resource: arnPrefix + parts[1]}
 	default:
-		return Request{"aps:" + method, all}
+		return Request{Action: "aps:" + method, Resource: all}
 	}
 }

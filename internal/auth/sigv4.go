@@ -23,7 +23,9 @@ const (
 	unsignedPayload = "UNSIGNED-PAYLOAD"
 	// MaxClockSkew is how far a signature's time may be from the server's.
 	MaxClockSkew = 5 * time.Minute
-	maxPresign   = 7 * 24 * time.Hour
+	// DefaultMaxPresignedLifetime caps presigned URLs' X-Amz-Expires when
+	// the Verifier sets no other cap (AWS allows 7 days).
+	DefaultMaxPresignedLifetime = 15 * time.Minute
 )
 
 // Error is a verification failure. Code is the AWS error type clients
@@ -52,11 +54,21 @@ type SecretLookup func(accessKeyID string) (secret string, ok bool, err error)
 // Verifier checks AWS Signature Version 4 signatures for one service.
 type Verifier struct {
 	Service string // "aps".
+	// Region, if set, is the only region signatures may be scoped to, as
+	// AWS refuses a request signed for another region.
+	Region  string
 	Secrets SecretLookup
 	Now     func() time.Time
-	// MaxBodyBytes bounds the body read to hash it when the request does
-	// not carry X-Amz-Content-Sha256.
+	// MaxBodyBytes bounds the body read to hash it (DefaultMaxBodyBytes
+	// when 0); a larger one is refused with 413. The body is read only
+	// once the access key is known.
 	MaxBodyBytes int64
+	// MaxPresignedLifetime caps presigned URLs' X-Amz-Expires
+	// (DefaultMaxPresignedLifetime when 0).
+	MaxPresignedLifetime time.Duration
+	// SignedBody refuses signatures that do not cover the body:
+	// X-Amz-Content-Sha256: UNSIGNED-PAYLOAD, and presigned URLs.
+	SignedBody bool
 }
 
 // Identity is who a verified request comes from.
@@ -158,8 +170,12 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 		if e := q.Get("X-Amz-Expires"); e != "" {
 			secs, err = strconv.Atoi(e)
 		}
+		maxPresign := v.MaxPresignedLifetime
+		if maxPresign <= 0 {
+			maxPresign = DefaultMaxPresignedLifetime
+		}
 		if err != nil || secs <= 0 || time.Duration(secs)*time.Second > maxPresign {
-			return Identity{}, denied("IncompleteSignatureException", "X-Amz-Expires must be 1 to %d seconds", int(maxPresign.Seconds()))
+			return Identity{}, denied("IncompleteSignatureException", "X-Amz-Expires must be 1 to %d seconds: this server caps presigned URLs at %s", int(maxPresign.Seconds()), maxPresign)
 		}
 		expires = time.Duration(secs) * time.Second
 		for k, vs := range q {
@@ -179,6 +195,9 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 	if a.cred.service != v.Service {
 		return Identity{}, denied("InvalidSignatureException", "credential scope is for service %q, this is %q", a.cred.service, v.Service)
 	}
+	if v.Region != "" && a.cred.region != v.Region {
+		return Identity{}, denied("InvalidSignatureException", "Credential should be scoped to a valid region, not '%s': this server's region is '%s'", a.cred.region, v.Region)
+	}
 	t, err := time.Parse(amzDateFormat, amzDate)
 	if err != nil {
 		return Identity{}, denied("IncompleteSignatureException", "X-Amz-Date %q is not YYYYMMDDTHHMMSSZ", amzDate)
@@ -193,19 +212,24 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 	case !presign && (t.Before(n.Add(-MaxClockSkew)) || t.After(n.Add(MaxClockSkew))):
 		return Identity{}, denied("InvalidSignatureException", "signature expired: X-Amz-Date %s is more than %s away from the server's time %s", amzDate, MaxClockSkew, n.UTC().Format(amzDateFormat))
 	}
+	if v.SignedBody && (presign || r.Header.Get("X-Amz-Content-Sha256") == unsignedPayload) {
+		return Identity{}, denied("InvalidSignatureException", "writes must sign their body: UNSIGNED-PAYLOAD and presigned URLs are refused for them; sign with the body's SHA-256")
+	}
 	if !contains(a.signedHeaders, "host") {
 		return Identity{}, denied("InvalidSignatureException", "signed headers must include host")
 	}
-	payloadHash, err := v.payloadHash(r, presign)
-	if err != nil {
-		return Identity{}, err
-	}
+	// The key is looked up before the body is read: a request naming an
+	// unknown key costs no more than its headers.
 	secret, ok, err := v.Secrets(a.cred.keyID)
 	if err != nil {
 		return Identity{}, &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: "look up access key: " + err.Error()}
 	}
 	if !ok {
 		return Identity{}, denied("UnrecognizedClientException", "the access key id %q is not valid", a.cred.keyID)
+	}
+	payloadHash, err := v.payloadHash(r, presign)
+	if err != nil {
+		return Identity{}, err
 	}
 	canonical := canonicalRequest(r, query, a.signedHeaders, payloadHash)
 	sum := sha256.Sum256([]byte(canonical))
@@ -269,21 +293,62 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
+	if b, ok := r.Body.(*Body); ok { // Already read.
+		return b.Bytes(), nil
+	}
 	limit := v.MaxBodyBytes
 	if limit <= 0 {
-		limit = 64 << 20
+		limit = DefaultMaxBodyBytes
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, &Error{Status: http.StatusBadRequest, Code: "ValidationException", Msg: "read request body: " + err.Error()}
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: "ValidationException", Msg: fmt.Sprintf("request body is larger than %d bytes", limit)}
+	if r.ContentLength > limit {
+		return nil, tooLarge
 	}
-	if int64(len(body)) > limit {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "ValidationException", Msg: fmt.Sprintf("request body is larger than %d bytes", limit)}
+	// One buffer of the announced size; a body of unknown length grows
+	// one as it comes, to at most limit+1 bytes.
+	buf := make([]byte, 0, max(r.ContentLength, 512))
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Body.Read(buf[len(buf):min(int64(cap(buf)), limit+1)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, tooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		if err != nil {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "ValidationException", Msg: "read request body: " + err.Error()}
+		}
 	}
 	_ = r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return body, nil
+	r.Body = &Body{Reader: bytes.NewReader(buf), b: buf}
+	return buf, nil
 }
+
+// DefaultMaxBodyBytes bounds the body a Verifier reads to hash it when it
+// is given no other limit.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Body is a request body the Verifier has read whole to hash it. Handlers
+// may take its bytes rather than read them again.
+type Body struct {
+	*bytes.Reader
+	b []byte
+}
+
+// Bytes returns the whole body, whatever has been read of it. The caller
+// must not modify it.
+func (b *Body) Bytes() []byte { return b.b }
+
+// Close implements io.Closer.
+func (b *Body) Close() error { return nil }
 
 // canonicalRequest builds SigV4's canonical request as the AWS SDK does for
 // services other than S3 (the path is escaped once more).

@@ -160,22 +160,22 @@ func TestControlPlaneActions(t *testing.T) {
 		method, path string
 		want         Request
 	}{
-		{"POST", "/workspaces", Request{"aps:CreateWorkspace", p + "*"}},
-		{"GET", "/workspaces", Request{"aps:ListWorkspaces", p + "*"}},
-		{"GET", "/workspaces/ws-1", Request{"aps:DescribeWorkspace", p + "ws-1"}},
-		{"DELETE", "/workspaces/ws-1", Request{"aps:DeleteWorkspace", p + "ws-1"}},
-		{"POST", "/workspaces/ws-1/alias", Request{"aps:UpdateWorkspaceAlias", p + "ws-1"}},
-		{"PATCH", "/workspaces/ws-1/configuration", Request{"aps:UpdateWorkspaceConfiguration", p + "ws-1"}},
-		{"POST", "/workspaces/ws-1/rulegroupsnamespaces", Request{"aps:CreateRuleGroupsNamespace", p + "ws-1"}},
-		{"PUT", "/workspaces/ws-1/rulegroupsnamespaces/n", Request{"aps:PutRuleGroupsNamespace", "arn:aws:aps:us-east-1:1:rulegroupsnamespace/ws-1/n"}},
-		{"POST", "/orrery/v1/accesskeys", Request{"orrery:CreateAccessKey", "*"}},
-		{"PUT", "/workspaces/ws-1/alertmanager/definition", Request{"aps:PutAlertManagerDefinition", p + "ws-1"}},
-		{"POST", "/orrery/v1/users", Request{"orrery:CreateUser", "*"}},
-		{"GET", "/orrery/v1/users", Request{"orrery:ListUsers", "*"}},
-		{"PUT", "/orrery/v1/users/ana", Request{"orrery:UpdateUser", "*"}},
-		{"DELETE", "/orrery/v1/users/ana", Request{"orrery:DeleteUser", "*"}},
-		{"POST", "/orrery/v1/workspaces/ws-1/dashboards", Request{"orrery:PutDashboard", p + "ws-1"}},
-		{"GET", "/orrery/v1/workspaces/ws-1/dashboards", Request{"orrery:ListDashboards", p + "ws-1"}},
+		{"POST", "/workspaces", Request{Action: "aps:CreateWorkspace", Resource: p + "*"}},
+		{"GET", "/workspaces", Request{Action: "aps:ListWorkspaces", Resource: p + "*"}},
+		{"GET", "/workspaces/ws-1", Request{Action: "aps:DescribeWorkspace", Resource: p + "ws-1"}},
+		{"DELETE", "/workspaces/ws-1", Request{Action: "aps:DeleteWorkspace", Resource: p + "ws-1"}},
+		{"POST", "/workspaces/ws-1/alias", Request{Action: "aps:UpdateWorkspaceAlias", Resource: p + "ws-1"}},
+		{"PATCH", "/workspaces/ws-1/configuration", Request{Action: "aps:UpdateWorkspaceConfiguration", Resource: p + "ws-1"}},
+		{"POST", "/workspaces/ws-1/rulegroupsnamespaces", Request{Action: "aps:CreateRuleGroupsNamespace", Resource: p + "ws-1"}},
+		{"PUT", "/workspaces/ws-1/rulegroupsnamespaces/n", Request{Action: "aps:PutRuleGroupsNamespace", Resource: "arn:aws:aps:us-east-1:1:rulegroupsnamespace/ws-1/n"}},
+		{"POST", "/orrery/v1/accesskeys", Request{Action: "orrery:CreateAccessKey", Resource: "*"}},
+		{"PUT", "/workspaces/ws-1/alertmanager/definition", Request{Action: "aps:PutAlertManagerDefinition", Resource: p + "ws-1"}},
+		{"POST", "/orrery/v1/users", Request{Action: "orrery:CreateUser", Resource: "*"}},
+		{"GET", "/orrery/v1/users", Request{Action: "orrery:ListUsers", Resource: "*"}},
+		{"PUT", "/orrery/v1/users/ana", Request{Action: "orrery:UpdateUser", Resource: "*"}},
+		{"DELETE", "/orrery/v1/users/ana", Request{Action: "orrery:DeleteUser", Resource: "*"}},
+		{"POST", "/orrery/v1/workspaces/ws-1/dashboards", Request{Action: "orrery:PutDashboard", Resource: p + "ws-1"}},
+		{"GET", "/orrery/v1/workspaces/ws-1/dashboards", Request{Action: "orrery:ListDashboards", Resource: p + "ws-1"}},
 	} {
 		require.Equal(t, c.want, ControlPlaneAction(c.method, c.path, p), c.method+" "+c.path)
 	}
@@ -198,4 +198,99 @@ func TestControlPlaneActions(t *testing.T) {
 	}
 	require.Equal(t, "aps:ListRules", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/rules"))
 	require.Equal(t, "aps:ListAlerts", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/alerts"))
+}
+
+// failingBody fails the test when read.
+type failingBody struct{ t *testing.T }
+
+func (b failingBody) Read([]byte) (int, error) {
+	b.t.Error("the body of a request with an unknown key was read")
+	return 0, io.ErrUnexpectedEOF
+}
+
+func TestVerifyBody(t *testing.T) {
+	t.Run("unknown key: the body is not read", func(t *testing.T) {
+		r := signed(t, http.MethodPost, "http://orrery.local/workspaces/ws-1/api/v1/remote_write", "body", t0)
+		r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), keyID, "AKIANOSUCHKEY0000000", 1))
+		r.Body = io.NopCloser(failingBody{t})
+		_, err := verifier().Verify(r)
+		require.Equal(t, "UnrecognizedClientException", code(err))
+	})
+	t.Run("larger than the route's limit", func(t *testing.T) {
+		for _, chunked := range []bool{false, true} {
+			r := signed(t, http.MethodPost, "http://orrery.local/workspaces", strings.Repeat("x", 101), t0)
+			if chunked {
+				r.ContentLength = -1
+			}
+			v := verifier()
+			v.MaxBodyBytes = 100
+			_, err := v.Verify(r)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, http.StatusRequestEntityTooLarge, e.Status, "chunked %v", chunked)
+		}
+	})
+	t.Run("at the limit, read once and handed over", func(t *testing.T) {
+		body := strings.Repeat("x", 100)
+		r := signed(t, http.MethodPost, "http://orrery.local/workspaces", body, t0)
+		v := verifier()
+		v.MaxBodyBytes = 100
+		_, err := v.Verify(r)
+		require.NoError(t, err)
+		b, ok := r.Body.(*Body)
+		require.True(t, ok)
+		require.Equal(t, body, string(b.Bytes()))
+	})
+}
+
+func TestVerifyRegion(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "http://orrery.local/workspaces/ws-1/api/v1/query?query=up", nil)
+	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), creds(), r, hex.EncodeToString(sha256.New().Sum(nil)), "aps", "eu-west-1", t0))
+	v := verifier()
+	v.Region = region
+	_, err := v.Verify(r)
+	require.Equal(t, "InvalidSignatureException", code(err))
+	require.ErrorContains(t, err, "not 'eu-west-1': this server's region is 'us-east-1'")
+	_, err = verifier().Verify(r) // A verifier without a region takes any.
+	require.NoError(t, err)
+	_, err = v.Verify(signed(t, http.MethodGet, "http://orrery.local/workspaces/ws-1/api/v1/query?query=up", "", t0))
+	require.NoError(t, err)
+}
+
+func TestVerifyUnsignedBodiesAndPresignedLifetime(t *testing.T) {
+	const write = "http://orrery.local/workspaces/ws-1/api/v1/remote_write"
+	unsigned := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, write, strings.NewReader("any body"))
+		r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), creds(), r, "UNSIGNED-PAYLOAD", "aps", region, t0))
+		return r
+	}
+	presigned := func(expires string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, write+"?X-Amz-Expires="+expires, nil)
+		u, _, err := v4.NewSigner().PresignHTTP(context.Background(), creds(), r, "UNSIGNED-PAYLOAD", "aps", region, t0)
+		require.NoError(t, err)
+		return httptest.NewRequest(http.MethodPost, u, strings.NewReader("any body"))
+	}
+	_, err := verifier().Verify(unsigned())
+	require.NoError(t, err, "reads may leave the body unsigned")
+	_, err = verifier().Verify(presigned("900"))
+	require.NoError(t, err)
+
+	v := verifier()
+	v.SignedBody = true
+	_, err = v.Verify(unsigned())
+	require.ErrorContains(t, err, "writes must sign their body")
+	_, err = v.Verify(presigned("900"))
+	require.ErrorContains(t, err, "writes must sign their body")
+	_, err = v.Verify(signed(t, http.MethodPost, write, "signed body", t0))
+	require.NoError(t, err)
+
+	_, err = verifier().Verify(presigned("901"))
+	require.ErrorContains(t, err, "caps presigned URLs at 15m0s", "the default cap")
+	_, err = verifier().Verify(presigned("604800"))
+	require.Equal(t, "IncompleteSignatureException", code(err), "AWS's 7 days are refused")
+	v = verifier()
+	v.MaxPresignedLifetime = time.Hour
+	_, err = v.Verify(presigned("3600"))
+	require.NoError(t, err)
 }

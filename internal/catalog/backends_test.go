@@ -2,8 +2,10 @@ package catalog
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,8 +96,8 @@ func exercise(t *testing.T, dsn string) {
 	ids, err := c.RuleWorkspaces(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []workspace.ID{w.ID}, ids)
-	require.NoError(t, c.PutAlertmanagerDefinition(ctx, w.ID, []byte("alertmanager_config: x"), now, true))
-	require.ErrorIs(t, c.PutAlertmanagerDefinition(ctx, w.ID, []byte("y"), now, true), ErrConflict)
+	require.NoError(t, c.PutAlertmanagerDefinition(ctx, s, w.ID, []byte("alertmanager_config: x"), now, true))
+	require.ErrorIs(t, c.PutAlertmanagerDefinition(ctx, s, w.ID, []byte("y"), now, true), ErrConflict)
 	ams, err := c.ActiveAlertmanagerDefinitions(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []workspace.ID{w.ID}, ams)
@@ -134,9 +136,13 @@ func exercise(t *testing.T, dsn string) {
 	nsGot, err := c.RuleNamespace(ctx, w.ID, "envoy")
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"a": "b"}, nsGot.Tags)
-	def, err := c.AlertmanagerDefinition(ctx, w.ID)
+	def, err := c.AlertmanagerDefinition(ctx, s, w.ID)
 	require.NoError(t, err)
 	require.Equal(t, "alertmanager_config: x", string(def.Data))
+	var stored string
+	require.NoError(t, c.db.QueryRowContext(ctx, `SELECT data FROM alertmanager_definitions WHERE workspace_id = $1`, string(w.ID)).Scan(&stored))
+	require.True(t, strings.HasPrefix(stored, sealedPrefix), "stored sealed: %s", stored)
+	require.NotContains(t, stored, base64.StdEncoding.EncodeToString([]byte("alertmanager_config: x")))
 	lc, err := c.LoggingConfiguration(ctx, w.ID)
 	require.NoError(t, err)
 	require.Contains(t, lc.LogGroupARN, "log-group:x")

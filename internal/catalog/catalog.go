@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -144,8 +145,22 @@ func Open(ctx context.Context, dsn string) (*Catalog, error) {
 }
 
 // OpenSQLite opens (creating if needed) the embedded database at path.
+// The file holds sealed secrets and password hashes: it is created with
+// mode 0600 (SQLite gives its -wal and -shm files the same mode), and an
+// existing one readable by others is made 0600.
 func OpenSQLite(ctx context.Context, path string) (*Catalog, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Mode().Perm()&0o077 != 0 {
+		err = f.Chmod(0o600)
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)")
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -124,4 +125,59 @@ func TestAccessKeysAreSealed(t *testing.T) {
 	require.ErrorIs(t, c.RevokeAccessKey(ctx, k.ID, time.Now()), ErrNotFound)
 	_, err = c.AccessKey(ctx, s, "OKIANOSUCHKEY0000000")
 	require.ErrorIs(t, err, ErrNotFound)
+}
+
+// TestAlertmanagerDefinitionsAreSealed: a definition's receiver secrets
+// are never in the database file in plain text or base64, a definition
+// stored before sealing is read and then sealed, and a sealed one moved to
+// another workspace does not open.
+func TestAlertmanagerDefinitionsAreSealed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := open(t, filepath.Join(dir, "catalog.db"))
+	s, err := LoadSealer(filepath.Join(dir, "secrets.key"))
+	require.NoError(t, err)
+	a, b := workspace.NewID(), workspace.NewID()
+	for _, id := range []workspace.ID{a, b} {
+		_, _, err := c.CreateWorkspace(ctx, Workspace{ID: id, Status: StatusActive, CreatedAt: time.Now()})
+		require.NoError(t, err)
+	}
+	const secret = "hunter2-slack-webhook-token"
+	def := []byte("alertmanager_config: |\n  receivers: [{name: r, slack_configs: [{api_url: 'https://hooks.slack.com/" + secret + "'}]}]\n")
+	require.NoError(t, c.PutAlertmanagerDefinition(ctx, s, a, def, time.Now(), true))
+	got, err := c.AlertmanagerDefinition(ctx, s, a)
+	require.NoError(t, err)
+	require.Equal(t, def, got.Data)
+
+	// A definition of the unsealed days.
+	_, err = c.db.ExecContext(ctx, `INSERT INTO alertmanager_definitions (workspace_id, data, created_at, modified_at) VALUES ($1, $2, 1, 1)`,
+		string(b), base64.StdEncoding.EncodeToString(def))
+	require.NoError(t, err)
+	got, err = c.AlertmanagerDefinition(ctx, s, b)
+	require.NoError(t, err)
+	require.Equal(t, def, got.Data)
+	n, err := c.SealAlertmanagerDefinitions(ctx, s)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	n, err = c.SealAlertmanagerDefinitions(ctx, s)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	got, err = c.AlertmanagerDefinition(ctx, s, b)
+	require.NoError(t, err)
+	require.Equal(t, def, got.Data)
+
+	// Bound to its workspace: A's sealed row copied to B does not open.
+	_, err = c.db.ExecContext(ctx, `UPDATE alertmanager_definitions SET data = (SELECT data FROM alertmanager_definitions WHERE workspace_id = $1) WHERE workspace_id = $2`, string(a), string(b))
+	require.NoError(t, err)
+	_, err = c.AlertmanagerDefinition(ctx, s, b)
+	require.ErrorContains(t, err, "does not open")
+
+	require.NoError(t, c.Close())
+	for _, f := range []string{"catalog.db", "catalog.db-wal"} {
+		raw, err := os.ReadFile(filepath.Join(dir, f))
+		if err == nil {
+			require.NotContains(t, string(raw), secret, f)
+			require.NotContains(t, string(raw), base64.StdEncoding.EncodeToString(def)[:40], f)
+		}
+	}
 }

@@ -104,7 +104,7 @@ func (a *API) putAlertmanager(w http.ResponseWriter, r *http.Request, create boo
 		a.fail(w, err)
 		return
 	}
-	if err := a.cat.PutAlertmanagerDefinition(r.Context(), id, req.Data, a.now(), create); err != nil {
+	if err := a.cat.PutAlertmanagerDefinition(r.Context(), a.cfg.Sealer, id, req.Data, a.now(), create); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -118,7 +118,7 @@ func (a *API) describeAlertmanager(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	d, err := a.cat.AlertmanagerDefinition(r.Context(), id)
+	d, err := a.cat.AlertmanagerDefinition(r.Context(), a.cfg.Sealer, id)
 	if err != nil {
 		a.fail(w, err)
 		return

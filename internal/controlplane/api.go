@@ -48,6 +48,9 @@ type Config struct {
 	AccountID string // in ARNs, 12 digits.
 	// EndpointURL is the external base URL, for prometheusEndpoint.
 	EndpointURL string
+	// Sealer seals alert manager definitions at rest (they hold receivers'
+	// credentials); required.
+	Sealer *catalog.Sealer
 	// AllowServerAWSCredentials admits alert manager definitions whose SNS
 	// receivers have neither keys nor a role, and so publish with the
 	// server's own AWS credentials (alerting.CheckSNSCredentials). Only
@@ -67,8 +70,8 @@ type API struct {
 
 // New returns an API.
 func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger) (*API, error) {
-	if cat == nil || engine == nil {
-		return nil, errors.New("control plane needs a catalog and an engine")
+	if cat == nil || engine == nil || cfg.Sealer == nil {
+		return nil, errors.New("control plane needs a catalog, an engine and a sealer")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -57,7 +57,7 @@ func TestAMPClient(t *testing.T) {
 	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012"}, cat, storeLifecycle{st, ov}, nil)
+	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012", Sealer: testSealer(t)}, cat, storeLifecycle{st, ov}, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	api.Register(mux)
@@ -289,4 +289,11 @@ template_files:
 		_, statErr := os.Stat(filepath.Join(dir, "workspaces", id))
 		return errors.As(err, &notFound) && os.IsNotExist(statErr)
 	}, 10*time.Second, 50*time.Millisecond)
+}
+
+// testSealer returns a sealer with a fresh key.
+func testSealer(t *testing.T) *catalog.Sealer {
+	s, err := catalog.LoadSealer(filepath.Join(t.TempDir(), "secrets.key"))
+	require.NoError(t, err)
+	return s
 }

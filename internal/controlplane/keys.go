@@ -1,13 +1,19 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/policy"
+	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 // KeysAPI issues, lists and revokes Orrery access keys and bearer tokens
@@ -34,7 +40,11 @@ func (k *KeysAPI) Register(mux *http.ServeMux) {
 
 // readPolicy decodes a request carrying a policy (a JSON object, or a JSON
 // string holding one) and a description, and validates the policy.
-func readPolicy(r *http.Request) (doc []byte, description string, err error) {
+//
+// A policy naming a workspace that does not exist (or is being deleted)
+// is refused with ResourceNotFoundException: a credential for a missing
+// workspace is a typo, or waits for a workspace of that id to appear.
+func (k *KeysAPI) readPolicy(r *http.Request) (doc []byte, description string, err error) {
 	var req struct {
 		Policy      json.RawMessage `json:"policy"`
 		Description string          `json:"description"`
@@ -50,8 +60,18 @@ func readPolicy(r *http.Request) (doc []byte, description string, err error) {
 	if json.Unmarshal(doc, &s) == nil {
 		doc = []byte(s)
 	}
-	if _, err := policy.Parse(doc); err != nil {
+	p, err := policy.Parse(doc)
+	if err != nil {
 		return nil, "", validation("%v", err)
+	}
+	if err := k.workspacesExist(r.Context(), p); err != nil {
+		return nil, "", err
+	}
+	// A caller hands out no more than it holds.
+	if caller, ok := auth.FromContext(r.Context()); ok {
+		if err := policy.WithinBoundary(p, caller.Policy); err != nil {
+			return nil, "", &apiError{http.StatusForbidden, "AccessDeniedException", err.Error()}
+		}
 	}
 	if len(req.Description) > 256 {
 		return nil, "", validation("description must be at most 256 characters")
@@ -60,12 +80,13 @@ func readPolicy(r *http.Request) (doc []byte, description string, err error) {
 }
 
 func (k *KeysAPI) create(w http.ResponseWriter, r *http.Request) {
-	doc, _, err := readPolicy(r)
+	doc, _, err := k.readPolicy(r)
 	if err != nil {
 		k.api.fail(w, err)
 		return
 	}
 	key := catalog.AccessKey{ID: catalog.NewAccessKeyID(), Secret: catalog.NewSecret(), Policy: string(doc), CreatedAt: k.api.now()}
+	auth.AuditFrom(r.Context()).SetResource("accesskey/" + key.ID)
 	if err := k.api.cat.CreateAccessKey(r.Context(), k.sealer, key); err != nil {
 		k.api.fail(w, err)
 		return
@@ -95,6 +116,7 @@ func (k *KeysAPI) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *KeysAPI) revoke(w http.ResponseWriter, r *http.Request) {
+	auth.AuditFrom(r.Context()).SetResource("accesskey/" + r.PathValue("id"))
 	if err := k.api.cat.RevokeAccessKey(r.Context(), r.PathValue("id"), time.Now()); err != nil {
 		k.api.fail(w, err)
 		return
@@ -103,12 +125,13 @@ func (k *KeysAPI) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *KeysAPI) createToken(w http.ResponseWriter, r *http.Request) {
-	doc, desc, err := readPolicy(r)
+	doc, desc, err := k.readPolicy(r)
 	if err != nil {
 		k.api.fail(w, err)
 		return
 	}
 	token, id, hash := auth.NewToken()
+	auth.AuditFrom(r.Context()).SetResource("token/" + id)
 	t := catalog.APIToken{ID: id, SecretHash: hash, Policy: string(doc), Description: desc, CreatedAt: k.api.now()}
 	if err := k.api.cat.CreateAPIToken(r.Context(), t); err != nil {
 		k.api.fail(w, err)
@@ -131,6 +154,7 @@ func (k *KeysAPI) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (k *KeysAPI) revokeToken(w http.ResponseWriter, r *http.Request) {
+	auth.AuditFrom(r.Context()).SetResource("token/" + r.PathValue("id"))
 	if err := k.api.cat.RevokeAPIToken(r.Context(), r.PathValue("id"), time.Now()); err != nil {
 		k.api.fail(w, err)
 		return
@@ -140,3 +164,35 @@ func (k *KeysAPI) revokeToken(w http.ResponseWriter, r *http.Request) {
 
 // seconds is AWS's JSON timestamp: seconds since the epoch, fractional.
 func seconds(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
+
+// workspaceResource matches the ARN of a workspace, or of something in one,
+// capturing the workspace id.
+var workspaceResource = regexp.MustCompile(`^arn:aws:aps:[^:]*:[^:]*:(?:workspace|rulegroupsnamespace)/([^/]+)`)
+
+// workspacesExist checks that every workspace p's Allow statements name
+// without a wildcard exists and is active.
+func (k *KeysAPI) workspacesExist(ctx context.Context, p *policy.Policy) error {
+	for _, st := range p.Statement {
+		if st.Effect != policy.Allow {
+			continue
+		}
+		for _, res := range st.Resource {
+			m := workspaceResource.FindStringSubmatch(res)
+			if m == nil || strings.ContainsAny(m[1], "*?") {
+				continue
+			}
+			id, err := workspace.ParseID(m[1])
+			if err != nil {
+				return validation("policy Resource %s: %v", res, err)
+			}
+			ws, err := k.api.cat.GetWorkspace(ctx, id)
+			if errors.Is(err, catalog.ErrNotFound) || (err == nil && ws.Status != catalog.StatusActive) {
+				return &apiError{http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("policy Resource %s: workspace %s does not exist", res, id)}
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -480,3 +480,47 @@ func TestProxyBoundsQueryTimeout(t *testing.T) {
 		require.Equal(t, tc.want, r.URL.Query().Get("timeout"), tc.path)
 	}
 }
+
+// TestProxyForwardsOnlyServedRoutes: paths that are not clean (%2F-escaped
+// "..") or that Orrery does not serve never reach Cortex.
+func TestProxyForwardsOnlyServedRoutes(t *testing.T) {
+	f, c := newFake(t)
+	query := NewProxy(c, "query", "api/v1/", "/prometheus/api/v1/", nil)
+	am := NewProxy(c, "alertmanager", "alertmanager/api/", "/alertmanager/api/", nil)
+	id := workspace.NewID()
+	for _, tc := range []struct {
+		proxy   *Proxy
+		path    string
+		forward string // The path Cortex sees; empty: refused.
+	}{
+		{query, "/api/v1/query?query=up", "/prometheus/api/v1/query"},
+		{query, "/api/v1/label/job/values", "/prometheus/api/v1/label/job/values"},
+		{query, "/api/v1/admin/tsdb/delete_series", "/prometheus/api/v1/admin/tsdb/delete_series"},
+		{query, "/api/v1/..%2F..%2F..%2Fpurger%2Fdelete_tenant", ""},
+		{query, "/api/v1/query%2F..%2F..%2F..%2Fpurger%2Fdelete_tenant", ""},
+		{query, "/api/v1/.%2Fquery", ""},
+		{query, "/api/v1/label//values", ""},
+		{query, "/api/v1/status/config", ""},
+		{query, "/api/v1/push", ""},
+		{am, "/alertmanager/api/v2/silence/0d4b1d1e", "/alertmanager/api/v2/silence/0d4b1d1e"},
+		{am, "/alertmanager/api/v2/alerts", "/alertmanager/api/v2/alerts"},
+		{am, "/alertmanager/api/v2/..%2F..%2F..%2Fapi%2Fv1%2Falerts", ""},
+		{am, "/alertmanager/api/v1/alerts", ""},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			n := len(f.reqs)
+			req := httptest.NewRequest(http.MethodGet, "/workspaces/"+id.String()+tc.path, nil)
+			req = req.WithContext(workspace.NewContext(req.Context(), id))
+			rec := httptest.NewRecorder()
+			tc.proxy.ServeHTTP(rec, req)
+			if tc.forward == "" {
+				require.Equal(t, http.StatusNotFound, rec.Code, rec.Body.String())
+				require.Len(t, f.reqs, n, "nothing reaches Cortex")
+				return
+			}
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			r, _ := f.last()
+			require.Equal(t, tc.forward, r.URL.Path)
+		})
+	}
+}

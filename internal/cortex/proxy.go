@@ -1,10 +1,12 @@
 package cortex
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -93,11 +95,57 @@ func NewProxy(c *Client, op, from, to string, logger *slog.Logger) *Proxy {
 	return p
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. It forwards only the routes Orrery
+// serves (servedRoutes), on paths that are already clean: a path with
+// "..", "." or empty segments (which %2F-escaped slashes can smuggle past
+// the router) is refused with 404 before anything is sent.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, ok := workspace.FromContext(r.Context()); !ok {
+	id, ok := workspace.FromContext(r.Context())
+	if !ok {
 		http.Error(w, "no workspace in request context", http.StatusInternalServerError)
 		return
 	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/workspaces/"+id.String()+"/"+p.from)
+	if !ok || path.Clean("/"+rest) != "/"+rest || !served(p.from, rest) {
+		http.Error(w, fmt.Sprintf("%s is not an API Orrery serves", r.URL.Path), http.StatusNotFound)
+		return
+	}
 	p.rp.ServeHTTP(w, r)
+}
+
+// servedRoutes are the paths, below each proxy's prefix, that the proxies
+// forward: the query API's and the Alertmanager API's of the embedded
+// engine; * stands for one path segment.
+var servedRoutes = map[string][]string{
+	"api/v1/": {"query", "query_range", "query_exemplars", "series", "labels", "label/*/values", "metadata",
+		"format_query", "parse_query", "read", "status/buildinfo", "status/tsdb", "status/tsdb/blocks", "rules", "alerts",
+		"admin/tsdb/delete_series", "admin/tsdb/clean_tombstones", "admin/tsdb/snapshot"},
+	"alertmanager/api/": {"v2/alerts", "v2/alerts/groups", "v2/silences", "v2/silence/*", "v2/receivers", "v2/status"},
+}
+
+// served reports whether rest, a path below the proxy prefix from, is one
+// of its servedRoutes. A prefix without a list forwards every path.
+func served(from, rest string) bool {
+	routes, ok := servedRoutes[from]
+	if !ok {
+		return true
+	}
+	got := strings.Split(rest, "/")
+	for _, route := range routes {
+		want := strings.Split(route, "/")
+		if len(want) != len(got) {
+			continue
+		}
+		match := true
+		for i := range want {
+			if want[i] != got[i] && (want[i] != "*" || got[i] == "") {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }

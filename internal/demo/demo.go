@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 		defer cancel()
 	}
 	demoDir := filepath.Join(cfg.DataDir, "demo")
-	if err := os.MkdirAll(demoDir, 0o750); err != nil {
+	if err := os.MkdirAll(demoDir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", demoDir, err)
 	}
 	con := &console{w: out}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/snappy"
@@ -66,7 +67,17 @@ type Config struct {
 	// CreationGracePeriod is how far in the future a sample's timestamp may
 	// be. Later samples are rejected: they would stretch the head block.
 	CreationGracePeriod time.Duration
+	// MaxInflightBytes bounds the request bodies, compressed and
+	// decoded, all requests together hold at once; a request that would
+	// go beyond it gets 503 with Retry-After before it allocates. Zero
+	// means DefaultMaxInflightBytes.
+	MaxInflightBytes int64
 }
+
+// DefaultMaxInflightBytes is Config.MaxInflightBytes's default: one
+// request of the largest default size (16 MiB compressed, 64 MiB decoded)
+// and many of the usual few hundred KiB.
+const DefaultMaxInflightBytes = 128 << 20
 
 // Handler serves Prometheus remote write for the workspace carried in the
 // request context (see workspace.FromContext).
@@ -83,6 +94,9 @@ type Handler struct {
 	states map[workspace.ID]*wsState
 
 	bufs sync.Pool // *buffers
+
+	// inflight is the bytes requests hold now (Config.MaxInflightBytes).
+	inflight atomic.Int64
 }
 
 // wsState is per-workspace ingestion state.
@@ -95,10 +109,15 @@ type wsState struct {
 // buffers is scratch space for one request, pooled.
 type buffers struct {
 	body, decoded, hash []byte
-	req                 Request
-	sb                  labels.ScratchBuilder
-	exemplars           []exemplar.Exemplar
-	sets                []int
+	// in is the request's compressed body: body, or the one
+	// authentication read. It is not kept across requests.
+	in []byte
+	// reserved is what the request counts in Handler.inflight.
+	reserved  int64
+	req       Request
+	sb        labels.ScratchBuilder
+	exemplars []exemplar.Exemplar
+	sets      []int
 }
 
 type metrics struct {
@@ -120,6 +139,9 @@ func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.
 	}
 	if cfg.CreationGracePeriod == 0 {
 		cfg.CreationGracePeriod = 10 * time.Minute
+	}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = DefaultMaxInflightBytes
 	}
 	f := promauto.With(reg)
 	h := &Handler{
@@ -263,8 +285,11 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 	}
 
 	b := h.bufs.Get().(*buffers)
-	defer h.bufs.Put(b)
+	defer h.putBuffers(b)
 	if herr := h.readBody(r, &lim, b); herr != nil {
+		if herr.code == http.StatusServiceUnavailable {
+			hdr.Set("Retry-After", "1")
+		}
 		return herr.code, herr.msg, wr
 	}
 	st := h.state(id, &lim)
@@ -286,7 +311,7 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 				return code, msg, wr
 			}
 			h.metrics.fastPath.Inc()
-			fw.ForwardRaw(b.body)
+			fw.ForwardRaw(b.in)
 			return h.commit(app, id, &pass{wr: written{samples: n}})
 		}
 	}
@@ -341,11 +366,66 @@ func (h *Handler) reserve(id workspace.ID, lim *workspace.Limits, st *wsState, n
 // maxTimestamp is the latest sample timestamp accepted now.
 func (h *Handler) maxTimestamp() int64 { return h.now().Add(h.cfg.CreationGracePeriod).UnixMilli() }
 
+const (
+	// maxSnappyRatio bounds how much a snappy block may decompress to,
+	// per compressed byte: snappy's densest element, a copy of 64 bytes,
+	// takes 3 bytes (21.3 times).
+	maxSnappyRatio = 22
+	// maxPooledBytes is the largest decoded body whose buffers are pooled:
+	// a request larger than what senders send (a few hundred KiB) gets
+	// buffers that are not kept, so that a few large requests do not pin
+	// their size in the pool for good.
+	maxPooledBytes = 4 << 20
+)
+
+// take counts n more bytes for the request, or refuses it when all
+// requests would then hold more than Config.MaxInflightBytes.
+func (h *Handler) take(b *buffers, n int64) *httpError {
+	if n <= 0 {
+		return nil
+	}
+	if h.inflight.Add(n) > h.cfg.MaxInflightBytes {
+		h.inflight.Add(-n)
+		return errorf(http.StatusServiceUnavailable, "the server holds as many remote write bytes as it allows at once (%d, --ingest.max-inflight-bytes); retry later", h.cfg.MaxInflightBytes)
+	}
+	b.reserved += n
+	return nil
+}
+
+// putBuffers returns a request's buffers to the pool, unless they grew
+// beyond maxPooledBytes.
+func (h *Handler) putBuffers(b *buffers) {
+	b.in = nil
+	h.inflight.Add(-b.reserved)
+	b.reserved = 0
+	if cap(b.decoded) > maxPooledBytes || cap(b.body) > maxPooledBytes {
+		return
+	}
+	h.bufs.Put(b)
+}
+
 func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *httpError {
 	if r.ContentLength > int64(lim.MaxRequestBytes) {
 		return errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
 	}
-	buf := b.body[:0]
+	tooLarge := errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
+	var buf []byte
+	if rb, ok := r.Body.(interface{ Bytes() []byte }); ok {
+		// Authentication has read the body already (to check a signature
+		// over it): take it rather than copy it.
+		b.in = rb.Bytes()
+		if len(b.in) > lim.MaxRequestBytes {
+			return tooLarge
+		}
+		if herr := h.take(b, int64(len(b.in))); herr != nil {
+			return herr
+		}
+		return h.decode(b.in, lim, b)
+	}
+	buf = b.body[:0]
+	if herr := h.take(b, max(r.ContentLength, 0)); herr != nil {
+		return herr
+	}
 	if r.ContentLength > 0 && cap(buf) < int(r.ContentLength) {
 		buf = make([]byte, 0, r.ContentLength)
 	}
@@ -353,25 +433,47 @@ func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, 32<<10)
 		}
+		if grown := int64(cap(buf)) - b.reserved; grown > 0 {
+			if herr := h.take(b, grown); herr != nil {
+				return herr
+			}
+		}
 		n, err := r.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if len(buf) > lim.MaxRequestBytes {
-			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
+			return tooLarge
 		}
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooLarge
 		}
 		if err != nil {
 			return errorf(http.StatusBadRequest, "read request body: %v", err)
 		}
 	}
-	b.body = buf
+	b.body, b.in = buf, buf
+	return h.decode(buf, lim, b)
+}
+
+// decode decompresses a snappy block into b.decoded.
+func (h *Handler) decode(buf []byte, lim *workspace.Limits, b *buffers) *httpError {
 	n, err := snappy.DecodedLen(buf)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "request body is not snappy block-compressed: %v", err)
 	}
+	if n > maxSnappyRatio*len(buf) {
+		// The size is only a claim, and the buffer is allocated before
+		// decoding: a few bytes claiming 64 MiB would cost 64 MiB.
+		return errorf(http.StatusBadRequest, "request body of %d bytes claims to decompress to %d bytes, more than snappy can reach (%d times); it is corrupt", len(buf), n, maxSnappyRatio)
+	}
 	if n > lim.MaxDecodedRequestBytes {
 		return errorf(http.StatusRequestEntityTooLarge, "request decompresses to %d bytes, more than the workspace's limit of %d bytes", n, lim.MaxDecodedRequestBytes)
+	}
+	if herr := h.take(b, int64(n)); herr != nil {
+		return herr
 	}
 	if cap(b.decoded) < n {
 		b.decoded = make([]byte, n)
@@ -464,7 +566,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		// request is admitted whole: validate without appending first,
 		// and append only if something must be left out.
 		if p, code, msg = h.walk(ctx, id, lim, st, b, nil); code == 0 && p.rj.count == 0 {
-			fw.ForwardRaw(b.body)
+			fw.ForwardRaw(b.in)
 		} else if code == 0 {
 			p, code, msg = h.walk(ctx, id, lim, st, b, app)
 		}

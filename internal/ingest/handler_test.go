@@ -3,6 +3,8 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -243,6 +246,60 @@ func TestRemoteWrite2Headers(t *testing.T) {
 	md, err := f.store.Metadata(f.ws, "", -1, -1)
 	require.NoError(t, err)
 	require.Equal(t, "Up.", md["up"][0].Help)
+}
+
+// TestSnappyClaimedSize: a body claiming to decompress to more than snappy
+// can reach from its size is refused before its claimed size is allocated;
+// the densest real snappy blocks are not.
+func TestSnappyClaimedSize(t *testing.T) {
+	f := newFixture(t, nil)
+	bomb := append(binary.AppendUvarint(nil, 64<<20), 0x00, 'x')
+	resp := f.post(f.ws, bomb, nil)
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, string(body), "claims to decompress to 67108864 bytes")
+	for name, enc := range map[string]func([]byte, []byte) []byte{
+		"fast": snappy.Encode, "better": s2.EncodeSnappyBetter, "best": s2.EncodeSnappyBest,
+	} {
+		dense := enc(nil, make([]byte, 32<<20))
+		resp = f.post(f.ws, dense, nil)
+		body, _ = io.ReadAll(resp.Body)
+		require.Contains(t, string(body), "decode remote write 1 request", "%s: %d bytes for 32 MiB", name, len(dense))
+	}
+}
+
+// TestInflightBytes: requests that would hold more than MaxInflightBytes
+// at once get 503 with Retry-After before they allocate, and what a
+// request held is given back when it ends.
+func TestInflightBytes(t *testing.T) {
+	lim := workspace.DefaultLimits()
+	ov, err := workspace.NewOverrides(lim)
+	require.NoError(t, err)
+	st, err := storage.New(storage.Config{Dir: t.TempDir()}, ov, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	h, err := ingest.New(ingest.Config{MaxInflightBytes: 1 << 20}, st, ov, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	f := &fixture{t: t, store: st, handler: h, overrides: ov, ws: workspace.NewID()}
+
+	big := snappy.Encode(nil, make([]byte, 2<<20))
+	resp := f.post(f.ws, big, nil)
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Contains(t, string(body), "--ingest.max-inflight-bytes")
+	for i := range 100 { // Nothing leaks: 100 × 600 KiB pass one after another.
+		wr := &prompb.WriteRequest{}
+		for j := range 5000 {
+			wr.Timeseries = append(wr.Timeseries, series("inflight", now()+int64(i), float64(j), "j", strings.Repeat("x", 100)+fmt.Sprint(j)))
+		}
+		b, err := wr.Marshal()
+		require.NoError(t, err)
+		require.Greater(t, len(b), 500<<10)
+		resp := f.post(f.ws, snappy.Encode(nil, b), nil)
+		body, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusNoContent, resp.StatusCode, "request %d: %s", i, body)
+	}
 }
 
 // TestRemoteWrite2SeriesWithoutSamples: a 2.0 series carrying an exemplar

@@ -24,13 +24,23 @@ import (
 
 // Appender returns an appender on a workspace's TSDB. Commit or Rollback
 // releases the workspace. Commit writes the WAL before returning, so
-// committed data survives a crash of the process.
+// committed data survives a crash of the process; with Config.WALFsync it
+// also syncs the WAL to disk, so that it survives a power loss.
 func (s *Store) Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error) {
 	db, release, err := s.acquire(id)
 	if err != nil {
 		return nil, err
 	}
-	return &appender{AppenderV2: db.AppenderV2(ctx), release: release, id: id, written: s.cfg.Written, mint: math.MaxInt64}, nil
+	a := &appender{AppenderV2: db.AppenderV2(ctx), release: release, id: id, written: s.cfg.Written, mint: math.MaxInt64}
+	if s.cfg.WALFsync {
+		t, err := s.tenant(id)
+		if err != nil {
+			_ = a.Rollback()
+			return nil, err
+		}
+		a.sync = func() error { return s.syncWAL(t) }
+	}
+	return a, nil
 }
 
 // appender releases its workspace when the transaction ends, and reports
@@ -38,6 +48,7 @@ func (s *Store) Appender(ctx context.Context, id workspace.ID) (storage.Appender
 type appender struct {
 	storage.AppenderV2
 	release func()
+	sync    func() error // nil: no sync after Commit.
 	id      workspace.ID
 	written func(workspace.ID, int64)
 	mint    int64
@@ -58,7 +69,10 @@ func (a *appender) Commit() error {
 			a.written(a.id, a.mint)
 		}
 	}()
-	return a.AppenderV2.Commit()
+	if err := a.AppenderV2.Commit(); err != nil || a.sync == nil {
+		return err
+	}
+	return a.sync()
 }
 
 func (a *appender) Rollback() error {
@@ -396,11 +410,11 @@ func (s *Store) FlushMetadata() error {
 }
 
 func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -29,16 +31,30 @@ func validUserName(s string) bool {
 	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`).MatchString(s)
 }
 
-func validWorkspaces(ws []string) error {
-	for _, w := range ws {
-		if w == AllWorkspaces {
+// checkWorkspaces checks that every workspace of ws ("*" aside) exists and
+// is active, answering the refusal itself: 400 for a malformed id, 404 for
+// a missing workspace.
+func (h *Handler) checkWorkspaces(w http.ResponseWriter, r *http.Request, ws []string) bool {
+	for _, s := range ws {
+		if s == AllWorkspaces {
 			continue
 		}
-		if _, err := workspace.ParseID(w); err != nil {
-			return err
+		id, err := workspace.ParseID(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return false
+		}
+		got, err := h.cat.GetWorkspace(r.Context(), id)
+		if errors.Is(err, catalog.ErrNotFound) || (err == nil && got.Status != catalog.StatusActive) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("workspace %s does not exist", id))
+			return false
+		}
+		if err != nil {
+			writeCatalogError(w, err)
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +85,47 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+// A UI admin manages users within what it holds itself. These rules apply
+// to callers of the UI's session API (caller non-nil); the admin API below
+// /orrery/v1/users is authorized by the caller's key policy instead.
+//
+//   - It grants only workspaces it holds: a new or changed user's
+//     workspaces are a subset of the caller's, and "*" needs "*".
+//   - It changes or deletes only users whose workspaces are all its own, so
+//     it cannot take over (by resetting a password) a user who sees more.
+//   - Hence only a global admin (workspaces "*") creates, changes or
+//     deletes global users, the first admin included.
+func holds(caller catalog.User, ws []string) bool {
+	if slices.Contains(caller.Workspaces, AllWorkspaces) {
+		return true
+	}
+	for _, w := range ws {
+		if !slices.Contains(caller.Workspaces, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// mayManage checks that caller may change or delete the user named name,
+// answering the refusal itself.
+func (h *Handler) mayManage(w http.ResponseWriter, r *http.Request, caller *catalog.User, name string) bool {
+	if caller == nil {
+		return true
+	}
+	target, err := h.cat.User(r.Context(), name)
+	if err != nil {
+		writeCatalogError(w, err)
+		return false
+	}
+	if !holds(*caller, target.Workspaces) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("user %s has workspaces you do not hold; only an admin holding all of them may change it", name))
+		return false
+	}
+	return true
+}
+
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
 	var in userJSON
 	if !decode(w, r, &in) {
 		return
@@ -82,8 +138,11 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("role %q: use viewer, editor or admin", in.Role))
 		return
 	}
-	if err := validWorkspaces(in.Workspaces); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	if !h.checkWorkspaces(w, r, in.Workspaces) {
+		return
+	}
+	if caller != nil && !holds(*caller, in.Workspaces) {
+		writeError(w, http.StatusForbidden, "you may grant only workspaces you hold: "+strings.Join(caller.Workspaces, ","))
 		return
 	}
 	generated := in.Password == ""
@@ -98,6 +157,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	auth.AuditFrom(r.Context()).SetResource("user/" + in.Name)
 	u := catalog.User{Name: in.Name, PasswordHash: hash, Role: in.Role, Workspaces: nonNil(in.Workspaces), CreatedAt: time.Now().UTC()}
 	if err := h.cat.CreateUser(r.Context(), u); err != nil {
 		writeCatalogError(w, err)
@@ -112,7 +172,8 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 
 // updateUser changes the role, workspaces or password; "password": "" with
 // "generatePassword": true makes the server generate one and return it.
-func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
+	auth.AuditFrom(r.Context()).SetResource("user/" + r.PathValue("name"))
 	var in struct {
 		Role             string    `json:"role"`
 		Workspaces       *[]string `json:"workspaces"`
@@ -129,8 +190,23 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 	var ws []string
 	if in.Workspaces != nil {
 		ws = nonNil(*in.Workspaces)
-		if err := validWorkspaces(ws); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+		if !h.checkWorkspaces(w, r, ws) {
+			return
+		}
+	}
+	name := r.PathValue("name")
+	if caller != nil {
+		// An admin who demoted themselves could lock everyone out of
+		// user management; another admin or the CLI can do it.
+		if name == caller.Name && in.Role != "" && in.Role != RoleAdmin {
+			writeError(w, http.StatusBadRequest, "you cannot take your own admin role")
+			return
+		}
+		if !holds(*caller, ws) {
+			writeError(w, http.StatusForbidden, "you may grant only workspaces you hold: "+strings.Join(caller.Workspaces, ","))
+			return
+		}
+		if !h.mayManage(w, r, caller, name) {
 			return
 		}
 	}
@@ -149,7 +225,6 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	name := r.PathValue("name")
 	if err := h.cat.UpdateUser(r.Context(), name, hash, in.Role, ws); err != nil {
 		writeCatalogError(w, err)
 		return
@@ -166,7 +241,11 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, caller *catalog.User) {
+	auth.AuditFrom(r.Context()).SetResource("user/" + r.PathValue("name"))
+	if !h.mayManage(w, r, caller, r.PathValue("name")) {
+		return
+	}
 	if err := h.cat.DeleteUser(r.Context(), r.PathValue("name")); err != nil {
 		writeCatalogError(w, err)
 		return
@@ -257,6 +336,7 @@ func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id wor
 		return
 	}
 	model["uid"] = uid
+	auth.AuditFrom(r.Context()).SetResource("workspace/" + id.String() + "/dashboard/" + uid)
 	delete(model, "id")
 	data, err := json.Marshal(model)
 	if err != nil {

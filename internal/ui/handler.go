@@ -19,14 +19,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/time/rate"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -68,7 +69,9 @@ type Config struct {
 	// SessionTTL is how long a login lasts; 0 means 12 hours.
 	SessionTTL time.Duration
 	// LoginRate and LoginBurst limit login attempts per user name and
-	// client IP; 0 means one every 10 seconds after a burst of 5.
+	// client IP; 0 means one every 10 seconds after a burst of 5. Logins
+	// are also limited per client IP (1/s, burst 20) and over the server
+	// (10/s, burst 40), with at most 2 password hashes at once.
 	LoginRate  rate.Limit
 	LoginBurst int
 	// Now is the clock; nil means time.Now.
@@ -80,15 +83,14 @@ type Config struct {
 
 // Handler serves /ui/. It is safe for concurrent use.
 type Handler struct {
-	cfg      Config
-	cat      *catalog.Catalog
-	query    http.Handler
-	alerts   http.Handler
-	logger   *slog.Logger
-	logins   *prometheus.CounterVec
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
-	mux      *http.ServeMux
+	cfg     Config
+	cat     *catalog.Catalog
+	query   http.Handler
+	alerts  http.Handler
+	logger  *slog.Logger
+	logins  *prometheus.CounterVec
+	limiter *loginLimiter
+	mux     *http.ServeMux
 }
 
 // New returns the UI handler. query and alerts are the per-workspace query
@@ -114,9 +116,9 @@ func New(cfg Config, cat *catalog.Catalog, query, alerts http.Handler, logger *s
 		cfg.Now = time.Now
 	}
 	h := &Handler{cfg: cfg, cat: cat, query: query, alerts: alerts, logger: logger.With("component", "ui"),
-		limiters: map[string]*rate.Limiter{},
 		logins: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_ui_logins_total",
 			Help: "Web UI login attempts by result: ok, denied, limited."}, []string{"result"})}
+	h.limiter = newLoginLimiter(cfg)
 	h.routes()
 	return h, nil
 }
@@ -137,32 +139,14 @@ func (h *Handler) routes() {
 	m.Handle("POST /ui/api/logout", h.authed(RoleViewer, h.logout))
 	m.Handle("GET /ui/api/session", h.authed(RoleViewer, h.session))
 	m.Handle("GET /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.listUsers(w, r) }))
-	m.Handle("POST /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.createUser(w, r) }))
-	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
-		// An admin who demoted themselves could lock everyone out of user
-		// management; another admin or the CLI can do it.
-		if r.PathValue("name") == u.Name {
-			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "read request: "+err.Error())
-				return
-			}
-			var in struct{ Role string }
-			if json.Unmarshal(body, &in) == nil && in.Role != "" && in.Role != RoleAdmin {
-				writeError(w, http.StatusBadRequest, "you cannot take your own admin role")
-				return
-			}
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
-		}
-		h.updateUser(w, r)
-	}))
+	m.Handle("POST /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.createUser(w, r, &u) }))
+	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.updateUser(w, r, &u) }))
 	m.Handle("DELETE /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
 		if r.PathValue("name") == u.Name {
 			writeError(w, http.StatusBadRequest, "you cannot delete yourself")
 			return
 		}
-		h.deleteUser(w, r)
+		h.deleteUser(w, r, &u)
 	}))
 	m.Handle("GET /ui/api/builtin/envoy", h.authed(RoleViewer, func(w http.ResponseWriter, _ *http.Request, _ catalog.User) {
 		w.Header().Set("Content-Type", "application/json")
@@ -188,9 +172,9 @@ func (h *Handler) routes() {
 // /orrery/v1/users and /orrery/v1/workspaces/{id}/dashboards.
 func (h *Handler) RegisterAdmin(m *http.ServeMux) {
 	m.HandleFunc("GET /orrery/v1/users", h.listUsers)
-	m.HandleFunc("POST /orrery/v1/users", h.createUser)
-	m.HandleFunc("PUT /orrery/v1/users/{name}", h.updateUser)
-	m.HandleFunc("DELETE /orrery/v1/users/{name}", h.deleteUser)
+	m.HandleFunc("POST /orrery/v1/users", func(w http.ResponseWriter, r *http.Request) { h.createUser(w, r, nil) })
+	m.HandleFunc("PUT /orrery/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) { h.updateUser(w, r, nil) })
+	m.HandleFunc("DELETE /orrery/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) { h.deleteUser(w, r, nil) })
 	m.HandleFunc("GET /orrery/v1/workspaces/{id}/dashboards", h.withID(h.listDashboards))
 	m.HandleFunc("POST /orrery/v1/workspaces/{id}/dashboards", h.withID(h.importDashboard))
 }
@@ -247,23 +231,6 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// limited reports whether a login attempt for key is over the rate limit.
-// The limiters are forgotten when there are too many of them: a flood of
-// distinct names then costs memory briefly, not permanently.
-func (h *Handler) limited(key string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	l, ok := h.limiters[key]
-	if !ok {
-		if len(h.limiters) >= 10000 {
-			clear(h.limiters)
-		}
-		l = rate.NewLimiter(h.cfg.LoginRate, h.cfg.LoginBurst)
-		h.limiters[key] = l
-	}
-	return !l.AllowN(h.cfg.Now(), 1)
-}
-
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Name     string `json:"name"`
@@ -283,26 +250,37 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ip = r.RemoteAddr
 	}
-	if h.limited(in.Name + "|" + ip) {
+	if !h.limiter.allow(in.Name, ip) {
 		h.logins.WithLabelValues("limited").Inc()
 		w.Header().Set("Retry-After", "10")
 		writeError(w, http.StatusTooManyRequests, "too many login attempts; wait and try again")
 		return
 	}
 	u, err := h.cat.User(r.Context(), in.Name)
-	ok := false
-	if err == nil {
-		ok, err = CheckPassword(u.PasswordHash, in.Password)
-		if err != nil {
-			h.logger.Warn("check password; login refused", "user", in.Name, "err", err)
-		}
-	} else {
+	hash := u.PasswordHash
+	if err != nil {
 		// Spend the same work on unknown names, so timing does not tell
 		// which names exist.
-		_, _ = HashPassword(in.Password)
+		hash = h.limiter.dummy()
 	}
+	ok := false
+	hashed := h.limiter.hash(r.Context(), func() {
+		var cerr error
+		ok, cerr = CheckPassword(hash, in.Password)
+		if cerr != nil {
+			h.logger.Warn("check password; login refused", "user", in.Name, "err", cerr)
+		}
+	})
+	if !hashed {
+		h.logins.WithLabelValues("limited").Inc()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "too many logins at once; try again")
+		return
+	}
+	ok = ok && err == nil
 	if !ok {
 		h.logins.WithLabelValues("denied").Inc()
+		h.audit(r, "ui/"+in.Name, "ui:Login", "session", http.StatusUnauthorized)
 		writeError(w, http.StatusUnauthorized, "wrong user name or password")
 		return
 	}
@@ -317,6 +295,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.logins.WithLabelValues("ok").Inc()
+	h.audit(r, "ui/"+u.Name, "ui:Login", "session", http.StatusOK)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sid, Path: "/ui", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, Expires: now.Add(h.cfg.SessionTTL)})
 	h.writeSession(w, r, u, csrf)
@@ -406,13 +385,78 @@ func (h *Handler) authed(role string, next func(http.ResponseWriter, *http.Reque
 			writeError(w, http.StatusUnauthorized, "your user no longer exists")
 			return
 		}
-		if roleRank(u.Role) < roleRank(role) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
+		action, resource := auditedCall(r)
+		if action == "" {
+			if roleRank(u.Role) < roleRank(role) {
+				writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
+				return
+			}
+			next(w, r, u)
 			return
 		}
-		next(w, r, u)
+		ctx, note := auth.WithAudit(r.Context())
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if roleRank(u.Role) < roleRank(role) {
+			writeError(sw, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
+		} else {
+			next(sw, r.WithContext(ctx), u)
+		}
+		h.audit(r, "ui/"+u.Name, action, note.Resource(resource), sw.status)
 	})
 }
+
+// auditedCall returns the action and resource of a UI call that changes
+// something (users, dashboards, silences), for its audit line; action is
+// empty for calls that change nothing.
+func auditedCall(r *http.Request) (action, resource string) {
+	ws := "workspace/" + r.PathValue("id")
+	switch r.Pattern {
+	case "POST /ui/api/logout":
+		return "ui:Logout", "session"
+	case "POST /ui/api/users":
+		return "ui:CreateUser", "user/*"
+	case "PUT /ui/api/users/{name}":
+		return "ui:UpdateUser", "user/" + r.PathValue("name")
+	case "DELETE /ui/api/users/{name}":
+		return "ui:DeleteUser", "user/" + r.PathValue("name")
+	case "POST /ui/api/workspaces/{id}/dashboards":
+		return "ui:PutDashboard", ws + "/dashboard/*"
+	case "PUT /ui/api/workspaces/{id}/dashboards/{uid}":
+		return "ui:PutDashboard", ws + "/dashboard/" + r.PathValue("uid")
+	case "DELETE /ui/api/workspaces/{id}/dashboards/{uid}":
+		return "ui:DeleteDashboard", ws + "/dashboard/" + r.PathValue("uid")
+	case "POST /ui/api/workspaces/{id}/alertmanager/api/v2/":
+		return "ui:PutAlertManagerSilences", ws + "/silences"
+	case "DELETE /ui/api/workspaces/{id}/alertmanager/api/v2/":
+		_, sid, _ := strings.Cut(r.URL.Path, "/alertmanager/api/v2/silence/")
+		return "ui:DeleteAlertManagerSilence", ws + "/silence/" + sid
+	}
+	return "", ""
+}
+
+// audit logs a call that changes something, as the server's audit lines
+// of the APIs: who, the action, the resource and the result.
+func (h *Handler) audit(r *http.Request, who, action, resource string, status int) {
+	result := "ok"
+	if status >= 300 {
+		result = "error " + strconv.Itoa(status)
+	}
+	h.logger.Info("audit", "principal", who, "action", action, "resource", resource, "result", result, "remote", r.RemoteAddr)
+}
+
+// statusWriter records the status code a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // workspaceAuthed is authed for a workspace named in the path: a workspace
 // the user may not see answers 404, as one that does not exist does.

@@ -636,8 +636,8 @@ func TestCortexEnginePrometheusSigV4Sender(t *testing.T) {
 		}
 		return nil
 	})
-	_, m := apptest.Get(t, "http://"+c.a.Addr+"/metrics")
-	require.Contains(t, string(m), `orrery_ingest_requests_total{code="204",version="2"}`)
+	_, m := c.admin.do(t, http.MethodGet, "http://"+c.a.Addr+"/metrics", nil, time.Now(), nil)
+	require.Contains(t, m, `orrery_ingest_requests_total{code="204",version="2"}`)
 	require.NotContains(t, p.Output(), "level=ERROR", "the sender logged no error")
 }
 
