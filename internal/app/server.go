@@ -115,6 +115,7 @@ type Server struct {
 	overrides *workspace.Overrides
 	store     *orstorage.Store
 	ingest    *ingest.Handler
+	otlp      *ingest.OTLP
 	query     *query.API
 	catalog   *catalog.Catalog
 	control   *controlplane.API
@@ -186,6 +187,11 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = tracker.Close()
 		return nil, err
 	}
+	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{}, ing, logger, reg)
+	if err != nil {
+		_ = tracker.Close()
+		return nil, err
+	}
 	if cfg.DB == "" {
 		cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
 	}
@@ -219,7 +225,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, otlp: otlp, query: q, catalog: cat, ruler: rul, alerting: am,
 		queries: q, alertmanager: am, tracker: tracker}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
@@ -263,6 +269,10 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{}, ing, logger, reg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -270,7 +280,7 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat,
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, otlp: otlp, catalog: cat,
 		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
 		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
 		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat}, logger),
@@ -589,6 +599,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
+	mux.Handle("/workspaces/{id}/api/v1/otlp/v1/metrics", s.withWorkspace(s.otlp))
 	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.queries))
 	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alertmanager))
 	return mux
