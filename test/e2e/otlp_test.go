@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// otlpPayload builds OTLP metrics of one service at time at, the i-th
+// export of a run: a monotonic cumulative counter, a gauge, an explicit
+// bucket histogram, an exponential histogram and a summary, with resource
+// attributes (which become target_info and job/instance) and a UTF-8
+// attribute.
+func otlpPayload(at time.Time, start time.Time, i int) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	res := rm.Resource().Attributes()
+	res.PutStr("service.name", "checkout")
+	res.PutStr("service.namespace", "shop")
+	res.PutStr("service.instance.id", "pod-1")
+	res.PutStr("k8s.namespace.name", "prod")
+	res.PutStr("host.name", "node-a")
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName("orrery.test/otlp")
+	sm.Scope().SetVersion("1.0.0")
+	ts, st := pcommon.NewTimestampFromTime(at), pcommon.NewTimestampFromTime(start)
+	f := float64(i)
+
+	m := sm.Metrics().AppendEmpty()
+	m.SetName("http.server.requests")
+	m.SetUnit("{request}")
+	m.SetDescription("Requests served.")
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for _, code := range []string{"200", "500"} {
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(st)
+		dp.SetTimestamp(ts)
+		dp.SetDoubleValue(10*f + float64(len(code)))
+		dp.Attributes().PutStr("http.response.status_code", code)
+		dp.Attributes().PutStr("région", "europe-ouest")
+	}
+
+	m = sm.Metrics().AppendEmpty()
+	m.SetName("process.memory.usage")
+	m.SetUnit("By")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(int64(1<<20 + i*4096))
+
+	m = sm.Metrics().AppendEmpty()
+	m.SetName("http.server.duration")
+	m.SetUnit("ms")
+	h := m.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	hp := h.DataPoints().AppendEmpty()
+	hp.SetStartTimestamp(st)
+	hp.SetTimestamp(ts)
+	hp.ExplicitBounds().FromRaw([]float64{5, 10, 50, 100})
+	hp.BucketCounts().FromRaw([]uint64{uint64(i), 2 * uint64(i), 3, 1, 0})
+	hp.SetCount(3*uint64(i) + 4)
+	hp.SetSum(12.5*f + 140)
+
+	m = sm.Metrics().AppendEmpty()
+	m.SetName("rpc.latency")
+	m.SetUnit("s")
+	e := m.SetEmptyExponentialHistogram()
+	e.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	ep := e.DataPoints().AppendEmpty()
+	ep.SetStartTimestamp(st)
+	ep.SetTimestamp(ts)
+	ep.SetScale(2)
+	ep.SetZeroCount(uint64(i))
+	ep.Positive().SetOffset(-3)
+	ep.Positive().BucketCounts().FromRaw([]uint64{1, uint64(i), 0, 4})
+	ep.Negative().SetOffset(1)
+	ep.Negative().BucketCounts().FromRaw([]uint64{uint64(i) + 1})
+	ep.SetCount(3*uint64(i) + 6)
+	ep.SetSum(0.75 * f)
+
+	m = sm.Metrics().AppendEmpty()
+	m.SetName("queue.wait")
+	m.SetUnit("s")
+	sp := m.SetEmptySummary().DataPoints().AppendEmpty()
+	sp.SetStartTimestamp(st)
+	sp.SetTimestamp(ts)
+	sp.SetCount(uint64(10 + i))
+	sp.SetSum(3.5 + f)
+	for _, q := range []float64{0.5, 0.99} {
+		qv := sp.QuantileValues().AppendEmpty()
+		qv.SetQuantile(q)
+		qv.SetValue(q*2 + f)
+	}
+	return md
+}
+
+// otlpBody encodes metrics as an OTLP/HTTP body: protobuf or JSON,
+// gzip-compressed or not.
+func otlpBody(t *testing.T, md pmetric.Metrics, json, gz bool) []byte {
+	t.Helper()
+	req := pmetricotlp.NewExportRequestFromMetrics(md)
+	var (
+		b   []byte
+		err error
+	)
+	if json {
+		b, err = req.MarshalJSON()
+	} else {
+		b, err = req.MarshalProto()
+	}
+	require.NoError(t, err)
+	if gz {
+		b = gzipBytes(t, b)
+	}
+	return b
+}
+
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+// postOTLP sends an OTLP/HTTP export request and returns the status, the
+// body and the response's Content-Type.
+func postOTLP(t *testing.T, u string, body []byte, contentType, encoding string) (int, []byte, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", contentType)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b, resp.Header.Get("Content-Type")
+}
+
+// rawSeries returns every series of an API's workspace with its raw
+// samples of the last window before at (a range selector's matrix), in a
+// canonical order.
+func rawSeries(t *testing.T, api string, at time.Time, window string) []string {
+	t.Helper()
+	code, body := apptest.Get(t, api+"/query?"+url.Values{"query": {`{__name__=~".+"}[` + window + `]`},
+		"time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode())
+	require.Equal(t, http.StatusOK, code, string(body))
+	var env struct {
+		Data struct {
+			ResultType string            `json:"resultType"`
+			Result     []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &env))
+	require.Equal(t, "matrix", env.Data.ResultType)
+	out := make([]string, len(env.Data.Result))
+	for i, r := range env.Data.Result {
+		out[i] = string(r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestOTLPMatchesReferencePrometheus sends the same OTLP exports (protobuf
+// and JSON, uncompressed and gzip) to a workspace and to the reference
+// Prometheus 3's OTLP receiver: both must store identical series and
+// samples, as the query API returns them.
+func TestOTLPMatchesReferencePrometheus(t *testing.T) {
+	ref := startReference(t, "--web.enable-otlp-receiver")
+	o := apptest.StartOrrery(t, t.TempDir())
+	ws := workspace.NewID().String()
+	end := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	start := end.Add(-2 * time.Minute)
+	encodings := []struct {
+		name, contentType string
+		json, gzip        bool
+	}{
+		{"protobuf", "application/x-protobuf", false, false},
+		{"protobuf gzip", "application/x-protobuf", false, true},
+		{"json", "application/json", true, false},
+		{"json gzip", "application/json", true, true},
+	}
+	for i, enc := range encodings {
+		at := end.Add(time.Duration(i-len(encodings)+1) * 15 * time.Second)
+		body := otlpBody(t, otlpPayload(at, start, i), enc.json, enc.gzip)
+		encoding := ""
+		if enc.gzip {
+			encoding = "gzip"
+		}
+		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, enc.contentType, encoding)
+		require.Equal(t, http.StatusOK, code, "reference, %s: %s", enc.name, resp)
+		code, resp, ct := postOTLP(t, o.URL(ws, "/api/v1/otlp/v1/metrics"), body, enc.contentType, encoding)
+		require.Equal(t, http.StatusOK, code, "Orrery, %s: %s", enc.name, resp)
+		require.Equal(t, enc.contentType, ct, enc.name)
+		// A full success answers an ExportMetricsServiceResponse without
+		// partial_success.
+		answer := pmetricotlp.NewExportResponse()
+		if enc.json {
+			require.NoError(t, answer.UnmarshalJSON(resp), enc.name)
+		} else {
+			require.NoError(t, answer.UnmarshalProto(resp), enc.name)
+		}
+		require.Zero(t, answer.PartialSuccess().RejectedDataPoints(), enc.name)
+		require.Empty(t, answer.PartialSuccess().ErrorMessage(), enc.name)
+	}
+
+	want := rawSeries(t, ref+"/api/v1", end, "5m")
+	got := rawSeries(t, o.URL(ws, "/api/v1"), end, "5m")
+	require.Equal(t, want, got)
+	// Every kind of point arrived (and the comparison is not of two empty
+	// answers).
+	names := map[string]int{}
+	for _, s := range got {
+		var r struct {
+			Metric     map[string]string `json:"metric"`
+			Values     []json.RawMessage `json:"values"`
+			Histograms []json.RawMessage `json:"histograms"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(s), &r))
+		names[r.Metric["__name__"]] += len(r.Values) + len(r.Histograms)
+	}
+	for _, n := range []string{"http_server_requests_total", "process_memory_usage_bytes", "http_server_duration_milliseconds_bucket",
+		"http_server_duration_milliseconds_sum", "http_server_duration_milliseconds_count", "rpc_latency_seconds", "queue_wait_seconds",
+		"queue_wait_seconds_sum", "queue_wait_seconds_count", "target_info"} {
+		require.GreaterOrEqual(t, names[n], len(encodings), "samples of %s in %v", n, names)
+	}
+}
