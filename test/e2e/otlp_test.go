@@ -3,7 +3,12 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -12,10 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/orrery-dev/orrery/internal/apptest"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -246,4 +256,117 @@ func TestOTLPMatchesReferencePrometheus(t *testing.T) {
 		"queue_wait_seconds_sum", "queue_wait_seconds_count", "target_info"} {
 		require.GreaterOrEqual(t, names[n], len(encodings), "samples of %s in %v", n, names)
 	}
+}
+
+// signedOTLP sends an OTLP/HTTP export request signed with SigV4 by s and
+// returns the status and the body.
+func signedOTLP(t *testing.T, s signer, u string, body []byte, contentType, encoding string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", contentType)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	sum := sha256.Sum256(body)
+	require.NoError(t, v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: s.key, SecretAccessKey: s.secret},
+		req, hex.EncodeToString(sum[:]), "aps", "us-east-1", time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, b
+}
+
+// TestOTLPHostileInput sends OTLP requests that must be refused: each gets
+// its 4xx, with a google.rpc.Status saying why where the OTLP handler
+// answers, and nothing of any of them is stored.
+func TestOTLPHostileInput(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4",
+		"--limits.max-request-bytes=262144", "--limits.max-decoded-request-bytes=1048576")
+	admin := signer{adminKey, adminSecret}
+	a, b := admin.createWorkspace(t, o), admin.createWorkspace(t, o)
+	arn := func(ws string) string { return "arn:aws:aps:us-east-1:000000000000:workspace/" + ws }
+	keyA := admin.createKey(t, o, fmt.Sprintf(`{"Statement":[{"Effect":"Allow","Action":"aps:RemoteWrite","Resource":%q}]}`, arn(a)))
+	otlpURL := func(ws string) string { return o.URL(ws, "/api/v1/otlp/v1/metrics") }
+
+	now := time.Now().Add(-5 * time.Second)
+	valid := otlpBody(t, otlpPayload(now, now.Add(-time.Minute), 1), false, false)
+	badHist := otlpPayload(now, now.Add(-time.Minute), 1)
+	for i := range badHist.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().Len() {
+		if m := badHist.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(i); m.Type() == pmetric.MetricTypeExponentialHistogram {
+			m.ExponentialHistogram().DataPoints().At(0).SetCount(1) // Fewer than its buckets hold.
+		}
+	}
+	for _, m := range []pmetric.MetricSlice{badHist.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()} {
+		m.RemoveIf(func(m pmetric.Metric) bool { return m.Type() != pmetric.MetricTypeExponentialHistogram })
+	}
+	random := make([]byte, 300<<10)
+	_, _ = rand.Read(random)
+	bomb := gzipBytes(t, make([]byte, 16<<20)) // 16 MiB of zeros in about 16 KiB.
+
+	cases := []struct {
+		name    string
+		s       signer
+		ws      string
+		body    []byte
+		ct, enc string
+		code    int
+		msg     string // In the google.rpc.Status, if the OTLP handler answers.
+	}{
+		{name: "malformed protobuf", s: keyA, ws: a, body: []byte("\x0a\xff\xff\xff\x0f"), ct: "application/x-protobuf", code: 400, msg: "decode OTLP protobuf"},
+		{name: "malformed JSON", s: keyA, ws: a, body: []byte(`{"resourceMetrics":[{`), ct: "application/json", code: 400, msg: "decode OTLP JSON"},
+		{name: "wrong content type", s: keyA, ws: a, body: valid, ct: "text/plain", code: 415, msg: "Content-Type"},
+		{name: "remote write content type", s: keyA, ws: a, body: valid, ct: "application/x-protobuf;proto=prometheus.WriteRequest", enc: "snappy", code: 415, msg: "Content-Encoding"},
+		{name: "unsupported encoding", s: keyA, ws: a, body: valid, ct: "application/x-protobuf", enc: "br", code: 415, msg: "Content-Encoding"},
+		{name: "not gzip", s: keyA, ws: a, body: valid, ct: "application/x-protobuf", enc: "gzip", code: 400, msg: "not gzip"},
+		{name: "gzip bomb", s: keyA, ws: a, body: bomb, ct: "application/x-protobuf", enc: "gzip", code: 413, msg: "decompresses to more than"},
+		{name: "oversized payload", s: keyA, ws: a, body: random, ct: "application/x-protobuf", code: 413, msg: "larger than"},
+		{name: "wrong workspace", s: keyA, ws: b, body: valid, ct: "application/x-protobuf", code: 403},
+		{name: "wrong key", s: signer{keyA.key, "wrong"}, ws: a, body: valid, ct: "application/x-protobuf", code: 403},
+		{name: "unknown workspace", s: admin, ws: "ws-00000000-0000-4000-8000-000000000000", body: valid, ct: "application/x-protobuf", code: 404},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, body := signedOTLP(t, c.s, otlpURL(c.ws), c.body, c.ct, c.enc)
+			require.Equal(t, c.code, code, "%q", body)
+			if c.msg != "" {
+				var st status.Status
+				if c.ct == "application/json" {
+					require.NoError(t, protojson.Unmarshal(body, &st), "%q", body)
+				} else {
+					require.NoError(t, proto.Unmarshal(body, &st), "%q", body)
+				}
+				require.Contains(t, st.GetMessage(), c.msg)
+			}
+		})
+	}
+
+	// Nothing was stored; a valid export is, so the query would show it.
+	count := func(ws, selector string) string {
+		code, body := admin.do(t, http.MethodGet, o.URL(ws, "/api/v1/query?query="+url.QueryEscape("count("+selector+")")), nil, time.Now(), nil)
+		require.Equal(t, http.StatusOK, code, body)
+		return body
+	}
+	for _, ws := range []string{a, b} {
+		require.Contains(t, count(ws, `{__name__=~".+"}`), `"result":[]`, ws)
+	}
+
+	// A histogram whose count is less than its buckets hold is refused,
+	// while its resource's target_info is stored: a partial success, which
+	// the client must not retry.
+	code, body := signedOTLP(t, keyA, otlpURL(a), otlpBody(t, badHist, false, false), "application/x-protobuf", "")
+	require.Equal(t, http.StatusOK, code, "%q", body)
+	answer := pmetricotlp.NewExportResponse()
+	require.NoError(t, answer.UnmarshalProto(body))
+	require.Equal(t, int64(1), answer.PartialSuccess().RejectedDataPoints())
+	require.Contains(t, answer.PartialSuccess().ErrorMessage(), "observations found in buckets")
+	require.Contains(t, count(a, "rpc_latency_seconds"), `"result":[]`)
+	require.NotContains(t, count(a, "target_info"), `"result":[]`)
+	code, body = signedOTLP(t, keyA, otlpURL(a), valid, "application/x-protobuf", "")
+	require.Equal(t, http.StatusOK, code, "%q", body)
+	require.NotContains(t, count(a, "rpc_latency_seconds"), `"result":[]`)
 }
