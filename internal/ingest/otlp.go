@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"github.com/prometheus/prometheus/util/annotations"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -40,6 +43,18 @@ type OTLPConfig struct {
 	// LookbackDelta is the query lookback delta, which spaces target_info's
 	// samples as in Prometheus. 0 means Prometheus' default of 5 minutes.
 	LookbackDelta time.Duration
+}
+
+// withDefaults returns a copy of cfg with the zero values filled in.
+func (cfg OTLPConfig) withDefaults() *OTLPConfig {
+	if cfg.Translation == nil {
+		def := config.DefaultOTLPConfig
+		cfg.Translation = &def
+	}
+	if cfg.LookbackDelta == 0 {
+		cfg.LookbackDelta = 5 * time.Minute
+	}
+	return &cfg
 }
 
 // OTLP serves OTLP/HTTP metrics export (ExportMetricsServiceRequest, as
@@ -62,13 +77,7 @@ func NewOTLP(cfg OTLPConfig, h *Handler, logger *slog.Logger, reg prometheus.Reg
 	if h == nil {
 		return nil, errors.New("otlp ingestion needs a remote write handler")
 	}
-	if cfg.Translation == nil {
-		def := config.DefaultOTLPConfig
-		cfg.Translation = &def
-	}
-	if cfg.LookbackDelta == 0 {
-		cfg.LookbackDelta = 5 * time.Minute
-	}
+	cfg = *cfg.withDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -189,24 +198,8 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 		return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
 	}
 
-	// Translate with Prometheus' converter into a remote write 2.0
-	// request, which the remote write path decodes and stores.
-	col := newOTLPCollector()
 	conv := o.converters.Get().(*otlptranslator.PrometheusConverter)
-	conv.Reset(col)
-	tc := o.cfg.Translation
-	annots, err := conv.FromMetrics(r.Context(), md.Metrics(), otlptranslator.Settings{
-		AddMetricSuffixes:                    tc.TranslationStrategy.ShouldAddSuffixes(),
-		AllowUTF8:                            !tc.TranslationStrategy.ShouldEscape(),
-		PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(*tc),
-		KeepIdentifyingResourceAttributes:    tc.KeepIdentifyingResourceAttributes,
-		ConvertHistogramsToNHCB:              tc.ConvertHistogramsToNHCB,
-		PromoteScopeMetadata:                 tc.PromoteScopeMetadata,
-		LookbackDelta:                        o.cfg.LookbackDelta,
-		LabelNameUnderscoreSanitization:      tc.LabelNameUnderscoreSanitization,
-		LabelNamePreserveMultipleUnderscores: tc.LabelNamePreserveMultipleUnderscores,
-	})
-	conv.Reset(nil)
+	wire, annots, err := translateOTLP(r.Context(), conv, &o.cfg, md.Metrics())
 	o.converters.Put(conv)
 	if err != nil {
 		// As in Prometheus, a request that does not translate is stored
@@ -214,16 +207,12 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 		if r.Context().Err() != nil {
 			return otlpAnswer{code: http.StatusServiceUnavailable, msg: err.Error()}
 		}
-		return otlpAnswer{code: http.StatusBadRequest, msg: fmt.Sprintf("translate OTLP metrics: %v", err)}
+		return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
 	}
 	var warning string
 	if ws, _ := annots.AsStrings("", 0, 0); len(ws) > 0 {
 		o.warnings.Add(float64(len(ws)))
 		warning = strings.Join(ws, "; ")
-	}
-	wire, err := col.marshal()
-	if err != nil {
-		return otlpAnswer{code: http.StatusInternalServerError, msg: fmt.Sprintf("encode translated request: %v", err)}
 	}
 
 	h := o.h
@@ -265,6 +254,35 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	default:
 		return otlpAnswer{code: code, msg: msg}
 	}
+}
+
+// translateOTLP translates metrics with Prometheus' OTLP converter into
+// an encoded remote write 2.0 request, which the remote write path decodes
+// and stores. conv is reset before and after.
+func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter, cfg *OTLPConfig, md pmetric.Metrics) ([]byte, annotations.Annotations, error) {
+	col := newOTLPCollector()
+	conv.Reset(col)
+	defer conv.Reset(nil)
+	tc := cfg.Translation
+	annots, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
+		AddMetricSuffixes:                    tc.TranslationStrategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !tc.TranslationStrategy.ShouldEscape(),
+		PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(*tc),
+		KeepIdentifyingResourceAttributes:    tc.KeepIdentifyingResourceAttributes,
+		ConvertHistogramsToNHCB:              tc.ConvertHistogramsToNHCB,
+		PromoteScopeMetadata:                 tc.PromoteScopeMetadata,
+		LookbackDelta:                        cfg.LookbackDelta,
+		LabelNameUnderscoreSanitization:      tc.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: tc.LabelNamePreserveMultipleUnderscores,
+	})
+	if err != nil {
+		return nil, annots, fmt.Errorf("translate OTLP metrics: %w", err)
+	}
+	wire, err := col.marshal()
+	if err != nil {
+		return nil, annots, fmt.Errorf("encode translated OTLP metrics: %w", err)
+	}
+	return wire, annots, nil
 }
 
 // readOTLPBody reads a request body within the workspace's limits on the
