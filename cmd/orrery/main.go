@@ -118,6 +118,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.IdleTimeout, "storage.idle-timeout", 30*time.Minute, "close a workspace's TSDB after this long without reads or writes (0: never)")
 	fs.DurationVar(&cfg.BlockDuration, "storage.block-duration", 2*time.Hour, "length of a TSDB block, as Prometheus' (do not change in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
+	fs.BoolVar(&cfg.OTLPConvertDelta, "otlp.convert-delta", false, "convert OTLP sums and histograms of delta temporality to cumulative, per workspace, as Prometheus' otlp-deltatocumulative feature (without it they are refused)")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "AWS region in ARNs and expected in SigV4 credential scopes")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
 	fs.StringVar(&cfg.Auth, "auth", "sigv4", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies, or bearer tokens) or none (development only: anyone reaching the port reads and writes every workspace)")

@@ -58,6 +58,8 @@ type ServerConfig struct {
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
+	// OTLPConvertDelta converts OTLP delta temporality to cumulative.
+	OTLPConvertDelta bool
 	// Region and AccountID appear in ARNs.
 	Region, AccountID string
 	// Auth is "sigv4" (every request signed, authorized by the key's
@@ -187,7 +189,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = tracker.Close()
 		return nil, err
 	}
-	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{}, ing, logger, reg)
+	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
 	if err != nil {
 		_ = tracker.Close()
 		return nil, err
@@ -269,7 +271,7 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{}, ing, logger, reg)
+	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -408,10 +410,12 @@ type lifecycle struct{ s *Server }
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
 	if l.s.cortex != nil {
 		l.s.ingest.Forget(id)
+		l.s.otlp.Forget(id)
 		return l.s.cortex.DeleteTenant(ctx, id)
 	}
 	l.s.ruler.Forget(id)
 	l.s.ingest.Forget(id)
+	l.s.otlp.Forget(id)
 	l.s.query.Forget(id)
 	if err := l.s.alerting.Delete(id); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/config"
@@ -25,8 +26,12 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/util/annotations"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -43,6 +48,12 @@ type OTLPConfig struct {
 	// LookbackDelta is the query lookback delta, which spaces target_info's
 	// samples as in Prometheus. 0 means Prometheus' default of 5 minutes.
 	LookbackDelta time.Duration
+	// ConvertDelta converts sums and histograms of delta temporality to
+	// cumulative ones with the deltatocumulative processor Prometheus uses
+	// (its otlp-deltatocumulative feature), keeping each workspace's
+	// running totals apart. Without it, delta temporality is refused, as
+	// by Prometheus.
+	ConvertDelta bool
 }
 
 // withDefaults returns a copy of cfg with the zero values filled in.
@@ -70,6 +81,9 @@ type OTLP struct {
 	converters sync.Pool // *otlptranslator.PrometheusConverter
 	requests   *prometheus.CounterVec
 	warnings   prometheus.Counter
+
+	mu     sync.Mutex
+	deltas map[workspace.ID]processor.Metrics // Started on a workspace's first delta point.
 }
 
 // NewOTLP returns an OTLP handler that stores through h.
@@ -90,7 +104,90 @@ func NewOTLP(cfg OTLPConfig, h *Handler, logger *slog.Logger, reg prometheus.Reg
 			Help: "Warnings of the OTLP to Prometheus translation (e.g. empty data points, label collisions)."}),
 	}
 	o.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	o.deltas = map[workspace.ID]processor.Metrics{}
 	return o, nil
+}
+
+// Forget stops the delta conversion of a workspace and drops its running
+// totals, for when the workspace is deleted.
+func (o *OTLP) Forget(id workspace.ID) {
+	o.mu.Lock()
+	p := o.deltas[id]
+	delete(o.deltas, id)
+	o.mu.Unlock()
+	if p != nil {
+		_ = p.Shutdown(context.Background())
+	}
+}
+
+// toCumulative converts md's delta sums and histograms to cumulative ones
+// in place, with the workspace's deltatocumulative processor. Points the
+// processor cannot convert (e.g. older than the last one of their stream)
+// are removed from md.
+//
+// The running totals advance before the points are stored: if storing then
+// fails and the client retries, the retried deltas are added twice. This
+// is Prometheus' behaviour too.
+func (o *OTLP) toCumulative(ctx context.Context, id workspace.ID, lim *workspace.Limits, md pmetric.Metrics) error {
+	o.mu.Lock()
+	p, ok := o.deltas[id]
+	if !ok {
+		fac := deltatocumulative.NewFactory()
+		cfg := fac.CreateDefaultConfig().(*deltatocumulative.Config)
+		if lim.MaxActiveSeries > 0 {
+			cfg.MaxStreams = lim.MaxActiveSeries
+		}
+		set := processor.Settings{ID: component.NewID(fac.Type()),
+			TelemetrySettings: component.TelemetrySettings{MeterProvider: noop.NewMeterProvider()}}
+		var err error
+		// The processor converts md in place before handing it on; this
+		// pipeline ends there.
+		p, err = fac.CreateMetrics(ctx, set, cfg, consumerNop{})
+		if err == nil {
+			err = p.Start(context.Background(), nil)
+		}
+		if err != nil {
+			o.mu.Unlock()
+			return fmt.Errorf("start delta to cumulative conversion: %w", err)
+		}
+		o.deltas[id] = p
+	}
+	o.mu.Unlock()
+	return p.ConsumeMetrics(ctx, md)
+}
+
+// consumerNop is the end of the delta conversion pipeline.
+type consumerNop struct{}
+
+func (consumerNop) ConsumeMetrics(context.Context, pmetric.Metrics) error { return nil }
+func (consumerNop) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
+
+// hasDelta reports whether md has a sum or histogram of delta temporality.
+func hasDelta(md pmetric.Metrics) bool {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				t := pmetric.AggregationTemporalityUnspecified
+				switch m := ms.At(k); m.Type() {
+				case pmetric.MetricTypeSum:
+					t = m.Sum().AggregationTemporality()
+				case pmetric.MetricTypeHistogram:
+					t = m.Histogram().AggregationTemporality()
+				case pmetric.MetricTypeExponentialHistogram:
+					t = m.ExponentialHistogram().AggregationTemporality()
+				}
+				if t == pmetric.AggregationTemporalityDelta {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // OTLP/HTTP content types.
@@ -198,6 +295,11 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 		return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
 	}
 
+	if o.cfg.ConvertDelta && hasDelta(md.Metrics()) {
+		if err := o.toCumulative(r.Context(), id, &lim, md.Metrics()); err != nil {
+			return otlpAnswer{code: http.StatusInternalServerError, msg: err.Error()}
+		}
+	}
 	conv := o.converters.Get().(*otlptranslator.PrometheusConverter)
 	wire, annots, err := translateOTLP(r.Context(), conv, &o.cfg, md.Metrics())
 	o.converters.Put(conv)

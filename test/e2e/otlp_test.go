@@ -370,3 +370,96 @@ func TestOTLPHostileInput(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "%q", body)
 	require.NotContains(t, count(a, "rpc_latency_seconds"), `"result":[]`)
 }
+
+// deltaPayload is the i-th export of delta sums and histograms, each
+// covering the 15 s before at.
+func deltaPayload(at time.Time, i int) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "worker")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	ts, st := pcommon.NewTimestampFromTime(at), pcommon.NewTimestampFromTime(at.Add(-15*time.Second))
+
+	m := ms.AppendEmpty()
+	m.SetName("jobs.processed")
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	for _, q := range []string{"fast", "slow"} {
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(st)
+		dp.SetTimestamp(ts)
+		dp.SetIntValue(int64(3*i + len(q)))
+		dp.Attributes().PutStr("queue", q)
+	}
+
+	m = ms.AppendEmpty()
+	m.SetName("job.duration")
+	m.SetUnit("s")
+	h := m.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	hp := h.DataPoints().AppendEmpty()
+	hp.SetStartTimestamp(st)
+	hp.SetTimestamp(ts)
+	hp.ExplicitBounds().FromRaw([]float64{1, 10})
+	hp.BucketCounts().FromRaw([]uint64{uint64(i), 1, 2})
+	hp.SetCount(uint64(i) + 3)
+	hp.SetSum(float64(i)*0.5 + 25)
+
+	m = ms.AppendEmpty()
+	m.SetName("job.size")
+	m.SetUnit("By")
+	e := m.SetEmptyExponentialHistogram()
+	e.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	ep := e.DataPoints().AppendEmpty()
+	ep.SetStartTimestamp(st)
+	ep.SetTimestamp(ts)
+	ep.SetScale(0)
+	ep.Positive().SetOffset(4)
+	ep.Positive().BucketCounts().FromRaw([]uint64{uint64(i), 2})
+	ep.SetCount(uint64(i) + 2)
+	ep.SetSum(float64(100 * (i + 1)))
+	return md
+}
+
+// TestOTLPDeltaToCumulativeMatchesReferencePrometheus sends delta sums and
+// histograms to Orrery with --otlp.convert-delta and to the reference
+// Prometheus 3 with its otlp-deltatocumulative feature: both store the same
+// cumulative series. Without the conversion, Orrery refuses deltas with a
+// 400 and stores nothing.
+func TestOTLPDeltaToCumulativeMatchesReferencePrometheus(t *testing.T) {
+	ref := startReference(t, "--web.enable-otlp-receiver", "--enable-feature=otlp-deltatocumulative")
+	o := apptest.StartOrrery(t, t.TempDir(), "--otlp.convert-delta")
+	ws, other := workspace.NewID().String(), workspace.NewID().String()
+	end := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	const n = 4
+	for i := range n {
+		at := end.Add(time.Duration(i-n+1) * 15 * time.Second)
+		body := otlpBody(t, deltaPayload(at, i), false, true)
+		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", "gzip")
+		require.Equal(t, http.StatusOK, code, "reference: %s", resp)
+		code, resp, _ = postOTLP(t, o.URL(ws, "/api/v1/otlp/v1/metrics"), body, "application/x-protobuf", "gzip")
+		require.Equal(t, http.StatusOK, code, "Orrery: %q", resp)
+	}
+	// Another workspace's running totals are its own.
+	code, resp, _ := postOTLP(t, o.URL(other, "/api/v1/otlp/v1/metrics"), otlpBody(t, deltaPayload(end, 0), false, false), "application/x-protobuf", "")
+	require.Equal(t, http.StatusOK, code, "%q", resp)
+
+	want := rawSeries(t, ref+"/api/v1", end, "5m")
+	got := rawSeries(t, o.URL(ws, "/api/v1"), end, "5m")
+	require.Equal(t, want, got)
+	v, err := apptest.QueryVector(t, o.URL(ws, "/api/v1"), `jobs_processed_total{queue="slow"}`, end)
+	require.NoError(t, err)
+	require.Len(t, v, 1)
+	require.Equal(t, strconv.Itoa(3*(0+1+2+3)+4*n), v[0].Value[1], "the sum of the deltas")
+	v, err = apptest.QueryVector(t, o.URL(other, "/api/v1"), `jobs_processed_total{queue="slow"}`, end)
+	require.NoError(t, err)
+	require.Len(t, v, 1)
+	require.Equal(t, "4", v[0].Value[1], "another workspace's total")
+
+	plain := apptest.StartOrrery(t, t.TempDir())
+	code, resp, _ = postOTLP(t, plain.URL(ws, "/api/v1/otlp/v1/metrics"), otlpBody(t, deltaPayload(end, 0), false, false), "application/x-protobuf", "")
+	require.Equal(t, http.StatusBadRequest, code, "%q", resp)
+	require.Contains(t, string(resp), "invalid temporality")
+	require.Empty(t, rawSeries(t, plain.URL(ws, "/api/v1"), end, "5m"))
+}
