@@ -42,8 +42,9 @@ import (
 // OTLPConfig configures an OTLP handler.
 type OTLPConfig struct {
 	// Translation is Prometheus' otlp configuration block (metric name
-	// translation, promoted resource attributes). The zero value means
-	// Prometheus' default, config.DefaultOTLPConfig.
+	// translation, promoted resource attributes) for workspaces whose
+	// limits set none. nil means Prometheus' default,
+	// config.DefaultOTLPConfig.
 	Translation *config.OTLPConfig
 	// LookbackDelta is the query lookback delta, which spaces target_info's
 	// samples as in Prometheus. 0 means Prometheus' default of 5 minutes.
@@ -300,8 +301,12 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 			return otlpAnswer{code: http.StatusInternalServerError, msg: err.Error()}
 		}
 	}
+	cfg := o.cfg
+	if lim.OTLP != nil {
+		cfg.Translation = lim.OTLP
+	}
 	conv := o.converters.Get().(*otlptranslator.PrometheusConverter)
-	wire, annots, err := translateOTLP(r.Context(), conv, &o.cfg, md.Metrics())
+	wire, annots, err := translateOTLP(r.Context(), conv, &cfg, md.Metrics())
 	o.converters.Put(conv)
 	if err != nil {
 		// As in Prometheus, a request that does not translate is stored

@@ -12,8 +12,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -462,4 +465,40 @@ func TestOTLPDeltaToCumulativeMatchesReferencePrometheus(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code, "%q", resp)
 	require.Contains(t, string(resp), "invalid temporality")
 	require.Empty(t, rawSeries(t, plain.URL(ws, "/api/v1"), end, "5m"))
+}
+
+// TestOTLPWorkspaceSettingsMatchReferencePrometheus gives a workspace an
+// otlp block in the limits file (promoted resource attributes, UTF-8 names
+// kept, identifying attributes kept in target_info) and the reference
+// Prometheus 3 the same block in its configuration: both store the same
+// series. Another workspace keeps Prometheus' defaults.
+func TestOTLPWorkspaceSettingsMatchReferencePrometheus(t *testing.T) {
+	const block = `
+    promote_resource_attributes: [k8s.namespace.name, host.name]
+    translation_strategy: NoUTF8EscapingWithSuffixes
+    keep_identifying_resource_attributes: true
+`
+	ref := startReferenceConfig(t, "otlp:"+strings.ReplaceAll(block, "\n    ", "\n  "), "--web.enable-otlp-receiver")
+	ws, plain := workspace.NewID().String(), workspace.NewID().String()
+	limits := filepath.Join(t.TempDir(), "limits.yaml")
+	require.NoError(t, os.WriteFile(limits, []byte("overrides:\n  "+ws+":\n    otlp:"+strings.ReplaceAll(block, "\n    ", "\n      ")), 0o600))
+	o := apptest.StartOrrery(t, t.TempDir(), "--limits-file="+limits)
+	end := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	for i := range 2 {
+		at := end.Add(time.Duration(i-1) * 15 * time.Second)
+		body := otlpBody(t, otlpPayload(at, end.Add(-time.Minute), i), false, false)
+		for _, u := range []string{ref + "/api/v1/otlp/v1/metrics", o.URL(ws, "/api/v1/otlp/v1/metrics"), o.URL(plain, "/api/v1/otlp/v1/metrics")} {
+			code, resp, _ := postOTLP(t, u, body, "application/x-protobuf", "")
+			require.Equal(t, http.StatusOK, code, "%s: %q", u, resp)
+		}
+	}
+	want := rawSeries(t, ref+"/api/v1", end, "5m")
+	require.Equal(t, want, rawSeries(t, o.URL(ws, "/api/v1"), end, "5m"))
+	// The settings took effect: a promoted attribute, a UTF-8 name.
+	v, err := apptest.QueryVector(t, o.URL(ws, "/api/v1"), `{"http.server.requests_total", "k8s.namespace.name"="prod", "host.name"="node-a"}`, end)
+	require.NoError(t, err)
+	require.Len(t, v, 2)
+	v, err = apptest.QueryVector(t, o.URL(plain, "/api/v1"), `http_server_requests_total{k8s_namespace_name=""}`, end)
+	require.NoError(t, err)
+	require.Len(t, v, 2, "the other workspace has Prometheus' defaults")
 }
