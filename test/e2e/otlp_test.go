@@ -68,6 +68,11 @@ func otlpPayload(at time.Time, start time.Time, i int) pmetric.Metrics {
 		dp.SetDoubleValue(10*f + float64(len(code)))
 		dp.Attributes().PutStr("http.response.status_code", code)
 		dp.Attributes().PutStr("région", "europe-ouest")
+		ex := dp.Exemplars().AppendEmpty()
+		ex.SetTimestamp(ts)
+		ex.SetDoubleValue(1)
+		ex.SetTraceID(pcommon.TraceID{0xab, byte(i), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14})
+		ex.SetSpanID(pcommon.SpanID{0xcd, byte(i), 1, 2, 3, 4, 5, 6})
 	}
 
 	m = sm.Metrics().AppendEmpty()
@@ -254,6 +259,19 @@ func TestOTLPMatchesReferencePrometheus(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(s), &r))
 		names[r.Metric["__name__"]] += len(r.Values) + len(r.Histograms)
 	}
+	// Exemplars and metadata go where remote write puts them.
+	code, body := apptest.Get(t, o.URL(ws, "/api/v1/query_exemplars?")+url.Values{"query": {"http_server_requests_total"},
+		"start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix()+1, 10)}}.Encode())
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Contains(t, string(body), `"trace_id":"ab03`)
+	require.Contains(t, string(body), `"span_id":"cd03`)
+	code, body = apptest.Get(t, o.URL(ws, "/api/v1/metadata?metric=http_server_requests_total"))
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Contains(t, string(body), `"type":"counter","help":"Requests served.","unit":""`)
+	code, body = apptest.Get(t, o.URL(ws, "/api/v1/metadata?metric=process_memory_usage_bytes"))
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Contains(t, string(body), `"type":"gauge","help":"","unit":"bytes"`)
+
 	for _, n := range []string{"http_server_requests_total", "process_memory_usage_bytes", "http_server_duration_milliseconds_bucket",
 		"http_server_duration_milliseconds_sum", "http_server_duration_milliseconds_count", "rpc_latency_seconds", "queue_wait_seconds",
 		"queue_wait_seconds_sum", "queue_wait_seconds_count", "target_info"} {
