@@ -185,13 +185,20 @@ func rawSeries(t *testing.T, api string, at time.Time, window string) []string {
 	code, body := apptest.Get(t, api+"/query?"+url.Values{"query": {`{__name__=~".+"}[` + window + `]`},
 		"time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}.Encode())
 	require.Equal(t, http.StatusOK, code, string(body))
+	return matrixResults(t, body)
+}
+
+// matrixResults returns the series of a query API's matrix answer, each as
+// its JSON, sorted.
+func matrixResults(t *testing.T, body []byte) []string {
+	t.Helper()
 	var env struct {
 		Data struct {
 			ResultType string            `json:"resultType"`
 			Result     []json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
-	require.NoError(t, json.Unmarshal(body, &env))
+	require.NoError(t, json.Unmarshal(body, &env), "%s", body)
 	require.Equal(t, "matrix", env.Data.ResultType)
 	out := make([]string, len(env.Data.Result))
 	for i, r := range env.Data.Result {
@@ -519,4 +526,38 @@ func TestOTLPWorkspaceSettingsMatchReferencePrometheus(t *testing.T) {
 	v, err = apptest.QueryVector(t, o.URL(plain, "/api/v1"), `http_server_requests_total{k8s_namespace_name=""}`, end)
 	require.NoError(t, err)
 	require.Len(t, v, 2, "the other workspace has Prometheus' defaults")
+}
+
+// TestOTLPCortexEngine sends the same OTLP exports to a workspace of the
+// Cortex engine, through one replica, and to the reference Prometheus 3:
+// translated by the replica and forwarded to Cortex as remote write, the
+// series and samples read through the other replica are the reference's.
+func TestOTLPCortexEngine(t *testing.T) {
+	ref := startReference(t, "--web.enable-otlp-receiver")
+	c := startCortexCluster(t)
+	ws := c.admin.createWorkspace(t, c.a)
+	end := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	for i := range 3 {
+		at := end.Add(time.Duration(i-2) * 15 * time.Second)
+		body := otlpBody(t, otlpPayload(at, end.Add(-time.Minute), i), false, true)
+		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", "gzip")
+		require.Equal(t, http.StatusOK, code, "reference: %s", resp)
+		code, resp = signedOTLP(t, c.admin, c.a.URL(ws, "/api/v1/otlp/v1/metrics"), body, "application/x-protobuf", "gzip")
+		require.Equal(t, http.StatusOK, code, "Orrery on Cortex: %q", resp)
+	}
+	want := rawSeries(t, ref+"/api/v1", end, "5m")
+	require.NotEmpty(t, want)
+	q := url.Values{"query": {`{__name__=~".+"}[5m]`}, "time": {strconv.FormatInt(end.Unix(), 10)}}.Encode()
+	apptest.Eventually(t, 30*time.Second, func() error {
+		code, body := c.admin.do(t, http.MethodGet, c.b.URL(ws, "/api/v1/query?"+q), nil, time.Now(), nil)
+		if code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		got := matrixResults(t, []byte(body))
+		if len(got) != len(want) {
+			return fmt.Errorf("%d series, want %d", len(got), len(want))
+		}
+		require.Equal(t, want, got)
+		return nil
+	})
 }
