@@ -561,3 +561,50 @@ func TestOTLPCortexEngine(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAgentReceivesOTLP sends OTLP exports to `orrery agent --otlp.listen`,
+// which writes them to its WAL and remote-writes them to a workspace, and
+// the same exports to the reference Prometheus 3: the workspace holds the
+// reference's series and samples.
+func TestAgentReceivesOTLP(t *testing.T) {
+	ref := startReference(t, "--web.enable-otlp-receiver")
+	o := apptest.StartOrrery(t, t.TempDir())
+	ws := workspace.NewID().String()
+	otlpAddr := apptest.FreeAddr(t)
+	startAgent(t, fmt.Sprintf(`global:
+  scrape_interval: 15s
+remote_write:
+  - url: %q
+    send_native_histograms: true
+    queue_config: {batch_send_deadline: 1s}
+`, o.RemoteWriteURL(ws)), t.TempDir(), "--otlp.listen", otlpAddr)
+
+	// Remote write sends only points later than its start, as
+	// Prometheus' does.
+	first := time.Now().Add(time.Second).Truncate(time.Second)
+	end := first.Add(4 * time.Second)
+	for i := range 3 {
+		at := first.Add(time.Duration(i) * 2 * time.Second)
+		body := otlpBody(t, otlpPayload(at, first.Add(-time.Minute), i), i == 1, i == 2)
+		ct, enc := "application/x-protobuf", ""
+		if i == 1 {
+			ct = "application/json"
+		}
+		if i == 2 {
+			enc = "gzip"
+		}
+		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, ct, enc)
+		require.Equal(t, http.StatusOK, code, "reference: %s", resp)
+		code, resp, _ = postOTLP(t, "http://"+otlpAddr+"/v1/metrics", body, ct, enc)
+		require.Equal(t, http.StatusOK, code, "agent: %s", resp)
+	}
+	want := rawSeries(t, ref+"/api/v1", end, "5m")
+	require.NotEmpty(t, want)
+	apptest.Eventually(t, 30*time.Second, func() error {
+		got := rawSeries(t, o.URL(ws, "/api/v1"), end, "5m")
+		if len(got) != len(want) || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			return fmt.Errorf("%d series, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+		}
+		return nil
+	})
+}
