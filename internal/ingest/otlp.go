@@ -81,6 +81,7 @@ type OTLP struct {
 	logger     *slog.Logger
 	converters sync.Pool // *otlptranslator.PrometheusConverter
 	requests   *prometheus.CounterVec
+	duration   prometheus.Histogram
 	warnings   prometheus.Counter
 
 	mu     sync.Mutex
@@ -101,6 +102,9 @@ func NewOTLP(cfg OTLPConfig, h *Handler, logger *slog.Logger, reg prometheus.Reg
 		cfg: cfg, h: h, logger: logger.With("component", "otlp"),
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_otlp_requests_total",
 			Help: "OTLP metrics export requests by status code."}, []string{"code"}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingest_otlp_request_duration_seconds",
+			Help: "Time to serve an OTLP metrics export request.", NativeHistogramBucketFactor: 1.1,
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		warnings: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_otlp_translation_warnings_total",
 			Help: "Warnings of the OTLP to Prometheus translation (e.g. empty data points, label collisions)."}),
 	}
@@ -212,7 +216,7 @@ func (o *OTLP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	a := o.serve(r, ct, w.Header())
 	o.requests.WithLabelValues(strconv.Itoa(a.code)).Inc()
-	o.h.metrics.duration.Observe(time.Since(start).Seconds())
+	o.duration.Observe(time.Since(start).Seconds())
 	// The answer has the request's encoding, protobuf unless it was JSON.
 	var (
 		body []byte
