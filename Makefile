@@ -29,15 +29,16 @@ deps:
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PKGS) >/dev/null; \
 	fi
-	@echo "building the reference Prometheus 3 and promtool from the embedded module version (test/reference)"
+	@echo "building the reference Prometheus 3, promtool and amtool from the embedded module versions (test/reference)"
 	cd test/reference && $(GO) build -o $(CURDIR)/bin/prometheus3 github.com/prometheus/prometheus/cmd/prometheus
 	cd test/reference && $(GO) build -o $(CURDIR)/bin/promtool3 github.com/prometheus/prometheus/cmd/promtool
+	cd test/reference && $(GO) build -o $(CURDIR)/bin/amtool3 github.com/prometheus/alertmanager/cmd/amtool
 	@echo "building Cortex v1.21.1 for the scale-out tests (test/cortex; about 2 min on 2 cores, 30 s more to download modules)"
 	cd test/cortex && $(GO) build -tags "netgo slicelabels" -o $(CURDIR)/bin/cortex github.com/cortexproject/cortex/cmd/cortex
 
 test: deps
 	$(GO) vet ./...
-	PROMETHEUS3_BINARY=$(CURDIR)/bin/prometheus3 PROMTOOL3_BINARY=$(CURDIR)/bin/promtool3 CORTEX_BINARY=$(CURDIR)/bin/cortex $(GO) test -timeout 45m ./...
+	PROMETHEUS3_BINARY=$(CURDIR)/bin/prometheus3 PROMTOOL3_BINARY=$(CURDIR)/bin/promtool3 AMTOOL3_BINARY=$(CURDIR)/bin/amtool3 CORTEX_BINARY=$(CURDIR)/bin/cortex $(GO) test -timeout 45m ./...
 	$(MAKE) fuzz
 
 unit:
@@ -47,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeV1$$' -fuzztime $(FUZZTIME) ./internal/ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeV2$$' -fuzztime $(FUZZTIME) ./internal/ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzScanValidV1$$' -fuzztime $(FUZZTIME) ./internal/ingest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOTLP$$' -fuzztime $(FUZZTIME) ./internal/ingest/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME) ./internal/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/policy/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/dashboard/

@@ -28,6 +28,8 @@ func runAgent(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.MaxWALTime, "storage.agent.max-wal-time", 4*time.Hour, "samples not yet sent are dropped from the WAL after this long (bounds the WAL while a receiver is down)")
 	fs.DurationVar(&cfg.TruncateFrequency, "storage.agent.wal-truncate-frequency", 2*time.Hour, "how often the WAL is truncated")
 	fs.DurationVar(&cfg.FlushDeadline, "flush-deadline", time.Minute, "how long pending samples are sent at shutdown")
+	fs.StringVar(&cfg.OTLPListen, "otlp.listen", "", "address of an OTLP/HTTP metrics receiver (POST /v1/metrics), written to the WAL and remote-written like scrapes; translated as the configuration's otlp block says (empty: none)")
+	fs.BoolVar(&cfg.OTLPConvertDelta, "otlp.convert-delta", false, "convert OTLP delta temporality to cumulative (without it, deltas are refused)")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -122,6 +122,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.WALFsync, "storage.wal-fsync", false, "sync a workspace's WAL to disk (fsync) before acknowledging a write, so acknowledged samples survive a power loss, not only a crash of the process; costs about 3 ms per write request, less when requests are concurrent (they share syncs)")
 	fs.DurationVar(&cfg.BlockDuration, "storage.block-duration", 2*time.Hour, "length of a TSDB block, as Prometheus' (do not change in production)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
+	fs.BoolVar(&cfg.OTLPConvertDelta, "otlp.convert-delta", false, "convert OTLP sums and histograms of delta temporality to cumulative, per workspace, as Prometheus' otlp-deltatocumulative feature (without it they are refused)")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "AWS region in ARNs and expected in SigV4 credential scopes")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
 	fs.DurationVar(&cfg.MaxPresignedLifetime, "auth.max-presigned-lifetime", 15*time.Minute, "longest validity (X-Amz-Expires) of a presigned URL accepted; presigned URLs and UNSIGNED-PAYLOAD signatures are refused for writes whatever this is")

@@ -49,6 +49,14 @@ type Config struct {
 	TruncateFrequency time.Duration
 	// FlushDeadline bounds how long pending samples are sent at shutdown.
 	FlushDeadline time.Duration
+	// OTLPListen, if set, is the address of an OTLP/HTTP metrics receiver
+	// (POST /v1/metrics and /api/v1/otlp/v1/metrics): Prometheus' own OTLP
+	// handler, writing into the WAL like scrapes, with the configuration
+	// file's otlp block.
+	OTLPListen string
+	// OTLPConvertDelta converts OTLP delta temporality to cumulative, as
+	// Prometheus' otlp-deltatocumulative feature.
+	OTLPConvertDelta bool
 }
 
 // Validate fills defaults and checks the configuration.
@@ -155,6 +163,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
+	var oln net.Listener
+	if a.cfg.OTLPListen != "" {
+		if oln, err = net.Listen("tcp", a.cfg.OTLPListen); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen for OTLP on %s: %w", a.cfg.OTLPListen, err)
+		}
+		// Closes it on the error paths below; after Shutdown, a no-op.
+		defer oln.Close()
+	}
 	if err := discovery.RegisterK8sClientMetricsWithPrometheus(a.reg); err != nil {
 		a.logger.Warn("kubernetes client metrics not registered; discovery works without them", "err", err)
 	}
@@ -247,6 +264,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.logger.Error("http server stopped", "err", err)
 		}
 	}()
+	var otlpSrv *http.Server
+	if oln != nil {
+		otlpSrv = &http.Server{Handler: a.otlpRoutes(fanout), ReadHeaderTimeout: 30 * time.Second}
+		go func() {
+			if err := otlpSrv.Serve(oln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.logger.Error("otlp receiver stopped", "err", err)
+			}
+		}()
+	}
 	a.mu.Lock()
 	a.ready = true
 	a.mu.Unlock()
@@ -279,6 +305,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	if otlpSrv != nil {
+		_ = otlpSrv.Shutdown(sctx)
+	}
 	sm.Stop()
 	dcancel()
 	wg.Wait()

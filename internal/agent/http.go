@@ -9,7 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
 )
 
 func (a *Agent) routes() http.Handler {
@@ -107,4 +110,22 @@ func (c *targetCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(targetsDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
 	}
+}
+
+// otlpRoutes serves OTLP/HTTP metrics with Prometheus' own OTLP handler,
+// appending to app (the WAL) as scrapes do. The translation follows the
+// otlp block of the configuration in force.
+func (a *Agent) otlpRoutes(app storage.AppendableV2) http.Handler {
+	h := remote.NewOTLPWriteHandler(a.logger.With("component", "otlp"), a.reg, app, func() config.Config {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.current == nil {
+			return config.DefaultConfig
+		}
+		return *a.current
+	}, remote.OTLPOptions{ConvertDelta: a.cfg.OTLPConvertDelta, LookbackDelta: 5 * time.Minute})
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/metrics", h)
+	mux.Handle("POST /api/v1/otlp/v1/metrics", h)
+	return mux
 }

@@ -26,7 +26,8 @@ const (
 // maxBody returns the body limit of a data-plane request to workspace id.
 func (s *Server) maxBody(r *http.Request, id workspace.ID) int64 {
 	switch {
-	case strings.HasSuffix(r.URL.Path, "/api/v1/remote_write"):
+	case strings.HasSuffix(r.URL.Path, "/api/v1/remote_write"), strings.HasSuffix(r.URL.Path, "/api/v1/otlp/v1/metrics"):
+		// OTLP exports are bounded as remote write requests are.
 		return int64(s.overrides.Limits(id).MaxRequestBytes)
 	case strings.Contains(r.URL.Path, "/alertmanager/api/"):
 		return alertmanagerMaxBody

@@ -65,6 +65,8 @@ type ServerConfig struct {
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
+	// OTLPConvertDelta converts OTLP delta temporality to cumulative.
+	OTLPConvertDelta bool
 	// Region and AccountID appear in ARNs.
 	Region, AccountID string
 	// Auth is "sigv4" (every request signed, authorized by the key's
@@ -129,6 +131,7 @@ type Server struct {
 	overrides *workspace.Overrides
 	store     *orstorage.Store
 	ingest    *ingest.Handler
+	otlp      *ingest.OTLP
 	query     *query.API
 	catalog   *catalog.Catalog
 	control   *controlplane.API
@@ -201,6 +204,11 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = tracker.Close()
 		return nil, err
 	}
+	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
+	if err != nil {
+		_ = tracker.Close()
+		return nil, err
+	}
 	if cfg.DB == "" {
 		cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
 	}
@@ -239,7 +247,7 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		_ = cat.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, query: q, catalog: cat, ruler: rul, alerting: am,
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, otlp: otlp, query: q, catalog: cat, ruler: rul, alerting: am,
 		queries: q, alertmanager: am, tracker: tracker, sealer: sealer}
 	if err := s.finish(); err != nil {
 		_ = cat.Close()
@@ -283,6 +291,10 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -294,7 +306,7 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, catalog: cat, sealer: sealer,
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, otlp: otlp, catalog: cat, sealer: sealer,
 		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
 		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
 		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat, sealer}, logger),
@@ -430,10 +442,12 @@ type lifecycle struct{ s *Server }
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
 	if l.s.cortex != nil {
 		l.s.ingest.Forget(id)
+		l.s.otlp.Forget(id)
 		return l.s.cortex.DeleteTenant(ctx, id)
 	}
 	l.s.ruler.Forget(id)
 	l.s.ingest.Forget(id)
+	l.s.otlp.Forget(id)
 	l.s.query.Forget(id)
 	if err := l.s.alerting.Delete(id); err != nil {
 		return err
@@ -629,6 +643,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /debug/pprof/symbol", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Symbol)))
 	mux.Handle("GET /metrics", s.operator("orrery:GetMetrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
+	mux.Handle("/workspaces/{id}/api/v1/otlp/v1/metrics", s.withWorkspace(s.otlp))
 	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.queries))
 	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alertmanager))
 	return mux

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -241,7 +242,7 @@ func LookPath(t testing.TB, name, pkg string) string {
 // directory.
 func ReferencePrometheus(t testing.TB) string {
 	t.Helper()
-	return referenceTool(t, "prometheus", "PROMETHEUS3_BINARY")
+	return referenceTool(t, "github.com/prometheus/prometheus/cmd/prometheus", "PROMETHEUS3_BINARY")
 }
 
 // ReferencePromtool returns promtool of the same Prometheus 3 version
@@ -249,23 +250,35 @@ func ReferencePrometheus(t testing.TB) string {
 // 2.42, it takes --http.config.file for its queries.
 func ReferencePromtool(t testing.TB) string {
 	t.Helper()
-	return referenceTool(t, "promtool", "PROMTOOL3_BINARY")
+	return referenceTool(t, "github.com/prometheus/prometheus/cmd/promtool", "PROMTOOL3_BINARY")
 }
 
-func referenceTool(t testing.TB, name, env string) string {
+// ReferenceAmtool returns amtool built from the Alertmanager module version
+// Orrery embeds (AMTOOL3_BINARY, or built like ReferencePrometheus). Unlike
+// Debian's 0.25, it parses the configuration the embedded Alertmanager
+// reports, which "amtool config routes" needs.
+func ReferenceAmtool(t testing.TB) string {
+	t.Helper()
+	return referenceTool(t, "github.com/prometheus/alertmanager/cmd/amtool", "AMTOOL3_BINARY")
+}
+
+// referenceTool returns the program env names, or builds the package pkg
+// once in test/reference.
+func referenceTool(t testing.TB, pkg, env string) string {
 	t.Helper()
 	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	refMu.Lock()
 	defer refMu.Unlock()
+	name := path.Base(pkg)
 	if p, ok := refPaths[name]; ok {
 		return p
 	}
 	out := filepath.Join(os.TempDir(), "orrery-reference-"+name)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/prometheus/prometheus/cmd/"+name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = filepath.Join(repoRoot(), "test", "reference")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build reference %s in test/reference: %v\n%s", name, err, b)

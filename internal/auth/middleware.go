@@ -164,7 +164,7 @@ func DataPlaneAction(method, rest string) string {
 		return alertmanagerAction(method, am)
 	}
 	switch {
-	case strings.HasSuffix(rest, "/api/v1/remote_write"):
+	case strings.HasSuffix(rest, "/api/v1/remote_write"), strings.HasSuffix(rest, "/api/v1/otlp/v1/metrics"):
 		return "aps:RemoteWrite"
 	case strings.HasSuffix(rest, "/api/v1/labels"), strings.Contains(rest, "/api/v1/label/"):
 		return "aps:GetLabels"

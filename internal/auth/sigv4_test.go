@@ -180,6 +180,7 @@ func TestControlPlaneActions(t *testing.T) {
 		require.Equal(t, c.want, ControlPlaneAction(c.method, c.path, p), c.method+" "+c.path)
 	}
 	require.Equal(t, "aps:RemoteWrite", DataPlaneAction("POST", "/workspaces/ws-1/api/v1/remote_write"))
+	require.Equal(t, "aps:RemoteWrite", DataPlaneAction("POST", "/workspaces/ws-1/api/v1/otlp/v1/metrics"))
 	require.Equal(t, "aps:GetSeries", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/series"))
 	require.Equal(t, "aps:QueryMetrics", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/query_range"))
 	am := "/workspaces/ws-1/alertmanager/api/v2/"

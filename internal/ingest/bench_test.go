@@ -8,6 +8,9 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -81,4 +84,68 @@ func newFixtureB(b *testing.B) *fixture {
 	lim := workspace.DefaultLimits()
 	lim.IngestionRate = 0
 	return newFixtureTB(b, lim)
+}
+
+// otlpEnvoyExport is an OTLP export of n Envoy-like gauge points (the
+// series of envoyRequest, as attributes) at ts, protobuf-encoded.
+func otlpEnvoyExport(b *testing.B, n int, ts time.Time) []byte {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "envoy")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("envoy_cluster_upstream_rq_time_bucket")
+	g := m.SetEmptyGauge()
+	for i := range n {
+		dp := g.DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		dp.SetDoubleValue(float64(i))
+		a := dp.Attributes()
+		a.PutStr("envoy_cluster_name", fmt.Sprintf("cluster-%d", i%50))
+		a.PutStr("instance", fmt.Sprintf("10.0.%d.%d:15090", i/250%250, i%250))
+		a.PutStr("le", fmt.Sprint(i%20))
+		a.PutStr("namespace", "mesh")
+		a.PutStr("pod", fmt.Sprintf("svc-%d", i/20))
+	}
+	raw, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
+}
+
+// BenchmarkOTLPSteadyState measures an OTLP export of 2000 already-known
+// series end to end through the OTLP handler (decoding, Prometheus'
+// translation, the remote write path) into a real TSDB.
+func BenchmarkOTLPSteadyState(b *testing.B) {
+	f := newFixtureB(b)
+	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := time.Now().Add(-time.Hour)
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = otlpEnvoyExport(b, 2000, ts.Add(time.Duration(i)*time.Millisecond))
+	}
+	if resp := f.postOTLP(o, bodies[0]); resp.StatusCode != http.StatusOK {
+		b.Fatalf("first write: %d", resp.StatusCode)
+	}
+	b.ReportAllocs()
+	i := 1
+	for b.Loop() {
+		if i == len(bodies) { // Keep timestamps increasing, untimed.
+			b.StopTimer()
+			ts = ts.Add(64 * time.Millisecond)
+			for k := range bodies {
+				bodies[k] = otlpEnvoyExport(b, 2000, ts.Add(time.Duration(k)*time.Millisecond))
+			}
+			i = 0
+			b.StartTimer()
+		}
+		if resp := f.postOTLP(o, bodies[i]); resp.StatusCode != http.StatusOK {
+			b.Fatalf("write: %d", resp.StatusCode)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2000), "ns/sample")
 }

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,6 +20,9 @@ import (
 
 	"github.com/klauspost/compress/snappy"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"golang.org/x/time/rate"
 )
 
@@ -39,6 +43,10 @@ type Config struct {
 	Tenant string
 	// Protocol is the remote write version, 1 (default) or 2.
 	Protocol int
+	// OTLP sends OTLP/HTTP metrics exports (protobuf, gzip) instead of
+	// remote write: each series is a gauge data point of the metric named
+	// by its __name__, its other labels as attributes.
+	OTLP bool
 	// Rate, if positive, paces all senders together to this many samples
 	// per second, for latency measurements below saturation; 0 sends as
 	// fast as the receiver answers.
@@ -195,7 +203,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 						return
 					}
 					raw = raw[:0]
-					if cfg.Protocol == 2 {
+					if cfg.OTLP {
+						var err error
+						if comp, err = appendOTLP(comp[:0], b, min(b+cfg.SamplesPerRequest, hi), r, ts); err != nil {
+							errOnce.Do(func() { firstErr = err })
+							return
+						}
+					} else if cfg.Protocol == 2 {
 						raw = appendRequestV2(raw, b, min(b+cfg.SamplesPerRequest, hi), r, ts)
 					}
 					for i := b; cfg.Protocol == 1 && i < min(b+cfg.SamplesPerRequest, hi); i++ {
@@ -213,12 +227,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 						raw = appendVarint(raw, uint64(len(sm)))
 						raw = append(raw, sm...)
 					}
-					comp = snappy.Encode(comp[:cap(comp)], raw)
+					if !cfg.OTLP {
+						comp = snappy.Encode(comp[:cap(comp)], raw)
+					}
 					if err := pace.WaitN(ctx, min(b+cfg.SamplesPerRequest, hi)-b); err != nil {
 						return
 					}
 					t0 := time.Now()
-					err := post(ctx, client, cfg.URL, cfg.Tenant, cfg.Protocol, comp)
+					err := post(ctx, client, cfg.URL, cfg.Tenant, cfg.Protocol, cfg.OTLP, comp)
 					myLats = append(myLats, time.Since(t0))
 					reqs.Add(1)
 					if err != nil {
@@ -271,13 +287,61 @@ func appendRequestV2(b []byte, lo, hi, r int, ts int64) []byte {
 	return b[:len(b)+m]
 }
 
-func post(ctx context.Context, c *http.Client, url, tenant string, protocol int, body []byte) error {
+// appendOTLP appends a gzip-compressed OTLP ExportMetricsServiceRequest
+// of series lo..hi-1 at round r, timestamp ts (in milliseconds).
+func appendOTLP(b []byte, lo, hi, r int, ts int64) ([]byte, error) {
+	md := pmetric.NewMetrics()
+	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	byName := map[string]pmetric.NumberDataPointSlice{}
+	for i := lo; i < hi; i++ {
+		ls := seriesLabels(i)
+		var name string
+		for _, l := range ls {
+			if l[0] == "__name__" {
+				name = l[1]
+			}
+		}
+		dps, ok := byName[name]
+		if !ok {
+			m := ms.AppendEmpty()
+			m.SetName(name)
+			dps = m.SetEmptyGauge().DataPoints()
+			byName[name] = dps
+		}
+		dp := dps.AppendEmpty()
+		dp.SetTimestamp(pcommon.Timestamp(ts * int64(time.Millisecond)))
+		dp.SetDoubleValue(value(i, r))
+		for _, l := range ls {
+			if l[0] != "__name__" {
+				dp.Attributes().PutStr(l[0], l[1])
+			}
+		}
+	}
+	raw, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		return b, err
+	}
+	buf := bytes.NewBuffer(b)
+	zw := gzip.NewWriter(buf)
+	if _, err := zw.Write(raw); err != nil {
+		return b, err
+	}
+	if err := zw.Close(); err != nil {
+		return b, err
+	}
+	return buf.Bytes(), nil
+}
+
+func post(ctx context.Context, c *http.Client, url, tenant string, protocol int, otlp bool, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Encoding", "snappy")
-	if protocol == 2 {
+	if otlp {
+		req.Header.Set("Content-Encoding", "gzip")
+		req.Header.Set("Content-Type", "application/x-protobuf")
+	} else if protocol == 2 {
 		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
 		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
 	} else {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
 	"go.yaml.in/yaml/v2"
 )
 
@@ -33,6 +34,11 @@ type Limits struct {
 	MaxExemplars     int            `yaml:"max_exemplars"`
 	// NameValidation is "utf8" (Prometheus 3's default) or "legacy".
 	NameValidation string `yaml:"name_validation_scheme"`
+
+	// OTLP is Prometheus' otlp configuration block for the workspace's OTLP
+	// ingestion: name translation, resource attributes promoted to labels.
+	// nil means Prometheus' defaults.
+	OTLP *config.OTLPConfig `yaml:"otlp,omitempty"`
 
 	// High-availability pair deduplication, as Cortex and AMP do it.
 	HAClusterLabel    string         `yaml:"ha_cluster_label"`

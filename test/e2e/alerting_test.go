@@ -237,7 +237,13 @@ func firing(labels map[string]string) map[string]any {
 // reports no Alertmanager version.)
 func amtool(t *testing.T, base string, args ...string) string {
 	t.Helper()
-	bin := apptest.LookPath(t, "amtool", "prometheus-alertmanager")
+	return runAmtool(t, apptest.LookPath(t, "amtool", "prometheus-alertmanager"), base, args...)
+}
+
+// runAmtool runs the amtool at bin against base and returns its standard
+// output, failing the test if amtool fails.
+func runAmtool(t *testing.T, bin, base string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(bin, append(args, "--alertmanager.url="+base)...)
 	cmd.Env = []string{"HOME=" + t.TempDir()}
 	var stderr bytes.Buffer
@@ -245,6 +251,61 @@ func amtool(t *testing.T, base string, args ...string) string {
 	out, err := cmd.Output()
 	require.NoError(t, err, "amtool %s: %s%s", strings.Join(args, " "), out, stderr.String())
 	return string(out)
+}
+
+// TestAmtoolConfigRoutes runs "amtool config routes" and "config show",
+// with amtool built from the Alertmanager version Orrery embeds, against a
+// workspace's Alertmanager whose definition has a webhook receiver (whose
+// URL the status API masks as <secret>) and nested routes. Debian's amtool
+// 0.25 cannot parse that configuration; README says so (issue 18, item 2).
+func TestAmtoolConfigRoutes(t *testing.T) {
+	ctx := context.Background()
+	o := apptest.StartOrrery(t, t.TempDir())
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("amtool")})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	const hookURL = "http://hooks.orrery.test/v1/alerts?token=s3cr3t"
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: []byte(`alertmanager_config: |
+  route:
+    receiver: hook
+    group_by: [alertname]
+    routes:
+      - matchers: [team="db"]
+        receiver: db-hook
+        group_by: [alertname, cluster]
+        continue: true
+      - matchers: [severity="page"]
+        receiver: hook
+  receivers:
+    - name: hook
+      webhook_configs:
+        - url: ` + hookURL + `
+    - name: db-hook
+      webhook_configs:
+        - url: ` + hookURL + `&team=db
+          send_resolved: true
+`)})
+	require.NoError(t, err)
+	base := o.URL(id, "/alertmanager")
+	bin := apptest.ReferenceAmtool(t)
+
+	routes := runAmtool(t, bin, base, "config", "routes")
+	require.Equal(t, `Routing tree:
+.
+└── default-route  receiver: hook
+    ├── {team="db"}  continue: true  receiver: db-hook
+    └── {severity="page"}  receiver: hook
+
+`, routes)
+	require.Equal(t, "db-hook,hook\n", runAmtool(t, bin, base, "config", "routes", "test", "team=db", "severity=page"))
+
+	show := runAmtool(t, bin, base, "config", "show")
+	require.Contains(t, show, "url: <secret>")
+	require.Contains(t, show, "receiver: db-hook")
+	require.NotContains(t, show, "s3cr3t", "the status API shows a webhook's URL")
 }
 
 // TestAlertmanagerReceiversSilencesAndRestart puts an alert manager

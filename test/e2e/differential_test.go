@@ -178,13 +178,20 @@ var differentialQueries = []string{
 }
 
 // startReference starts the reference Prometheus 3 as a remote-write receiver.
-func startReference(t *testing.T) string {
+func startReference(t *testing.T, extra ...string) string {
+	return startReferenceConfig(t, "global:\n  scrape_interval: 15s\n", extra...)
+}
+
+// startReferenceConfig starts the reference Prometheus 3 with the
+// configuration file cfgYAML and extra flags.
+func startReferenceConfig(t *testing.T, cfgYAML string, extra ...string) string {
 	bin := apptest.ReferencePrometheus(t)
 	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte("global:\n  scrape_interval: 15s\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(cfgYAML), 0o600))
 	addr := apptest.FreeAddr(t)
-	apptest.Start(t, "reference prometheus", bin, "--config.file="+cfg, "--storage.tsdb.path="+t.TempDir(),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
+	args := append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + t.TempDir(),
+		"--web.listen-address=" + addr, "--web.enable-remote-write-receiver"}, extra...)
+	apptest.Start(t, "reference prometheus", bin, args...)
 	apptest.WaitHTTP(t, "http://"+addr+"/-/ready", 60*time.Second)
 	return "http://" + addr
 }

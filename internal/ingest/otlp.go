@@ -1,0 +1,507 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"github.com/prometheus/prometheus/storage"
+	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"github.com/prometheus/prometheus/util/annotations"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/metric/noop"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// OTLPConfig configures an OTLP handler.
+type OTLPConfig struct {
+	// Translation is Prometheus' otlp configuration block (metric name
+	// translation, promoted resource attributes) for workspaces whose
+	// limits set none. nil means Prometheus' default,
+	// config.DefaultOTLPConfig.
+	Translation *config.OTLPConfig
+	// LookbackDelta is the query lookback delta, which spaces target_info's
+	// samples as in Prometheus. 0 means Prometheus' default of 5 minutes.
+	LookbackDelta time.Duration
+	// ConvertDelta converts sums and histograms of delta temporality to
+	// cumulative ones with the deltatocumulative processor Prometheus uses
+	// (its otlp-deltatocumulative feature), keeping each workspace's
+	// running totals apart. Without it, delta temporality is refused, as
+	// by Prometheus.
+	ConvertDelta bool
+}
+
+// withDefaults returns a copy of cfg with the zero values filled in.
+func (cfg OTLPConfig) withDefaults() *OTLPConfig {
+	if cfg.Translation == nil {
+		def := config.DefaultOTLPConfig
+		cfg.Translation = &def
+	}
+	if cfg.LookbackDelta == 0 {
+		cfg.LookbackDelta = 5 * time.Minute
+	}
+	return &cfg
+}
+
+// OTLP serves OTLP/HTTP metrics export (ExportMetricsServiceRequest, as
+// protobuf or JSON, uncompressed or gzip) for the workspace carried in the
+// request context. It translates the metrics with Prometheus' own OTLP
+// translation and stores them through the remote write Handler's path, as
+// a remote write 2.0 request would be: the same limits, HA deduplication,
+// metrics and durability (a 2xx only once the storage committed).
+type OTLP struct {
+	cfg        OTLPConfig
+	h          *Handler
+	logger     *slog.Logger
+	converters sync.Pool // *otlptranslator.PrometheusConverter
+	requests   *prometheus.CounterVec
+	duration   prometheus.Histogram
+	warnings   prometheus.Counter
+
+	mu     sync.Mutex
+	deltas map[workspace.ID]processor.Metrics // Started on a workspace's first delta point.
+}
+
+// NewOTLP returns an OTLP handler that stores through h.
+func NewOTLP(cfg OTLPConfig, h *Handler, logger *slog.Logger, reg prometheus.Registerer) (*OTLP, error) {
+	if h == nil {
+		return nil, errors.New("otlp ingestion needs a remote write handler")
+	}
+	cfg = *cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := promauto.With(reg)
+	o := &OTLP{
+		cfg: cfg, h: h, logger: logger.With("component", "otlp"),
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_otlp_requests_total",
+			Help: "OTLP metrics export requests by status code."}, []string{"code"}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingest_otlp_request_duration_seconds",
+			Help: "Time to serve an OTLP metrics export request.", NativeHistogramBucketFactor: 1.1,
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		warnings: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_otlp_translation_warnings_total",
+			Help: "Warnings of the OTLP to Prometheus translation (e.g. empty data points, label collisions)."}),
+	}
+	o.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	o.deltas = map[workspace.ID]processor.Metrics{}
+	return o, nil
+}
+
+// Forget stops the delta conversion of a workspace and drops its running
+// totals, for when the workspace is deleted.
+func (o *OTLP) Forget(id workspace.ID) {
+	o.mu.Lock()
+	p := o.deltas[id]
+	delete(o.deltas, id)
+	o.mu.Unlock()
+	if p != nil {
+		_ = p.Shutdown(context.Background())
+	}
+}
+
+// toCumulative converts md's delta sums and histograms to cumulative ones
+// in place, with the workspace's deltatocumulative processor. Points the
+// processor cannot convert (e.g. older than the last one of their stream)
+// are removed from md.
+//
+// The running totals advance before the points are stored: if storing then
+// fails and the client retries, the retried deltas are added twice. This
+// is Prometheus' behaviour too.
+func (o *OTLP) toCumulative(ctx context.Context, id workspace.ID, lim *workspace.Limits, md pmetric.Metrics) error {
+	o.mu.Lock()
+	p, ok := o.deltas[id]
+	if !ok {
+		fac := deltatocumulative.NewFactory()
+		cfg := fac.CreateDefaultConfig().(*deltatocumulative.Config)
+		if lim.MaxActiveSeries > 0 {
+			cfg.MaxStreams = lim.MaxActiveSeries
+		}
+		set := processor.Settings{ID: component.NewID(fac.Type()),
+			TelemetrySettings: component.TelemetrySettings{MeterProvider: noop.NewMeterProvider()}}
+		var err error
+		// The processor converts md in place before handing it on; this
+		// pipeline ends there.
+		p, err = fac.CreateMetrics(ctx, set, cfg, consumerNop{})
+		if err == nil {
+			err = p.Start(context.Background(), nil)
+		}
+		if err != nil {
+			o.mu.Unlock()
+			return fmt.Errorf("start delta to cumulative conversion: %w", err)
+		}
+		o.deltas[id] = p
+	}
+	o.mu.Unlock()
+	return p.ConsumeMetrics(ctx, md)
+}
+
+// consumerNop is the end of the delta conversion pipeline.
+type consumerNop struct{}
+
+func (consumerNop) ConsumeMetrics(context.Context, pmetric.Metrics) error { return nil }
+func (consumerNop) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
+
+// hasDelta reports whether md has a sum or histogram of delta temporality.
+func hasDelta(md pmetric.Metrics) bool {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				t := pmetric.AggregationTemporalityUnspecified
+				switch m := ms.At(k); m.Type() {
+				case pmetric.MetricTypeSum:
+					t = m.Sum().AggregationTemporality()
+				case pmetric.MetricTypeHistogram:
+					t = m.Histogram().AggregationTemporality()
+				case pmetric.MetricTypeExponentialHistogram:
+					t = m.ExponentialHistogram().AggregationTemporality()
+				}
+				if t == pmetric.AggregationTemporalityDelta {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// OTLP/HTTP content types.
+const (
+	otlpProto = "application/x-protobuf"
+	otlpJSON  = "application/json"
+)
+
+// otlpAnswer is what an OTLP request is answered: a status code and, for
+// 200, the count and reason of rejected points (partial success) or, for
+// errors, the message of a google.rpc.Status.
+type otlpAnswer struct {
+	code     int
+	rejected int64
+	msg      string
+}
+
+// ServeHTTP implements http.Handler.
+func (o *OTLP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := o.h.now()
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	a := o.serve(r, ct, w.Header())
+	o.requests.WithLabelValues(strconv.Itoa(a.code)).Inc()
+	o.duration.Observe(time.Since(start).Seconds())
+	// The answer has the request's encoding, protobuf unless it was JSON.
+	var (
+		body []byte
+		err  error
+	)
+	if a.code == http.StatusOK {
+		resp := pmetricotlp.NewExportResponse()
+		if a.rejected > 0 || a.msg != "" {
+			resp.PartialSuccess().SetRejectedDataPoints(a.rejected)
+			resp.PartialSuccess().SetErrorMessage(a.msg)
+		}
+		if ct == otlpJSON {
+			body, err = resp.MarshalJSON()
+		} else {
+			body, err = resp.MarshalProto()
+		}
+	} else {
+		st := &status.Status{Code: grpcCode(a.code), Message: a.msg}
+		if ct == otlpJSON {
+			body, err = protojson.Marshal(st)
+		} else {
+			body, err = proto.Marshal(st)
+		}
+	}
+	if err != nil {
+		http.Error(w, fmt.Sprintf("encode OTLP response: %v", err), http.StatusInternalServerError)
+		return
+	}
+	if ct == otlpJSON {
+		w.Header().Set("Content-Type", otlpJSON)
+	} else {
+		w.Header().Set("Content-Type", otlpProto)
+	}
+	w.WriteHeader(a.code)
+	_, _ = w.Write(body)
+}
+
+// grpcCode maps an HTTP status to the google.rpc.Code an OTLP Status
+// carries.
+func grpcCode(code int) int32 {
+	switch code {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusMethodNotAllowed:
+		return 3 // INVALID_ARGUMENT
+	case http.StatusUnauthorized:
+		return 16 // UNAUTHENTICATED
+	case http.StatusForbidden:
+		return 7 // PERMISSION_DENIED
+	case http.StatusTooManyRequests:
+		return 8 // RESOURCE_EXHAUSTED
+	case http.StatusServiceUnavailable:
+		return 14 // UNAVAILABLE
+	default:
+		return 13 // INTERNAL
+	}
+}
+
+func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
+	if r.Method != http.MethodPost {
+		return otlpAnswer{code: http.StatusMethodNotAllowed, msg: "OTLP metrics export takes POST"}
+	}
+	id, ok := workspace.FromContext(r.Context())
+	if !ok {
+		return otlpAnswer{code: http.StatusInternalServerError, msg: "no workspace in request context"}
+	}
+	if ct != otlpProto && ct != otlpJSON {
+		return otlpAnswer{code: http.StatusUnsupportedMediaType, msg: fmt.Sprintf(
+			"Content-Type %q is not accepted; OTLP/HTTP bodies are %s or %s", r.Header.Get("Content-Type"), otlpProto, otlpJSON)}
+	}
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	if enc != "" && enc != "identity" && enc != "gzip" {
+		return otlpAnswer{code: http.StatusUnsupportedMediaType, msg: fmt.Sprintf(
+			"Content-Encoding %q is not accepted; use gzip or none", r.Header.Get("Content-Encoding"))}
+	}
+	lim := o.h.limits.Limits(id)
+	body, herr := readOTLPBody(r, enc == "gzip", &lim)
+	if herr != nil {
+		return otlpAnswer{code: herr.code, msg: herr.msg}
+	}
+	md, err := DecodeOTLP(body, ct == otlpJSON)
+	if err != nil {
+		return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
+	}
+
+	if o.cfg.ConvertDelta && hasDelta(md.Metrics()) {
+		if err := o.toCumulative(r.Context(), id, &lim, md.Metrics()); err != nil {
+			return otlpAnswer{code: http.StatusInternalServerError, msg: err.Error()}
+		}
+	}
+	cfg := o.cfg
+	if lim.OTLP != nil {
+		cfg.Translation = lim.OTLP
+	}
+	conv := o.converters.Get().(*otlptranslator.PrometheusConverter)
+	wire, annots, err := translateOTLP(r.Context(), conv, &cfg, md.Metrics())
+	o.converters.Put(conv)
+	if err != nil {
+		// As in Prometheus, a request that does not translate is stored
+		// not at all. The data is at fault: retrying cannot help.
+		if r.Context().Err() != nil {
+			return otlpAnswer{code: http.StatusServiceUnavailable, msg: err.Error()}
+		}
+		return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
+	}
+	var warning string
+	if ws, _ := annots.AsStrings("", 0, 0); len(ws) > 0 {
+		o.warnings.Add(float64(len(ws)))
+		warning = strings.Join(ws, "; ")
+	}
+
+	h := o.h
+	b := h.bufs.Get().(*buffers)
+	defer h.bufs.Put(b)
+	b.decoded = wire
+	if err := DecodeV2(b.decoded, &b.req); err != nil {
+		return otlpAnswer{code: http.StatusInternalServerError, msg: fmt.Sprintf("decode translated request: %v", err)}
+	}
+	st := h.state(id, &lim)
+	if !h.haAccept(&b.req, &lim, st) {
+		return otlpAnswer{code: http.StatusOK, msg: "points from a non-elected HA replica were dropped"}
+	}
+	nSamples, nHist, _ := b.req.Counts()
+	if code, msg := h.reserve(id, &lim, st, nSamples+nHist, hdr); code != 0 {
+		return otlpAnswer{code: code, msg: msg}
+	}
+	app, err := h.store.Appender(r.Context(), id)
+	if err != nil {
+		return otlpAnswer{code: http.StatusInternalServerError, msg: fmt.Sprintf("open workspace %s for writing: %v", id, err)}
+	}
+	p, code, msg := h.walk(r.Context(), id, &lim, st, b, app)
+	if code != 0 {
+		_ = app.Rollback()
+		return otlpAnswer{code: code, msg: msg}
+	}
+	code, msg, wr := h.commit(app, id, &p)
+	var rejected int64
+	for _, n := range p.rejected {
+		rejected += int64(n)
+	}
+	switch {
+	case code == http.StatusNoContent:
+		return otlpAnswer{code: http.StatusOK, msg: warning}
+	case code == http.StatusBadRequest && wr.samples+wr.histograms > 0:
+		// Some points were stored: a partial success, which the client
+		// must not retry.
+		return otlpAnswer{code: http.StatusOK, rejected: rejected, msg: msg}
+	default:
+		return otlpAnswer{code: code, msg: msg}
+	}
+}
+
+// translateOTLP translates metrics with Prometheus' OTLP converter into
+// an encoded remote write 2.0 request, which the remote write path decodes
+// and stores. conv is reset before and after.
+func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter, cfg *OTLPConfig, md pmetric.Metrics) ([]byte, annotations.Annotations, error) {
+	col := newOTLPCollector()
+	conv.Reset(col)
+	defer conv.Reset(nil)
+	tc := cfg.Translation
+	annots, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
+		AddMetricSuffixes:                    tc.TranslationStrategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !tc.TranslationStrategy.ShouldEscape(),
+		PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(*tc),
+		KeepIdentifyingResourceAttributes:    tc.KeepIdentifyingResourceAttributes,
+		ConvertHistogramsToNHCB:              tc.ConvertHistogramsToNHCB,
+		PromoteScopeMetadata:                 tc.PromoteScopeMetadata,
+		LookbackDelta:                        cfg.LookbackDelta,
+		LabelNameUnderscoreSanitization:      tc.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: tc.LabelNamePreserveMultipleUnderscores,
+	})
+	if err != nil {
+		return nil, annots, fmt.Errorf("translate OTLP metrics: %w", err)
+	}
+	wire, err := col.marshal()
+	if err != nil {
+		return nil, annots, fmt.Errorf("encode translated OTLP metrics: %w", err)
+	}
+	return wire, annots, nil
+}
+
+// readOTLPBody reads a request body within the workspace's limits on the
+// body's size and its size after decompression.
+func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte, *httpError) {
+	if r.ContentLength > int64(lim.MaxRequestBytes) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "read request body: %v", err)
+	}
+	if len(body) > lim.MaxRequestBytes {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
+	}
+	if !gzipped {
+		if len(body) > lim.MaxDecodedRequestBytes {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d decoded bytes", lim.MaxDecodedRequestBytes)
+		}
+		return body, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
+	}
+	// Reading at most one byte past the limit bounds what a gzip bomb
+	// costs.
+	decoded, err := io.ReadAll(io.LimitReader(zr, int64(lim.MaxDecodedRequestBytes)+1))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
+	}
+	if len(decoded) > lim.MaxDecodedRequestBytes {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request decompresses to more than the workspace's limit of %d bytes", lim.MaxDecodedRequestBytes)
+	}
+	return decoded, nil
+}
+
+// DecodeOTLP decodes an ExportMetricsServiceRequest from its protobuf or,
+// if json is set, its JSON encoding.
+func DecodeOTLP(b []byte, json bool) (pmetricotlp.ExportRequest, error) {
+	req := pmetricotlp.NewExportRequest()
+	if json {
+		if err := req.UnmarshalJSON(b); err != nil {
+			return req, fmt.Errorf("decode OTLP JSON ExportMetricsServiceRequest: %w", err)
+		}
+		return req, nil
+	}
+	if err := req.UnmarshalProto(b); err != nil {
+		return req, fmt.Errorf("decode OTLP protobuf ExportMetricsServiceRequest: %w", err)
+	}
+	return req, nil
+}
+
+// otlpCollector is the storage.AppenderV2 that Prometheus' OTLP converter
+// appends to: it gathers the translated points, by series in the order of
+// their first append, into a remote write 2.0 request. It stores nothing.
+type otlpCollector struct {
+	symbols writev2.SymbolsTable
+	series  []writev2.TimeSeries
+	index   map[string]int // series by their label references.
+	refs    []uint32
+}
+
+var _ storage.AppenderV2 = (*otlpCollector)(nil)
+
+func newOTLPCollector() *otlpCollector {
+	return &otlpCollector{symbols: writev2.NewSymbolTable(), index: map[string]int{}}
+}
+
+// Append implements storage.AppenderV2.
+func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	c.refs = c.symbols.SymbolizeLabels(ls, c.refs[:0])
+	key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(c.refs))), len(c.refs)*4)
+	i, ok := c.index[key]
+	if !ok {
+		i = len(c.series)
+		ts := writev2.TimeSeries{LabelsRefs: append([]uint32(nil), c.refs...)}
+		if m := opts.Metadata; !m.IsEmpty() {
+			ts.Metadata = writev2.Metadata{Type: writev2.FromMetadataType(m.Type),
+				HelpRef: c.symbols.Symbolize(m.Help), UnitRef: c.symbols.Symbolize(m.Unit)}
+		}
+		c.series = append(c.series, ts)
+		c.index[strings.Clone(key)] = i
+	}
+	ts := &c.series[i]
+	switch {
+	case h != nil:
+		ts.Histograms = append(ts.Histograms, writev2.FromIntHistogram(st, t, h))
+	case fh != nil:
+		ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(st, t, fh))
+	default:
+		ts.Samples = append(ts.Samples, writev2.Sample{Value: v, Timestamp: t, StartTimestamp: st})
+	}
+	for _, e := range opts.Exemplars {
+		ts.Exemplars = append(ts.Exemplars, writev2.Exemplar{
+			LabelsRefs: c.symbols.SymbolizeLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts})
+	}
+	return storage.SeriesRef(i + 1), nil
+}
+
+// Commit implements storage.AppenderV2; the converter does not call it.
+func (*otlpCollector) Commit() error { return nil }
+
+// Rollback implements storage.AppenderV2; the converter does not call it.
+func (*otlpCollector) Rollback() error { return nil }
+
+// marshal encodes the collected series as a remote write 2.0 request.
+func (c *otlpCollector) marshal() ([]byte, error) {
+	req := writev2.Request{Symbols: c.symbols.Symbols(), Timeseries: c.series}
+	return req.Marshal()
+}

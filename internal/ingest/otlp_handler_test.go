@@ -1,0 +1,111 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/orrery-dev/orrery/internal/ingest"
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// gaugeExport is an OTLP export of one gauge point with attributes.
+func gaugeExport(t *testing.T, name string, at time.Time, v float64, attrs ...string) []byte {
+	t.Helper()
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(name)
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+	dp.SetDoubleValue(v)
+	for i := 0; i+1 < len(attrs); i += 2 {
+		dp.Attributes().PutStr(attrs[i], attrs[i+1])
+	}
+	b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	return b
+}
+
+func (f *fixture) postOTLP(o *ingest.OTLP, body []byte) *http.Response {
+	req := httptest.NewRequest(http.MethodPost, "/workspaces/"+f.ws.String()+"/api/v1/otlp/v1/metrics", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req = req.WithContext(workspace.NewContext(req.Context(), f.ws))
+	rec := httptest.NewRecorder()
+	o.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+// values returns the samples of the series with exactly these labels.
+func (f *fixture) values(lset labels.Labels) []float64 {
+	q, err := f.store.Queryable(f.ws).Querier(math.MinInt64, math.MaxInt64)
+	require.NoError(f.t, err)
+	defer q.Close()
+	var ms []*labels.Matcher
+	lset.Range(func(l labels.Label) { ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value)) })
+	ss := q.Select(context.Background(), false, nil, ms...)
+	var out []float64
+	for ss.Next() {
+		require.True(f.t, labels.Equal(lset, ss.At().Labels()), "%s", ss.At().Labels())
+		it := ss.At().Iterator(nil)
+		for it.Next() != 0 {
+			_, v := it.At()
+			out = append(out, v)
+		}
+	}
+	require.NoError(f.t, ss.Err())
+	return out
+}
+
+// TestOTLPHADeduplication sends the same gauge from two replicas of an HA
+// pair (cluster and __replica__ attributes): the elected replica's points
+// are stored without the replica label, the other's are dropped, as with
+// remote write.
+func TestOTLPHADeduplication(t *testing.T) {
+	f := newFixture(t, nil)
+	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	at := time.Now().Add(-time.Second)
+	resp := f.postOTLP(o, gaugeExport(t, "queue_depth", at, 1, "cluster", "eu", "__replica__", "a"))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp = f.postOTLP(o, gaugeExport(t, "queue_depth", at.Add(time.Millisecond), 2, "cluster", "eu", "__replica__", "b"))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	body, _ := io.ReadAll(resp.Body)
+	answer := pmetricotlp.NewExportResponse()
+	require.NoError(t, answer.UnmarshalProto(body))
+	require.Contains(t, answer.PartialSuccess().ErrorMessage(), "non-elected HA replica")
+	require.Equal(t, []float64{1}, f.values(labels.FromStrings("__name__", "queue_depth", "cluster", "eu")))
+}
+
+// TestOTLPRateLimited exceeds the workspace's ingestion rate: 429, a
+// retryable code, with Retry-After and a RESOURCE_EXHAUSTED status; nothing
+// of that request is stored.
+func TestOTLPRateLimited(t *testing.T) {
+	f := newFixture(t, func(l *workspace.Limits) { l.IngestionRate = 1; l.IngestionBurstSize = 1 })
+	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	at := time.Now().Add(-time.Second)
+	require.Equal(t, http.StatusOK, f.postOTLP(o, gaugeExport(t, "g", at, 1)).StatusCode)
+	resp := f.postOTLP(o, gaugeExport(t, "g", at.Add(time.Millisecond), 2))
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	body, _ := io.ReadAll(resp.Body)
+	var st status.Status
+	require.NoError(t, proto.Unmarshal(body, &st))
+	require.Equal(t, int32(8), st.GetCode())
+	require.Contains(t, st.GetMessage(), "ingestion rate limit")
+	require.Equal(t, []float64{1}, f.values(labels.FromStrings("__name__", "g")))
+}

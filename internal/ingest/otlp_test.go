@@ -1,0 +1,102 @@
+package ingest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+)
+
+// otlpSeed is a small export of a counter, a histogram and an exponential
+// histogram with resource attributes.
+func otlpSeed() pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "svc")
+	rm.Resource().Attributes().PutStr("service.instance.id", "i-1")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	ts := pcommon.Timestamp(1_700_000_000_000_000_000)
+
+	m := ms.AppendEmpty()
+	m.SetName("requests")
+	s := m.SetEmptySum()
+	s.SetIsMonotonic(true)
+	s.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := s.DataPoints().AppendEmpty()
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(3)
+	dp.Attributes().PutStr("code", "200")
+	ex := dp.Exemplars().AppendEmpty()
+	ex.SetTimestamp(ts)
+	ex.SetDoubleValue(1)
+	ex.SetTraceID(pcommon.TraceID{1, 2, 3})
+
+	m = ms.AppendEmpty()
+	m.SetName("latency")
+	m.SetUnit("ms")
+	h := m.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	hp := h.DataPoints().AppendEmpty()
+	hp.SetTimestamp(ts)
+	hp.ExplicitBounds().FromRaw([]float64{1, 10})
+	hp.BucketCounts().FromRaw([]uint64{1, 2, 3})
+	hp.SetCount(6)
+	hp.SetSum(30)
+
+	m = ms.AppendEmpty()
+	m.SetName("size")
+	e := m.SetEmptyExponentialHistogram()
+	e.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	ep := e.DataPoints().AppendEmpty()
+	ep.SetTimestamp(ts)
+	ep.SetScale(1)
+	ep.Positive().BucketCounts().FromRaw([]uint64{1, 2})
+	ep.SetCount(3)
+	return md
+}
+
+// FuzzDecodeOTLP checks that no OTLP body, protobuf or JSON, makes the
+// decoder, the translation or the decoding of its result panic, and that
+// what the translation encodes always decodes.
+func FuzzDecodeOTLP(f *testing.F) {
+	req := pmetricotlp.NewExportRequestFromMetrics(otlpSeed())
+	pb, err := req.MarshalProto()
+	require.NoError(f, err)
+	js, err := req.MarshalJSON()
+	require.NoError(f, err)
+	f.Add(pb, false)
+	f.Add(js, true)
+	f.Add([]byte{}, false)
+	f.Add([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","gauge":{"dataPoints":[{"asDouble":1}]}}]}]}]}`), true)
+	cfg := OTLPConfig{}
+	conv := otlptranslator.NewPrometheusConverter(nil)
+	f.Fuzz(func(t *testing.T, b []byte, json bool) {
+		req, err := DecodeOTLP(b, json)
+		if err != nil {
+			return
+		}
+		wire, _, err := translateOTLP(context.Background(), conv, cfg.withDefaults(), req.Metrics())
+		if err != nil {
+			return
+		}
+		var r Request
+		require.NoError(t, DecodeV2(wire, &r))
+		for i := range r.Series {
+			s := &r.Series[i]
+			_ = r.Labels(s)
+			_ = r.Samples(s)
+			for j := range r.NumHistograms(s) {
+				_, _, _, err := r.Histogram(s, j)
+				require.NoError(t, err)
+			}
+			for k := range r.Exemplars(s) {
+				_ = r.ExemplarLabels(&r.Exemplars(s)[k])
+			}
+		}
+	})
+}
