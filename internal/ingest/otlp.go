@@ -20,8 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
@@ -309,8 +311,11 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	if lim.OTLP != nil {
 		cfg.Translation = lim.OTLP
 	}
+	h := o.h
+	b := h.bufs.Get().(*buffers)
+	defer h.bufs.Put(b)
 	conv := o.converters.Get().(*otlptranslator.PrometheusConverter)
-	wire, annots, err := translateOTLP(r.Context(), conv, &cfg, md.Metrics())
+	annots, err := translateOTLP(r.Context(), conv, &cfg, md.Metrics(), &b.req)
 	o.converters.Put(conv)
 	if err != nil {
 		// As in Prometheus, a request that does not translate is stored
@@ -326,13 +331,6 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 		warning = strings.Join(ws, "; ")
 	}
 
-	h := o.h
-	b := h.bufs.Get().(*buffers)
-	defer h.bufs.Put(b)
-	b.decoded = wire
-	if err := DecodeV2(b.decoded, &b.req); err != nil {
-		return otlpAnswer{code: http.StatusInternalServerError, msg: fmt.Sprintf("decode translated request: %v", err)}
-	}
 	st := h.state(id, &lim)
 	if !h.haAccept(&b.req, &lim, st) {
 		return otlpAnswer{code: http.StatusOK, msg: "points from a non-elected HA replica were dropped"}
@@ -367,10 +365,10 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	}
 }
 
-// translateOTLP translates metrics with Prometheus' OTLP converter into
-// an encoded remote write 2.0 request, which the remote write path decodes
-// and stores. conv is reset before and after.
-func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter, cfg *OTLPConfig, md pmetric.Metrics) ([]byte, annotations.Annotations, error) {
+// translateOTLP translates metrics with Prometheus' OTLP converter into a
+// remote write 2.0 request r, which the remote write path validates and
+// stores. conv is reset before and after.
+func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter, cfg *OTLPConfig, md pmetric.Metrics, r *Request) (annotations.Annotations, error) {
 	col := newOTLPCollector()
 	conv.Reset(col)
 	defer conv.Reset(nil)
@@ -387,13 +385,12 @@ func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter
 		LabelNamePreserveMultipleUnderscores: tc.LabelNamePreserveMultipleUnderscores,
 	})
 	if err != nil {
-		return nil, annots, fmt.Errorf("translate OTLP metrics: %w", err)
+		return annots, fmt.Errorf("translate OTLP metrics: %w", err)
 	}
-	wire, err := col.marshal()
-	if err != nil {
-		return nil, annots, fmt.Errorf("encode translated OTLP metrics: %w", err)
+	if err := col.fill(r); err != nil {
+		return annots, fmt.Errorf("translate OTLP metrics: %w", err)
 	}
-	return wire, annots, nil
+	return annots, nil
 }
 
 // readOTLPBody reads a request body within the workspace's limits on the
@@ -448,48 +445,56 @@ func DecodeOTLP(b []byte, json bool) (pmetricotlp.ExportRequest, error) {
 }
 
 // otlpCollector is the storage.AppenderV2 that Prometheus' OTLP converter
-// appends to: it gathers the translated points, by series in the order of
-// their first append, into a remote write 2.0 request. It stores nothing.
+// appends to: it gathers the translated points by series, in the order of
+// their first append, and then fills a remote write 2.0 Request with them
+// for the remote write path. It stores nothing.
 type otlpCollector struct {
-	symbols writev2.SymbolsTable
-	series  []writev2.TimeSeries
-	index   map[string]int // series by their label references.
-	refs    []uint32
+	series []otlpSeries
+	index  map[uint64][]int // series by the hash of their labels.
+}
+
+// otlpSeries is one series' translated points.
+type otlpSeries struct {
+	lset       labels.Labels
+	samples    []Sample
+	histograms []writev2.Histogram
+	exemplars  []exemplar.Exemplar
+	meta       metadata.Metadata
 }
 
 var _ storage.AppenderV2 = (*otlpCollector)(nil)
 
 func newOTLPCollector() *otlpCollector {
-	return &otlpCollector{symbols: writev2.NewSymbolTable(), index: map[string]int{}}
+	return &otlpCollector{index: map[uint64][]int{}}
 }
 
 // Append implements storage.AppenderV2.
 func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
-	c.refs = c.symbols.SymbolizeLabels(ls, c.refs[:0])
-	key := unsafe.String((*byte)(unsafe.Pointer(unsafe.SliceData(c.refs))), len(c.refs)*4)
-	i, ok := c.index[key]
-	if !ok {
-		i = len(c.series)
-		ts := writev2.TimeSeries{LabelsRefs: append([]uint32(nil), c.refs...)}
-		if m := opts.Metadata; !m.IsEmpty() {
-			ts.Metadata = writev2.Metadata{Type: writev2.FromMetadataType(m.Type),
-				HelpRef: c.symbols.Symbolize(m.Help), UnitRef: c.symbols.Symbolize(m.Unit)}
+	hash := ls.Hash()
+	i := -1
+	for _, j := range c.index[hash] {
+		if labels.Equal(c.series[j].lset, ls) {
+			i = j
+			break
 		}
-		c.series = append(c.series, ts)
-		c.index[strings.Clone(key)] = i
 	}
-	ts := &c.series[i]
+	if i < 0 {
+		i = len(c.series)
+		c.series = append(c.series, otlpSeries{lset: ls.Copy(), meta: opts.Metadata})
+		c.index[hash] = append(c.index[hash], i)
+	}
+	s := &c.series[i]
 	switch {
 	case h != nil:
-		ts.Histograms = append(ts.Histograms, writev2.FromIntHistogram(st, t, h))
+		s.histograms = append(s.histograms, writev2.FromIntHistogram(st, t, h))
 	case fh != nil:
-		ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(st, t, fh))
+		s.histograms = append(s.histograms, writev2.FromFloatHistogram(st, t, fh))
 	default:
-		ts.Samples = append(ts.Samples, writev2.Sample{Value: v, Timestamp: t, StartTimestamp: st})
+		s.samples = append(s.samples, Sample{Value: v, Timestamp: t, StartTimestamp: st})
 	}
 	for _, e := range opts.Exemplars {
-		ts.Exemplars = append(ts.Exemplars, writev2.Exemplar{
-			LabelsRefs: c.symbols.SymbolizeLabels(e.Labels, nil), Value: e.Value, Timestamp: e.Ts})
+		e.Labels = e.Labels.Copy()
+		s.exemplars = append(s.exemplars, e)
 	}
 	return storage.SeriesRef(i + 1), nil
 }
@@ -500,8 +505,49 @@ func (*otlpCollector) Commit() error { return nil }
 // Rollback implements storage.AppenderV2; the converter does not call it.
 func (*otlpCollector) Rollback() error { return nil }
 
-// marshal encodes the collected series as a remote write 2.0 request.
-func (c *otlpCollector) marshal() ([]byte, error) {
-	req := writev2.Request{Symbols: c.symbols.Symbols(), Timeseries: c.series}
-	return req.Marshal()
+// fill resets r and fills it with the collected series as a remote write
+// 2.0 request. r's labels alias the collected labels' strings: r is valid
+// while c is, and no one writes to its label bytes.
+func (c *otlpCollector) fill(r *Request) error {
+	r.Reset()
+	r.Version = 2
+	for i := range c.series {
+		cs := &c.series[i]
+		var s Series
+		lo := len(r.labels)
+		cs.lset.Range(func(l labels.Label) {
+			r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
+		})
+		s.labels = r.spanLabels(lo)
+		lo = len(r.samples)
+		r.samples = append(r.samples, cs.samples...)
+		s.samples = r.spanSamples(lo)
+		lo = len(r.histograms)
+		for k := range cs.histograms {
+			raw, err := cs.histograms[k].Marshal()
+			if err != nil {
+				return fmt.Errorf("encode histogram of %s: %w", cs.lset, err)
+			}
+			r.histograms = append(r.histograms, raw)
+		}
+		s.histograms = r.spanHist(lo)
+		lo = len(r.exemplars)
+		for _, e := range cs.exemplars {
+			llo := len(r.labels)
+			e.Labels.Range(func(l labels.Label) {
+				r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
+			})
+			r.exemplars = append(r.exemplars, Exemplar{Value: e.Value, Timestamp: e.Ts, labels: r.spanLabels(llo)})
+		}
+		s.exemplars = r.spanExemplar(lo)
+		if !cs.meta.IsEmpty() {
+			s.Metadata, s.HasMetadata = cs.meta, true
+		}
+		r.Series = append(r.Series, s)
+	}
+	return nil
 }
+
+// stringBytes returns the bytes of s without copying; they must not be
+// written to.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
