@@ -84,6 +84,7 @@ type Evaluator struct {
 	duration *prometheus.HistogramVec
 	samples  *prometheus.CounterVec
 	parts    *prometheus.CounterVec
+	leaves   *prometheus.CounterVec
 }
 
 // NewEvaluator returns an evaluator. tracker, if not nil, records active
@@ -109,6 +110,9 @@ func NewEvaluator(cfg EvalConfig, tracker promql.QueryTracker, logger *slog.Logg
 		parts: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_parts_total",
 			Help: "Evaluations of range queries, by workspace and how the steps were answered: plain (one evaluation, as Prometheus), split (one of several step-aligned parts) or cached (from the results cache)."},
 			[]string{"workspace", "path"}),
+		leaves: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_leaf_evaluations_total",
+			Help: "Evaluations with rate() or increase() calls computed by Orrery's leaf path, by workspace and outcome: used, or fallback (evaluated by the plain engine, which the leaves could not reproduce)."},
+			[]string{"workspace", "outcome"}),
 	}
 	if cfg.CacheBytes > 0 {
 		ev.cache = NewCache(cfg.CacheBytes, reg)
@@ -130,6 +134,7 @@ func (ev *Evaluator) Forget(id workspace.ID) {
 	ev.duration.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
 	ev.samples.DeleteLabelValues(id.String())
 	ev.parts.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
+	ev.leaves.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
 }
 
 // acquire takes one evaluation slot, waiting for it, and then up to
@@ -178,11 +183,14 @@ func (ev *Evaluator) track(ctx context.Context, qs string) (func(), error) {
 // query's step is evaluated alone (steps do not see each other), so its
 // answer does not depend on which other steps are evaluated with it.
 type Engine struct {
-	inner  *promql.Engine
-	parser parser.Parser
-	ev     *Evaluator
-	id     workspace.ID
-	lim    workspace.Limits
+	inner      *promql.Engine
+	parser     parser.Parser
+	leaves     *leafParser // The inner engine's parser.
+	ev         *Evaluator
+	id         workspace.ID
+	lim        workspace.Limits
+	lookback   time.Duration // The default lookback delta.
+	maxSamples int
 }
 
 var _ promql.QueryEngine = (*Engine)(nil)
@@ -194,7 +202,21 @@ func (ev *Evaluator) NewEngine(id workspace.ID, lim workspace.Limits, opts promq
 	if p == nil {
 		p = parser.NewParser(parser.Options{})
 	}
-	return &Engine{inner: promql.NewEngine(opts), parser: p, ev: ev, id: id, lim: lim}
+	lp := &leafParser{Parser: p}
+	opts.Parser = lp
+	lookback := opts.LookbackDelta
+	if lookback <= 0 {
+		lookback = 5 * time.Minute // The engine's default.
+	}
+	e := &Engine{inner: promql.NewEngine(opts), parser: p, ev: ev, id: id, lim: lim,
+		lookback: lookback, maxSamples: opts.MaxSamples}
+	// The leaves reproduce the engine's rate() as it is by default: with
+	// the metric name dropped at once, without type labels or start
+	// timestamps.
+	if !opts.EnableDelayedNameRemoval && !opts.EnableTypeAndUnitLabels && !opts.UseStartTimestamps {
+		e.leaves = lp
+	}
+	return e
 }
 
 // Close releases the Prometheus engine.
@@ -350,6 +372,80 @@ func (p *plainQuery) Exec(ctx context.Context) *promql.Result {
 		p.e.ev.parts.WithLabelValues(p.e.id.String(), "plain").Inc()
 	}
 	return res
+}
+
+// execLeaves evaluates the range query qs over the steps of [start, end]
+// with its rate() and increase() calls computed as leaves (leaves.go),
+// over workers goroutines. ok is false when the query has no leaf or its
+// leaves cannot reproduce the plain engine's answer: the caller then
+// evaluates it plainly. The caller closes qry.
+func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end, step int64, workers int) (qry promql.Query, res *promql.Result, ok bool) {
+	if e.leaves == nil {
+		return nil, nil, false
+	}
+	expr, err := e.parser.ParseExpr(qs)
+	if err != nil {
+		return nil, nil, false
+	}
+	expr, leaves := plantLeaves(expr)
+	if len(leaves) == 0 {
+		return nil, nil, false
+	}
+	defer func() {
+		outcome := "used"
+		if !ok {
+			outcome = "fallback"
+		}
+		e.ev.leaves.WithLabelValues(e.id.String(), outcome).Inc()
+	}()
+	// The leaves read the storage over the range the plain engine would
+	// open, so that they see the series it would see, in its order.
+	orig, err := e.parser.ParseExpr(qs)
+	if err != nil {
+		return nil, nil, false
+	}
+	lookback := e.lookback
+	if opts != nil && opts.LookbackDelta() > 0 {
+		lookback = opts.LookbackDelta()
+	}
+	stmt := &parser.EvalStmt{Start: time.UnixMilli(start), End: time.UnixMilli(end), Interval: time.Duration(step) * time.Millisecond, LookbackDelta: lookback}
+	if stmt.Expr, err = promql.PreprocessExpr(orig, stmt.Start, stmt.End, stmt.Interval); err != nil {
+		return nil, nil, false
+	}
+	mint, maxt := promql.FindMinMaxTime(stmt)
+	querier, err := q.Querier(mint, maxt)
+	if err != nil {
+		return nil, nil, false
+	}
+	defer querier.Close()
+	window := 0
+	for _, l := range leaves {
+		if err := l.compute(ctx, querier, start, end, step, lookback.Milliseconds(), workers); err != nil {
+			return nil, nil, false
+		}
+		window = max(window, l.window)
+	}
+
+	token, forget := e.leaves.register(expr)
+	defer forget()
+	qry, err = e.inner.NewRangeQuery(ctx, &leafQueryable{Queryable: q, leaves: leaves}, opts, token,
+		stmt.Start, stmt.End, stmt.Interval)
+	if err != nil {
+		return nil, nil, false
+	}
+	res = qry.Exec(ctx)
+	// The plain engine holds a window of samples more than the rewritten
+	// query at its peak: where that could pass the limit, the plain
+	// engine decides.
+	var tooMany promql.ErrTooManySamples
+	if errors.As(res.Err, &tooMany) || e.maxSamples-window < qry.Stats().Samples.PeakSamples {
+		qry.Close()
+		return nil, nil, false
+	}
+	for _, l := range leaves {
+		res.Warnings.Merge(l.annos)
+	}
+	return qry, res, true
 }
 
 func (e *Engine) observe(kind string, began time.Time, st *stats.Statistics) {
@@ -518,6 +614,25 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		}
 		parts = append(parts, more...)
 		segments = cutSpans(segments, redo, r.step)
+	}
+	if hasSummary(annos) && (len(parts) > 1 || len(segments) > 0) {
+		// The engine's summary annotations (histogram_quantile's
+		// monotonicity fix) count their samples by merges whose number
+		// depends on how the range was evaluated, not on the data
+		// (Prometheus' Merge doubles a count it merges into itself at
+		// every step after the first): only one evaluation of the whole
+		// range gives the plain engine's figure.
+		whole := r.evalPart(ctx, span{r.start, r.end})
+		finish(nil)
+		if whole.err != nil {
+			return &promql.Result{Err: whole.err}
+		}
+		ev.parts.WithLabelValues(e.id.String(), "plain").Inc()
+		r.mu.Lock()
+		r.st = whole.st
+		r.mu.Unlock()
+		e.observe("range", began, whole.st)
+		return &promql.Result{Value: promql.Matrix(whole.series), Warnings: whole.annos}
 	}
 	if r.key != nil {
 		var hit []span
@@ -736,13 +851,17 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 // answer out of the engine's pooled buffers.
 func (r *rangeQuery) evalPart(ctx context.Context, s span) part {
 	p := part{span: s}
-	qry, err := r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, r.qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)
-	if err != nil {
-		p.err = err
-		return p
+	qry, res, ok := r.plain.e.execLeaves(ctx, r.q, r.opts, r.qs, s.start, s.end, r.step, 1)
+	if !ok {
+		var err error
+		qry, err = r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, r.qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)
+		if err != nil {
+			p.err = err
+			return p
+		}
+		res = qry.Exec(ctx)
 	}
 	defer qry.Close()
-	res := qry.Exec(ctx)
 	p.st = qry.Stats()
 	if res.Err != nil {
 		p.err = res.Err

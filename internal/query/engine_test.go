@@ -12,7 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
 	"github.com/prometheus/prometheus/storage"
@@ -68,6 +70,26 @@ func envoyStorage(t testing.TB, rng *rand.Rand, pods, clusters int, start time.T
 					acc += buckets[i]
 					add("envoy_cluster_upstream_rq_time_bucket", acc, "le", le)
 				}
+				// Native histograms, and a metric of floats for some
+				// series and native histograms for others.
+				h := &histogram.Histogram{Count: uint64(rq), Sum: rq * 0.01, Schema: 0, ZeroThreshold: 0.001,
+					PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{int64(rq)}}
+				hist := func(name string) {
+					_, err := app.AppendHistogram(0, labels.NewBuilder(base).Set(labels.MetricName, name).Labels(), ms, h, nil)
+					require.NoError(t, err)
+				}
+				hist("envoy_cluster_upstream_rq_duration")
+				if (p+c)%5 == 0 {
+					hist("envoy_cluster_upstream_rq_mixed")
+				} else {
+					add("envoy_cluster_upstream_rq_mixed", rq)
+				}
+			}
+			// A series that ends early may end with a stale marker, as a
+			// scrape target that disappears does.
+			if end := to.Add(15 * time.Second); rng.IntN(2) == 0 && end.Before(start.Add(span)) {
+				_, err := app.Append(0, labels.NewBuilder(base).Set(labels.MetricName, "envoy_cluster_upstream_rq_total").Labels(), end.UnixMilli(), math.Float64frombits(value.StaleNaN))
+				require.NoError(t, err)
 			}
 		}
 	}
@@ -102,6 +124,22 @@ var queryTemplates = []string{
 	`sum(delta(envoy_cluster_upstream_cx_active[%s])) * 60`,
 	`label_replace(sum by (pod) (envoy_cluster_upstream_cx_active), "p", "$1", "pod", "pod-(.*)")`,
 	`rate(envoy_cluster_upstream_cx_active[%s])`,
+	`sum by (pod) (rate(envoy_cluster_upstream_rq_total[%s] offset %s))`,
+	`increase(envoy_cluster_upstream_rq_total{namespace="ns-1"}[%s])`,
+	`histogram_quantile(0.9, rate(envoy_cluster_upstream_rq_time_bucket[%s]))`,
+	`timestamp(rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`absent(rate(envoy_cluster_upstream_rq_total{pod="pod-404"}[%s]))`,
+	`-rate(envoy_cluster_upstream_rq_total[45s]) + on (pod, envoy_cluster_name, namespace) group_left rate(envoy_cluster_upstream_rq_xx[%s])`,
+	`sum(rate({__name__=~"envoy_cluster_upstream_rq_(total|xx)"}[%s]))`,
+	`sum(rate(envoy_cluster_upstream_rq_duration[%s]))`,
+	`sum by (pod) (rate(envoy_cluster_upstream_rq_mixed[%s]))`,
+	`count_over_time(rate(envoy_cluster_upstream_rq_total[%s])[10m:1m])`,
+	`topk(%d, rate(envoy_cluster_upstream_rq_total[90s]))`,
+	`count by (namespace) (rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`max without (pod) (increase(envoy_cluster_upstream_rq_xx[%s]))`,
+	`min((rate(envoy_cluster_upstream_rq_total[%s])))`,
+	`group by (pod) (rate(envoy_cluster_upstream_rq_total[%s])) * on (pod) group_right sum by (pod) (rate(envoy_cluster_upstream_rq_xx[%s]))`,
+	`sum by (__name__) (increase(envoy_cluster_upstream_rq_total[%s]))`,
 }
 
 func randomQuery(rng *rand.Rand) string {
@@ -211,6 +249,8 @@ func TestEngineMatchesPlainEngine(t *testing.T) {
 	}
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total"), "no answer came from the cache")
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_parts_total", "path", "split"), "no query was split")
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_evaluations_total", "outcome", "used"), "no query used the leaf path")
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_evaluations_total", "outcome", "fallback"), "no query fell back from the leaf path")
 }
 
 // TestCacheSeesLateWrites: samples written inside a cached window (a new
