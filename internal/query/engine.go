@@ -276,6 +276,10 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 		return plain, nil
 	}
 	rq.end = rq.start + (rq.end-rq.start)/rq.step*rq.step // the last step
+	if e.leaves != nil {
+		_, leaves := plantLeaves(expr)
+		rq.leaves = len(leaves) > 0
+	}
 	if cacheable && e.ev.cache != nil && ctx.Value(noStoreKey) == nil {
 		mint, _ := promql.FindMinMaxTime(stmt)
 		rq.window = rq.start - mint
@@ -420,7 +424,8 @@ func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promq
 	defer querier.Close()
 	window := 0
 	for _, l := range leaves {
-		if err := l.compute(ctx, querier, start, end, step, lookback.Milliseconds(), workers); err != nil {
+		open := func() (storage.Querier, error) { return q.Querier(mint, maxt) }
+		if err := l.compute(ctx, querier, open, start, end, step, lookback.Milliseconds(), workers); err != nil {
 			return nil, nil, false
 		}
 		window = max(window, l.window)
@@ -478,6 +483,7 @@ type rangeQuery struct {
 	qs               string
 	start, end, step int64 // ms; end is the last step.
 	window           int64 // how far before a step its samples reach (ms).
+	leaves           bool  // Whether leaves compute part of it (leaves.go).
 	key              *cacheKey
 
 	mu     sync.Mutex
@@ -622,7 +628,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		// (Prometheus' Merge doubles a count it merges into itself at
 		// every step after the first): only one evaluation of the whole
 		// range gives the plain engine's figure.
-		whole := r.evalPart(ctx, span{r.start, r.end})
+		whole := r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism)
 		finish(nil)
 		if whole.err != nil {
 			return &promql.Result{Err: whole.err}
@@ -803,11 +809,16 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 	}
 	defer ev.release(n)
 
-	// Cut the spans into about n parts of equal steps, none of one step
-	// (plan leaves no span of one step in a query of more): the engine
-	// evaluates a single step as an instant query in places (topk's order,
-	// sort's warning).
-	per := max(2, (total+int64(n)-1)/int64(n))
+	// A query with leaves spreads its series over the slots instead
+	// (leaves.go): parts of time would each select and decode every
+	// series again. Otherwise, cut the spans into about n parts of equal
+	// steps, none of one step (plan leaves no span of one step in a query
+	// of more): the engine evaluates a single step as an instant query in
+	// places (topk's order, sort's warning).
+	per, workers := max(2, (total+int64(n)-1)/int64(n)), 1
+	if r.leaves {
+		per, workers = total, n
+	}
 	var parts []part
 	for _, s := range spans {
 		for t := s.start; t <= s.end; {
@@ -818,6 +829,9 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 			parts = append(parts, part{span: span{t, e}})
 			t = e + r.step
 		}
+	}
+	if r.leaves {
+		workers = max(1, n/len(parts))
 	}
 	path := "split"
 	if len(parts) == 1 {
@@ -830,7 +844,7 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 	for range min(n, len(parts)) {
 		wg.Go(func() {
 			for i := range work {
-				parts[i] = r.evalPart(ctx, parts[i].span)
+				parts[i] = r.evalPart(ctx, parts[i].span, workers)
 			}
 		})
 	}
@@ -849,9 +863,9 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 
 // evalPart evaluates the steps of s with the plain engine and copies the
 // answer out of the engine's pooled buffers.
-func (r *rangeQuery) evalPart(ctx context.Context, s span) part {
+func (r *rangeQuery) evalPart(ctx context.Context, s span, workers int) part {
 	p := part{span: s}
-	qry, res, ok := r.plain.e.execLeaves(ctx, r.q, r.opts, r.qs, s.start, s.end, r.step, 1)
+	qry, res, ok := r.plain.e.execLeaves(ctx, r.q, r.opts, r.qs, s.start, s.end, r.step, workers)
 	if !ok {
 		var err error
 		qry, err = r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, r.qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)

@@ -218,6 +218,8 @@ func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs s
 // Prometheus engine, must be identical, bit for bit, warnings included.
 // Repeated and overlapping ranges make answers come from the cache.
 func TestEngineMatchesPlainEngine(t *testing.T) {
+	minSeriesPerWorker = 4 // Spread leaves over goroutines, as with more series.
+	t.Cleanup(func() { minSeriesPerWorker = 64 })
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))

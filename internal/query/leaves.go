@@ -53,6 +53,10 @@ import (
 // starting with "__" are reserved.
 const leafLabel = "__orrery_leaf__"
 
+// minSeriesPerWorker is the fewest series worth a goroutine (and a
+// querier) of a leaf's computation. Tests lower it.
+var minSeriesPerWorker = 64
+
 // errFallback says that a leaf cannot reproduce the engine's answer and
 // the query is to be evaluated by the plain engine.
 var errFallback = errors.New("leaf cannot reproduce the engine")
@@ -202,9 +206,15 @@ func leafAggregation(op parser.ItemType) bool {
 }
 
 // compute evaluates the leaf at the steps start, start+step, …, end over
-// q (opened over the range the plain engine would open), spreading the
-// series over workers goroutines.
-func (l *leaf) compute(ctx context.Context, q storage.Querier, start, end, step, lookback int64, workers int) error {
+// q (opened over the range the plain engine would open, as open opens
+// more), spreading the series over workers goroutines.
+//
+// A querier's series are not to be read from several goroutines (the
+// head's chunk reader keeps unguarded state), so each further worker
+// opens its own querier, selects the same series and reads its share of
+// them, after checking that they are the ones q listed: a series created
+// in between would shift them, and the query falls back.
+func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (storage.Querier, error), start, end, step, lookback int64, workers int) error {
 	l.step, l.end = step, end
 	hints := &storage.SelectHints{Step: step}
 	if l.call == nil {
@@ -233,7 +243,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, start, end, step,
 	windows := make([]int, len(all))
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
-	workers = max(1, min(workers, len(all)/64))
+	workers = max(1, min(workers, len(all)/minSeriesPerWorker))
 	per := (len(all) + workers - 1) / max(1, workers)
 	for w := range workers {
 		lo, hi := w*per, min(len(all), (w+1)*per)
@@ -241,6 +251,20 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, start, end, step,
 			break
 		}
 		wg.Go(func() {
+			fail := func(err error) { failed.CompareAndSwap(nil, &err) }
+			mine := all[lo:hi]
+			if w > 0 {
+				wq, err := open()
+				if err != nil {
+					fail(err)
+					return
+				}
+				defer wq.Close()
+				if mine, err = share(ctx, wq, hints, l.sel.LabelMatchers, all, lo, hi); err != nil {
+					fail(err)
+					return
+				}
+			}
 			var buf []promql.FPoint
 			var resets []int32
 			var it chunkenc.Iterator
@@ -249,10 +273,10 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, start, end, step,
 					return
 				}
 				var err error
-				it = all[i].Iterator(it)
+				it = mine[i-lo].Iterator(it)
 				buf, err = readFloats(it, first, last, l.call == nil, buf[:0])
 				if err != nil {
-					failed.CompareAndSwap(nil, &err)
+					fail(err)
 					return
 				}
 				windows[i] = len(buf)
@@ -397,6 +421,30 @@ func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeri
 		out = append(out, leafSeries{lset: g.lset, pts: pts})
 	}
 	return out
+}
+
+// share selects from q the series all[lo:hi] were at lo to hi of the
+// same selection made by another querier, or errFallback if they differ.
+func share(ctx context.Context, q storage.Querier, hints *storage.SelectHints, ms []*labels.Matcher, all []storage.Series, lo, hi int) ([]storage.Series, error) {
+	set := q.Select(ctx, false, hints, ms...)
+	mine := make([]storage.Series, 0, hi-lo)
+	for i := 0; i < hi && set.Next(); i++ {
+		if i < lo {
+			continue
+		}
+		s := set.At()
+		if !labels.Equal(s.Labels(), all[i].Labels()) {
+			return nil, errFallback
+		}
+		mine = append(mine, s)
+	}
+	if err := set.Err(); err != nil {
+		return nil, err
+	}
+	if len(mine) != hi-lo {
+		return nil, errFallback
+	}
+	return mine, nil
 }
 
 // counterName reports whether a metric name is a counter's by its suffix,
