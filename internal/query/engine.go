@@ -246,7 +246,9 @@ func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts 
 	if err != nil {
 		return nil, err
 	}
-	return &plainQuery{Query: qry, e: e, kind: "instant"}, nil
+	p := &plainQuery{Query: qry, e: e, kind: "instant", q: q, opts: opts, qs: qs, start: ts.UnixMilli(), end: ts.UnixMilli()}
+	p.leaves = ctx.Value(plainKey) == nil && (opts == nil || !opts.EnablePerStepStats()) && e.hasLeaves(qs)
+	return p, nil
 }
 
 // NewRangeQuery implements promql.QueryEngine.
@@ -255,11 +257,13 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	if err != nil {
 		return nil, err
 	}
-	plain := &plainQuery{Query: qry, e: e, kind: "range"}
+	plain := &plainQuery{Query: qry, e: e, kind: "range", q: q, opts: opts, qs: qs}
 	stmt, ok := qry.Statement().(*parser.EvalStmt)
 	if !ok || ctx.Value(plainKey) != nil || (opts != nil && opts.EnablePerStepStats()) {
 		return plain, nil
 	}
+	plain.start, plain.end, plain.step = stmt.Start.UnixMilli(), stmt.End.UnixMilli(), stmt.Interval.Milliseconds()
+	plain.leaves = plain.step > 0 && e.hasLeaves(qs)
 	// The expression as written: the statement's is preprocessed, with
 	// start(), end() and range() already replaced by this range's values.
 	expr, err := e.parser.ParseExpr(qs)
@@ -276,10 +280,7 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 		return plain, nil
 	}
 	rq.end = rq.start + (rq.end-rq.start)/rq.step*rq.step // the last step
-	if e.leaves != nil {
-		_, leaves := plantLeaves(expr)
-		rq.leaves = len(leaves) > 0
-	}
+	rq.leaves = plain.leaves
 	if cacheable && e.ev.cache != nil && ctx.Value(noStoreKey) == nil {
 		mint, _ := promql.FindMinMaxTime(stmt)
 		rq.window = rq.start - mint
@@ -351,12 +352,21 @@ func analyze(expr parser.Expr) (splittable, cacheable bool) {
 	return splittable, splittable && cacheable
 }
 
-// plainQuery is a query of the plain engine, tracked and given one
-// evaluation slot.
+// plainQuery is a query evaluated in one piece, tracked and given one
+// evaluation slot, or all that are free when leaves compute part of it
+// (leaves.go): the plain engine's query, or its rewritten one.
 type plainQuery struct {
 	promql.Query
 	e    *Engine
 	kind string
+
+	// What the leaves need to evaluate it again.
+	q                storage.Queryable
+	opts             promql.QueryOpts
+	qs               string
+	start, end, step int64 // ms; step 0 for an instant query.
+	leaves           bool
+	alt              promql.Query // The rewritten query, once evaluated.
 }
 
 func (p *plainQuery) Exec(ctx context.Context) *promql.Result {
@@ -366,19 +376,63 @@ func (p *plainQuery) Exec(ctx context.Context) *promql.Result {
 		return &promql.Result{Err: contextErr(err, "query queue")}
 	}
 	defer done()
-	if _, err := p.e.ev.acquire(ctx, 0); err != nil {
+	extra := 0
+	if p.leaves {
+		extra = p.e.ev.cfg.Parallelism - 1
+	}
+	n, err := p.e.ev.acquire(ctx, extra)
+	if err != nil {
 		return &promql.Result{Err: contextErr(err, "query queue")}
 	}
-	res := p.Query.Exec(ctx)
-	p.e.ev.release(1)
-	p.e.observe(p.kind, began, p.Query.Stats())
+	var res *promql.Result
+	st := p.Query.Stats
+	if p.leaves {
+		if qry, r, ok := p.e.execLeaves(ctx, p.q, p.opts, p.qs, p.start, p.end, p.step, n); ok {
+			p.alt, res, st = qry, r, qry.Stats
+		}
+	}
+	if res == nil {
+		res = p.Query.Exec(ctx)
+	}
+	p.e.ev.release(n)
+	p.e.observe(p.kind, began, st())
 	if p.kind == "range" {
 		p.e.ev.parts.WithLabelValues(p.e.id.String(), "plain").Inc()
 	}
 	return res
 }
 
+// Stats returns the statistics of the evaluation that answered.
+func (p *plainQuery) Stats() *stats.Statistics {
+	if p.alt != nil {
+		return p.alt.Stats()
+	}
+	return p.Query.Stats()
+}
+
+// Close releases the queries.
+func (p *plainQuery) Close() {
+	if p.alt != nil {
+		p.alt.Close()
+	}
+	p.Query.Close()
+}
+
+// hasLeaves reports whether leaves would compute part of qs.
+func (e *Engine) hasLeaves(qs string) bool {
+	if e.leaves == nil {
+		return false
+	}
+	expr, err := e.parser.ParseExpr(qs)
+	if err != nil {
+		return false
+	}
+	_, leaves := plantLeaves(expr)
+	return len(leaves) > 0
+}
+
 // execLeaves evaluates the range query qs over the steps of [start, end]
+// (the instant query at start when step is 0)
 // with its rate() and increase() calls computed as leaves (leaves.go),
 // over workers goroutines. ok is false when the query has no leaf or its
 // leaves cannot reproduce the plain engine's answer: the caller then
@@ -413,6 +467,10 @@ func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promq
 		lookback = opts.LookbackDelta()
 	}
 	stmt := &parser.EvalStmt{Start: time.UnixMilli(start), End: time.UnixMilli(end), Interval: time.Duration(step) * time.Millisecond, LookbackDelta: lookback}
+	leafStep := step
+	if step == 0 {
+		leafStep = 1 // An instant query: one step.
+	}
 	if stmt.Expr, err = promql.PreprocessExpr(orig, stmt.Start, stmt.End, stmt.Interval); err != nil {
 		return nil, nil, false
 	}
@@ -425,7 +483,7 @@ func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promq
 	window := 0
 	for _, l := range leaves {
 		open := func() (storage.Querier, error) { return q.Querier(mint, maxt) }
-		if err := l.compute(ctx, querier, open, start, end, step, lookback.Milliseconds(), workers); err != nil {
+		if err := l.compute(ctx, querier, open, start, end, leafStep, lookback.Milliseconds(), workers); err != nil {
 			return nil, nil, false
 		}
 		window = max(window, l.window)
@@ -433,8 +491,12 @@ func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promq
 
 	token, forget := e.leaves.register(expr)
 	defer forget()
-	qry, err = e.inner.NewRangeQuery(ctx, &leafQueryable{Queryable: q, leaves: leaves}, opts, token,
-		stmt.Start, stmt.End, stmt.Interval)
+	lq := &leafQueryable{Queryable: q, leaves: leaves}
+	if step == 0 {
+		qry, err = e.inner.NewInstantQuery(ctx, lq, opts, token, stmt.Start)
+	} else {
+		qry, err = e.inner.NewRangeQuery(ctx, lq, opts, token, stmt.Start, stmt.End, stmt.Interval)
+	}
 	if err != nil {
 		return nil, nil, false
 	}
