@@ -79,6 +79,10 @@ func envoyStorage(t testing.TB, rng *rand.Rand, pods, clusters int, start time.T
 					require.NoError(t, err)
 				}
 				hist("envoy_cluster_upstream_rq_duration")
+				// Values whose sum overflows, and infinities: avg's
+				// incremental mean.
+				huge := []float64{math.MaxFloat64 / 2, -math.MaxFloat64 / 3, 1e300, math.Inf(1), math.NaN(), 7}[rng.IntN(6)]
+				add("envoy_cluster_upstream_rq_huge", huge)
 				if (p+c)%5 == 0 {
 					hist("envoy_cluster_upstream_rq_mixed")
 				} else {
@@ -140,6 +144,11 @@ var queryTemplates = []string{
 	`min((rate(envoy_cluster_upstream_rq_total[%s])))`,
 	`group by (pod) (rate(envoy_cluster_upstream_rq_total[%s])) * on (pod) group_right sum by (pod) (rate(envoy_cluster_upstream_rq_xx[%s]))`,
 	`sum by (__name__) (increase(envoy_cluster_upstream_rq_total[%s]))`,
+	`avg by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`avg(envoy_cluster_upstream_rq_huge)`,
+	`sum without (pod) (envoy_cluster_upstream_rq_huge offset %s)`,
+	`max by (namespace) (envoy_cluster_upstream_rq_huge) - min by (namespace) (envoy_cluster_upstream_rq_huge)`,
+	`sum(rate(envoy_cluster_upstream_rq_huge[%s]))`,
 }
 
 func randomQuery(rng *rand.Rand) string {

@@ -195,11 +195,11 @@ func unparen(e parser.Expr) parser.Expr {
 }
 
 // leafAggregation reports whether a leaf computes aggregation op of its
-// call: the aggregations whose arithmetic over floats is simple enough to
-// restate exactly.
+// call or selector: the aggregations whose arithmetic over floats is
+// simple enough to restate exactly.
 func leafAggregation(op parser.ItemType) bool {
 	switch op {
-	case parser.SUM, parser.COUNT, parser.MIN, parser.MAX, parser.GROUP:
+	case parser.SUM, parser.AVG, parser.COUNT, parser.MIN, parser.MAX, parser.GROUP:
 		return true
 	}
 	return false
@@ -348,10 +348,12 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 // group's series in their order, sums with the engine's Kahan summation.
 func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeries {
 	type group struct {
-		lset      labels.Labels
-		seen      []bool
-		value, kc []float64
-		count     []float64
+		lset        labels.Labels
+		seen        []bool
+		value, kc   []float64
+		count       []float64
+		mean        []float64 // avg, once its sum would overflow.
+		incremental []bool
 	}
 	var (
 		groups []*group
@@ -374,8 +376,12 @@ func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeri
 		if !ok {
 			gi = len(groups)
 			index[h] = gi
-			groups = append(groups, &group{lset: key, seen: make([]bool, steps), value: make([]float64, steps),
-				kc: make([]float64, steps), count: make([]float64, steps)})
+			g := &group{lset: key, seen: make([]bool, steps), value: make([]float64, steps),
+				kc: make([]float64, steps), count: make([]float64, steps)}
+			if op == parser.AVG {
+				g.mean, g.incremental = make([]float64, steps), make([]bool, steps)
+			}
+			groups = append(groups, g)
 		}
 		g := groups[gi]
 		for _, p := range s.pts {
@@ -389,6 +395,21 @@ func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeri
 			switch op {
 			case parser.SUM:
 				g.value[k], g.kc[k] = kahansum.Inc(f, g.value[k], g.kc[k])
+			case parser.AVG:
+				// A sum while it does not overflow, then a mean kept
+				// incrementally, as the engine does.
+				if !g.incremental[k] {
+					v, c := kahansum.Inc(f, g.value[k], g.kc[k])
+					if !math.IsInf(v, 0) {
+						g.value[k], g.kc[k] = v, c
+						break
+					}
+					g.incremental[k] = true
+					g.mean[k] = g.value[k] / (g.count[k] - 1)
+					g.kc[k] /= g.count[k] - 1
+				}
+				q := (g.count[k] - 1) / g.count[k]
+				g.mean[k], g.kc[k] = kahansum.Inc(f/g.count[k], q*g.mean[k], q*g.kc[k])
 			case parser.MAX:
 				if g.value[k] < f || math.IsNaN(g.value[k]) {
 					g.value[k] = f
@@ -411,6 +432,12 @@ func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeri
 			switch op {
 			case parser.SUM:
 				f += g.kc[k]
+			case parser.AVG:
+				if g.incremental[k] {
+					f = g.mean[k] + g.kc[k]
+				} else {
+					f = g.value[k]/g.count[k] + g.kc[k]/g.count[k]
+				}
 			case parser.COUNT:
 				f = g.count[k]
 			case parser.GROUP:
