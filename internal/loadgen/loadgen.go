@@ -127,10 +127,18 @@ func encodeLabels(ls [][2]string) []byte {
 }
 
 // value is a deterministic, counter-like value for series i at round r:
-// integers that grow, as Envoy's counters and buckets do.
+// integers that grow, as Envoy's counters and buckets do. A histogram's
+// buckets are cumulative, as Envoy's are: a bucket counts at least what
+// the buckets below it count.
 func value(i, r int) float64 {
-	if i%len(envoyMetrics) == 2 || i%len(envoyMetrics) == 15 { // gauges.
+	m := i % len(envoyMetrics)
+	if m == 2 || m == 15 { // gauges.
 		return float64((i*7 + r*3) % 40)
+	}
+	if strings.HasSuffix(envoyMetrics[m], "_bucket") {
+		j := i / len(envoyMetrics) // The dimension: le is envoyLE[j%len(envoyLE)].
+		pod := j / len(envoyLE)
+		return float64(r * (j%len(envoyLE) + 1) * (pod%5 + 1))
 	}
 	return float64(r * (i%13 + 1))
 }
