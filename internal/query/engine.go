@@ -387,6 +387,14 @@ func (p *plainQuery) Exec(ctx context.Context) *promql.Result {
 	var res *promql.Result
 	st := p.Query.Stats
 	if p.leaves {
+		// The workspace's query timeout bounds the leaves too; when it
+		// passes, the plain engine, given the same context, answers with
+		// its timeout error at once.
+		if d := time.Duration(p.e.lim.QueryTimeout); d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		if qry, r, ok := p.e.execLeaves(ctx, p.q, p.opts, p.qs, p.start, p.end, p.step, n); ok {
 			p.alt, res, st = qry, r, qry.Stats
 		}

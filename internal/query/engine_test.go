@@ -451,6 +451,31 @@ func TestSplitQueryTimesOut(t *testing.T) {
 	require.ErrorAs(t, res.Err, &timeout)
 }
 
+// TestLeavesTimeOut: the workspace's query timeout bounds queries whose
+// leaves Orrery computes, range and instant, with the engine's timeout
+// error.
+func TestLeavesTimeOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
+	lim := workspace.DefaultLimits()
+	lim.QueryTimeout = model.Duration(time.Nanosecond)
+	ev, err := NewEvaluator(EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4}, nil, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	e := ev.NewEngine(workspace.NewID(), lim, EngineOpts(lim, 5*time.Minute))
+	var timeout promql.ErrQueryTimeout
+	for _, qs := range []string{`sum by (pod) (rate(envoy_cluster_upstream_rq_total[5m]))`, `topk(3, sum by (pod) (rate(envoy_cluster_upstream_rq_total[5m])))`} {
+		qry, err := e.NewRangeQuery(context.Background(), st, nil, qs, start, start.Add(time.Hour), 30*time.Second)
+		require.NoError(t, err)
+		require.ErrorAs(t, qry.Exec(context.Background()).Err, &timeout, qs)
+		qry.Close()
+		qry, err = e.NewInstantQuery(context.Background(), st, nil, qs, start.Add(time.Hour))
+		require.NoError(t, err)
+		require.ErrorAs(t, qry.Exec(context.Background()).Err, &timeout, qs)
+		qry.Close()
+	}
+}
+
 // TestHasSummary: the engine's plain annotations are step-local; the
 // histogram_quantile monotonicity info summarizes its range.
 func TestHasSummary(t *testing.T) {
