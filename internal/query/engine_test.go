@@ -211,7 +211,7 @@ func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs s
 	for _, s := range mat {
 		fmt.Fprintf(&b, "%s:", s.Metric)
 		for _, p := range s.Floats {
-			fmt.Fprintf(&b, " %d=%x", p.T, math.Float64bits(p.F))
+			fmt.Fprintf(&b, " %d=%s", p.T, floatBits(p.F))
 		}
 		for _, p := range s.Histograms {
 			fmt.Fprintf(&b, " %d=%s", p.T, p.H)
@@ -219,6 +219,23 @@ func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs s
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// floatBits renders f exactly, by its bits, but a NaN as NaN: which NaN an
+// operation on a NaN yields (its sign and payload) depends on the order
+// in which the compiler placed the operands in registers, which differs
+// between two inlined copies of the same Go code (and between builds,
+// e.g. with -race). No API tells NaNs apart (JSON and the text formats
+// write NaN), and arithmetic never yields the stale marker, a signalling
+// NaN.
+func floatBits(f float64) string {
+	if math.IsNaN(f) {
+		if value.IsStaleNaN(f) {
+			return "stale"
+		}
+		return "NaN"
+	}
+	return fmt.Sprintf("%x", math.Float64bits(f))
 }
 
 // instantAnswer evaluates an instant query and renders its answer, in the
@@ -246,14 +263,14 @@ func instantAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs
 		// sort*(), topk() or bottomk() make one (count_values' is a map's).
 		var lines []string
 		for _, s := range v {
-			lines = append(lines, fmt.Sprintf("%s: %d=%x %v\n", s.Metric, s.T, math.Float64bits(s.F), s.H))
+			lines = append(lines, fmt.Sprintf("%s: %d=%s %v\n", s.Metric, s.T, floatBits(s.F), s.H))
 		}
 		if !strings.HasPrefix(qs, "sort") && !strings.HasPrefix(qs, "topk") && !strings.HasPrefix(qs, "bottomk") {
 			sort.Strings(lines)
 		}
 		b.WriteString(strings.Join(lines, ""))
 	case promql.Scalar:
-		fmt.Fprintf(&b, "scalar %d=%x\n", v.T, math.Float64bits(v.V))
+		fmt.Fprintf(&b, "scalar %d=%s\n", v.T, floatBits(v.V))
 	default:
 		fmt.Fprintf(&b, "%s\n", v)
 	}
