@@ -116,7 +116,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.CortexOverridesFile, "cortex.overrides-file", "", "with --engine=cortex: keep this file up to date with Cortex's runtime-config overrides for every workspace, re-rendered each --rules.poll-interval (point Cortex's runtime_config.file at it)")
 	fs.StringVar(&cfg.CortexURL, "cortex.url", "", "with --engine=cortex: base URL of Cortex's HTTP API (distributor push, /prometheus, ruler and Alertmanager APIs), e.g. http://cortex:9009")
 	printOverrides := fs.Bool("cortex.print-overrides", false, "with --engine=cortex: print Cortex's runtime-config overrides for every workspace (its limits, as Cortex names them) and exit, instead of serving")
-	fs.StringVar(&cfg.LimitsFile, "limits-file", "", "YAML file of per-workspace limit overrides (see README)")
+	fs.StringVar(&cfg.LimitsFile, "limits-file", "", "YAML file of per-workspace limit overrides (see README); reloaded on SIGHUP and POST /-/reload")
 	fs.DurationVar(&cfg.IdleTimeout, "storage.idle-timeout", 30*time.Minute, "close a workspace's TSDB after this long without reads or writes (0: never)")
 	fs.Int64Var(&cfg.IngestMaxInflightBytes, "ingest.max-inflight-bytes", ingest.DefaultMaxInflightBytes, "remote write bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
 	fs.BoolVar(&cfg.WALFsync, "storage.wal-fsync", false, "sync a workspace's WAL to disk (fsync) before acknowledging a write, so acknowledged samples survive a power loss, not only a crash of the process; costs about 3 ms per write request, less when requests are concurrent (they share syncs)")
@@ -215,6 +215,21 @@ func runServer(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := srv.ReloadLimits(); err != nil {
+					logger.Warn("reload limits file on SIGHUP; the previous limits stay in force", "err", err)
+				}
+			}
+		}
+	}()
 	if err := srv.Run(ctx); err != nil {
 		msg := err.Error()
 		if strings.Contains(msg, "address already in use") {

@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -148,6 +147,9 @@ type Server struct {
 	// with the embedded engine, whose store, ruler and alerting are then
 	// nil instead.
 	cortex *cortex.Configs
+	// reloaded tells the Cortex engine's run loop to rewrite the
+	// overrides file at once, after the limits file was reloaded.
+	reloaded chan struct{}
 	// tracker logs the queries being evaluated to <data-dir>/queries.active
 	// (reported at the next start if the process dies), embedded engine
 	// only.
@@ -307,6 +309,7 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, otlp: otlp, catalog: cat, sealer: sealer,
+		reloaded:     make(chan struct{}, 1),
 		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
 		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
 		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat, sealer}, logger),
@@ -440,6 +443,7 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 type lifecycle struct{ s *Server }
 
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
+	l.s.overrides.Forget(id)
 	if l.s.cortex != nil {
 		l.s.ingest.Forget(id)
 		l.s.otlp.Forget(id)
@@ -542,26 +546,51 @@ func (s *Server) arnPrefix() string {
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/", s.cfg.Region, s.cfg.AccountID)
 }
 
-// ApplyConfiguration sets a workspace's retention and out-of-order window
-// overrides from its control-plane configuration.
+// ApplyConfiguration sets a workspace's configuration, the layer of its
+// limits over the defaults and the limits file (workspace.Merge).
 func (l lifecycle) ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error {
-	return l.s.overrides.Set(id, withConfiguration(l.s.overrides.Limits(id), cfg))
+	return l.s.overrides.Configure(id, cfg)
 }
 
-// withConfiguration returns a workspace's limits (defaults and limits
-// file) with its control-plane configuration applied over them. What the
-// configuration sets wins; what it leaves unset keeps lim's value. Once set
-// through the API a value can be changed but not unset, so every replica
-// computes the same limits from the catalog.
-func withConfiguration(lim workspace.Limits, cfg catalog.Configuration) workspace.Limits {
-	if cfg.RetentionDays > 0 {
-		lim.RetentionPeriod = model.Duration(time.Duration(cfg.RetentionDays) * 24 * time.Hour)
+// ErrNoLimitsFile is returned by ReloadLimits when the server has no
+// --limits-file.
+var ErrNoLimitsFile = errors.New("no --limits-file to reload")
+
+// ReloadLimits reads the limits file again and applies it to every
+// workspace at once, over the defaults and under the workspaces'
+// configurations (workspace.Merge); with the Cortex engine the overrides
+// file is rewritten too. On error the limits in force stay as they were.
+// It is safe to call concurrently with requests.
+func (s *Server) ReloadLimits() error {
+	if s.cfg.LimitsFile == "" {
+		return ErrNoLimitsFile
 	}
-	if cfg.OutOfOrderWindowSeconds >= 0 {
-		lim.OutOfOrderWindow = model.Duration(time.Duration(cfg.OutOfOrderWindowSeconds) * time.Second)
+	if err := s.overrides.LoadFile(s.cfg.LimitsFile); err != nil {
+		return err
 	}
-	lim.LabelSetLimits = cfg.LabelSetLimits
-	return lim
+	if s.reloaded != nil {
+		select {
+		case s.reloaded <- struct{}{}:
+		default:
+		}
+	}
+	s.logger.Info("reloaded limits file", "file", s.cfg.LimitsFile)
+	return nil
+}
+
+// serveReload answers POST /-/reload, as Prometheus does: 200 once the
+// limits file is reloaded, 400 without one, 500 if it cannot be applied.
+func (s *Server) serveReload(w http.ResponseWriter, _ *http.Request) {
+	err := s.ReloadLimits()
+	switch {
+	case errors.Is(err, ErrNoLimitsFile):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	case err != nil:
+		s.logger.Warn("reload limits file; the previous limits stay in force", "err", err)
+		http.Error(w, "reload limits file: "+err.Error(), http.StatusInternalServerError)
+	default:
+		_, _ = fmt.Fprintln(w, "Reloaded the limits file.")
+	}
 }
 
 // DefaultConfiguration reports the server-wide retention and window.
@@ -641,6 +670,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /debug/pprof/profile", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Profile)))
 	mux.Handle("GET /debug/pprof/trace", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Trace)))
 	mux.Handle("GET /debug/pprof/symbol", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Symbol)))
+	reload := s.operator("orrery:ReloadConfiguration", http.HandlerFunc(s.serveReload))
+	mux.Handle("POST /-/reload", reload)
+	mux.Handle("PUT /-/reload", reload)
 	mux.Handle("GET /metrics", s.operator("orrery:GetMetrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
 	mux.Handle("/workspaces/{id}/api/v1/otlp/v1/metrics", s.withWorkspace(s.otlp))
@@ -821,7 +853,11 @@ func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
 			if ws.Status == catalog.StatusActive {
 				// From the catalog, not from what this replica has
 				// applied: another replica may have changed it.
-				tenants[ws.ID] = withConfiguration(s.overrides.Limits(ws.ID), ws.Configuration)
+				lim, err := s.overrides.With(ws.ID, ws.Configuration)
+				if err != nil {
+					return nil, fmt.Errorf("limits of workspace %s: %w", ws.ID, err)
+				}
+				tenants[ws.ID] = lim
 			}
 		}
 		after = page[len(page)-1].ID
@@ -856,6 +892,8 @@ loop:
 			break loop
 		case <-sweep.C:
 			s.ingest.Sweep()
+		case <-s.reloaded:
+			written = s.writeCortexOverrides(ctx, written)
 		case <-resync.C:
 			written = s.writeCortexOverrides(ctx, written)
 			select {

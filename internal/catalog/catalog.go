@@ -42,14 +42,7 @@ type Workspace struct {
 
 // Configuration is a workspace's configuration (AMP's
 // UpdateWorkspaceConfiguration).
-type Configuration struct {
-	// RetentionDays overrides the default retention when positive.
-	RetentionDays int
-	// OutOfOrderWindowSeconds overrides the default window when not negative.
-	OutOfOrderWindowSeconds int
-	// LabelSetLimits bound the active series of label sets.
-	LabelSetLimits []workspace.LabelSetLimit
-}
+type Configuration = workspace.Configuration
 
 // Catalog is the control-plane database. It is safe for concurrent use.
 type Catalog struct {
