@@ -126,6 +126,7 @@ func runServer(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "AWS region in ARNs and expected in SigV4 credential scopes")
 	fs.StringVar(&cfg.AccountID, "account-id", "000000000000", "12-digit account id in ARNs")
 	fs.DurationVar(&cfg.MaxPresignedLifetime, "auth.max-presigned-lifetime", 15*time.Minute, "longest validity (X-Amz-Expires) of a presigned URL accepted; presigned URLs and UNSIGNED-PAYLOAD signatures are refused for writes whatever this is")
+	fs.DurationVar(&cfg.AuthCacheTTL, "auth.cache-ttl", 10*time.Second, "how long access keys, bearer tokens and workspaces' status are remembered between catalog lookups (0: look them up on every request); a key or token revoked, or a workspace deleted, through another replica sharing the catalog is refused here within this time, through this one at once")
 	fs.StringVar(&cfg.Auth, "auth", "sigv4", "request authentication: sigv4 (AWS Signature V4 with Orrery access keys and policies, or bearer tokens) or none (development only: anyone reaching the port reads and writes every workspace)")
 	cfg.AdminKeyID, cfg.AdminSecret = os.Getenv("ORRERY_ADMIN_ACCESS_KEY_ID"), os.Getenv("ORRERY_ADMIN_SECRET_ACCESS_KEY")
 	cfg.UIAdminPassword = os.Getenv("ORRERY_UI_ADMIN_PASSWORD")

@@ -117,6 +117,10 @@ type ServerConfig struct {
 	HTTP HTTPConfig
 	// MaxPresignedLifetime caps presigned URLs' validity (default 15m).
 	MaxPresignedLifetime time.Duration
+	// AuthCacheTTL is how long access keys, tokens and workspaces' status
+	// are remembered (auth.Caches); 0 looks them up on every request.
+	// What another replica revokes or deletes holds here within it.
+	AuthCacheTTL time.Duration
 	// TLSCertFile and TLSKeyFile, if set, make the listener serve TLS with
 	// this certificate, reloaded when the files change.
 	TLSCertFile, TLSKeyFile string
@@ -136,6 +140,7 @@ type Server struct {
 	control   *controlplane.API
 	alerting  *alerting.Manager
 	guard     *auth.Guard
+	caches    *auth.Caches // nil: no caching.
 	sealer    *catalog.Sealer
 	ruler     *ruler.Ruler
 	ui        *ui.Handler
@@ -334,7 +339,22 @@ func (s *Server) finish() error {
 		logger.Info("sealed alert manager definitions stored unsealed", "count", n)
 	}
 	if cfg.Auth == "sigv4" {
-		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
+		s.caches = auth.NewCaches(cfg.AuthCacheTTL, nil, s.reg)
+		if c := s.caches; c != nil {
+			// Revocations and deletions made through this replica hold for
+			// its next request.
+			cat.OnChange(func(ch catalog.Change) {
+				switch ch.Kind {
+				case catalog.AccessKeyChanged:
+					c.Keys.Forget(ch.ID)
+				case catalog.APITokenChanged:
+					c.Tokens.Forget(ch.ID)
+				case catalog.WorkspaceChanged:
+					c.Workspaces.Forget(ch.ID)
+				}
+			})
+		}
+		if s.guard, err = newGuard(cfg, cat, sealer, s.caches, logger); err != nil {
 			return err
 		}
 	} else if cfg.Auth != "none" && cfg.Auth != "" {
@@ -481,7 +501,7 @@ const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Act
 // newGuard sets up SigV4 verification against the catalog's keys, creating
 // the admin key at first start: from the configuration if given, otherwise
 // generated, printed once and written to <data-dir>/admin-key (mode 0600).
-func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, logger *slog.Logger) (*auth.Guard, error) {
+func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, caches *auth.Caches, logger *slog.Logger) (*auth.Guard, error) {
 	ctx := context.Background()
 	marker := filepath.Join(cfg.DataDir, "admin-key")
 	exists := false
@@ -539,7 +559,7 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 		}
 		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
 	}
-	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime}, lookup, tokens, logger), nil
+	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Cache: caches}, lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {
@@ -706,8 +726,12 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 			}
 			// With authentication on, only workspaces made through the
 			// control plane exist.
-			ws, err := s.catalog.GetWorkspace(r.Context(), id)
-			if err != nil || ws.Status != catalog.StatusActive {
+			var statuses *auth.Cache[string] // nil: no caching.
+			if s.caches != nil {
+				statuses = s.caches.Workspaces
+			}
+			status, _, err := statuses.Get(r.Context(), id.String(), s.workspaceStatus)
+			if err != nil || status != catalog.StatusActive {
 				w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
 				http.Error(w, fmt.Sprintf("workspace %s does not exist or is being deleted", id), http.StatusNotFound)
 				return
@@ -725,6 +749,19 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 		s.audit(r, who, what, sw.status)
 	})
+}
+
+// workspaceStatus looks up a workspace's status in the catalog; found is
+// false for a workspace that does not exist.
+func (s *Server) workspaceStatus(ctx context.Context, id string) (string, bool, error) {
+	ws, err := s.catalog.GetWorkspace(ctx, workspace.ID(id))
+	if errors.Is(err, catalog.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return ws.Status, true, nil
 }
 
 // Addr returns the address the server listens on, once Start returned.

@@ -42,6 +42,7 @@ type Guard struct {
 	verifier *Verifier
 	keys     KeyLookup
 	tokens   TokenLookup
+	cache    *Caches // nil: no caching.
 	logger   *slog.Logger
 }
 
@@ -54,6 +55,8 @@ type GuardConfig struct {
 	// MaxPresignedLifetime caps X-Amz-Expires of presigned URLs;
 	// 0 means DefaultMaxPresignedLifetime.
 	MaxPresignedLifetime time.Duration
+	// Cache, if not nil, remembers found keys and tokens (NewCaches).
+	Cache *Caches
 }
 
 // NewGuard returns a Guard. A nil tokens refuses bearer tokens.
@@ -61,9 +64,25 @@ func NewGuard(cfg GuardConfig, keys KeyLookup, tokens TokenLookup, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Guard{keys: keys, tokens: tokens, logger: logger.With("component", "auth")}
+	g := &Guard{keys: keys, tokens: tokens, cache: cfg.Cache, logger: logger.With("component", "auth")}
 	g.verifier = &Verifier{Service: cfg.Service, Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Secrets: func(string) (string, bool, error) { return "", false, nil }}
 	return g
+}
+
+// key looks up an access key, through the cache if there is one.
+func (g *Guard) key(ctx context.Context, id string) (Key, bool, error) {
+	if g.cache == nil {
+		return g.keys(ctx, id)
+	}
+	return g.cache.Keys.Get(ctx, id, g.keys)
+}
+
+// token looks up a bearer token, through the cache if there is one.
+func (g *Guard) token(ctx context.Context, id string) (Token, bool, error) {
+	if g.cache == nil {
+		return g.tokens(ctx, id)
+	}
+	return g.cache.Tokens.Get(ctx, id, g.tokens)
 }
 
 // Principal is who an authenticated request comes from.
@@ -113,7 +132,7 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	v.MaxBodyBytes = what.MaxBodyBytes
 	v.SignedBody = what.SignedBody
 	v.Secrets = func(id string) (string, bool, error) {
-		k, ok, err := g.keys(r.Context(), id)
+		k, ok, err := g.key(r.Context(), id)
 		if err != nil || !ok || k.Revoked {
 			return "", false, err
 		}

@@ -83,7 +83,7 @@ func (g *Guard) checkToken(ctx context.Context, tok string) (string, *policy.Pol
 		return "", nil, &Error{Status: http.StatusUnauthorized, Code: "UnrecognizedClientException",
 			Msg: "the bearer token is malformed: Orrery tokens look like orrt_<id>_<secret>, as printed by `orrery tokens create`"}
 	}
-	t, found, err := g.tokens(ctx, id)
+	t, found, err := g.token(ctx, id)
 	if err != nil {
 		return "", nil, &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: "look up bearer token: " + err.Error()}
 	}

@@ -48,6 +48,37 @@ type Configuration = workspace.Configuration
 type Catalog struct {
 	db       *sql.DB
 	postgres bool
+	watchers []func(Change) // set before concurrent use.
+}
+
+// ChangeKind names the kind of record a Change is about.
+type ChangeKind int
+
+// The changes OnChange reports.
+const (
+	AccessKeyChanged ChangeKind = iota + 1 // revoked.
+	APITokenChanged                        // revoked.
+	WorkspaceChanged                       // status, alias or tags changed, or removed.
+)
+
+// Change says that a record changed in a way that matters to a cache of
+// it: ID is the access key id, token id or workspace ID.
+type Change struct {
+	Kind ChangeKind
+	ID   string
+}
+
+// OnChange registers f to be called, once the change is committed,
+// whenever this Catalog revokes an access key or a token, or changes or
+// removes a workspace. Changes made through another Catalog (another
+// replica's) are not reported. Register before the catalog is used
+// concurrently; f must be quick and must not call the catalog.
+func (c *Catalog) OnChange(f func(Change)) { c.watchers = append(c.watchers, f) }
+
+func (c *Catalog) changed(kind ChangeKind, id string) {
+	for _, f := range c.watchers {
+		f(Change{Kind: kind, ID: id})
+	}
 }
 
 // migrations are applied in order, once each; never edit a released one.
@@ -333,7 +364,7 @@ func (c *Catalog) ListWorkspaces(ctx context.Context, aliasPrefix string, after 
 // UpdateWorkspace changes a workspace's alias, status or tags (nil fields
 // are left alone) and returns ErrNotFound for an unknown workspace.
 func (c *Catalog) UpdateWorkspace(ctx context.Context, id workspace.ID, alias, status *string, tags map[string]string) error {
-	return c.tx(ctx, func(tx *sql.Tx) error {
+	err := c.tx(ctx, func(tx *sql.Tx) error {
 		w, err := scanWorkspace(tx.QueryRowContext(ctx, selectWorkspace+` WHERE id = $1`, string(id)))
 		if err != nil {
 			return fmt.Errorf("workspace %s: %w", id, err)
@@ -354,6 +385,11 @@ func (c *Catalog) UpdateWorkspace(ctx context.Context, id workspace.ID, alias, s
 		_, err = tx.ExecContext(ctx, `UPDATE workspaces SET alias = $1, status = $2, tags = $3 WHERE id = $4`, w.Alias, w.Status, string(b), string(id))
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	c.changed(WorkspaceChanged, string(id))
+	return nil
 }
 
 // SetConfiguration stores a workspace's configuration.
@@ -385,6 +421,7 @@ func (c *Catalog) RemoveWorkspace(ctx context.Context, id workspace.ID) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
 	}
+	c.changed(WorkspaceChanged, string(id))
 	return nil
 }
 
