@@ -69,8 +69,10 @@ func TestGuardCache(t *testing.T) {
 		forget  func(c *Caches)
 	}{
 		{name: "access key", id: keyID,
-			request: func() *http.Request { return signed(t, http.MethodPost, "/workspaces/ws-1/api/v1/remote_write", "body", time.Now()) },
-			forget:  func(c *Caches) { c.Keys.Forget(keyID) }},
+			request: func() *http.Request {
+				return signed(t, http.MethodPost, "/workspaces/ws-1/api/v1/remote_write", "body", time.Now())
+			},
+			forget: func(c *Caches) { c.Keys.Forget(keyID) }},
 		{name: "bearer token", id: tokID,
 			request: func() *http.Request {
 				r := httptest.NewRequest(http.MethodGet, "/workspaces/ws-1/api/v1/labels", nil)
