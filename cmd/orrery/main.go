@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -233,7 +232,7 @@ func runServer(args []string, stderr io.Writer) int {
 	}()
 	if err := srv.Run(ctx); err != nil {
 		msg := err.Error()
-		if strings.Contains(msg, "address already in use") {
+		if errors.Is(err, syscall.EADDRINUSE) {
 			msg += " (another process uses the port: pick another with --listen)"
 		}
 		fmt.Fprintf(stderr, "orrery server: %s\n", msg)

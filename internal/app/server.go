@@ -864,7 +864,7 @@ loop:
 		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
 	}
 	s.logger.Info("shutdown complete")
-	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	return nil
@@ -954,7 +954,7 @@ loop:
 		return errors.Join(serveErr, fmt.Errorf("close catalog: %w", err))
 	}
 	s.logger.Info("shutdown complete")
-	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	return nil

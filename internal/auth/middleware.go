@@ -2,13 +2,12 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/policy"
 )
 
@@ -109,7 +108,7 @@ func FromContext(ctx context.Context) (Principal, bool) {
 
 // Check authenticates r (a SigV4 signature, or a bearer token) and decides
 // whether it may do what the request says. It returns the principal (the
-// access key id, or "token/<id>"), or an *Error to send back.
+// access key id, or "token/<id>"), or an error to send back with WriteError.
 func (g *Guard) Check(r *http.Request, what Request) (string, error) {
 	p, err := g.Authorize(r, what)
 	return p.ID, err
@@ -155,25 +154,16 @@ func authorize(who string, p *policy.Policy, what Request) error {
 	case policy.Allowed:
 		return nil
 	case policy.ExplicitDeny:
-		return &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
-			Msg: who + " is explicitly denied " + what.Action + " on " + what.Resource}
+		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is explicitly denied "+what.Action+" on "+what.Resource)
 	default:
-		return &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
-			Msg: who + " is not allowed " + what.Action + " on " + what.Resource}
+		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is not allowed "+what.Action+" on "+what.Resource)
 	}
 }
 
 // WriteError answers an authentication or authorization failure the way
 // AWS does: x-amzn-ErrorType header and a JSON message.
 func WriteError(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: err.Error()}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-ErrorType", e.Code)
-	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"message": e.Msg})
+	failure.WriteAWS(w, err, "")
 }
 
 // DataPlaneAction maps a workspace API path (below /workspaces/{id}) and

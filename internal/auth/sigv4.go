@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orrery-dev/orrery/internal/failure"
 )
 
 const (
@@ -28,24 +30,19 @@ const (
 	DefaultMaxPresignedLifetime = 15 * time.Minute
 )
 
-// Error is a verification failure. Code is the AWS error type clients
-// expect (it goes into the x-amzn-ErrorType header); Status the HTTP status.
-type Error struct {
-	Status int
-	Code   string
-	Msg    string
-}
+// Authentication and authorization failures are *failure.Error values
+// whose Code is the AWS error type clients expect (the x-amzn-ErrorType
+// header): failure.Forbidden for SigV4 and policies, failure.Unauthorized
+// for bearer tokens, failure.TooLarge for a body over its limit.
 
-func (e *Error) Error() string { return e.Code + ": " + e.Msg }
-
-func denied(code, format string, args ...any) *Error {
-	return &Error{Status: http.StatusForbidden, Code: code, Msg: fmt.Sprintf(format, args...)}
+func denied(code, format string, args ...any) error {
+	return failure.WithCode(failure.Forbidden, code, format, args...)
 }
 
 // ErrNoSignature is returned for a request that carries no SigV4
 // signature at all, so callers may try another scheme (bearer tokens).
-var ErrNoSignature = &Error{Status: http.StatusForbidden, Code: "MissingAuthenticationTokenException",
-	Msg: "the request is not signed: sign it with AWS Signature Version 4 (service aps) or send a bearer token"}
+var ErrNoSignature = denied("MissingAuthenticationTokenException",
+	"the request is not signed: sign it with AWS Signature Version 4 (service aps) or send a bearer token")
 
 // SecretLookup returns the secret of an access key, or ok false when the
 // key does not exist or is revoked. It must be safe for concurrent use.
@@ -222,7 +219,7 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 	// unknown key costs no more than its headers.
 	secret, ok, err := v.Secrets(a.cred.keyID)
 	if err != nil {
-		return Identity{}, &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: "look up access key: " + err.Error()}
+		return Identity{}, failure.E(failure.Internal, "look up access key", err)
 	}
 	if !ok {
 		return Identity{}, denied("UnrecognizedClientException", "the access key id %q is not valid", a.cred.keyID)
@@ -300,7 +297,7 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: "ValidationException", Msg: fmt.Sprintf("request body is larger than %d bytes", limit)}
+	tooLarge := failure.Errorf(failure.TooLarge, "request body is larger than %d bytes", limit)
 	if r.ContentLength > limit {
 		return nil, tooLarge
 	}
@@ -324,7 +321,7 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, error) {
 			return nil, tooLarge
 		}
 		if err != nil {
-			return nil, &Error{Status: http.StatusBadRequest, Code: "ValidationException", Msg: "read request body: " + err.Error()}
+			return nil, failure.E(failure.Invalid, "read request body", err)
 		}
 	}
 	_ = r.Body.Close()

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/failure"
 )
 
 const (
@@ -46,10 +48,12 @@ func signed(t *testing.T, method, target, body string, at time.Time) *http.Reque
 	return r
 }
 
+// code returns the AWS error type of an authentication failure.
 func code(err error) string {
-	var e *Error
+	var e *failure.Error
 	if errors.As(err, &e) {
-		return e.Code
+		_, c := failure.AWS(err)
+		return c
 	}
 	return ""
 }
@@ -226,9 +230,7 @@ func TestVerifyBody(t *testing.T) {
 			v := verifier()
 			v.MaxBodyBytes = 100
 			_, err := v.Verify(r)
-			var e *Error
-			require.ErrorAs(t, err, &e)
-			require.Equal(t, http.StatusRequestEntityTooLarge, e.Status, "chunked %v", chunked)
+			require.Equal(t, http.StatusRequestEntityTooLarge, failure.KindOf(err).Status(), "chunked %v", chunked)
 		}
 	})
 	t.Run("at the limit, read once and handed over", func(t *testing.T) {

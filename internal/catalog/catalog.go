@@ -10,16 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, for replicas sharing a catalog.
-	_ "modernc.org/sqlite"             // The embedded default: pure Go, no cgo.
+	"modernc.org/sqlite"               // The embedded default: pure Go, no cgo.
+	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-// Errors callers map to status codes.
+// Errors callers match with errors.Is; their failure kinds map them to
+// status codes.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
+	ErrNotFound = failure.Errorf(failure.NotFound, "not found")
+	ErrConflict = failure.Errorf(failure.Conflict, "conflict")
 )
 
 // Workspace statuses, as AMP reports them.
@@ -433,12 +437,12 @@ func nonNil(m map[string]string) map[string]string {
 }
 
 // isUniqueViolation reports whether err is a unique or primary key
-// violation, as SQLite ("UNIQUE constraint failed") and PostgreSQL
-// ("duplicate key value violates unique constraint", SQLSTATE 23505) word it.
+// violation: SQLite's extended result codes, PostgreSQL's SQLSTATE 23505.
 func isUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "unique constraint") || strings.Contains(msg, "sqlstate 23505") || strings.Contains(msg, "primary key")
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 }

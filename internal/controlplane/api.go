@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -107,39 +108,22 @@ func (a *API) ARN(id workspace.ID) string {
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", a.cfg.Region, a.cfg.AccountID, id)
 }
 
-// apiError is an AWS REST-JSON error.
-type apiError struct {
-	status int
-	typ    string
-	msg    string
+func validation(format string, args ...any) error {
+	return failure.Errorf(failure.Invalid, format, args...)
 }
 
-func (e *apiError) Error() string { return e.typ + ": " + e.msg }
-
-func validation(format string, args ...any) *apiError {
-	return &apiError{http.StatusBadRequest, "ValidationException", fmt.Sprintf(format, args...)}
+// quotaExceeded is AMP's ServiceQuotaExceededException (402).
+func quotaExceeded(format string, args ...any) error {
+	return failure.WithCode(failure.Limited, "ServiceQuotaExceededException", format, args...)
 }
 
-func quotaExceeded(format string, args ...any) *apiError {
-	return &apiError{http.StatusPaymentRequired, "ServiceQuotaExceededException", fmt.Sprintf(format, args...)}
-}
-
+// fail answers err on the AWS surface; an error without a kind is logged
+// and answered 500 without its message.
 func (a *API) fail(w http.ResponseWriter, err error) {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-	case errors.Is(err, catalog.ErrNotFound):
-		ae = &apiError{http.StatusNotFound, "ResourceNotFoundException", err.Error()}
-	case errors.Is(err, catalog.ErrConflict):
-		ae = &apiError{http.StatusConflict, "ConflictException", err.Error()}
-	default:
+	if failure.KindOf(err) == failure.Internal {
 		a.logger.Error("control plane request failed", "err", err)
-		ae = &apiError{http.StatusInternalServerError, "InternalServerException", "internal error; see the server log"}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-ErrorType", ae.typ)
-	w.WriteHeader(ae.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"message": ae.msg})
+	failure.WriteAWS(w, err, "internal error; see the server log")
 }
 
 func reply(w http.ResponseWriter, status int, body any) {

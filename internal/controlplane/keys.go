@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -70,7 +70,7 @@ func (k *KeysAPI) readPolicy(r *http.Request) (doc []byte, description string, e
 	// A caller hands out no more than it holds.
 	if caller, ok := auth.FromContext(r.Context()); ok {
 		if err := policy.WithinBoundary(p, caller.Policy); err != nil {
-			return nil, "", &apiError{http.StatusForbidden, "AccessDeniedException", err.Error()}
+			return nil, "", failure.E(failure.Forbidden, "", err)
 		}
 	}
 	if len(req.Description) > 256 {
@@ -187,7 +187,7 @@ func (k *KeysAPI) workspacesExist(ctx context.Context, p *policy.Policy) error {
 			}
 			ws, err := k.api.cat.GetWorkspace(ctx, id)
 			if errors.Is(err, catalog.ErrNotFound) || (err == nil && ws.Status != catalog.StatusActive) {
-				return &apiError{http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("policy Resource %s: workspace %s does not exist", res, id)}
+				return failure.Errorf(failure.NotFound, "policy Resource %s: workspace %s does not exist", res, id)
 			}
 			if err != nil {
 				return err

@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v2"
 	yaml3 "go.yaml.in/yaml/v3"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -187,7 +188,8 @@ func TestPushErrorsMapToStatus(t *testing.T) {
 			err := app.Commit()
 			var e *Error
 			require.ErrorAs(t, err, &e)
-			require.Equal(t, tc.want, e.HTTPStatus())
+			require.Equal(t, tc.cortex, e.Code)
+			require.Equal(t, tc.want, failure.KindOf(err).Status())
 			require.Contains(t, err.Error(), "answer")
 			require.Len(t, s.takeMetadata(id), 1, "metadata not sent is kept for the next push")
 		})
@@ -196,9 +198,10 @@ func TestPushErrorsMapToStatus(t *testing.T) {
 	require.NoError(t, err)
 	app, _ := NewStorage(c).Appender(context.Background(), workspace.NewID())
 	_, _ = app.Append(0, labels.FromStrings("__name__", "up"), 0, 1000, 1, nil, nil, storageOpts)
+	err = app.Commit()
 	var e *Error
-	require.ErrorAs(t, app.Commit(), &e)
-	require.Equal(t, http.StatusServiceUnavailable, e.HTTPStatus())
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, http.StatusServiceUnavailable, failure.KindOf(err).Status())
 }
 
 // TestHandlerAnswersCortexStatus: the ingest handler answers with the

@@ -3,6 +3,7 @@ package cortex
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -115,7 +117,7 @@ func (s *Storage) Push(ctx context.Context, id workspace.ID, wr *prompb.WriteReq
 	}
 	raw := (*bp)[:size]
 	if _, err := wr.MarshalToSizedBuffer(raw); err != nil {
-		return &Error{Op: "push", Code: http.StatusInternalServerError, Msg: "encode: " + err.Error()}
+		return failure.E(failure.Internal, "", &Error{Op: "push", Code: http.StatusInternalServerError, Msg: "encode: " + err.Error()})
 	}
 	return s.c.push(ctx, id, s2.EncodeSnappy(nil, raw))
 }
@@ -130,7 +132,7 @@ func (s *Storage) buffer() *[]byte {
 
 // push sends a snappy-compressed remote write 1.0 body to the distributor.
 // Cortex's 202 (the samples of a non-elected HA replica were dropped) is
-// returned as an *Error whose HTTPStatus is 202, so the sender gets it.
+// returned as ingest.ErrDropped, so the sender gets a 202 too.
 func (c *Client) push(ctx context.Context, id workspace.ID, body []byte) error {
 	code, msg, err := c.doStatus(ctx, "push", id, http.MethodPost, "/api/v1/push", body, http.Header{
 		"Content-Type":                      {"application/x-protobuf"},
@@ -138,7 +140,7 @@ func (c *Client) push(ctx context.Context, id workspace.ID, body []byte) error {
 		"X-Prometheus-Remote-Write-Version": {"0.1.0"},
 	})
 	if err == nil && code == http.StatusAccepted {
-		return &Error{Op: "push", Code: code, Msg: strings.TrimSpace(string(msg))}
+		return fmt.Errorf("cortex push: %s: %w", strings.TrimSpace(string(msg)), ingest.ErrDropped)
 	}
 	return err
 }

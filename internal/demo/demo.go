@@ -268,6 +268,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	tick := time.NewTicker(cfg.StatusInterval)
 	defer tick.Stop()
 	var runErr error
+	agentStopped := false // The agent's error has been received.
 loop:
 	for {
 		select {
@@ -277,7 +278,7 @@ loop:
 			runErr = fmt.Errorf("server stopped: %w", err)
 			break loop
 		case err := <-agentErr:
-			runErr = fmt.Errorf("agent stopped: %w", err)
+			runErr, agentStopped = fmt.Errorf("agent stopped: %w", err), true
 			break loop
 		case <-tick.C:
 			con.printf("%s\n", status.line(ctx))
@@ -288,7 +289,7 @@ loop:
 	m.Close()
 	// The agent sends what it scraped before the server stops.
 	stopAgent()
-	if runErr == nil || !strings.HasPrefix(runErr.Error(), "agent stopped") {
+	if !agentStopped {
 		if err := <-agentErr; err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("stop agent: %w", err))
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"golang.org/x/time/rate"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -34,9 +35,10 @@ import (
 type Storage interface {
 	// Appender returns an appender for the workspace's storage. The caller
 	// must end it with Commit or Rollback. When Commit returns nil the data
-	// is durable: it survives a crash of the process. A Commit error with
-	// an HTTPStatus() int method is answered with that status (e.g. a
-	// remote engine's 429), any other with 500.
+	// is durable: it survives a crash of the process. A Commit error is
+	// answered with the status of its failure kind (a remote engine's
+	// 429 is failure.Limited; an error without a kind is 500), or 202 if
+	// it is ErrDropped.
 	Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error)
 	// ActiveSeries returns how many series the workspace holds in memory.
 	ActiveSeries(id workspace.ID) (int, error)
@@ -220,6 +222,11 @@ func (h *Handler) Forget(id workspace.ID) {
 	}
 	h.metrics.cacheSize.DeleteLabelValues(id.String())
 }
+
+// ErrDropped is returned by a Storage's Commit when the engine accepted the
+// request but dropped its samples on purpose: those of a high-availability
+// pair's replica that is not elected. The sender is answered 202.
+var ErrDropped = errors.New("samples from a non-elected HA replica were dropped")
 
 // httpError is an error with the status code to answer.
 type httpError struct {
@@ -584,10 +591,9 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 func (h *Handler) commit(app storage.AppenderV2, id workspace.ID, p *pass) (int, string, written) {
 	wr := p.wr
 	if err := app.Commit(); err != nil {
-		code := http.StatusInternalServerError
-		var se interface{ HTTPStatus() int }
-		if errors.As(err, &se) {
-			code = se.HTTPStatus()
+		code := failure.KindOf(err).Status()
+		if errors.Is(err, ErrDropped) {
+			code = http.StatusAccepted
 		}
 		return code, fmt.Sprintf("commit to workspace %s: %v", id, err), written{}
 	}
