@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -640,115 +638,6 @@ func (s *Server) applyConfigurations(ctx context.Context) error {
 		}
 		after = page[len(page)-1].ID
 	}
-}
-
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	control := http.NewServeMux()
-	s.control.Register(control)
-	s.control.Keys(s.sealer).Register(control)
-	s.ui.RegisterAdmin(control)
-	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
-		what.MaxBodyBytes = controlPlaneMaxBody
-		if !limitBody(w, r, what.MaxBodyBytes) {
-			return
-		}
-		who := "anonymous"
-		if s.guard != nil {
-			p, err := s.guard.Authorize(r, what)
-			if err != nil {
-				s.audit(r, "", what, http.StatusForbidden)
-				auth.WriteError(w, err)
-				return
-			}
-			who = p.ID
-			r = r.WithContext(auth.NewContext(r.Context(), p))
-		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		ctx, note := auth.WithAudit(r.Context())
-		control.ServeHTTP(sw, r.WithContext(ctx))
-		what.Resource = note.Resource(what.Resource)
-		s.audit(r, who, what, sw.status)
-	})
-	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
-		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}",
-		"/workspaces/{id}/alertmanager/definition", "/workspaces/{id}/logging", "/tags/",
-		"/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}", "/orrery/v1/tokens", "/orrery/v1/tokens/{id}",
-		"/orrery/v1/users", "/orrery/v1/users/{name}", "/orrery/v1/workspaces/{id}/dashboards"} {
-		mux.Handle(p, guarded)
-	}
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "Orrery is Healthy.")
-	})
-	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "Orrery is Ready.")
-	})
-	mux.Handle("/ui/", bodyLimited(s.ui, controlPlaneMaxBody))
-	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	mux.Handle("GET /debug/pprof/", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Index)))
-	mux.Handle("GET /debug/pprof/profile", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Profile)))
-	mux.Handle("GET /debug/pprof/trace", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Trace)))
-	mux.Handle("GET /debug/pprof/symbol", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Symbol)))
-	reload := s.operator("orrery:ReloadConfiguration", http.HandlerFunc(s.serveReload))
-	mux.Handle("POST /-/reload", reload)
-	mux.Handle("PUT /-/reload", reload)
-	mux.Handle("GET /metrics", s.operator("orrery:GetMetrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
-	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
-	mux.Handle("/workspaces/{id}/api/v1/otlp/v1/metrics", s.withWorkspace(s.otlp))
-	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.queries))
-	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alertmanager))
-	return mux
-}
-
-// withWorkspace resolves the workspace a request names and puts its ID into
-// the request context. It is the only place requests get a workspace.
-// Until workspaces have a control plane, any well-formed ID names a
-// workspace, created on first write.
-func (s *Server) withWorkspace(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := workspace.ParseID(r.PathValue("id"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String(),
-			MaxBodyBytes: s.maxBody(r, id)}
-		what.SignedBody = auth.DataPlaneWrite(what.Action)
-		if !limitBody(w, r, what.MaxBodyBytes) {
-			return
-		}
-		who := "anonymous"
-		if s.guard != nil {
-			if who, err = s.guard.Check(r, what); err != nil {
-				auth.WriteError(w, err)
-				return
-			}
-			// With authentication on, only workspaces made through the
-			// control plane exist.
-			var statuses *auth.Cache[string] // nil: no caching.
-			if s.caches != nil {
-				statuses = s.caches.Workspaces
-			}
-			status, _, err := statuses.Get(r.Context(), id.String(), s.workspaceStatus)
-			if err != nil || status != catalog.StatusActive {
-				w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
-				http.Error(w, fmt.Sprintf("workspace %s does not exist or is being deleted", id), http.StatusNotFound)
-				return
-			}
-		}
-		r = r.WithContext(workspace.NewContext(r.Context(), id))
-		// Audited: the admin API, and silences made or expired.
-		audited := strings.Contains(r.URL.Path, "/api/v1/admin/") ||
-			(strings.Contains(r.URL.Path, "/alertmanager/api/v2/silence") && r.Method != http.MethodGet)
-		if !audited {
-			next.ServeHTTP(w, r)
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		s.audit(r, who, what, sw.status)
-	})
 }
 
 // workspaceStatus looks up a workspace's status in the catalog; found is

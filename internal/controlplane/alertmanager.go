@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/orrery-dev/orrery/internal/alerting"
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -38,11 +39,15 @@ func (a *API) syncAlertmanager(ctx context.Context, id workspace.ID) {
 	}
 }
 
-func (a *API) registerAlertmanager(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workspaces/{id}/alertmanager/definition", func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, true) })
-	mux.HandleFunc("PUT /workspaces/{id}/alertmanager/definition", func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, false) })
-	mux.HandleFunc("GET /workspaces/{id}/alertmanager/definition", a.describeAlertmanager)
-	mux.HandleFunc("DELETE /workspaces/{id}/alertmanager/definition", a.deleteAlertmanager)
+func (a *API) alertmanagerRoutes() []auth.Route {
+	return []auth.Route{
+		route("POST /workspaces/{id}/alertmanager/definition", "aps:CreateAlertManagerDefinition", auth.Workspace,
+			func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, true) }),
+		route("PUT /workspaces/{id}/alertmanager/definition", "aps:PutAlertManagerDefinition", auth.Workspace,
+			func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, false) }),
+		route("GET /workspaces/{id}/alertmanager/definition", "aps:DescribeAlertManagerDefinition", auth.Workspace, a.describeAlertmanager),
+		route("DELETE /workspaces/{id}/alertmanager/definition", "aps:DeleteAlertManagerDefinition", auth.Workspace, a.deleteAlertmanager),
+	}
 }
 
 // ValidateAlertmanagerDefinition checks an AMP alert manager definition:

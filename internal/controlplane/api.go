@@ -14,13 +14,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-// Lifecycle is what the control plane needs of the engine: creating and
-// deleting a workspace's data. Implementations are safe for concurrent use.
+// Lifecycle is what the control plane needs of the engine: deleting a
+// workspace's data and applying its configuration (a workspace's data is
+// created on its first write, not here). Implementations are safe for
+// concurrent use.
 type Lifecycle interface {
 	DeleteWorkspaceData(ctx context.Context, id workspace.ID) error
 	// ApplyConfiguration makes the engine use a workspace's configured
@@ -86,21 +89,39 @@ func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger
 	return &API{cfg: cfg, cat: cat, engine: engine, logger: logger.With("component", "controlplane"), now: time.Now}, nil
 }
 
-// Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workspaces", a.createWorkspace)
-	mux.HandleFunc("GET /workspaces", a.listWorkspaces)
-	mux.HandleFunc("GET /workspaces/{id}", a.describeWorkspace)
-	mux.HandleFunc("DELETE /workspaces/{id}", a.deleteWorkspace)
-	mux.HandleFunc("POST /workspaces/{id}/alias", a.updateAlias)
-	mux.HandleFunc("GET /workspaces/{id}/configuration", a.describeConfiguration)
-	mux.HandleFunc("PATCH /workspaces/{id}/configuration", a.updateConfiguration)
-	a.registerRules(mux)
-	a.registerAlertmanager(mux)
-	a.registerLogging(mux)
-	mux.HandleFunc("GET /tags/{arn...}", a.listTags)
-	mux.HandleFunc("POST /tags/{arn...}", a.tagResource)
-	mux.HandleFunc("DELETE /tags/{arn...}", a.untagResource)
+// Routes returns the API's routes with the AMP action each needs. Every
+// control-plane call is audited.
+func (a *API) Routes() []auth.Route {
+	rs := []auth.Route{
+		route("POST /workspaces", "aps:CreateWorkspace", auth.AllWorkspaces, a.createWorkspace),
+		route("GET /workspaces", "aps:ListWorkspaces", auth.AllWorkspaces, a.listWorkspaces),
+		route("GET /workspaces/{id}", "aps:DescribeWorkspace", auth.Workspace, a.describeWorkspace),
+		route("DELETE /workspaces/{id}", "aps:DeleteWorkspace", auth.Workspace, a.deleteWorkspace),
+		route("POST /workspaces/{id}/alias", "aps:UpdateWorkspaceAlias", auth.Workspace, a.updateAlias),
+		route("GET /workspaces/{id}/configuration", "aps:DescribeWorkspaceConfiguration", auth.Workspace, a.describeConfiguration),
+		route("PATCH /workspaces/{id}/configuration", "aps:UpdateWorkspaceConfiguration", auth.Workspace, a.updateConfiguration),
+	}
+	rs = append(rs, a.ruleRoutes()...)
+	rs = append(rs, a.alertmanagerRoutes()...)
+	rs = append(rs, a.loggingRoutes()...)
+	return append(rs,
+		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),
+		route("POST /tags/{arn...}", "aps:TagResource", auth.TaggedResource, a.tagResource),
+		route("DELETE /tags/{arn...}", "aps:UntagResource", auth.TaggedResource, a.untagResource),
+	)
+}
+
+// route is an audited control-plane route.
+func route(pattern, action string, res auth.Resource, h http.HandlerFunc) auth.Route {
+	return auth.Route{Pattern: pattern, Action: action, Resource: res, Audited: true, Handler: h}
+}
+
+// Register adds routes' handlers to mux, without their authorization: for
+// tests and tools that authorize otherwise.
+func Register(mux *http.ServeMux, routes []auth.Route) {
+	for _, rt := range routes {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
 }
 
 // ARN returns a workspace's ARN.

@@ -60,7 +60,7 @@ func TestAMPClient(t *testing.T) {
 	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012", Sealer: testSealer(t)}, cat, storeLifecycle{st, ov}, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	api.Register(mux)
+	controlplane.Register(mux, api.Routes())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

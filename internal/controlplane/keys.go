@@ -28,14 +28,17 @@ type KeysAPI struct {
 // Keys returns the access-key API, sealing secrets with sealer.
 func (a *API) Keys(sealer *catalog.Sealer) *KeysAPI { return &KeysAPI{api: a, sealer: sealer} }
 
-// Register adds the routes to mux.
-func (k *KeysAPI) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /orrery/v1/accesskeys", k.create)
-	mux.HandleFunc("GET /orrery/v1/accesskeys", k.list)
-	mux.HandleFunc("DELETE /orrery/v1/accesskeys/{id}", k.revoke)
-	mux.HandleFunc("POST /orrery/v1/tokens", k.createToken)
-	mux.HandleFunc("GET /orrery/v1/tokens", k.listTokens)
-	mux.HandleFunc("DELETE /orrery/v1/tokens/{id}", k.revokeToken)
+// Routes returns the routes with the Orrery action each needs; the
+// handlers name the key or token they acted on in the audit line.
+func (k *KeysAPI) Routes() []auth.Route {
+	return []auth.Route{
+		route("POST /orrery/v1/accesskeys", "orrery:CreateAccessKey", auth.AnyResource, k.create),
+		route("GET /orrery/v1/accesskeys", "orrery:ListAccessKeys", auth.AnyResource, k.list),
+		route("DELETE /orrery/v1/accesskeys/{id}", "orrery:RevokeAccessKey", auth.AnyResource, k.revoke),
+		route("POST /orrery/v1/tokens", "orrery:CreateAPIToken", auth.AnyResource, k.createToken),
+		route("GET /orrery/v1/tokens", "orrery:ListAPITokens", auth.AnyResource, k.listTokens),
+		route("DELETE /orrery/v1/tokens/{id}", "orrery:RevokeAPIToken", auth.AnyResource, k.revokeToken),
+	}
 }
 
 // readPolicy decodes a request carrying a policy (a JSON object, or a JSON

@@ -15,18 +15,21 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 var namespaceNameRE = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]{0,63}$`)
 
-func (a *API) registerRules(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workspaces/{id}/rulegroupsnamespaces", a.createRuleNamespace)
-	mux.HandleFunc("GET /workspaces/{id}/rulegroupsnamespaces", a.listRuleNamespaces)
-	mux.HandleFunc("PUT /workspaces/{id}/rulegroupsnamespaces/{name}", a.putRuleNamespace)
-	mux.HandleFunc("GET /workspaces/{id}/rulegroupsnamespaces/{name}", a.describeRuleNamespace)
-	mux.HandleFunc("DELETE /workspaces/{id}/rulegroupsnamespaces/{name}", a.deleteRuleNamespace)
+func (a *API) ruleRoutes() []auth.Route {
+	return []auth.Route{
+		route("POST /workspaces/{id}/rulegroupsnamespaces", "aps:CreateRuleGroupsNamespace", auth.Workspace, a.createRuleNamespace),
+		route("GET /workspaces/{id}/rulegroupsnamespaces", "aps:ListRuleGroupsNamespaces", auth.Workspace, a.listRuleNamespaces),
+		route("PUT /workspaces/{id}/rulegroupsnamespaces/{name}", "aps:PutRuleGroupsNamespace", auth.RuleGroupsNamespace, a.putRuleNamespace),
+		route("GET /workspaces/{id}/rulegroupsnamespaces/{name}", "aps:DescribeRuleGroupsNamespace", auth.RuleGroupsNamespace, a.describeRuleNamespace),
+		route("DELETE /workspaces/{id}/rulegroupsnamespaces/{name}", "aps:DeleteRuleGroupsNamespace", auth.RuleGroupsNamespace, a.deleteRuleNamespace),
+	}
 }
 
 func (a *API) namespaceARN(id workspace.ID, name string) string {

@@ -76,7 +76,7 @@ func TestRuleQuotasAndSync(t *testing.T) {
 	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	api.Register(mux)
+	controlplane.Register(mux, api.Routes())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	client := amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",

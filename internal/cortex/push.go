@@ -45,8 +45,9 @@ func NewStorage(c *Client) *Storage {
 
 // Appender returns an appender whose Commit pushes to Cortex: it returns
 // nil only once Cortex acknowledged the samples (the distributor answers
-// after the ingesters have them), and an *Error otherwise, whose
-// HTTPStatus is the status to answer the sender with.
+// after the ingesters have them), ingest.ErrDropped for the samples of a
+// non-elected HA replica, and otherwise an *Error wrapped in the failure
+// kind of Cortex's answer, whose status the sender gets.
 func (s *Storage) Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error) {
 	return &appender{s: s, ctx: ctx, id: id}, nil
 }

@@ -51,7 +51,7 @@ type Limits struct {
 	// Query.
 	QueryTimeout    model.Duration `yaml:"query_timeout"`
 	MaxQuerySamples int            `yaml:"max_query_samples"`
-	MaxQueryRange   model.Duration `yaml:"max_query_range"` // end - start of range queries, series, labels.
+	MaxQueryRange   model.Duration `yaml:"max_query_range"` // end - start of range queries (query_range only).
 
 	// Alert manager. Alerts count while the Alertmanager holds them: firing,
 	// and resolved until its garbage collection drops them. Silences count
