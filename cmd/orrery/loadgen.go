@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	serve := fs.Int("serve-targets", 0, "instead of sending, serve this many scrape targets sharing --series, and write their file_sd list to --targets-file")
 	targetsFile := fs.String("targets-file", "targets.json", "file_sd_configs file listing the served targets (with --serve-targets)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if *serve > 0 {

@@ -93,7 +93,7 @@ func (s *Server) table() []route {
 	}
 	var q []auth.Route
 	both := func(path, action string) {
-		q = append(q, ws("GET "+v1+path, action, s.queries), ws("POST "+v1+path, action, s.queries))
+		q = append(q, ws("GET "+v1+path, action, s.engine.queries()), ws("POST "+v1+path, action, s.engine.queries()))
 	}
 	// The Prometheus v1 API as the embedded engine serves it (and Cortex
 	// does below /prometheus), with AMP's actions.
@@ -102,20 +102,20 @@ func (s *Server) table() []route {
 		both(p, "aps:QueryMetrics")
 	}
 	both("labels", "aps:GetLabels")
-	q = append(q, ws("GET "+v1+"label/{name}/values", "aps:GetLabels", s.queries))
+	q = append(q, ws("GET "+v1+"label/{name}/values", "aps:GetLabels", s.engine.queries()))
 	both("series", "aps:GetSeries")
-	q = append(q, ws("GET "+v1+"metadata", "aps:GetMetricMetadata", s.queries))
-	q = append(q, ws("GET "+v1+"rules", "aps:ListRules", s.queries))
-	q = append(q, ws("GET "+v1+"alerts", "aps:ListAlerts", s.queries))
+	q = append(q, ws("GET "+v1+"metadata", "aps:GetMetricMetadata", s.engine.queries()))
+	q = append(q, ws("GET "+v1+"rules", "aps:ListRules", s.engine.queries()))
+	q = append(q, ws("GET "+v1+"alerts", "aps:ListAlerts", s.engine.queries()))
 	for _, p := range []string{"status/config", "status/runtimeinfo", "status/buildinfo", "status/flags", "status/tsdb",
 		"status/tsdb/blocks", "status/self_metrics", "status/walreplay", "features", "notifications", "notifications/live",
 		"scrape_pools", "scrape_pools/config", "targets", "targets/metadata", "targets/relabel_steps", "alertmanagers", "openapi.yaml"} {
-		q = append(q, ws("GET "+v1+p, "aps:QueryMetrics", s.queries))
+		q = append(q, ws("GET "+v1+p, "aps:QueryMetrics", s.engine.queries()))
 	}
-	q = append(q, ws("POST "+v1+"read", "aps:QueryMetrics", s.queries))
+	q = append(q, ws("POST "+v1+"read", "aps:QueryMetrics", s.engine.queries()))
 	for _, p := range []string{"delete_series", "clean_tombstones", "snapshot"} {
 		for _, m := range []string{"POST ", "PUT "} {
-			r := ws(m+v1+"admin/tsdb/"+p, "aps:DeleteSeries", s.queries)
+			r := ws(m+v1+"admin/tsdb/"+p, "aps:DeleteSeries", s.engine.queries())
 			r.Audited = true
 			q = append(q, r)
 		}
@@ -124,20 +124,20 @@ func (s *Server) table() []route {
 
 	const am = "/workspaces/{id}/alertmanager/api/v2/"
 	silence := func(pattern, action string) auth.Route {
-		r := ws(pattern, action, s.alertmanager)
+		r := ws(pattern, action, s.engine.alertmanager())
 		r.Audited = true
 		return r
 	}
 	add(data, alertmanagerMaxBody,
-		ws("GET "+am+"alerts", "aps:ListAlertManagerAlerts", s.alertmanager),
-		ws("POST "+am+"alerts", "aps:CreateAlertManagerAlerts", s.alertmanager),
-		ws("GET "+am+"alerts/groups", "aps:ListAlertManagerAlertGroups", s.alertmanager),
-		ws("GET "+am+"silences", "aps:ListAlertManagerSilences", s.alertmanager),
+		ws("GET "+am+"alerts", "aps:ListAlertManagerAlerts", s.engine.alertmanager()),
+		ws("POST "+am+"alerts", "aps:CreateAlertManagerAlerts", s.engine.alertmanager()),
+		ws("GET "+am+"alerts/groups", "aps:ListAlertManagerAlertGroups", s.engine.alertmanager()),
+		ws("GET "+am+"silences", "aps:ListAlertManagerSilences", s.engine.alertmanager()),
 		silence("POST "+am+"silences", "aps:PutAlertManagerSilences"),
-		ws("GET "+am+"silence/{silence}", "aps:GetAlertManagerSilence", s.alertmanager),
+		ws("GET "+am+"silence/{silence}", "aps:GetAlertManagerSilence", s.engine.alertmanager()),
 		silence("DELETE "+am+"silence/{silence}", "aps:DeleteAlertManagerSilence"),
-		ws("GET "+am+"receivers", "aps:ListAlertManagerReceivers", s.alertmanager),
-		ws("GET "+am+"status", "aps:GetAlertManagerStatus", s.alertmanager),
+		ws("GET "+am+"receivers", "aps:ListAlertManagerReceivers", s.engine.alertmanager()),
+		ws("GET "+am+"status", "aps:GetAlertManagerStatus", s.engine.alertmanager()),
 	)
 	return t
 }

@@ -25,7 +25,9 @@ func newTestServer(t *testing.T) (*Server, workspace.ID) {
 		Region: "us-east-1", AccountID: "000000000000", AdminKeyID: "AKIAROUTETEST0000001", AdminSecret: "route-test-secret",
 		UIAdminPassword: "route-test-password", AuthCacheTTL: time.Second}, nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, errors.Join(s.store.Close(), s.catalog.Close(), s.tracker.Close())) })
+	t.Cleanup(func() {
+		require.NoError(t, errors.Join(stopServices(startedNothing(s.engine.services()), nil), s.catalog.Close()))
+	})
 	ws, _, err := s.catalog.CreateWorkspace(context.Background(), catalog.Workspace{ID: workspace.NewID(), Status: catalog.StatusActive, CreatedAt: time.Now()})
 	require.NoError(t, err)
 	return s, ws.ID

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -130,39 +129,26 @@ type Server struct {
 	logger    *slog.Logger
 	reg       *prometheus.Registry
 	overrides *workspace.Overrides
-	store     *orstorage.Store
+	catalog   *catalog.Catalog
+	sealer    *catalog.Sealer
+	engine    engine
 	ingest    *ingest.Handler
 	otlp      *ingest.OTLP
-	query     *query.API
-	catalog   *catalog.Catalog
 	control   *controlplane.API
-	alerting  *alerting.Manager
 	guard     *auth.Guard
 	caches    *auth.Caches // nil: no caching.
-	sealer    *catalog.Sealer
-	ruler     *ruler.Ruler
 	ui        *ui.Handler
-	// queries and alertmanager serve /workspaces/{id}/api/v1/ and
-	// /workspaces/{id}/alertmanager/api/: the embedded engine's handlers,
-	// or proxies to Cortex.
-	queries, alertmanager http.Handler
-	// cortex keeps Cortex's rules and Alertmanager configurations; nil
-	// with the embedded engine, whose store, ruler and alerting are then
-	// nil instead.
-	cortex *cortex.Configs
-	// reloaded tells the Cortex engine's run loop to rewrite the
+	// reloaded tells the Cortex engine's sync service to rewrite the
 	// overrides file at once, after the limits file was reloaded.
 	reloaded chan struct{}
-	// tracker logs the queries being evaluated to <data-dir>/queries.active
-	// (reported at the next start if the process dies), embedded engine
-	// only.
-	tracker *promql.ActiveQueryTracker
-	http    *http.Server
-	tls     *tls.Config // nil: plain HTTP.
-	ln      net.Listener
+	http     *http.Server
+	tls      *tls.Config // nil: plain HTTP.
+	ln       net.Listener
 }
 
-// NewServer builds a server. It opens no workspace and starts no goroutine.
+// NewServer builds a server: the catalog, the engine (--engine), ingest,
+// authentication, the control plane and the web UI. It opens no workspace
+// and starts no goroutine; on error it has closed what it opened.
 func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -175,114 +161,32 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	}
 	switch cfg.Engine {
 	case "", "embedded":
+		if cfg.DB == "" {
+			cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
+		}
+		if cfg.SecretsKeyFile == "" {
+			cfg.SecretsKeyFile = filepath.Join(cfg.DataDir, "secrets.key")
+		}
 	case "cortex":
-		return newCortexServer(cfg, logger)
+		if !strings.HasPrefix(cfg.DB, "postgres://") && !strings.HasPrefix(cfg.DB, "postgresql://") {
+			return nil, errors.New("--engine=cortex keeps no local state, so replicas must share the catalog: give --db postgres://...; the embedded SQLite catalog is refused in this mode")
+		}
+		if cfg.SecretsKeyFile == "" {
+			return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
+		}
+		if cfg.Auth == "sigv4" && (cfg.AdminKeyID == "" || cfg.AdminSecret == "") {
+			// A generated admin key would be written to one replica's disk,
+			// and every replica (re)started on a fresh disk would make another.
+			return nil, errors.New("--engine=cortex keeps no local state: set ORRERY_ADMIN_ACCESS_KEY_ID and ORRERY_ADMIN_SECRET_ACCESS_KEY, the same on every replica, for the admin key")
+		}
 	default:
 		return nil, fmt.Errorf("--engine %q: use embedded or cortex", cfg.Engine)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	overrides, err := workspace.NewOverrides(cfg.Limits)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.LimitsFile != "" {
-		if err := overrides.LoadFile(cfg.LimitsFile); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	ev, tracker, err := newEvaluator(cfg, logger, reg)
-	if err != nil {
-		return nil, err
-	}
-	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
-		WALFsync: cfg.WALFsync, Written: ev.Cache().Written}, overrides, logger, reg)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, store, overrides, logger, reg)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	if cfg.DB == "" {
-		cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
-	}
-	if cfg.SecretsKeyFile == "" {
-		cfg.SecretsKeyFile = filepath.Join(cfg.DataDir, "secrets.key")
-	}
-	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	cat, err := catalog.Open(context.Background(), cfg.DB)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.Ruler.ExternalURL == "" {
 		cfg.Ruler.ExternalURL = cfg.scheme() + "://" + cfg.Listen
 	}
-	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
-		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
-		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks,
-		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
-		definitions{cat, sealer}, logger, reg)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	// Alerting rules hand their alerts to the workspace's Alertmanager.
-	rul, err := ruler.New(cfg.Ruler, store, ruler.CatalogNamespaces{Catalog: cat}, am, overrides, logger, reg)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, ev, querySource{store}, rul, overrides, logger)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, otlp: otlp, query: q, catalog: cat, ruler: rul, alerting: am,
-		queries: q, alertmanager: am, tracker: tracker, sealer: sealer}
-	if err := s.finish(); err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s.control.SetAlertmanagerHook(s.alerting)
-	return s, nil
-}
-
-// newCortexServer builds a server of the Cortex engine: ingest validates
-// and limits remote write and forwards it, the query and Alertmanager APIs
-// are proxied, rules and Alertmanager configurations are pushed to Cortex.
-func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
-	if !strings.HasPrefix(cfg.DB, "postgres://") && !strings.HasPrefix(cfg.DB, "postgresql://") {
-		return nil, errors.New("--engine=cortex keeps no local state, so replicas must share the catalog: give --db postgres://...; the embedded SQLite catalog is refused in this mode")
-	}
-	if cfg.SecretsKeyFile == "" {
-		return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
-	}
-	if cfg.Auth == "sigv4" && (cfg.AdminKeyID == "" || cfg.AdminSecret == "") {
-		// A generated admin key would be written to one replica's disk,
-		// and every replica (re)started on a fresh disk would make another.
-		return nil, errors.New("--engine=cortex keeps no local state: set ORRERY_ADMIN_ACCESS_KEY_ID and ORRERY_ADMIN_SECRET_ACCESS_KEY, the same on every replica, for the admin key")
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	client, err := cortex.New(cortex.Config{URL: cfg.CortexURL}, reg)
-	if err != nil {
-		return nil, err
-	}
 	overrides, err := workspace.NewOverrides(cfg.Limits)
 	if err != nil {
 		return nil, err
@@ -291,14 +195,6 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		if err := overrides.LoadFile(cfg.LimitsFile); err != nil {
 			return nil, err
 		}
-	}
-	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
-	if err != nil {
-		return nil, err
-	}
-	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
-	if err != nil {
-		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -311,18 +207,49 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, otlp: otlp, catalog: cat, sealer: sealer,
-		reloaded:     make(chan struct{}, 1),
-		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
-		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
-		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat, sealer}, logger),
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, catalog: cat, sealer: sealer, reloaded: make(chan struct{}, 1)}
+	if err := s.build(); err != nil {
+		if s.engine != nil {
+			err = errors.Join(err, stopServices(startedNothing(s.engine.services()), nil))
+		}
+		return nil, errors.Join(err, cat.Close())
 	}
-	if err := s.finish(); err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s.control.SetAlertmanagerHook(s.cortex)
 	return s, nil
+}
+
+// startedNothing returns services as if started, without running them,
+// to release what they hold.
+func startedNothing(svcs []service) []started {
+	out := make([]started, len(svcs))
+	for i, svc := range svcs {
+		svc.run = nil
+		out[i] = started{service: svc, done: make(chan error, 1)}
+		out[i].done <- nil
+	}
+	return out
+}
+
+// build makes the engine and what both engines share: ingest,
+// authentication, the control plane, the workspaces' configurations and
+// the HTTP server.
+func (s *Server) build() error {
+	var err error
+	if s.cfg.Engine == "cortex" {
+		s.engine, err = newCortexEngine(s)
+	} else {
+		s.engine, err = newEmbedded(s)
+	}
+	if err != nil {
+		s.engine = nil
+		return err
+	}
+	if s.ingest, err = ingest.New(ingest.Config{MaxInflightBytes: s.cfg.IngestMaxInflightBytes}, s.engine.storage(), s.engine.limits(), s.logger, s.reg); err != nil {
+		return err
+	}
+	if s.otlp, err = ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: s.cfg.OTLPConvertDelta}, s.ingest, s.logger, s.reg); err != nil {
+		return err
+	}
+	return s.finish()
 }
 
 // finish sets up what both engines share: authentication, the control
@@ -360,13 +287,13 @@ func (s *Server) finish() error {
 	}
 	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen,
 		Sealer: sealer, AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
-		cat, lifecycle{s}, logger)
+		cat, lifecycle{s}, s.overrides, logger)
 	if err != nil {
 		return err
 	}
 	uiCfg := cfg.UI
 	uiCfg.Metrics = s.reg
-	if s.ui, err = ui.New(uiCfg, cat, s.queries, s.alertmanager, logger, s.reg); err != nil {
+	if s.ui, err = ui.New(uiCfg, cat, s.engine.queries(), s.engine.alertmanager(), logger, s.reg); err != nil {
 		return err
 	}
 	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
@@ -424,8 +351,12 @@ func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric i
 }
 
 var (
-	_ controlplane.AlertmanagerHook = (*alerting.Manager)(nil)
-	_ ruler.AlertSender             = (*alerting.Manager)(nil)
+	_ query.Source              = querySource{}
+	_ ruler.AlertSender         = (*alerting.Manager)(nil)
+	_ ingest.Storage            = (*orstorage.Store)(nil)
+	_ ingest.Storage            = (*cortex.Storage)(nil)
+	_ alerting.DefinitionSource = definitions{}
+	_ cortex.Definitions        = definitions{}
 )
 
 // definitions gives the alerting manager the catalog's alert manager
@@ -457,41 +388,29 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 	return def.Data, true, nil
 }
 
-// lifecycle deletes a workspace's data from every component.
+// lifecycle is the control plane's view of the server: it deletes a
+// workspace's data from every component and applies configurations, rules
+// and alert manager definitions.
 type lifecycle struct{ s *Server }
+
+var _ controlplane.Lifecycle = lifecycle{}
 
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
 	l.s.overrides.Forget(id)
-	if l.s.cortex != nil {
-		l.s.ingest.Forget(id)
-		l.s.otlp.Forget(id)
-		return l.s.cortex.DeleteTenant(ctx, id)
-	}
-	l.s.ruler.Forget(id)
 	l.s.ingest.Forget(id)
 	l.s.otlp.Forget(id)
-	l.s.query.Forget(id)
-	if err := l.s.alerting.Delete(id); err != nil {
-		return err
-	}
-	return l.s.store.Delete(ctx, id)
+	return l.s.engine.deleteWorkspace(ctx, id)
 }
 
 // SyncRules applies a workspace's changed rule groups namespaces.
 func (l lifecycle) SyncRules(ctx context.Context, id workspace.ID) error {
-	if l.s.cortex != nil {
-		return l.s.cortex.SyncRules(ctx, id)
-	}
-	return l.s.ruler.Sync(ctx, id)
+	return l.s.engine.syncRules(ctx, id)
 }
 
-// Limits gives the control plane the workspace's rule quotas.
-func (l lifecycle) Limits(id workspace.ID) workspace.Limits { return l.s.overrides.Limits(id) }
-
-var (
-	_ controlplane.RulesSyncer = lifecycle{}
-	_ workspace.LimitsSource   = lifecycle{}
-)
+// SyncAlertmanager applies a workspace's changed alert manager definition.
+func (l lifecycle) SyncAlertmanager(ctx context.Context, id workspace.ID) error {
+	return l.s.engine.syncAlertmanager(ctx, id)
+}
 
 // adminPolicy allows everything.
 const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
@@ -674,8 +593,11 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Run serves until ctx is done, then shuts down: it stops accepting
-// requests, lets in-flight ones finish, and closes every workspace's TSDB.
+// Run starts the engine's services in order, serves until ctx is done or
+// serving fails, then shuts down: it stops accepting requests, lets
+// in-flight ones finish, and stops the services in the reverse order (the
+// embedded engine's ruler before its Alertmanagers and storage, which
+// closes every workspace's TSDB), then closes the catalog.
 func (s *Server) Run(ctx context.Context) error {
 	if s.ln == nil {
 		if err := s.Start(); err != nil {
@@ -685,78 +607,37 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.guard == nil {
 		s.logger.Warn("authentication is off (--auth=none): anyone who reaches this port reads and writes every workspace; use --auth=sigv4 outside development")
 	}
-	errc := make(chan error, 1)
-	if s.cortex != nil {
-		// The overrides file is written before the first request is
-		// answered, so that a startup probe on /-/ready (a Kubernetes
-		// sidecar started before Cortex) means the file exists: Cortex
-		// refuses to start without its runtime_config.file.
-		written := s.writeCortexOverrides(ctx, nil)
+	svcs := append(s.engine.services(), service{name: "ingest", run: every(15*time.Minute, s.ingest.Sweep)})
+	running, err := startServices(ctx, svcs)
+	if err != nil {
+		return errors.Join(err, s.catalog.Close())
+	}
+	if s.cfg.Engine == "cortex" {
 		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
-		go func() { errc <- s.http.Serve(s.ln) }()
-		return s.runCortex(ctx, errc, written)
+	} else {
+		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	}
-	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
+	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
-	alertingCtx, stopAlerting := context.WithCancel(context.Background())
-	alertingDone := make(chan struct{})
-	go func() {
-		defer close(alertingDone)
-		_ = s.alerting.Run(alertingCtx)
-	}()
-	rulerCtx, stopRuler := context.WithCancel(context.Background())
-	defer stopRuler()
-	rulerDone := make(chan error, 1)
-	go func() { rulerDone <- s.ruler.Run(rulerCtx) }()
-
-	every := 30 * time.Second
-	if s.cfg.IdleTimeout > 0 && s.cfg.IdleTimeout/2 < every {
-		every = max(s.cfg.IdleTimeout/2, 100*time.Millisecond)
-	}
-	housekeeping := time.NewTicker(every)
-	defer housekeeping.Stop()
-	sweep := time.NewTicker(15 * time.Minute)
-	defer sweep.Stop()
 	var serveErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-errc:
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
 			serveErr = fmt.Errorf("serve http: %w", err)
-			break loop
-		case <-housekeeping.C:
-			s.store.CloseIdle()
-			if err := s.store.FlushMetadata(); err != nil {
-				s.logger.Warn("flush metadata; will retry", "err", err)
-			}
-		case <-sweep.C:
-			s.ingest.Sweep()
 		}
 	}
 	s.logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.logger.Warn("http shutdown did not finish; closing storage anyway", "err", err)
+		s.logger.Warn("http shutdown did not finish; stopping the services anyway", "err", err)
 	}
-	// Rules stop before storage closes: no evaluation writes after it.
-	stopRuler()
-	if err := <-rulerDone; err != nil {
-		s.logger.Warn("stop ruler", "err", err)
-	}
-	stopAlerting()
-	<-alertingDone
-	s.alerting.Stop()
-	if err := errors.Join(s.store.Close(), s.catalog.Close(), s.tracker.Close()); err != nil {
-		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
+	if err := errors.Join(stopServices(running, s.logger), s.catalog.Close()); err != nil {
+		return errors.Join(serveErr, err)
 	}
 	s.logger.Info("shutdown complete")
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	return nil
+	return serveErr
 }
 
 // CortexRuntimeConfig renders Cortex's runtime configuration overrides for
@@ -791,85 +672,6 @@ func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
 	return cortex.RuntimeConfig(tenants)
 }
 
-// runCortex serves with the Cortex engine until ctx is done, then lets
-// in-flight requests finish. There is nothing local to close but the
-// catalog's connections. written is the content of the overrides file
-// already written, if any.
-func (s *Server) runCortex(ctx context.Context, errc <-chan error, written []byte) error {
-	sweep := time.NewTicker(15 * time.Minute)
-	defer sweep.Stop()
-	every := s.cfg.Ruler.PollInterval
-	if every <= 0 {
-		every = 30 * time.Second
-	}
-	resync := time.NewTicker(every)
-	defer resync.Stop()
-	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
-	defer stopReconcile()
-	reconciling := make(chan struct{}, 1) // At most one pass at a time.
-	var serveErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-errc:
-			serveErr = fmt.Errorf("serve http: %w", err)
-			break loop
-		case <-sweep.C:
-			s.ingest.Sweep()
-		case <-s.reloaded:
-			written = s.writeCortexOverrides(ctx, written)
-		case <-resync.C:
-			written = s.writeCortexOverrides(ctx, written)
-			select {
-			case reconciling <- struct{}{}:
-				go func() {
-					defer func() { <-reconciling }()
-					s.reconcileCortex(reconcileCtx)
-				}()
-			default:
-			}
-		}
-	}
-	stopReconcile()
-	s.logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.logger.Warn("http shutdown did not finish; closing the catalog anyway", "err", err)
-	}
-	if err := s.catalog.Close(); err != nil {
-		return errors.Join(serveErr, fmt.Errorf("close catalog: %w", err))
-	}
-	s.logger.Info("shutdown complete")
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	return nil
-}
-
-// reconcileCortex pushes every workspace's rule groups and alert manager
-// definition to Cortex where Cortex differs from the catalog, so that a
-// change whose immediate push failed applies within a poll interval. Every
-// replica does it; the passes are idempotent, and cost one GET per
-// workspace when nothing changed.
-func (s *Server) reconcileCortex(ctx context.Context) {
-	rules, err := s.catalog.RuleWorkspaces(ctx)
-	if err != nil {
-		s.logger.Warn("list workspaces with rules; cortex resync skipped until the next poll", "err", err)
-		return
-	}
-	ams, err := s.catalog.ActiveAlertmanagerDefinitions(ctx)
-	if err != nil {
-		s.logger.Warn("list alert manager definitions; cortex resync skipped until the next poll", "err", err)
-		return
-	}
-	if err := s.cortex.Reconcile(ctx, rules, ams); err != nil && ctx.Err() == nil {
-		s.logger.Warn("resync rules and alert managers to cortex; retrying at the next poll", "err", err)
-	}
-}
-
 // audit logs a mutating call: who made it (empty when authentication
 // failed), the action, the resource and the result.
 func (s *Server) audit(r *http.Request, who string, what auth.Request, status int) {
@@ -895,34 +697,4 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
-}
-
-// writeCortexOverrides writes Cortex's runtime configuration (every
-// workspace's limits as per-tenant overrides) to CortexOverridesFile, when
-// set and when it changed since last, atomically: Cortex re-reads the file
-// every runtime_config.period. It returns what the file now holds.
-func (s *Server) writeCortexOverrides(ctx context.Context, last []byte) []byte {
-	if s.cfg.CortexOverridesFile == "" {
-		return last
-	}
-	b, err := s.CortexRuntimeConfig(ctx)
-	if err != nil {
-		s.logger.Warn("render Cortex overrides; the file keeps its previous content", "err", err)
-		return last
-	}
-	if bytes.Equal(b, last) {
-		return last
-	}
-	tmp := s.cfg.CortexOverridesFile + ".tmp"
-	// Cortex, often another user, reads it: it holds limits, no secret.
-	if err := errors.Join(os.WriteFile(tmp, b, 0o644), os.Chmod(tmp, 0o644)); err != nil {
-		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
-		return last
-	}
-	if err := os.Rename(tmp, s.cfg.CortexOverridesFile); err != nil {
-		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
-		return last
-	}
-	s.logger.Info("wrote Cortex overrides", "file", s.cfg.CortexOverridesFile, "bytes", len(b))
-	return b
 }

@@ -32,18 +32,13 @@ type Lifecycle interface {
 	ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error
 	// DefaultConfiguration reports the values used when not configured.
 	DefaultConfiguration() (retentionDays, oooSeconds int)
-}
-
-// RulesSyncer is implemented by an engine (Lifecycle) that evaluates rule
-// groups namespaces. The control plane calls SyncRules after every
-// successful create, put or delete of a namespace, so the change applies
-// at once; an error is logged, not returned to the client, because the
-// engine's periodic resync applies the change later.
-//
-// An engine that also implements workspace.LimitsSource has its limits'
-// rule quotas enforced; otherwise those of workspace.DefaultLimits are.
-type RulesSyncer interface {
+	// SyncRules is called after every successful create, put or delete of
+	// a rule groups namespace, and SyncAlertmanager after every change of
+	// an alert manager definition, so the change applies at once. An error
+	// is logged, not returned to the client: the engine's periodic resync
+	// applies the change later.
 	SyncRules(ctx context.Context, id workspace.ID) error
+	SyncAlertmanager(ctx context.Context, id workspace.ID) error
 }
 
 // Config configures the API.
@@ -67,15 +62,15 @@ type API struct {
 	cfg    Config
 	cat    *catalog.Catalog
 	engine Lifecycle
-	amHook AlertmanagerHook
+	limits workspace.LimitsSource // rule quotas.
 	logger *slog.Logger
 	now    func() time.Time
 }
 
-// New returns an API.
-func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger) (*API, error) {
-	if cat == nil || engine == nil || cfg.Sealer == nil {
-		return nil, errors.New("control plane needs a catalog, an engine and a sealer")
+// New returns an API. limits gives the workspaces' rule quotas.
+func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, limits workspace.LimitsSource, logger *slog.Logger) (*API, error) {
+	if cat == nil || engine == nil || limits == nil || cfg.Sealer == nil {
+		return nil, errors.New("control plane needs a catalog, an engine, limits and a sealer")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -86,7 +81,7 @@ func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger
 	if cfg.AccountID == "" {
 		cfg.AccountID = "000000000000"
 	}
-	return &API{cfg: cfg, cat: cat, engine: engine, logger: logger.With("component", "controlplane"), now: time.Now}, nil
+	return &API{cfg: cfg, cat: cat, engine: engine, limits: limits, logger: logger.With("component", "controlplane"), now: time.Now}, nil
 }
 
 // Routes returns the API's routes with the AMP action each needs. Every

@@ -123,11 +123,7 @@ func (a *API) writeRuleNamespace(w http.ResponseWriter, r *http.Request, create 
 
 // syncRules tells the engine a workspace's namespaces changed.
 func (a *API) syncRules(ctx context.Context, id workspace.ID) {
-	s, ok := a.engine.(RulesSyncer)
-	if !ok {
-		return
-	}
-	if err := s.SyncRules(ctx, id); err != nil {
+	if err := a.engine.SyncRules(ctx, id); err != nil {
 		a.logger.Warn("apply rule groups namespaces; the engine's periodic resync will retry", "workspace", id, "err", err)
 	}
 }
@@ -136,10 +132,7 @@ func (a *API) syncRules(ctx context.Context, id workspace.ID) {
 // name about to hold data: rules per group, and rule groups across all
 // of the workspace's namespaces.
 func (a *API) checkRuleQuotas(ctx context.Context, id workspace.ID, name string, data []byte) error {
-	lim := workspace.DefaultLimits()
-	if ls, ok := a.engine.(workspace.LimitsSource); ok {
-		lim = ls.Limits(id)
-	}
+	lim := a.limits.Limits(id)
 	groups := countGroups(data)
 	if lim.MaxRulesPerRuleGroup > 0 {
 		for _, g := range groups {

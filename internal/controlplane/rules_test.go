@@ -73,7 +73,7 @@ func TestRuleQuotasAndSync(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	engine := &rulesLifecycle{storeLifecycle: storeLifecycle{st, ov}}
-	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, nil)
+	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, ov, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	controlplane.Register(mux, api.Routes())
