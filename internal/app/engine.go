@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/orrery-dev/orrery/internal/alerting"
@@ -47,6 +48,9 @@ type engine interface {
 	// services are the engine's components, in the order they start;
 	// they stop in the reverse order.
 	services() []service
+	// metrics gathers the engine's per-workspace metrics beyond the
+	// server's registry: the embedded engine's TSDBs'.
+	metrics() prometheus.Gatherer
 }
 
 // service is a component's lifecycle, as dskit's services: start (if set)
@@ -136,6 +140,7 @@ func newEmbedded(s *Server) (*embedded, error) {
 func (e *embedded) storage() ingest.Storage        { return e.store }
 func (e *embedded) limits() workspace.LimitsSource { return e.lim }
 func (e *embedded) queries() http.Handler          { return e.query }
+func (e *embedded) metrics() prometheus.Gatherer   { return e.store.Gatherer() }
 func (e *embedded) alertmanager() http.Handler     { return e.alerting }
 func (e *embedded) syncRules(ctx context.Context, id workspace.ID) error {
 	return e.ruler.Sync(ctx, id)
@@ -206,6 +211,7 @@ func newCortexEngine(s *Server) (*cortexEngine, error) {
 func (c *cortexEngine) storage() ingest.Storage        { return c.push }
 func (c *cortexEngine) limits() workspace.LimitsSource { return c.lim }
 func (c *cortexEngine) queries() http.Handler          { return c.query }
+func (c *cortexEngine) metrics() prometheus.Gatherer   { return prometheus.Gatherers{} }
 func (c *cortexEngine) alertmanager() http.Handler     { return c.alertmanagerH }
 func (c *cortexEngine) deleteWorkspace(ctx context.Context, id workspace.ID) error {
 	return c.configs.DeleteTenant(ctx, id)

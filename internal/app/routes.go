@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/orrery-dev/orrery/internal/auth"
@@ -72,7 +73,7 @@ func (s *Server) table() []route {
 		op("GET /debug/pprof/profile", "orrery:GetProfile", false, http.HandlerFunc(pprof.Profile)),
 		op("GET /debug/pprof/trace", "orrery:GetProfile", false, http.HandlerFunc(pprof.Trace)),
 		op("GET /debug/pprof/symbol", "orrery:GetProfile", false, http.HandlerFunc(pprof.Symbol)),
-		op("GET /metrics", "orrery:GetMetrics", false, promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})),
+		op("GET /metrics", "orrery:GetMetrics", false, promhttp.HandlerFor(prometheus.Gatherers{s.reg, s.engine.metrics()}, promhttp.HandlerOpts{Registry: s.reg})),
 		op("POST /-/reload", "orrery:ReloadConfiguration", true, http.HandlerFunc(s.serveReload)),
 		op("PUT /-/reload", "orrery:ReloadConfiguration", true, http.HandlerFunc(s.serveReload)),
 	)
