@@ -28,10 +28,9 @@ import (
 // (workspaces are tenants of a Cortex cluster; the server keeps no local
 // state). Implementations are safe for concurrent use once built.
 type engine interface {
-	// storage is what remote write and OTLP ingestion write to, and
-	// limits the limits ingestion enforces.
-	storage() ingest.Storage
-	limits() workspace.LimitsSource
+	// ingest returns the remote write handler writing to the engine,
+	// with the limits ingestion enforces and the engine's capabilities.
+	ingest(cfg ingest.Config, s *Server) (*ingest.Handler, error)
 	// queries serves the Prometheus API below /workspaces/{id}/api/v1/,
 	// alertmanager the Alertmanager API below
 	// /workspaces/{id}/alertmanager/api/, for the workspace in the request
@@ -137,11 +136,12 @@ func newEmbedded(s *Server) (*embedded, error) {
 	return &embedded{store: store, query: q, ruler: rul, alerting: am, tracker: tracker, lim: s.overrides, interval: interval, logger: logger}, nil
 }
 
-func (e *embedded) storage() ingest.Storage        { return e.store }
-func (e *embedded) limits() workspace.LimitsSource { return e.lim }
-func (e *embedded) queries() http.Handler          { return e.query }
-func (e *embedded) metrics() prometheus.Gatherer   { return e.store.Gatherer() }
-func (e *embedded) alertmanager() http.Handler     { return e.alerting }
+func (e *embedded) ingest(cfg ingest.Config, s *Server) (*ingest.Handler, error) {
+	return ingest.New(cfg, e.store, e.lim, s.logger, s.reg)
+}
+func (e *embedded) queries() http.Handler        { return e.query }
+func (e *embedded) metrics() prometheus.Gatherer { return e.store.Gatherer() }
+func (e *embedded) alertmanager() http.Handler   { return e.alerting }
 func (e *embedded) syncRules(ctx context.Context, id workspace.ID) error {
 	return e.ruler.Sync(ctx, id)
 }
@@ -208,11 +208,13 @@ func newCortexEngine(s *Server) (*cortexEngine, error) {
 	}, nil
 }
 
-func (c *cortexEngine) storage() ingest.Storage        { return c.push }
-func (c *cortexEngine) limits() workspace.LimitsSource { return c.lim }
-func (c *cortexEngine) queries() http.Handler          { return c.query }
-func (c *cortexEngine) metrics() prometheus.Gatherer   { return prometheus.Gatherers{} }
-func (c *cortexEngine) alertmanager() http.Handler     { return c.alertmanagerH }
+// ingest forwards to Cortex, taking the forwarding fast path.
+func (c *cortexEngine) ingest(cfg ingest.Config, s *Server) (*ingest.Handler, error) {
+	return ingest.NewForwarding(cfg, c.push, c.lim, s.logger, s.reg)
+}
+func (c *cortexEngine) queries() http.Handler        { return c.query }
+func (c *cortexEngine) metrics() prometheus.Gatherer { return prometheus.Gatherers{} }
+func (c *cortexEngine) alertmanager() http.Handler   { return c.alertmanagerH }
 func (c *cortexEngine) deleteWorkspace(ctx context.Context, id workspace.ID) error {
 	return c.configs.DeleteTenant(ctx, id)
 }

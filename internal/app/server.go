@@ -243,7 +243,7 @@ func (s *Server) build() error {
 		s.engine = nil
 		return err
 	}
-	if s.ingest, err = ingest.New(ingest.Config{MaxInflightBytes: s.cfg.IngestMaxInflightBytes}, s.engine.storage(), s.engine.limits(), s.logger, s.reg); err != nil {
+	if s.ingest, err = s.engine.ingest(ingest.Config{MaxInflightBytes: s.cfg.IngestMaxInflightBytes}, s); err != nil {
 		return err
 	}
 	if s.otlp, err = ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: s.cfg.OTLPConvertDelta}, s.ingest, s.logger, s.reg); err != nil {

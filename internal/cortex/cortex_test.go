@@ -210,7 +210,7 @@ func TestHandlerAnswersCortexStatus(t *testing.T) {
 	f, c := newFake(t)
 	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
 	require.NoError(t, err)
-	h, err := ingest.New(ingest.Config{}, NewStorage(c), ov, nil, nil)
+	h, err := ingest.NewForwarding(ingest.Config{}, NewStorage(c), ov, nil, nil)
 	require.NoError(t, err)
 	id := workspace.NewID()
 	b, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "up"}},
@@ -359,7 +359,7 @@ func TestHandlerForwardsSenderBody(t *testing.T) {
 	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
-	h, err := ingest.New(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, reg)
+	h, err := ingest.NewForwarding(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, reg)
 	require.NoError(t, err)
 	id := workspace.NewID()
 	fast := func() float64 {

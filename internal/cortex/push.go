@@ -196,7 +196,8 @@ type pendingSeries struct {
 
 var (
 	_ storage.ExemplarAppenderV2 = (*appender)(nil)
-	_ ingest.RawForwarder        = (*appender)(nil)
+	_ ingest.ForwardingAppender  = (*appender)(nil)
+	_ ingest.Forwarder           = (*Storage)(nil)
 )
 
 // current returns the series of ls, starting a new one unless ls is the
@@ -239,7 +240,7 @@ func (a *appender) AppendExemplars(_ storage.SeriesRef, ls labels.Labels, es []e
 	return storage.SeriesRef(ls.Hash() | 1), nil
 }
 
-// ForwardRaw implements ingest.RawForwarder.
+// ForwardRaw implements ingest.ForwardingAppender.
 func (a *appender) ForwardRaw(body []byte) { a.raw = body }
 
 // Commit pushes the request: the sender's body if the handler handed it
@@ -383,7 +384,9 @@ func (a *appender) Rollback() error {
 	return nil
 }
 
-// ForwardsRaw implements ingest.RawStorage: every appender forwards the
-// sender's body when the handler admits a request whole, and series limits
-// are Cortex's.
-func (s *Storage) ForwardsRaw() bool { return true }
+// ForwardingAppender implements ingest.Forwarder: every appender forwards
+// the sender's body when the handler admits a request whole, and series
+// limits are Cortex's.
+func (s *Storage) ForwardingAppender(ctx context.Context, id workspace.ID) (ingest.ForwardingAppender, error) {
+	return &appender{s: s, ctx: ctx, id: id}, nil
+}
