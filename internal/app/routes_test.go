@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -181,4 +182,25 @@ func TestRouteActions(t *testing.T) {
 		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(c.method, c.path, nil))
 		require.Equal(t, c.want, got, c.method+" "+c.path)
 	}
+}
+
+// TestDefaultServerConfig: the defaults are valid, and the flags
+// registered over them keep them.
+func TestDefaultServerConfig(t *testing.T) {
+	c := DefaultServerConfig()
+	require.NoError(t, c.Validate())
+	require.Len(t, c.AlertmanagerDenyReceiverNetworks, 3)
+	def := DefaultServerConfig()
+	fs := flag.NewFlagSet("orrery server", flag.ContinueOnError)
+	c = DefaultServerConfig()
+	c.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	require.Equal(t, def, c, "registering the flags changes no default")
+	require.NoError(t, fs.Parse([]string{"--auth.cache-ttl=1s", "--limits.retention=30d", "--rules.poll-interval=5s", "--alertmanager.deny-receiver-networks="}))
+	require.Equal(t, time.Second, c.AuthCacheTTL)
+	require.Equal(t, "30d", c.Limits.RetentionPeriod.String())
+	require.Equal(t, 5*time.Second, c.Ruler.PollInterval)
+	require.Empty(t, c.AlertmanagerDenyReceiverNetworks)
+	c.Engine = "bogus"
+	require.ErrorContains(t, c.Validate(), `--engine "bogus"`)
 }

@@ -153,8 +153,8 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("--data-dir is empty; name a directory for workspace data")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
