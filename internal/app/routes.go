@@ -175,6 +175,14 @@ func (s *Server) serve(rt route) http.Handler {
 			}
 			if rt.ingest {
 				what.MaxBodyBytes = int64(s.overrides.Limits(id).MaxRequestBytes)
+				// Ingest copies what it keeps of a request: the signed
+				// body's buffer is reused once it has answered.
+				what.PoolBody = true
+				defer func() {
+					if b, ok := r.Body.(*auth.Body); ok {
+						b.Release()
+					}
+				}()
 			}
 		}
 		if what.MaxBodyBytes > 0 && !limitBody(w, r, what.MaxBodyBytes) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,4 +150,33 @@ func TestCacheForgetDuringLookup(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "DELETING", v)
 	require.Equal(t, 2, lookups)
+}
+
+// TestPooledBody: with PoolBody the verifier reads into a buffer that
+// Release hands to the next request; without it, every body is its own.
+func TestPooledBody(t *testing.T) {
+	v := verifier()
+	v.PoolBody = true
+	read := func(body string) *Body {
+		r := signed(t, http.MethodPost, "/workspaces/ws-1/api/v1/remote_write", body, t0)
+		_, err := v.Verify(r)
+		require.NoError(t, err)
+		b, ok := r.Body.(*Body)
+		require.True(t, ok)
+		require.Equal(t, body, string(b.Bytes()))
+		return b
+	}
+	first := read(strings.Repeat("a", 4096))
+	p := &first.Bytes()[0]
+	first.Release()
+	require.Nil(t, first.Bytes(), "a released body has no bytes")
+	second := read(strings.Repeat("b", 1000))
+	require.Same(t, p, &second.Bytes()[0], "the released buffer is reused")
+	second.Release()
+	second.Release() // Twice is harmless.
+
+	v.PoolBody = false
+	third := read("c")
+	third.Release()
+	require.Equal(t, "c", string(third.Bytes()), "a body not pooled is not released")
 }

@@ -32,6 +32,10 @@ type Request struct {
 	// (UNSIGNED-PAYLOAD, presigned URLs): set for writes, whose body is
 	// what matters.
 	SignedBody bool
+	// PoolBody reads the body to hash it into a pooled buffer: the caller
+	// calls Release on the request's *Body once the handler has returned,
+	// and the handler keeps no reference to the body's bytes after.
+	PoolBody bool
 }
 
 // Guard authenticates requests with SigV4 and authorizes them with the
@@ -129,6 +133,7 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	v := *g.verifier
 	v.MaxBodyBytes = what.MaxBodyBytes
 	v.SignedBody = what.SignedBody
+	v.PoolBody = what.PoolBody
 	v.Secrets = func(id string) (string, bool, error) {
 		k, ok, err := g.key(r.Context(), id)
 		if err != nil || !ok || k.Revoked {

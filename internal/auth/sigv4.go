@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orrery-dev/orrery/internal/failure"
@@ -66,6 +67,8 @@ type Verifier struct {
 	// SignedBody refuses signatures that do not cover the body:
 	// X-Amz-Content-Sha256: UNSIGNED-PAYLOAD, and presigned URLs.
 	SignedBody bool
+	// PoolBody reads the body into a pooled buffer (Body.Release).
+	PoolBody bool
 }
 
 // Identity is who a verified request comes from.
@@ -303,7 +306,15 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, error) {
 	}
 	// One buffer of the announced size; a body of unknown length grows
 	// one as it comes, to at most limit+1 bytes.
-	buf := make([]byte, 0, max(r.ContentLength, 512))
+	var buf []byte
+	if v.PoolBody {
+		if p, _ := bodies.Get().(*[]byte); p != nil && int64(cap(*p)) >= r.ContentLength {
+			buf = (*p)[:0]
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, 0, max(r.ContentLength, 512))
+	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -325,7 +336,7 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, error) {
 		}
 	}
 	_ = r.Body.Close()
-	r.Body = &Body{Reader: bytes.NewReader(buf), b: buf}
+	r.Body = &Body{Reader: bytes.NewReader(buf), b: buf, pooled: v.PoolBody}
 	return buf, nil
 }
 
@@ -337,7 +348,24 @@ const DefaultMaxBodyBytes = 1 << 20
 // may take its bytes rather than read them again.
 type Body struct {
 	*bytes.Reader
-	b []byte
+	b      []byte
+	pooled bool
+}
+
+// bodies are the buffers of pooled bodies (Request.PoolBody).
+var bodies sync.Pool
+
+// Release returns a pooled body's buffer for another request to read into.
+// Call it once the handler has returned; neither it nor anyone else may use
+// the body's bytes after. It does nothing for a body not pooled.
+func (b *Body) Release() {
+	if b == nil || !b.pooled || b.b == nil {
+		return
+	}
+	buf := b.b[:0]
+	b.b, b.pooled = nil, false
+	b.Reset(nil)
+	bodies.Put(&buf)
 }
 
 // Bytes returns the whole body, whatever has been read of it. The caller
