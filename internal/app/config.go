@@ -45,7 +45,7 @@ func DefaultServerConfig() ServerConfig {
 		Limits:                          workspace.DefaultLimits(),
 	}
 	// A constant, which TestDefaultServerConfig checks parses.
-	_ = networksFlag{&c.AlertmanagerDenyReceiverNetworks}.Set(DefaultDenyReceiverNetworks)
+	_ = networksFlag{&c.AlertmanagerDenyReceiverNetworks, &c.flagErr}.Set(DefaultDenyReceiverNetworks)
 	// The query package keeps its defaults in its flags.
 	c.Query.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
 	return c
@@ -78,7 +78,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AlertmanagerPollInterval, "alertmanager.poll-interval", c.AlertmanagerPollInterval, "how often alert manager definitions are read from the catalog (changes through the API apply at once)")
 	fs.DurationVar(&c.AlertmanagerMaintenanceInterval, "alertmanager.maintenance-interval", c.AlertmanagerMaintenanceInterval, "how often silences and notification logs are garbage-collected and written to disk (also at shutdown)")
 	fs.DurationVar(&c.AlertmanagerRetention, "alertmanager.retention", c.AlertmanagerRetention, "how long expired silences and notification log entries are kept")
-	fs.Var(networksFlag{&c.AlertmanagerDenyReceiverNetworks}, "alertmanager.deny-receiver-networks",
+	fs.Var(networksFlag{&c.AlertmanagerDenyReceiverNetworks, &c.flagErr}, "alertmanager.deny-receiver-networks",
 		"comma-separated networks (`CIDRs`) that workspaces' HTTP receivers (webhook, Slack, SNS, …) may not connect to, checked on the resolved address; the default keeps them off link-local addresses and cloud instance metadata; add your internal networks (e.g. 10.0.0.0/8,127.0.0.0/8) when workspace users are not trusted; empty allows all")
 	fs.BoolVar(&c.AlertmanagerAllowServerAWSCredentials, "alertmanager.allow-server-aws-credentials", false,
 		"let workspaces' SNS receivers that give neither access_key/secret_key nor role_arn publish with this server's own AWS credentials (environment, shared files, instance role); for single-tenant deployments only: by default such alert manager definitions are refused")
@@ -121,6 +121,9 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate reports the first setting that cannot work.
 func (c *ServerConfig) Validate() error {
+	if c.flagErr != nil {
+		return c.flagErr
+	}
 	switch c.Engine {
 	case "", "embedded", "cortex":
 	default:
@@ -146,8 +149,13 @@ func (c *ServerConfig) Validate() error {
 	return c.Query.Validate()
 }
 
-// networksFlag adapts a list of networks to flag.Value.
-type networksFlag struct{ nets *[]netip.Prefix }
+// networksFlag adapts a list of networks to flag.Value. A list that does
+// not parse is reported by Validate, naming the flag, not by the flag
+// package with the whole usage.
+type networksFlag struct {
+	nets *[]netip.Prefix
+	err  *error
+}
 
 func (f networksFlag) String() string {
 	if f.nets == nil {
@@ -163,9 +171,10 @@ func (f networksFlag) String() string {
 func (f networksFlag) Set(s string) error {
 	nets, err := alerting.ParseNetworks(s)
 	if err != nil {
-		return err
+		*f.err = fmt.Errorf("--alertmanager.deny-receiver-networks: %w", err)
+		return nil
 	}
-	*f.nets = nets
+	*f.nets, *f.err = nets, nil
 	return nil
 }
 

@@ -197,10 +197,21 @@ func TestDefaultServerConfig(t *testing.T) {
 	require.NoError(t, fs.Parse(nil))
 	require.Equal(t, def, c, "registering the flags changes no default")
 	require.NoError(t, fs.Parse([]string{"--auth.cache-ttl=1s", "--limits.retention=30d", "--rules.poll-interval=5s", "--alertmanager.deny-receiver-networks="}))
+	require.NoError(t, c.Validate())
 	require.Equal(t, time.Second, c.AuthCacheTTL)
 	require.Equal(t, "30d", c.Limits.RetentionPeriod.String())
 	require.Equal(t, 5*time.Second, c.Ruler.PollInterval)
 	require.Empty(t, c.AlertmanagerDenyReceiverNetworks)
 	c.Engine = "bogus"
 	require.ErrorContains(t, c.Validate(), `--engine "bogus"`)
+}
+
+// TestBadNetworkFlag: a network that does not parse is reported by
+// Validate, naming the flag.
+func TestBadNetworkFlag(t *testing.T) {
+	c := DefaultServerConfig()
+	fs := flag.NewFlagSet("orrery server", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--alertmanager.deny-receiver-networks", "10.0.0.0/33"}))
+	require.ErrorContains(t, c.Validate(), "--alertmanager.deny-receiver-networks: network \"10.0.0.0/33\"")
 }

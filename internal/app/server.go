@@ -121,6 +121,10 @@ type ServerConfig struct {
 	// TLSCertFile and TLSKeyFile, if set, make the listener serve TLS with
 	// this certificate, reloaded when the files change.
 	TLSCertFile, TLSKeyFile string
+
+	// flagErr is a flag value RegisterFlags's flags could not parse,
+	// reported by Validate.
+	flagErr error
 }
 
 // Server is a running `orrery server`.
