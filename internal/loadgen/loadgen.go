@@ -51,6 +51,8 @@ type Config struct {
 	// per second, for latency measurements below saturation; 0 sends as
 	// fast as the receiver answers.
 	Rate float64
+	// SigV4, if set, signs every request.
+	SigV4 *SigV4
 }
 
 // Result is what a run measured.
@@ -170,7 +172,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		firstErr         error
 		errOnce          sync.Once
 	)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Senders * 2}, Timeout: 2 * time.Minute}
+	var transport http.RoundTripper = &http.Transport{MaxIdleConnsPerHost: cfg.Senders * 2}
+	if cfg.SigV4 != nil {
+		transport = newSigner(transport, *cfg.SigV4)
+	}
+	client := &http.Client{Transport: transport, Timeout: 2 * time.Minute}
 	pace := rate.NewLimiter(rate.Inf, 0)
 	if cfg.Rate > 0 {
 		pace = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.SamplesPerRequest)
