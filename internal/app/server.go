@@ -695,6 +695,15 @@ func (s *Server) withWorkspace(next http.Handler) http.Handler {
 	})
 }
 
+// uiURL is the web UI's address, for the start log.
+func (s *Server) uiURL() string {
+	scheme := "http"
+	if s.cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + s.ln.Addr().String() + "/ui/"
+}
+
 // Addr returns the address the server listens on, once Start returned.
 func (s *Server) Addr() string {
 	if s.ln == nil {
@@ -734,11 +743,11 @@ func (s *Server) Run(ctx context.Context) error {
 		// sidecar started before Cortex) means the file exists: Cortex
 		// refuses to start without its runtime_config.file.
 		written := s.writeCortexOverrides(ctx, nil)
-		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
+		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "ui", s.uiURL(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
 		go func() { errc <- s.http.Serve(s.ln) }()
 		return s.runCortex(ctx, errc, written)
 	}
-	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
+	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "ui", s.uiURL(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	alertingCtx, stopAlerting := context.WithCancel(context.Background())
 	alertingDone := make(chan struct{})

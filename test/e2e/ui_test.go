@@ -302,6 +302,8 @@ func TestUI(t *testing.T) {
 	t.Setenv("ORRERY_UI_ADMIN_PASSWORD", uiAdminPassword)
 	o := apptest.StartOrrery(t, t.TempDir())
 	base := "http://" + o.Addr
+	// The start log says where the UI is.
+	require.Contains(t, o.Output(), "ui=http://"+o.Addr+"/ui/")
 	ctx := context.Background()
 	client := ampClient(o)
 	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("mesh")})
