@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -55,24 +56,31 @@ func maxValue(result []any) float64 {
 	return best
 }
 
-// TestDemo runs `orrery demo` headless with a short alert `for`: every
-// sidecar's envoy_* series arrive in the workspace (queried with the
-// printed token), 20 ms of latency injected through the mesh's control
-// endpoint raise the p99 of the dashboard's and the alert's queries above
-// 5 ms, the alert fires and the console webhook prints it, and it
-// resolves once the fault is removed.
+// TestDemo runs `orrery demo` headless with a short alert `for`, on the
+// ports its flags name: every sidecar's envoy_* series arrive in the
+// workspace (queried with the printed token), no alert fires without a
+// fault, 100 ms of latency injected through the mesh's control endpoint
+// raise the p99 of the dashboard's and the alert's queries above the
+// 50 ms threshold, the alert fires and the console webhook prints it, and
+// it resolves once the fault is removed.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	addr := apptest.FreeAddr(t)
+	addr, hookAddr, agentAddr := apptest.FreeAddr(t), apptest.FreeAddr(t), apptest.FreeAddr(t)
+	_, meshPort, err := net.SplitHostPort(apptest.FreeAddr(t))
+	require.NoError(t, err)
 	p := apptest.Start(t, "orrery demo", apptest.OrreryBinary(t), "demo", "--data-dir", t.TempDir(), "--listen", addr,
-		"--duration", "4m", "--rps", "20", "--status-interval", "2s",
-		"--testing.rule-for", "5s", "--testing.rule-interval", "2s", "--testing.scrape-interval", "1s")
+		"--duration", "5m", "--rps", "20", "--status-interval", "2s", "--mesh.base-port", meshPort,
+		"--webhook.listen", hookAddr, "--agent.listen", agentAddr,
+		"--testing.rule-for", "10s", "--testing.rule-interval", "2s", "--testing.scrape-interval", "1s")
 	require.Eventually(t, func() bool { return strings.Contains(p.Output(), "Inject") },
 		60*time.Second, 100*time.Millisecond, "the demo prints its banner:\n%s", p.Output())
 	out := p.Output()
 	server, ws, token := demoValue(t, out, "server"), demoValue(t, out, "workspace"), demoValue(t, out, "query token")
 	control := demoValue(t, out, "mesh control")
 	require.Equal(t, "http://"+addr, server)
+	require.Equal(t, "http://"+hookAddr+"/alerts", demoValue(t, out, "webhook"))
+	require.Equal(t, "http://"+agentAddr+"/api/v1/targets", demoValue(t, out, "agent"))
+	require.Contains(t, out, "p99 upstream latency > 50 ms")
 	var services []string
 	for _, m := range regexp.MustCompile(`(?m)^\s*sidecar:\s+(\S+)\s+(http://\S+/stats/prometheus)$`).FindAllStringSubmatch(out, -1) {
 		services = append(services, m[1])
@@ -131,10 +139,30 @@ func TestDemo(t *testing.T) {
 			return nil
 		})
 	}
-	require.NotContains(t, p.Output(), "alert: FIRING EnvoyLatencyAbove5ms {envoy_cluster_name=payments,")
+	// The mesh's ports follow the one asked for.
+	base, err := strconv.Atoi(meshPort)
+	require.NoError(t, err)
+	for _, m := range regexp.MustCompile(`(?m)^\s*(?:sidecar:\s+\S+|mesh control:)\s+http://127\.0\.0\.1:(\d+)`).FindAllStringSubmatch(out, -1) {
+		port, err := strconv.Atoi(m[1])
+		require.NoError(t, err)
+		require.True(t, port >= base && port < base+64, "port %d of %q outside --mesh.base-port %d", port, m[0], base)
+	}
 
-	// 20 ms on payments: the alert's and the dashboard's p99 rise above 5 ms.
-	demoFault(t, http.MethodPost, control+"/faults", `{"service":"payments","latency_ms":20}`)
+	// Without a fault, no alert fires or is pending: the baseline p99 sits
+	// clearly below the threshold, even on a busy machine. Twice the rule's
+	// `for` of the full 1m window.
+	alertsQuery := `ALERTS{alertname="EnvoyLatencyHigh"}`
+	deadline := time.Now().Add(70 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := queryVectorBearer(t, token, api, alertsQuery)
+		require.NoError(t, err)
+		require.Empty(t, res, "an alert without a fault; worst p99 in the output:\n%s", p.Output())
+		time.Sleep(2 * time.Second)
+	}
+	require.NotContains(t, p.Output(), "alert: FIRING")
+
+	// 100 ms on payments: the alert's and the dashboard's p99 rise above 50 ms.
+	demoFault(t, http.MethodPost, control+"/faults", `{"service":"payments","latency_ms":100}`)
 	alertQuery := `histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="payments"}[1m])))`
 	dashboardQuery := `histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{service=~"cart",namespace=~"mesh-demo"}[1m])) by (le, service, namespace))`
 	for _, q := range []string{alertQuery, dashboardQuery} {
@@ -143,14 +171,14 @@ func TestDemo(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if v := maxValue(res); v <= 5 {
-				return fmt.Errorf("%s = %v, want > 5 ms", q, v)
+			if v := maxValue(res); v <= 50 {
+				return fmt.Errorf("%s = %v, want > 50 ms", q, v)
 			}
 			return nil
 		})
 	}
 	require.Eventually(t, func() bool {
-		return strings.Contains(p.Output(), "alert: FIRING EnvoyLatencyAbove5ms {envoy_cluster_name=payments, severity=page} p99 latency of payments is")
+		return strings.Contains(p.Output(), "alert: FIRING EnvoyLatencyHigh {envoy_cluster_name=payments, severity=page} p99 latency of payments is")
 	}, 60*time.Second, 200*time.Millisecond, "the console webhook prints the firing alert")
 	require.Regexp(t, `status: [0-9.]+ req/s, [0-9.]+% ok, \d+ series, worst p99 [0-9.]+ ms \(\S+\), [1-9]\d* alerts firing`, p.Output())
 
@@ -158,7 +186,7 @@ func TestDemo(t *testing.T) {
 	// alert resolves.
 	demoFault(t, http.MethodDelete, control+"/faults", "")
 	require.Eventually(t, func() bool {
-		return strings.Contains(p.Output(), "alert: RESOLVED EnvoyLatencyAbove5ms {envoy_cluster_name=payments, severity=page}")
+		return strings.Contains(p.Output(), "alert: RESOLVED EnvoyLatencyHigh {envoy_cluster_name=payments, severity=page}")
 	}, 150*time.Second, 500*time.Millisecond, "the console webhook prints the resolution")
 	p.Stop()
 	require.Contains(t, p.Output(), "stopping the demo")
