@@ -84,6 +84,7 @@ type uiPanel struct {
 	Type    string `json:"type"`
 	Error   string `json:"error"`
 	Queries []struct {
+		RefID   string  `json:"refId"`
 		Expr    string  `json:"expr"`
 		Instant bool    `json:"instant"`
 		Time    float64 `json:"time"`
@@ -389,6 +390,46 @@ func TestUI(t *testing.T) {
 		}
 	})
 
+	t.Run("query resolution as Grafana computes it", func(t *testing.T) {
+		// Expectations from Grafana's rangeutil.calculateInterval and the
+		// Prometheus data source's adjustInterval, alignRange and
+		// $__rate_interval (data source scrape interval 15s).
+		from := int64(1_700_000_000_000)
+		for _, c := range []struct {
+			name         string
+			rangeMs      int64
+			panel, query string
+			step         float64
+			interval     string
+			rate         string
+		}{
+			{"15 minutes, 800 px: the data source's 15s, not 1s", 15 * 60_000, `{width: 800}`, `{}`, 15, "15s", "1m"},
+			{"24 hours, 1000 px: 86.4 s rounds to 1m", 86_400_000, `{width: 1000}`, `{}`, 60, "1m", "75s"},
+			{"maxDataPoints wins over the width", 3_600_000, `{width: 1000, maxDataPoints: 100}`, `{}`, 30, "30s", "1m"},
+			{"the panel's min interval", 15 * 60_000, `{width: 800, interval: "1m"}`, `{}`, 60, "1m", "75s"},
+			{"a min interval written >2m", 15 * 60_000, `{width: 800, interval: ">2m"}`, `{}`, 120, "2m", "135s"},
+			{"the query's min step is the scrape interval of $__rate_interval", 15 * 60_000, `{width: 800}`, `{interval: "30s"}`, 30, "30s", "2m"},
+			{"intervalFactor multiplies", 3_600_000, `{width: 1200}`, `{intervalFactor: 2}`, 30, "30s", "1m"},
+			{"Prometheus' 11,000 points", 30 * 86_400_000, `{width: 800, maxDataPoints: 100000}`, `{}`, 236, "236s", "251s"},
+		} {
+			js := fmt.Sprintf(`(() => { const r = window.orreryResolution(%s, %s, {from: %d, to: %d}, 0);
+				return JSON.stringify({step: r.stepS, start: r.start, end: r.end,
+					interval: window.orreryInterpolate("$__interval", {}, {intervalMs: r.intervalMs, rangeMs: %d, scrapeMs: r.scrapeMs}),
+					rate: window.orreryInterpolate("$__rate_interval", {}, {intervalMs: r.intervalMs, rangeMs: %d, scrapeMs: r.scrapeMs})}); })()`,
+				c.panel, c.query, from, from+c.rangeMs, c.rangeMs, c.rangeMs)
+			var got struct {
+				Step, Start, End float64
+				Interval, Rate   string
+			}
+			require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, js)), &got), c.name)
+			require.Equal(t, c.step, got.Step, c.name)
+			require.Equal(t, c.interval, got.Interval, c.name)
+			require.Equal(t, c.rate, got.Rate, c.name)
+			require.Equal(t, math.Floor(float64(from)/1000/c.step)*c.step, got.Start, c.name)
+			require.Equal(t, math.Floor(float64(from+c.rangeMs)/1000/c.step)*c.step, got.End, c.name)
+		}
+	})
+
 	t.Run("import the Envoy Global dashboard and compare panels with the API", func(t *testing.T) {
 		envoy, err := os.ReadFile("../testdata/dashboards/envoy-global-11022.json")
 		require.NoError(t, err)
@@ -412,6 +453,21 @@ func TestUI(t *testing.T) {
 			}
 		}
 		require.GreaterOrEqual(t, withData, 12, "most panels show data")
+		// At 30 minutes no panel is wide enough (1800 px) for an interval
+		// below the data source's 15s: every range query's step is 15s
+		// times its target's intervalFactor, start and end multiples of it.
+		factors := intervalFactors(t, envoy)
+		for _, p := range panels {
+			for _, q := range p.Queries {
+				if q.Instant {
+					continue
+				}
+				f := factors[p.Title+"/"+q.RefID]
+				require.Equal(t, 15*f, q.Step, "panel %q query %s", p.Title, q.RefID)
+				require.Zero(t, math.Mod(q.Start, q.Step), "panel %q query %s", p.Title, q.RefID)
+				require.Zero(t, math.Mod(q.End, q.Step), "panel %q query %s", p.Title, q.RefID)
+			}
+		}
 		rps := panels["Upstream RPS"]
 		require.Len(t, rps.Series, 3)
 		require.Contains(t, rps.Queries[0].Expr, `namespace=~".*"`)
@@ -483,14 +539,14 @@ func TestUI(t *testing.T) {
 		require.Equal(t, 1, eval[int](t, bctx, `document.querySelectorAll(".panel.viewing").length`))
 		screenshot(t, bctx, dir, "dashboard-panel-view")
 		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] [data-view]`))))
-		end := panels["Upstream RPS"].Queries[0].End
+		ranAt := eval[float64](t, bctx, `window.__orrery.panels[Object.keys(window.__orrery.panels).find(k => window.__orrery.panels[k].title === "Upstream RPS")].ranAt`)
 		eval[bool](t, bctx, `(() => {
 			const s = document.getElementById("refresh");
 			s.value = "5s";
 			s.dispatchEvent(new Event("change"));
 			return true; })()`)
 		require.Eventually(t, func() bool {
-			return eval[float64](t, bctx, `window.__orrery.ready && (window.__orrery.panels[Object.keys(window.__orrery.panels).find(k => window.__orrery.panels[k].title === "Upstream RPS")].queries[0] || {}).end || 0`) > end+4
+			return eval[float64](t, bctx, `window.__orrery.ready && window.__orrery.panels[Object.keys(window.__orrery.panels).find(k => window.__orrery.panels[k].title === "Upstream RPS")].ranAt || 0`) > ranAt+4000
 		}, 20*time.Second, 250*time.Millisecond, "auto-refresh every 5s")
 		require.Contains(t, location(t, bctx), "refresh=5s")
 		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws)))
@@ -522,6 +578,37 @@ func TestUI(t *testing.T) {
 		require.NotEmpty(t, panels["Healthy endpoints"].Series)
 		requireNoOverlap(t, bctx)
 		screenshot(t, bctx, dir, "dashboard-orrery-envoy")
+
+		// The heatmap over two hours: the 40 minutes of data sit at the
+		// right, each sample's cell ending at its time and as wide as the
+		// step (Grafana's layout of Prometheus buckets); the buckets are
+		// labelled by le in the panel's unit.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/orrery-envoy?ws="+ws+"&refresh=&from=now-2h&to=now"), chromedp.Reload()))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		var hm struct {
+			Range  struct{ From, To float64 }
+			Render struct {
+				PlotLeft, PlotWidth float64
+				Buckets             []string
+				Cells               []struct{ T, X0, X1 float64 }
+			}
+			Queries []struct{ Start, End, Step float64 }
+		}
+		require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx,
+			`JSON.stringify(Object.values(window.__orrery.panels).find(p => p.title === "Upstream latency distribution"))`)), &hm))
+		require.Equal(t, []string{"1 ms", "5 ms", "10 ms", "50 ms", "100 ms", "+Inf"}, hm.Render.Buckets)
+		require.NotEmpty(t, hm.Render.Cells)
+		span := hm.Range.To - hm.Range.From
+		x := func(ms float64) float64 { return hm.Render.PlotLeft + (ms-hm.Range.From)/span*hm.Render.PlotWidth }
+		first := math.Inf(1)
+		for _, c := range hm.Render.Cells {
+			require.InDelta(t, math.Min(x(c.T), hm.Render.PlotLeft+hm.Render.PlotWidth), c.X1, 0.5)
+			require.InDelta(t, math.Max(x(c.T-hm.Queries[0].Step*1000), hm.Render.PlotLeft), c.X0, 0.5)
+			first = math.Min(first, c.T)
+		}
+		require.Greater(t, first, hm.Range.From+70*60_000, "no cell before the data's first sample")
+		require.Greater(t, x(first), hm.Render.PlotLeft+hm.Render.PlotWidth/2, "the data sit in the right half")
+		screenshot(t, bctx, dir, "dashboard-orrery-envoy-heatmap-2h")
 
 		// Edit the JSON model in the page.
 		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#edit-json")), chromedp.WaitVisible(chromedp.CSS("textarea.json-edit"))))
@@ -613,8 +700,85 @@ func TestUI(t *testing.T) {
 			return true; })()`, from.Format("2006-01-02T15:04:05"), to.Format("2006-01-02T15:04:05")))
 		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
 		q := panels["quantile 0.99"].Queries[0]
-		require.Equal(t, float64(to.Unix()), q.End)
+		// Start and end are aligned down to the step, as Grafana does.
+		require.InDelta(t, float64(to.Unix()), q.End, q.Step)
+		require.LessOrEqual(t, q.End, float64(to.Unix()))
 		require.InDelta(t, float64(from.Unix()), q.Start, q.Step)
+		require.Zero(t, math.Mod(q.End, q.Step))
+	})
+
+	t.Run("panel types drawn as themselves, others named", func(t *testing.T) {
+		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", typesDashboard))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/types?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		type rendered struct {
+			Unsupported string
+			Render      struct {
+				Slices []struct {
+					Name    string
+					Value   float64
+					Text    string
+					Percent float64
+				}
+				Rows []struct {
+					Name     string
+					Segments []struct{ Text, Color string }
+				}
+				Bars []struct{ Name, Text string }
+				Text string
+			}
+		}
+		get := func(title string) rendered {
+			var r rendered
+			require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, fmt.Sprintf(
+				`JSON.stringify(Object.values(window.__orrery.panels).find(p => p.title === %q))`, title))), &r), title)
+			return r
+		}
+		// The pie: one slice per service, its last value, in the unit;
+		// the percents add up to 100.
+		pie := get("Connections by service")
+		require.Len(t, pie.Render.Slices, 3)
+		total := 0.0
+		for _, sl := range pie.Render.Slices {
+			s := panels["Connections by service"].Series
+			found := false
+			for _, ps := range s {
+				if ps.Name == sl.Name {
+					last := ps.Values[len(ps.Values)-1][1]
+					require.NotNil(t, last)
+					require.Equal(t, *last, sl.Value, sl.Name)
+					require.Equal(t, fmt.Sprintf("%v", *last), sl.Text)
+					found = true
+				}
+			}
+			require.True(t, found, sl.Name)
+			total += sl.Percent
+		}
+		require.InDelta(t, 100, total, 1e-6)
+		require.Zero(t, eval[int](t, bctx, `document.querySelectorAll('[data-title="Connections by service"] svg.ts').length`), "not a time series")
+		// The state timeline: healthy endpoints mapped to text and colour.
+		st := get("Endpoint health")
+		require.Len(t, st.Render.Rows, 3)
+		for _, r := range st.Render.Rows {
+			require.NotEmpty(t, r.Segments, r.Name)
+			for _, g := range r.Segments {
+				require.Contains(t, []string{"degraded", "all healthy"}, g.Text)
+			}
+		}
+		require.Zero(t, eval[int](t, bctx, `document.querySelectorAll('[data-title="Endpoint health"] svg.ts').length`), "not a time series")
+		// The bar gauge, with its unit.
+		bg := get("Active connections")
+		require.Len(t, bg.Render.Bars, 3)
+		for _, b := range bg.Render.Bars {
+			require.Regexp(t, `^\d+ conn$`, b.Text)
+		}
+		require.Contains(t, get("Notes").Render.Text, "Read me")
+		// Panel types Orrery does not draw say so, naming the type.
+		require.Equal(t, "nodeGraph", get("A node graph").Unsupported)
+		require.Contains(t, text(t, bctx, `[data-title="A node graph"] .panel-unsupported`), `Panel type "nodeGraph" is not supported`)
+		require.Equal(t, "grafana-worldmap-panel", get("A world map").Unsupported)
+		screenshot(t, bctx, dir, "dashboard-panel-types")
 	})
 
 	t.Run("a legacy dashboard with rows", func(t *testing.T) {
@@ -765,6 +929,42 @@ func TestUI(t *testing.T) {
 	})
 }
 
+// intervalFactors maps "panel title/refId" to the target's
+// intervalFactor (1 when unset) in a dashboard's JSON model.
+func intervalFactors(t *testing.T, model []byte) map[string]float64 {
+	t.Helper()
+	type panel struct {
+		Title   string `json:"title"`
+		Targets []struct {
+			RefID          string  `json:"refId"`
+			IntervalFactor float64 `json:"intervalFactor"`
+		} `json:"targets"`
+		Panels []json.RawMessage `json:"panels"`
+	}
+	var d struct {
+		Panels []json.RawMessage `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(model, &d))
+	out := map[string]float64{}
+	var walk func([]json.RawMessage)
+	walk = func(list []json.RawMessage) {
+		for _, raw := range list {
+			var p panel
+			require.NoError(t, json.Unmarshal(raw, &p))
+			for _, tg := range p.Targets {
+				f := tg.IntervalFactor
+				if f <= 0 {
+					f = 1
+				}
+				out[p.Title+"/"+tg.RefID] = f
+			}
+			walk(p.Panels)
+		}
+	}
+	walk(d.Panels)
+	return out
+}
+
 func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
@@ -807,6 +1007,25 @@ func changeVariable(t *testing.T, ctx context.Context, o *apptest.Orrery, ws, na
 }
 
 // varsDashboard exercises the variable types and repeated panels.
+// typesDashboard has one panel of each type Orrery draws besides time
+// series, and two it does not.
+const typesDashboard = `{"title": "Panel types", "uid": "types", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
+ "panels": [
+  {"id": 1, "type": "piechart", "title": "Connections by service", "gridPos": {"x": 0, "y": 0, "w": 8, "h": 8},
+   "options": {"pieType": "donut", "reduceOptions": {"calcs": ["lastNotNull"]}, "legend": {"values": ["value", "percent"]}},
+   "fieldConfig": {"defaults": {"unit": "none"}},
+   "targets": [{"expr": "sum by (namespace, service) (envoy_http_downstream_cx_active)", "legendFormat": "{{namespace}}/{{service}}"}]},
+  {"id": 2, "type": "state-timeline", "title": "Endpoint health", "gridPos": {"x": 8, "y": 0, "w": 16, "h": 8},
+   "fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"3": {"text": "degraded", "color": "orange"}, "4": {"text": "all healthy", "color": "green"}}}]}},
+   "targets": [{"expr": "sum by (namespace, service) (envoy_cluster_membership_healthy)", "legendFormat": "{{namespace}}/{{service}}"}]},
+  {"id": 3, "type": "bargauge", "title": "Active connections", "gridPos": {"x": 0, "y": 8, "w": 8, "h": 6},
+   "fieldConfig": {"defaults": {"unit": "conn", "decimals": 0}},
+   "targets": [{"expr": "sum by (namespace, service) (envoy_http_downstream_cx_active)", "legendFormat": "{{namespace}}/{{service}}"}]},
+  {"id": 4, "type": "text", "title": "Notes", "gridPos": {"x": 8, "y": 8, "w": 4, "h": 6}, "options": {"mode": "markdown", "content": "# Read me\n*three* services"}},
+  {"id": 5, "type": "nodeGraph", "title": "A node graph", "gridPos": {"x": 12, "y": 8, "w": 6, "h": 6}, "targets": [{"expr": "up"}]},
+  {"id": 6, "type": "grafana-worldmap-panel", "title": "A world map", "gridPos": {"x": 18, "y": 8, "w": 6, "h": 6}, "targets": [{"expr": "up"}]}
+ ]}`
+
 const varsDashboard = `{"title": "Variables", "uid": "vars", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
  "templating": {"list": [
   {"name": "svc", "type": "query", "query": "label_values(envoy_http_downstream_rq_total, service)", "multi": true, "includeAll": true, "current": {"value": ["$__all"]}},

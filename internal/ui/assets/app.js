@@ -2,7 +2,7 @@
 import { api, prom, am, state, canEdit } from "./api.js";
 import { h, timeseries, table, escapeHTML } from "./charts.js";
 import { Dashboard, flash, parseTime, RANGES } from "./dashboard.js";
-import { interpolate, autoInterval } from "./template.js";
+import { interpolate, queryResolution } from "./template.js";
 import { format } from "./units.js";
 
 const main = () => document.getElementById("main");
@@ -179,11 +179,12 @@ async function renderExplore(root, params) {
   const run = async () => {
     err.textContent = "";
     const now = Date.now(), from = parseTime("now-" + rangeSel.value, now);
-    const step = autoInterval(now - from, Math.max(graph.clientWidth, 300), 0) / 1000;
+    const res0 = queryResolution({ width: Math.max(graph.clientWidth, 300) }, {}, { from, to: now }, new Date(now).getTimezoneOffset());
+    const step = res0.stepS;
     history.replaceState(null, "", `#/explore?ws=${state.ws}&range=${rangeSel.value}&expr=${encodeURIComponent(expr.value)}`);
     try {
       const [r, inst] = await Promise.all([
-        prom("query_range", { query: expr.value, start: String(Math.floor(from / 1000)), end: String(now / 1000), step: String(step) }),
+        prom("query_range", { query: expr.value, start: String(res0.start), end: String(res0.end), step: String(step) }),
         prom("query", { query: expr.value, time: String(now / 1000) })]);
       const series = (r.result || []).map(s => ({ labels: s.metric, name: legendName(s.metric), values: s.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
       timeseries(graph, series, { unit: "short", decimals: null, legend: { show: true }, thresholds: { steps: [] } }, { from, to: now });
@@ -345,6 +346,7 @@ async function renderUsers(root) {
 // interpolate alike.
 window.orreryInterpolate = (expr, vars, b) => interpolate(expr, vars, b);
 window.orreryFormat = (v, unit, decimals) => format(v, unit, decimals);
+window.orreryResolution = (p, t, range, tz) => queryResolution(p, t, range, tz);
 
 window.addEventListener("hashchange", render);
 render();

@@ -1,7 +1,8 @@
 // The dashboard view: variables, time range, auto-refresh, panels.
 import { api, prom, state, canEdit } from "./api.js";
-import { h, timeseries, stat, gauge, bargauge, table, heatmap, markdown, escapeHTML } from "./charts.js";
-import { interpolate, legend, autoInterval, parseDuration, formatDuration } from "./template.js";
+import { h, timeseries, stat, gauge, bargauge, table, heatmap, markdown, escapeHTML, piechart, stateTimeline, unsupported } from "./charts.js";
+import { fieldConfig } from "./fields.js";
+import { interpolate, legend, autoInterval, parseDuration, formatDuration, queryResolution, DATASOURCE_MIN_INTERVAL_MS } from "./template.js";
 
 export const RANGES = ["5m", "15m", "30m", "1h", "3h", "6h", "12h", "24h", "2d", "7d", "30d"];
 
@@ -33,9 +34,9 @@ export function normalize(model) {
     const lg = (p.options && p.options.legend) || {};
     return {
       raw: p, id: p.id, type: p.type || "graph", title: p.title || "", description: p.description || "",
-      gridPos: p.gridPos || { x: 0, y: 0, w: 12, h: 8 }, targets: (p.targets || []).filter(t => t && typeof t === "object"),
+      gridPos: p.gridPos || { x: 0, y: 0, w: 12, h: 8 }, targets: refIds((p.targets || []).filter(t => t && typeof t === "object")),
       interval: p.interval || "", maxDataPoints: p.maxDataPoints || 0, repeat: p.repeat || "", repeatDirection: p.repeatDirection || "h", maxPerRow: p.maxPerRow || 0, collapsed: !!p.collapsed,
-      unit: def.unit || y0.format || p.format || "short", min: num(def.min ?? y0.min), max: num(def.max ?? y0.max),
+      unit: def.unit || (p.options && p.options.yAxis && p.options.yAxis.unit) || (p.yAxis && p.yAxis.format) || y0.format || p.format || "short", min: num(def.min ?? y0.min), max: num(def.max ?? y0.max),
       decimals: num(def.decimals ?? y0.decimals ?? p.decimals),
       thresholds: def.thresholds || { mode: "absolute", steps: [] },
       stacking: (def.custom && def.custom.stacking && def.custom.stacking.mode) || (p.stack ? "normal" : "none"),
@@ -82,6 +83,25 @@ export function normalize(model) {
   return { uid: d.uid, title: d.title || "Untitled", from: (d.time || {}).from || "now-6h", to: (d.time || {}).to || "now",
     refresh: typeof d.refresh === "string" ? d.refresh : "", sections, vars };
 }
+
+// refIds names targets without a refId A, B, C… as Grafana does when it
+// loads a panel, skipping the names taken.
+function refIds(targets) {
+  const taken = new Set(targets.map(t => t.refId).filter(Boolean));
+  let i = 0;
+  const next = () => {
+    for (;;) {
+      let n = i++, id = "";
+      do { id = String.fromCharCode(65 + n % 26) + id; n = Math.floor(n / 26) - 1; } while (n >= 0);
+      if (!taken.has(id)) return id;
+    }
+  };
+  return targets.map(t => t.refId ? t : { ...t, refId: next() });
+}
+
+// SUPPORTED are the panel types Orrery draws; any other shows a notice.
+export const SUPPORTED = new Set(["graph", "timeseries", "stat", "singlestat", "gauge", "bargauge", "table", "table-old", "heatmap",
+  "text", "piechart", "grafana-piechart-panel", "state-timeline"]);
 
 function asList(v) { return v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]; }
 
@@ -175,7 +195,7 @@ export class Dashboard {
   // `changed` (all when null), in order: later ones may use earlier ones.
   async resolveVariables(changed) {
     const range = this.range();
-    const b = { intervalMs: autoInterval(range.to - range.from, 1000, 0), rangeMs: range.to - range.from, scrapeMs: 15000 };
+    const b = { intervalMs: autoInterval(range.to - range.from, 1000, DATASOURCE_MIN_INTERVAL_MS), rangeMs: range.to - range.from, scrapeMs: DATASOURCE_MIN_INTERVAL_MS };
     let after = changed === null;
     for (const v of this.model.vars) {
       if (!after) { if (v.name === changed) after = true; continue; }
@@ -411,18 +431,26 @@ export class Dashboard {
   async runPanel(p) {
     const range = this.range();
     const width = p.el.clientWidth || 600;
-    const minMs = parseDuration(p.interval) || 0;
-    const info = { title: p.shownTitle, type: p.type, queries: [], series: [], error: null };
+    const info = { title: p.shownTitle, type: p.type, queries: [], series: [], error: null, range, ranAt: Date.now() };
     window.__orrery.panels[p.key] = info;
-    if (p.type === "text") { p.el.innerHTML = `<div class="text">${markdown(interpolate(p.content, this.scope(p.override), {}, "raw"))}</div>`; return; }
+    if (p.type === "text") {
+      const o = (p.raw && p.raw.options) || {};
+      const src = interpolate(p.content, this.scope(p.override), {}, "raw");
+      // HTML mode is shown as text: a dashboard may not run markup here.
+      p.el.innerHTML = `<div class="text">${(o.mode || p.raw.mode) === "html" ? `<pre>${escapeHTML(src)}</pre>` : markdown(src)}</div>`;
+      info.render = { text: p.el.textContent };
+      return;
+    }
+    if (!SUPPORTED.has(p.type)) { unsupported(p.el, p.type); info.unsupported = p.type; return; }
     const targets = p.targets.filter(t => t.expr && !t.hide);
     if (!targets.length) { p.el.innerHTML = '<div class="nodata">No queries</div>'; return; }
     p.status.textContent = "…";
     try {
       const results = await Promise.all(targets.map(async (t, qi) => {
-        const tMin = parseDuration(t.interval) || minMs;
-        const intervalMs = autoInterval(range.to - range.from, p.maxDataPoints || width, tMin);
-        const b = { intervalMs, rangeMs: range.to - range.from, scrapeMs: 15000 };
+        const scope = this.scope(p.override);
+        const res0 = queryResolution({ width, maxDataPoints: p.maxDataPoints, interval: interpolate(p.interval, scope, {}, "raw") },
+          { interval: interpolate(t.interval || "", scope, {}, "raw"), intervalFactor: t.intervalFactor }, range, new Date(range.to).getTimezoneOffset());
+        const b = { intervalMs: res0.intervalMs, rangeMs: range.to - range.from, scrapeMs: res0.scrapeMs };
         const expr = interpolate(t.expr, this.scope(p.override), b);
         const instant = !!t.instant || t.format === "table" && p.type === "table";
         const lf = interpolate(t.legendFormat || "", this.scope(p.override), b, "raw");
@@ -433,20 +461,26 @@ export class Dashboard {
           q.raw = r;
           const res = r.resultType === "vector" ? r.result : r.resultType === "scalar" ? [{ metric: {}, value: r.result }] : (r.result || []).map(s => ({ metric: s.metric, value: s.values[s.values.length - 1] }));
           info.queries[qi] = q;
-          return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+          return res.map(s => ({ qi, refId: q.refId, labels: s.metric, name: legend(lf, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
         }
-        const step = Math.max(intervalMs / 1000, 0.001);
-        q.start = Math.floor(range.from / 1000 / step) * step; q.end = range.to / 1000; q.step = step;
+        const step = res0.stepS;
+        q.start = res0.start; q.end = res0.end; q.step = step; q.interval = interpolate("$__interval", {}, b); q.rateInterval = interpolate("$__rate_interval", {}, b);
         const r = await prom("query_range", { query: expr, start: String(q.start), end: String(q.end), step: String(step) });
         q.raw = r;
         info.queries[qi] = q;
         const res = r.resultType === "matrix" ? r.result : [];
-        return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
+        return res.map(s => ({ qi, refId: q.refId, labels: s.metric, name: legend(lf, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
       }));
       const series = results.flat();
+      // Each series is a field: its config from the defaults and the
+      // overrides that match its name or query, its display name.
+      for (const s of series) {
+        s.field = fieldConfig(p, { name: s.name, type: "number", refId: s.refId });
+        if (s.field.displayName) s.name = s.field.displayName;
+      }
       info.series = series.map(s => ({ query: s.qi, name: s.name, labels: s.labels, values: s.values }));
       p.status.textContent = "";
-      this.draw(p, series, range);
+      info.render = this.draw(p, series, range) || null;
     } catch (e) {
       info.error = e.message;
       p.status.textContent = "⚠";
@@ -463,6 +497,8 @@ export class Dashboard {
       case "bargauge": return bargauge(p.el, series, p);
       case "table": case "table-old": return table(p.el, series, p);
       case "heatmap": return heatmap(p.el, series, p, range);
+      case "piechart": case "grafana-piechart-panel": return piechart(p.el, series, p);
+      case "state-timeline": return stateTimeline(p.el, series, p, range);
       default: return timeseries(p.el, series, p, range, (a, b) => this.setTime(a, b));
     }
   }
