@@ -78,6 +78,37 @@ func envoyHistory(t *testing.T, o *apptest.Orrery, ws string, now time.Time) {
 	require.Equal(t, http.StatusNoContent, code, body)
 }
 
+// nodeHistory writes 40 minutes of node_exporter series, every 15
+// seconds, for one host: two filesystems, and a disk read at 562 kB/s,
+// written at 1.5 MB/s and busy a quarter of the time.
+func nodeHistory(t *testing.T, o *apptest.Orrery, ws string, now time.Time) {
+	t.Helper()
+	var series []prompb.TimeSeries
+	add := func(name string, f func(i int) float64, kv ...string) {
+		ls := []prompb.Label{{Name: "__name__", Value: name}, {Name: "job", Value: "node"}, {Name: "cluster", Value: "lab"}, {Name: "instance", Value: "host1:9100"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			ls = append(ls, prompb.Label{Name: kv[i], Value: kv[i+1]})
+		}
+		sort.Slice(ls, func(a, b int) bool { return ls[a].Name < ls[b].Name })
+		s := prompb.TimeSeries{Labels: ls}
+		for i := 0; i <= 160; i++ {
+			at := now.Add(-40 * time.Minute).Add(time.Duration(i) * 15 * time.Second)
+			s.Samples = append(s.Samples, prompb.Sample{Timestamp: at.UnixMilli(), Value: f(i)})
+		}
+		series = append(series, s)
+	}
+	add("node_uname_info", func(int) float64 { return 1 }, "sysname", "Linux", "nodename", "host1")
+	add("node_filesystem_size_bytes", func(int) float64 { return 100e9 }, "mountpoint", "/", "fstype", "ext4", "device", "/dev/sda1")
+	add("node_filesystem_avail_bytes", func(int) float64 { return 40e9 }, "mountpoint", "/", "fstype", "ext4", "device", "/dev/sda1")
+	add("node_filesystem_size_bytes", func(int) float64 { return 1e9 }, "mountpoint", "/boot", "fstype", "vfat", "device", "/dev/sda2")
+	add("node_filesystem_avail_bytes", func(int) float64 { return 0.05e9 }, "mountpoint", "/boot", "fstype", "vfat", "device", "/dev/sda2")
+	add("node_disk_read_bytes_total", func(i int) float64 { return 562000 * 15 * float64(i) }, "device", "sda")
+	add("node_disk_written_bytes_total", func(i int) float64 { return 1.5e6 * 15 * float64(i) }, "device", "sda")
+	add("node_disk_io_time_seconds_total", func(i int) float64 { return 0.25 * 15 * float64(i) }, "device", "sda")
+	code, body := apptest.Write(t, o.RemoteWriteURL(ws), &prompb.WriteRequest{Timeseries: series})
+	require.Equal(t, http.StatusNoContent, code, body)
+}
+
 // uiPanel is what the page records of a rendered panel (window.__orrery).
 type uiPanel struct {
 	Title   string `json:"title"`
@@ -353,6 +384,8 @@ func TestUI(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#login-error"), "wrong user name or password") }, 10*time.Second, 100*time.Millisecond)
 	screenshot(t, bctx, dir, "login")
 	uiLogin(t, bctx, base, "admin", uiAdminPassword)
+	// One API session for the subtests: logins are rate-limited.
+	adminClient, adminCSRF, _ := sessionClient(t, base, "admin", uiAdminPassword)
 	t.Run("interpolation agrees with Go", func(t *testing.T) {
 		vars := map[string]dashboard.Value{
 			"ns": {Values: []string{"prod"}, Multi: true}, "multi": {Values: []string{"a", "b.c"}, Multi: true},
@@ -508,7 +541,7 @@ func TestUI(t *testing.T) {
 		// Save keeps the time range and the variable's value as defaults;
 		// the export is the stored JSON model.
 		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#save-dashboard")), chromedp.WaitVisible(chromedp.CSS(".flash"))))
-		c, _, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		c := adminClient
 		resp, err := c.Get(base + "/ui/api/workspaces/" + ws + "/dashboards/" + uid + "?download=1")
 		require.NoError(t, err)
 		exported, _ := io.ReadAll(resp.Body)
@@ -553,7 +586,7 @@ func TestUI(t *testing.T) {
 	})
 
 	t.Run("our Envoy dashboard and the public ones render without errors", func(t *testing.T) {
-		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		c, csrf := adminClient, adminCSRF
 		for _, f := range []string{"envoy-proxy-global-envoy-gateway.json", "node-exporter-nodes.json"} {
 			b, err := os.ReadFile("../testdata/dashboards/" + f)
 			require.NoError(t, err)
@@ -637,7 +670,7 @@ func TestUI(t *testing.T) {
 	})
 
 	t.Run("variable types, repeated panels and zoom", func(t *testing.T) {
-		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		c, csrf := adminClient, adminCSRF
 		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", varsDashboard))
 		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/vars?ws="+ws+"&refresh="), chromedp.Reload()))
 		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
@@ -707,8 +740,179 @@ func TestUI(t *testing.T) {
 		require.Zero(t, math.Mod(q.End, q.Step))
 	})
 
+	t.Run("node-exporter: Disk Space Usage and Disk I/O as Grafana shows them", func(t *testing.T) {
+		// A workspace of its own, so that the other subtests' counts hold.
+		created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("nodes")})
+		require.NoError(t, err)
+		ws := aws.ToString(created.WorkspaceId)
+		nodeHistory(t, o, ws, time.Now())
+		b, err := os.ReadFile("../testdata/dashboards/node-exporter-nodes.json")
+		require.NoError(t, err)
+		c, csrf := adminClient, adminCSRF
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", string(b)))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/7d57716318ee0dddbac5a7f451fb7753?ws="+ws+
+			"&refresh=&from=now-30m&to=now&var-cluster=lab&var-instance=host1:9100"), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		// The API's answer for the table's two queries.
+		disk := panels["Disk Space Usage"]
+		require.Len(t, disk.Queries, 2)
+		byMount := func(qi int) map[string]float64 {
+			v, err := apptest.QueryVector(t, o.URL(ws, "/api/v1"), disk.Queries[qi].Expr, time.UnixMilli(int64(disk.Queries[qi].Time*1000)))
+			require.NoError(t, err)
+			out := map[string]float64{}
+			for _, s := range v {
+				f, _ := strconv.ParseFloat(s.Value[1].(string), 64)
+				out[s.Metric["mountpoint"]] = f
+			}
+			return out
+		}
+		require.Equal(t, map[string]float64{"/": 100e9, "/boot": 1e9}, byMount(0))
+		require.Equal(t, map[string]float64{"/": 40e9, "/boot": 0.05e9}, byMount(1))
+		var table struct {
+			Render struct {
+				Columns []string
+				Rows    [][]string
+				Colors  [][]*string
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx,
+			`JSON.stringify(Object.values(window.__orrery.panels).find(p => p.title === "Disk Space Usage"))`)), &table))
+		// groupBy, merge, two calculateField, organize and sortBy: named
+		// columns, one row per mount point, in decbytes; only the gauge
+		// column is coloured by the thresholds (0.8 yellow, 0.9 red).
+		require.Equal(t, []string{"Mounted on", "Size", "Available", "Used", "Used, %"}, table.Render.Columns)
+		require.Equal(t, [][]string{{"/", "100 GB", "40 GB", "60 GB", "60%"}, {"/boot", "1 GB", "50 MB", "950 MB", "95%"}}, table.Render.Rows)
+		for r, row := range table.Render.Colors {
+			for c := 0; c < 4; c++ {
+				require.Nil(t, row[c], "row %d column %d is not coloured", r, c)
+			}
+		}
+		require.Equal(t, "#56a64b", *table.Render.Colors[0][4])
+		require.Equal(t, "#e02f44", *table.Render.Colors[1][4])
+		require.Equal(t, 2, eval[int](t, bctx, `document.querySelectorAll('[data-title="Disk Space Usage"] .cell-gauge').length`))
+
+		// Disk I/O: bytes per second by the byRegexp override, on the left
+		// axis; io time in percent on a right axis; the tooltip says
+		// "562 kB/s" where Orrery said "562 K".
+		var io struct {
+			Render struct {
+				Left, Right struct {
+					Unit   string
+					Labels []string
+					Series []string
+				}
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx,
+			`JSON.stringify(Object.values(window.__orrery.panels).find(p => p.title === "Disk I/O"))`)), &io))
+		require.Equal(t, "Bps", io.Render.Left.Unit)
+		require.Equal(t, []string{"sda read", "sda written"}, io.Render.Left.Series)
+		require.Equal(t, "percentunit", io.Render.Right.Unit)
+		require.Equal(t, []string{"sda io time"}, io.Render.Right.Series)
+		for _, l := range io.Render.Left.Labels {
+			require.Regexp(t, `^[0-9.]+ (B|kB|MB)/s$`, l)
+		}
+		for _, l := range io.Render.Right.Labels {
+			require.Regexp(t, `^[0-9.]+%$`, l)
+		}
+		for _, s := range panels["Disk I/O"].Series {
+			last := s.Values[len(s.Values)-1][1]
+			require.NotNil(t, last)
+			require.InDelta(t, map[string]float64{"sda read": 562000, "sda written": 1.5e6, "sda io time": 0.25}[s.Name], *last, 1e-6, s.Name)
+		}
+		tip := eval[string](t, bctx, `(() => {
+			const svg = document.querySelector('[data-title="Disk I/O"] svg.ts');
+			const r = svg.getBoundingClientRect();
+			svg.dispatchEvent(new MouseEvent("mousemove", {clientX: r.left + r.width * 0.6, clientY: r.top + r.height / 2, bubbles: true}));
+			return document.querySelector('[data-title="Disk I/O"] .tooltip').textContent; })()`)
+		require.Contains(t, tip, "sda read: 562 kB/s")
+		require.Contains(t, tip, "sda written: 1.5 MB/s")
+		require.Contains(t, tip, "sda io time: 25%")
+		screenshot(t, bctx, dir, "dashboard-node-exporter-disk")
+	})
+
+	t.Run("transformations", func(t *testing.T) {
+		c, csrf := adminClient, adminCSRF
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", transformDashboard))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/transforms?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		type tbl struct {
+			Render struct {
+				Columns []string
+				Rows    [][]string
+			}
+		}
+		get := func(title string) tbl {
+			var r tbl
+			require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, fmt.Sprintf(
+				`JSON.stringify(Object.values(window.__orrery.panels).find(p => p.title === %q))`, title))), &r), title)
+			return r
+		}
+		f3 := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+		// reduce: a row per series, a column per calc.
+		red := get("reduce")
+		require.Equal(t, []string{"Field", "Max", "Mean", "Last *"}, red.Render.Columns)
+		var want [][]string
+		for _, s := range panels["reduce"].Series {
+			mx, sum, n, last := math.Inf(-1), 0.0, 0.0, 0.0
+			for _, v := range s.Values {
+				mx = math.Max(mx, *v[1])
+				sum += *v[1]
+				n++
+				last = *v[1]
+			}
+			want = append(want, []string{s.Name, f3(mx), f3(sum / n), f3(last)})
+		}
+		require.ElementsMatch(t, want, red.Render.Rows)
+		// labelsToFields, merge, filterByValue and organize: the prod
+		// services' connections, from the instant query.
+		lf := get("labels to fields, filtered")
+		require.Equal(t, []string{"namespace", "service", "Connections"}, lf.Render.Columns)
+		want = nil
+		for _, s := range panels["labels to fields, filtered"].Series {
+			if s.Labels["namespace"] == "prod" {
+				want = append(want, []string{"prod", s.Labels["service"], f3(*s.Values[0][1])})
+			}
+		}
+		require.Len(t, want, 2)
+		require.ElementsMatch(t, want, lf.Render.Rows)
+		// groupBy: connections summed by namespace, as the API's sum by.
+		gb := get("group by namespace")
+		require.Equal(t, []string{"namespace", "Value (sum)"}, gb.Render.Columns)
+		v, err := apptest.QueryVector(t, o.URL(ws, "/api/v1"), `sum by (namespace) (envoy_http_downstream_cx_active)`, time.UnixMilli(int64(panels["group by namespace"].Queries[0].Time*1000)))
+		require.NoError(t, err)
+		want = nil
+		for _, s := range v {
+			f, _ := strconv.ParseFloat(s.Value[1].(string), 64)
+			want = append(want, []string{s.Metric["namespace"], f3(f)})
+		}
+		require.ElementsMatch(t, want, gb.Render.Rows)
+		// joinByField on Time and calculateField: requests per connection.
+		jb := get("join by time")
+		require.Equal(t, []string{"Time", "requests", "connections", "per connection"}, jb.Render.Columns)
+		js := panels["join by time"].Series
+		require.Len(t, js, 2)
+		require.Len(t, jb.Render.Rows, len(js[0].Values))
+		for i, row := range jb.Render.Rows {
+			a, b := *js[0].Values[i][1], *js[1].Values[i][1]
+			if js[0].Name != "requests" {
+				a, b = b, a
+			}
+			require.Equal(t, []string{f3(a), f3(b), f3(a / b)}, row[1:], "row %d", i)
+		}
+		// seriesToRows: every point of the three series, newest first.
+		sr := get("series to rows")
+		require.Equal(t, []string{"Time", "Metric", "Value"}, sr.Render.Columns)
+		points := 0
+		for _, s := range panels["series to rows"].Series {
+			points += len(s.Values)
+		}
+		require.Len(t, sr.Render.Rows, points)
+		screenshot(t, bctx, dir, "dashboard-transformations")
+	})
+
 	t.Run("panel types drawn as themselves, others named", func(t *testing.T) {
-		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		c, csrf := adminClient, adminCSRF
 		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", typesDashboard))
 		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/types?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
 		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
@@ -782,7 +986,7 @@ func TestUI(t *testing.T) {
 	})
 
 	t.Run("a legacy dashboard with rows", func(t *testing.T) {
-		c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+		c, csrf := adminClient, adminCSRF
 		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", legacyDashboard))
 		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/legacy?ws="+ws+"&refresh="), chromedp.Reload()))
 		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
@@ -1007,6 +1211,36 @@ func changeVariable(t *testing.T, ctx context.Context, o *apptest.Orrery, ws, na
 }
 
 // varsDashboard exercises the variable types and repeated panels.
+// transformDashboard has a table per transformation the node-exporter
+// dashboard does not use.
+const transformDashboard = `{"title": "Transformations", "uid": "transforms", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
+ "panels": [
+  {"id": 1, "type": "table", "title": "reduce", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 8},
+   "fieldConfig": {"defaults": {"unit": "none", "decimals": 3}},
+   "targets": [{"expr": "sum by (namespace, service) (envoy_http_downstream_cx_active)", "legendFormat": "{{namespace}}/{{service}}"}],
+   "transformations": [{"id": "reduce", "options": {"reducers": ["max", "mean", "lastNotNull"]}}]},
+  {"id": 2, "type": "table", "title": "labels to fields, filtered", "gridPos": {"x": 12, "y": 0, "w": 12, "h": 8},
+   "fieldConfig": {"defaults": {"unit": "none", "decimals": 3}},
+   "targets": [{"expr": "sum by (namespace, service) (envoy_http_downstream_cx_active)", "instant": true}],
+   "transformations": [{"id": "labelsToFields", "options": {}}, {"id": "merge", "options": {}},
+     {"id": "filterByValue", "options": {"type": "include", "match": "any", "filters": [{"fieldName": "namespace", "config": {"id": "regex", "options": {"value": "prod"}}}]}},
+     {"id": "organize", "options": {"excludeByName": {"Time": true}, "renameByName": {"Value": "Connections"}}}]},
+  {"id": 3, "type": "table", "title": "group by namespace", "gridPos": {"x": 0, "y": 8, "w": 12, "h": 8},
+   "fieldConfig": {"defaults": {"unit": "none", "decimals": 3}},
+   "targets": [{"expr": "envoy_http_downstream_cx_active", "instant": true, "format": "table"}],
+   "transformations": [{"id": "groupBy", "options": {"fields": {"namespace": {"operation": "groupby"}, "Value": {"operation": "aggregate", "aggregations": ["sum"]}}}}]},
+  {"id": 4, "type": "table", "title": "join by time", "gridPos": {"x": 12, "y": 8, "w": 12, "h": 8},
+   "fieldConfig": {"defaults": {"unit": "none", "decimals": 3}},
+   "targets": [{"expr": "sum(envoy_http_downstream_rq_total)", "legendFormat": "requests"},
+     {"expr": "sum(envoy_http_downstream_cx_active)", "legendFormat": "connections"}],
+   "transformations": [{"id": "joinByField", "options": {"byField": "Time", "mode": "outer"}},
+     {"id": "calculateField", "options": {"mode": "binary", "alias": "per connection", "binary": {"left": "requests", "operator": "/", "right": "connections"}}}]},
+  {"id": 5, "type": "table", "title": "series to rows", "gridPos": {"x": 0, "y": 16, "w": 24, "h": 8},
+   "fieldConfig": {"defaults": {"unit": "none", "decimals": 3}},
+   "targets": [{"expr": "sum by (namespace, service) (envoy_http_downstream_cx_active)", "legendFormat": "{{namespace}}/{{service}}"}],
+   "transformations": [{"id": "seriesToRows", "options": {}}]}
+ ]}`
+
 // typesDashboard has one panel of each type Orrery draws besides time
 // series, and two it does not.
 const typesDashboard = `{"title": "Panel types", "uid": "types", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},

@@ -4,6 +4,7 @@ import { h, timeseries, table, escapeHTML } from "./charts.js";
 import { Dashboard, flash, parseTime, RANGES } from "./dashboard.js";
 import { interpolate, queryResolution } from "./template.js";
 import { format } from "./units.js";
+import { seriesToFrames } from "./transform.js";
 
 const main = () => document.getElementById("main");
 let current = null;
@@ -189,7 +190,8 @@ async function renderExplore(root, params) {
       const series = (r.result || []).map(s => ({ labels: s.metric, name: legendName(s.metric), values: s.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
       timeseries(graph, series, { unit: "short", decimals: null, legend: { show: true }, thresholds: { steps: [] } }, { from, to: now });
       const res = inst.resultType === "vector" ? inst.result : inst.resultType === "scalar" ? [{ metric: {}, value: inst.result }] : [];
-      table(tbl, res.map(s => ({ labels: s.metric, name: legendName(s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] })), { unit: "none", decimals: null, thresholds: { steps: [] } });
+      const rows = res.map(s => ({ qi: 0, refId: "A", labels: s.metric, name: legendName(s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+      table(tbl, seriesToFrames(rows, [{ refId: "A", format: "table" }], 1), { unit: "none", decimals: null, thresholds: { steps: [] } });
       window.__orreryExplore = { series, instant: res };
     } catch (e) { err.textContent = e.message; }
   };

@@ -1,7 +1,8 @@
 // Panel renderers drawing SVG. Each takes the panel body element, the
 // series ({name, labels, values: [[ms, number|null]]}) and the panel model.
-import { format, thresholdColor, cssColor, PALETTE, display } from "./units.js";
-import { calc, reducer } from "./fields.js";
+import { format, thresholdColor, cssColor, PALETTE, display, mapValue } from "./units.js";
+import { calc, reducer, regexOf } from "./fields.js";
+import { fieldName } from "./transform.js";
 
 const NS = "http://www.w3.org/2000/svg";
 
@@ -354,19 +355,91 @@ export function bargauge(el, series, panel) {
   return { bars: rows };
 }
 
-export function table(el, series, panel) {
-  el.innerHTML = "";
-  const keys = [...new Set(series.flatMap(s => Object.keys(s.labels)))].filter(k => k !== "__name__").sort();
-  const t = h("table", { class: "data" }, h("thead", {}, h("tr", {}, h("th", {}, "Time"), keys.map(k => h("th", {}, k)), h("th", {}, "Value"))));
-  const body = h("tbody");
-  for (const s of series) {
-    const last = s.values.length ? s.values[s.values.length - 1] : [null, null];
-    body.append(h("tr", {}, h("td", {}, last[0] ? new Date(last[0]).toLocaleString() : ""), keys.map(k => h("td", {}, s.labels[k] ?? "")),
-      h("td", { style: `color:${thresholdColor(panel.thresholds, last[1], panel.min, panel.max)}` }, format(last[1], panel.unit, panel.decimals))));
+// oldStyle finds the table-old panel's style for a column: the first
+// whose pattern (a name or /regex/) matches.
+function oldStyle(panel, name) {
+  for (const st of (panel.raw && panel.raw.styles) || []) {
+    if (!st || st.pattern === undefined) continue;
+    const re = /^\/.*\/[a-z]*$/.test(st.pattern) ? regexOf(st.pattern) : null;
+    if (re ? re.test(name) : st.pattern === name) return st;
   }
-  t.append(body);
-  el.append(h("div", { class: "table-wrap" }, t));
-  if (!series.length) el.append(h("div", { class: "nodata" }, "No data"));
+  return null;
+}
+
+// table draws data frames as Grafana's table does: one frame at a time
+// (a selector when there are several), a column per field with its
+// config (unit, decimals, mappings), cells coloured only where the
+// field's cell type asks for it (color-text, color-background, gauge),
+// sortable by a click on a header. The old table panel's styles (alias,
+// unit, decimals, hidden, threshold colours) apply to its columns.
+export function table(el, frames, panel, fieldFor) {
+  el.innerHTML = "";
+  const wrap = h("div", { class: "table-wrap" });
+  const pick = Math.min(panel.frameIndex || 0, Math.max(frames.length - 1, 0));
+  if (frames.length > 1) {
+    el.append(h("select", { class: "frame-select", onchange: e => { panel.frameIndex = parseInt(e.target.value, 10); table(el, frames, panel, fieldFor); } },
+      frames.map((fr, i) => h("option", { value: i, selected: i === pick }, fr.name || fr.refId || `Frame ${i + 1}`))));
+  }
+  el.append(wrap);
+  const fr = frames[pick];
+  if (!fr || !fr.fields.length || !fr.fields[0].values.length) { el.append(h("div", { class: "nodata" }, "No data")); return { columns: [], rows: [] }; }
+  const cols = [];
+  for (const f of fr.fields) {
+    const name = fieldName(f);
+    const cfg = fieldFor ? fieldFor({ name, type: f.type, refId: fr.refId }) : { ...panel, cellType: "auto", mappings: [] };
+    const st = panel.type === "table-old" ? oldStyle(panel, name) : null;
+    if (st && st.type === "hidden") continue;
+    let cellType = cfg.cellType;
+    if (st) {
+      if (st.unit) cfg.unit = st.unit;
+      if (st.decimals !== undefined && st.decimals !== null && st.decimals !== "") cfg.decimals = Number(st.decimals);
+      if (st.colorMode && Array.isArray(st.thresholds) && st.thresholds.length) {
+        const colors = st.colors || [];
+        cfg.thresholds = { mode: "absolute", steps: [{ color: colors[0], value: null }, ...st.thresholds.map((v, k) => ({ value: Number(v), color: colors[k + 1] || colors[colors.length - 1] }))] };
+        cellType = st.colorMode === "value" ? "color-text" : "color-background";
+      }
+    }
+    cols.push({ f, name: st && st.alias ? st.alias : cfg.displayName || name, cfg, cellType, isTime: f.type === "time" || (st && st.type === "date") });
+  }
+  const n = fr.fields[0].values.length;
+  let order = [...Array(n).keys()];
+  const sort = panel.tableSort;
+  const sc = sort ? cols.find(c => c.name === sort.name) : null;
+  if (sc) order.sort((a, b) => {
+    const x = sc.f.values[a], y = sc.f.values[b];
+    const c = typeof x === "number" && typeof y === "number" ? x - y : String(x ?? "").localeCompare(String(y ?? ""));
+    return sort.desc ? -c : c;
+  });
+  const thead = h("tr", {}, cols.map(c => h("th", { class: "sortable" + (sc === c ? (sort.desc ? " desc" : " asc") : ""), style: c.cfg.width ? `width:${c.cfg.width}px` : null,
+    onclick: () => { panel.tableSort = { name: c.name, desc: sc === c ? !sort.desc : false }; table(el, frames, panel, fieldFor); } }, c.name)));
+  const body = h("tbody");
+  const rows = [], colors = [];
+  for (const r of order) {
+    const tr = h("tr");
+    const texts = [], cs = [];
+    for (const c of cols) {
+      const v = c.f.values[r];
+      let txt, color = null;
+      if (c.isTime) txt = v === null || v === undefined ? "" : new Date(v).toLocaleString();
+      else if (c.f.type === "string") { const m = mapValue(v, c.cfg.mappings); txt = m && m.text ? m.text : String(v ?? ""); }
+      else { const dv = display(v, c.cfg); txt = dv.text; color = dv.color; }
+      const td = h("td", {}, txt);
+      const ct = c.cellType;
+      if (color && (ct === "color-text")) td.style.color = color;
+      else if (color && (ct === "color-background" || ct === "color-background-solid")) { td.style.background = color; td.style.color = "#fff"; }
+      else if (color && /gauge|basic|gradient/.test(ct)) {
+        const lo = c.cfg.min ?? 0, hi = c.cfg.max ?? 100;
+        const frac = Math.max(0, Math.min(1, ((v ?? 0) - lo) / (hi - lo || 1)));
+        td.replaceChildren(h("span", { class: "cell-gauge" }, h("span", { class: "bar-fill", style: `width:${(frac * 100).toFixed(1)}%;background:${color}` })), h("span", { class: "cell-gauge-text", style: `color:${color}` }, txt));
+      } else color = null;
+      texts.push(txt); cs.push(color);
+      tr.append(td);
+    }
+    rows.push(texts); colors.push(cs);
+    body.append(tr);
+  }
+  wrap.append(h("table", { class: "data" }, h("thead", {}, thead), body));
+  return { columns: cols.map(c => c.name), rows, colors, frames: frames.length };
 }
 
 // heatmap draws one row per bucket (series sorted by their le label, or

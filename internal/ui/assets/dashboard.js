@@ -2,6 +2,7 @@
 import { api, prom, state, canEdit } from "./api.js";
 import { h, timeseries, stat, gauge, bargauge, table, heatmap, markdown, escapeHTML, piechart, stateTimeline, unsupported } from "./charts.js";
 import { fieldConfig } from "./fields.js";
+import { seriesToFrames, transform, TRANSFORMS } from "./transform.js";
 import { interpolate, legend, autoInterval, parseDuration, formatDuration, queryResolution, DATASOURCE_MIN_INTERVAL_MS } from "./template.js";
 
 export const RANGES = ["5m", "15m", "30m", "1h", "3h", "6h", "12h", "24h", "2d", "7d", "30d"];
@@ -454,7 +455,7 @@ export class Dashboard {
         const expr = interpolate(t.expr, this.scope(p.override), b);
         const instant = !!t.instant || t.format === "table" && p.type === "table";
         const lf = interpolate(t.legendFormat || "", this.scope(p.override), b, "raw");
-        const q = { refId: t.refId || "", expr, instant, legendFormat: lf };
+        const q = { refId: t.refId || "", expr, instant, legendFormat: lf, format: t.format || "time_series" };
         if (instant) {
           q.time = range.to / 1000;
           const r = await prom("query", { query: expr, time: String(q.time) });
@@ -480,7 +481,7 @@ export class Dashboard {
       }
       info.series = series.map(s => ({ query: s.qi, name: s.name, labels: s.labels, values: s.values }));
       p.status.textContent = "";
-      info.render = this.draw(p, series, range) || null;
+      info.render = this.draw(p, series, range, info) || null;
     } catch (e) {
       info.error = e.message;
       p.status.textContent = "⚠";
@@ -490,12 +491,21 @@ export class Dashboard {
     }
   }
 
-  draw(p, series, range) {
+  draw(p, series, range, info) {
     switch (p.type) {
       case "stat": case "singlestat": return stat(p.el, series, p);
       case "gauge": return gauge(p.el, series, p);
       case "bargauge": return bargauge(p.el, series, p);
-      case "table": case "table-old": return table(p.el, series, p);
+      case "table": case "table-old": {
+        let frames = seriesToFrames(series, info.queries, info.queries.length);
+        // The old table panel joined its table-format queries into one
+        // table.
+        if (p.type === "table-old" && frames.length > 1 && info.queries.every(q => q.format === "table")) frames = TRANSFORMS.merge(frames);
+        const unknown = [];
+        frames = transform(frames, p.raw.transformations, unknown);
+        if (unknown.length) { p.status.textContent = "⚠"; p.status.title = "Transformations Orrery does not apply: " + unknown.join(", "); info.unknownTransformations = unknown; }
+        return table(p.el, frames, p, f => fieldConfig(p, f));
+      }
       case "heatmap": return heatmap(p.el, series, p, range);
       case "piechart": case "grafana-piechart-panel": return piechart(p.el, series, p);
       case "state-timeline": return stateTimeline(p.el, series, p, range);
