@@ -911,6 +911,129 @@ func TestUI(t *testing.T) {
 		screenshot(t, bctx, dir, "dashboard-transformations")
 	})
 
+	t.Run("field overrides, seriesOverrides, legends and time ticks", func(t *testing.T) {
+		c, csrf := adminClient, adminCSRF
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", overridesDashboard))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/overrides?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		type axis struct {
+			Unit   string
+			Labels []string
+			Series []string
+		}
+		type rendered struct {
+			Render struct {
+				Left   axis
+				Right  *axis
+				XTicks []string
+				Legend []struct {
+					Name   string
+					Values map[string]string
+					Raw    map[string]float64
+				}
+				Values     []struct{ Name, Text, Color string }
+				LegendSort any
+			}
+		}
+		get := func(title string) rendered {
+			var r rendered
+			require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, fmt.Sprintf(
+				`JSON.stringify(Object.values(window.__orrery.panels).find(p => p.title === %q))`, title))), &r), title)
+			return r
+		}
+		// byRegexp: unit and decimals; byFrameRefID: display name, colour
+		// and a right axis; a legend table with the max.
+		ov := get("overrides")
+		require.Equal(t, "reqps", ov.Render.Left.Unit)
+		require.ElementsMatch(t, []string{"cart rps", "web rps"}, ov.Render.Left.Series)
+		require.NotNil(t, ov.Render.Right)
+		require.Equal(t, []string{"active connections"}, ov.Render.Right.Series)
+		for _, l := range ov.Render.Left.Labels {
+			require.Regexp(t, ` req/s$`, l)
+		}
+		for _, s := range panels["overrides"].Series {
+			mx := math.Inf(-1)
+			for _, v := range s.Values {
+				mx = math.Max(mx, *v[1])
+			}
+			for _, lg := range ov.Render.Legend {
+				if lg.Name == s.Name && strings.HasSuffix(s.Name, " rps") {
+					require.Equal(t, strconv.FormatFloat(mx, 'f', 1, 64)+" req/s", lg.Values["Max"], s.Name)
+				}
+			}
+		}
+		require.Equal(t, 1, eval[int](t, bctx, `document.querySelectorAll('[data-title="overrides"] path.series.right[stroke="#e02f44"]').length`), "the right series in red")
+		// Time ticks at round times: distinct labels, minutes a multiple
+		// of the spacing.
+		ticks := ov.Render.XTicks
+		require.GreaterOrEqual(t, len(ticks), 3)
+		mins := []int{}
+		for _, l := range ticks {
+			tm, err := time.Parse("15:04", l)
+			require.NoError(t, err, l)
+			mins = append(mins, tm.Hour()*60+tm.Minute())
+		}
+		for i := 1; i < len(mins); i++ {
+			gap := (mins[i] - mins[i-1] + 1440) % 1440
+			require.Positive(t, gap, "ticks %v repeat", ticks)
+			require.Zero(t, mins[i]%gap, "ticks %v at round times", ticks)
+		}
+		// The graph panel's seriesOverrides: yaxis 2 takes the right axis
+		// and its format.
+		so := get("seriesOverrides")
+		require.Equal(t, []string{"errors"}, so.Render.Right.Series)
+		require.Equal(t, "percentunit", so.Render.Right.Unit)
+		require.Equal(t, []string{"requests"}, so.Render.Left.Series)
+		// Value mappings per field: web's are mapped, cart's are not.
+		st := get("mappings per field")
+		require.Len(t, st.Render.Values, 2)
+		for _, v := range st.Render.Values {
+			last := 0.0
+			for _, s := range panels["mappings per field"].Series {
+				if s.Name == v.Name {
+					last = *s.Values[len(s.Values)-1][1]
+				}
+			}
+			if v.Name == "web" {
+				require.Equal(t, map[float64]string{3: "degraded", 4: "healthy"}[last], v.Text)
+				require.Equal(t, map[float64]string{3: "#ff9830", 4: "#56a64b"}[last], v.Color)
+			} else {
+				require.Equal(t, strconv.FormatFloat(last, 'f', -1, 64), v.Text)
+			}
+		}
+		// The Envoy Global dashboard's legends: tables of Mean, Last * and
+		// Max, sorted by Last * descending; a click on Max sorts by it.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/heHhNSFf6Na8vIZWRs8H?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		last := map[string]float64{}
+		for _, s := range panels["Upstream RPS"].Series {
+			for _, v := range s.Values {
+				if v[1] != nil {
+					last[s.Name] = *v[1]
+				}
+			}
+		}
+		rps := get("Upstream RPS")
+		require.GreaterOrEqual(t, len(rps.Render.Legend), 2)
+		require.Equal(t, []string{"Name", "Mean", "Last *", "Max"}, eval[[]string](t, bctx,
+			`[...document.querySelectorAll('[data-title="Upstream RPS"] .legend-table th')].map(th => th.textContent.replace(/ [▲▼]$/, ""))`))
+		for i, lg := range rps.Render.Legend {
+			require.InDelta(t, last[lg.Name], lg.Raw["Last *"], 1e-9, lg.Name)
+			if i > 0 {
+				// Values equal but for rounding may come in either order.
+				prev := rps.Render.Legend[i-1].Raw["Last *"]
+				require.GreaterOrEqual(t, prev+1e-9*math.Max(1, math.Abs(prev)), lg.Raw["Last *"], "sorted by Last * descending: %+v", rps.Render.LegendSort)
+			}
+		}
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] .legend-table th[data-sort="Name"]`))))
+		names := eval[[]string](t, bctx, `[...document.querySelectorAll('[data-title="Upstream RPS"] .legend-table td.legend-name')].map(td => td.textContent)`)
+		require.True(t, sort.SliceIsSorted(names, func(a, b int) bool { return names[a] > names[b] }), "a first click sorts descending: %v", names)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="Upstream RPS"] .legend-table th[data-sort="Name"]`))))
+		names = eval[[]string](t, bctx, `[...document.querySelectorAll('[data-title="Upstream RPS"] .legend-table td.legend-name')].map(td => td.textContent)`)
+		require.True(t, sort.StringsAreSorted(names), "a second click sorts ascending: %v", names)
+		screenshot(t, bctx, dir, "dashboard-overrides-legends")
+	})
+
 	t.Run("panel types drawn as themselves, others named", func(t *testing.T) {
 		c, csrf := adminClient, adminCSRF
 		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", typesDashboard))
@@ -1239,6 +1362,29 @@ const transformDashboard = `{"title": "Transformations", "uid": "transforms", "s
    "fieldConfig": {"defaults": {"unit": "none", "decimals": 3}},
    "targets": [{"expr": "sum by (namespace, service) (envoy_http_downstream_cx_active)", "legendFormat": "{{namespace}}/{{service}}"}],
    "transformations": [{"id": "seriesToRows", "options": {}}]}
+ ]}`
+
+// overridesDashboard exercises field overrides, the graph panel's
+// seriesOverrides and value mappings per field.
+const overridesDashboard = `{"title": "Overrides", "uid": "overrides", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
+ "panels": [
+  {"id": 1, "type": "timeseries", "title": "overrides", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 10},
+   "options": {"legend": {"displayMode": "table", "calcs": ["max"], "placement": "bottom"}},
+   "fieldConfig": {"defaults": {"unit": "short"}, "overrides": [
+     {"matcher": {"id": "byRegexp", "options": "/ rps$/"}, "properties": [{"id": "unit", "value": "reqps"}, {"id": "decimals", "value": 1}]},
+     {"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [{"id": "displayName", "value": "active connections"},
+       {"id": "custom.axisPlacement", "value": "right"}, {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}}]}]},
+   "targets": [{"refId": "A", "expr": "sum by (service) (rate(envoy_http_downstream_rq_total[1m]))", "legendFormat": "{{service}} rps"},
+     {"refId": "B", "expr": "sum(envoy_http_downstream_cx_active)", "legendFormat": "connections"}]},
+  {"id": 2, "type": "graph", "title": "seriesOverrides", "gridPos": {"x": 12, "y": 0, "w": 12, "h": 10},
+   "yaxes": [{"format": "reqps"}, {"format": "percentunit"}], "seriesOverrides": [{"alias": "errors", "yaxis": 2}],
+   "targets": [{"refId": "A", "expr": "sum(rate(envoy_cluster_upstream_rq_total[1m]))", "legendFormat": "requests"},
+     {"refId": "B", "expr": "sum(rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class=\"5\"}[1m])) / sum(rate(envoy_cluster_upstream_rq_total[1m]))", "legendFormat": "errors"}]},
+  {"id": 3, "type": "stat", "title": "mappings per field", "gridPos": {"x": 0, "y": 10, "w": 12, "h": 6},
+   "fieldConfig": {"defaults": {"unit": "none"}, "overrides": [{"matcher": {"id": "byName", "options": "web"}, "properties": [{"id": "mappings", "value":
+     [{"type": "value", "options": {"3": {"text": "degraded", "color": "orange"}, "4": {"text": "healthy", "color": "green"}}}]}]}]},
+   "targets": [{"refId": "A", "expr": "sum(envoy_cluster_membership_healthy{service=\"web\"})", "legendFormat": "web"},
+     {"refId": "B", "expr": "sum(envoy_cluster_membership_healthy{service=\"cart\",namespace=\"prod\"})", "legendFormat": "cart"}]}
  ]}`
 
 // typesDashboard has one panel of each type Orrery draws besides time

@@ -95,8 +95,10 @@ export function legendOptions(panel) {
   }
   const l = raw.legend;
   if (l && typeof l === "object") {
+    // Grafana's migration of the graph panel: with values on, the calcs
+    // in the order the legend object names them.
     const names = { current: "lastNotNull", avg: "mean", min: "min", max: "max", total: "sum" };
-    const calcs = Object.keys(names).filter(k => l[k]).map(k => names[k]);
+    const calcs = l.values ? Object.keys(l).filter(k => names[k] && l[k] === true).map(k => names[k]) : [];
     return { show: l.show !== false, mode: l.alignAsTable ? "table" : "list", placement: l.rightSide ? "right" : "bottom", calcs,
       sortBy: l.sort ? reducer(names[l.sort] || l.sort)[0] : "", sortDesc: !!l.sortDesc };
   }
@@ -117,13 +119,14 @@ function legendBox(series, panel, colors, onSort) {
   if (sortBy === "Name") rows.sort((a, b) => a.s.name.localeCompare(b.s.name) * (desc ? -1 : 1));
   else if (ci >= 0) rows.sort((a, b) => ((a.values[ci] ?? -Infinity) - (b.values[ci] ?? -Infinity)) * (desc ? -1 : 1));
   const fmt = (r, v) => display(v, r.s.field || panel).text;
-  const out = rows.map(r => ({ name: r.s.name, values: Object.fromEntries(calcs.map((c, k) => [c.name, fmt(r, r.values[k])])) }));
+  const out = rows.map(r => ({ name: r.s.name, values: Object.fromEntries(calcs.map((c, k) => [c.name, fmt(r, r.values[k])])),
+    raw: Object.fromEntries(calcs.map((c, k) => [c.name, r.values[k]])) }));
   if (lg.mode === "table") {
     const head = h("tr", {}, h("th", { class: "legend-sort", "data-sort": "Name", onclick: () => onSort && onSort("Name") }, "Name"),
       calcs.map(c => h("th", { class: "legend-sort" + (c.name === sortBy ? (desc ? " desc" : " asc") : ""), "data-sort": c.name, onclick: () => onSort && onSort(c.name) }, c.name)));
     const body = rows.map(r => h("tr", { class: "legend-item" }, h("td", { class: "legend-name", title: r.s.name }, h("i", { style: `background:${r.color}` }), r.s.name),
       r.values.map(v => h("td", {}, fmt(r, v)))));
-    return { el: h("div", { class: "legend legend-table " + lg.placement }, h("table", {}, h("thead", {}, head), h("tbody", {}, body))), rows: out };
+    return { el: h("div", { class: "legend legend-table " + lg.placement }, h("table", {}, h("thead", {}, head), h("tbody", {}, body))), rows: out, sort: { by: sortBy, desc, ci, legendSort: panel.legendSort || null } };
   }
   return { el: h("div", { class: "legend " + lg.placement }, rows.map(r =>
     h("span", { class: "legend-item", title: r.s.name },
@@ -281,7 +284,7 @@ export function timeseries(el, series, panel, range, onZoom) {
   });
   return { left: { unit: left.unit, labels: left.labels.map(([, l]) => l), series: left.idx.map(i => series[i].name) },
     right: right ? { unit: right.unit, labels: right.labels.map(([, l]) => l), series: right.idx.map(i => series[i].name) } : null,
-    xTicks: xLabels, legend: lg.rows };
+    xTicks: xLabels, legend: lg.rows, legendSort: lg.sort || null };
 }
 
 export function escapeHTML(s) {
@@ -293,14 +296,17 @@ export function stat(el, series, panel) {
   const wrap = h("div", { class: "stat-wrap" });
   el.append(wrap);
   if (!series.length) { wrap.append(h("div", { class: "stat-value", style: "color:#8e8e8e" }, "No data")); return; }
+  const shown = [];
   for (const s of series.slice(0, 12)) {
     const v = reduceLast(s.values);
     const dv = display(v, s.field || panel);
+    shown.push({ name: s.name, text: dv.text, color: dv.color });
     const cell = h("div", { class: "stat" },
       h("div", { class: "stat-value", style: `color:${dv.color}` }, dv.text),
       series.length > 1 ? h("div", { class: "stat-name" }, s.name) : null);
     wrap.append(cell);
   }
+  return { values: shown };
 }
 
 export function gauge(el, series, panel) {
