@@ -652,7 +652,9 @@ func TestUI(t *testing.T) {
 			ta.value = JSON.stringify(j);
 			document.querySelector("dialog .btn.primary").click();
 			return true; })()`)
-		require.Eventually(t, func() bool { return text(t, bctx, ".dash-title") == "Envoy (edited)" }, 10*time.Second, 100*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return eval[string](t, bctx, `(document.querySelector(".dash-title") || {}).textContent || ""`) == "Envoy (edited)"
+		}, 10*time.Second, 100*time.Millisecond)
 		require.Zero(t, eval[int](t, bctx, `document.querySelectorAll("dialog").length`))
 		// The public dashboards render without errors (checkPanelsMatchAPI
 		// requires no panel error).
@@ -1106,6 +1108,76 @@ func TestUI(t *testing.T) {
 		require.Contains(t, text(t, bctx, `[data-title="A node graph"] .panel-unsupported`), `Panel type "nodeGraph" is not supported`)
 		require.Equal(t, "grafana-worldmap-panel", get("A world map").Unsupported)
 		screenshot(t, bctx, dir, "dashboard-panel-types")
+	})
+
+	t.Run("variable dropdowns with search and All, URL values, import asks before overwriting", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/vars?ws="+ws+"&refresh=&var-svc=$__all"), chromedp.Reload()))
+		waitPanels(t, bctx)
+		require.Equal(t, "All", text(t, bctx, `[data-var-button="svc"]`))
+		require.True(t, eval[bool](t, bctx, `document.querySelector('[data-var-picker="svc"] .var-menu').hidden`), "the menu opens on a click only")
+		// Search narrows the options; a click picks one, the menu's close
+		// applies it.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-var-button="svc"]`)),
+			chromedp.SendKeys(chromedp.CSS(`[data-var-search="svc"]`), "we")))
+		visible := func() []string {
+			return eval[[]string](t, bctx, `[...document.querySelectorAll('[data-var-picker="svc"] .var-option')].filter(li => !li.hidden).map(li => li.dataset.value)`)
+		}
+		require.Equal(t, []string{"web"}, visible())
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-var-picker="svc"] .var-option[data-value="web"]`))))
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`.dash-title`))))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Contains(t, panels, "RPS web")
+		require.NotContains(t, panels, "RPS cart")
+		require.Contains(t, location(t, bctx), "var-svc=web")
+		require.Equal(t, "web", text(t, bctx, `[data-var-button="svc"]`))
+		// Chained: ns offers the namespaces of web only.
+		require.Equal(t, "prod", eval[string](t, bctx, `[...document.querySelector('select[data-var="ns"]').options].map(o => o.value).join(",")`))
+		// All again, through the menu.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-var-button="svc"]`)),
+			chromedp.Click(chromedp.CSS(`[data-var-picker="svc"] .var-option[data-value="$__all"]`))))
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`.dash-title`))))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Contains(t, panels, "RPS cart")
+		require.Contains(t, panels, "RPS web")
+		require.Contains(t, location(t, bctx), "var-svc=%24__all")
+		// A single-value variable applies at the click.
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-var-button="q"]`)),
+			chromedp.Click(chromedp.CSS(`[data-var-picker="q"] .var-option[data-value="0.5"]`))))
+		panels = checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Contains(t, panels, "quantile 0.5")
+
+		// Import the same uid again: the page asks.
+		count := func() int {
+			return eval[int](t, bctx, `document.querySelectorAll('#dashboards .dash-link').length`)
+		}
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#import-json"))))
+		before := count()
+		importVars := func(button string) {
+			require.NoError(t, chromedp.Do(bctx,
+				chromedp.SetValue(chromedp.CSS("#import-json"), varsDashboard),
+				chromedp.Click(chromedp.CSS("#import-submit")),
+				chromedp.WaitVisible(chromedp.CSS("#import-overwrite")),
+				chromedp.Click(chromedp.CSS(button))))
+		}
+		importVars("#import-cancel")
+		require.Eventually(t, func() bool { return eval[int](t, bctx, `document.querySelectorAll("#import-overwrite").length`) == 0 },
+			5*time.Second, 50*time.Millisecond, "the dialog closes")
+		require.Equal(t, before, count())
+		require.Contains(t, location(t, bctx), "#/dashboards")
+		importVars("#import-copy")
+		require.Eventually(t, func() bool { return strings.Contains(location(t, bctx), "#/d/") && !strings.Contains(location(t, bctx), "#/d/vars?") },
+			10*time.Second, 100*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return eval[string](t, bctx, `(document.querySelector(".dash-title") || {}).textContent || ""`) == "Variables (copy)"
+		}, 10*time.Second, 100*time.Millisecond)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#import-json"))))
+		require.Equal(t, before+1, count())
+		importVars("#import-overwrite-confirm")
+		require.Eventually(t, func() bool { return strings.Contains(location(t, bctx), "#/d/vars?") }, 10*time.Second, 100*time.Millisecond)
+		screenshot(t, bctx, dir, "dashboard-variables-dropdown")
 	})
 
 	t.Run("a legacy dashboard with rows", func(t *testing.T) {

@@ -115,11 +115,37 @@ async function renderDashboards(root) {
   const ta = h("textarea", { id: "import-json", placeholder: "Paste a Grafana dashboard's JSON model here, or choose a file.", spellcheck: "false" });
   const file = h("input", { type: "file", accept: ".json,application/json", id: "import-file", onchange: async e => { ta.value = await e.target.files[0].text(); } });
   const err = h("div", { class: "error", id: "import-error" });
+  const post = async text => {
+    const d = await api("POST", `/ui/api/workspaces/${state.ws}/dashboards`, text);
+    location.hash = `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`;
+  };
+  // An import whose uid names an existing dashboard asks first: overwrite
+  // it, import a copy under a new uid, or cancel.
   const doImport = async text => {
-    try {
-      const d = await api("POST", `/ui/api/workspaces/${state.ws}/dashboards`, text);
-      location.hash = `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`;
-    } catch (e) { err.textContent = e.message; }
+    err.textContent = "";
+    let model;
+    try { model = JSON.parse(text); } catch (_) { model = null; }
+    const d = model && (model.dashboard && typeof model.dashboard === "object" ? model.dashboard : model);
+    const existing = d && d.uid ? list.find(x => x.uid === d.uid) : null;
+    if (!existing) { try { await post(text); } catch (e) { err.textContent = e.message; } return; }
+    const dlg = h("dialog", { class: "inspect-dialog", id: "import-overwrite" },
+      h("h3", {}, "A dashboard with this uid exists"),
+      h("p", {}, `"${existing.title}" (uid ${existing.uid}, modified ${new Date(existing.modifiedAt).toLocaleString()}) has the uid of "${d.title || "Untitled"}".`),
+      h("button", { class: "btn danger", id: "import-overwrite-confirm", onclick: async () => {
+        dlg.close();
+        try { await post(text); } catch (e) { err.textContent = e.message; }
+      } }, "Overwrite it"),
+      h("button", { class: "btn primary", id: "import-copy", onclick: async () => {
+        dlg.close();
+        d.uid = Math.random().toString(36).slice(2, 11);
+        d.title = (d.title || "Untitled") + " (copy)";
+        delete d.id;
+        try { await post(JSON.stringify(model)); } catch (e) { err.textContent = e.message; }
+      } }, "Import as a copy"),
+      h("button", { class: "btn", id: "import-cancel", onclick: () => dlg.close() }, "Cancel"));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
   };
   root.append(h("section", { class: "import", id: "import" }, h("h3", {}, "Import"), ta, h("div", {}, file,
     h("button", { class: "btn primary", id: "import-submit", onclick: () => doImport(ta.value) }, "Import"),

@@ -308,10 +308,13 @@ export class Dashboard {
         input = h("input", { type: "text", value: val.values[0] || "", "data-var": v.name, onchange: e => this.changeVar(v, [e.target.value]) });
       } else {
         const opts = this.options[v.name] || [];
-        input = h("select", { "data-var": v.name, multiple: v.multi, size: v.multi ? Math.min(4, opts.length + (v.includeAll ? 1 : 0)) : undefined,
+        // The select holds the value; the picker is what one sees and
+        // clicks, as Grafana's dropdown: search, All, several values.
+        const sel = h("select", { "data-var": v.name, multiple: v.multi, hidden: true,
           onchange: e => this.changeVar(v, [...e.target.selectedOptions].map(o => o.value)) },
         v.includeAll ? h("option", { value: "$__all", selected: val.all }, "All") : null,
         opts.map(o => h("option", { value: o.value, selected: !val.all && val.values.includes(o.value) }, o.text)));
+        input = h("span", { class: "var-wrap" }, sel, variablePicker(v, sel, val, opts));
       }
       const err = this.varErrors && this.varErrors[v.name];
       bar.append(h("label", { class: "variable", title: err || "" }, h("span", {}, v.label), input, err ? h("span", { class: "error" }, "!") : null));
@@ -565,6 +568,67 @@ export class Dashboard {
     await api("DELETE", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`);
     location.hash = "#/dashboards?ws=" + state.ws;
   }
+}
+
+// variablePicker is a variable's dropdown: a button showing the current
+// value ("All", or the values joined by " + "), a menu with a search box,
+// All when the variable has it, and the options. A single-value variable
+// takes a click at once; a multi-value one collects clicks and applies
+// them when the menu closes (a click outside, Escape or Enter).
+function variablePicker(v, sel, val, opts) {
+  const text = val.all ? "All" : val.values.map(x => (opts.find(o => o.value === x) || { text: x }).text).join(" + ") || "None";
+  const picked = new Set(val.all ? ["$__all"] : val.values);
+  const button = h("button", { class: "var-button", type: "button", "data-var-button": v.name, title: text }, text);
+  const search = h("input", { class: "var-search", placeholder: "Search", "data-var-search": v.name });
+  const items = [...(v.includeAll ? [{ text: "All", value: "$__all" }] : []), ...opts].map(o =>
+    h("li", { class: "var-option" + (picked.has(o.value) ? " selected" : ""), "data-value": o.value, title: o.text }, v.multi ? h("i", { class: "check" }) : null, o.text));
+  const menu = h("div", { class: "var-menu", hidden: true }, search, h("ul", {}, items));
+  const root = h("span", { class: "var-picker", "data-var-picker": v.name }, button, menu);
+  const apply = () => {
+    for (const o of sel.options) o.selected = picked.has(o.value);
+    sel.dispatchEvent(new Event("change"));
+  };
+  let changed = false;
+  const close = commit => {
+    if (menu.hidden) return;
+    menu.hidden = true;
+    document.removeEventListener("mousedown", outside, true);
+    if (commit && changed) apply();
+  };
+  const outside = e => { if (!root.contains(e.target)) close(true); };
+  button.addEventListener("click", () => {
+    if (!menu.hidden) { close(true); return; }
+    menu.hidden = false;
+    search.value = "";
+    items.forEach(li => { li.hidden = false; });
+    search.focus();
+    document.addEventListener("mousedown", outside, true);
+  });
+  search.addEventListener("input", () => {
+    const q = search.value.toLowerCase();
+    items.forEach(li => { li.hidden = q !== "" && !li.textContent.toLowerCase().includes(q); });
+  });
+  search.addEventListener("keydown", e => {
+    if (e.key === "Escape") close(true);
+    if (e.key === "Enter") {
+      const first = items.find(li => !li.hidden);
+      if (!v.multi && first) first.click(); else close(true);
+    }
+  });
+  for (const li of items) {
+    li.addEventListener("click", () => {
+      const x = li.dataset.value;
+      changed = true;
+      if (!v.multi) { picked.clear(); picked.add(x); close(false); apply(); return; }
+      if (x === "$__all") { picked.clear(); picked.add(x); } else {
+        picked.delete("$__all");
+        if (picked.has(x)) picked.delete(x); else picked.add(x);
+        if (!picked.size && v.includeAll) picked.add("$__all");
+      }
+      items.forEach(it => it.classList.toggle("selected", picked.has(it.dataset.value)));
+    });
+  }
+  return root;
 }
 
 export function flash(msg) {
