@@ -1168,7 +1168,9 @@ func TestUI(t *testing.T) {
 		require.Equal(t, before, count())
 		require.Contains(t, location(t, bctx), "#/dashboards")
 		importVars("#import-copy")
-		require.Eventually(t, func() bool { return strings.Contains(location(t, bctx), "#/d/") && !strings.Contains(location(t, bctx), "#/d/vars?") },
+		require.Eventually(t, func() bool {
+			return strings.Contains(location(t, bctx), "#/d/") && !strings.Contains(location(t, bctx), "#/d/vars?")
+		},
 			10*time.Second, 100*time.Millisecond)
 		require.Eventually(t, func() bool {
 			return eval[string](t, bctx, `(document.querySelector(".dash-title") || {}).textContent || ""`) == "Variables (copy)"
