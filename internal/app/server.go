@@ -599,6 +599,7 @@ func (s *Server) routes() http.Handler {
 	s.control.Register(control)
 	s.control.Keys(s.sealer).Register(control)
 	s.ui.RegisterAdmin(control)
+	s.ui.SetRules(control) // The rules editor of the UI writes through the same API.
 	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
 		what.MaxBodyBytes = controlPlaneMaxBody

@@ -417,6 +417,24 @@ func (h *Handler) proxyAlertmanager(w http.ResponseWriter, r *http.Request, id w
 	h.forward(w, r, "/workspaces/"+id.String()+"/alertmanager/api/v2/"+rest, h.alerts)
 }
 
+// proxyRules hands a rule groups namespace call to the control plane's
+// API, as AMP's CreateRuleGroupsNamespace, PutRuleGroupsNamespace,
+// DescribeRuleGroupsNamespace, ListRuleGroupsNamespaces and
+// DeleteRuleGroupsNamespace: the same validation, quotas and ruler
+// reload as for SigV4 callers. The routes gave viewers reads and editors
+// writes.
+func (h *Handler) proxyRules(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	if h.rules == nil {
+		writeError(w, http.StatusNotImplemented, "this server does not let the web UI edit rules")
+		return
+	}
+	path := "/workspaces/" + id.String() + "/rulegroupsnamespaces"
+	if name := r.PathValue("name"); name != "" {
+		path += "/" + name
+	}
+	h.forward(w, r, path, h.rules)
+}
+
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string, next http.Handler) {
 	r2 := r.Clone(r.Context())
 	r2.URL.Path, r2.URL.RawPath, r2.RequestURI = path, "", ""

@@ -1238,6 +1238,70 @@ func TestUI(t *testing.T) {
 		txt = text(t, bctx, "#alerts")
 		require.Contains(t, txt, "firing")
 		require.Contains(t, txt, "pending")
+
+		// The rules editor: the namespace's YAML through the rule groups
+		// namespace API, and a preview of the expression under the cursor
+		// with the series that would fire, as the query API answers.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-edit-namespace="envoy"]`)), chromedp.WaitVisible(chromedp.CSS("#rules-editor"))))
+		require.Eventually(t, func() bool { return strings.Contains(eval[string](t, bctx, `document.getElementById("rules-yaml").value`), "EnvoyUpstreamErrors") },
+			10*time.Second, 100*time.Millisecond)
+		eval[bool](t, bctx, `(() => { const ta = document.getElementById("rules-yaml");
+			ta.selectionStart = ta.selectionEnd = ta.value.indexOf("expr:") + 8; ta.dispatchEvent(new Event("click")); return true; })()`)
+		alertExpr := `sum by (service) (rate(envoy_cluster_upstream_rq_xx{envoy_response_code_class="5"}[5m])) > 0`
+		require.Eventually(t, func() bool {
+			return eval[string](t, bctx, `(window.__orreryRulePreview || {}).expr || ""`) == alertExpr
+		}, 10*time.Second, 100*time.Millisecond)
+		firing, err := apptest.QueryVector(t, o.URL(ws, "/api/v1"), alertExpr, time.Now())
+		require.NoError(t, err)
+		require.NotEmpty(t, firing)
+		require.Equal(t, len(firing), eval[int](t, bctx, `window.__orreryRulePreview.series`))
+		require.Len(t, eval[[]string](t, bctx, `[...document.querySelectorAll("#rules-preview-series tbody tr")].map(tr => tr.textContent)`), len(firing))
+		screenshot(t, bctx, dir, "alerting-rules-editor")
+		// Add a recording rule and save: the ruler runs it.
+		eval[bool](t, bctx, `(() => { const ta = document.getElementById("rules-yaml");
+			ta.value = ta.value.replace(/\n*$/, "\n") + "      - record: ui:upstream_rq:rate5m\n        expr: sum(rate(envoy_cluster_upstream_rq_total[5m]))\n";
+			document.getElementById("rules-save").click(); return true; })()`)
+		require.Eventually(t, func() bool {
+			code, body := apptest.Get(t, o.URL(ws, "/api/v1/rules"))
+			return code == http.StatusOK && strings.Contains(string(body), "ui:upstream_rq:rate5m")
+		}, 20*time.Second, 200*time.Millisecond, "the ruler loads the rule saved in the UI")
+		described, err := client.DescribeRuleGroupsNamespace(ctx, &amp.DescribeRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("envoy")})
+		require.NoError(t, err)
+		require.Contains(t, string(described.RuleGroupsNamespace.Data), "record: ui:upstream_rq:rate5m")
+		require.Contains(t, string(described.RuleGroupsNamespace.Data), "EnvoyUpstreamErrors")
+		// A bad rule file is refused with the server's reasons.
+		require.NoError(t, chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`[data-edit-namespace="envoy"]`)),
+			chromedp.Click(chromedp.CSS(`[data-edit-namespace="envoy"]`)), chromedp.WaitVisible(chromedp.CSS("#rules-editor"))))
+		require.Eventually(t, func() bool { return strings.Contains(eval[string](t, bctx, `document.getElementById("rules-yaml").value`), "ui:upstream_rq") },
+			10*time.Second, 100*time.Millisecond)
+		eval[bool](t, bctx, `(() => { document.getElementById("rules-yaml").value = "groups:\n  - name: bad\n    rules:\n      - alert: Broken\n        expr: sum((\n";
+			document.getElementById("rules-save").click(); return true; })()`)
+		require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#rules-error"), "invalid rule file") }, 10*time.Second, 100*time.Millisecond)
+		// A new namespace from the template, then deleted.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#rules-new")), chromedp.SendKeys(chromedp.CSS("#rules-name"), "ui-made")))
+		eval[bool](t, bctx, `(() => { document.getElementById("rules-save").click(); return true; })()`)
+		require.Eventually(t, func() bool {
+			l, err := client.ListRuleGroupsNamespaces(ctx, &amp.ListRuleGroupsNamespacesInput{WorkspaceId: aws.String(ws)})
+			return err == nil && len(l.RuleGroupsNamespaces) == 2
+		}, 10*time.Second, 200*time.Millisecond)
+		require.NoError(t, chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`[data-edit-namespace="ui-made"]`)),
+			chromedp.Click(chromedp.CSS(`[data-edit-namespace="ui-made"]`)), chromedp.WaitVisible(chromedp.CSS("#rules-editor"))))
+		eval[bool](t, bctx, `(() => { window.confirm = () => true; document.getElementById("rules-delete").click(); return true; })()`)
+		require.Eventually(t, func() bool {
+			l, err := client.ListRuleGroupsNamespaces(ctx, &amp.ListRuleGroupsNamespacesInput{WorkspaceId: aws.String(ws)})
+			return err == nil && len(l.RuleGroupsNamespaces) == 1
+		}, 10*time.Second, 200*time.Millisecond)
+
+		// Matchers: a bad regex and a matcher set the alert manager refuses
+		// get readable errors.
+		require.NoError(t, chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS("#silence-create")),
+			chromedp.SendKeys(chromedp.CSS("#silence-matchers"), `alertname=~"(("`), chromedp.Click(chromedp.CSS("#silence-create"))))
+		require.Contains(t, text(t, bctx, "#silence-error"), "bad regular expression")
+		eval[bool](t, bctx, `(() => { document.getElementById("silence-matchers").value = 'alertname=""'; document.getElementById("silence-create").click(); return true; })()`)
+		require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#silence-error"), "must not match the empty string") }, 10*time.Second, 100*time.Millisecond)
+		require.NotContains(t, text(t, bctx, "#silence-error"), `\"`)
+		require.False(t, strings.HasPrefix(text(t, bctx, "#silence-error"), `"`), "not a JSON string")
+		eval[bool](t, bctx, `(() => { document.getElementById("silence-matchers").value = ""; return true; })()`)
 		require.NoError(t, chromedp.Do(bctx,
 			chromedp.SendKeys(chromedp.CSS("#silence-matchers"), `alertname="EnvoyUpstreamErrors"`),
 			chromedp.SendKeys(chromedp.CSS("#silence-comment"), "deploying"),
@@ -1248,6 +1312,12 @@ func TestUI(t *testing.T) {
 		txt = text(t, bctx, "#silence-list")
 		require.Contains(t, txt, "active")
 		require.Contains(t, txt, "deploying")
+		// The silenced alert shows as silenced, the pending one as pending.
+		require.Eventually(t, func() bool {
+			_ = chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/alerting?ws="+ws+"&t="+strconv.FormatInt(time.Now().UnixNano(), 10)), chromedp.WaitVisible(chromedp.CSS("#silence-list")))
+			return eval[string](t, bctx, `(document.querySelector('#alerts tr[data-alert="EnvoyUpstreamErrors"]') || {dataset: {}}).dataset.state || ""`) == "silenced"
+		}, 30*time.Second, time.Second)
+		require.Equal(t, "pending", eval[string](t, bctx, `document.querySelector('#alerts tr[data-alert="EnvoyPending"]').dataset.state`))
 		code, body := apptest.Get(t, o.URL(ws, "/alertmanager/api/v2/silences"))
 		require.Equal(t, http.StatusOK, code)
 		require.Contains(t, string(body), `"createdBy":"admin"`)
@@ -1265,7 +1335,7 @@ func TestUI(t *testing.T) {
 			chromedp.Sleep(0)))
 		series = text(t, bctx, "#usage-series .card-value")
 		top = text(t, bctx, "#top-metrics")
-		require.Equal(t, "75", series, "69 Envoy series and 6 of the ruler")
+		require.Equal(t, "76", series, "69 Envoy series, 6 of the ruler and the recording rule saved in the alerting subtest")
 		require.Equal(t, "11.1 K", text(t, bctx, "#usage-total .card-value"), "69 Envoy series × 161 samples written; rule results are not ingested")
 		require.Contains(t, top, "envoy_cluster_upstream_rq_time_bucket")
 		screenshot(t, bctx, dir, "usage")
@@ -1304,6 +1374,9 @@ func TestUI(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "DELETE", base+"/ui/api/workspaces/"+ws+"/dashboards/orrery-envoy", ""))
 		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/alertmanager/api/v2/silences", "{}"))
 		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "POST", base+"/ui/api/users", `{"name":"x","role":"admin"}`))
+		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "PUT", base+"/ui/api/workspaces/"+ws+"/rulegroupsnamespaces/envoy", `{"data":""}`))
+		require.Equal(t, http.StatusForbidden, sessionDo(t, c, csrf, "DELETE", base+"/ui/api/workspaces/"+ws+"/rulegroupsnamespaces/envoy", ""))
+		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/rulegroupsnamespaces", ""))
 		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "GET", base+"/ui/api/workspaces/"+ws+"/dashboards/orrery-envoy", ""))
 		// vera may not see the other workspace.
 		require.NotContains(t, string(session), other)

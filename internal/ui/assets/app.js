@@ -249,11 +249,24 @@ async function renderAlerting(root) {
       h("table", { class: "data" }, h("thead", {}, h("tr", {}, ["Rule", "Type", "State", "Query", "Last error", "Evaluated"].map(x => h("th", {}, x)))), h("tbody", {}, rows)));
   }
   root.append(groups);
+  if (canEdit()) await rulesEditor(groups);
   const pending = (await prom("alerts")).alerts;
+  // The alert manager says which alerts a silence mutes: an alert whose
+  // labels it holds as suppressed by a silence shows as silenced.
+  const amHeld = await am("GET", "alerts").catch(() => []);
+  const silencedBy = a => {
+    const m = amHeld.find(x => Object.entries(a.labels).every(([k, v]) => x.labels[k] === v));
+    return m && m.status && m.status.state === "suppressed" && (m.status.silencedBy || []).length ? m.status.silencedBy : null;
+  };
   const alertsSec = h("section", { id: "alerts" }, h("h3", {}, "Firing and pending alerts"));
-  const alertRows = pending.map(a => h("tr", {}, h("td", {}, a.labels.alertname), h("td", {}, h("span", { class: "badge " + a.state }, a.state)),
+  const alertRows = pending.map(a => {
+    const sil = silencedBy(a);
+    const st = sil ? "silenced" : a.state;
+    return h("tr", { "data-alert": a.labels.alertname, "data-state": st }, h("td", {}, a.labels.alertname),
+      h("td", {}, h("span", { class: "badge " + st, title: sil ? `${a.state}, muted by silence ${sil.join(", ")}` : "" }, st)),
     h("td", { class: "mono" }, Object.entries(a.labels).filter(([k]) => k !== "alertname").map(([k, v]) => `${k}="${v}"`).join(", ")),
-    h("td", {}, a.activeAt ? new Date(a.activeAt).toLocaleString() : ""), h("td", {}, (a.annotations || {}).summary || "")));
+    h("td", {}, a.activeAt ? new Date(a.activeAt).toLocaleString() : ""), h("td", {}, (a.annotations || {}).summary || ""));
+  });
   alertsSec.append(h("table", { class: "data" }, h("thead", {}, h("tr", {}, ["Alert", "State", "Labels", "Active since", "Summary"].map(x => h("th", {}, x)))), h("tbody", {}, alertRows)));
   if (!pending.length) alertsSec.append(h("p", { class: "empty" }, "No alert is firing or pending."));
   root.append(alertsSec);
@@ -263,8 +276,7 @@ async function renderAlerting(root) {
   let silences;
   try {
     silences = await am("GET", "silences");
-    const amAlerts = await am("GET", "alerts");
-    sil.append(h("p", {}, `The alert manager holds ${amAlerts.length} alert(s): ${amAlerts.filter(a => a.status.state === "suppressed").length} silenced or inhibited.`));
+    sil.append(h("p", {}, `The alert manager holds ${amHeld.length} alert(s): ${amHeld.filter(a => a.status.state === "suppressed").length} silenced or inhibited.`));
   } catch (e) {
     sil.append(h("p", { class: "empty" }, e.message));
     return;
@@ -279,21 +291,144 @@ async function renderAlerting(root) {
   const matchers = h("input", { id: "silence-matchers", placeholder: 'alertname="HighLatency", envoy_cluster_name=~"pay.*"', size: 50 });
   const dur = h("select", { id: "silence-duration" }, ["1h", "2h", "4h", "12h", "1d", "7d"].map(d => h("option", { value: d }, d)));
   const comment = h("input", { id: "silence-comment", placeholder: "Why", size: 30 });
-  const err = h("div", { class: "error" });
+  const err = h("div", { class: "error", id: "silence-error" });
   sil.append(h("div", { class: "silence-form" }, h("h4", {}, "New silence"), matchers, dur, comment,
     h("button", { class: "btn primary", id: "silence-create", onclick: async () => {
       try {
         const ms = matchers.value.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/).map(s => s.trim()).filter(Boolean).map(s => {
           const m = /^([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"?(.*?)"?$/.exec(s);
-          if (!m) throw new Error(`matcher ${s}: write name="value"`);
+          if (!m) throw new Error(`The matcher ${s} is not name="value", name!="value", name=~"regex" or name!~"regex".`);
+          if (m[2].includes("~")) {
+            try { new RegExp("^(?:" + m[3] + ")$"); } catch (x) { throw new Error(`The matcher ${s} has a bad regular expression: ${x.message.replace(/^Invalid regular expression: /, "")}.`); }
+          }
           return { name: m[1], value: m[3], isRegex: m[2].includes("~"), isEqual: !m[2].startsWith("!") };
         });
+        if (!ms.length) throw new Error("Write at least one matcher, e.g. alertname=\"HighLatency\".");
         const now = Date.now(), ends = parseTime("now-" + dur.value, now);
         await am("POST", "silences", { matchers: ms, startsAt: new Date(now).toISOString(), endsAt: new Date(2 * now - ends).toISOString(),
           createdBy: state.session.name, comment: comment.value || "silenced from the Orrery UI" });
         render();
       } catch (e) { err.textContent = e.message; }
     } }, "Create"), err));
+}
+
+// ruleAtCursor finds the expression of the rule the cursor is in: the
+// last expr: at or above the cursor's line (a block scalar's lines
+// joined).
+export function ruleAtCursor(text, pos) {
+  const lines = text.split("\n");
+  let line = text.slice(0, pos).split("\n").length - 1;
+  for (let i = line; i >= 0; i--) {
+    const m = /^(\s*)(?:-\s+)?expr:\s*(.*)$/.exec(lines[i]);
+    if (!m) { if (i < line && /^\s*-\s+(alert|record):/.test(lines[i])) return null; continue; }
+    let v = m[2].trim();
+    if (v === "|" || v === ">" || v === "|-" || v === ">-") {
+      const out = [];
+      const indent = m[1].length;
+      for (let j = i + 1; j < lines.length; j++) {
+        if (lines[j].trim() && lines[j].search(/\S/) <= indent) break;
+        out.push(lines[j].trim());
+      }
+      v = out.join(v.startsWith(">") ? " " : "\n").trim();
+    } else if (/^'.*'$/.test(v)) v = v.slice(1, -1).replace(/''/g, "'");
+    else if (/^".*"$/.test(v)) { try { v = JSON.parse(v); } catch (_) { v = v.slice(1, -1); } }
+    return v;
+  }
+  return null;
+}
+
+const RULE_TEMPLATE = `groups:
+  - name: example
+    interval: 1m
+    rules:
+      - alert: HighRequestLatency
+        expr: histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[5m]))) > 50
+        for: 5m
+        labels: {severity: page}
+        annotations: {summary: 'p99 latency of {{ $labels.envoy_cluster_name }} is {{ $value }} ms'}
+      - record: cluster:envoy_upstream_rq:rate5m
+        expr: sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))
+`;
+
+// rulesEditor edits a rule groups namespace's YAML through the same API
+// as AMP's (the server validates it as promtool does, applies quotas and
+// reloads the ruler), with a live preview of the expression under the
+// cursor: its graph over the last hour and the series it returns now —
+// for an alerting rule, the series that would fire.
+async function rulesEditor(sec) {
+  const base = `/ui/api/workspaces/${state.ws}/rulegroupsnamespaces`;
+  let list = [];
+  try { list = ((await api("GET", base)) || {}).ruleGroupsNamespaces || []; } catch (e) { sec.append(h("p", { class: "error" }, e.message)); return; }
+  const name = h("input", { id: "rules-name", placeholder: "namespace name", size: 24 });
+  const ta = h("textarea", { id: "rules-yaml", spellcheck: "false" });
+  const err = h("div", { class: "error", id: "rules-error" });
+  const exprBox = h("pre", { class: "promql", id: "rules-preview-expr" });
+  const graph = h("div", { class: "panel-body" });
+  const tbl = h("div", { class: "explore-table", id: "rules-preview-series" });
+  const note = h("p", { id: "rules-preview-note" });
+  let current = null; // The namespace being edited; null for a new one.
+  const editor = h("div", { class: "rules-editor", id: "rules-editor", hidden: true },
+    h("div", {}, h("div", {}, name,
+      h("button", { class: "btn primary", id: "rules-save", onclick: async () => {
+        err.textContent = "";
+        const data = btoa(unescape(encodeURIComponent(ta.value)));
+        try {
+          if (current) await api("PUT", `${base}/${encodeURIComponent(current)}`, { data });
+          else await api("POST", base, { name: name.value.trim(), data });
+          flash("Saved: the ruler loads it now");
+          render();
+        } catch (e) { err.textContent = e.message; }
+      } }, "Save"),
+      h("button", { class: "btn danger", id: "rules-delete", onclick: async () => {
+        if (!current || !confirm(`Delete the rule groups namespace ${current}?`)) return;
+        try { await api("DELETE", `${base}/${encodeURIComponent(current)}`); render(); } catch (e) { err.textContent = e.message; }
+      } }, "Delete"),
+      h("button", { class: "btn", onclick: () => { editor.hidden = true; } }, "Close")), ta, err),
+    h("div", { class: "rules-preview" }, h("h4", {}, "Preview of the expression under the cursor"), exprBox, note, graph, tbl));
+  let timer = null, last = "";
+  const preview = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const expr = ruleAtCursor(ta.value, ta.selectionStart);
+      if (!expr || expr === last) return;
+      last = expr;
+      exprBox.textContent = expr;
+      const now = Date.now(), from = now - 3600000;
+      const res0 = queryResolution({ width: Math.max(graph.clientWidth, 300) }, {}, { from, to: now }, new Date(now).getTimezoneOffset());
+      try {
+        const [r, inst] = await Promise.all([
+          prom("query_range", { query: expr, start: String(res0.start), end: String(res0.end), step: String(res0.stepS) }),
+          prom("query", { query: expr, time: String(now / 1000) })]);
+        const series = (r.result || []).map(s => ({ labels: s.metric, name: legendName(s.metric), values: s.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
+        timeseries(graph, series, { unit: "short", decimals: null, legend: { show: false }, thresholds: { steps: [] } }, { from, to: now });
+        const res = inst.resultType === "vector" ? inst.result : inst.resultType === "scalar" ? [{ metric: {}, value: inst.result }] : [];
+        const rows = res.map(s => ({ qi: 0, refId: "A", labels: s.metric, name: legendName(s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+        table(tbl, seriesToFrames(rows, [{ refId: "A", format: "table" }], 1), { unit: "none", decimals: null, thresholds: { steps: [] } });
+        note.textContent = `${res.length} series now; an alerting rule fires for each (after its for:).`;
+        window.__orreryRulePreview = { expr, series: res.length, error: null };
+      } catch (e) {
+        note.textContent = e.message;
+        window.__orreryRulePreview = { expr, series: 0, error: e.message };
+      }
+    }, 300);
+  };
+  for (const ev of ["input", "click", "keyup"]) ta.addEventListener(ev, preview);
+  const open = async ns => {
+    err.textContent = ""; last = "";
+    current = ns;
+    name.value = ns || "";
+    name.disabled = !!ns;
+    ta.value = RULE_TEMPLATE;
+    if (ns) {
+      const d = await api("GET", `${base}/${encodeURIComponent(ns)}`);
+      ta.value = decodeURIComponent(escape(atob(((d || {}).ruleGroupsNamespace || {}).data || "")));
+    }
+    editor.hidden = false;
+    ta.focus();
+  };
+  sec.append(h("div", { class: "toolbar", id: "rule-namespaces" }, h("span", {}, "Rule groups namespaces:"),
+    list.map(n => h("button", { class: "btn", "data-edit-namespace": n.name, onclick: () => open(n.name) }, "Edit " + n.name)),
+    h("button", { class: "btn primary", id: "rules-new", onclick: () => open(null) }, "New namespace")), editor);
 }
 
 async function renderUsage(root) {
