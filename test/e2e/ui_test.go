@@ -1243,7 +1243,9 @@ func TestUI(t *testing.T) {
 		// namespace API, and a preview of the expression under the cursor
 		// with the series that would fire, as the query API answers.
 		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-edit-namespace="envoy"]`)), chromedp.WaitVisible(chromedp.CSS("#rules-editor"))))
-		require.Eventually(t, func() bool { return strings.Contains(eval[string](t, bctx, `document.getElementById("rules-yaml").value`), "EnvoyUpstreamErrors") },
+		require.Eventually(t, func() bool {
+			return strings.Contains(eval[string](t, bctx, `document.getElementById("rules-yaml").value`), "EnvoyUpstreamErrors")
+		},
 			10*time.Second, 100*time.Millisecond)
 		eval[bool](t, bctx, `(() => { const ta = document.getElementById("rules-yaml");
 			ta.selectionStart = ta.selectionEnd = ta.value.indexOf("expr:") + 8; ta.dispatchEvent(new Event("click")); return true; })()`)
@@ -1272,7 +1274,9 @@ func TestUI(t *testing.T) {
 		// A bad rule file is refused with the server's reasons.
 		require.NoError(t, chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`[data-edit-namespace="envoy"]`)),
 			chromedp.Click(chromedp.CSS(`[data-edit-namespace="envoy"]`)), chromedp.WaitVisible(chromedp.CSS("#rules-editor"))))
-		require.Eventually(t, func() bool { return strings.Contains(eval[string](t, bctx, `document.getElementById("rules-yaml").value`), "ui:upstream_rq") },
+		require.Eventually(t, func() bool {
+			return strings.Contains(eval[string](t, bctx, `document.getElementById("rules-yaml").value`), "ui:upstream_rq")
+		},
 			10*time.Second, 100*time.Millisecond)
 		eval[bool](t, bctx, `(() => { document.getElementById("rules-yaml").value = "groups:\n  - name: bad\n    rules:\n      - alert: Broken\n        expr: sum((\n";
 			document.getElementById("rules-save").click(); return true; })()`)
@@ -1298,7 +1302,9 @@ func TestUI(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS("#silence-matchers"), `alertname=~"(("`), chromedp.Click(chromedp.CSS("#silence-create"))))
 		require.Contains(t, text(t, bctx, "#silence-error"), "bad regular expression")
 		eval[bool](t, bctx, `(() => { document.getElementById("silence-matchers").value = 'alertname=""'; document.getElementById("silence-create").click(); return true; })()`)
-		require.Eventually(t, func() bool { return strings.Contains(text(t, bctx, "#silence-error"), "must not match the empty string") }, 10*time.Second, 100*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return strings.Contains(text(t, bctx, "#silence-error"), "must not match the empty string")
+		}, 10*time.Second, 100*time.Millisecond)
 		require.NotContains(t, text(t, bctx, "#silence-error"), `\"`)
 		require.False(t, strings.HasPrefix(text(t, bctx, "#silence-error"), `"`), "not a JSON string")
 		eval[bool](t, bctx, `(() => { document.getElementById("silence-matchers").value = ""; return true; })()`)
