@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
@@ -433,6 +435,59 @@ func (h *Handler) proxyRules(w http.ResponseWriter, r *http.Request, id workspac
 		path += "/" + name
 	}
 	h.forward(w, r, path, h.rules)
+}
+
+// receiverHealth is what the contact points page needs of the alerting
+// handler: the health of each receiver's integrations and a test
+// notification. The embedded Alertmanager has it; the Cortex engine's
+// alerting does not.
+type receiverHealth interface {
+	Receivers(id workspace.ID) ([]alerting.IntegrationStatus, error)
+	TestReceiver(ctx context.Context, id workspace.ID, receiver string) ([]alerting.IntegrationStatus, error)
+}
+
+var _ receiverHealth = (*alerting.Manager)(nil)
+
+// contactPoints answers the health of every integration of the receivers
+// the workspace's routes use.
+func (h *Handler) contactPoints(w http.ResponseWriter, _ *http.Request, id workspace.ID, _ catalog.User) {
+	rh, ok := h.alerts.(receiverHealth)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this server's alert manager does not report its receivers' health")
+		return
+	}
+	list, err := rh.Receivers(id)
+	if errors.Is(err, alerting.ErrNoReceiver) {
+		writeJSON(w, http.StatusOK, []alerting.IntegrationStatus{})
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if list == nil {
+		list = []alerting.IntegrationStatus{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// testContactPoint sends a test notification through a receiver.
+func (h *Handler) testContactPoint(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	rh, ok := h.alerts.(receiverHealth)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this server's alert manager cannot send test notifications")
+		return
+	}
+	list, err := rh.TestReceiver(r.Context(), id, r.PathValue("name"))
+	if errors.Is(err, alerting.ErrNoReceiver) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string, next http.Handler) {

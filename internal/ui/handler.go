@@ -162,6 +162,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleViewer, h.proxyRules))
 	m.Handle("PUT /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleEditor, h.proxyRules))
 	m.Handle("DELETE /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleEditor, h.proxyRules))
+	m.Handle("GET /ui/api/workspaces/{id}/contactpoints", h.workspaceAuthed(RoleViewer, h.contactPoints))
+	m.Handle("POST /ui/api/workspaces/{id}/contactpoints/{name}/test", h.workspaceAuthed(RoleEditor, h.testContactPoint))
 	m.Handle("GET /ui/api/builtin/envoy", h.authed(RoleViewer, func(w http.ResponseWriter, _ *http.Request, _ catalog.User) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(dashboard.EnvoyDashboard())
@@ -445,6 +447,8 @@ func auditedCall(r *http.Request) (action, resource string) {
 		return "ui:PutRuleGroupsNamespace", ws + "/rulegroupsnamespace/" + r.PathValue("name")
 	case "DELETE /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}":
 		return "ui:DeleteRuleGroupsNamespace", ws + "/rulegroupsnamespace/" + r.PathValue("name")
+	case "POST /ui/api/workspaces/{id}/contactpoints/{name}/test":
+		return "ui:TestAlertManagerReceiver", ws + "/receiver/" + r.PathValue("name")
 	case "POST /ui/api/workspaces/{id}/alertmanager/api/v2/":
 		return "ui:PutAlertManagerSilences", ws + "/silences"
 	case "DELETE /ui/api/workspaces/{id}/alertmanager/api/v2/":

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,6 +321,27 @@ const uiRules = `groups:
         for: 1h
 `
 
+// uiContactPoints is TestUI's alert manager definition: a webhook that
+// delivers (%[1]s) and an SNS receiver whose endpoint refuses connections
+// (%[2]s).
+const uiContactPoints = `alertmanager_config: |
+  route:
+    receiver: default
+    group_wait: 1s
+    group_interval: 1s
+    routes:
+      - matchers: [alertname="NeverFires"]
+        receiver: broken-sns
+  receivers:
+    - name: default
+      webhook_configs: [{url: %[1]q, send_resolved: false}]
+    - name: broken-sns
+      sns_configs:
+        - api_url: %[2]s
+          topic_arn: arn:aws:sns:us-east-1:123456789012:ui-test
+          sigv4: {region: us-east-1, access_key: AKIAUITEST, secret_key: ui-test-secret}
+`
+
 const uiAlertmanager = `alertmanager_config: |
   route:
     receiver: default
@@ -357,7 +380,19 @@ func TestUI(t *testing.T) {
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
 	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(ws), Name: aws.String("envoy"), Data: []byte(uiRules)})
 	require.NoError(t, err)
-	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws), Data: []byte(uiAlertmanager)})
+	// The contact points: a webhook receiving here, and SNS at a closed port.
+	var hookMu sync.Mutex
+	var hookBodies []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		hookBodies = append(hookBodies, string(b))
+		hookMu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	closed := "http://" + apptest.FreeAddr(t)
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(ws),
+		Data: []byte(fmt.Sprintf(uiContactPoints, hook.URL+"/hook", closed))})
 	require.NoError(t, err)
 
 	// Users through the CLI.
@@ -1318,6 +1353,32 @@ func TestUI(t *testing.T) {
 		txt = text(t, bctx, "#silence-list")
 		require.Contains(t, txt, "active")
 		require.Contains(t, txt, "deploying")
+		// Contact points: the webhook delivered the firing alert; a test
+		// notification reaches it; SNS's failure shows with its error.
+		require.Eventually(t, func() bool {
+			_ = chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/alerting?ws="+ws+"&t="+strconv.FormatInt(time.Now().UnixNano(), 10)), chromedp.WaitVisible(chromedp.CSS("#contact-list")))
+			return eval[string](t, bctx, `(document.querySelector('#contact-list tr[data-receiver="default"]') || {dataset: {}}).dataset.state || ""`) == "ok"
+		}, 30*time.Second, time.Second, "the webhook delivered")
+		require.Equal(t, "unknown", eval[string](t, bctx, `document.querySelector('#contact-list tr[data-receiver="broken-sns"]').dataset.state`))
+		hookMu.Lock()
+		before := len(hookBodies)
+		hookMu.Unlock()
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-test-receiver="default"]`))))
+		require.Eventually(t, func() bool {
+			return strings.Contains(eval[string](t, bctx, `(document.getElementById("contact-test-result") || {}).textContent || ""`), "Test of default delivered")
+		}, 20*time.Second, 100*time.Millisecond)
+		hookMu.Lock()
+		require.Greater(t, len(hookBodies), before)
+		require.Contains(t, hookBodies[len(hookBodies)-1], `"alertname":"TestNotification"`)
+		hookMu.Unlock()
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-test-receiver="broken-sns"]`))))
+		require.Eventually(t, func() bool {
+			return strings.Contains(eval[string](t, bctx, `(document.getElementById("contact-test-result") || {}).textContent || ""`), "Test of broken-sns failed")
+		}, 30*time.Second, 200*time.Millisecond)
+		require.Equal(t, "failing", eval[string](t, bctx, `document.querySelector('#contact-list tr[data-receiver="broken-sns"]').dataset.state`))
+		require.Contains(t, text(t, bctx, `#contact-list tr[data-receiver="broken-sns"] .contact-error`), "connection refused")
+		screenshot(t, bctx, dir, "alerting-contact-points")
+
 		// The silenced alert shows as silenced, the pending one as pending.
 		require.Eventually(t, func() bool {
 			_ = chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/alerting?ws="+ws+"&t="+strconv.FormatInt(time.Now().UnixNano(), 10)), chromedp.WaitVisible(chromedp.CSS("#silence-list")))

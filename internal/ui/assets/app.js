@@ -271,6 +271,8 @@ async function renderAlerting(root) {
   if (!pending.length) alertsSec.append(h("p", { class: "empty" }, "No alert is firing or pending."));
   root.append(alertsSec);
 
+  root.append(await contactPoints());
+
   const sil = h("section", { id: "silences" }, h("h3", {}, "Silences"));
   root.append(sil);
   let silences;
@@ -429,6 +431,43 @@ async function rulesEditor(sec) {
   sec.append(h("div", { class: "toolbar", id: "rule-namespaces" }, h("span", {}, "Rule groups namespaces:"),
     list.map(n => h("button", { class: "btn", "data-edit-namespace": n.name, onclick: () => open(n.name) }, "Edit " + n.name)),
     h("button", { class: "btn primary", id: "rules-new", onclick: () => open(null) }, "New namespace")), editor);
+}
+
+// contactPoints shows each receiver's integrations with their health —
+// last attempt, how it ended (the error as the integration gave it),
+// notifications sent and failed — and, for editors, a button that sends a
+// test notification through the receiver.
+async function contactPoints() {
+  const sec = h("section", { id: "contact-points" }, h("h3", {}, "Contact points"));
+  let list;
+  try { list = await api("GET", `/ui/api/workspaces/${state.ws}/contactpoints`); } catch (e) { sec.append(h("p", { class: "empty" }, e.message)); return sec; }
+  if (!list.length) { sec.append(h("p", { class: "empty" }, "No receiver is in use: create an alert manager definition whose routes name one.")); return sec; }
+  const out = h("div", { id: "contact-test-result" });
+  const when = t => t ? new Date(t).toLocaleString() : "never";
+  const rows = list.map((c, i) => {
+    const health = !c.lastAttempt ? "unknown" : c.lastError ? "failing" : "ok";
+    const first = i === 0 || list[i - 1].receiver !== c.receiver;
+    return h("tr", { "data-receiver": c.receiver, "data-integration": c.integration, "data-state": health },
+      h("td", {}, first ? c.receiver : ""), h("td", {}, `${c.integration}[${c.index}]`),
+      h("td", {}, h("span", { class: "badge " + (health === "failing" ? "err" : health === "ok" ? "ok" : "") }, health)),
+      h("td", {}, when(c.lastAttempt)), h("td", {}, c.lastAttempt ? (c.lastDurationSeconds * 1000).toFixed(0) + " ms" : ""),
+      h("td", {}, String(c.sent)), h("td", {}, String(c.failed)),
+      h("td", { class: "error contact-error" }, c.lastError || (c.lastFailureError ? `(earlier, ${when(c.lastFailure)}: ${c.lastFailureError})` : "")),
+      h("td", {}, first && canEdit() ? h("button", { class: "btn", "data-test-receiver": c.receiver, onclick: async e => {
+        e.target.disabled = true;
+        out.textContent = `Sending a test notification through ${c.receiver}…`;
+        try {
+          const r = await api("POST", `/ui/api/workspaces/${state.ws}/contactpoints/${encodeURIComponent(c.receiver)}/test`);
+          const failed = r.filter(x => x.lastError);
+          out.textContent = failed.length ? `Test of ${c.receiver} failed: ${failed.map(x => `${x.integration}: ${x.lastError}`).join("; ")}` : `Test of ${c.receiver} delivered.`;
+          sec.replaceWith(await contactPoints());
+          document.getElementById("contact-test-result").textContent = out.textContent;
+        } catch (x) { out.textContent = x.message; e.target.disabled = false; }
+      } }, "Send test notification") : null));
+  });
+  sec.append(h("table", { class: "data", id: "contact-list" }, h("thead", {}, h("tr", {},
+    ["Receiver", "Integration", "Health", "Last attempt", "Took", "Sent", "Failed", "Last error", ""].map(x => h("th", {}, x)))), h("tbody", {}, rows)), out);
+  return sec;
 }
 
 async function renderUsage(root) {
