@@ -1256,6 +1256,72 @@ func TestUI(t *testing.T) {
 		rows = eval[int](t, bctx, `document.querySelectorAll(".explore-table tbody tr").length`)
 		require.Equal(t, 2, rows)
 		screenshot(t, bctx, dir, "explore")
+
+		type explored struct {
+			Expr             string
+			Mode             string
+			Step, Start, End float64
+			Series           []struct {
+				Labels map[string]string
+				Values [][2]*float64
+			}
+			Instant []any
+		}
+		state := func(name string) explored {
+			var e explored
+			require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, `JSON.stringify(window.`+name+` || {})`)), &e))
+			return e
+		}
+		// A given step: the range query runs at it, and shows what the API
+		// answers for it.
+		eval[bool](t, bctx, `(() => { window.__orreryExplore = null; document.getElementById("explore-step").value = "1m"; document.getElementById("explore-run").click(); return true; })()`)
+		require.Eventually(t, func() bool { return state("__orreryExplore").Step == 60 }, 10*time.Second, 100*time.Millisecond)
+		e := state("__orreryExplore")
+		code, r := apptest.API(t, o.URL(ws, "/api/v1"), "/query_range", url.Values{"query": {expr}, "start": {fmtFloat(e.Start)}, "end": {fmtFloat(e.End)}, "step": {"60"}})
+		require.Equal(t, http.StatusOK, code)
+		var m struct {
+			Result apptest.Matrix `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal(r.Data, &m))
+		require.Len(t, e.Series, len(m.Result))
+		for i := range m.Result {
+			require.Len(t, e.Series[i].Values, len(m.Result[i].Values))
+		}
+		require.Contains(t, location(t, bctx), "step=1m")
+		// Instant only: no range query, the table.
+		eval[bool](t, bctx, `(() => { window.__orreryExplore = null; const m = document.getElementById("explore-mode"); m.value = "instant"; document.getElementById("explore-run").click(); return true; })()`)
+		require.Eventually(t, func() bool { return state("__orreryExplore").Mode == "instant" }, 10*time.Second, 100*time.Millisecond)
+		e = state("__orreryExplore")
+		require.Empty(t, e.Series)
+		require.Len(t, e.Instant, 2)
+		require.True(t, eval[bool](t, bctx, `document.querySelector("#explore-pane .explore-graph").hidden`))
+		// Split: a second pane with the same query, then its own.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#explore-split")), chromedp.WaitVisible(chromedp.CSS("#explore-expr-2"))))
+		require.Equal(t, expr, eval[string](t, bctx, `document.getElementById("explore-expr-2").value`))
+		other := `sum(envoy_http_downstream_cx_active)`
+		eval[bool](t, bctx, fmt.Sprintf(`(() => { window.__orreryExplore2 = null; document.getElementById("explore-expr-2").value = %q; document.getElementById("explore-run-2").click(); return true; })()`, other))
+		require.Eventually(t, func() bool { return state("__orreryExplore2").Expr == other && len(state("__orreryExplore2").Series) == 1 }, 10*time.Second, 100*time.Millisecond)
+		require.Contains(t, location(t, bctx), "expr2=")
+		screenshot(t, bctx, dir, "explore-split")
+		// History: both queries, newest first; a click runs one again.
+		hist := eval[[]string](t, bctx, `[...document.querySelectorAll("#explore-history a")].map(a => a.textContent)`)
+		require.Equal(t, []string{other, expr}, hist[:2])
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/explore?ws="+ws), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#explore-history a"))))
+		eval[bool](t, bctx, `(() => { window.__orreryExplore = null; document.querySelectorAll("#explore-history a")[1].click(); return true; })()`)
+		require.Eventually(t, func() bool { return state("__orreryExplore").Expr == expr }, 10*time.Second, 100*time.Millisecond)
+		// From a panel to Explore with its interpolated query.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/orrery-envoy?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		panels := waitPanels(t, bctx)
+		var q string
+		for _, p := range panels {
+			if p.Title == "Downstream requests/s" {
+				q = p.Queries[0].Expr
+			}
+		}
+		require.NotEmpty(t, q)
+		eval[bool](t, bctx, `(() => { window.__orreryExplore = null; document.querySelector('[data-title="Downstream requests/s"] [data-explore]').click(); return true; })()`)
+		require.Eventually(t, func() bool { return state("__orreryExplore").Expr == q }, 10*time.Second, 100*time.Millisecond)
+		require.Contains(t, location(t, bctx), "range=30m")
 	})
 
 	t.Run("alerting", func(t *testing.T) {

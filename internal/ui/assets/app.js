@@ -2,7 +2,7 @@
 import { api, prom, am, state, canEdit } from "./api.js";
 import { h, timeseries, table, escapeHTML } from "./charts.js";
 import { Dashboard, flash, parseTime, RANGES } from "./dashboard.js";
-import { interpolate, queryResolution } from "./template.js";
+import { interpolate, queryResolution, parseDuration, formatDuration } from "./template.js";
 import { format } from "./units.js";
 import { seriesToFrames } from "./transform.js";
 
@@ -152,80 +152,145 @@ async function renderDashboards(root) {
     h("button", { class: "btn", id: "install-envoy", onclick: async () => doImport(await api("GET", "/ui/api/builtin/envoy", undefined, true)) }, "Install Orrery's Envoy dashboard")), err));
 }
 
-// Explore: a PromQL box with completion of metric and label names, a graph
-// of the range query and a table of the instant query.
+// Explore: one or two panes (split), each a PromQL box with completion of
+// metric and label names, a range or instant query (or both) with an
+// automatic or given step, a graph and a table; the queries run are kept
+// per user and workspace in this browser's history.
 async function renderExplore(root, params) {
   const names = { metrics: [], labels: [] };
   prom("label/__name__/values").then(v => { names.metrics = v || []; }).catch(() => {});
   prom("labels").then(v => { names.labels = v || []; }).catch(() => {});
-  const expr = h("textarea", { id: "explore-expr", class: "promql", rows: 2, spellcheck: "false", placeholder: "PromQL, e.g. sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))" });
-  expr.value = params.get("expr") || "";
-  const suggest = h("ul", { class: "suggest", id: "suggest", hidden: true });
-  const rangeSel = h("select", { id: "explore-range" }, RANGES.map(r => h("option", { value: r, selected: r === (params.get("range") || "1h") }, "Last " + r)));
-  const graph = h("div", { class: "explore-graph panel-body" });
-  const tbl = h("div", { class: "explore-table" });
-  const err = h("div", { class: "error", id: "explore-error" });
-  let sel = -1, items = [];
-  const word = () => {
-    const before = expr.value.slice(0, expr.selectionStart);
-    const m = /([a-zA-Z_:][\w:]*)$/.exec(before);
-    return m ? m[1] : "";
-  };
-  const inBraces = () => {
-    const before = expr.value.slice(0, expr.selectionStart);
-    return before.lastIndexOf("{") > before.lastIndexOf("}") || /\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*$/.test(before);
-  };
-  const update = () => {
-    const w = word();
-    if (!w) { suggest.hidden = true; return; }
-    const pool = inBraces() ? names.labels : names.metrics.concat(["sum", "rate", "irate", "increase", "histogram_quantile", "avg", "max", "min", "count", "topk", "label_replace"]);
-    items = pool.filter(n => n.startsWith(w) && n !== w).slice(0, 12);
-    sel = items.length ? 0 : -1;
-    suggest.replaceChildren(...items.map((n, i) => h("li", { class: i === sel ? "sel" : "", onmousedown: e => { e.preventDefault(); accept(n); } }, n)));
-    suggest.hidden = !items.length;
-  };
-  const accept = n => {
-    const w = word(), pos = expr.selectionStart;
-    expr.value = expr.value.slice(0, pos - w.length) + n + expr.value.slice(pos);
-    expr.selectionStart = expr.selectionEnd = pos - w.length + n.length;
-    suggest.hidden = true;
-  };
-  expr.addEventListener("input", update);
-  expr.addEventListener("keydown", e => {
-    if (!suggest.hidden && items.length && (e.key === "Tab" || e.key === "ArrowDown" || e.key === "ArrowUp" || e.key === "Enter" && sel >= 0 && !e.shiftKey)) {
-      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-        sel = (sel + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
-        [...suggest.children].forEach((li, i) => li.className = i === sel ? "sel" : "");
-      } else accept(items[sel]);
+  const histKey = `orrery-explore-history:${state.session.name}:${state.ws}`;
+  const loadHistory = () => { try { return JSON.parse(localStorage.getItem(histKey) || "[]"); } catch (_) { return []; } };
+  const histList = h("ul", { class: "explore-history", id: "explore-history" });
+  const panes = [];
+  const showHistory = () => {
+    histList.replaceChildren(...loadHistory().map(x => h("li", {}, h("a", { href: "#", class: "mono", title: new Date(x.at).toLocaleString(), onclick: e => {
       e.preventDefault();
-      return;
-    }
-    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); run(); }
-    if (e.key === "Escape") suggest.hidden = true;
-  });
-  const run = async () => {
-    err.textContent = "";
-    const now = Date.now(), from = parseTime("now-" + rangeSel.value, now);
-    const res0 = queryResolution({ width: Math.max(graph.clientWidth, 300) }, {}, { from, to: now }, new Date(now).getTimezoneOffset());
-    const step = res0.stepS;
-    history.replaceState(null, "", `#/explore?ws=${state.ws}&range=${rangeSel.value}&expr=${encodeURIComponent(expr.value)}`);
-    try {
-      const [r, inst] = await Promise.all([
-        prom("query_range", { query: expr.value, start: String(res0.start), end: String(res0.end), step: String(step) }),
-        prom("query", { query: expr.value, time: String(now / 1000) })]);
-      const series = (r.result || []).map(s => ({ labels: s.metric, name: legendName(s.metric), values: s.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
-      timeseries(graph, series, { unit: "short", decimals: null, legend: { show: true }, thresholds: { steps: [] } }, { from, to: now });
-      const res = inst.resultType === "vector" ? inst.result : inst.resultType === "scalar" ? [{ metric: {}, value: inst.result }] : [];
-      const rows = res.map(s => ({ qi: 0, refId: "A", labels: s.metric, name: legendName(s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
-      table(tbl, seriesToFrames(rows, [{ refId: "A", format: "table" }], 1), { unit: "none", decimals: null, thresholds: { steps: [] } });
-      window.__orreryExplore = { series, instant: res };
-    } catch (e) { err.textContent = e.message; }
+      panes[0].set(x.expr);
+      panes[0].run();
+    } }, x.expr))));
   };
-  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Explore")),
-    h("div", { class: "explore-box" }, expr, suggest),
-    h("div", { class: "explore-actions" }, rangeSel, h("button", { class: "btn primary", id: "explore-run", onclick: run }, "Run query"), err),
-    h("h3", {}, "Graph"), graph, h("h3", {}, "Table"), tbl);
-  if (expr.value) run();
+  const remember = expr => {
+    const list = loadHistory().filter(x => x.expr !== expr);
+    list.unshift({ expr, at: Date.now() });
+    localStorage.setItem(histKey, JSON.stringify(list.slice(0, 50)));
+    showHistory();
+  };
+  const syncURL = () => {
+    const q = new URLSearchParams({ ws: state.ws });
+    panes.forEach((p, i) => {
+      const sfx = i ? String(i + 1) : "";
+      q.set("expr" + sfx, p.expr.value); q.set("range" + sfx, p.rangeSel.value); q.set("mode" + sfx, p.mode.value);
+      if (p.step.value) q.set("step" + sfx, p.step.value);
+    });
+    history.replaceState(null, "", "#/explore?" + q);
+  };
+  const pane = idx => {
+    const sfx = idx ? "-" + (idx + 1) : "";
+    const psfx = idx ? String(idx + 1) : "";
+    const expr = h("textarea", { id: "explore-expr" + sfx, class: "promql", rows: 2, spellcheck: "false", placeholder: "PromQL, e.g. sum by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))" });
+    expr.value = params.get("expr" + psfx) || "";
+    const suggest = h("ul", { class: "suggest", id: "suggest" + sfx, hidden: true });
+    const rangeSel = h("select", { id: "explore-range" + sfx }, RANGES.map(r => h("option", { value: r, selected: r === (params.get("range" + psfx) || "1h") }, "Last " + r)));
+    const mode = h("select", { id: "explore-mode" + sfx, title: "Query type" }, [["both", "Range and instant"], ["range", "Range"], ["instant", "Instant"]].map(([v, l]) =>
+      h("option", { value: v, selected: v === (params.get("mode" + psfx) || "both") }, l)));
+    const step = h("input", { id: "explore-step" + sfx, placeholder: "step: auto", size: 9, value: params.get("step" + psfx) || "", title: "Step of the range query, e.g. 30s; empty: as Grafana computes it" });
+    const graph = h("div", { class: "explore-graph panel-body" });
+    const tbl = h("div", { class: "explore-table" });
+    const err = h("div", { class: "error", id: "explore-error" + sfx });
+    const stepNote = h("small", { class: "explore-step-note", id: "explore-step-used" + sfx });
+    let sel = -1, items = [];
+    const word = () => {
+      const before = expr.value.slice(0, expr.selectionStart);
+      const m = /([a-zA-Z_:][\w:]*)$/.exec(before);
+      return m ? m[1] : "";
+    };
+    const inBraces = () => {
+      const before = expr.value.slice(0, expr.selectionStart);
+      return before.lastIndexOf("{") > before.lastIndexOf("}") || /\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*$/.test(before);
+    };
+    const update = () => {
+      const w = word();
+      if (!w) { suggest.hidden = true; return; }
+      const pool = inBraces() ? names.labels : names.metrics.concat(["sum", "rate", "irate", "increase", "histogram_quantile", "avg", "max", "min", "count", "topk", "label_replace"]);
+      items = pool.filter(n => n.startsWith(w) && n !== w).slice(0, 12);
+      sel = items.length ? 0 : -1;
+      suggest.replaceChildren(...items.map((n, i) => h("li", { class: i === sel ? "sel" : "", onmousedown: e => { e.preventDefault(); accept(n); } }, n)));
+      suggest.hidden = !items.length;
+    };
+    const accept = n => {
+      const w = word(), pos = expr.selectionStart;
+      expr.value = expr.value.slice(0, pos - w.length) + n + expr.value.slice(pos);
+      expr.selectionStart = expr.selectionEnd = pos - w.length + n.length;
+      suggest.hidden = true;
+    };
+    expr.addEventListener("input", update);
+    expr.addEventListener("keydown", e => {
+      if (!suggest.hidden && items.length && (e.key === "Tab" || e.key === "ArrowDown" || e.key === "ArrowUp" || e.key === "Enter" && sel >= 0 && !e.shiftKey)) {
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          sel = (sel + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+          [...suggest.children].forEach((li, i) => li.className = i === sel ? "sel" : "");
+        } else accept(items[sel]);
+        e.preventDefault();
+        return;
+      }
+      if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); run(); }
+      if (e.key === "Escape") suggest.hidden = true;
+    });
+    const run = async () => {
+      err.textContent = "";
+      if (!expr.value.trim()) return;
+      const now = Date.now(), from = parseTime("now-" + rangeSel.value, now);
+      const res0 = queryResolution({ width: Math.max(graph.clientWidth, 300) }, {}, { from, to: now }, new Date(now).getTimezoneOffset());
+      const given = parseDuration(step.value.trim());
+      if (step.value.trim() && !given) { err.textContent = `step ${step.value}: write a duration such as 15s, 1m or 1h`; return; }
+      const stepS = given ? given / 1000 : res0.stepS;
+      const start = given ? Math.floor(from / 1000 / stepS) * stepS : res0.start, end = given ? Math.floor(now / 1000 / stepS) * stepS : res0.end;
+      stepNote.textContent = mode.value === "instant" ? "" : `step ${formatDuration(stepS * 1000)}`;
+      syncURL();
+      remember(expr.value.trim());
+      const info = { expr: expr.value, mode: mode.value, step: stepS, start, end, series: [], instant: [] };
+      try {
+        const [r, inst] = await Promise.all([
+          mode.value !== "instant" ? prom("query_range", { query: expr.value, start: String(start), end: String(end), step: String(stepS) }) : null,
+          mode.value !== "range" ? prom("query", { query: expr.value, time: String(now / 1000) }) : null]);
+        graph.hidden = !r;
+        tbl.hidden = !inst;
+        if (r) {
+          info.series = (r.result || []).map(s => ({ labels: s.metric, name: legendName(s.metric), values: s.values.map(([t, v]) => [t * 1000, parseFloat(v)]) }));
+          timeseries(graph, info.series, { unit: "short", decimals: null, legend: { show: true }, thresholds: { steps: [] } }, { from, to: now });
+        }
+        if (inst) {
+          info.instant = inst.resultType === "vector" ? inst.result : inst.resultType === "scalar" ? [{ metric: {}, value: inst.result }] : [];
+          const rows = info.instant.map(s => ({ qi: 0, refId: "A", labels: s.metric, name: legendName(s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+          table(tbl, seriesToFrames(rows, [{ refId: "A", format: "table" }], 1), { unit: "none", decimals: null, thresholds: { steps: [] } });
+        }
+      } catch (e) { err.textContent = e.message; }
+      if (idx === 0) window.__orreryExplore = info; else window.__orreryExplore2 = info;
+    };
+    const el = h("div", { class: "explore-pane", id: "explore-pane" + sfx },
+      h("div", { class: "explore-box" }, expr, suggest),
+      h("div", { class: "explore-actions" }, rangeSel, mode, step, h("button", { class: "btn primary", id: "explore-run" + sfx, onclick: run }, "Run query"), stepNote, err),
+      graph, tbl);
+    return { el, expr, rangeSel, mode, step, run, set: v => { expr.value = v; } };
+  };
+  const split = h("div", { class: "explore-split" });
+  const addPane = () => { const p = pane(panes.length); panes.push(p); split.append(p.el); return p; };
+  addPane();
+  const splitBtn = h("button", { class: "btn", id: "explore-split", onclick: () => {
+    if (panes.length > 1) { panes.pop().el.remove(); split.classList.remove("two"); splitBtn.textContent = "Split"; syncURL(); return; }
+    const p = addPane();
+    p.set(panes[0].expr.value);
+    split.classList.add("two");
+    splitBtn.textContent = "Close split";
+    if (p.expr.value) p.run();
+  } }, "Split");
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Explore"), splitBtn), split,
+    h("details", { class: "explore-history-box", open: true }, h("summary", {}, "Query history"), histList));
+  showHistory();
+  if (params.get("expr2") !== null) { const p = addPane(); split.classList.add("two"); splitBtn.textContent = "Close split"; if (p.expr.value) p.run(); }
+  if (panes[0].expr.value) panes[0].run();
   return null;
 }
 

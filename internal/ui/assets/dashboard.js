@@ -422,6 +422,7 @@ export class Dashboard {
         window.__orrery.ready = false;
         this.runPanel(p).finally(() => { window.__orrery.ready = true; });
       } }, "⤢"),
+      h("button", { class: "inspect", title: "Explore: the panel's queries, interpolated", "data-explore": p.key, onclick: () => this.explore(p) }, "↗"),
       h("button", { class: "inspect", title: "Inspect: PromQL and raw data", "data-inspect": p.key, onclick: () => this.inspect(p) }, "⋯")), body);
     p.el = body; p.status = status; p.shownTitle = title;
     return el;
@@ -514,6 +515,19 @@ export class Dashboard {
       case "state-timeline": return stateTimeline(p.el, series, p, range);
       default: return timeseries(p.el, series, p, range, (a, b) => this.setTime(a, b));
     }
+  }
+
+  // explore opens Explore with the panel's first query (and its second
+  // one in a split), interpolated, over the dashboard's relative range.
+  explore(p) {
+    const info = window.__orrery.panels[p.key] || { queries: [] };
+    const qs = info.queries.filter(Boolean);
+    if (!qs.length) return;
+    const rel = /^now-(\w+)$/.exec(this.from);
+    const range = rel && RANGES.includes(rel[1]) ? rel[1] : "1h";
+    const q = new URLSearchParams({ ws: state.ws, expr: qs[0].expr, range, mode: qs[0].instant ? "instant" : "both" });
+    if (qs[1]) { q.set("expr2", qs[1].expr); q.set("range2", range); }
+    location.hash = "#/explore?" + q;
   }
 
   inspect(p) {
