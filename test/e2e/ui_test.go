@@ -1300,7 +1300,9 @@ func TestUI(t *testing.T) {
 		require.Equal(t, expr, eval[string](t, bctx, `document.getElementById("explore-expr-2").value`))
 		other := `sum(envoy_http_downstream_cx_active)`
 		eval[bool](t, bctx, fmt.Sprintf(`(() => { window.__orreryExplore2 = null; document.getElementById("explore-expr-2").value = %q; document.getElementById("explore-run-2").click(); return true; })()`, other))
-		require.Eventually(t, func() bool { return state("__orreryExplore2").Expr == other && len(state("__orreryExplore2").Series) == 1 }, 10*time.Second, 100*time.Millisecond)
+		require.Eventually(t, func() bool {
+			return state("__orreryExplore2").Expr == other && len(state("__orreryExplore2").Series) == 1
+		}, 10*time.Second, 100*time.Millisecond)
 		require.Contains(t, location(t, bctx), "expr2=")
 		screenshot(t, bctx, dir, "explore-split")
 		// History: both queries, newest first; a click runs one again.
