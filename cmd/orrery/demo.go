@@ -22,7 +22,8 @@ const demoUsage = `Usage: orrery demo [flags]
 One command, no external services: starts an Orrery server (SigV4, a generated admin key), creates a workspace, a
 remote-write key for the agent and a query token, runs the service mesh (see 'orrery mesh --help') with traffic, runs
 the agent scraping every sidecar (its configuration is written to DATA-DIR/demo/agent.yml), installs the seed's alert
-(p99 upstream latency above --alert.threshold-ms for 1m) with an alert manager whose webhook prints notifications here, and prints a
+(p99 upstream latency above --alert.threshold-ms for 1m) with an alert manager that delivers to a webhook, by email to a
+local SMTP sink and to a local SNS-compatible endpoint (whose email subscription mails the sink), all printed here, and prints a
 status line every few seconds. Logs of the server, agent and mesh go to DATA-DIR/demo/orrery.log.
 
 Inject latency at start with --latency-ms 100, or at run time through the printed mesh control URL:

@@ -149,17 +149,31 @@ const rules = `groups:
           summary: 'p99 latency of {{ $labels.envoy_cluster_name }} is {{ $value | printf "%%.1f" }} ms'
 `
 
-// definition sends every alert to the console webhook.
+// definition sends every alert to the on-call receiver: the console
+// webhook (%[1]s), email through the SMTP sink (%[2]s) and the seed's SNS
+// topic (endpoint %[3]s, signed with key %[4]s / %[5]s), whose email
+// subscription mails the same address.
 const definition = `alertmanager_config: |
+  global:
+    smtp_smarthost: %[2]s
+    smtp_from: alertmanager@mesh-demo.local
+    smtp_require_tls: false
   route:
-    receiver: console
+    receiver: oncall
     group_by: [alertname, envoy_cluster_name]
     group_wait: 2s
     group_interval: 10s
     repeat_interval: 4h
   receivers:
-    - name: console
-      webhook_configs: [{url: %q, send_resolved: true}]
+    - name: oncall
+      webhook_configs: [{url: %[1]q, send_resolved: true}]
+      email_configs: [{to: ` + oncallAddress + `, send_resolved: true}]
+      sns_configs:
+        - api_url: %[3]s
+          topic_arn: ` + snsTopic + `
+          subject: '{{ .CommonLabels.alertname }} {{ .Status }}'
+          send_resolved: true
+          sigv4: {region: us-east-1, access_key: %[4]s, secret_key: %[5]s}
 `
 
 // Run runs the demo until ctx ends or Duration passes, printing to out;
@@ -243,9 +257,25 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	defer func() { _ = hook.Close() }()
 	hookURL := "http://" + hookLn.Addr().String() + "/alerts"
 
+	// The seed's delivery: an SMTP sink and an SNS endpoint on loopback.
+	mail, err := startSMTPSink(con)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mail.Close() }()
+	snsKey, snsSecret := newSNSKey()
+	snsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen sns endpoint: %w", err)
+	}
+	snsSrv := &http.Server{Handler: newSNSEndpoint(snsKey, snsSecret, mail.Addr(), con), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = snsSrv.Serve(snsLn) }()
+	defer func() { _ = snsSrv.Close() }()
+	snsURL := "http://" + snsLn.Addr().String()
+
 	// The alert and its receiver.
 	if err := installAlert(ctx, adm.AMP(), ws, fmt.Appendf(nil, rules, promDuration(cfg.RuleInterval), strconv.FormatFloat(cfg.AlertThresholdMS, 'f', -1, 64), promDuration(cfg.RuleFor)),
-		fmt.Appendf(nil, definition, hookURL)); err != nil {
+		fmt.Appendf(nil, definition, hookURL, mail.Addr(), snsURL, snsKey, snsSecret)); err != nil {
 		return err
 	}
 
@@ -298,7 +328,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	for i := 0; i < 100 && ag.Addr() == ""; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	con.banner(env, agentFile, ag.Addr(), m, hookURL, cfg, extra)
+	con.banner(env, agentFile, ag.Addr(), m, hookURL, cfg, append([]string{
+		fmt.Sprintf("Delivery (receiver oncall, see the UI's contact points): the webhook above, email to %s through the SMTP sink at %s,", oncallAddress, mail.Addr()),
+		fmt.Sprintf("and SNS topic %s at %s, whose email subscription mails the same address.", snsTopic, snsURL), ""}, extra...))
 
 	status := &statusLine{server: serverURL, ws: ws, token: token, traffic: m.Traffic(), last: time.Now()}
 	tick := time.NewTicker(cfg.StatusInterval)
