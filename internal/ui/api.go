@@ -258,6 +258,7 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, caller *cat
 type dashboardJSON struct {
 	UID        string    `json:"uid"`
 	Title      string    `json:"title"`
+	Tags       []string  `json:"tags"`
 	ModifiedAt time.Time `json:"modifiedAt"`
 }
 
@@ -269,7 +270,15 @@ func (h *Handler) listDashboards(w http.ResponseWriter, r *http.Request, id work
 	}
 	out := []dashboardJSON{}
 	for _, d := range ds {
-		out = append(out, dashboardJSON{UID: d.UID, Title: d.Title, ModifiedAt: d.ModifiedAt})
+		// The list holds no models: each is read for its tags (a
+		// workspace has tens of dashboards, not thousands).
+		tags := []string{}
+		if full, err := h.cat.Dashboard(r.Context(), id, d.UID); err == nil {
+			if m, err := dashboard.Parse(full.Data); err == nil && m.Tags != nil {
+				tags = m.Tags
+			}
+		}
+		out = append(out, dashboardJSON{UID: d.UID, Title: d.Title, Tags: tags, ModifiedAt: d.ModifiedAt})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1190,6 +1190,16 @@ func TestUI(t *testing.T) {
 		}
 		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#import-json"))))
 		before := count()
+		// Search by title, filter by tag.
+		shown := func() []string {
+			return eval[[]string](t, bctx, `[...document.querySelectorAll('#dashboards tbody tr')].filter(tr => !tr.hidden).map(tr => tr.querySelector(".dash-link").textContent)`)
+		}
+		require.NoError(t, chromedp.Do(bctx, chromedp.SendKeys(chromedp.CSS("#dashboard-search"), "variab")))
+		require.Equal(t, []string{"Variables"}, shown())
+		eval[bool](t, bctx, `(() => { const s = document.getElementById("dashboard-search"); s.value = ""; s.dispatchEvent(new Event("input")); return true; })()`)
+		require.Len(t, shown(), before)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#dashboards a.tag[data-tag="orrery"]`))))
+		require.Equal(t, []string{"Envoy (edited)"}, shown())
 		importVars := func(button string) {
 			require.NoError(t, chromedp.Do(bctx,
 				chromedp.SetValue(chromedp.CSS("#import-json"), varsDashboard),

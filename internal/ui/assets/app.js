@@ -98,8 +98,23 @@ function renderLogin(root) {
 async function renderDashboards(root) {
   const list = await api("GET", `/ui/api/workspaces/${state.ws}/dashboards`);
   const tbody = h("tbody");
+  // Search by title and filter by tag, as Grafana's dashboard browser.
+  const search = h("input", { id: "dashboard-search", type: "search", placeholder: "Search dashboards by title", size: 32 });
+  let tagFilter = "";
+  const tagBox = h("span", { id: "dashboard-tag-filter" });
+  const filter = () => {
+    const q = search.value.toLowerCase();
+    for (const tr of tbody.children) {
+      tr.hidden = !(tr.dataset.title.includes(q) && (!tagFilter || JSON.parse(tr.dataset.tags).includes(tagFilter)));
+    }
+    tagBox.replaceChildren(...(tagFilter ? [h("span", { class: "tag" }, tagFilter), h("button", { class: "btn", onclick: () => { tagFilter = ""; filter(); } }, "×")] : []));
+  };
+  search.addEventListener("input", filter);
   for (const d of list) {
-    tbody.append(h("tr", {}, h("td", {}, h("a", { href: `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`, class: "dash-link" }, d.title)),
+    const tags = d.tags || [];
+    tbody.append(h("tr", { "data-title": d.title.toLowerCase(), "data-tags": JSON.stringify(tags) },
+      h("td", {}, h("a", { href: `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`, class: "dash-link" }, d.title), " ",
+        tags.map(tg => h("a", { href: "#", class: "tag", "data-tag": tg, onclick: e => { e.preventDefault(); tagFilter = tg; filter(); } }, tg))),
       h("td", { class: "mono" }, d.uid), h("td", {}, new Date(d.modifiedAt).toLocaleString()),
       h("td", {}, h("a", { class: "btn", href: `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}?download=1` }, "Export"),
         canEdit() ? h("button", { class: "btn danger", onclick: async () => {
@@ -108,7 +123,7 @@ async function renderDashboards(root) {
           render();
         } }, "Delete") : null)));
   }
-  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Dashboards")),
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Dashboards"), search, tagBox),
     h("table", { class: "data", id: "dashboards" }, h("thead", {}, h("tr", {}, h("th", {}, "Title"), h("th", {}, "UID"), h("th", {}, "Modified"), h("th", {}))), tbody));
   if (!list.length) root.append(h("p", { class: "empty" }, "No dashboards in this workspace yet."));
   if (!canEdit()) return;
