@@ -1071,6 +1071,38 @@ func TestUI(t *testing.T) {
 		screenshot(t, bctx, dir, "dashboard-overrides-legends")
 	})
 
+	t.Run("panel editing: query, visualization and unit", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/overrides?ws="+ws+"&refresh=&from=now-30m&to=now"), chromedp.Reload()))
+		waitPanels(t, bctx)
+		newExpr := `sum(envoy_cluster_membership_healthy{service="web"}) * 10`
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-title="mappings per field"] [data-edit-panel]`)), chromedp.WaitVisible(chromedp.CSS("#panel-editor"))))
+		eval[bool](t, bctx, fmt.Sprintf(`(() => {
+			window.__orrery.ready = false;
+			document.getElementById("panel-edit-type").value = "bargauge";
+			document.getElementById("panel-edit-unit").value = "percent";
+			document.querySelector('#panel-editor .panel-edit-expr[data-index="0"]').value = %q;
+			document.getElementById("panel-edit-save").click();
+			return true; })()`, newExpr))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		ed := panels["mappings per field"]
+		require.Equal(t, "bargauge", ed.Type)
+		require.Equal(t, newExpr, ed.Queries[0].Expr)
+		require.Equal(t, 1, eval[int](t, bctx, `document.querySelectorAll('[data-title="mappings per field"] .bars').length`))
+		require.Regexp(t, `^[0-9.]+%$`, eval[string](t, bctx, `document.querySelector('[data-title="mappings per field"] .bar-row:last-child .bar-value').textContent`))
+		// Saved: the stored model has the change.
+		require.Eventually(t, func() bool {
+			req, _ := http.NewRequest("GET", base+"/ui/api/workspaces/"+ws+"/dashboards/overrides", nil)
+			resp, err := adminClient.Do(req)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(b), `"type":"bargauge"`) && strings.Contains(string(b), `"unit":"percent"`) && strings.Contains(string(b), `* 10`)
+		}, 10*time.Second, 100*time.Millisecond)
+		screenshot(t, bctx, dir, "dashboard-panel-edited")
+	})
+
 	t.Run("panel types drawn as themselves, others named", func(t *testing.T) {
 		c, csrf := adminClient, adminCSRF
 		require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", typesDashboard))

@@ -422,6 +422,7 @@ export class Dashboard {
         window.__orrery.ready = false;
         this.runPanel(p).finally(() => { window.__orrery.ready = true; });
       } }, "⤢"),
+      canEdit() ? h("button", { class: "inspect", title: "Edit: queries, visualization and unit", "data-edit-panel": p.key, onclick: () => this.editPanel(p) }, "✎") : null,
       h("button", { class: "inspect", title: "Explore: the panel's queries, interpolated", "data-explore": p.key, onclick: () => this.explore(p) }, "↗"),
       h("button", { class: "inspect", title: "Inspect: PromQL and raw data", "data-inspect": p.key, onclick: () => this.inspect(p) }, "⋯")), body);
     p.el = body; p.status = status; p.shownTitle = title;
@@ -515,6 +516,35 @@ export class Dashboard {
       case "state-timeline": return stateTimeline(p.el, series, p, range);
       default: return timeseries(p.el, series, p, range, (a, b) => this.setTime(a, b));
     }
+  }
+
+  // editPanel edits a panel's queries, visualization type and unit in the
+  // dashboard's JSON model: Apply shows the change, Save also stores it.
+  editPanel(p) {
+    const raw = p.raw;
+    const dlg = h("dialog", { class: "inspect-dialog", id: "panel-editor" });
+    const type = h("select", { id: "panel-edit-type" }, [...new Set([raw.type || "graph", ...SUPPORTED])].map(t => h("option", { value: t, selected: t === (raw.type || "graph") }, t)));
+    const unit = h("input", { id: "panel-edit-unit", value: p.unit || "", placeholder: "unit, e.g. ms, bytes, reqps, percentunit", size: 30 });
+    const targets = (raw.targets || []).map((t, i) => t && typeof t === "object" ? h("label", { class: "panel-edit-target" }, h("span", {}, t.refId || String.fromCharCode(65 + i)),
+      Object.assign(h("textarea", { class: "promql panel-edit-expr", rows: 3, spellcheck: "false", "data-index": i }), { value: t.expr || "" })) : null);
+    const apply = () => {
+      raw.type = type.value;
+      raw.fieldConfig = raw.fieldConfig && typeof raw.fieldConfig === "object" ? raw.fieldConfig : { defaults: {}, overrides: [] };
+      raw.fieldConfig.defaults = raw.fieldConfig.defaults || {};
+      raw.fieldConfig.defaults.unit = unit.value.trim() || undefined;
+      if (Array.isArray(raw.yaxes) && raw.yaxes[0] && unit.value.trim()) raw.yaxes[0].format = unit.value.trim();
+      for (const ta of dlg.querySelectorAll(".panel-edit-expr")) raw.targets[Number(ta.dataset.index)].expr = ta.value;
+      this.model = normalize(this.json);
+      dlg.close();
+      this.render();
+    };
+    dlg.append(h("h3", {}, "Edit " + p.shownTitle), h("label", {}, "Visualization ", type), " ", h("label", {}, "Unit ", unit), h("h4", {}, "Queries"), ...targets.filter(Boolean),
+      h("div", {}, h("button", { class: "btn", id: "panel-edit-apply", onclick: apply }, "Apply"),
+        h("button", { class: "btn primary", id: "panel-edit-save", onclick: async () => { apply(); await this.save(); } }, "Save dashboard"),
+        h("button", { class: "btn", onclick: () => dlg.close() }, "Cancel")));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
   }
 
   // explore opens Explore with the panel's first query (and its second
