@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -67,8 +68,7 @@ func maxValue(result []any) float64 {
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	addr, hookAddr, agentAddr := apptest.FreeAddr(t), apptest.FreeAddr(t), apptest.FreeAddr(t)
-	_, meshPort, err := net.SplitHostPort(apptest.FreeAddr(t))
-	require.NoError(t, err)
+	meshPort := strconv.Itoa(freePortRange(t, 24))
 	p := apptest.Start(t, "orrery demo", apptest.OrreryBinary(t), "demo", "--data-dir", t.TempDir(), "--listen", addr,
 		"--duration", "8m", "--rps", "20", "--status-interval", "2s", "--mesh.base-port", meshPort,
 		"--webhook.listen", hookAddr, "--agent.listen", agentAddr,
@@ -218,6 +218,30 @@ func TestDemo(t *testing.T) {
 	}, 150*time.Second, 500*time.Millisecond, "the console webhook prints the resolution")
 	p.Stop()
 	require.Contains(t, p.Output(), "stopping the demo")
+}
+
+// freePortRange returns the first of n consecutive loopback ports that are
+// free now, below Linux's ephemeral range (32768 and up) so that the
+// listeners other processes open on port 0 do not take them meanwhile.
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		base := 20000 + rand.IntN(12000-n)
+		free := true
+		for p := base; p < base+n && free; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				free = false
+				continue
+			}
+			_ = ln.Close()
+		}
+		if free {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
 }
 
 // TestMeshCommandWithDebianPrometheus runs `orrery mesh` alone and points
