@@ -272,7 +272,15 @@ func uiLogin(t *testing.T, ctx context.Context, base, name, password string) {
 // returns what they show.
 func waitPanels(t *testing.T, ctx context.Context) map[string]uiPanel {
 	t.Helper()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.__orrery && window.__orrery.ready === true`, chromedp.WithPollingTimeout(60*time.Second)))
+	var err error
+	for try := 0; try < 3; try++ {
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](`window.__orrery && window.__orrery.ready === true`, chromedp.WithPollingTimeout(60*time.Second)))
+		// A poll that began while the page reloaded loses its execution
+		// context: poll the new one.
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context with specified id") && !strings.Contains(err.Error(), "Execution context was destroyed") {
+			break
+		}
+	}
 	require.NoError(t, err)
 	raw := eval[string](t, ctx, `JSON.stringify(window.__orrery.panels)`)
 	var panels map[string]uiPanel
