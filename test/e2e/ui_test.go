@@ -1493,7 +1493,9 @@ func TestUI(t *testing.T) {
 		require.Eventually(t, func() bool {
 			return strings.Contains(eval[string](t, bctx, `(document.getElementById("contact-test-result") || {}).textContent || ""`), "Test of broken-sns failed")
 		}, 30*time.Second, 200*time.Millisecond)
-		require.Equal(t, "failing", eval[string](t, bctx, `document.querySelector('#contact-list tr[data-receiver="broken-sns"]').dataset.state`))
+		require.Eventually(t, func() bool {
+			return eval[string](t, bctx, `(document.querySelector('#contact-list tr[data-receiver="broken-sns"]') || {dataset: {}}).dataset.state || ""`) == "failing"
+		}, 10*time.Second, 100*time.Millisecond)
 		require.Contains(t, text(t, bctx, `#contact-list tr[data-receiver="broken-sns"] .contact-error`), "connection refused")
 		screenshot(t, bctx, dir, "alerting-contact-points")
 

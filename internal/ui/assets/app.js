@@ -539,9 +539,12 @@ async function contactPoints() {
         try {
           const r = await api("POST", `/ui/api/workspaces/${state.ws}/contactpoints/${encodeURIComponent(c.receiver)}/test`);
           const failed = r.filter(x => x.lastError);
-          out.textContent = failed.length ? `Test of ${c.receiver} failed: ${failed.map(x => `${x.integration}: ${x.lastError}`).join("; ")}` : `Test of ${c.receiver} delivered.`;
-          sec.replaceWith(await contactPoints());
-          document.getElementById("contact-test-result").textContent = out.textContent;
+          const msg = failed.length ? `Test of ${c.receiver} failed: ${failed.map(x => `${x.integration}: ${x.lastError}`).join("; ")}` : `Test of ${c.receiver} delivered.`;
+          // The outcome shows with the table that holds it.
+          const fresh = await contactPoints();
+          const res = fresh.querySelector("#contact-test-result");
+          if (res) res.textContent = msg;
+          sec.replaceWith(fresh);
         } catch (x) { out.textContent = x.message; e.target.disabled = false; }
       } }, "Send test notification") : null));
   });
