@@ -10,6 +10,10 @@
 # block so bytes/sample on disk can be read). Prints a Markdown table row
 # per receiver: samples/s, server CPU seconds, peak RSS, RSS per series and
 # bytes/sample in compacted blocks.
+#
+# With SIGV4=1 Orrery is also run with --auth=sigv4, fed SigV4-signed
+# requests (loadgen --sigv4 with the admin key) into a workspace made with
+# `orrery workspaces create`: the cost of authentication on the hot path.
 set -euo pipefail
 SERIES=${1:-100000}
 ROUNDS=${2:-900}
@@ -43,11 +47,12 @@ wait_block() {
   for _ in $(seq 180); do find "$1" -name meta.json | grep -q . && return 0; sleep 1; done
 }
 
-run() { # NAME PID URL DATADIR
+run() { # NAME PID URL DATADIR [LOADGEN FLAGS...]
   local name=$1 pid=$2 url=$3 dir=$4 cpu0 out
+  shift 4
   cpu0=$(cpu_seconds "$pid")
   echo "== $name: $SERIES series × $ROUNDS rounds" >&2
-  out=$("$work/orrery" loadgen --url "$url" --series "$SERIES" --rounds "$ROUNDS" --interval "$INTERVAL")
+  out=$("$work/orrery" loadgen --url "$url" --series "$SERIES" --rounds "$ROUNDS" --interval "$INTERVAL" "$@")
   echo "$out" >&2
   local cpu1 rss sps p99
   cpu1=$(cpu_seconds "$pid"); rss=$(peak_rss_kib "$pid")
@@ -68,6 +73,20 @@ o_pid=$!
 wait_ready "http://127.0.0.1:$o_port/-/ready"
 run "Orrery $(git rev-parse --short HEAD)" "$o_pid" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-000000000000/api/v1/remote_write" "$work/orrery-data"
 kill "$o_pid"; wait "$o_pid" || true
+
+if [ "${SIGV4:-0}" = 1 ]; then
+  export ORRERY_ADMIN_ACCESS_KEY_ID=AKIABENCHMARK0000001 ORRERY_ADMIN_SECRET_ACCESS_KEY=bench-secret-key
+  s_port=$(port)
+  "$work/orrery" server --auth=sigv4 --listen "127.0.0.1:$s_port" --data-dir "$work/orrery-sigv4-data" --limits.ingestion-rate=0 \
+    --limits.max-active-series=0 --log.level=warn >"$work/orrery-sigv4.log" 2>&1 &
+  s_pid=$!
+  wait_ready "http://127.0.0.1:$s_port/-/ready"
+  export AWS_ACCESS_KEY_ID=$ORRERY_ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ORRERY_ADMIN_SECRET_ACCESS_KEY
+  ws=$("$work/orrery" workspaces create --url "http://127.0.0.1:$s_port" --alias bench)
+  run "Orrery $(git rev-parse --short HEAD), SigV4" "$s_pid" "http://127.0.0.1:$s_port/workspaces/$ws/api/v1/remote_write" \
+    "$work/orrery-sigv4-data" --sigv4
+  kill "$s_pid"; wait "$s_pid" || true
+fi
 
 p_port=$(port)
 echo "global: {}" >"$work/prometheus.yml"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ func runAgent(args []string, stderr io.Writer) int {
 	fs.BoolVar(&cfg.OTLPConvertDelta, "otlp.convert-delta", false, "convert OTLP delta temporality to cumulative (without it, deltas are refused)")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	var level slog.Level

@@ -110,7 +110,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if err := demo.Run(ctx, cfg, stdout, logger); err != nil {
 		msg := err.Error()
-		if strings.Contains(msg, "address already in use") {
+		if errors.Is(err, syscall.EADDRINUSE) {
 			msg += " (another process uses the port: pick another with --listen, --mesh.base-port, --webhook.listen or --agent.listen)"
 		}
 		fmt.Fprintf(stderr, "orrery demo: %s\n", msg)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,9 +30,14 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "pace all senders together to this many samples/s (0: as fast as the receiver answers), to measure latency below saturation")
 	fs.DurationVar(&cfg.Interval, "interval", 15*time.Second, "simulated scrape interval between rounds")
 	backfill := fs.Duration("start-ago", 0, "timestamp of the first round, before now (default: rounds×interval ago)")
+	sign := fs.Bool("sigv4", false, "sign requests with AWS Signature Version 4 (service aps) with the key in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	region := fs.String("region", "us-east-1", "the region requests are signed for (with --sigv4)")
 	serve := fs.Int("serve-targets", 0, "instead of sending, serve this many scrape targets sharing --series, and write their file_sd list to --targets-file")
 	targetsFile := fs.String("targets-file", "targets.json", "file_sd_configs file listing the served targets (with --serve-targets)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if *serve > 0 {
@@ -40,6 +46,13 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	if cfg.URL == "" {
 		fmt.Fprintln(stderr, "orrery loadgen: --url is required")
 		return 2
+	}
+	if *sign {
+		cfg.SigV4 = &loadgen.SigV4{AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"), Region: *region}
+		if cfg.SigV4.AccessKeyID == "" || cfg.SigV4.SecretAccessKey == "" {
+			fmt.Fprintln(stderr, "orrery loadgen: --sigv4 needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+			return 2
+		}
 	}
 	ago := *backfill
 	if ago == 0 {

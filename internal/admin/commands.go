@@ -41,6 +41,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	noun, verb := args[0], args[1]
+	switch verb {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, Usage)
+		return 0
+	}
 	fs := flag.NewFlagSet("orrery "+noun+" "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &Client{}
@@ -66,6 +71,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	role := fs.String("role", "", "viewer, editor or admin (users create)")
 	userWS := fs.String("workspaces", "", "comma-separated workspace ids the user may see, * for all (users create)")
 	if err := fs.Parse(interleave(args[2:])); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, "\n"+Usage)
+			return 0
+		}
 		return 2
 	}
 	c.KeyID, c.Secret = getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,8 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -118,9 +114,17 @@ type ServerConfig struct {
 	HTTP HTTPConfig
 	// MaxPresignedLifetime caps presigned URLs' validity (default 15m).
 	MaxPresignedLifetime time.Duration
+	// AuthCacheTTL is how long access keys, tokens and workspaces' status
+	// are remembered (auth.Caches); 0 looks them up on every request.
+	// What another replica revokes or deletes holds here within it.
+	AuthCacheTTL time.Duration
 	// TLSCertFile and TLSKeyFile, if set, make the listener serve TLS with
 	// this certificate, reloaded when the files change.
 	TLSCertFile, TLSKeyFile string
+
+	// flagErr is a flag value RegisterFlags's flags could not parse,
+	// reported by Validate.
+	flagErr error
 }
 
 // Server is a running `orrery server`.
@@ -129,155 +133,64 @@ type Server struct {
 	logger    *slog.Logger
 	reg       *prometheus.Registry
 	overrides *workspace.Overrides
-	store     *orstorage.Store
+	catalog   *catalog.Catalog
+	sealer    *catalog.Sealer
+	engine    engine
 	ingest    *ingest.Handler
 	otlp      *ingest.OTLP
-	query     *query.API
-	catalog   *catalog.Catalog
 	control   *controlplane.API
-	alerting  *alerting.Manager
 	guard     *auth.Guard
-	sealer    *catalog.Sealer
-	ruler     *ruler.Ruler
+	caches    *auth.Caches // nil: no caching.
 	ui        *ui.Handler
-	// queries and alertmanager serve /workspaces/{id}/api/v1/ and
-	// /workspaces/{id}/alertmanager/api/: the embedded engine's handlers,
-	// or proxies to Cortex.
-	queries, alertmanager http.Handler
-	// cortex keeps Cortex's rules and Alertmanager configurations; nil
-	// with the embedded engine, whose store, ruler and alerting are then
-	// nil instead.
-	cortex *cortex.Configs
-	// tracker logs the queries being evaluated to <data-dir>/queries.active
-	// (reported at the next start if the process dies), embedded engine
-	// only.
-	tracker *promql.ActiveQueryTracker
-	http    *http.Server
-	tls     *tls.Config // nil: plain HTTP.
-	ln      net.Listener
+	// reloaded tells the Cortex engine's sync service to rewrite the
+	// overrides file at once, after the limits file was reloaded.
+	reloaded chan struct{}
+	http     *http.Server
+	tls      *tls.Config // nil: plain HTTP.
+	ln       net.Listener
 }
 
-// NewServer builds a server. It opens no workspace and starts no goroutine.
+// NewServer builds a server: the catalog, the engine (--engine), ingest,
+// authentication, the control plane and the web UI. It opens no workspace
+// and starts no goroutine; on error it has closed what it opened.
 func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("--data-dir is empty; name a directory for workspace data")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
 	switch cfg.Engine {
 	case "", "embedded":
+		if cfg.DB == "" {
+			cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
+		}
+		if cfg.SecretsKeyFile == "" {
+			cfg.SecretsKeyFile = filepath.Join(cfg.DataDir, "secrets.key")
+		}
 	case "cortex":
-		return newCortexServer(cfg, logger)
+		if !strings.HasPrefix(cfg.DB, "postgres://") && !strings.HasPrefix(cfg.DB, "postgresql://") {
+			return nil, errors.New("--engine=cortex keeps no local state, so replicas must share the catalog: give --db postgres://...; the embedded SQLite catalog is refused in this mode")
+		}
+		if cfg.SecretsKeyFile == "" {
+			return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
+		}
+		if cfg.Auth == "sigv4" && (cfg.AdminKeyID == "" || cfg.AdminSecret == "") {
+			// A generated admin key would be written to one replica's disk,
+			// and every replica (re)started on a fresh disk would make another.
+			return nil, errors.New("--engine=cortex keeps no local state: set ORRERY_ADMIN_ACCESS_KEY_ID and ORRERY_ADMIN_SECRET_ACCESS_KEY, the same on every replica, for the admin key")
+		}
 	default:
 		return nil, fmt.Errorf("--engine %q: use embedded or cortex", cfg.Engine)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	overrides, err := workspace.NewOverrides(cfg.Limits)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.LimitsFile != "" {
-		if err := overrides.LoadFile(cfg.LimitsFile); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	ev, tracker, err := newEvaluator(cfg, logger, reg)
-	if err != nil {
-		return nil, err
-	}
-	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
-		WALFsync: cfg.WALFsync, Written: ev.Cache().Written}, overrides, logger, reg)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, store, overrides, logger, reg)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	if cfg.DB == "" {
-		cfg.DB = filepath.Join(cfg.DataDir, "catalog.db")
-	}
-	if cfg.SecretsKeyFile == "" {
-		cfg.SecretsKeyFile = filepath.Join(cfg.DataDir, "secrets.key")
-	}
-	sealer, err := catalog.LoadSealer(cfg.SecretsKeyFile)
-	if err != nil {
-		_ = tracker.Close()
-		return nil, err
-	}
-	cat, err := catalog.Open(context.Background(), cfg.DB)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.Ruler.ExternalURL == "" {
 		cfg.Ruler.ExternalURL = cfg.scheme() + "://" + cfg.Listen
 	}
-	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
-		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
-		Retention: cfg.AlertmanagerRetention, Limits: overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks,
-		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
-		definitions{cat, sealer}, logger, reg)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	// Alerting rules hand their alerts to the workspace's Alertmanager.
-	rul, err := ruler.New(cfg.Ruler, store, ruler.CatalogNamespaces{Catalog: cat}, am, overrides, logger, reg)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, ev, querySource{store}, rul, overrides, logger)
-	if err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, store: store, ingest: ing, otlp: otlp, query: q, catalog: cat, ruler: rul, alerting: am,
-		queries: q, alertmanager: am, tracker: tracker, sealer: sealer}
-	if err := s.finish(); err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s.control.SetAlertmanagerHook(s.alerting)
-	return s, nil
-}
-
-// newCortexServer builds a server of the Cortex engine: ingest validates
-// and limits remote write and forwards it, the query and Alertmanager APIs
-// are proxied, rules and Alertmanager configurations are pushed to Cortex.
-func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
-	if !strings.HasPrefix(cfg.DB, "postgres://") && !strings.HasPrefix(cfg.DB, "postgresql://") {
-		return nil, errors.New("--engine=cortex keeps no local state, so replicas must share the catalog: give --db postgres://...; the embedded SQLite catalog is refused in this mode")
-	}
-	if cfg.SecretsKeyFile == "" {
-		return nil, errors.New("--engine=cortex needs --secrets-key-file, the same file on every replica sharing --db")
-	}
-	if cfg.Auth == "sigv4" && (cfg.AdminKeyID == "" || cfg.AdminSecret == "") {
-		// A generated admin key would be written to one replica's disk,
-		// and every replica (re)started on a fresh disk would make another.
-		return nil, errors.New("--engine=cortex keeps no local state: set ORRERY_ADMIN_ACCESS_KEY_ID and ORRERY_ADMIN_SECRET_ACCESS_KEY, the same on every replica, for the admin key")
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	client, err := cortex.New(cortex.Config{URL: cfg.CortexURL}, reg)
-	if err != nil {
-		return nil, err
-	}
 	overrides, err := workspace.NewOverrides(cfg.Limits)
 	if err != nil {
 		return nil, err
@@ -286,14 +199,6 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		if err := overrides.LoadFile(cfg.LimitsFile); err != nil {
 			return nil, err
 		}
-	}
-	ing, err := ingest.New(ingest.Config{MaxInflightBytes: cfg.IngestMaxInflightBytes}, cortex.NewStorage(client), cortex.IngestLimits{LimitsSource: overrides}, logger, reg)
-	if err != nil {
-		return nil, err
-	}
-	otlp, err := ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: cfg.OTLPConvertDelta}, ing, logger, reg)
-	if err != nil {
-		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -306,17 +211,49 @@ func newCortexServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, ingest: ing, otlp: otlp, catalog: cat, sealer: sealer,
-		queries:      cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", logger).WithQueryTimeout(overrides),
-		alertmanager: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", logger),
-		cortex:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: cat}, definitions{cat, sealer}, logger),
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, catalog: cat, sealer: sealer, reloaded: make(chan struct{}, 1)}
+	if err := s.build(); err != nil {
+		if s.engine != nil {
+			err = errors.Join(err, stopServices(startedNothing(s.engine.services()), nil))
+		}
+		return nil, errors.Join(err, cat.Close())
 	}
-	if err := s.finish(); err != nil {
-		_ = cat.Close()
-		return nil, err
-	}
-	s.control.SetAlertmanagerHook(s.cortex)
 	return s, nil
+}
+
+// startedNothing returns services as if started, without running them,
+// to release what they hold.
+func startedNothing(svcs []service) []started {
+	out := make([]started, len(svcs))
+	for i, svc := range svcs {
+		svc.run = nil
+		out[i] = started{service: svc, done: make(chan error, 1)}
+		out[i].done <- nil
+	}
+	return out
+}
+
+// build makes the engine and what both engines share: ingest,
+// authentication, the control plane, the workspaces' configurations and
+// the HTTP server.
+func (s *Server) build() error {
+	var err error
+	if s.cfg.Engine == "cortex" {
+		s.engine, err = newCortexEngine(s)
+	} else {
+		s.engine, err = newEmbedded(s)
+	}
+	if err != nil {
+		s.engine = nil
+		return err
+	}
+	if s.ingest, err = s.engine.ingest(ingest.Config{MaxInflightBytes: s.cfg.IngestMaxInflightBytes}, s); err != nil {
+		return err
+	}
+	if s.otlp, err = ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: s.cfg.OTLPConvertDelta}, s.ingest, s.logger, s.reg); err != nil {
+		return err
+	}
+	return s.finish()
 }
 
 // finish sets up what both engines share: authentication, the control
@@ -331,7 +268,22 @@ func (s *Server) finish() error {
 		logger.Info("sealed alert manager definitions stored unsealed", "count", n)
 	}
 	if cfg.Auth == "sigv4" {
-		if s.guard, err = newGuard(cfg, cat, sealer, logger); err != nil {
+		s.caches = auth.NewCaches(cfg.AuthCacheTTL, nil, s.reg)
+		if c := s.caches; c != nil {
+			// Revocations and deletions made through this replica hold for
+			// its next request.
+			cat.OnChange(func(ch catalog.Change) {
+				switch ch.Kind {
+				case catalog.AccessKeyChanged:
+					c.Keys.Forget(ch.ID)
+				case catalog.APITokenChanged:
+					c.Tokens.Forget(ch.ID)
+				case catalog.WorkspaceChanged:
+					c.Workspaces.Forget(ch.ID)
+				}
+			})
+		}
+		if s.guard, err = newGuard(cfg, cat, sealer, s.caches, logger); err != nil {
 			return err
 		}
 	} else if cfg.Auth != "none" && cfg.Auth != "" {
@@ -339,15 +291,24 @@ func (s *Server) finish() error {
 	}
 	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen,
 		Sealer: sealer, AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
-		cat, lifecycle{s}, logger)
+		cat, lifecycle{s}, s.overrides, logger)
 	if err != nil {
 		return err
 	}
 	uiCfg := cfg.UI
 	uiCfg.Metrics = s.reg
-	if s.ui, err = ui.New(uiCfg, cat, s.queries, s.alertmanager, logger, s.reg); err != nil {
+	if s.ui, err = ui.New(uiCfg, cat, s.engine.queries(), s.engine.alertmanager(), logger, s.reg); err != nil {
 		return err
 	}
+	// The UI's rules editor writes through the control plane's own
+	// handlers of the rule groups namespace API, after checking its user.
+	rules := http.NewServeMux()
+	for _, r := range s.control.Routes() {
+		if strings.Contains(r.Pattern, "/rulegroupsnamespaces") {
+			rules.Handle(r.Pattern, r.Handler)
+		}
+	}
+	s.ui.SetRules(rules)
 	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
 		return err
 	}
@@ -403,8 +364,12 @@ func (q querySource) Metadata(id workspace.ID, metric string, limit, perMetric i
 }
 
 var (
-	_ controlplane.AlertmanagerHook = (*alerting.Manager)(nil)
-	_ ruler.AlertSender             = (*alerting.Manager)(nil)
+	_ query.Source              = querySource{}
+	_ ruler.AlertSender         = (*alerting.Manager)(nil)
+	_ ingest.Storage            = (*orstorage.Store)(nil)
+	_ ingest.Storage            = (*cortex.Storage)(nil)
+	_ alerting.DefinitionSource = definitions{}
+	_ cortex.Definitions        = definitions{}
 )
 
 // definitions gives the alerting manager the catalog's alert manager
@@ -436,40 +401,29 @@ func (d definitions) AlertmanagerDefinition(ctx context.Context, id workspace.ID
 	return def.Data, true, nil
 }
 
-// lifecycle deletes a workspace's data from every component.
+// lifecycle is the control plane's view of the server: it deletes a
+// workspace's data from every component and applies configurations, rules
+// and alert manager definitions.
 type lifecycle struct{ s *Server }
 
+var _ controlplane.Lifecycle = lifecycle{}
+
 func (l lifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
-	if l.s.cortex != nil {
-		l.s.ingest.Forget(id)
-		l.s.otlp.Forget(id)
-		return l.s.cortex.DeleteTenant(ctx, id)
-	}
-	l.s.ruler.Forget(id)
+	l.s.overrides.Forget(id)
 	l.s.ingest.Forget(id)
 	l.s.otlp.Forget(id)
-	l.s.query.Forget(id)
-	if err := l.s.alerting.Delete(id); err != nil {
-		return err
-	}
-	return l.s.store.Delete(ctx, id)
+	return l.s.engine.deleteWorkspace(ctx, id)
 }
 
 // SyncRules applies a workspace's changed rule groups namespaces.
 func (l lifecycle) SyncRules(ctx context.Context, id workspace.ID) error {
-	if l.s.cortex != nil {
-		return l.s.cortex.SyncRules(ctx, id)
-	}
-	return l.s.ruler.Sync(ctx, id)
+	return l.s.engine.syncRules(ctx, id)
 }
 
-// Limits gives the control plane the workspace's rule quotas.
-func (l lifecycle) Limits(id workspace.ID) workspace.Limits { return l.s.overrides.Limits(id) }
-
-var (
-	_ controlplane.RulesSyncer = lifecycle{}
-	_ workspace.LimitsSource   = lifecycle{}
-)
+// SyncAlertmanager applies a workspace's changed alert manager definition.
+func (l lifecycle) SyncAlertmanager(ctx context.Context, id workspace.ID) error {
+	return l.s.engine.syncAlertmanager(ctx, id)
+}
 
 // adminPolicy allows everything.
 const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`
@@ -477,7 +431,7 @@ const adminPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Act
 // newGuard sets up SigV4 verification against the catalog's keys, creating
 // the admin key at first start: from the configuration if given, otherwise
 // generated, printed once and written to <data-dir>/admin-key (mode 0600).
-func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, logger *slog.Logger) (*auth.Guard, error) {
+func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, caches *auth.Caches, logger *slog.Logger) (*auth.Guard, error) {
 	ctx := context.Background()
 	marker := filepath.Join(cfg.DataDir, "admin-key")
 	exists := false
@@ -535,33 +489,58 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, lo
 		}
 		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
 	}
-	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime}, lookup, tokens, logger), nil
+	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Cache: caches}, lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/", s.cfg.Region, s.cfg.AccountID)
 }
 
-// ApplyConfiguration sets a workspace's retention and out-of-order window
-// overrides from its control-plane configuration.
+// ApplyConfiguration sets a workspace's configuration, the layer of its
+// limits over the defaults and the limits file (workspace.Merge).
 func (l lifecycle) ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error {
-	return l.s.overrides.Set(id, withConfiguration(l.s.overrides.Limits(id), cfg))
+	return l.s.overrides.Configure(id, cfg)
 }
 
-// withConfiguration returns a workspace's limits (defaults and limits
-// file) with its control-plane configuration applied over them. What the
-// configuration sets wins; what it leaves unset keeps lim's value. Once set
-// through the API a value can be changed but not unset, so every replica
-// computes the same limits from the catalog.
-func withConfiguration(lim workspace.Limits, cfg catalog.Configuration) workspace.Limits {
-	if cfg.RetentionDays > 0 {
-		lim.RetentionPeriod = model.Duration(time.Duration(cfg.RetentionDays) * 24 * time.Hour)
+// ErrNoLimitsFile is returned by ReloadLimits when the server has no
+// --limits-file.
+var ErrNoLimitsFile = errors.New("no --limits-file to reload")
+
+// ReloadLimits reads the limits file again and applies it to every
+// workspace at once, over the defaults and under the workspaces'
+// configurations (workspace.Merge); with the Cortex engine the overrides
+// file is rewritten too. On error the limits in force stay as they were.
+// It is safe to call concurrently with requests.
+func (s *Server) ReloadLimits() error {
+	if s.cfg.LimitsFile == "" {
+		return ErrNoLimitsFile
 	}
-	if cfg.OutOfOrderWindowSeconds >= 0 {
-		lim.OutOfOrderWindow = model.Duration(time.Duration(cfg.OutOfOrderWindowSeconds) * time.Second)
+	if err := s.overrides.LoadFile(s.cfg.LimitsFile); err != nil {
+		return err
 	}
-	lim.LabelSetLimits = cfg.LabelSetLimits
-	return lim
+	if s.reloaded != nil {
+		select {
+		case s.reloaded <- struct{}{}:
+		default:
+		}
+	}
+	s.logger.Info("reloaded limits file", "file", s.cfg.LimitsFile)
+	return nil
+}
+
+// serveReload answers POST /-/reload, as Prometheus does: 200 once the
+// limits file is reloaded, 400 without one, 500 if it cannot be applied.
+func (s *Server) serveReload(w http.ResponseWriter, _ *http.Request) {
+	err := s.ReloadLimits()
+	switch {
+	case errors.Is(err, ErrNoLimitsFile):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	case err != nil:
+		s.logger.Warn("reload limits file; the previous limits stay in force", "err", err)
+		http.Error(w, "reload limits file: "+err.Error(), http.StatusInternalServerError)
+	default:
+		_, _ = fmt.Fprintln(w, "Reloaded the limits file.")
+	}
 }
 
 // DefaultConfiguration reports the server-wide retention and window.
@@ -593,107 +572,17 @@ func (s *Server) applyConfigurations(ctx context.Context) error {
 	}
 }
 
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	control := http.NewServeMux()
-	s.control.Register(control)
-	s.control.Keys(s.sealer).Register(control)
-	s.ui.RegisterAdmin(control)
-	s.ui.SetRules(control) // The rules editor of the UI writes through the same API.
-	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		what := auth.ControlPlaneAction(r.Method, r.URL.Path, s.arnPrefix())
-		what.MaxBodyBytes = controlPlaneMaxBody
-		if !limitBody(w, r, what.MaxBodyBytes) {
-			return
-		}
-		who := "anonymous"
-		if s.guard != nil {
-			p, err := s.guard.Authorize(r, what)
-			if err != nil {
-				s.audit(r, "", what, http.StatusForbidden)
-				auth.WriteError(w, err)
-				return
-			}
-			who = p.ID
-			r = r.WithContext(auth.NewContext(r.Context(), p))
-		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		ctx, note := auth.WithAudit(r.Context())
-		control.ServeHTTP(sw, r.WithContext(ctx))
-		what.Resource = note.Resource(what.Resource)
-		s.audit(r, who, what, sw.status)
-	})
-	for _, p := range []string{"/workspaces", "/workspaces/{id}", "/workspaces/{id}/alias", "/workspaces/{id}/configuration",
-		"/workspaces/{id}/rulegroupsnamespaces", "/workspaces/{id}/rulegroupsnamespaces/{name}",
-		"/workspaces/{id}/alertmanager/definition", "/workspaces/{id}/logging", "/tags/",
-		"/orrery/v1/accesskeys", "/orrery/v1/accesskeys/{id}", "/orrery/v1/tokens", "/orrery/v1/tokens/{id}",
-		"/orrery/v1/users", "/orrery/v1/users/{name}", "/orrery/v1/workspaces/{id}/dashboards"} {
-		mux.Handle(p, guarded)
+// workspaceStatus looks up a workspace's status in the catalog; found is
+// false for a workspace that does not exist.
+func (s *Server) workspaceStatus(ctx context.Context, id string) (string, bool, error) {
+	ws, err := s.catalog.GetWorkspace(ctx, workspace.ID(id))
+	if errors.Is(err, catalog.ErrNotFound) {
+		return "", false, nil
 	}
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "Orrery is Healthy.")
-	})
-	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "Orrery is Ready.")
-	})
-	mux.Handle("/ui/", bodyLimited(s.ui, controlPlaneMaxBody))
-	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	mux.Handle("GET /debug/pprof/", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Index)))
-	mux.Handle("GET /debug/pprof/profile", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Profile)))
-	mux.Handle("GET /debug/pprof/trace", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Trace)))
-	mux.Handle("GET /debug/pprof/symbol", s.operator("orrery:GetProfile", http.HandlerFunc(pprof.Symbol)))
-	mux.Handle("GET /metrics", s.operator("orrery:GetMetrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
-	mux.Handle("/workspaces/{id}/api/v1/remote_write", s.withWorkspace(s.ingest))
-	mux.Handle("/workspaces/{id}/api/v1/otlp/v1/metrics", s.withWorkspace(s.otlp))
-	mux.Handle("/workspaces/{id}/api/v1/", s.withWorkspace(s.queries))
-	mux.Handle("/workspaces/{id}/alertmanager/api/", s.withWorkspace(s.alertmanager))
-	return mux
-}
-
-// withWorkspace resolves the workspace a request names and puts its ID into
-// the request context. It is the only place requests get a workspace.
-// Until workspaces have a control plane, any well-formed ID names a
-// workspace, created on first write.
-func (s *Server) withWorkspace(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := workspace.ParseID(r.PathValue("id"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		what := auth.Request{Action: auth.DataPlaneAction(r.Method, r.URL.Path), Resource: s.arnPrefix() + id.String(),
-			MaxBodyBytes: s.maxBody(r, id)}
-		what.SignedBody = auth.DataPlaneWrite(what.Action)
-		if !limitBody(w, r, what.MaxBodyBytes) {
-			return
-		}
-		who := "anonymous"
-		if s.guard != nil {
-			if who, err = s.guard.Check(r, what); err != nil {
-				auth.WriteError(w, err)
-				return
-			}
-			// With authentication on, only workspaces made through the
-			// control plane exist.
-			ws, err := s.catalog.GetWorkspace(r.Context(), id)
-			if err != nil || ws.Status != catalog.StatusActive {
-				w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
-				http.Error(w, fmt.Sprintf("workspace %s does not exist or is being deleted", id), http.StatusNotFound)
-				return
-			}
-		}
-		r = r.WithContext(workspace.NewContext(r.Context(), id))
-		// Audited: the admin API, and silences made or expired.
-		audited := strings.Contains(r.URL.Path, "/api/v1/admin/") ||
-			(strings.Contains(r.URL.Path, "/alertmanager/api/v2/silence") && r.Method != http.MethodGet)
-		if !audited {
-			next.ServeHTTP(w, r)
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		s.audit(r, who, what, sw.status)
-	})
+	if err != nil {
+		return "", false, err
+	}
+	return ws.Status, true, nil
 }
 
 // uiURL is the web UI's address, for the start log.
@@ -726,8 +615,11 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Run serves until ctx is done, then shuts down: it stops accepting
-// requests, lets in-flight ones finish, and closes every workspace's TSDB.
+// Run starts the engine's services in order, serves until ctx is done or
+// serving fails, then shuts down: it stops accepting requests, lets
+// in-flight ones finish, and stops the services in the reverse order (the
+// embedded engine's ruler before its Alertmanagers and storage, which
+// closes every workspace's TSDB), then closes the catalog.
 func (s *Server) Run(ctx context.Context) error {
 	if s.ln == nil {
 		if err := s.Start(); err != nil {
@@ -737,78 +629,37 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.guard == nil {
 		s.logger.Warn("authentication is off (--auth=none): anyone who reaches this port reads and writes every workspace; use --auth=sigv4 outside development")
 	}
-	errc := make(chan error, 1)
-	if s.cortex != nil {
-		// The overrides file is written before the first request is
-		// answered, so that a startup probe on /-/ready (a Kubernetes
-		// sidecar started before Cortex) means the file exists: Cortex
-		// refuses to start without its runtime_config.file.
-		written := s.writeCortexOverrides(ctx, nil)
+	svcs := append(s.engine.services(), service{name: "ingest", run: every(15*time.Minute, s.ingest.Sweep)})
+	running, err := startServices(ctx, svcs)
+	if err != nil {
+		return errors.Join(err, s.catalog.Close())
+	}
+	if s.cfg.Engine == "cortex" {
 		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "ui", s.uiURL(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
-		go func() { errc <- s.http.Serve(s.ln) }()
-		return s.runCortex(ctx, errc, written)
+	} else {
+		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "ui", s.uiURL(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	}
-	s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "ui", s.uiURL(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
+	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
-	alertingCtx, stopAlerting := context.WithCancel(context.Background())
-	alertingDone := make(chan struct{})
-	go func() {
-		defer close(alertingDone)
-		_ = s.alerting.Run(alertingCtx)
-	}()
-	rulerCtx, stopRuler := context.WithCancel(context.Background())
-	defer stopRuler()
-	rulerDone := make(chan error, 1)
-	go func() { rulerDone <- s.ruler.Run(rulerCtx) }()
-
-	every := 30 * time.Second
-	if s.cfg.IdleTimeout > 0 && s.cfg.IdleTimeout/2 < every {
-		every = max(s.cfg.IdleTimeout/2, 100*time.Millisecond)
-	}
-	housekeeping := time.NewTicker(every)
-	defer housekeeping.Stop()
-	sweep := time.NewTicker(15 * time.Minute)
-	defer sweep.Stop()
 	var serveErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-errc:
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
 			serveErr = fmt.Errorf("serve http: %w", err)
-			break loop
-		case <-housekeeping.C:
-			s.store.CloseIdle()
-			if err := s.store.FlushMetadata(); err != nil {
-				s.logger.Warn("flush metadata; will retry", "err", err)
-			}
-		case <-sweep.C:
-			s.ingest.Sweep()
 		}
 	}
 	s.logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.logger.Warn("http shutdown did not finish; closing storage anyway", "err", err)
+		s.logger.Warn("http shutdown did not finish; stopping the services anyway", "err", err)
 	}
-	// Rules stop before storage closes: no evaluation writes after it.
-	stopRuler()
-	if err := <-rulerDone; err != nil {
-		s.logger.Warn("stop ruler", "err", err)
-	}
-	stopAlerting()
-	<-alertingDone
-	s.alerting.Stop()
-	if err := errors.Join(s.store.Close(), s.catalog.Close(), s.tracker.Close()); err != nil {
-		return errors.Join(serveErr, fmt.Errorf("close storage: %w", err))
+	if err := errors.Join(stopServices(running, s.logger), s.catalog.Close()); err != nil {
+		return errors.Join(serveErr, err)
 	}
 	s.logger.Info("shutdown complete")
-	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {
-		return serveErr
-	}
-	return nil
+	return serveErr
 }
 
 // CortexRuntimeConfig renders Cortex's runtime configuration overrides for
@@ -831,89 +682,16 @@ func (s *Server) CortexRuntimeConfig(ctx context.Context) ([]byte, error) {
 			if ws.Status == catalog.StatusActive {
 				// From the catalog, not from what this replica has
 				// applied: another replica may have changed it.
-				tenants[ws.ID] = withConfiguration(s.overrides.Limits(ws.ID), ws.Configuration)
+				lim, err := s.overrides.With(ws.ID, ws.Configuration)
+				if err != nil {
+					return nil, fmt.Errorf("limits of workspace %s: %w", ws.ID, err)
+				}
+				tenants[ws.ID] = lim
 			}
 		}
 		after = page[len(page)-1].ID
 	}
 	return cortex.RuntimeConfig(tenants)
-}
-
-// runCortex serves with the Cortex engine until ctx is done, then lets
-// in-flight requests finish. There is nothing local to close but the
-// catalog's connections. written is the content of the overrides file
-// already written, if any.
-func (s *Server) runCortex(ctx context.Context, errc <-chan error, written []byte) error {
-	sweep := time.NewTicker(15 * time.Minute)
-	defer sweep.Stop()
-	every := s.cfg.Ruler.PollInterval
-	if every <= 0 {
-		every = 30 * time.Second
-	}
-	resync := time.NewTicker(every)
-	defer resync.Stop()
-	reconcileCtx, stopReconcile := context.WithCancel(context.Background())
-	defer stopReconcile()
-	reconciling := make(chan struct{}, 1) // At most one pass at a time.
-	var serveErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case err := <-errc:
-			serveErr = fmt.Errorf("serve http: %w", err)
-			break loop
-		case <-sweep.C:
-			s.ingest.Sweep()
-		case <-resync.C:
-			written = s.writeCortexOverrides(ctx, written)
-			select {
-			case reconciling <- struct{}{}:
-				go func() {
-					defer func() { <-reconciling }()
-					s.reconcileCortex(reconcileCtx)
-				}()
-			default:
-			}
-		}
-	}
-	stopReconcile()
-	s.logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := s.http.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.logger.Warn("http shutdown did not finish; closing the catalog anyway", "err", err)
-	}
-	if err := s.catalog.Close(); err != nil {
-		return errors.Join(serveErr, fmt.Errorf("close catalog: %w", err))
-	}
-	s.logger.Info("shutdown complete")
-	if serveErr != nil && !strings.Contains(serveErr.Error(), http.ErrServerClosed.Error()) {
-		return serveErr
-	}
-	return nil
-}
-
-// reconcileCortex pushes every workspace's rule groups and alert manager
-// definition to Cortex where Cortex differs from the catalog, so that a
-// change whose immediate push failed applies within a poll interval. Every
-// replica does it; the passes are idempotent, and cost one GET per
-// workspace when nothing changed.
-func (s *Server) reconcileCortex(ctx context.Context) {
-	rules, err := s.catalog.RuleWorkspaces(ctx)
-	if err != nil {
-		s.logger.Warn("list workspaces with rules; cortex resync skipped until the next poll", "err", err)
-		return
-	}
-	ams, err := s.catalog.ActiveAlertmanagerDefinitions(ctx)
-	if err != nil {
-		s.logger.Warn("list alert manager definitions; cortex resync skipped until the next poll", "err", err)
-		return
-	}
-	if err := s.cortex.Reconcile(ctx, rules, ams); err != nil && ctx.Err() == nil {
-		s.logger.Warn("resync rules and alert managers to cortex; retrying at the next poll", "err", err)
-	}
 }
 
 // audit logs a mutating call: who made it (empty when authentication
@@ -941,34 +719,4 @@ type statusWriter struct {
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
-}
-
-// writeCortexOverrides writes Cortex's runtime configuration (every
-// workspace's limits as per-tenant overrides) to CortexOverridesFile, when
-// set and when it changed since last, atomically: Cortex re-reads the file
-// every runtime_config.period. It returns what the file now holds.
-func (s *Server) writeCortexOverrides(ctx context.Context, last []byte) []byte {
-	if s.cfg.CortexOverridesFile == "" {
-		return last
-	}
-	b, err := s.CortexRuntimeConfig(ctx)
-	if err != nil {
-		s.logger.Warn("render Cortex overrides; the file keeps its previous content", "err", err)
-		return last
-	}
-	if bytes.Equal(b, last) {
-		return last
-	}
-	tmp := s.cfg.CortexOverridesFile + ".tmp"
-	// Cortex, often another user, reads it: it holds limits, no secret.
-	if err := errors.Join(os.WriteFile(tmp, b, 0o644), os.Chmod(tmp, 0o644)); err != nil {
-		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
-		return last
-	}
-	if err := os.Rename(tmp, s.cfg.CortexOverridesFile); err != nil {
-		s.logger.Warn("write Cortex overrides; will retry", "file", s.cfg.CortexOverridesFile, "err", err)
-		return last
-	}
-	s.logger.Info("wrote Cortex overrides", "file", s.cfg.CortexOverridesFile, "bytes", len(b))
-	return b
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,4 +178,12 @@ func QueryVector(t testing.TB, base, query string, at time.Time) (Vector, error)
 	}
 	var v Vector
 	return v, json.Unmarshal(env.Result, &v)
+}
+
+// Signal sends sig to the server process.
+func (o *Orrery) Signal(sig os.Signal) {
+	o.t.Helper()
+	if err := o.proc.cmd.Process.Signal(sig); err != nil {
+		o.t.Fatalf("signal orrery: %v", err)
+	}
 }

@@ -2,13 +2,11 @@ package auth
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/policy"
 )
 
@@ -34,6 +32,10 @@ type Request struct {
 	// (UNSIGNED-PAYLOAD, presigned URLs): set for writes, whose body is
 	// what matters.
 	SignedBody bool
+	// PoolBody reads the body to hash it into a pooled buffer: the caller
+	// calls Release on the request's *Body once the handler has returned,
+	// and the handler keeps no reference to the body's bytes after.
+	PoolBody bool
 }
 
 // Guard authenticates requests with SigV4 and authorizes them with the
@@ -42,6 +44,7 @@ type Guard struct {
 	verifier *Verifier
 	keys     KeyLookup
 	tokens   TokenLookup
+	cache    *Caches // nil: no caching.
 	logger   *slog.Logger
 }
 
@@ -54,6 +57,8 @@ type GuardConfig struct {
 	// MaxPresignedLifetime caps X-Amz-Expires of presigned URLs;
 	// 0 means DefaultMaxPresignedLifetime.
 	MaxPresignedLifetime time.Duration
+	// Cache, if not nil, remembers found keys and tokens (NewCaches).
+	Cache *Caches
 }
 
 // NewGuard returns a Guard. A nil tokens refuses bearer tokens.
@@ -61,9 +66,25 @@ func NewGuard(cfg GuardConfig, keys KeyLookup, tokens TokenLookup, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Guard{keys: keys, tokens: tokens, logger: logger.With("component", "auth")}
+	g := &Guard{keys: keys, tokens: tokens, cache: cfg.Cache, logger: logger.With("component", "auth")}
 	g.verifier = &Verifier{Service: cfg.Service, Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Secrets: func(string) (string, bool, error) { return "", false, nil }}
 	return g
+}
+
+// key looks up an access key, through the cache if there is one.
+func (g *Guard) key(ctx context.Context, id string) (Key, bool, error) {
+	if g.cache == nil {
+		return g.keys(ctx, id)
+	}
+	return g.cache.Keys.Get(ctx, id, g.keys)
+}
+
+// token looks up a bearer token, through the cache if there is one.
+func (g *Guard) token(ctx context.Context, id string) (Token, bool, error) {
+	if g.cache == nil {
+		return g.tokens(ctx, id)
+	}
+	return g.cache.Tokens.Get(ctx, id, g.tokens)
 }
 
 // Principal is who an authenticated request comes from.
@@ -90,7 +111,7 @@ func FromContext(ctx context.Context) (Principal, bool) {
 
 // Check authenticates r (a SigV4 signature, or a bearer token) and decides
 // whether it may do what the request says. It returns the principal (the
-// access key id, or "token/<id>"), or an *Error to send back.
+// access key id, or "token/<id>"), or an error to send back with WriteError.
 func (g *Guard) Check(r *http.Request, what Request) (string, error) {
 	p, err := g.Authorize(r, what)
 	return p.ID, err
@@ -112,8 +133,9 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	v := *g.verifier
 	v.MaxBodyBytes = what.MaxBodyBytes
 	v.SignedBody = what.SignedBody
+	v.PoolBody = what.PoolBody
 	v.Secrets = func(id string) (string, bool, error) {
-		k, ok, err := g.keys(r.Context(), id)
+		k, ok, err := g.key(r.Context(), id)
 		if err != nil || !ok || k.Revoked {
 			return "", false, err
 		}
@@ -136,178 +158,14 @@ func authorize(who string, p *policy.Policy, what Request) error {
 	case policy.Allowed:
 		return nil
 	case policy.ExplicitDeny:
-		return &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
-			Msg: who + " is explicitly denied " + what.Action + " on " + what.Resource}
+		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is explicitly denied "+what.Action+" on "+what.Resource)
 	default:
-		return &Error{Status: http.StatusForbidden, Code: "AccessDeniedException",
-			Msg: who + " is not allowed " + what.Action + " on " + what.Resource}
+		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is not allowed "+what.Action+" on "+what.Resource)
 	}
 }
 
 // WriteError answers an authentication or authorization failure the way
 // AWS does: x-amzn-ErrorType header and a JSON message.
 func WriteError(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: err.Error()}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-ErrorType", e.Code)
-	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"message": e.Msg})
-}
-
-// DataPlaneAction maps a workspace API path (below /workspaces/{id}) and
-// method to the AMP action it needs.
-func DataPlaneAction(method, rest string) string {
-	if _, am, ok := strings.Cut(rest, "/alertmanager/api/v2/"); ok {
-		return alertmanagerAction(method, am)
-	}
-	switch {
-	case strings.HasSuffix(rest, "/api/v1/remote_write"), strings.HasSuffix(rest, "/api/v1/otlp/v1/metrics"):
-		return "aps:RemoteWrite"
-	case strings.HasSuffix(rest, "/api/v1/labels"), strings.Contains(rest, "/api/v1/label/"):
-		return "aps:GetLabels"
-	case strings.HasSuffix(rest, "/api/v1/series"):
-		return "aps:GetSeries"
-	case strings.HasSuffix(rest, "/api/v1/metadata"):
-		return "aps:GetMetricMetadata"
-	case strings.Contains(rest, "/api/v1/admin/"):
-		return "aps:DeleteSeries"
-	case strings.HasSuffix(rest, "/api/v1/rules"):
-		return "aps:ListRules"
-	case strings.HasSuffix(rest, "/api/v1/alerts"):
-		return "aps:ListAlerts"
-	default:
-		return "aps:QueryMetrics"
-	}
-}
-
-// DataPlaneWrite reports whether a data-plane action changes what a
-// workspace holds: its body is then what matters, and must be signed.
-func DataPlaneWrite(action string) bool {
-	switch action {
-	case "aps:RemoteWrite", "aps:DeleteSeries", "aps:CreateAlertManagerAlerts", "aps:PutAlertManagerSilences", "aps:DeleteAlertManagerSilence":
-		return true
-	}
-	return false
-}
-
-// alertmanagerAction maps an Alertmanager v2 API path (after /api/v2/) to
-// AMP's action for it.
-func alertmanagerAction(method, path string) string {
-	path = strings.Trim(path, "/")
-	switch {
-	case path == "alerts" && method == http.MethodPost:
-		return "aps:CreateAlertManagerAlerts"
-	case path == "alerts":
-		return "aps:ListAlertManagerAlerts"
-	case path == "alerts/groups":
-		return "aps:ListAlertManagerAlertGroups"
-	case path == "silences" && method == http.MethodPost:
-		return "aps:PutAlertManagerSilences"
-	case path == "silences":
-		return "aps:ListAlertManagerSilences"
-	case strings.HasPrefix(path, "silence/") && method == http.MethodDelete:
-		return "aps:DeleteAlertManagerSilence"
-	case strings.HasPrefix(path, "silence/"):
-		return "aps:GetAlertManagerSilence"
-	case path == "receivers":
-		return "aps:ListAlertManagerReceivers"
-	default:
-		// status, and paths the API does not serve.
-		return "aps:GetAlertManagerStatus"
-	}
-}
-
-// ControlPlaneAction maps a control-plane request to its AMP action and
-// resource, given the workspace ARN prefix (arn:aws:aps:REGION:ACCOUNT:workspace/).
-func ControlPlaneAction(method, path, arnPrefix string) Request {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	all := arnPrefix + "*"
-	switch {
-	case len(parts) >= 3 && parts[0] == "orrery" && (parts[2] == "accesskeys" || parts[2] == "tokens"):
-		noun := map[string]string{"accesskeys": "AccessKey", "tokens": "APIToken"}[parts[2]]
-		switch method {
-		case http.MethodDelete:
-			return Request{Action: "orrery:Revoke" + noun, Resource: "*"}
-		case http.MethodPost:
-			return Request{Action: "orrery:Create" + noun, Resource: "*"}
-		default:
-			return Request{Action: "orrery:List" + noun + "s", Resource: "*"}
-		}
-	case len(parts) >= 3 && parts[0] == "orrery" && parts[2] == "users":
-		switch method {
-		case http.MethodDelete:
-			return Request{Action: "orrery:DeleteUser", Resource: "*"}
-		case http.MethodPost:
-			return Request{Action: "orrery:CreateUser", Resource: "*"}
-		case http.MethodPut:
-			return Request{Action: "orrery:UpdateUser", Resource: "*"}
-		default:
-			return Request{Action: "orrery:ListUsers", Resource: "*"}
-		}
-	case len(parts) == 5 && parts[0] == "orrery" && parts[2] == "workspaces" && parts[4] == "dashboards":
-		if method == http.MethodPost {
-			return Request{Action: "orrery:PutDashboard", Resource: arnPrefix + parts[3]}
-		}
-		return Request{Action: "orrery:ListDashboards", Resource: arnPrefix + parts[3]}
-	case len(parts) >= 1 && parts[0] == "tags":
-		arn := strings.TrimPrefix(path, "/tags/")
-		switch method {
-		case http.MethodPost:
-			return Request{Action: "aps:TagResource", Resource: arn}
-		case http.MethodDelete:
-			return Request{Action: "aps:UntagResource", Resource: arn}
-		default:
-			return Request{Action: "aps:ListTagsForResource", Resource: arn}
-		}
-	case len(parts) == 1 && method == http.MethodPost:
-		return Request{Action: "aps:CreateWorkspace", Resource: all}
-	case len(parts) == 1:
-		return Request{Action: "aps:ListWorkspaces", Resource: all}
-	case len(parts) == 2 && method == http.MethodDelete:
-		return Request{Action: "aps:DeleteWorkspace", Resource: arnPrefix + parts[1]}
-	case len(parts) == 2:
-		return Request{Action: "aps:DescribeWorkspace", Resource: arnPrefix + parts[1]}
-	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces" && method == http.MethodPost:
-		return Request{Action: "aps:CreateRuleGroupsNamespace", Resource: arnPrefix + parts[1]}
-	case len(parts) == 3 && parts[2] == "rulegroupsnamespaces":
-		return Request{Action: "aps:ListRuleGroupsNamespaces", Resource: arnPrefix + parts[1]}
-	case len(parts) == 4 && parts[2] == "rulegroupsnamespaces":
-		nsARN := strings.TrimSuffix(arnPrefix, "workspace/") + "rulegroupsnamespace/" + parts[1] + "/" + parts[3]
-		switch method {
-		case http.MethodPut:
-			return Request{Action: "aps:PutRuleGroupsNamespace", Resource: nsARN}
-		case http.MethodDelete:
-			return Request{Action: "aps:DeleteRuleGroupsNamespace", Resource: nsARN}
-		default:
-			return Request{Action: "aps:DescribeRuleGroupsNamespace", Resource: nsARN}
-		}
-	case len(parts) == 4 && parts[2] == "alertmanager" && parts[3] == "definition":
-		switch method {
-		case http.MethodPost:
-			return Request{Action: "aps:CreateAlertManagerDefinition", Resource: arnPrefix + parts[1]}
-		case http.MethodPut:
-			return Request{Action: "aps:PutAlertManagerDefinition", Resource: arnPrefix + parts[1]}
-		case http.MethodDelete:
-			return Request{Action: "aps:DeleteAlertManagerDefinition", Resource: arnPrefix + parts[1]}
-		default:
-			return Request{Action: "aps:DescribeAlertManagerDefinition", Resource: arnPrefix + parts[1]}
-		}
-	case len(parts) == 3 && parts[2] == "configuration" && method == http.MethodPatch:
-		return Request{Action: "aps:UpdateWorkspaceConfiguration", Resource: arnPrefix + parts[1]}
-	case len(parts) == 3 && parts[2] == "configuration":
-		return Request{Action: "aps:DescribeWorkspaceConfiguration", Resource: arnPrefix + parts[1]}
-	case len(parts) == 3 && parts[2] == "logging":
-		verb := map[string]string{http.MethodPost: "Create", http.MethodPut: "Update", http.MethodDelete: "Delete"}[method]
-		if verb == "" {
-			verb = "Describe"
-		}
-		return Request{Action: "aps:" + verb + "LoggingConfiguration", Resource: arnPrefix + parts[1]}
-	case len(parts) == 3 && parts[2] == "alias":
-		return Request{Action: "aps:UpdateWorkspaceAlias", Resource: arnPrefix + parts[1]}
-	default:
-		return Request{Action: "aps:" + method, Resource: all}
-	}
+	failure.WriteAWS(w, err, "")
 }

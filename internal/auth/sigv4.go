@@ -14,7 +14,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/orrery-dev/orrery/internal/failure"
 )
 
 const (
@@ -28,24 +31,19 @@ const (
 	DefaultMaxPresignedLifetime = 15 * time.Minute
 )
 
-// Error is a verification failure. Code is the AWS error type clients
-// expect (it goes into the x-amzn-ErrorType header); Status the HTTP status.
-type Error struct {
-	Status int
-	Code   string
-	Msg    string
-}
+// Authentication and authorization failures are *failure.Error values
+// whose Code is the AWS error type clients expect (the x-amzn-ErrorType
+// header): failure.Forbidden for SigV4 and policies, failure.Unauthorized
+// for bearer tokens, failure.TooLarge for a body over its limit.
 
-func (e *Error) Error() string { return e.Code + ": " + e.Msg }
-
-func denied(code, format string, args ...any) *Error {
-	return &Error{Status: http.StatusForbidden, Code: code, Msg: fmt.Sprintf(format, args...)}
+func denied(code, format string, args ...any) error {
+	return failure.WithCode(failure.Forbidden, code, format, args...)
 }
 
 // ErrNoSignature is returned for a request that carries no SigV4
 // signature at all, so callers may try another scheme (bearer tokens).
-var ErrNoSignature = &Error{Status: http.StatusForbidden, Code: "MissingAuthenticationTokenException",
-	Msg: "the request is not signed: sign it with AWS Signature Version 4 (service aps) or send a bearer token"}
+var ErrNoSignature = denied("MissingAuthenticationTokenException",
+	"the request is not signed: sign it with AWS Signature Version 4 (service aps) or send a bearer token")
 
 // SecretLookup returns the secret of an access key, or ok false when the
 // key does not exist or is revoked. It must be safe for concurrent use.
@@ -69,6 +67,8 @@ type Verifier struct {
 	// SignedBody refuses signatures that do not cover the body:
 	// X-Amz-Content-Sha256: UNSIGNED-PAYLOAD, and presigned URLs.
 	SignedBody bool
+	// PoolBody reads the body into a pooled buffer (Body.Release).
+	PoolBody bool
 }
 
 // Identity is who a verified request comes from.
@@ -222,7 +222,7 @@ func (v *Verifier) Verify(r *http.Request) (Identity, error) {
 	// unknown key costs no more than its headers.
 	secret, ok, err := v.Secrets(a.cred.keyID)
 	if err != nil {
-		return Identity{}, &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: "look up access key: " + err.Error()}
+		return Identity{}, failure.E(failure.Internal, "look up access key", err)
 	}
 	if !ok {
 		return Identity{}, denied("UnrecognizedClientException", "the access key id %q is not valid", a.cred.keyID)
@@ -300,13 +300,21 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: "ValidationException", Msg: fmt.Sprintf("request body is larger than %d bytes", limit)}
+	tooLarge := failure.Errorf(failure.TooLarge, "request body is larger than %d bytes", limit)
 	if r.ContentLength > limit {
 		return nil, tooLarge
 	}
 	// One buffer of the announced size; a body of unknown length grows
 	// one as it comes, to at most limit+1 bytes.
-	buf := make([]byte, 0, max(r.ContentLength, 512))
+	var buf []byte
+	if v.PoolBody {
+		if p, _ := bodies.Get().(*[]byte); p != nil && int64(cap(*p)) >= r.ContentLength {
+			buf = (*p)[:0]
+		}
+	}
+	if buf == nil {
+		buf = make([]byte, 0, max(r.ContentLength, 512))
+	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -324,11 +332,11 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, error) {
 			return nil, tooLarge
 		}
 		if err != nil {
-			return nil, &Error{Status: http.StatusBadRequest, Code: "ValidationException", Msg: "read request body: " + err.Error()}
+			return nil, failure.E(failure.Invalid, "read request body", err)
 		}
 	}
 	_ = r.Body.Close()
-	r.Body = &Body{Reader: bytes.NewReader(buf), b: buf}
+	r.Body = &Body{Reader: bytes.NewReader(buf), b: buf, pooled: v.PoolBody}
 	return buf, nil
 }
 
@@ -340,7 +348,24 @@ const DefaultMaxBodyBytes = 1 << 20
 // may take its bytes rather than read them again.
 type Body struct {
 	*bytes.Reader
-	b []byte
+	b      []byte
+	pooled bool
+}
+
+// bodies are the buffers of pooled bodies (Request.PoolBody).
+var bodies sync.Pool
+
+// Release returns a pooled body's buffer for another request to read into.
+// Call it once the handler has returned; neither it nor anyone else may use
+// the body's bytes after. It does nothing for a body not pooled.
+func (b *Body) Release() {
+	if b == nil || !b.pooled || b.b == nil {
+		return
+	}
+	buf := b.b[:0]
+	b.b, b.pooled = nil, false
+	b.Reset(nil)
+	bodies.Put(&buf)
 }
 
 // Bytes returns the whole body, whatever has been read of it. The caller

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/failure"
 )
 
 const (
@@ -46,10 +48,12 @@ func signed(t *testing.T, method, target, body string, at time.Time) *http.Reque
 	return r
 }
 
+// code returns the AWS error type of an authentication failure.
 func code(err error) string {
-	var e *Error
+	var e *failure.Error
 	if errors.As(err, &e) {
-		return e.Code
+		_, c := failure.AWS(err)
+		return c
 	}
 	return ""
 }
@@ -154,53 +158,6 @@ func FuzzParseAuthorization(f *testing.F) {
 	})
 }
 
-func TestControlPlaneActions(t *testing.T) {
-	const p = "arn:aws:aps:us-east-1:1:workspace/"
-	for _, c := range []struct {
-		method, path string
-		want         Request
-	}{
-		{"POST", "/workspaces", Request{Action: "aps:CreateWorkspace", Resource: p + "*"}},
-		{"GET", "/workspaces", Request{Action: "aps:ListWorkspaces", Resource: p + "*"}},
-		{"GET", "/workspaces/ws-1", Request{Action: "aps:DescribeWorkspace", Resource: p + "ws-1"}},
-		{"DELETE", "/workspaces/ws-1", Request{Action: "aps:DeleteWorkspace", Resource: p + "ws-1"}},
-		{"POST", "/workspaces/ws-1/alias", Request{Action: "aps:UpdateWorkspaceAlias", Resource: p + "ws-1"}},
-		{"PATCH", "/workspaces/ws-1/configuration", Request{Action: "aps:UpdateWorkspaceConfiguration", Resource: p + "ws-1"}},
-		{"POST", "/workspaces/ws-1/rulegroupsnamespaces", Request{Action: "aps:CreateRuleGroupsNamespace", Resource: p + "ws-1"}},
-		{"PUT", "/workspaces/ws-1/rulegroupsnamespaces/n", Request{Action: "aps:PutRuleGroupsNamespace", Resource: "arn:aws:aps:us-east-1:1:rulegroupsnamespace/ws-1/n"}},
-		{"POST", "/orrery/v1/accesskeys", Request{Action: "orrery:CreateAccessKey", Resource: "*"}},
-		{"PUT", "/workspaces/ws-1/alertmanager/definition", Request{Action: "aps:PutAlertManagerDefinition", Resource: p + "ws-1"}},
-		{"POST", "/orrery/v1/users", Request{Action: "orrery:CreateUser", Resource: "*"}},
-		{"GET", "/orrery/v1/users", Request{Action: "orrery:ListUsers", Resource: "*"}},
-		{"PUT", "/orrery/v1/users/ana", Request{Action: "orrery:UpdateUser", Resource: "*"}},
-		{"DELETE", "/orrery/v1/users/ana", Request{Action: "orrery:DeleteUser", Resource: "*"}},
-		{"POST", "/orrery/v1/workspaces/ws-1/dashboards", Request{Action: "orrery:PutDashboard", Resource: p + "ws-1"}},
-		{"GET", "/orrery/v1/workspaces/ws-1/dashboards", Request{Action: "orrery:ListDashboards", Resource: p + "ws-1"}},
-	} {
-		require.Equal(t, c.want, ControlPlaneAction(c.method, c.path, p), c.method+" "+c.path)
-	}
-	require.Equal(t, "aps:RemoteWrite", DataPlaneAction("POST", "/workspaces/ws-1/api/v1/remote_write"))
-	require.Equal(t, "aps:RemoteWrite", DataPlaneAction("POST", "/workspaces/ws-1/api/v1/otlp/v1/metrics"))
-	require.Equal(t, "aps:GetSeries", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/series"))
-	require.Equal(t, "aps:QueryMetrics", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/query_range"))
-	am := "/workspaces/ws-1/alertmanager/api/v2/"
-	for _, c := range []struct{ method, path, want string }{
-		{"POST", "alerts", "aps:CreateAlertManagerAlerts"},
-		{"GET", "alerts", "aps:ListAlertManagerAlerts"},
-		{"GET", "alerts/groups", "aps:ListAlertManagerAlertGroups"},
-		{"POST", "silences", "aps:PutAlertManagerSilences"},
-		{"GET", "silences", "aps:ListAlertManagerSilences"},
-		{"GET", "silence/0b8e-1", "aps:GetAlertManagerSilence"},
-		{"DELETE", "silence/0b8e-1", "aps:DeleteAlertManagerSilence"},
-		{"GET", "receivers", "aps:ListAlertManagerReceivers"},
-		{"GET", "status", "aps:GetAlertManagerStatus"},
-	} {
-		require.Equal(t, c.want, DataPlaneAction(c.method, am+c.path), c.method+" "+c.path)
-	}
-	require.Equal(t, "aps:ListRules", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/rules"))
-	require.Equal(t, "aps:ListAlerts", DataPlaneAction("GET", "/workspaces/ws-1/api/v1/alerts"))
-}
-
 // failingBody fails the test when read.
 type failingBody struct{ t *testing.T }
 
@@ -226,9 +183,7 @@ func TestVerifyBody(t *testing.T) {
 			v := verifier()
 			v.MaxBodyBytes = 100
 			_, err := v.Verify(r)
-			var e *Error
-			require.ErrorAs(t, err, &e)
-			require.Equal(t, http.StatusRequestEntityTooLarge, e.Status, "chunked %v", chunked)
+			require.Equal(t, http.StatusRequestEntityTooLarge, failure.KindOf(err).Status(), "chunked %v", chunked)
 		}
 	})
 	t.Run("at the limit, read once and handed over", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/policy"
 )
 
@@ -80,12 +81,11 @@ func (g *Guard) checkToken(ctx context.Context, tok string) (string, *policy.Pol
 	}
 	id, secret, ok := parseToken(tok)
 	if !ok {
-		return "", nil, &Error{Status: http.StatusUnauthorized, Code: "UnrecognizedClientException",
-			Msg: "the bearer token is malformed: Orrery tokens look like orrt_<id>_<secret>, as printed by `orrery tokens create`"}
+		return "", nil, failure.WithCode(failure.Unauthorized, "UnrecognizedClientException", "%s", "the bearer token is malformed: Orrery tokens look like orrt_<id>_<secret>, as printed by `orrery tokens create`")
 	}
-	t, found, err := g.tokens(ctx, id)
+	t, found, err := g.token(ctx, id)
 	if err != nil {
-		return "", nil, &Error{Status: http.StatusInternalServerError, Code: "InternalServerException", Msg: "look up bearer token: " + err.Error()}
+		return "", nil, failure.E(failure.Internal, "look up bearer token", err)
 	}
 	// Compare the hash even for unknown ids, so timing does not tell
 	// which ids exist.
@@ -95,8 +95,7 @@ func (g *Guard) checkToken(ctx context.Context, tok string) (string, *policy.Pol
 	}
 	match := subtle.ConstantTimeCompare([]byte(HashTokenSecret(secret)), []byte(want)) == 1
 	if !found || !match || t.Revoked {
-		return "", nil, &Error{Status: http.StatusUnauthorized, Code: "UnrecognizedClientException",
-			Msg: "the bearer token " + id + " is not valid (unknown, revoked or wrong secret)"}
+		return "", nil, failure.WithCode(failure.Unauthorized, "UnrecognizedClientException", "%s", "the bearer token "+id+" is not valid (unknown, revoked or wrong secret)")
 	}
 	return "token/" + id, t.Policy, nil
 }

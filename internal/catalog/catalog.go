@@ -10,16 +10,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, for replicas sharing a catalog.
-	_ "modernc.org/sqlite"             // The embedded default: pure Go, no cgo.
+	"modernc.org/sqlite"               // The embedded default: pure Go, no cgo.
+	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-// Errors callers map to status codes.
+// Errors callers match with errors.Is; their failure kinds map them to
+// status codes.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
+	ErrNotFound = failure.Errorf(failure.NotFound, "not found")
+	ErrConflict = failure.Errorf(failure.Conflict, "conflict")
 )
 
 // Workspace statuses, as AMP reports them.
@@ -42,19 +46,43 @@ type Workspace struct {
 
 // Configuration is a workspace's configuration (AMP's
 // UpdateWorkspaceConfiguration).
-type Configuration struct {
-	// RetentionDays overrides the default retention when positive.
-	RetentionDays int
-	// OutOfOrderWindowSeconds overrides the default window when not negative.
-	OutOfOrderWindowSeconds int
-	// LabelSetLimits bound the active series of label sets.
-	LabelSetLimits []workspace.LabelSetLimit
-}
+type Configuration = workspace.Configuration
 
 // Catalog is the control-plane database. It is safe for concurrent use.
 type Catalog struct {
 	db       *sql.DB
 	postgres bool
+	watchers []func(Change) // set before concurrent use.
+}
+
+// ChangeKind names the kind of record a Change is about.
+type ChangeKind int
+
+// The changes OnChange reports.
+const (
+	AccessKeyChanged ChangeKind = iota + 1 // revoked.
+	APITokenChanged                        // revoked.
+	WorkspaceChanged                       // status, alias or tags changed, or removed.
+)
+
+// Change says that a record changed in a way that matters to a cache of
+// it: ID is the access key id, token id or workspace ID.
+type Change struct {
+	Kind ChangeKind
+	ID   string
+}
+
+// OnChange registers f to be called, once the change is committed,
+// whenever this Catalog revokes an access key or a token, or changes or
+// removes a workspace. Changes made through another Catalog (another
+// replica's) are not reported. Register before the catalog is used
+// concurrently; f must be quick and must not call the catalog.
+func (c *Catalog) OnChange(f func(Change)) { c.watchers = append(c.watchers, f) }
+
+func (c *Catalog) changed(kind ChangeKind, id string) {
+	for _, f := range c.watchers {
+		f(Change{Kind: kind, ID: id})
+	}
 }
 
 // migrations are applied in order, once each; never edit a released one.
@@ -340,7 +368,7 @@ func (c *Catalog) ListWorkspaces(ctx context.Context, aliasPrefix string, after 
 // UpdateWorkspace changes a workspace's alias, status or tags (nil fields
 // are left alone) and returns ErrNotFound for an unknown workspace.
 func (c *Catalog) UpdateWorkspace(ctx context.Context, id workspace.ID, alias, status *string, tags map[string]string) error {
-	return c.tx(ctx, func(tx *sql.Tx) error {
+	err := c.tx(ctx, func(tx *sql.Tx) error {
 		w, err := scanWorkspace(tx.QueryRowContext(ctx, selectWorkspace+` WHERE id = $1`, string(id)))
 		if err != nil {
 			return fmt.Errorf("workspace %s: %w", id, err)
@@ -361,6 +389,11 @@ func (c *Catalog) UpdateWorkspace(ctx context.Context, id workspace.ID, alias, s
 		_, err = tx.ExecContext(ctx, `UPDATE workspaces SET alias = $1, status = $2, tags = $3 WHERE id = $4`, w.Alias, w.Status, string(b), string(id))
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	c.changed(WorkspaceChanged, string(id))
+	return nil
 }
 
 // SetConfiguration stores a workspace's configuration.
@@ -392,6 +425,7 @@ func (c *Catalog) RemoveWorkspace(ctx context.Context, id workspace.ID) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
 	}
+	c.changed(WorkspaceChanged, string(id))
 	return nil
 }
 
@@ -403,12 +437,12 @@ func nonNil(m map[string]string) map[string]string {
 }
 
 // isUniqueViolation reports whether err is a unique or primary key
-// violation, as SQLite ("UNIQUE constraint failed") and PostgreSQL
-// ("duplicate key value violates unique constraint", SQLSTATE 23505) word it.
+// violation: SQLite's extended result codes, PostgreSQL's SQLSTATE 23505.
 func isUniqueViolation(err error) bool {
-	if err == nil {
-		return false
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "unique constraint") || strings.Contains(msg, "sqlstate 23505") || strings.Contains(msg, "primary key")
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 }

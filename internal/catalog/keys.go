@@ -141,5 +141,6 @@ func (c *Catalog) RevokeAccessKey(ctx context.Context, id string, at time.Time) 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("access key %s: %w", id, ErrNotFound)
 	}
+	c.changed(AccessKeyChanged, id)
 	return nil
 }

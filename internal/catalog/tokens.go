@@ -81,6 +81,7 @@ func (c *Catalog) RevokeAPIToken(ctx context.Context, id string, at time.Time) e
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("api token %s (or it is already revoked): %w", id, ErrNotFound)
 	}
+	c.changed(APITokenChanged, id)
 	return nil
 }
 

@@ -11,38 +11,29 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/orrery-dev/orrery/internal/alerting"
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-// AlertmanagerHook is told after a workspace's alert manager definition was
-// created, replaced or deleted, so the engine applies it at once rather
-// than at its next poll. Sync reads the definition back from the catalog;
-// an error means the engine could not apply it and keeps what it runs.
-// Implementations are safe for concurrent use.
-type AlertmanagerHook interface {
-	Sync(ctx context.Context, id workspace.ID) error
-}
-
-// SetAlertmanagerHook installs the hook told of definition changes. Call it
-// before serving requests.
-func (a *API) SetAlertmanagerHook(h AlertmanagerHook) { a.amHook = h }
-
-// syncAlertmanager tells the hook, if any, that id's definition changed.
-// The change is stored either way: a failure is logged, not returned.
+// syncAlertmanager tells the engine that id's definition was created,
+// replaced or deleted, so it applies it at once rather than at its next
+// poll; the engine reads the definition back from the catalog. The change
+// is stored either way: a failure is logged, not returned.
 func (a *API) syncAlertmanager(ctx context.Context, id workspace.ID) {
-	if a.amHook == nil {
-		return
-	}
-	if err := a.amHook.Sync(ctx, id); err != nil {
+	if err := a.engine.SyncAlertmanager(ctx, id); err != nil {
 		a.logger.Warn("apply alert manager definition; the stored definition is retried at the next poll", "workspace", id, "err", err)
 	}
 }
 
-func (a *API) registerAlertmanager(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workspaces/{id}/alertmanager/definition", func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, true) })
-	mux.HandleFunc("PUT /workspaces/{id}/alertmanager/definition", func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, false) })
-	mux.HandleFunc("GET /workspaces/{id}/alertmanager/definition", a.describeAlertmanager)
-	mux.HandleFunc("DELETE /workspaces/{id}/alertmanager/definition", a.deleteAlertmanager)
+func (a *API) alertmanagerRoutes() []auth.Route {
+	return []auth.Route{
+		route("POST /workspaces/{id}/alertmanager/definition", "aps:CreateAlertManagerDefinition", auth.Workspace,
+			func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, true) }),
+		route("PUT /workspaces/{id}/alertmanager/definition", "aps:PutAlertManagerDefinition", auth.Workspace,
+			func(w http.ResponseWriter, r *http.Request) { a.putAlertmanager(w, r, false) }),
+		route("GET /workspaces/{id}/alertmanager/definition", "aps:DescribeAlertManagerDefinition", auth.Workspace, a.describeAlertmanager),
+		route("DELETE /workspaces/{id}/alertmanager/definition", "aps:DeleteAlertManagerDefinition", auth.Workspace, a.deleteAlertmanager),
+	}
 }
 
 // ValidateAlertmanagerDefinition checks an AMP alert manager definition:

@@ -14,12 +14,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-// Lifecycle is what the control plane needs of the engine: creating and
-// deleting a workspace's data. Implementations are safe for concurrent use.
+// Lifecycle is what the control plane needs of the engine: deleting a
+// workspace's data and applying its configuration (a workspace's data is
+// created on its first write, not here). Implementations are safe for
+// concurrent use.
 type Lifecycle interface {
 	DeleteWorkspaceData(ctx context.Context, id workspace.ID) error
 	// ApplyConfiguration makes the engine use a workspace's configured
@@ -28,18 +32,13 @@ type Lifecycle interface {
 	ApplyConfiguration(id workspace.ID, cfg catalog.Configuration) error
 	// DefaultConfiguration reports the values used when not configured.
 	DefaultConfiguration() (retentionDays, oooSeconds int)
-}
-
-// RulesSyncer is implemented by an engine (Lifecycle) that evaluates rule
-// groups namespaces. The control plane calls SyncRules after every
-// successful create, put or delete of a namespace, so the change applies
-// at once; an error is logged, not returned to the client, because the
-// engine's periodic resync applies the change later.
-//
-// An engine that also implements workspace.LimitsSource has its limits'
-// rule quotas enforced; otherwise those of workspace.DefaultLimits are.
-type RulesSyncer interface {
+	// SyncRules is called after every successful create, put or delete of
+	// a rule groups namespace, and SyncAlertmanager after every change of
+	// an alert manager definition, so the change applies at once. An error
+	// is logged, not returned to the client: the engine's periodic resync
+	// applies the change later.
 	SyncRules(ctx context.Context, id workspace.ID) error
+	SyncAlertmanager(ctx context.Context, id workspace.ID) error
 }
 
 // Config configures the API.
@@ -63,15 +62,15 @@ type API struct {
 	cfg    Config
 	cat    *catalog.Catalog
 	engine Lifecycle
-	amHook AlertmanagerHook
+	limits workspace.LimitsSource // rule quotas.
 	logger *slog.Logger
 	now    func() time.Time
 }
 
-// New returns an API.
-func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger) (*API, error) {
-	if cat == nil || engine == nil || cfg.Sealer == nil {
-		return nil, errors.New("control plane needs a catalog, an engine and a sealer")
+// New returns an API. limits gives the workspaces' rule quotas.
+func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, limits workspace.LimitsSource, logger *slog.Logger) (*API, error) {
+	if cat == nil || engine == nil || limits == nil || cfg.Sealer == nil {
+		return nil, errors.New("control plane needs a catalog, an engine, limits and a sealer")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -82,24 +81,42 @@ func New(cfg Config, cat *catalog.Catalog, engine Lifecycle, logger *slog.Logger
 	if cfg.AccountID == "" {
 		cfg.AccountID = "000000000000"
 	}
-	return &API{cfg: cfg, cat: cat, engine: engine, logger: logger.With("component", "controlplane"), now: time.Now}, nil
+	return &API{cfg: cfg, cat: cat, engine: engine, limits: limits, logger: logger.With("component", "controlplane"), now: time.Now}, nil
 }
 
-// Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workspaces", a.createWorkspace)
-	mux.HandleFunc("GET /workspaces", a.listWorkspaces)
-	mux.HandleFunc("GET /workspaces/{id}", a.describeWorkspace)
-	mux.HandleFunc("DELETE /workspaces/{id}", a.deleteWorkspace)
-	mux.HandleFunc("POST /workspaces/{id}/alias", a.updateAlias)
-	mux.HandleFunc("GET /workspaces/{id}/configuration", a.describeConfiguration)
-	mux.HandleFunc("PATCH /workspaces/{id}/configuration", a.updateConfiguration)
-	a.registerRules(mux)
-	a.registerAlertmanager(mux)
-	a.registerLogging(mux)
-	mux.HandleFunc("GET /tags/{arn...}", a.listTags)
-	mux.HandleFunc("POST /tags/{arn...}", a.tagResource)
-	mux.HandleFunc("DELETE /tags/{arn...}", a.untagResource)
+// Routes returns the API's routes with the AMP action each needs. Every
+// control-plane call is audited.
+func (a *API) Routes() []auth.Route {
+	rs := []auth.Route{
+		route("POST /workspaces", "aps:CreateWorkspace", auth.AllWorkspaces, a.createWorkspace),
+		route("GET /workspaces", "aps:ListWorkspaces", auth.AllWorkspaces, a.listWorkspaces),
+		route("GET /workspaces/{id}", "aps:DescribeWorkspace", auth.Workspace, a.describeWorkspace),
+		route("DELETE /workspaces/{id}", "aps:DeleteWorkspace", auth.Workspace, a.deleteWorkspace),
+		route("POST /workspaces/{id}/alias", "aps:UpdateWorkspaceAlias", auth.Workspace, a.updateAlias),
+		route("GET /workspaces/{id}/configuration", "aps:DescribeWorkspaceConfiguration", auth.Workspace, a.describeConfiguration),
+		route("PATCH /workspaces/{id}/configuration", "aps:UpdateWorkspaceConfiguration", auth.Workspace, a.updateConfiguration),
+	}
+	rs = append(rs, a.ruleRoutes()...)
+	rs = append(rs, a.alertmanagerRoutes()...)
+	rs = append(rs, a.loggingRoutes()...)
+	return append(rs,
+		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),
+		route("POST /tags/{arn...}", "aps:TagResource", auth.TaggedResource, a.tagResource),
+		route("DELETE /tags/{arn...}", "aps:UntagResource", auth.TaggedResource, a.untagResource),
+	)
+}
+
+// route is an audited control-plane route.
+func route(pattern, action string, res auth.Resource, h http.HandlerFunc) auth.Route {
+	return auth.Route{Pattern: pattern, Action: action, Resource: res, Audited: true, Handler: h}
+}
+
+// Register adds routes' handlers to mux, without their authorization: for
+// tests and tools that authorize otherwise.
+func Register(mux *http.ServeMux, routes []auth.Route) {
+	for _, rt := range routes {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
 }
 
 // ARN returns a workspace's ARN.
@@ -107,39 +124,22 @@ func (a *API) ARN(id workspace.ID) string {
 	return fmt.Sprintf("arn:aws:aps:%s:%s:workspace/%s", a.cfg.Region, a.cfg.AccountID, id)
 }
 
-// apiError is an AWS REST-JSON error.
-type apiError struct {
-	status int
-	typ    string
-	msg    string
+func validation(format string, args ...any) error {
+	return failure.Errorf(failure.Invalid, format, args...)
 }
 
-func (e *apiError) Error() string { return e.typ + ": " + e.msg }
-
-func validation(format string, args ...any) *apiError {
-	return &apiError{http.StatusBadRequest, "ValidationException", fmt.Sprintf(format, args...)}
+// quotaExceeded is AMP's ServiceQuotaExceededException (402).
+func quotaExceeded(format string, args ...any) error {
+	return failure.WithCode(failure.Limited, "ServiceQuotaExceededException", format, args...)
 }
 
-func quotaExceeded(format string, args ...any) *apiError {
-	return &apiError{http.StatusPaymentRequired, "ServiceQuotaExceededException", fmt.Sprintf(format, args...)}
-}
-
+// fail answers err on the AWS surface; an error without a kind is logged
+// and answered 500 without its message.
 func (a *API) fail(w http.ResponseWriter, err error) {
-	var ae *apiError
-	switch {
-	case errors.As(err, &ae):
-	case errors.Is(err, catalog.ErrNotFound):
-		ae = &apiError{http.StatusNotFound, "ResourceNotFoundException", err.Error()}
-	case errors.Is(err, catalog.ErrConflict):
-		ae = &apiError{http.StatusConflict, "ConflictException", err.Error()}
-	default:
+	if failure.KindOf(err) == failure.Internal {
 		a.logger.Error("control plane request failed", "err", err)
-		ae = &apiError{http.StatusInternalServerError, "InternalServerException", "internal error; see the server log"}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Amzn-ErrorType", ae.typ)
-	w.WriteHeader(ae.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"message": ae.msg})
+	failure.WriteAWS(w, err, "internal error; see the server log")
 }
 
 func reply(w http.ResponseWriter, status int, body any) {

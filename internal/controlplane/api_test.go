@@ -41,6 +41,10 @@ func (l storeLifecycle) ApplyConfiguration(id workspace.ID, cfg catalog.Configur
 
 func (l storeLifecycle) DefaultConfiguration() (int, int) { return 150, 60 }
 
+func (l storeLifecycle) SyncRules(context.Context, workspace.ID) error { return nil }
+
+func (l storeLifecycle) SyncAlertmanager(context.Context, workspace.ID) error { return nil }
+
 func (l storeLifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID) error {
 	return l.s.Delete(ctx, id)
 }
@@ -57,10 +61,10 @@ func TestAMPClient(t *testing.T) {
 	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012", Sealer: testSealer(t)}, cat, storeLifecycle{st, ov}, nil)
+	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012", Sealer: testSealer(t)}, cat, storeLifecycle{st, ov}, ov, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	api.Register(mux)
+	controlplane.Register(mux, api.Routes())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -28,14 +28,17 @@ type KeysAPI struct {
 // Keys returns the access-key API, sealing secrets with sealer.
 func (a *API) Keys(sealer *catalog.Sealer) *KeysAPI { return &KeysAPI{api: a, sealer: sealer} }
 
-// Register adds the routes to mux.
-func (k *KeysAPI) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /orrery/v1/accesskeys", k.create)
-	mux.HandleFunc("GET /orrery/v1/accesskeys", k.list)
-	mux.HandleFunc("DELETE /orrery/v1/accesskeys/{id}", k.revoke)
-	mux.HandleFunc("POST /orrery/v1/tokens", k.createToken)
-	mux.HandleFunc("GET /orrery/v1/tokens", k.listTokens)
-	mux.HandleFunc("DELETE /orrery/v1/tokens/{id}", k.revokeToken)
+// Routes returns the routes with the Orrery action each needs; the
+// handlers name the key or token they acted on in the audit line.
+func (k *KeysAPI) Routes() []auth.Route {
+	return []auth.Route{
+		route("POST /orrery/v1/accesskeys", "orrery:CreateAccessKey", auth.AnyResource, k.create),
+		route("GET /orrery/v1/accesskeys", "orrery:ListAccessKeys", auth.AnyResource, k.list),
+		route("DELETE /orrery/v1/accesskeys/{id}", "orrery:RevokeAccessKey", auth.AnyResource, k.revoke),
+		route("POST /orrery/v1/tokens", "orrery:CreateAPIToken", auth.AnyResource, k.createToken),
+		route("GET /orrery/v1/tokens", "orrery:ListAPITokens", auth.AnyResource, k.listTokens),
+		route("DELETE /orrery/v1/tokens/{id}", "orrery:RevokeAPIToken", auth.AnyResource, k.revokeToken),
+	}
 }
 
 // readPolicy decodes a request carrying a policy (a JSON object, or a JSON
@@ -70,7 +73,7 @@ func (k *KeysAPI) readPolicy(r *http.Request) (doc []byte, description string, e
 	// A caller hands out no more than it holds.
 	if caller, ok := auth.FromContext(r.Context()); ok {
 		if err := policy.WithinBoundary(p, caller.Policy); err != nil {
-			return nil, "", &apiError{http.StatusForbidden, "AccessDeniedException", err.Error()}
+			return nil, "", failure.E(failure.Forbidden, "", err)
 		}
 	}
 	if len(req.Description) > 256 {
@@ -187,7 +190,7 @@ func (k *KeysAPI) workspacesExist(ctx context.Context, p *policy.Policy) error {
 			}
 			ws, err := k.api.cat.GetWorkspace(ctx, id)
 			if errors.Is(err, catalog.ErrNotFound) || (err == nil && ws.Status != catalog.StatusActive) {
-				return &apiError{http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("policy Resource %s: workspace %s does not exist", res, id)}
+				return failure.Errorf(failure.NotFound, "policy Resource %s: workspace %s does not exist", res, id)
 			}
 			if err != nil {
 				return err

@@ -3,6 +3,8 @@ package controlplane
 import (
 	"net/http"
 	"regexp"
+
+	"github.com/orrery-dev/orrery/internal/auth"
 )
 
 // AMP sends a workspace's rule and Alertmanager errors to a CloudWatch log
@@ -10,11 +12,15 @@ import (
 // manage it (Terraform, the SDK) work unchanged; the errors themselves go
 // to the server's log with the workspace's id, and to the rules API's
 // lastError.
-func (a *API) registerLogging(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workspaces/{id}/logging", func(w http.ResponseWriter, r *http.Request) { a.putLogging(w, r, true) })
-	mux.HandleFunc("PUT /workspaces/{id}/logging", func(w http.ResponseWriter, r *http.Request) { a.putLogging(w, r, false) })
-	mux.HandleFunc("GET /workspaces/{id}/logging", a.describeLogging)
-	mux.HandleFunc("DELETE /workspaces/{id}/logging", a.deleteLogging)
+func (a *API) loggingRoutes() []auth.Route {
+	return []auth.Route{
+		route("POST /workspaces/{id}/logging", "aps:CreateLoggingConfiguration", auth.Workspace,
+			func(w http.ResponseWriter, r *http.Request) { a.putLogging(w, r, true) }),
+		route("PUT /workspaces/{id}/logging", "aps:UpdateLoggingConfiguration", auth.Workspace,
+			func(w http.ResponseWriter, r *http.Request) { a.putLogging(w, r, false) }),
+		route("GET /workspaces/{id}/logging", "aps:DescribeLoggingConfiguration", auth.Workspace, a.describeLogging),
+		route("DELETE /workspaces/{id}/logging", "aps:DeleteLoggingConfiguration", auth.Workspace, a.deleteLogging),
+	}
 }
 
 // logGroupARN is AMP's pattern for logGroupArn.

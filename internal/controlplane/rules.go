@@ -15,18 +15,21 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 var namespaceNameRE = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]{0,63}$`)
 
-func (a *API) registerRules(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workspaces/{id}/rulegroupsnamespaces", a.createRuleNamespace)
-	mux.HandleFunc("GET /workspaces/{id}/rulegroupsnamespaces", a.listRuleNamespaces)
-	mux.HandleFunc("PUT /workspaces/{id}/rulegroupsnamespaces/{name}", a.putRuleNamespace)
-	mux.HandleFunc("GET /workspaces/{id}/rulegroupsnamespaces/{name}", a.describeRuleNamespace)
-	mux.HandleFunc("DELETE /workspaces/{id}/rulegroupsnamespaces/{name}", a.deleteRuleNamespace)
+func (a *API) ruleRoutes() []auth.Route {
+	return []auth.Route{
+		route("POST /workspaces/{id}/rulegroupsnamespaces", "aps:CreateRuleGroupsNamespace", auth.Workspace, a.createRuleNamespace),
+		route("GET /workspaces/{id}/rulegroupsnamespaces", "aps:ListRuleGroupsNamespaces", auth.Workspace, a.listRuleNamespaces),
+		route("PUT /workspaces/{id}/rulegroupsnamespaces/{name}", "aps:PutRuleGroupsNamespace", auth.RuleGroupsNamespace, a.putRuleNamespace),
+		route("GET /workspaces/{id}/rulegroupsnamespaces/{name}", "aps:DescribeRuleGroupsNamespace", auth.RuleGroupsNamespace, a.describeRuleNamespace),
+		route("DELETE /workspaces/{id}/rulegroupsnamespaces/{name}", "aps:DeleteRuleGroupsNamespace", auth.RuleGroupsNamespace, a.deleteRuleNamespace),
+	}
 }
 
 func (a *API) namespaceARN(id workspace.ID, name string) string {
@@ -120,11 +123,7 @@ func (a *API) writeRuleNamespace(w http.ResponseWriter, r *http.Request, create 
 
 // syncRules tells the engine a workspace's namespaces changed.
 func (a *API) syncRules(ctx context.Context, id workspace.ID) {
-	s, ok := a.engine.(RulesSyncer)
-	if !ok {
-		return
-	}
-	if err := s.SyncRules(ctx, id); err != nil {
+	if err := a.engine.SyncRules(ctx, id); err != nil {
 		a.logger.Warn("apply rule groups namespaces; the engine's periodic resync will retry", "workspace", id, "err", err)
 	}
 }
@@ -133,10 +132,7 @@ func (a *API) syncRules(ctx context.Context, id workspace.ID) {
 // name about to hold data: rules per group, and rule groups across all
 // of the workspace's namespaces.
 func (a *API) checkRuleQuotas(ctx context.Context, id workspace.ID, name string, data []byte) error {
-	lim := workspace.DefaultLimits()
-	if ls, ok := a.engine.(workspace.LimitsSource); ok {
-		lim = ls.Limits(id)
-	}
+	lim := a.limits.Limits(id)
 	groups := countGroups(data)
 	if lim.MaxRulesPerRuleGroup > 0 {
 		for _, g := range groups {

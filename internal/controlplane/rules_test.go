@@ -73,10 +73,10 @@ func TestRuleQuotasAndSync(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	engine := &rulesLifecycle{storeLifecycle: storeLifecycle{st, ov}}
-	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, nil)
+	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, ov, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	api.Register(mux)
+	controlplane.Register(mux, api.Routes())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	client := amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",

@@ -42,7 +42,7 @@ func benchmarkForward(b *testing.B, v2 bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := ingest.New(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, nil)
+	h, err := ingest.NewForwarding(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -118,14 +119,11 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("cortex %s: %d %s: %s", e.Op, e.Code, http.StatusText(e.Code), e.Msg)
 }
 
-// HTTPStatus maps the error to the status Orrery answers with: Cortex's
-// 202 (samples of a non-elected HA replica, dropped) and 4xx pass through,
-// anything else (5xx, Cortex unreachable) is 503 so senders retry.
-func (e *Error) HTTPStatus() int {
-	if e.Code == http.StatusAccepted || (e.Code >= 400 && e.Code < 500) {
-		return e.Code
-	}
-	return http.StatusServiceUnavailable
+// fail returns an *Error wrapped in the failure kind its status means
+// (failure.FromStatus): Cortex's 4xx keep their meaning, anything else
+// (5xx, Cortex unreachable) is Unavailable, so senders retry.
+func fail(op string, code int, msg string) error {
+	return failure.E(failure.FromStatus(code), "", &Error{Op: op, Code: code, Msg: msg})
 }
 
 // do makes one request as tenant id and returns the body of a 2xx answer.
@@ -145,7 +143,7 @@ func (c *Client) doStatus(ctx context.Context, op string, id workspace.ID, metho
 	}
 	req, err := http.NewRequestWithContext(withOp(ctx, op), method, c.base.String()+path, r)
 	if err != nil {
-		return 0, nil, &Error{Op: op, Msg: err.Error()}
+		return 0, nil, fail(op, 0, err.Error())
 	}
 	for k, v := range hdr {
 		req.Header[k] = v
@@ -153,15 +151,15 @@ func (c *Client) doStatus(ctx context.Context, op string, id workspace.ID, metho
 	req.Header.Set(TenantHeader, id.String())
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, &Error{Op: op, Msg: err.Error()}
+		return 0, nil, fail(op, 0, err.Error())
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return 0, nil, &Error{Op: op, Msg: "read answer: " + err.Error()}
+		return 0, nil, fail(op, 0, "read answer: "+err.Error())
 	}
 	if resp.StatusCode/100 != 2 {
-		return 0, nil, &Error{Op: op, Code: resp.StatusCode, Msg: strings.TrimSpace(string(b))}
+		return 0, nil, fail(op, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	return resp.StatusCode, b, nil
 }

@@ -182,7 +182,7 @@ func ruleGroups(data []byte) ([]ruleGroup, error) {
 
 // Sync makes the tenant's Alertmanager configuration in Cortex the
 // workspace's alert manager definition, or deletes it if there is none.
-// It implements controlplane.AlertmanagerHook.
+// The server calls it when a definition changes (the control plane's SyncAlertmanager).
 func (s *Configs) Sync(ctx context.Context, id workspace.ID) error {
 	data, ok, err := s.defs.AlertmanagerDefinition(ctx, id)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v2"
 	yaml3 "go.yaml.in/yaml/v3"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -187,7 +188,8 @@ func TestPushErrorsMapToStatus(t *testing.T) {
 			err := app.Commit()
 			var e *Error
 			require.ErrorAs(t, err, &e)
-			require.Equal(t, tc.want, e.HTTPStatus())
+			require.Equal(t, tc.cortex, e.Code)
+			require.Equal(t, tc.want, failure.KindOf(err).Status())
 			require.Contains(t, err.Error(), "answer")
 			require.Len(t, s.takeMetadata(id), 1, "metadata not sent is kept for the next push")
 		})
@@ -196,9 +198,10 @@ func TestPushErrorsMapToStatus(t *testing.T) {
 	require.NoError(t, err)
 	app, _ := NewStorage(c).Appender(context.Background(), workspace.NewID())
 	_, _ = app.Append(0, labels.FromStrings("__name__", "up"), 0, 1000, 1, nil, nil, storageOpts)
+	err = app.Commit()
 	var e *Error
-	require.ErrorAs(t, app.Commit(), &e)
-	require.Equal(t, http.StatusServiceUnavailable, e.HTTPStatus())
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, http.StatusServiceUnavailable, failure.KindOf(err).Status())
 }
 
 // TestHandlerAnswersCortexStatus: the ingest handler answers with the
@@ -207,7 +210,7 @@ func TestHandlerAnswersCortexStatus(t *testing.T) {
 	f, c := newFake(t)
 	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
 	require.NoError(t, err)
-	h, err := ingest.New(ingest.Config{}, NewStorage(c), ov, nil, nil)
+	h, err := ingest.NewForwarding(ingest.Config{}, NewStorage(c), ov, nil, nil)
 	require.NoError(t, err)
 	id := workspace.NewID()
 	b, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "up"}},
@@ -356,7 +359,7 @@ func TestHandlerForwardsSenderBody(t *testing.T) {
 	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
-	h, err := ingest.New(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, reg)
+	h, err := ingest.NewForwarding(ingest.Config{}, NewStorage(c), IngestLimits{LimitsSource: ov}, nil, reg)
 	require.NoError(t, err)
 	id := workspace.NewID()
 	fast := func() float64 {

@@ -3,6 +3,7 @@ package cortex
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -43,8 +45,9 @@ func NewStorage(c *Client) *Storage {
 
 // Appender returns an appender whose Commit pushes to Cortex: it returns
 // nil only once Cortex acknowledged the samples (the distributor answers
-// after the ingesters have them), and an *Error otherwise, whose
-// HTTPStatus is the status to answer the sender with.
+// after the ingesters have them), ingest.ErrDropped for the samples of a
+// non-elected HA replica, and otherwise an *Error wrapped in the failure
+// kind of Cortex's answer, whose status the sender gets.
 func (s *Storage) Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error) {
 	return &appender{s: s, ctx: ctx, id: id}, nil
 }
@@ -115,7 +118,7 @@ func (s *Storage) Push(ctx context.Context, id workspace.ID, wr *prompb.WriteReq
 	}
 	raw := (*bp)[:size]
 	if _, err := wr.MarshalToSizedBuffer(raw); err != nil {
-		return &Error{Op: "push", Code: http.StatusInternalServerError, Msg: "encode: " + err.Error()}
+		return failure.E(failure.Internal, "", &Error{Op: "push", Code: http.StatusInternalServerError, Msg: "encode: " + err.Error()})
 	}
 	return s.c.push(ctx, id, s2.EncodeSnappy(nil, raw))
 }
@@ -130,7 +133,7 @@ func (s *Storage) buffer() *[]byte {
 
 // push sends a snappy-compressed remote write 1.0 body to the distributor.
 // Cortex's 202 (the samples of a non-elected HA replica were dropped) is
-// returned as an *Error whose HTTPStatus is 202, so the sender gets it.
+// returned as ingest.ErrDropped, so the sender gets a 202 too.
 func (c *Client) push(ctx context.Context, id workspace.ID, body []byte) error {
 	code, msg, err := c.doStatus(ctx, "push", id, http.MethodPost, "/api/v1/push", body, http.Header{
 		"Content-Type":                      {"application/x-protobuf"},
@@ -138,7 +141,7 @@ func (c *Client) push(ctx context.Context, id workspace.ID, body []byte) error {
 		"X-Prometheus-Remote-Write-Version": {"0.1.0"},
 	})
 	if err == nil && code == http.StatusAccepted {
-		return &Error{Op: "push", Code: code, Msg: strings.TrimSpace(string(msg))}
+		return fmt.Errorf("cortex push: %s: %w", strings.TrimSpace(string(msg)), ingest.ErrDropped)
 	}
 	return err
 }
@@ -193,7 +196,8 @@ type pendingSeries struct {
 
 var (
 	_ storage.ExemplarAppenderV2 = (*appender)(nil)
-	_ ingest.RawForwarder        = (*appender)(nil)
+	_ ingest.ForwardingAppender  = (*appender)(nil)
+	_ ingest.Forwarder           = (*Storage)(nil)
 )
 
 // current returns the series of ls, starting a new one unless ls is the
@@ -236,7 +240,7 @@ func (a *appender) AppendExemplars(_ storage.SeriesRef, ls labels.Labels, es []e
 	return storage.SeriesRef(ls.Hash() | 1), nil
 }
 
-// ForwardRaw implements ingest.RawForwarder.
+// ForwardRaw implements ingest.ForwardingAppender.
 func (a *appender) ForwardRaw(body []byte) { a.raw = body }
 
 // Commit pushes the request: the sender's body if the handler handed it
@@ -380,7 +384,9 @@ func (a *appender) Rollback() error {
 	return nil
 }
 
-// ForwardsRaw implements ingest.RawStorage: every appender forwards the
-// sender's body when the handler admits a request whole, and series limits
-// are Cortex's.
-func (s *Storage) ForwardsRaw() bool { return true }
+// ForwardingAppender implements ingest.Forwarder: every appender forwards
+// the sender's body when the handler admits a request whole, and series
+// limits are Cortex's.
+func (s *Storage) ForwardingAppender(ctx context.Context, id workspace.ID) (ingest.ForwardingAppender, error) {
+	return &appender{s: s, ctx: ctx, id: id}, nil
+}

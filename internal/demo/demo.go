@@ -27,8 +27,6 @@ import (
 	"github.com/orrery-dev/orrery/internal/agent"
 	"github.com/orrery-dev/orrery/internal/app"
 	"github.com/orrery-dev/orrery/internal/mesh"
-	"github.com/orrery-dev/orrery/internal/ruler"
-	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 // Environment is what the demo set up, handed to the dashboards hook.
@@ -197,13 +195,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	con := &console{w: out}
 
 	// The server, with SigV4 and a generated admin key.
-	srv, err := app.NewServer(app.ServerConfig{Listen: cfg.Listen, DataDir: cfg.DataDir, Auth: "sigv4",
-		Limits: workspace.DefaultLimits(), IdleTimeout: 30 * time.Minute, BlockDuration: 2 * time.Hour,
-		ShutdownTimeout: 10 * time.Second, Region: "us-east-1", AccountID: "000000000000",
-		AlertmanagerPollInterval: 30 * time.Second, AlertmanagerMaintenanceInterval: 15 * time.Minute,
-		AlertmanagerRetention: 120 * time.Hour,
-		Ruler:                 ruler.Config{EvaluationInterval: cfg.RuleInterval, ResendDelay: 30 * time.Second}},
-		logger.With("component", "server"))
+	// The server's defaults, but for where it listens and keeps data, a
+	// quicker shutdown and quicker rules.
+	srvCfg := app.DefaultServerConfig()
+	srvCfg.Listen, srvCfg.DataDir, srvCfg.Auth, srvCfg.ShutdownTimeout = cfg.Listen, cfg.DataDir, "sigv4", 10*time.Second
+	srvCfg.Ruler.EvaluationInterval, srvCfg.Ruler.ResendDelay = cfg.RuleInterval, 30*time.Second
+	srv, err := app.NewServer(srvCfg, logger.With("component", "server"))
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
@@ -336,6 +333,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	tick := time.NewTicker(cfg.StatusInterval)
 	defer tick.Stop()
 	var runErr error
+	agentStopped := false // The agent's error has been received.
 loop:
 	for {
 		select {
@@ -345,7 +343,7 @@ loop:
 			runErr = fmt.Errorf("server stopped: %w", err)
 			break loop
 		case err := <-agentErr:
-			runErr = fmt.Errorf("agent stopped: %w", err)
+			runErr, agentStopped = fmt.Errorf("agent stopped: %w", err), true
 			break loop
 		case <-tick.C:
 			con.printf("%s\n", status.line(ctx))
@@ -356,7 +354,7 @@ loop:
 	m.Close()
 	// The agent sends what it scraped before the server stops.
 	stopAgent()
-	if runErr == nil || !strings.HasPrefix(runErr.Error(), "agent stopped") {
+	if !agentStopped {
 		if err := <-agentErr; err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("stop agent: %w", err))
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"golang.org/x/time/rate"
 
+	"github.com/orrery-dev/orrery/internal/failure"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -34,9 +35,10 @@ import (
 type Storage interface {
 	// Appender returns an appender for the workspace's storage. The caller
 	// must end it with Commit or Rollback. When Commit returns nil the data
-	// is durable: it survives a crash of the process. A Commit error with
-	// an HTTPStatus() int method is answered with that status (e.g. a
-	// remote engine's 429), any other with 500.
+	// is durable: it survives a crash of the process. A Commit error is
+	// answered with the status of its failure kind (a remote engine's
+	// 429 is failure.Limited; an error without a kind is 500), or 202 if
+	// it is ErrDropped.
 	Appender(ctx context.Context, id workspace.ID) (storage.AppenderV2, error)
 	// ActiveSeries returns how many series the workspace holds in memory.
 	ActiveSeries(id workspace.ID) (int, error)
@@ -50,15 +52,27 @@ type Storage interface {
 	SetMetadata(id workspace.ID, family string, m metadata.Metadata)
 }
 
-// RawForwarder is implemented by appenders that forward requests to
-// another engine (the Cortex engine's). For a remote write 1.0 request the
-// handler first validates every series without appending; when the request
-// is admitted whole and unchanged (no series rejected, no label dropped), it
-// calls ForwardRaw with the request's snappy-compressed body and then
-// Commit, with no Append at all: Commit sends those bytes. Otherwise it
-// appends what it admits as with any appender. The body is valid until
-// Commit returns.
-type RawForwarder interface {
+// Forwarder is a Storage that forwards requests to another engine (the
+// Cortex engine's) and leaves series limits (active series, label set
+// limits) to it. Given to NewForwarding, it lets the handler check a remote
+// write 1.0 request in one pass over its body (scanValidV1) and, when
+// every series passes, forward the sender's bytes without decoding them
+// into series at all.
+type Forwarder interface {
+	Storage
+	// ForwardingAppender is Appender, for an appender that can forward.
+	ForwardingAppender(ctx context.Context, id workspace.ID) (ForwardingAppender, error)
+}
+
+// ForwardingAppender is an appender that can forward the sender's own
+// bytes. For a remote write 1.0 request the handler first validates every
+// series without appending; when the request is admitted whole and
+// unchanged (no series rejected, no label dropped), it calls ForwardRaw
+// with the request's snappy-compressed body and then Commit, with no Append
+// at all: Commit sends those bytes. Otherwise it appends what it admits as
+// with any appender. The body is valid until Commit returns.
+type ForwardingAppender interface {
+	storage.AppenderV2
 	ForwardRaw(body []byte)
 }
 
@@ -88,7 +102,7 @@ type Handler struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
-	raw     bool // The storage is a RawStorage that takes the fast path.
+	fwd     Forwarder // nil: the storage stores; no forwarding fast path.
 
 	mu     sync.Mutex
 	states map[workspace.ID]*wsState
@@ -168,9 +182,20 @@ func New(cfg Config, store Storage, limits workspace.LimitsSource, logger *slog.
 		},
 	}
 	h.bufs.New = func() any { return &buffers{sb: labels.NewScratchBuilder(16)} }
-	if rs, ok := store.(RawStorage); ok && rs.ForwardsRaw() {
-		h.raw = true
+	return h, nil
+}
+
+// NewForwarding returns a remote write Handler that forwards to fw, taking
+// the fast path Forwarder describes.
+func NewForwarding(cfg Config, fw Forwarder, limits workspace.LimitsSource, logger *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+	if fw == nil {
+		return nil, errors.New("ingest needs a forwarder")
 	}
+	h, err := New(cfg, fw, limits, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	h.fwd = fw
 	return h, nil
 }
 
@@ -220,6 +245,11 @@ func (h *Handler) Forget(id workspace.ID) {
 	}
 	h.metrics.cacheSize.DeleteLabelValues(id.String())
 }
+
+// ErrDropped is returned by a Storage's Commit when the engine accepted the
+// request but dropped its samples on purpose: those of a high-availability
+// pair's replica that is not elected. The sender is answered 202.
+var ErrDropped = errors.New("samples from a non-elected HA replica were dropped")
 
 // httpError is an error with the status code to answer.
 type httpError struct {
@@ -293,25 +323,20 @@ func (h *Handler) serve(r *http.Request, hdr http.Header, version *string) (int,
 		return herr.code, herr.msg, wr
 	}
 	st := h.state(id, &lim)
-	if h.raw && *version == "1" && lim.HAClusterLabel == "" {
+	if h.fwd != nil && *version == "1" && lim.HAClusterLabel == "" {
 		// A request of valid series is forwarded as sent, checked in one
 		// pass over the body.
 		if n, ok := scanValidV1(b.decoded, &lim, h.maxTimestamp()); ok {
-			app, err := h.store.Appender(r.Context(), id)
+			app, err := h.fwd.ForwardingAppender(r.Context(), id)
 			if err != nil {
 				return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), wr
-			}
-			fw, ok := app.(RawForwarder)
-			if !ok {
-				_ = app.Rollback()
-				return http.StatusInternalServerError, "the storage forwards raw requests but its appender cannot", wr
 			}
 			if code, msg := h.reserve(id, &lim, st, n, hdr); code != 0 {
 				_ = app.Rollback()
 				return code, msg, wr
 			}
 			h.metrics.fastPath.Inc()
-			fw.ForwardRaw(b.in)
+			app.ForwardRaw(b.in)
 			return h.commit(app, id, &pass{wr: written{samples: n}})
 		}
 	}
@@ -552,7 +577,17 @@ func sampleReason(err error) string {
 
 func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Limits, st *wsState, b *buffers) (int, string, written) {
 	req := &b.req
-	app, err := h.store.Appender(ctx, id)
+	var (
+		app storage.AppenderV2
+		fw  ForwardingAppender // nil unless forwarding.
+		err error
+	)
+	if h.fwd != nil {
+		fw, err = h.fwd.ForwardingAppender(ctx, id)
+		app = fw
+	} else {
+		app, err = h.store.Appender(ctx, id)
+	}
 	if err != nil {
 		return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), written{}
 	}
@@ -561,7 +596,7 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 		code int
 		msg  string
 	)
-	if fw, ok := app.(RawForwarder); ok && req.Version == 1 && !req.rewritten {
+	if fw != nil && req.Version == 1 && !req.rewritten {
 		// A forwarding appender sends the sender's own bytes when the
 		// request is admitted whole: validate without appending first,
 		// and append only if something must be left out.
@@ -584,10 +619,9 @@ func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Li
 func (h *Handler) commit(app storage.AppenderV2, id workspace.ID, p *pass) (int, string, written) {
 	wr := p.wr
 	if err := app.Commit(); err != nil {
-		code := http.StatusInternalServerError
-		var se interface{ HTTPStatus() int }
-		if errors.As(err, &se) {
-			code = se.HTTPStatus()
+		code := failure.KindOf(err).Status()
+		if errors.Is(err, ErrDropped) {
+			code = http.StatusAccepted
 		}
 		return code, fmt.Sprintf("commit to workspace %s: %v", id, err), written{}
 	}

@@ -10,18 +10,6 @@ import (
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-// RawStorage is implemented by storages whose appenders are all
-// RawForwarders and which leave series limits (active series, label set
-// limits) to the engine they forward to: the Cortex engine's. For them the
-// handler checks a remote write 1.0 request in one pass over its body
-// (scanValidV1) and, when every series passes, forwards the sender's bytes
-// without decoding into series at all.
-type RawStorage interface {
-	Storage
-	// ForwardsRaw reports whether the storage takes that fast path.
-	ForwardsRaw() bool
-}
-
 // scanValidV1 checks a remote write 1.0 request without decoding it into
 // series. It returns the number of float samples and true only if the
 // request holds nothing but time series of labels and float samples whose

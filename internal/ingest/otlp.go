@@ -399,9 +399,17 @@ func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte,
 	if r.ContentLength > int64(lim.MaxRequestBytes) {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1))
-	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "read request body: %v", err)
+	var body []byte
+	if rb, ok := r.Body.(interface{ Bytes() []byte }); ok {
+		// Authentication has read the body already (to check a signature
+		// over it): take it rather than copy it. The decoders do not
+		// modify it.
+		body = rb.Bytes()
+	} else {
+		var err error
+		if body, err = io.ReadAll(io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1)); err != nil {
+			return nil, errorf(http.StatusBadRequest, "read request body: %v", err)
+		}
 	}
 	if len(body) > lim.MaxRequestBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)

@@ -51,6 +51,8 @@ type Config struct {
 	// per second, for latency measurements below saturation; 0 sends as
 	// fast as the receiver answers.
 	Rate float64
+	// SigV4, if set, signs every request.
+	SigV4 *SigV4
 }
 
 // Result is what a run measured.
@@ -127,10 +129,18 @@ func encodeLabels(ls [][2]string) []byte {
 }
 
 // value is a deterministic, counter-like value for series i at round r:
-// integers that grow, as Envoy's counters and buckets do.
+// integers that grow, as Envoy's counters and buckets do. A histogram's
+// buckets are cumulative, as Envoy's are: a bucket counts at least what
+// the buckets below it count.
 func value(i, r int) float64 {
-	if i%len(envoyMetrics) == 2 || i%len(envoyMetrics) == 15 { // gauges.
+	m := i % len(envoyMetrics)
+	if m == 2 || m == 15 { // gauges.
 		return float64((i*7 + r*3) % 40)
+	}
+	if strings.HasSuffix(envoyMetrics[m], "_bucket") {
+		j := i / len(envoyMetrics) // The dimension: le is envoyLE[j%len(envoyLE)].
+		pod := j / len(envoyLE)
+		return float64(r * (j%len(envoyLE) + 1) * (pod%5 + 1))
 	}
 	return float64(r * (i%13 + 1))
 }
@@ -162,7 +172,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		firstErr         error
 		errOnce          sync.Once
 	)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Senders * 2}, Timeout: 2 * time.Minute}
+	var transport http.RoundTripper = &http.Transport{MaxIdleConnsPerHost: cfg.Senders * 2}
+	if cfg.SigV4 != nil {
+		transport = newSigner(transport, *cfg.SigV4)
+	}
+	client := &http.Client{Transport: transport, Timeout: 2 * time.Minute}
 	pace := rate.NewLimiter(rate.Inf, 0)
 	if cfg.Rate > 0 {
 		pace = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.SamplesPerRequest)

@@ -84,6 +84,7 @@ type Evaluator struct {
 	duration *prometheus.HistogramVec
 	samples  *prometheus.CounterVec
 	parts    *prometheus.CounterVec
+	leaves   *prometheus.CounterVec
 }
 
 // NewEvaluator returns an evaluator. tracker, if not nil, records active
@@ -109,6 +110,9 @@ func NewEvaluator(cfg EvalConfig, tracker promql.QueryTracker, logger *slog.Logg
 		parts: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_parts_total",
 			Help: "Evaluations of range queries, by workspace and how the steps were answered: plain (one evaluation, as Prometheus), split (one of several step-aligned parts) or cached (from the results cache)."},
 			[]string{"workspace", "path"}),
+		leaves: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_leaf_evaluations_total",
+			Help: "Evaluations with rate() or increase() calls computed by Orrery's leaf path, by workspace and outcome: used, or fallback (evaluated by the plain engine, which the leaves could not reproduce)."},
+			[]string{"workspace", "outcome"}),
 	}
 	if cfg.CacheBytes > 0 {
 		ev.cache = NewCache(cfg.CacheBytes, reg)
@@ -130,6 +134,7 @@ func (ev *Evaluator) Forget(id workspace.ID) {
 	ev.duration.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
 	ev.samples.DeleteLabelValues(id.String())
 	ev.parts.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
+	ev.leaves.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
 }
 
 // acquire takes one evaluation slot, waiting for it, and then up to
@@ -178,11 +183,14 @@ func (ev *Evaluator) track(ctx context.Context, qs string) (func(), error) {
 // query's step is evaluated alone (steps do not see each other), so its
 // answer does not depend on which other steps are evaluated with it.
 type Engine struct {
-	inner  *promql.Engine
-	parser parser.Parser
-	ev     *Evaluator
-	id     workspace.ID
-	lim    workspace.Limits
+	inner      *promql.Engine
+	parser     parser.Parser
+	leaves     *leafParser // The inner engine's parser.
+	ev         *Evaluator
+	id         workspace.ID
+	lim        workspace.Limits
+	lookback   time.Duration // The default lookback delta.
+	maxSamples int
 }
 
 var _ promql.QueryEngine = (*Engine)(nil)
@@ -194,7 +202,21 @@ func (ev *Evaluator) NewEngine(id workspace.ID, lim workspace.Limits, opts promq
 	if p == nil {
 		p = parser.NewParser(parser.Options{})
 	}
-	return &Engine{inner: promql.NewEngine(opts), parser: p, ev: ev, id: id, lim: lim}
+	lp := &leafParser{Parser: p}
+	opts.Parser = lp
+	lookback := opts.LookbackDelta
+	if lookback <= 0 {
+		lookback = 5 * time.Minute // The engine's default.
+	}
+	e := &Engine{inner: promql.NewEngine(opts), parser: p, ev: ev, id: id, lim: lim,
+		lookback: lookback, maxSamples: opts.MaxSamples}
+	// The leaves reproduce the engine's rate() as it is by default: with
+	// the metric name dropped at once, without type labels or start
+	// timestamps.
+	if !opts.EnableDelayedNameRemoval && !opts.EnableTypeAndUnitLabels && !opts.UseStartTimestamps {
+		e.leaves = lp
+	}
+	return e
 }
 
 // Close releases the Prometheus engine.
@@ -224,7 +246,9 @@ func (e *Engine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts 
 	if err != nil {
 		return nil, err
 	}
-	return &plainQuery{Query: qry, e: e, kind: "instant"}, nil
+	p := &plainQuery{Query: qry, e: e, kind: "instant", q: q, opts: opts, qs: qs, start: ts.UnixMilli(), end: ts.UnixMilli()}
+	p.leaves = ctx.Value(plainKey) == nil && (opts == nil || !opts.EnablePerStepStats()) && e.hasLeaves(qs)
+	return p, nil
 }
 
 // NewRangeQuery implements promql.QueryEngine.
@@ -233,11 +257,13 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	if err != nil {
 		return nil, err
 	}
-	plain := &plainQuery{Query: qry, e: e, kind: "range"}
+	plain := &plainQuery{Query: qry, e: e, kind: "range", q: q, opts: opts, qs: qs}
 	stmt, ok := qry.Statement().(*parser.EvalStmt)
 	if !ok || ctx.Value(plainKey) != nil || (opts != nil && opts.EnablePerStepStats()) {
 		return plain, nil
 	}
+	plain.start, plain.end, plain.step = stmt.Start.UnixMilli(), stmt.End.UnixMilli(), stmt.Interval.Milliseconds()
+	plain.leaves = plain.step > 0 && e.hasLeaves(qs)
 	// The expression as written: the statement's is preprocessed, with
 	// start(), end() and range() already replaced by this range's values.
 	expr, err := e.parser.ParseExpr(qs)
@@ -254,6 +280,7 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 		return plain, nil
 	}
 	rq.end = rq.start + (rq.end-rq.start)/rq.step*rq.step // the last step
+	rq.leaves = plain.leaves
 	if cacheable && e.ev.cache != nil && ctx.Value(noStoreKey) == nil {
 		mint, _ := promql.FindMinMaxTime(stmt)
 		rq.window = rq.start - mint
@@ -325,12 +352,21 @@ func analyze(expr parser.Expr) (splittable, cacheable bool) {
 	return splittable, splittable && cacheable
 }
 
-// plainQuery is a query of the plain engine, tracked and given one
-// evaluation slot.
+// plainQuery is a query evaluated in one piece, tracked and given one
+// evaluation slot, or all that are free when leaves compute part of it
+// (leaves.go): the plain engine's query, or its rewritten one.
 type plainQuery struct {
 	promql.Query
 	e    *Engine
 	kind string
+
+	// What the leaves need to evaluate it again.
+	q                storage.Queryable
+	opts             promql.QueryOpts
+	qs               string
+	start, end, step int64 // ms; step 0 for an instant query.
+	leaves           bool
+	alt              promql.Query // The rewritten query, once evaluated.
 }
 
 func (p *plainQuery) Exec(ctx context.Context) *promql.Result {
@@ -340,16 +376,151 @@ func (p *plainQuery) Exec(ctx context.Context) *promql.Result {
 		return &promql.Result{Err: contextErr(err, "query queue")}
 	}
 	defer done()
-	if _, err := p.e.ev.acquire(ctx, 0); err != nil {
+	extra := 0
+	if p.leaves {
+		extra = p.e.ev.cfg.Parallelism - 1
+	}
+	n, err := p.e.ev.acquire(ctx, extra)
+	if err != nil {
 		return &promql.Result{Err: contextErr(err, "query queue")}
 	}
-	res := p.Query.Exec(ctx)
-	p.e.ev.release(1)
-	p.e.observe(p.kind, began, p.Query.Stats())
+	var res *promql.Result
+	st := p.Query.Stats
+	if p.leaves {
+		// The workspace's query timeout bounds the leaves too; when it
+		// passes, the plain engine, given the same context, answers with
+		// its timeout error at once.
+		if d := time.Duration(p.e.lim.QueryTimeout); d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		if qry, r, ok := p.e.execLeaves(ctx, p.q, p.opts, p.qs, p.start, p.end, p.step, n); ok {
+			p.alt, res, st = qry, r, qry.Stats
+		}
+	}
+	if res == nil {
+		res = p.Query.Exec(ctx)
+	}
+	p.e.ev.release(n)
+	p.e.observe(p.kind, began, st())
 	if p.kind == "range" {
 		p.e.ev.parts.WithLabelValues(p.e.id.String(), "plain").Inc()
 	}
 	return res
+}
+
+// Stats returns the statistics of the evaluation that answered.
+func (p *plainQuery) Stats() *stats.Statistics {
+	if p.alt != nil {
+		return p.alt.Stats()
+	}
+	return p.Query.Stats()
+}
+
+// Close releases the queries.
+func (p *plainQuery) Close() {
+	if p.alt != nil {
+		p.alt.Close()
+	}
+	p.Query.Close()
+}
+
+// hasLeaves reports whether leaves would compute part of qs.
+func (e *Engine) hasLeaves(qs string) bool {
+	if e.leaves == nil {
+		return false
+	}
+	expr, err := e.parser.ParseExpr(qs)
+	if err != nil {
+		return false
+	}
+	_, leaves := plantLeaves(expr)
+	return len(leaves) > 0
+}
+
+// execLeaves evaluates the range query qs over the steps of [start, end]
+// (the instant query at start when step is 0)
+// with its rate() and increase() calls computed as leaves (leaves.go),
+// over workers goroutines. ok is false when the query has no leaf or its
+// leaves cannot reproduce the plain engine's answer: the caller then
+// evaluates it plainly. The caller closes qry.
+func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end, step int64, workers int) (qry promql.Query, res *promql.Result, ok bool) {
+	if e.leaves == nil {
+		return nil, nil, false
+	}
+	expr, err := e.parser.ParseExpr(qs)
+	if err != nil {
+		return nil, nil, false
+	}
+	expr, leaves := plantLeaves(expr)
+	if len(leaves) == 0 {
+		return nil, nil, false
+	}
+	defer func() {
+		outcome := "used"
+		if !ok {
+			outcome = "fallback"
+		}
+		e.ev.leaves.WithLabelValues(e.id.String(), outcome).Inc()
+	}()
+	// The leaves read the storage over the range the plain engine would
+	// open, so that they see the series it would see, in its order.
+	orig, err := e.parser.ParseExpr(qs)
+	if err != nil {
+		return nil, nil, false
+	}
+	lookback := e.lookback
+	if opts != nil && opts.LookbackDelta() > 0 {
+		lookback = opts.LookbackDelta()
+	}
+	stmt := &parser.EvalStmt{Start: time.UnixMilli(start), End: time.UnixMilli(end), Interval: time.Duration(step) * time.Millisecond, LookbackDelta: lookback}
+	leafStep := step
+	if step == 0 {
+		leafStep = 1 // An instant query: one step.
+	}
+	if stmt.Expr, err = promql.PreprocessExpr(orig, stmt.Start, stmt.End, stmt.Interval); err != nil {
+		return nil, nil, false
+	}
+	mint, maxt := promql.FindMinMaxTime(stmt)
+	querier, err := q.Querier(mint, maxt)
+	if err != nil {
+		return nil, nil, false
+	}
+	defer querier.Close()
+	window := 0
+	for _, l := range leaves {
+		open := func() (storage.Querier, error) { return q.Querier(mint, maxt) }
+		if err := l.compute(ctx, querier, open, start, end, leafStep, lookback.Milliseconds(), workers); err != nil {
+			return nil, nil, false
+		}
+		window = max(window, l.window)
+	}
+
+	token, forget := e.leaves.register(expr)
+	defer forget()
+	lq := &leafQueryable{Queryable: q, leaves: leaves}
+	if step == 0 {
+		qry, err = e.inner.NewInstantQuery(ctx, lq, opts, token, stmt.Start)
+	} else {
+		qry, err = e.inner.NewRangeQuery(ctx, lq, opts, token, stmt.Start, stmt.End, stmt.Interval)
+	}
+	if err != nil {
+		return nil, nil, false
+	}
+	res = qry.Exec(ctx)
+	// The plain engine holds a window of samples more than the rewritten
+	// query at its peak: where that could pass the limit, the plain
+	// engine decides.
+	var tooMany promql.ErrTooManySamples
+	if errors.As(res.Err, &tooMany) || e.maxSamples-window < qry.Stats().Samples.PeakSamples {
+		qry.Close()
+		return nil, nil, false
+	}
+	for _, l := range leaves {
+		res.Warnings.Merge(l.annos)
+	}
+	return qry, res, true
 }
 
 func (e *Engine) observe(kind string, began time.Time, st *stats.Statistics) {
@@ -382,6 +553,7 @@ type rangeQuery struct {
 	qs               string
 	start, end, step int64 // ms; end is the last step.
 	window           int64 // how far before a step its samples reach (ms).
+	leaves           bool  // Whether leaves compute part of it (leaves.go).
 	key              *cacheKey
 
 	mu     sync.Mutex
@@ -518,6 +690,25 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		}
 		parts = append(parts, more...)
 		segments = cutSpans(segments, redo, r.step)
+	}
+	if hasSummary(annos) && (len(parts) > 1 || len(segments) > 0) {
+		// The engine's summary annotations (histogram_quantile's
+		// monotonicity fix) count their samples by merges whose number
+		// depends on how the range was evaluated, not on the data
+		// (Prometheus' Merge doubles a count it merges into itself at
+		// every step after the first): only one evaluation of the whole
+		// range gives the plain engine's figure.
+		whole := r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism)
+		finish(nil)
+		if whole.err != nil {
+			return &promql.Result{Err: whole.err}
+		}
+		ev.parts.WithLabelValues(e.id.String(), "plain").Inc()
+		r.mu.Lock()
+		r.st = whole.st
+		r.mu.Unlock()
+		e.observe("range", began, whole.st)
+		return &promql.Result{Value: promql.Matrix(whole.series), Warnings: whole.annos}
 	}
 	if r.key != nil {
 		var hit []span
@@ -688,11 +879,16 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 	}
 	defer ev.release(n)
 
-	// Cut the spans into about n parts of equal steps, none of one step
-	// (plan leaves no span of one step in a query of more): the engine
-	// evaluates a single step as an instant query in places (topk's order,
-	// sort's warning).
-	per := max(2, (total+int64(n)-1)/int64(n))
+	// A query with leaves spreads its series over the slots instead
+	// (leaves.go): parts of time would each select and decode every
+	// series again. Otherwise, cut the spans into about n parts of equal
+	// steps, none of one step (plan leaves no span of one step in a query
+	// of more): the engine evaluates a single step as an instant query in
+	// places (topk's order, sort's warning).
+	per, workers := max(2, (total+int64(n)-1)/int64(n)), 1
+	if r.leaves {
+		per, workers = total, n
+	}
 	var parts []part
 	for _, s := range spans {
 		for t := s.start; t <= s.end; {
@@ -703,6 +899,9 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 			parts = append(parts, part{span: span{t, e}})
 			t = e + r.step
 		}
+	}
+	if r.leaves {
+		workers = max(1, n/len(parts))
 	}
 	path := "split"
 	if len(parts) == 1 {
@@ -715,7 +914,7 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 	for range min(n, len(parts)) {
 		wg.Go(func() {
 			for i := range work {
-				parts[i] = r.evalPart(ctx, parts[i].span)
+				parts[i] = r.evalPart(ctx, parts[i].span, workers)
 			}
 		})
 	}
@@ -734,15 +933,19 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 
 // evalPart evaluates the steps of s with the plain engine and copies the
 // answer out of the engine's pooled buffers.
-func (r *rangeQuery) evalPart(ctx context.Context, s span) part {
+func (r *rangeQuery) evalPart(ctx context.Context, s span, workers int) part {
 	p := part{span: s}
-	qry, err := r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, r.qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)
-	if err != nil {
-		p.err = err
-		return p
+	qry, res, ok := r.plain.e.execLeaves(ctx, r.q, r.opts, r.qs, s.start, s.end, r.step, workers)
+	if !ok {
+		var err error
+		qry, err = r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, r.qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)
+		if err != nil {
+			p.err = err
+			return p
+		}
+		res = qry.Exec(ctx)
 	}
 	defer qry.Close()
-	res := qry.Exec(ctx)
 	p.st = qry.Stats()
 	if res.Err != nil {
 		p.err = res.Err

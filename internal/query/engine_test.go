@@ -12,7 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
 	"github.com/prometheus/prometheus/storage"
@@ -68,6 +70,30 @@ func envoyStorage(t testing.TB, rng *rand.Rand, pods, clusters int, start time.T
 					acc += buckets[i]
 					add("envoy_cluster_upstream_rq_time_bucket", acc, "le", le)
 				}
+				// Native histograms, and a metric of floats for some
+				// series and native histograms for others.
+				h := &histogram.Histogram{Count: uint64(rq), Sum: rq * 0.01, Schema: 0, ZeroThreshold: 0.001,
+					PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{int64(rq)}}
+				hist := func(name string) {
+					_, err := app.AppendHistogram(0, labels.NewBuilder(base).Set(labels.MetricName, name).Labels(), ms, h, nil)
+					require.NoError(t, err)
+				}
+				hist("envoy_cluster_upstream_rq_duration")
+				// Values whose sum overflows, and infinities: avg's
+				// incremental mean.
+				huge := []float64{math.MaxFloat64 / 2, -math.MaxFloat64 / 3, 1e300, math.Inf(1), math.NaN(), 7}[rng.IntN(6)]
+				add("envoy_cluster_upstream_rq_huge", huge)
+				if (p+c)%5 == 0 {
+					hist("envoy_cluster_upstream_rq_mixed")
+				} else {
+					add("envoy_cluster_upstream_rq_mixed", rq)
+				}
+			}
+			// A series that ends early may end with a stale marker, as a
+			// scrape target that disappears does.
+			if end := to.Add(15 * time.Second); rng.IntN(2) == 0 && end.Before(start.Add(span)) {
+				_, err := app.Append(0, labels.NewBuilder(base).Set(labels.MetricName, "envoy_cluster_upstream_rq_total").Labels(), end.UnixMilli(), math.Float64frombits(value.StaleNaN))
+				require.NoError(t, err)
 			}
 		}
 	}
@@ -102,6 +128,27 @@ var queryTemplates = []string{
 	`sum(delta(envoy_cluster_upstream_cx_active[%s])) * 60`,
 	`label_replace(sum by (pod) (envoy_cluster_upstream_cx_active), "p", "$1", "pod", "pod-(.*)")`,
 	`rate(envoy_cluster_upstream_cx_active[%s])`,
+	`sum by (pod) (rate(envoy_cluster_upstream_rq_total[%s] offset %s))`,
+	`increase(envoy_cluster_upstream_rq_total{namespace="ns-1"}[%s])`,
+	`histogram_quantile(0.9, rate(envoy_cluster_upstream_rq_time_bucket[%s]))`,
+	`timestamp(rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`absent(rate(envoy_cluster_upstream_rq_total{pod="pod-404"}[%s]))`,
+	`-rate(envoy_cluster_upstream_rq_total[45s]) + on (pod, envoy_cluster_name, namespace) group_left rate(envoy_cluster_upstream_rq_xx[%s])`,
+	`sum(rate({__name__=~"envoy_cluster_upstream_rq_(total|xx)"}[%s]))`,
+	`sum(rate(envoy_cluster_upstream_rq_duration[%s]))`,
+	`sum by (pod) (rate(envoy_cluster_upstream_rq_mixed[%s]))`,
+	`count_over_time(rate(envoy_cluster_upstream_rq_total[%s])[10m:1m])`,
+	`topk(%d, rate(envoy_cluster_upstream_rq_total[90s]))`,
+	`count by (namespace) (rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`max without (pod) (increase(envoy_cluster_upstream_rq_xx[%s]))`,
+	`min((rate(envoy_cluster_upstream_rq_total[%s])))`,
+	`group by (pod) (rate(envoy_cluster_upstream_rq_total[%s])) * on (pod) group_right sum by (pod) (rate(envoy_cluster_upstream_rq_xx[%s]))`,
+	`sum by (__name__) (increase(envoy_cluster_upstream_rq_total[%s]))`,
+	`avg by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[%s]))`,
+	`avg(envoy_cluster_upstream_rq_huge)`,
+	`sum without (pod) (envoy_cluster_upstream_rq_huge offset %s)`,
+	`max by (namespace) (envoy_cluster_upstream_rq_huge) - min by (namespace) (envoy_cluster_upstream_rq_huge)`,
+	`sum(rate(envoy_cluster_upstream_rq_huge[%s]))`,
 }
 
 func randomQuery(rng *rand.Rand) string {
@@ -164,12 +211,68 @@ func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs s
 	for _, s := range mat {
 		fmt.Fprintf(&b, "%s:", s.Metric)
 		for _, p := range s.Floats {
-			fmt.Fprintf(&b, " %d=%x", p.T, math.Float64bits(p.F))
+			fmt.Fprintf(&b, " %d=%s", p.T, floatBits(p.F))
 		}
 		for _, p := range s.Histograms {
 			fmt.Fprintf(&b, " %d=%s", p.T, p.H)
 		}
 		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// floatBits renders f exactly, by its bits, but a NaN as NaN: which NaN an
+// operation on a NaN yields (its sign and payload) depends on the order
+// in which the compiler placed the operands in registers, which differs
+// between two inlined copies of the same Go code (and between builds,
+// e.g. with -race). No API tells NaNs apart (JSON and the text formats
+// write NaN), and arithmetic never yields the stale marker, a signalling
+// NaN.
+func floatBits(f float64) string {
+	if math.IsNaN(f) {
+		if value.IsStaleNaN(f) {
+			return "stale"
+		}
+		return "NaN"
+	}
+	return fmt.Sprintf("%x", math.Float64bits(f))
+}
+
+// instantAnswer evaluates an instant query and renders its answer, in the
+// engine's order, warnings included, exactly.
+func instantAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs string, ts time.Time) string {
+	t.Helper()
+	qry, err := eng.NewInstantQuery(context.Background(), q, nil, qs, ts)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer qry.Close()
+	res := qry.Exec(context.Background())
+	var b strings.Builder
+	warns, infos := res.Warnings.AsStrings(qs, 0, 0)
+	warns = append(warns, infos...)
+	sort.Strings(warns)
+	fmt.Fprintf(&b, "warnings: %q\n", warns)
+	if res.Err != nil {
+		fmt.Fprintf(&b, "error: %v\n", res.Err)
+		return b.String()
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		// Prometheus defines the order of an instant vector only where
+		// sort*(), topk() or bottomk() make one (count_values' is a map's).
+		var lines []string
+		for _, s := range v {
+			lines = append(lines, fmt.Sprintf("%s: %d=%s %v\n", s.Metric, s.T, floatBits(s.F), s.H))
+		}
+		if !strings.HasPrefix(qs, "sort") && !strings.HasPrefix(qs, "topk") && !strings.HasPrefix(qs, "bottomk") {
+			sort.Strings(lines)
+		}
+		b.WriteString(strings.Join(lines, ""))
+	case promql.Scalar:
+		fmt.Fprintf(&b, "scalar %d=%s\n", v.T, floatBits(v.V))
+	default:
+		fmt.Fprintf(&b, "%s\n", v)
 	}
 	return b.String()
 }
@@ -180,6 +283,8 @@ func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs s
 // Prometheus engine, must be identical, bit for bit, warnings included.
 // Repeated and overlapping ranges make answers come from the cache.
 func TestEngineMatchesPlainEngine(t *testing.T) {
+	minSeriesPerWorker = 4 // Spread leaves over goroutines, as with more series.
+	t.Cleanup(func() { minSeriesPerWorker = 64 })
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -208,9 +313,14 @@ func TestEngineMatchesPlainEngine(t *testing.T) {
 		want := rangeAnswer(t, te.plain, st, qs, from, to, step)
 		got := rangeAnswer(t, te.engine, st, qs, from, to, step)
 		require.Equal(t, want, got, "iteration %d: %s from %s to %s step %s", i, qs, from.UTC(), to.UTC(), step)
+		want = instantAnswer(t, te.plain, st, qs, to)
+		got = instantAnswer(t, te.engine, st, qs, to)
+		require.Equal(t, want, got, "iteration %d: instant %s at %s", i, qs, to.UTC())
 	}
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total"), "no answer came from the cache")
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_parts_total", "path", "split"), "no query was split")
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_evaluations_total", "outcome", "used"), "no query used the leaf path")
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_evaluations_total", "outcome", "fallback"), "no query fell back from the leaf path")
 }
 
 // TestCacheSeesLateWrites: samples written inside a cached window (a new
@@ -356,6 +466,31 @@ func TestSplitQueryTimesOut(t *testing.T) {
 	res := qry.Exec(context.Background())
 	var timeout promql.ErrQueryTimeout
 	require.ErrorAs(t, res.Err, &timeout)
+}
+
+// TestLeavesTimeOut: the workspace's query timeout bounds queries whose
+// leaves Orrery computes, range and instant, with the engine's timeout
+// error.
+func TestLeavesTimeOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
+	lim := workspace.DefaultLimits()
+	lim.QueryTimeout = model.Duration(time.Nanosecond)
+	ev, err := NewEvaluator(EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4}, nil, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	e := ev.NewEngine(workspace.NewID(), lim, EngineOpts(lim, 5*time.Minute))
+	var timeout promql.ErrQueryTimeout
+	for _, qs := range []string{`sum by (pod) (rate(envoy_cluster_upstream_rq_total[5m]))`, `topk(3, sum by (pod) (rate(envoy_cluster_upstream_rq_total[5m])))`} {
+		qry, err := e.NewRangeQuery(context.Background(), st, nil, qs, start, start.Add(time.Hour), 30*time.Second)
+		require.NoError(t, err)
+		require.ErrorAs(t, qry.Exec(context.Background()).Err, &timeout, qs)
+		qry.Close()
+		qry, err = e.NewInstantQuery(context.Background(), st, nil, qs, start.Add(time.Hour))
+		require.NoError(t, err)
+		require.ErrorAs(t, qry.Exec(context.Background()).Err, &timeout, qs)
+		qry.Close()
+	}
 }
 
 // TestHasSummary: the engine's plain annotations are step-local; the

@@ -3,6 +3,7 @@ package ruler
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -68,18 +69,37 @@ type Config struct {
 	LookbackDelta time.Duration
 }
 
+// DefaultConfig returns the defaults, Prometheus' own for its flags of the
+// same names.
+func DefaultConfig() Config {
+	return Config{PollInterval: 30 * time.Second, EvaluationInterval: time.Minute, OutageTolerance: time.Hour,
+		ForGracePeriod: 10 * time.Minute, ResendDelay: time.Minute, LookbackDelta: 5 * time.Minute}
+}
+
+// RegisterFlags registers the ruler's flags on fs, with c's values as
+// their defaults. ExternalURL is the server's (--web.external-url).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.PollInterval, "rules.poll-interval", c.PollInterval, "how often every workspace's rule groups namespaces are re-read (changes through the API apply at once)")
+	fs.DurationVar(&c.EvaluationInterval, "rules.evaluation-interval", c.EvaluationInterval, "evaluation interval of rule groups that set none")
+	fs.DurationVar(&c.OutageTolerance, "rules.alert.for-outage-tolerance", c.OutageTolerance, "max time to tolerate an outage for restoring the 'for' state of alerts")
+	fs.DurationVar(&c.ForGracePeriod, "rules.alert.for-grace-period", c.ForGracePeriod, "min duration between a restart and an alert firing whose 'for' is at least this long")
+	fs.DurationVar(&c.ResendDelay, "rules.alert.resend-delay", c.ResendDelay, "min time before a firing alert is sent to the Alertmanager again")
+}
+
+// setDefaults fills the zero durations with DefaultConfig's.
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
+	d := DefaultConfig()
+	def := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
 		}
 	}
-	def(&c.PollInterval, 30*time.Second)
-	def(&c.EvaluationInterval, time.Minute)
-	def(&c.OutageTolerance, time.Hour)
-	def(&c.ForGracePeriod, 10*time.Minute)
-	def(&c.ResendDelay, time.Minute)
-	def(&c.LookbackDelta, 5*time.Minute)
+	def(&c.PollInterval, d.PollInterval)
+	def(&c.EvaluationInterval, d.EvaluationInterval)
+	def(&c.OutageTolerance, d.OutageTolerance)
+	def(&c.ForGracePeriod, d.ForGracePeriod)
+	def(&c.ResendDelay, d.ResendDelay)
+	def(&c.LookbackDelta, d.LookbackDelta)
 }
 
 // Validate reports a configuration that cannot work.

@@ -183,16 +183,22 @@ func (h *Handler) routes() {
 	h.mux = m
 }
 
-// RegisterAdmin registers the API the admin CLI and the demo use, for a mux
-// whose requests the server's SigV4 or bearer guard has authorized:
-// /orrery/v1/users and /orrery/v1/workspaces/{id}/dashboards.
-func (h *Handler) RegisterAdmin(m *http.ServeMux) {
-	m.HandleFunc("GET /orrery/v1/users", h.listUsers)
-	m.HandleFunc("POST /orrery/v1/users", func(w http.ResponseWriter, r *http.Request) { h.createUser(w, r, nil) })
-	m.HandleFunc("PUT /orrery/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) { h.updateUser(w, r, nil) })
-	m.HandleFunc("DELETE /orrery/v1/users/{name}", func(w http.ResponseWriter, r *http.Request) { h.deleteUser(w, r, nil) })
-	m.HandleFunc("GET /orrery/v1/workspaces/{id}/dashboards", h.withID(h.listDashboards))
-	m.HandleFunc("POST /orrery/v1/workspaces/{id}/dashboards", h.withID(h.importDashboard))
+// AdminRoutes returns the API the admin CLI and the demo use, with the
+// Orrery action each needs of a SigV4 key or bearer token (the server's
+// route table authorizes and audits them): /orrery/v1/users and
+// /orrery/v1/workspaces/{id}/dashboards.
+func (h *Handler) AdminRoutes() []auth.Route {
+	route := func(pattern, action string, res auth.Resource, f http.HandlerFunc) auth.Route {
+		return auth.Route{Pattern: pattern, Action: action, Resource: res, Audited: true, Handler: f}
+	}
+	return []auth.Route{
+		route("GET /orrery/v1/users", "orrery:ListUsers", auth.AnyResource, h.listUsers),
+		route("POST /orrery/v1/users", "orrery:CreateUser", auth.AnyResource, func(w http.ResponseWriter, r *http.Request) { h.createUser(w, r, nil) }),
+		route("PUT /orrery/v1/users/{name}", "orrery:UpdateUser", auth.AnyResource, func(w http.ResponseWriter, r *http.Request) { h.updateUser(w, r, nil) }),
+		route("DELETE /orrery/v1/users/{name}", "orrery:DeleteUser", auth.AnyResource, func(w http.ResponseWriter, r *http.Request) { h.deleteUser(w, r, nil) }),
+		route("GET /orrery/v1/workspaces/{id}/dashboards", "orrery:ListDashboards", auth.Workspace, h.withID(h.listDashboards)),
+		route("POST /orrery/v1/workspaces/{id}/dashboards", "orrery:PutDashboard", auth.Workspace, h.withID(h.importDashboard)),
+	}
 }
 
 func ignoreUser(f func(http.ResponseWriter, *http.Request, workspace.ID)) func(http.ResponseWriter, *http.Request, workspace.ID, catalog.User) {

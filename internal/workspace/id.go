@@ -38,8 +38,10 @@ func (id ID) String() string { return string(id) }
 
 type contextKey struct{}
 
-// NewContext returns a context that carries id. Only the authentication
-// middleware calls it; everything else reads the ID with FromContext.
+// NewContext returns a context that carries id. Only the server's route
+// middleware (for data-plane requests it has authorized) and the web UI
+// (for the requests of its users it has authorized) call it; everything
+// else reads the ID with FromContext.
 func NewContext(ctx context.Context, id ID) context.Context {
 	return context.WithValue(ctx, contextKey{}, id)
 }

@@ -51,7 +51,7 @@ type Limits struct {
 	// Query.
 	QueryTimeout    model.Duration `yaml:"query_timeout"`
 	MaxQuerySamples int            `yaml:"max_query_samples"`
-	MaxQueryRange   model.Duration `yaml:"max_query_range"` // end - start of range queries, series, labels.
+	MaxQueryRange   model.Duration `yaml:"max_query_range"` // end - start of range queries (query_range only).
 
 	// Alert manager. Alerts count while the Alertmanager holds them: firing,
 	// and resolved until its garbage collection drops them. Silences count
@@ -149,12 +149,60 @@ type LimitsSource interface {
 	Limits(id ID) Limits
 }
 
-// Overrides holds default limits and per-workspace overrides. It is safe for
-// concurrent use; Set and Load replace overrides atomically.
+// Configuration is what a workspace's owner sets through the control plane
+// (AMP's UpdateWorkspaceConfiguration), stored in the catalog. Its zero
+// value is not "nothing set": use Unconfigured.
+type Configuration struct {
+	// RetentionDays overrides the retention period when positive.
+	RetentionDays int
+	// OutOfOrderWindowSeconds overrides the out-of-order window when not
+	// negative.
+	OutOfOrderWindowSeconds int
+	// LabelSetLimits, when not empty, replace the limits file's (or the
+	// defaults') label set limits. The catalog cannot tell an empty list
+	// set through the API from none set, so empty means "not set".
+	LabelSetLimits []LabelSetLimit
+}
+
+// Unconfigured is the configuration of a workspace whose owner set nothing.
+func Unconfigured() Configuration { return Configuration{OutOfOrderWindowSeconds: -1} }
+
+// Merge returns the limits in force for a workspace: the defaults, then
+// the fields the limits file sets for it (YAML, nil: none) decoded over
+// them, then what its configuration sets. Each layer overrides only what it
+// sets. It is the only place the layers meet; the result is validated.
+func Merge(defaults Limits, file []byte, cfg Configuration) (Limits, error) {
+	l := defaults
+	if file != nil {
+		if err := yaml.UnmarshalStrict(file, &l); err != nil {
+			return Limits{}, err
+		}
+	}
+	if cfg.RetentionDays > 0 {
+		l.RetentionPeriod = model.Duration(time.Duration(cfg.RetentionDays) * 24 * time.Hour)
+	}
+	if cfg.OutOfOrderWindowSeconds >= 0 {
+		l.OutOfOrderWindow = model.Duration(time.Duration(cfg.OutOfOrderWindowSeconds) * time.Second)
+	}
+	if len(cfg.LabelSetLimits) > 0 {
+		l.LabelSetLimits = cfg.LabelSetLimits
+	}
+	if err := l.Validate(); err != nil {
+		return Limits{}, err
+	}
+	return l, nil
+}
+
+// Overrides holds the three layers of limits Merge combines: the defaults,
+// the limits file's overrides and the workspaces' configurations. It is
+// safe for concurrent use. Limits is on the hot path: it reads a map of
+// merged limits, recomputed whenever a layer changes.
 type Overrides struct {
-	mu        sync.RWMutex
-	defaults  Limits
-	overrides map[ID]Limits
+	mu       sync.RWMutex
+	defaults Limits
+	file     map[ID][]byte        // each workspace's fields in the limits file, as YAML.
+	config   map[ID]Configuration // set through the control plane.
+	merged   map[ID]Limits        // workspaces in file or config.
 }
 
 var _ LimitsSource = (*Overrides)(nil)
@@ -164,14 +212,14 @@ func NewOverrides(defaults Limits) (*Overrides, error) {
 	if err := defaults.Validate(); err != nil {
 		return nil, fmt.Errorf("default limits: %w", err)
 	}
-	return &Overrides{defaults: defaults, overrides: map[ID]Limits{}}, nil
+	return &Overrides{defaults: defaults, file: map[ID][]byte{}, config: map[ID]Configuration{}, merged: map[ID]Limits{}}, nil
 }
 
 // Limits implements LimitsSource.
 func (o *Overrides) Limits(id ID) Limits {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	if l, ok := o.overrides[id]; ok {
+	if l, ok := o.merged[id]; ok {
 		return l
 	}
 	return o.defaults
@@ -184,13 +232,15 @@ func (o *Overrides) Defaults() Limits {
 	return o.defaults
 }
 
-// LoadFile replaces all overrides with those in a YAML file of the form
+// LoadFile replaces all of the limits file's overrides with those in a
+// YAML file of the form
 //
 //	overrides:
 //	  ws-0123...:
 //	    ingestion_rate: 500000
 //
-// Limits a workspace does not mention keep their default values.
+// Limits a workspace does not mention keep their default values, or those
+// its configuration sets. On error nothing changes.
 func (o *Overrides) LoadFile(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -202,40 +252,97 @@ func (o *Overrides) LoadFile(path string) error {
 	if err := yaml.UnmarshalStrict(b, &raw); err != nil {
 		return fmt.Errorf("parse limits file %s: %w", path, err)
 	}
-	next := make(map[ID]Limits, len(raw.Overrides))
+	file := make(map[ID][]byte, len(raw.Overrides))
 	for key, fields := range raw.Overrides {
 		id, err := ParseID(key)
 		if err != nil {
 			return fmt.Errorf("limits file %s: %w", path, err)
 		}
-		l := o.Defaults()
-		// Re-marshal the workspace's fields and decode them on top of the
-		// defaults, so unmentioned limits keep their default values.
-		part, err := yaml.Marshal(fields)
-		if err != nil {
+		if file[id], err = yaml.Marshal(fields); err != nil {
 			return fmt.Errorf("limits file %s: workspace %s: %w", path, id, err)
 		}
-		if err := yaml.UnmarshalStrict(part, &l); err != nil {
-			return fmt.Errorf("limits file %s: workspace %s: %w", path, id, err)
-		}
-		if err := l.Validate(); err != nil {
-			return fmt.Errorf("limits file %s: workspace %s: %w", path, id, err)
-		}
-		next[id] = l
 	}
 	o.mu.Lock()
-	o.overrides = next
-	o.mu.Unlock()
+	defer o.mu.Unlock()
+	merged := make(map[ID]Limits, len(file)+len(o.config))
+	for id := range file {
+		cfg, ok := o.config[id]
+		if !ok {
+			cfg = Unconfigured()
+		}
+		if merged[id], err = Merge(o.defaults, file[id], cfg); err != nil {
+			return fmt.Errorf("limits file %s: workspace %s: %w", path, id, err)
+		}
+	}
+	for id, cfg := range o.config {
+		if _, ok := file[id]; ok {
+			continue
+		}
+		if merged[id], err = Merge(o.defaults, nil, cfg); err != nil {
+			return fmt.Errorf("configuration of workspace %s: %w", id, err)
+		}
+	}
+	o.file, o.merged = file, merged
 	return nil
 }
 
-// Set overrides the limits of one workspace.
+// Configure sets a workspace's configuration, the layer over the limits
+// file. On error nothing changes.
+func (o *Overrides) Configure(id ID, cfg Configuration) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l, err := Merge(o.defaults, o.file[id], cfg)
+	if err != nil {
+		return fmt.Errorf("limits of workspace %s: %w", id, err)
+	}
+	o.config[id], o.merged[id] = cfg, l
+	return nil
+}
+
+// With returns the limits a workspace would have with configuration cfg
+// rather than the one set with Configure: for a configuration read from
+// the catalog, which another replica may have changed.
+func (o *Overrides) With(id ID, cfg Configuration) (Limits, error) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return Merge(o.defaults, o.file[id], cfg)
+}
+
+// Forget drops a deleted workspace's configuration; its limits file entry,
+// if any, stays until the file is reloaded.
+func (o *Overrides) Forget(id ID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.config, id)
+	delete(o.merged, id)
+	if f, ok := o.file[id]; ok {
+		if l, err := Merge(o.defaults, f, Unconfigured()); err == nil {
+			o.merged[id] = l
+		}
+	}
+}
+
+// Set makes l a workspace's entry in the limits file layer, as if the file
+// listed every one of its fields, until the next LoadFile. For tests and
+// tools that build limits in code.
 func (o *Overrides) Set(id ID, l Limits) error {
 	if err := l.Validate(); err != nil {
 		return fmt.Errorf("limits of workspace %s: %w", id, err)
 	}
+	b, err := yaml.Marshal(l)
+	if err != nil {
+		return fmt.Errorf("limits of workspace %s: %w", id, err)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.overrides[id] = l
+	cfg, ok := o.config[id]
+	if !ok {
+		cfg = Unconfigured()
+	}
+	m, err := Merge(o.defaults, b, cfg)
+	if err != nil {
+		return fmt.Errorf("limits of workspace %s: %w", id, err)
+	}
+	o.file[id], o.merged[id] = b, m
 	return nil
 }

@@ -209,3 +209,20 @@ func queryVectorBearer(t *testing.T, token, api, q string) ([]any, error) {
 	}
 	return r.Data.Result, nil
 }
+
+// TestHelp: every subcommand and admin verb answers --help with its usage
+// and exit code 0.
+func TestHelp(t *testing.T) {
+	bin := apptest.OrreryBinary(t)
+	for _, args := range [][]string{
+		{"--help"}, {"help"},
+		{"server", "--help"}, {"agent", "--help"}, {"loadgen", "--help"}, {"demo", "--help"}, {"mesh", "--help"}, {"migrate-to-cortex", "--help"},
+		{"workspaces", "--help"}, {"keys", "--help"}, {"tokens", "--help"}, {"users", "--help"},
+		{"tokens", "create", "--help"}, {"keys", "list", "-h"}, {"workspaces", "help"},
+	} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		require.NoError(t, err, "orrery %s: %s", strings.Join(args, " "), out)
+		require.NotContains(t, string(out), "unknown command", strings.Join(args, " "))
+		require.Regexp(t, `(?i)usage|admin verbs`, string(out), strings.Join(args, " "))
+	}
+}

@@ -503,7 +503,13 @@ func TestCortexEngineOverrides(t *testing.T) {
 	created, err := ampAdmin(c.a).CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("small")})
 	require.NoError(t, err)
 	ws := aws.ToString(created.WorkspaceId)
-	limits := writeFile(t, fmt.Sprintf("overrides:\n  %s:\n    max_active_series: 2\n    retention_period: 30d\n", ws))
+	limits := writeFile(t, fmt.Sprintf("overrides:\n  %s:\n    max_active_series: 2\n    retention_period: 30d\n"+
+		"    limits_per_label_set:\n    - {label_set: {job: payments}, max_series: 1000}\n", ws))
+	// A configuration set through the API that sets no label sets keeps
+	// the limits file's: they reach Cortex (a bug once dropped them).
+	_, err = ampAdmin(c.a).UpdateWorkspaceConfiguration(ctx, &amp.UpdateWorkspaceConfigurationInput{WorkspaceId: aws.String(ws),
+		RetentionPeriodInDays: aws.Int32(30)})
+	require.NoError(t, err)
 
 	args := append([]string{"server", "--cortex.print-overrides", "--limits-file", limits, "--data-dir", t.TempDir()}, c.a.Flags()...)
 	cmd := exec.Command(apptest.OrreryBinary(t), args...)
@@ -513,6 +519,7 @@ func TestCortexEngineOverrides(t *testing.T) {
 	require.NoError(t, err, stderr.String())
 	require.Contains(t, string(out), "max_global_series_per_user: 2")
 	require.Contains(t, string(out), "compactor_blocks_retention_period: 720h0m0s")
+	require.Regexp(t, `limits_per_label_set:\n\s+- label_set:\n\s+job: payments\n\s+limits:\n\s+max_series: 1000\n`, string(out))
 	require.NoError(t, os.WriteFile(c.cortex.RuntimeConfig, out, 0o600))
 	apptest.Eventually(t, 30*time.Second, func() error {
 		_, body := apptest.Get(t, c.cortex.URL()+"/runtime_config")

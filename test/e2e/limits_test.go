@@ -84,6 +84,19 @@ func TestPerWorkspaceQueryLimitsAndAdmin(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, v, 1, "deleting in one workspace leaves the others alone")
 
+	// Open workspaces' TSDB metrics are on /metrics with their workspace
+	// (the query opens it again if it went idle).
+	head := regexp.MustCompile(`prometheus_tsdb_head_series\{workspace="` + limited + `"\} [1-9]`)
+	apptest.Eventually(t, 10*time.Second, func() error {
+		if _, err := apptest.QueryVector(t, o.URL(limited, "/api/v1"), "envoy_server_live", now); err != nil {
+			return err
+		}
+		if _, m := apptest.Get(t, "http://"+o.Addr+"/metrics"); !head.Match(m) {
+			return fmt.Errorf("no TSDB metrics of workspace %s", limited)
+		}
+		return nil
+	})
+
 	// Idle workspaces are closed, and reopen with their data.
 	closes := regexp.MustCompile(`orrery_storage_workspace_closes_total (\d+)`)
 	apptest.Eventually(t, 20*time.Second, func() error {

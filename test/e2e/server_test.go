@@ -3,9 +3,11 @@ package e2e
 import (
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -196,4 +198,16 @@ func TestRestartAndStaleness(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "workspaces", ws, "tsdb", "wal"))
 	require.NoError(t, err, "the workspace's TSDB lives in its own directory")
 	o.Stop()
+}
+
+// TestPortInUse: a server whose port is taken says so and how to fix it
+// (the listen error is recognised as EADDRINUSE, not by its text).
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	cmd := exec.Command(apptest.OrreryBinary(t), "server", "--auth=none", "--listen", ln.Addr().String(), "--data-dir", t.TempDir())
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "address already in use (another process uses the port: pick another with --listen)")
 }

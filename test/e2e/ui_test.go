@@ -1473,10 +1473,17 @@ func TestUI(t *testing.T) {
 		require.Contains(t, txt, "deploying")
 		// Contact points: the webhook delivered the firing alert; a test
 		// notification reaches it; SNS's failure shows with its error.
+		if req, err := http.NewRequest("GET", base+"/ui/api/workspaces/"+ws+"/contactpoints", nil); err == nil {
+			if resp, err := adminClient.Do(req); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				t.Logf("contact points: %d %s", resp.StatusCode, b)
+			}
+		}
 		require.Eventually(t, func() bool {
 			_ = chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/alerting?ws="+ws+"&t="+strconv.FormatInt(time.Now().UnixNano(), 10)), chromedp.WaitVisible(chromedp.CSS("#contact-list")))
 			return eval[string](t, bctx, `(document.querySelector('#contact-list tr[data-receiver="default"]') || {dataset: {}}).dataset.state || ""`) == "ok"
-		}, 30*time.Second, time.Second, "the webhook delivered")
+		}, 60*time.Second, time.Second, "the webhook delivered")
 		require.Equal(t, "unknown", eval[string](t, bctx, `document.querySelector('#contact-list tr[data-receiver="broken-sns"]').dataset.state`))
 		hookMu.Lock()
 		before := len(hookBodies)

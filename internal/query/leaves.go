@@ -1,0 +1,728 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/promql/parser/posrange"
+	"github.com/prometheus/prometheus/schema"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/prometheus/prometheus/util/kahansum"
+)
+
+// Leaves: the fast path for the innermost part of dashboard queries.
+//
+// Most of a dashboard query's time is spent in rate() and increase() over
+// a selector of one metric: the engine walks every series' samples through
+// several layers of buffered iterators, window by window, and re-scans
+// each window for counter resets. Orrery computes those calls itself (a
+// "leaf"): each series is decoded once, its windows slide by two indexes,
+// resets are counted by prefix sums, and the series are spread over the
+// free evaluation slots. The engine then evaluates the rest of the query
+// (aggregations, histogram_quantile, binary operations), reading each
+// leaf's answer as a synthetic selector whose series carry a sample at
+// every step where the call had one and a stale marker at the first step
+// where it had none, so that the engine's lookback sees exactly the call's
+// answer.
+//
+// The answers are the plain engine's, bit for bit: the arithmetic is
+// extrapolatedRate's (functions.go in Prometheus' promql, v0.316), in the
+// same order of operations; series are read from the same Queryable over
+// the same time range, in the order the engine would see them, and only
+// series with an answer are passed on, as the engine drops the others;
+// the engine's information annotation for a rate of a metric whose name
+// is not a counter's is given with the same position. Whatever the leaf
+// does not reproduce makes the whole query fall back to the plain engine:
+// native histograms, series whose labels collide once the name is
+// dropped, a sample limit the engine might have reached. The
+// differential tests (engine_test.go) hold the claim.
+
+// leafLabel is the label by which the rewritten query's synthetic
+// selectors name their leaf. No stored series can carry it: label names
+// starting with "__" are reserved.
+const leafLabel = "__orrery_leaf__"
+
+// minSeriesPerWorker is the fewest series worth a goroutine (and a
+// querier) of a leaf's computation. Tests lower it.
+var minSeriesPerWorker = 64
+
+// errFallback says that a leaf cannot reproduce the engine's answer and
+// the query is to be evaluated by the plain engine.
+var errFallback = errors.New("leaf cannot reproduce the engine")
+
+// leaf is one rate() or increase() of a selector, replaced in the query by
+// a synthetic selector.
+type leaf struct {
+	call   *parser.Call
+	sel    *parser.VectorSelector
+	rng    int64   // The range, ms.
+	offset int64   // ms.
+	secs   float64 // The range in seconds, as the engine divides by it.
+	isRate bool
+	// agg, when not nil, is a sum, count, min, max or group of the call
+	// that the leaf computes too: the synthetic selector then stands for
+	// the aggregation, and its series are the aggregation's groups.
+	agg *parser.AggregateExpr
+
+	// The answer, filled by compute: at steps of step up to end.
+	step, end int64
+	series    []leafSeries
+	annos     annotations.Annotations
+	window    int // The most samples of one series in the range read.
+}
+
+type leafSeries struct {
+	lset labels.Labels
+	pts  []promql.FPoint
+}
+
+// leafCall reports whether call is a rate() or increase() the leaf path
+// reproduces: of a plain selector of one metric name, without @, anchored,
+// smoothed or computed durations.
+func leafCall(call *parser.Call) (*leaf, bool) {
+	if call.Func.Name != "rate" && call.Func.Name != "increase" || len(call.Args) != 1 {
+		return nil, false
+	}
+	ms, ok := call.Args[0].(*parser.MatrixSelector)
+	if !ok || ms.RangeExpr != nil {
+		return nil, false
+	}
+	vs, ok := ms.VectorSelector.(*parser.VectorSelector)
+	if !ok || !plainSelector(vs) {
+		return nil, false
+	}
+	named := false
+	for _, m := range vs.LabelMatchers {
+		if m.Name == labels.MetricName && m.Type == labels.MatchEqual && m.Value != "" {
+			named = true
+		}
+	}
+	if !named {
+		return nil, false // Several names could give two series one label set once names are dropped.
+	}
+	return &leaf{call: call, sel: vs, rng: ms.Range.Milliseconds(), offset: vs.OriginalOffset.Milliseconds(),
+		secs: ms.Range.Seconds(), isRate: call.Func.Name == "rate"}, true
+}
+
+// plantLeaves replaces in expr, in place, the calls a leaf computes (and
+// the aggregations of them it computes too) by synthetic selectors, and
+// returns the expression (expr, or the selector that replaced it) and the
+// leaves. Calls inside subqueries are
+// left alone (they are evaluated at the subquery's steps), and so are the
+// direct arguments of the functions that look at their argument's form
+// rather than its value: timestamp() and absent() treat a selector
+// differently from a call.
+func plantLeaves(expr parser.Expr) (parser.Expr, []*leaf) {
+	var leaves []*leaf
+	plant := func(l *leaf, pos posrange.PositionRange) parser.Expr {
+		id := strconv.Itoa(len(leaves))
+		leaves = append(leaves, l)
+		return &parser.VectorSelector{
+			LabelMatchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, leafLabel, id)},
+			PosRange:      pos,
+		}
+	}
+	var walk func(e parser.Expr, replaceable bool) parser.Expr
+	walk = func(e parser.Expr, replaceable bool) parser.Expr {
+		switch n := e.(type) {
+		case *parser.AggregateExpr:
+			if n.Param == nil && replaceable && leafAggregation(n.Op) {
+				var l *leaf
+				ok := false
+				switch in := unparen(n.Expr).(type) {
+				case *parser.Call:
+					l, ok = leafCall(in)
+				case *parser.VectorSelector:
+					l, ok = &leaf{sel: in, offset: in.OriginalOffset.Milliseconds()}, plainSelector(in)
+				}
+				if ok {
+					l.agg = n
+					return plant(l, n.PosRange)
+				}
+			}
+			n.Expr = walk(n.Expr, true)
+			if n.Param != nil {
+				n.Param = walk(n.Param, true)
+			}
+		case *parser.BinaryExpr:
+			n.LHS = walk(n.LHS, true)
+			n.RHS = walk(n.RHS, true)
+		case *parser.ParenExpr:
+			n.Expr = walk(n.Expr, replaceable)
+		case *parser.UnaryExpr:
+			n.Expr = walk(n.Expr, true)
+		case *parser.Call:
+			if l, ok := leafCall(n); ok && replaceable {
+				return plant(l, n.PosRange)
+			}
+			argsReplaceable := n.Func.Name != "timestamp" && n.Func.Name != "absent" && n.Func.Name != "absent_over_time" && n.Func.Name != "info"
+			for i, a := range n.Args {
+				n.Args[i] = walk(a, argsReplaceable)
+			}
+		}
+		return e
+	}
+	expr = walk(expr, true)
+	return expr, leaves
+}
+
+// plainSelector reports whether vs reads samples at the step (or at a
+// fixed offset before it): without @, anchored, smoothed or a computed
+// offset.
+func plainSelector(vs *parser.VectorSelector) bool {
+	return vs.Timestamp == nil && vs.StartOrEnd == 0 && vs.OriginalOffsetExpr == nil && !vs.Anchored && !vs.Smoothed && !vs.BypassEmptyMatcherCheck
+}
+
+func unparen(e parser.Expr) parser.Expr {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.Expr
+	}
+}
+
+// leafAggregation reports whether a leaf computes aggregation op of its
+// call or selector: the aggregations whose arithmetic over floats is
+// simple enough to restate exactly.
+func leafAggregation(op parser.ItemType) bool {
+	switch op {
+	case parser.SUM, parser.AVG, parser.COUNT, parser.MIN, parser.MAX, parser.GROUP:
+		return true
+	}
+	return false
+}
+
+// compute evaluates the leaf at the steps start, start+step, …, end over
+// q (opened over the range the plain engine would open, as open opens
+// more), spreading the series over workers goroutines.
+//
+// A querier's series are not to be read from several goroutines (the
+// head's chunk reader keeps unguarded state), so each further worker
+// opens its own querier, selects the same series and reads its share of
+// them, after checking that they are the ones q listed: a series created
+// in between would shift them, and the query falls back.
+func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (storage.Querier, error), start, end, step, lookback int64, workers int) error {
+	l.step, l.end = step, end
+	hints := &storage.SelectHints{Step: step}
+	if l.call == nil {
+		l.rng = lookback
+		hints.Start = start - l.offset - lookback + 1
+	} else {
+		hints.Func, hints.Range = l.call.Func.Name, l.rng
+		hints.Start = start - l.offset - l.rng
+	}
+	first := start - l.offset - l.rng // Exclusive.
+	last := end - l.offset
+	hints.End = last
+	set := q.Select(ctx, false, hints, l.sel.LabelMatchers...)
+	var all []storage.Series
+	for set.Next() {
+		all = append(all, set.At())
+	}
+	if err := set.Err(); err != nil {
+		return err
+	}
+	if ws := set.Warnings(); len(ws) > 0 {
+		return errFallback // Storage warnings: leave their wording to the engine.
+	}
+
+	out := make([]leafSeries, len(all))
+	windows := make([]int, len(all))
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	workers = max(1, min(workers, len(all)/minSeriesPerWorker))
+	per := (len(all) + workers - 1) / max(1, workers)
+	for w := range workers {
+		lo, hi := w*per, min(len(all), (w+1)*per)
+		if lo >= hi {
+			break
+		}
+		wg.Go(func() {
+			fail := func(err error) { failed.CompareAndSwap(nil, &err) }
+			mine := all[lo:hi]
+			if w > 0 {
+				wq, err := open()
+				if err != nil {
+					fail(err)
+					return
+				}
+				defer wq.Close()
+				if mine, err = share(ctx, wq, hints, l.sel.LabelMatchers, all, lo, hi); err != nil {
+					fail(err)
+					return
+				}
+			}
+			var buf []promql.FPoint
+			var resets []int32
+			var it chunkenc.Iterator
+			for i := lo; i < hi; i++ {
+				if i%256 == 0 && (ctx.Err() != nil || failed.Load() != nil) {
+					return
+				}
+				var err error
+				it = mine[i-lo].Iterator(it)
+				buf, err = readFloats(it, first, last, l.call == nil, buf[:0])
+				if err != nil {
+					fail(err)
+					return
+				}
+				windows[i] = len(buf)
+				if l.call == nil {
+					out[i].pts = l.values(buf, start, end, step)
+					continue
+				}
+				resets = countResets(buf, resets[:0])
+				out[i].pts = l.rates(buf, resets, start, end, step)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p := failed.Load(); p != nil {
+		return *p
+	}
+
+	// Keep the series with an answer, in order, named as the engine names
+	// a rate's answer; two of one label set would be merged (or refused)
+	// by the engine.
+	seen := make(map[uint64]struct{}, len(out))
+	kept := out[:0]
+	var warnNonCounter bool
+	for i, s := range out {
+		l.window = max(l.window, windows[i])
+		if len(s.pts) == 0 {
+			continue
+		}
+		orig := all[i].Labels()
+		s.lset = orig
+		if l.call == nil {
+			kept = append(kept, s) // A selector's series are distinct, and keep their names.
+			continue
+		}
+		s.lset = orig.DropReserved(schema.IsMetadataLabel)
+		h := s.lset.Hash()
+		if _, dup := seen[h]; dup {
+			return errFallback
+		}
+		seen[h] = struct{}{}
+		if name := orig.Get(labels.MetricName); name != "" && !counterName(name) {
+			warnNonCounter = true
+		}
+		kept = append(kept, s)
+	}
+	l.series = kept
+	if l.agg != nil {
+		l.series = l.aggregate(kept, start, end, step)
+	}
+	if warnNonCounter {
+		var name string
+		for _, m := range l.sel.LabelMatchers {
+			if m.Name == labels.MetricName {
+				name = m.Value
+			}
+		}
+		l.annos.Add(annotations.NewPossibleNonCounterInfo(name, l.call.Args[0].PositionRange()))
+	}
+	return nil
+}
+
+// aggregate returns the aggregation's groups over series, answers of the
+// call at steps of step from start to end, as the engine computes them
+// (rangeEvalAgg and aggregation in Prometheus' promql): groups in the
+// order their first series comes, each step's value folded over the
+// group's series in their order, sums with the engine's Kahan summation.
+func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeries {
+	type group struct {
+		lset        labels.Labels
+		seen        []bool
+		value, kc   []float64
+		count       []float64
+		mean        []float64 // avg, once its sum would overflow.
+		incremental []bool
+	}
+	var (
+		groups []*group
+		index  = map[uint64]int{}
+		lb     = labels.NewBuilder(labels.EmptyLabels())
+		steps  = int((end-start)/step) + 1
+		op     = l.agg.Op
+	)
+	for _, s := range series {
+		lb.Reset(s.lset)
+		if l.agg.Without {
+			lb.Del(l.agg.Grouping...)
+			schema.Metadata{}.SetToLabels(lb) // Drops the name, type and unit.
+		} else {
+			lb.Keep(l.agg.Grouping...)
+		}
+		key := lb.Labels()
+		h := key.Hash()
+		gi, ok := index[h]
+		if !ok {
+			gi = len(groups)
+			index[h] = gi
+			g := &group{lset: key, seen: make([]bool, steps), value: make([]float64, steps),
+				kc: make([]float64, steps), count: make([]float64, steps)}
+			if op == parser.AVG {
+				g.mean, g.incremental = make([]float64, steps), make([]bool, steps)
+			}
+			groups = append(groups, g)
+		}
+		g := groups[gi]
+		for _, p := range s.pts {
+			k := int((p.T - start) / step)
+			f := p.F
+			if !g.seen[k] {
+				g.seen[k], g.value[k], g.count[k] = true, f, 1
+				continue
+			}
+			g.count[k]++
+			switch op {
+			case parser.SUM:
+				g.value[k], g.kc[k] = kahansum.Inc(f, g.value[k], g.kc[k])
+			case parser.AVG:
+				// A sum while it does not overflow, then a mean kept
+				// incrementally, as the engine does.
+				if !g.incremental[k] {
+					v, c := kahansum.Inc(f, g.value[k], g.kc[k])
+					if !math.IsInf(v, 0) {
+						g.value[k], g.kc[k] = v, c
+						break
+					}
+					g.incremental[k] = true
+					g.mean[k] = g.value[k] / (g.count[k] - 1)
+					g.kc[k] /= g.count[k] - 1
+				}
+				q := (g.count[k] - 1) / g.count[k]
+				g.mean[k], g.kc[k] = kahansum.Inc(f/g.count[k], q*g.mean[k], q*g.kc[k])
+			case parser.MAX:
+				if g.value[k] < f || math.IsNaN(g.value[k]) {
+					g.value[k] = f
+				}
+			case parser.MIN:
+				if g.value[k] > f || math.IsNaN(g.value[k]) {
+					g.value[k] = f
+				}
+			}
+		}
+	}
+	out := make([]leafSeries, 0, len(groups))
+	for _, g := range groups {
+		pts := make([]promql.FPoint, 0, steps)
+		for k := range steps {
+			if !g.seen[k] {
+				continue
+			}
+			f := g.value[k]
+			switch op {
+			case parser.SUM:
+				f += g.kc[k]
+			case parser.AVG:
+				if g.incremental[k] {
+					f = g.mean[k] + g.kc[k]
+				} else {
+					f = g.value[k]/g.count[k] + g.kc[k]/g.count[k]
+				}
+			case parser.COUNT:
+				f = g.count[k]
+			case parser.GROUP:
+				f = 1
+			}
+			pts = append(pts, promql.FPoint{T: start + int64(k)*step, F: f})
+		}
+		out = append(out, leafSeries{lset: g.lset, pts: pts})
+	}
+	return out
+}
+
+// share selects from q the series all[lo:hi] were at lo to hi of the
+// same selection made by another querier, or errFallback if they differ.
+func share(ctx context.Context, q storage.Querier, hints *storage.SelectHints, ms []*labels.Matcher, all []storage.Series, lo, hi int) ([]storage.Series, error) {
+	set := q.Select(ctx, false, hints, ms...)
+	mine := make([]storage.Series, 0, hi-lo)
+	for i := 0; i < hi && set.Next(); i++ {
+		if i < lo {
+			continue
+		}
+		s := set.At()
+		if !labels.Equal(s.Labels(), all[i].Labels()) {
+			return nil, errFallback
+		}
+		mine = append(mine, s)
+	}
+	if err := set.Err(); err != nil {
+		return nil, err
+	}
+	if len(mine) != hi-lo {
+		return nil, errFallback
+	}
+	return mine, nil
+}
+
+// counterName reports whether a metric name is a counter's by its suffix,
+// as the engine judges it before warning about rate() of a non-counter.
+func counterName(name string) bool {
+	return strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_sum") ||
+		strings.HasSuffix(name, "_count") || strings.HasSuffix(name, "_bucket")
+}
+
+// readFloats appends to buf the float samples of it in (first, last],
+// without stale markers as the engine's range selector reads them, or
+// with them (stale) as its instant selector does. A native histogram
+// sample is errFallback.
+func readFloats(it chunkenc.Iterator, first, last int64, stale bool, buf []promql.FPoint) ([]promql.FPoint, error) {
+	for vt := it.Seek(first + 1); vt != chunkenc.ValNone; vt = it.Next() {
+		if vt != chunkenc.ValFloat {
+			return buf, errFallback
+		}
+		t, f := it.At()
+		if t > last {
+			break
+		}
+		if !stale && value.IsStaleNaN(f) {
+			continue
+		}
+		buf = append(buf, promql.FPoint{T: t, F: f})
+	}
+	return buf, it.Err()
+}
+
+// countResets returns, for each sample, how many counter resets (a value
+// below the previous one) lie at or before it.
+func countResets(pts []promql.FPoint, out []int32) []int32 {
+	var n int32
+	for i := range pts {
+		if i > 0 && pts[i].F < pts[i-1].F {
+			n++
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// rates returns the leaf's answer for one series at each step.
+func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64) []promql.FPoint {
+	var out []promql.FPoint
+	lo, hi := 0, 0
+	for ts := start; ts <= end; ts += step {
+		rangeEnd := ts - l.offset
+		rangeStart := rangeEnd - l.rng
+		for lo < len(pts) && pts[lo].T <= rangeStart {
+			lo++
+		}
+		for hi < len(pts) && pts[hi].T <= rangeEnd {
+			hi++
+		}
+		if hi-lo < 2 {
+			continue // One sample, and no start timestamps: no answer.
+		}
+		w := pts[lo:hi]
+		f := extrapolatedRate(w, resets[hi-1] != resets[lo], rangeStart, rangeEnd, l.secs, l.isRate)
+		if out == nil {
+			out = make([]promql.FPoint, 0, (end-ts)/step+1)
+		}
+		out = append(out, promql.FPoint{T: ts, F: f})
+	}
+	return out
+}
+
+// values returns an instant selector's values for one series at each
+// step, as the engine's vectorSelectorSingle finds them: the last sample
+// at or before the step (less the offset), if it is later than the
+// lookback delta before it and not a stale marker.
+func (l *leaf) values(pts []promql.FPoint, start, end, step int64) []promql.FPoint {
+	var out []promql.FPoint
+	i := -1 // The last sample at or before the step.
+	for ts := start; ts <= end; ts += step {
+		ref := ts - l.offset
+		for i+1 < len(pts) && pts[i+1].T <= ref {
+			i++
+		}
+		if i < 0 || pts[i].T <= ref-l.rng || value.IsStaleNaN(pts[i].F) {
+			continue
+		}
+		if out == nil {
+			out = make([]promql.FPoint, 0, (end-ts)/step+1)
+		}
+		out = append(out, promql.FPoint{T: ts, F: pts[i].F})
+	}
+	return out
+}
+
+// withStale returns pts, answers at steps of step ending at end, with a
+// stale marker at the step after each answer not followed by one: it
+// ends the engine's lookback there.
+func withStale(pts []promql.FPoint, step, end int64) []promql.FPoint {
+	gaps := 0
+	for i, p := range pts {
+		if (i+1 == len(pts) || pts[i+1].T != p.T+step) && p.T+step <= end {
+			gaps++
+		}
+	}
+	if gaps == 0 {
+		return pts
+	}
+	out := make([]promql.FPoint, 0, len(pts)+gaps)
+	for i, p := range pts {
+		out = append(out, p)
+		if (i+1 == len(pts) || pts[i+1].T != p.T+step) && p.T+step <= end {
+			out = append(out, promql.FPoint{T: p.T + step, F: staleNaN})
+		}
+	}
+	return out
+}
+
+// staleNaN is the stale marker.
+var staleNaN = math.Float64frombits(value.StaleNaN)
+
+// extrapolatedRate is the engine's extrapolatedRate for a window of two
+// or more float samples of a counter, without start timestamps: the same
+// operations in the same order, so the same bits. reset says whether the
+// window holds a counter reset; when it does not, the engine's loop over
+// the window adds nothing.
+func extrapolatedRate(pts []promql.FPoint, reset bool, rangeStart, rangeEnd int64, rangeSeconds float64, isRate bool) float64 {
+	numSamplesMinusOne := len(pts) - 1
+	firstT, lastT := pts[0].T, pts[numSamplesMinusOne].T
+	resultFloat := pts[numSamplesMinusOne].F - pts[0].F
+	if reset {
+		for i, currPoint := range pts[1:] {
+			prevPoint := pts[i]
+			if currPoint.F < prevPoint.F {
+				resultFloat += prevPoint.F
+			}
+		}
+	}
+	durationToStart := float64(firstT-rangeStart) / 1000
+	durationToEnd := float64(rangeEnd-lastT) / 1000
+	sampledInterval := float64(lastT-firstT) / 1000
+	averageDurationBetweenSamples := sampledInterval / float64(numSamplesMinusOne)
+	extrapolationThreshold := averageDurationBetweenSamples * 1.1
+
+	if durationToStart >= extrapolationThreshold {
+		durationToStart = averageDurationBetweenSamples / 2
+	}
+	durationToZero := durationToStart
+	if resultFloat > 0 && pts[0].F >= 0 {
+		durationToZero = sampledInterval * (pts[0].F / resultFloat)
+	}
+	if durationToZero < durationToStart {
+		durationToStart = durationToZero
+	}
+	if durationToEnd >= extrapolationThreshold {
+		durationToEnd = averageDurationBetweenSamples / 2
+	}
+	factor := 1.0
+	if sampledInterval != 0 {
+		factor = (sampledInterval + durationToStart + durationToEnd) / sampledInterval
+	}
+	if isRate {
+		factor /= rangeSeconds
+	}
+	return resultFloat * factor
+}
+
+// leafParser is the engine's parser: it answers a token registered by
+// prepare with the rewritten expression, and parses anything else.
+type leafParser struct {
+	parser.Parser
+	mu      sync.Mutex
+	next    uint64
+	pending map[string]parser.Expr
+}
+
+const tokenPrefix = "\x00orrery-leaves:"
+
+func (p *leafParser) register(expr parser.Expr) (token string, forget func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending == nil {
+		p.pending = map[string]parser.Expr{}
+	}
+	p.next++
+	token = tokenPrefix + strconv.FormatUint(p.next, 10)
+	p.pending[token] = expr
+	return token, func() {
+		p.mu.Lock()
+		delete(p.pending, token)
+		p.mu.Unlock()
+	}
+}
+
+// ParseExpr implements parser.Parser.
+func (p *leafParser) ParseExpr(input string) (parser.Expr, error) {
+	if strings.HasPrefix(input, tokenPrefix) {
+		p.mu.Lock()
+		expr, ok := p.pending[input]
+		delete(p.pending, input)
+		p.mu.Unlock()
+		if ok {
+			return expr, nil
+		}
+	}
+	return p.Parser.ParseExpr(input)
+}
+
+// leafQueryable serves the leaves' answers to the synthetic selectors and
+// everything else from the workspace's storage. A leaf series holds the
+// call's answers at the steps where it has one, and a stale marker at the
+// step after each answer not followed by another.
+type leafQueryable struct {
+	storage.Queryable
+	leaves []*leaf
+}
+
+func (q *leafQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	inner, err := q.Queryable.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return &leafQuerier{Querier: inner, q: q}, nil
+}
+
+type leafQuerier struct {
+	storage.Querier
+	q *leafQueryable
+}
+
+func (lq *leafQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	for _, m := range ms {
+		if m.Name != leafLabel {
+			continue
+		}
+		i, err := strconv.Atoi(m.Value)
+		if err != nil || i < 0 || i >= len(lq.q.leaves) {
+			return storage.ErrSeriesSet(errors.New("unknown leaf " + m.Value))
+		}
+		l := lq.q.leaves[i]
+		return &leafSet{series: l.series, step: l.step, end: l.end, i: -1}
+	}
+	return lq.Querier.Select(ctx, sortSeries, hints, ms...)
+}
+
+type leafSet struct {
+	series    []leafSeries
+	step, end int64
+	i         int
+}
+
+func (s *leafSet) Next() bool { s.i++; return s.i < len(s.series) }
+func (s *leafSet) At() storage.Series {
+	return promql.NewStorageSeries(promql.Series{Metric: s.series[s.i].lset, Floats: withStale(s.series[s.i].pts, s.step, s.end)})
+}
+func (s *leafSet) Err() error                        { return nil }
+func (s *leafSet) Warnings() annotations.Annotations { return nil }
