@@ -22,12 +22,13 @@ const demoUsage = `Usage: orrery demo [flags]
 One command, no external services: starts an Orrery server (SigV4, a generated admin key), creates a workspace, a
 remote-write key for the agent and a query token, runs the service mesh (see 'orrery mesh --help') with traffic, runs
 the agent scraping every sidecar (its configuration is written to DATA-DIR/demo/agent.yml), installs the seed's alert
-(p99 upstream latency above 5 ms for 1m) with an alert manager whose webhook prints notifications here, and prints a
+(p99 upstream latency above --alert.threshold-ms for 1m) with an alert manager that delivers to a webhook, by email to a
+local SMTP sink and to a local SNS-compatible endpoint (whose email subscription mails the sink), all printed here, and prints a
 status line every few seconds. Logs of the server, agent and mesh go to DATA-DIR/demo/orrery.log.
 
-Inject latency at start with --latency-ms 20, or at run time through the printed mesh control URL:
+Inject latency at start with --latency-ms 100, or at run time through the printed mesh control URL:
 
-  curl -X POST http://CONTROL/faults -d '{"service":"payments","latency_ms":20}'
+  curl -X POST http://CONTROL/faults -d '{"service":"payments","latency_ms":100}'
   curl -X DELETE http://CONTROL/faults
 
 Flags:
@@ -56,6 +57,10 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	fs.IntVar(&cfg.RequestsPerSecond, "rps", 20, "requests per second sent to the mesh's frontend")
 	fs.DurationVar(&cfg.StatusInterval, "status-interval", 5*time.Second, "how often the status line is printed")
+	fs.IntVar(&cfg.MeshBasePort, "mesh.base-port", 0, "first of consecutive ports for the mesh's services, sidecars and control endpoint (0: free ports)")
+	fs.StringVar(&cfg.WebhookListen, "webhook.listen", "127.0.0.1:0", "address of the console webhook the alert manager notifies (port 0: a free one)")
+	fs.StringVar(&cfg.AgentListen, "agent.listen", "127.0.0.1:0", "address of the agent's /metrics, /-/ready and /api/v1/targets (port 0: a free one)")
+	fs.Float64Var(&cfg.AlertThresholdMS, "alert.threshold-ms", demo.DefaultAlertThresholdMS, "the latency alert's p99 threshold in milliseconds")
 	faults.register(fs)
 	logLevel := fs.String("log.level", "info", "level of the log file: debug, info, warn, error")
 	logStderr := fs.Bool("log.stderr", false, "log to stderr instead of DATA-DIR/demo/orrery.log")
@@ -106,7 +111,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if err := demo.Run(ctx, cfg, stdout, logger); err != nil {
 		msg := err.Error()
 		if errors.Is(err, syscall.EADDRINUSE) {
-			msg += " (another process uses the port: pick another with --listen)"
+			msg += " (another process uses the port: pick another with --listen, --mesh.base-port, --webhook.listen or --agent.listen)"
 		}
 		fmt.Fprintf(stderr, "orrery demo: %s\n", msg)
 		return 1

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -139,6 +140,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "orrery %s %s: %v\n", noun, verb, err)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			fmt.Fprintf(stderr, "orrery: nothing listens at %s; if the server listens elsewhere (orrery server --listen), name it with --url or ORRERY_URL\n", c.URL)
+		}
 		return 1
 	}
 	return 0

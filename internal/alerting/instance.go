@@ -128,9 +128,13 @@ type instance struct {
 	stopc chan struct{}
 	wg    sync.WaitGroup
 
-	mu         sync.Mutex // serializes apply and stop.
-	stopped    bool
-	def        *definition
+	mu      sync.Mutex // serializes apply and stop.
+	stopped bool
+	def     *definition
+	// receivers are the integrations apply built, by receiver name,
+	// wrapped to record their attempts in health; guarded by mu.
+	receivers  map[string][]notify.Integration
+	health     contactHealth
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
 	inhibitor  atomic.Pointer[inhibit.Inhibitor]
 	// resolveTimeout is the configuration's global resolve_timeout, for
@@ -264,7 +268,7 @@ func (in *instance) apply(def *definition) error {
 		if err != nil {
 			return fmt.Errorf("receiver %q: %w", rcv.Name, err)
 		}
-		receivers[rcv.Name] = integrations
+		receivers[rcv.Name] = in.recorded(rcv.Name, integrations)
 	}
 	intervals := make(map[string][]timeinterval.TimeInterval, len(conf.MuteTimeIntervals)+len(conf.TimeIntervals))
 	for _, ti := range conf.MuteTimeIntervals {
@@ -302,6 +306,7 @@ func (in *instance) apply(def *definition) error {
 	dispatcher.WaitForLoading()
 	in.dispatcher.Store(dispatcher)
 	in.def = def
+	in.receivers = receivers
 	return nil
 }
 

@@ -300,6 +300,15 @@ func (s *Server) finish() error {
 	if s.ui, err = ui.New(uiCfg, cat, s.engine.queries(), s.engine.alertmanager(), logger, s.reg); err != nil {
 		return err
 	}
+	// The UI's rules editor writes through the control plane's own
+	// handlers of the rule groups namespace API, after checking its user.
+	rules := http.NewServeMux()
+	for _, r := range s.control.Routes() {
+		if strings.Contains(r.Pattern, "/rulegroupsnamespaces") {
+			rules.Handle(r.Pattern, r.Handler)
+		}
+	}
+	s.ui.SetRules(rules)
 	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
 		return err
 	}
@@ -576,6 +585,15 @@ func (s *Server) workspaceStatus(ctx context.Context, id string) (string, bool, 
 	return ws.Status, true, nil
 }
 
+// uiURL is the web UI's address, for the start log.
+func (s *Server) uiURL() string {
+	scheme := "http"
+	if s.cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + s.ln.Addr().String() + "/ui/"
+}
+
 // Addr returns the address the server listens on, once Start returned.
 func (s *Server) Addr() string {
 	if s.ln == nil {
@@ -617,9 +635,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.Join(err, s.catalog.Close())
 	}
 	if s.cfg.Engine == "cortex" {
-		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
+		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "ui", s.uiURL(), "engine", "cortex", "cortex_url", s.cfg.CortexURL, "auth", s.cfg.Auth)
 	} else {
-		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
+		s.logger.Info("orrery server listening", "addr", s.ln.Addr().String(), "ui", s.uiURL(), "data_dir", s.cfg.DataDir, "auth", s.cfg.Auth)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
@@ -256,6 +258,7 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, caller *cat
 type dashboardJSON struct {
 	UID        string    `json:"uid"`
 	Title      string    `json:"title"`
+	Tags       []string  `json:"tags"`
 	ModifiedAt time.Time `json:"modifiedAt"`
 }
 
@@ -267,7 +270,15 @@ func (h *Handler) listDashboards(w http.ResponseWriter, r *http.Request, id work
 	}
 	out := []dashboardJSON{}
 	for _, d := range ds {
-		out = append(out, dashboardJSON{UID: d.UID, Title: d.Title, ModifiedAt: d.ModifiedAt})
+		// The list holds no models: each is read for its tags (a
+		// workspace has tens of dashboards, not thousands).
+		tags := []string{}
+		if full, err := h.cat.Dashboard(r.Context(), id, d.UID); err == nil {
+			if m, err := dashboard.Parse(full.Data); err == nil && m.Tags != nil {
+				tags = m.Tags
+			}
+		}
+		out = append(out, dashboardJSON{UID: d.UID, Title: d.Title, Tags: tags, ModifiedAt: d.ModifiedAt})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -415,6 +426,77 @@ func (h *Handler) proxyAlertmanager(w http.ResponseWriter, r *http.Request, id w
 		}
 	}
 	h.forward(w, r, "/workspaces/"+id.String()+"/alertmanager/api/v2/"+rest, h.alerts)
+}
+
+// proxyRules hands a rule groups namespace call to the control plane's
+// API, as AMP's CreateRuleGroupsNamespace, PutRuleGroupsNamespace,
+// DescribeRuleGroupsNamespace, ListRuleGroupsNamespaces and
+// DeleteRuleGroupsNamespace: the same validation, quotas and ruler
+// reload as for SigV4 callers. The routes gave viewers reads and editors
+// writes.
+func (h *Handler) proxyRules(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	if h.rules == nil {
+		writeError(w, http.StatusNotImplemented, "this server does not let the web UI edit rules")
+		return
+	}
+	path := "/workspaces/" + id.String() + "/rulegroupsnamespaces"
+	if name := r.PathValue("name"); name != "" {
+		path += "/" + name
+	}
+	h.forward(w, r, path, h.rules)
+}
+
+// receiverHealth is what the contact points page needs of the alerting
+// handler: the health of each receiver's integrations and a test
+// notification. The embedded Alertmanager has it; the Cortex engine's
+// alerting does not.
+type receiverHealth interface {
+	Receivers(id workspace.ID) ([]alerting.IntegrationStatus, error)
+	TestReceiver(ctx context.Context, id workspace.ID, receiver string) ([]alerting.IntegrationStatus, error)
+}
+
+var _ receiverHealth = (*alerting.Manager)(nil)
+
+// contactPoints answers the health of every integration of the receivers
+// the workspace's routes use.
+func (h *Handler) contactPoints(w http.ResponseWriter, _ *http.Request, id workspace.ID, _ catalog.User) {
+	rh, ok := h.alerts.(receiverHealth)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this server's alert manager does not report its receivers' health")
+		return
+	}
+	list, err := rh.Receivers(id)
+	if errors.Is(err, alerting.ErrNoReceiver) {
+		writeJSON(w, http.StatusOK, []alerting.IntegrationStatus{})
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if list == nil {
+		list = []alerting.IntegrationStatus{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// testContactPoint sends a test notification through a receiver.
+func (h *Handler) testContactPoint(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	rh, ok := h.alerts.(receiverHealth)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this server's alert manager cannot send test notifications")
+		return
+	}
+	list, err := rh.TestReceiver(r.Context(), id, r.PathValue("name"))
+	if errors.Is(err, alerting.ErrNoReceiver) {
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, path string, next http.Handler) {

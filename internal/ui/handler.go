@@ -91,7 +91,16 @@ type Handler struct {
 	logins  *prometheus.CounterVec
 	limiter *loginLimiter
 	mux     *http.ServeMux
+	// rules is the control plane's rule groups namespace API (SetRules);
+	// nil until set.
+	rules http.Handler
 }
+
+// SetRules gives the UI the control plane's handler of the rule groups
+// namespace API (paths /workspaces/{id}/rulegroupsnamespaces…), through
+// which the rules editor reads and writes, after the UI checked the
+// user's role. Call it before the handler serves.
+func (h *Handler) SetRules(rules http.Handler) { h.rules = rules }
 
 // New returns the UI handler. query and alerts are the per-workspace query
 // API and Alertmanager API; they read the workspace from the request
@@ -148,6 +157,13 @@ func (h *Handler) routes() {
 		}
 		h.deleteUser(w, r, &u)
 	}))
+	m.Handle("GET /ui/api/workspaces/{id}/rulegroupsnamespaces", h.workspaceAuthed(RoleViewer, h.proxyRules))
+	m.Handle("POST /ui/api/workspaces/{id}/rulegroupsnamespaces", h.workspaceAuthed(RoleEditor, h.proxyRules))
+	m.Handle("GET /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleViewer, h.proxyRules))
+	m.Handle("PUT /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleEditor, h.proxyRules))
+	m.Handle("DELETE /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleEditor, h.proxyRules))
+	m.Handle("GET /ui/api/workspaces/{id}/contactpoints", h.workspaceAuthed(RoleViewer, h.contactPoints))
+	m.Handle("POST /ui/api/workspaces/{id}/contactpoints/{name}/test", h.workspaceAuthed(RoleEditor, h.testContactPoint))
 	m.Handle("GET /ui/api/builtin/envoy", h.authed(RoleViewer, func(w http.ResponseWriter, _ *http.Request, _ catalog.User) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(dashboard.EnvoyDashboard())
@@ -431,6 +447,14 @@ func auditedCall(r *http.Request) (action, resource string) {
 		return "ui:PutDashboard", ws + "/dashboard/" + r.PathValue("uid")
 	case "DELETE /ui/api/workspaces/{id}/dashboards/{uid}":
 		return "ui:DeleteDashboard", ws + "/dashboard/" + r.PathValue("uid")
+	case "POST /ui/api/workspaces/{id}/rulegroupsnamespaces":
+		return "ui:CreateRuleGroupsNamespace", ws + "/rulegroupsnamespace/*"
+	case "PUT /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}":
+		return "ui:PutRuleGroupsNamespace", ws + "/rulegroupsnamespace/" + r.PathValue("name")
+	case "DELETE /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}":
+		return "ui:DeleteRuleGroupsNamespace", ws + "/rulegroupsnamespace/" + r.PathValue("name")
+	case "POST /ui/api/workspaces/{id}/contactpoints/{name}/test":
+		return "ui:TestAlertManagerReceiver", ws + "/receiver/" + r.PathValue("name")
 	case "POST /ui/api/workspaces/{id}/alertmanager/api/v2/":
 		return "ui:PutAlertManagerSilences", ws + "/silences"
 	case "DELETE /ui/api/workspaces/{id}/alertmanager/api/v2/":

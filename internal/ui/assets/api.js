@@ -25,7 +25,9 @@ export async function api(method, path, body, raw) {
   }
   if (!resp.ok) {
     let msg = text;
-    try { const j = JSON.parse(text); msg = j.message || j.error || text; } catch (_) { /* not JSON */ }
+    // Error bodies come as {message}, {error}, or (Alertmanager's) a bare
+    // JSON string: shown as text, never as an escaped string.
+    try { const j = JSON.parse(text); msg = typeof j === "string" ? j : j.message || j.error || j.Message || text; } catch (_) { /* not JSON */ }
     throw new APIError(resp.status, msg || resp.statusText);
   }
   if (raw) return text;

@@ -1,7 +1,9 @@
 // The dashboard view: variables, time range, auto-refresh, panels.
 import { api, prom, state, canEdit } from "./api.js";
-import { h, timeseries, stat, gauge, bargauge, table, heatmap, markdown, escapeHTML } from "./charts.js";
-import { interpolate, legend, autoInterval, parseDuration, formatDuration } from "./template.js";
+import { h, timeseries, stat, gauge, bargauge, table, heatmap, markdown, escapeHTML, piechart, stateTimeline, unsupported } from "./charts.js";
+import { fieldConfig } from "./fields.js";
+import { seriesToFrames, transform, TRANSFORMS } from "./transform.js";
+import { interpolate, legend, autoInterval, parseDuration, formatDuration, queryResolution, DATASOURCE_MIN_INTERVAL_MS } from "./template.js";
 
 export const RANGES = ["5m", "15m", "30m", "1h", "3h", "6h", "12h", "24h", "2d", "7d", "30d"];
 
@@ -33,9 +35,9 @@ export function normalize(model) {
     const lg = (p.options && p.options.legend) || {};
     return {
       raw: p, id: p.id, type: p.type || "graph", title: p.title || "", description: p.description || "",
-      gridPos: p.gridPos || { x: 0, y: 0, w: 12, h: 8 }, targets: (p.targets || []).filter(t => t && typeof t === "object"),
+      gridPos: p.gridPos || { x: 0, y: 0, w: 12, h: 8 }, targets: refIds((p.targets || []).filter(t => t && typeof t === "object")),
       interval: p.interval || "", maxDataPoints: p.maxDataPoints || 0, repeat: p.repeat || "", repeatDirection: p.repeatDirection || "h", maxPerRow: p.maxPerRow || 0, collapsed: !!p.collapsed,
-      unit: def.unit || y0.format || p.format || "short", min: num(def.min ?? y0.min), max: num(def.max ?? y0.max),
+      unit: def.unit || (p.options && p.options.yAxis && p.options.yAxis.unit) || (p.yAxis && p.yAxis.format) || y0.format || p.format || "short", min: num(def.min ?? y0.min), max: num(def.max ?? y0.max),
       decimals: num(def.decimals ?? y0.decimals ?? p.decimals),
       thresholds: def.thresholds || { mode: "absolute", steps: [] },
       stacking: (def.custom && def.custom.stacking && def.custom.stacking.mode) || (p.stack ? "normal" : "none"),
@@ -82,6 +84,25 @@ export function normalize(model) {
   return { uid: d.uid, title: d.title || "Untitled", from: (d.time || {}).from || "now-6h", to: (d.time || {}).to || "now",
     refresh: typeof d.refresh === "string" ? d.refresh : "", sections, vars };
 }
+
+// refIds names targets without a refId A, B, C… as Grafana does when it
+// loads a panel, skipping the names taken.
+function refIds(targets) {
+  const taken = new Set(targets.map(t => t.refId).filter(Boolean));
+  let i = 0;
+  const next = () => {
+    for (;;) {
+      let n = i++, id = "";
+      do { id = String.fromCharCode(65 + n % 26) + id; n = Math.floor(n / 26) - 1; } while (n >= 0);
+      if (!taken.has(id)) return id;
+    }
+  };
+  return targets.map(t => t.refId ? t : { ...t, refId: next() });
+}
+
+// SUPPORTED are the panel types Orrery draws; any other shows a notice.
+export const SUPPORTED = new Set(["graph", "timeseries", "stat", "singlestat", "gauge", "bargauge", "table", "table-old", "heatmap",
+  "text", "piechart", "grafana-piechart-panel", "state-timeline"]);
 
 function asList(v) { return v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)]; }
 
@@ -175,7 +196,7 @@ export class Dashboard {
   // `changed` (all when null), in order: later ones may use earlier ones.
   async resolveVariables(changed) {
     const range = this.range();
-    const b = { intervalMs: autoInterval(range.to - range.from, 1000, 0), rangeMs: range.to - range.from, scrapeMs: 15000 };
+    const b = { intervalMs: autoInterval(range.to - range.from, 1000, DATASOURCE_MIN_INTERVAL_MS), rangeMs: range.to - range.from, scrapeMs: DATASOURCE_MIN_INTERVAL_MS };
     let after = changed === null;
     for (const v of this.model.vars) {
       if (!after) { if (v.name === changed) after = true; continue; }
@@ -287,10 +308,13 @@ export class Dashboard {
         input = h("input", { type: "text", value: val.values[0] || "", "data-var": v.name, onchange: e => this.changeVar(v, [e.target.value]) });
       } else {
         const opts = this.options[v.name] || [];
-        input = h("select", { "data-var": v.name, multiple: v.multi, size: v.multi ? Math.min(4, opts.length + (v.includeAll ? 1 : 0)) : undefined,
+        // The select holds the value; the picker is what one sees and
+        // clicks, as Grafana's dropdown: search, All, several values.
+        const sel = h("select", { "data-var": v.name, multiple: v.multi, hidden: true,
           onchange: e => this.changeVar(v, [...e.target.selectedOptions].map(o => o.value)) },
         v.includeAll ? h("option", { value: "$__all", selected: val.all }, "All") : null,
         opts.map(o => h("option", { value: o.value, selected: !val.all && val.values.includes(o.value) }, o.text)));
+        input = h("span", { class: "var-wrap" }, sel, variablePicker(v, sel, val, opts));
       }
       const err = this.varErrors && this.varErrors[v.name];
       bar.append(h("label", { class: "variable", title: err || "" }, h("span", {}, v.label), input, err ? h("span", { class: "error" }, "!") : null));
@@ -398,6 +422,8 @@ export class Dashboard {
         window.__orrery.ready = false;
         this.runPanel(p).finally(() => { window.__orrery.ready = true; });
       } }, "⤢"),
+      canEdit() ? h("button", { class: "inspect", title: "Edit: queries, visualization and unit", "data-edit-panel": p.key, onclick: () => this.editPanel(p) }, "✎") : null,
+      h("button", { class: "inspect", title: "Explore: the panel's queries, interpolated", "data-explore": p.key, onclick: () => this.explore(p) }, "↗"),
       h("button", { class: "inspect", title: "Inspect: PromQL and raw data", "data-inspect": p.key, onclick: () => this.inspect(p) }, "⋯")), body);
     p.el = body; p.status = status; p.shownTitle = title;
     return el;
@@ -411,42 +437,56 @@ export class Dashboard {
   async runPanel(p) {
     const range = this.range();
     const width = p.el.clientWidth || 600;
-    const minMs = parseDuration(p.interval) || 0;
-    const info = { title: p.shownTitle, type: p.type, queries: [], series: [], error: null };
+    const info = { title: p.shownTitle, type: p.type, queries: [], series: [], error: null, range, ranAt: Date.now() };
     window.__orrery.panels[p.key] = info;
-    if (p.type === "text") { p.el.innerHTML = `<div class="text">${markdown(interpolate(p.content, this.scope(p.override), {}, "raw"))}</div>`; return; }
+    if (p.type === "text") {
+      const o = (p.raw && p.raw.options) || {};
+      const src = interpolate(p.content, this.scope(p.override), {}, "raw");
+      // HTML mode is shown as text: a dashboard may not run markup here.
+      p.el.innerHTML = `<div class="text">${(o.mode || p.raw.mode) === "html" ? `<pre>${escapeHTML(src)}</pre>` : markdown(src)}</div>`;
+      info.render = { text: p.el.textContent };
+      return;
+    }
+    if (!SUPPORTED.has(p.type)) { unsupported(p.el, p.type); info.unsupported = p.type; return; }
     const targets = p.targets.filter(t => t.expr && !t.hide);
     if (!targets.length) { p.el.innerHTML = '<div class="nodata">No queries</div>'; return; }
     p.status.textContent = "…";
     try {
       const results = await Promise.all(targets.map(async (t, qi) => {
-        const tMin = parseDuration(t.interval) || minMs;
-        const intervalMs = autoInterval(range.to - range.from, p.maxDataPoints || width, tMin);
-        const b = { intervalMs, rangeMs: range.to - range.from, scrapeMs: 15000 };
+        const scope = this.scope(p.override);
+        const res0 = queryResolution({ width, maxDataPoints: p.maxDataPoints, interval: interpolate(p.interval, scope, {}, "raw") },
+          { interval: interpolate(t.interval || "", scope, {}, "raw"), intervalFactor: t.intervalFactor }, range, new Date(range.to).getTimezoneOffset());
+        const b = { intervalMs: res0.intervalMs, rangeMs: range.to - range.from, scrapeMs: res0.scrapeMs };
         const expr = interpolate(t.expr, this.scope(p.override), b);
         const instant = !!t.instant || t.format === "table" && p.type === "table";
         const lf = interpolate(t.legendFormat || "", this.scope(p.override), b, "raw");
-        const q = { refId: t.refId || "", expr, instant, legendFormat: lf };
+        const q = { refId: t.refId || "", expr, instant, legendFormat: lf, format: t.format || "time_series" };
         if (instant) {
           q.time = range.to / 1000;
           const r = await prom("query", { query: expr, time: String(q.time) });
           q.raw = r;
           const res = r.resultType === "vector" ? r.result : r.resultType === "scalar" ? [{ metric: {}, value: r.result }] : (r.result || []).map(s => ({ metric: s.metric, value: s.values[s.values.length - 1] }));
           info.queries[qi] = q;
-          return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
+          return res.map(s => ({ qi, refId: q.refId, labels: s.metric, name: legend(lf, s.metric), values: [[s.value[0] * 1000, parseFloat(s.value[1])]] }));
         }
-        const step = Math.max(intervalMs / 1000, 0.001);
-        q.start = Math.floor(range.from / 1000 / step) * step; q.end = range.to / 1000; q.step = step;
+        const step = res0.stepS;
+        q.start = res0.start; q.end = res0.end; q.step = step; q.interval = interpolate("$__interval", {}, b); q.rateInterval = interpolate("$__rate_interval", {}, b);
         const r = await prom("query_range", { query: expr, start: String(q.start), end: String(q.end), step: String(step) });
         q.raw = r;
         info.queries[qi] = q;
         const res = r.resultType === "matrix" ? r.result : [];
-        return res.map(s => ({ qi, labels: s.metric, name: legend(lf, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
+        return res.map(s => ({ qi, refId: q.refId, labels: s.metric, name: legend(lf, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
       }));
       const series = results.flat();
+      // Each series is a field: its config from the defaults and the
+      // overrides that match its name or query, its display name.
+      for (const s of series) {
+        s.field = fieldConfig(p, { name: s.name, type: "number", refId: s.refId });
+        if (s.field.displayName) s.name = s.field.displayName;
+      }
       info.series = series.map(s => ({ query: s.qi, name: s.name, labels: s.labels, values: s.values }));
       p.status.textContent = "";
-      this.draw(p, series, range);
+      info.render = this.draw(p, series, range, info) || null;
     } catch (e) {
       info.error = e.message;
       p.status.textContent = "⚠";
@@ -456,15 +496,68 @@ export class Dashboard {
     }
   }
 
-  draw(p, series, range) {
+  draw(p, series, range, info) {
     switch (p.type) {
       case "stat": case "singlestat": return stat(p.el, series, p);
       case "gauge": return gauge(p.el, series, p);
       case "bargauge": return bargauge(p.el, series, p);
-      case "table": case "table-old": return table(p.el, series, p);
+      case "table": case "table-old": {
+        let frames = seriesToFrames(series, info.queries, info.queries.length);
+        // The old table panel joined its table-format queries into one
+        // table.
+        if (p.type === "table-old" && frames.length > 1 && info.queries.every(q => q.format === "table")) frames = TRANSFORMS.merge(frames);
+        const unknown = [];
+        frames = transform(frames, p.raw.transformations, unknown);
+        if (unknown.length) { p.status.textContent = "⚠"; p.status.title = "Transformations Orrery does not apply: " + unknown.join(", "); info.unknownTransformations = unknown; }
+        return table(p.el, frames, p, f => fieldConfig(p, f));
+      }
       case "heatmap": return heatmap(p.el, series, p, range);
+      case "piechart": case "grafana-piechart-panel": return piechart(p.el, series, p);
+      case "state-timeline": return stateTimeline(p.el, series, p, range);
       default: return timeseries(p.el, series, p, range, (a, b) => this.setTime(a, b));
     }
+  }
+
+  // editPanel edits a panel's queries, visualization type and unit in the
+  // dashboard's JSON model: Apply shows the change, Save also stores it.
+  editPanel(p) {
+    const raw = p.raw;
+    const dlg = h("dialog", { class: "inspect-dialog", id: "panel-editor" });
+    const type = h("select", { id: "panel-edit-type" }, [...new Set([raw.type || "graph", ...SUPPORTED])].map(t => h("option", { value: t, selected: t === (raw.type || "graph") }, t)));
+    const unit = h("input", { id: "panel-edit-unit", value: p.unit || "", placeholder: "unit, e.g. ms, bytes, reqps, percentunit", size: 30 });
+    const targets = (raw.targets || []).map((t, i) => t && typeof t === "object" ? h("label", { class: "panel-edit-target" }, h("span", {}, t.refId || String.fromCharCode(65 + i)),
+      Object.assign(h("textarea", { class: "promql panel-edit-expr", rows: 3, spellcheck: "false", "data-index": i }), { value: t.expr || "" })) : null);
+    const apply = () => {
+      raw.type = type.value;
+      raw.fieldConfig = raw.fieldConfig && typeof raw.fieldConfig === "object" ? raw.fieldConfig : { defaults: {}, overrides: [] };
+      raw.fieldConfig.defaults = raw.fieldConfig.defaults || {};
+      raw.fieldConfig.defaults.unit = unit.value.trim() || undefined;
+      if (Array.isArray(raw.yaxes) && raw.yaxes[0] && unit.value.trim()) raw.yaxes[0].format = unit.value.trim();
+      for (const ta of dlg.querySelectorAll(".panel-edit-expr")) raw.targets[Number(ta.dataset.index)].expr = ta.value;
+      this.model = normalize(this.json);
+      dlg.close();
+      this.render();
+    };
+    dlg.append(h("h3", {}, "Edit " + p.shownTitle), h("label", {}, "Visualization ", type), " ", h("label", {}, "Unit ", unit), h("h4", {}, "Queries"), ...targets.filter(Boolean),
+      h("div", {}, h("button", { class: "btn", id: "panel-edit-apply", onclick: apply }, "Apply"),
+        h("button", { class: "btn primary", id: "panel-edit-save", onclick: async () => { apply(); await this.save(); } }, "Save dashboard"),
+        h("button", { class: "btn", onclick: () => dlg.close() }, "Cancel")));
+    dlg.addEventListener("close", () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
+  }
+
+  // explore opens Explore with the panel's first query (and its second
+  // one in a split), interpolated, over the dashboard's relative range.
+  explore(p) {
+    const info = window.__orrery.panels[p.key] || { queries: [] };
+    const qs = info.queries.filter(Boolean);
+    if (!qs.length) return;
+    const rel = /^now-(\w+)$/.exec(this.from);
+    const range = rel && RANGES.includes(rel[1]) ? rel[1] : "1h";
+    const q = new URLSearchParams({ ws: state.ws, expr: qs[0].expr, range, mode: qs[0].instant ? "instant" : "both" });
+    if (qs[1]) { q.set("expr2", qs[1].expr); q.set("range2", range); }
+    location.hash = "#/explore?" + q;
   }
 
   inspect(p) {
@@ -519,6 +612,67 @@ export class Dashboard {
     await api("DELETE", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`);
     location.hash = "#/dashboards?ws=" + state.ws;
   }
+}
+
+// variablePicker is a variable's dropdown: a button showing the current
+// value ("All", or the values joined by " + "), a menu with a search box,
+// All when the variable has it, and the options. A single-value variable
+// takes a click at once; a multi-value one collects clicks and applies
+// them when the menu closes (a click outside, Escape or Enter).
+function variablePicker(v, sel, val, opts) {
+  const text = val.all ? "All" : val.values.map(x => (opts.find(o => o.value === x) || { text: x }).text).join(" + ") || "None";
+  const picked = new Set(val.all ? ["$__all"] : val.values);
+  const button = h("button", { class: "var-button", type: "button", "data-var-button": v.name, title: text }, text);
+  const search = h("input", { class: "var-search", placeholder: "Search", "data-var-search": v.name });
+  const items = [...(v.includeAll ? [{ text: "All", value: "$__all" }] : []), ...opts].map(o =>
+    h("li", { class: "var-option" + (picked.has(o.value) ? " selected" : ""), "data-value": o.value, title: o.text }, v.multi ? h("i", { class: "check" }) : null, o.text));
+  const menu = h("div", { class: "var-menu", hidden: true }, search, h("ul", {}, items));
+  const root = h("span", { class: "var-picker", "data-var-picker": v.name }, button, menu);
+  const apply = () => {
+    for (const o of sel.options) o.selected = picked.has(o.value);
+    sel.dispatchEvent(new Event("change"));
+  };
+  let changed = false;
+  const close = commit => {
+    if (menu.hidden) return;
+    menu.hidden = true;
+    document.removeEventListener("mousedown", outside, true);
+    if (commit && changed) apply();
+  };
+  const outside = e => { if (!root.contains(e.target)) close(true); };
+  button.addEventListener("click", () => {
+    if (!menu.hidden) { close(true); return; }
+    menu.hidden = false;
+    search.value = "";
+    items.forEach(li => { li.hidden = false; });
+    search.focus();
+    document.addEventListener("mousedown", outside, true);
+  });
+  search.addEventListener("input", () => {
+    const q = search.value.toLowerCase();
+    items.forEach(li => { li.hidden = q !== "" && !li.textContent.toLowerCase().includes(q); });
+  });
+  search.addEventListener("keydown", e => {
+    if (e.key === "Escape") close(true);
+    if (e.key === "Enter") {
+      const first = items.find(li => !li.hidden);
+      if (!v.multi && first) first.click(); else close(true);
+    }
+  });
+  for (const li of items) {
+    li.addEventListener("click", () => {
+      const x = li.dataset.value;
+      changed = true;
+      if (!v.multi) { picked.clear(); picked.add(x); close(false); apply(); return; }
+      if (x === "$__all") { picked.clear(); picked.add(x); } else {
+        picked.delete("$__all");
+        if (picked.has(x)) picked.delete(x); else picked.add(x);
+        if (!picked.size && v.includeAll) picked.add("$__all");
+      }
+      items.forEach(it => it.classList.toggle("selected", picked.has(it.dataset.value)));
+    });
+  }
+  return root;
 }
 
 export function flash(msg) {

@@ -39,6 +39,50 @@ export function autoInterval(rangeMs, points, minMs) {
   return minMs && iv < minMs ? minMs : iv;
 }
 
+// DATASOURCE_MIN_INTERVAL_MS is the built-in data source's minimum
+// interval, Grafana's Prometheus data source's "Scrape interval"
+// (jsonData.timeInterval) at its default, 15s.
+export const DATASOURCE_MIN_INTERVAL_MS = 15000;
+
+function minIntervalMs(s) {
+  return parseDuration(String(s || "").trim().replace(/^>/, "")) || 0;
+}
+
+// queryResolution computes a range query's step and the built-ins of its
+// expression as Grafana does. The panel's interval comes from its width in
+// pixels (or maxDataPoints when set) over the range, rounded
+// (rangeutil.calculateInterval), and no lower than the panel's "Min
+// interval" or else the data source's. The Prometheus data source then
+// raises the step to the query's "Min step" (target.interval), times the
+// legacy intervalFactor, and to range/11000 (Prometheus' 11,000-point
+// limit); a raised step becomes $__interval. $__rate_interval is
+// max($__interval + scrape, 4 × scrape) with scrape the query's Min step
+// or the data source's interval. Start and end are aligned down to
+// multiples of the step in the browser's time zone.
+// p: {width, maxDataPoints, interval}; t: {interval, intervalFactor}, both
+// interpolated; range: {from, to} in ms; tzOffsetMin as
+// Date.getTimezoneOffset returns it.
+export function queryResolution(p, t, range, tzOffsetMin) {
+  const rangeMs = range.to - range.from;
+  const points = p.maxDataPoints > 0 ? p.maxDataPoints : Math.max(1, Math.round(p.width || 0)) || 1000;
+  const low = minIntervalMs(p.interval) || DATASOURCE_MIN_INTERVAL_MS;
+  let intervalMs = roundInterval(rangeMs / points);
+  if (intervalMs < low) intervalMs = low;
+  const minStepMs = minIntervalMs(t.interval);
+  const scrapeMs = minStepMs || DATASOURCE_MIN_INTERVAL_MS;
+  const rangeS = Math.ceil(rangeMs / 1000);
+  let safe = rangeS / 11000;
+  if (safe > 1) safe = Math.ceil(safe);
+  const factor = t.intervalFactor > 0 ? t.intervalFactor : 1;
+  const stepS = Math.max(intervalMs / 1000 * factor, (minStepMs || intervalMs) / 1000, safe);
+  const offS = -(tzOffsetMin || 0) * 60;
+  const align = x => Math.floor((x + offS) / stepS) * stepS - offS;
+  return {
+    intervalMs: stepS * 1000, stepS, scrapeMs,
+    start: align(range.from / 1000), end: align(range.to / 1000),
+  };
+}
+
 export function rateInterval(intervalMs, scrapeMs) {
   const s = scrapeMs > 0 ? scrapeMs : 15000;
   return Math.max(intervalMs + s, 4 * s);

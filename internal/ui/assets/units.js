@@ -50,8 +50,22 @@ export function format(v, unit, decimals) {
     case "iops": return short(v) + " io/s";
     case "none": return fixed(v, decimals);
     case "dateTimeAsIso": return new Date(v).toISOString();
-    default: return short(v);
+    case "kbytes": return scaled(v * 1024, decimals, 1024, [" B", " KiB", " MiB", " GiB", " TiB", " PiB"]);
+    case "mbytes": return scaled(v * 1048576, decimals, 1024, [" B", " KiB", " MiB", " GiB", " TiB", " PiB"]);
+    case "deckbytes": return scaled(v * 1000, decimals, 1000, [" B", " kB", " MB", " GB", " TB", " PB"]);
+    case "decmbytes": return scaled(v * 1e6, decimals, 1000, [" B", " kB", " MB", " GB", " TB", " PB"]);
+    case "decgbytes": return scaled(v * 1e9, decimals, 1000, [" B", " kB", " MB", " GB", " TB", " PB"]);
+    case "pps": return scaled(v, decimals, 1000, [" p/s", " Kp/s", " Mp/s", " Gp/s"]);
+    case "hertz": return scaled(v, decimals, 1000, [" Hz", " kHz", " MHz", " GHz"]);
+    case "short": case "": return short(v);
   }
+  // Grafana's custom units: suffix:, prefix:, and any other string shown
+  // after the value.
+  const u = String(unit);
+  if (u.startsWith("suffix:")) return fixed(v, decimals) + u.slice(7);
+  if (u.startsWith("prefix:")) return u.slice(7) + fixed(v, decimals);
+  if (u.startsWith("currency")) return short(v);
+  return fixed(v, decimals) + " " + u;
 }
 
 // thresholdColor returns the color of the step v falls into.
@@ -79,3 +93,68 @@ export function cssColor(c) {
 
 export const PALETTE = ["#7eb26d", "#eab839", "#6ed0e0", "#ef843c", "#e24d42", "#1f78c1", "#ba43a9", "#705da0",
   "#508642", "#cca300", "#447ebc", "#c15c17", "#890f02", "#0a437c", "#6d1f62", "#584477"];
+
+// normalizeMappings turns Grafana's value mappings (fieldConfig mappings,
+// schema 7+: value, range, regex, special) and the legacy singlestat
+// valueMaps/rangeMaps into one list of {type, options}.
+export function normalizeMappings(fieldMappings, legacy) {
+  const out = [];
+  for (const m of fieldMappings || []) {
+    if (!m || typeof m !== "object") continue;
+    if (m.type && m.options) { out.push(m); continue; }
+    // Schema 7 mappings: {type: 1|2, value, from, to, text}.
+    if (m.type === 1 || m.type === "1") out.push({ type: "value", options: { [String(m.value)]: { text: m.text } } });
+    else if (m.type === 2 || m.type === "2") out.push({ type: "range", options: { from: num(m.from), to: num(m.to), result: { text: m.text } } });
+  }
+  const lg = legacy || {};
+  for (const v of lg.valueMaps || []) if (v && v.op === "=") out.push({ type: "value", options: { [String(v.value)]: { text: v.text } } });
+  for (const r of lg.rangeMaps || []) if (r) out.push({ type: "range", options: { from: num(r.from), to: num(r.to), result: { text: r.text } } });
+  return out;
+}
+
+function num(v) {
+  if (v === null || v === undefined || v === "") return null;
+  const n = Number(v);
+  return isNaN(n) ? null : n;
+}
+
+// mapValue returns the mapping result ({text, color}) for v, or null. The
+// first mapping that matches wins, as in Grafana.
+export function mapValue(v, mappings) {
+  for (const m of mappings || []) {
+    const o = m.options || {};
+    switch (m.type) {
+      case "value": {
+        if (v === null || v === undefined) break;
+        const key = Object.keys(o).find(k => k === String(v) || (k !== "" && !isNaN(Number(k)) && Number(k) === v));
+        if (key !== undefined) return o[key];
+        break;
+      }
+      case "range": {
+        if (v === null || v === undefined || Number.isNaN(v)) break;
+        if ((o.from === null || o.from === undefined || v >= o.from) && (o.to === null || o.to === undefined || v <= o.to)) return o.result || {};
+        break;
+      }
+      case "regex": {
+        try { if (v !== null && new RegExp(o.pattern).test(String(v))) return o.result || {}; } catch (_) { /* a bad pattern matches nothing */ }
+        break;
+      }
+      case "special": {
+        const w = o.match;
+        if ((w === "null" && v === null) || (w === "nan" && Number.isNaN(v)) || (w === "null+nan" && (v === null || Number.isNaN(v))) ||
+          (w === "true" && v === true) || (w === "false" && v === false) || (w === "empty" && v === "")) return o.result || {};
+        break;
+      }
+    }
+  }
+  return null;
+}
+
+// display formats v as a field shows it: a mapping's text (and color)
+// first, else the unit; the color from the mapping or the thresholds.
+export function display(v, f) {
+  const m = mapValue(v, f.mappings);
+  const color = m && m.color ? cssColor(m.color) : f.colorFixed ? cssColor(f.colorFixed) : thresholdColor(f.thresholds, v, f.min, f.max);
+  const text = m && m.text !== undefined && m.text !== "" ? m.text : format(v, f.unit, f.decimals);
+  return { text, color };
+}
