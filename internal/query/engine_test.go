@@ -199,12 +199,7 @@ func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs s
 	defer qry.Close()
 	res := qry.Exec(context.Background())
 	var b strings.Builder
-	warns, infos := res.Warnings.AsStrings(qs, 0, 0)
-	warns = append(warns, infos...)
-	sort.Strings(warns)
-	fmt.Fprintf(&b, "warnings: %q\n", warns)
-	if res.Err != nil {
-		fmt.Fprintf(&b, "error: %v\n", res.Err)
+	if !renderHead(&b, res, qs) {
 		return b.String()
 	}
 	mat := res.Value.(promql.Matrix)
@@ -219,6 +214,20 @@ func rangeAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs s
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// renderHead renders an answer's warnings and error, sorted; it reports
+// whether there is a value to render.
+func renderHead(b *strings.Builder, res *promql.Result, qs string) bool {
+	warns, infos := res.Warnings.AsStrings(qs, 0, 0)
+	warns = append(warns, infos...)
+	sort.Strings(warns)
+	fmt.Fprintf(b, "warnings: %q\n", warns)
+	if res.Err != nil {
+		fmt.Fprintf(b, "error: %v\n", res.Err)
+		return false
+	}
+	return true
 }
 
 // floatBits renders f exactly, by its bits, but a NaN as NaN: which NaN an
@@ -249,12 +258,7 @@ func instantAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs
 	defer qry.Close()
 	res := qry.Exec(context.Background())
 	var b strings.Builder
-	warns, infos := res.Warnings.AsStrings(qs, 0, 0)
-	warns = append(warns, infos...)
-	sort.Strings(warns)
-	fmt.Fprintf(&b, "warnings: %q\n", warns)
-	if res.Err != nil {
-		fmt.Fprintf(&b, "error: %v\n", res.Err)
+	if !renderHead(&b, res, qs) {
 		return b.String()
 	}
 	switch v := res.Value.(type) {
