@@ -457,9 +457,21 @@ func DecodeOTLP(b []byte, json bool) (pmetricotlp.ExportRequest, error) {
 // their first append, and then fills a remote write 2.0 Request with them
 // for the remote write path. It stores nothing.
 type otlpCollector struct {
-	series []otlpSeries
-	index  map[uint64][]int // series by the hash of their labels.
+	series     []otlpSeries
+	index      map[uint64][]int // series by the hash of their labels.
+	targetInfo int              // target_info samples so far.
 }
+
+// maxTargetInfoSamples bounds the target_info samples one request may
+// yield. Prometheus' translation writes a target_info sample every half
+// lookback delta between a resource's earliest and latest data points, so
+// a request with one point at the epoch and one today would expand to
+// millions of samples (a fuzzer found it). 10,000 covers a span of two
+// weeks at the default 5 m lookback; real exporters send seconds.
+const maxTargetInfoSamples = 10_000
+
+// errTargetInfoSpan is the translation's error for such a request.
+var errTargetInfoSpan = fmt.Errorf("the data points' timestamps are too far apart: target_info would need more than %d samples (one every half lookback delta between a resource's earliest and latest points)", maxTargetInfoSamples)
 
 // otlpSeries is one series' translated points.
 type otlpSeries struct {
@@ -478,6 +490,11 @@ func newOTLPCollector() *otlpCollector {
 
 // Append implements storage.AppenderV2.
 func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if ls.Get(labels.MetricName) == "target_info" {
+		if c.targetInfo++; c.targetInfo > maxTargetInfoSamples {
+			return 0, errTargetInfoSpan
+		}
+	}
 	hash := ls.Hash()
 	i := -1
 	for _, j := range c.index[hash] {

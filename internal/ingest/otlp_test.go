@@ -98,3 +98,31 @@ func FuzzDecodeOTLP(f *testing.F) {
 		}
 	})
 }
+
+// TestOTLPTargetInfoSpanIsBounded: a resource whose data points lie years
+// apart would make Prometheus' translation write a target_info sample
+// every half lookback delta between them; the request is refused with an
+// error saying why, instead of expanding to millions of samples.
+func TestOTLPTargetInfoSpanIsBounded(t *testing.T) {
+	conv := otlptranslator.NewPrometheusConverter(nil)
+	cfg := OTLPConfig{}
+
+	md := otlpSeed()
+	// An attribute that is not identifying: target_info carries it.
+	md.ResourceMetrics().At(0).Resource().Attributes().PutStr("k8s.pod.name", "p-1")
+	var r Request
+	_, err := translateOTLP(context.Background(), conv, cfg.withDefaults(), md, &r)
+	require.NoError(t, err, "points at one time translate")
+
+	// One more point, a second after the epoch.
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	g := ms.AppendEmpty()
+	g.SetName("old")
+	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetDoubleValue(1)
+	dp.SetTimestamp(pcommon.Timestamp(1_000_000_000))
+	r = Request{}
+	_, err = translateOTLP(context.Background(), conv, cfg.withDefaults(), md, &r)
+	require.ErrorIs(t, err, errTargetInfoSpan)
+	require.ErrorContains(t, err, "too far apart")
+}
