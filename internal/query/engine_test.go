@@ -452,17 +452,24 @@ func gauge(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// TestSplitQueryTimesOut: the workspace's query timeout bounds a split
-// query as a whole, with the engine's timeout error.
-func TestSplitQueryTimesOut(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 3))
+// timingOutEngine returns an engine whose workspace's query timeout is a
+// nanosecond, and Envoy-like data (drawn from seed) starting at start.
+func timingOutEngine(t *testing.T, seed uint64) (*Engine, storage.Queryable, time.Time) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
 	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
 	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
 	lim := workspace.DefaultLimits()
 	lim.QueryTimeout = model.Duration(time.Nanosecond)
 	ev, err := NewEvaluator(EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4}, nil, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
-	e := ev.NewEngine(workspace.NewID(), lim, EngineOpts(lim, 5*time.Minute))
+	return ev.NewEngine(workspace.NewID(), lim, EngineOpts(lim, 5*time.Minute)), st, start
+}
+
+// TestSplitQueryTimesOut: the workspace's query timeout bounds a split
+// query as a whole, with the engine's timeout error.
+func TestSplitQueryTimesOut(t *testing.T) {
+	e, st, start := timingOutEngine(t, 3)
 	qry, err := e.NewRangeQuery(context.Background(), st, nil, `sum(rate(envoy_cluster_upstream_rq_total[5m]))`, start, start.Add(time.Hour), 30*time.Second)
 	require.NoError(t, err)
 	_, split := qry.(*rangeQuery)
@@ -476,14 +483,7 @@ func TestSplitQueryTimesOut(t *testing.T) {
 // leaves Orrery computes, range and instant, with the engine's timeout
 // error.
 func TestLeavesTimeOut(t *testing.T) {
-	rng := rand.New(rand.NewPCG(4, 4))
-	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
-	st := envoyStorage(t, rng, 8, 4, start, 2*time.Hour)
-	lim := workspace.DefaultLimits()
-	lim.QueryTimeout = model.Duration(time.Nanosecond)
-	ev, err := NewEvaluator(EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4}, nil, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	e := ev.NewEngine(workspace.NewID(), lim, EngineOpts(lim, 5*time.Minute))
+	e, st, start := timingOutEngine(t, 4)
 	var timeout promql.ErrQueryTimeout
 	for _, qs := range []string{`sum by (pod) (rate(envoy_cluster_upstream_rq_total[5m]))`, `topk(3, sum by (pod) (rate(envoy_cluster_upstream_rq_total[5m])))`} {
 		qry, err := e.NewRangeQuery(context.Background(), st, nil, qs, start, start.Add(time.Hour), 30*time.Second)
