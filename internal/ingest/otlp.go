@@ -339,15 +339,15 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	if code, msg := h.reserve(id, &lim, st, nSamples+nHist, hdr); code != 0 {
 		return otlpAnswer{code: code, msg: msg}
 	}
+	p, code, msg := h.admit(r.Context(), id, &lim, st, b)
+	if code != 0 {
+		return otlpAnswer{code: code, msg: msg}
+	}
 	app, err := h.store.Appender(r.Context(), id)
 	if err != nil {
 		return otlpAnswer{code: http.StatusInternalServerError, msg: fmt.Sprintf("open workspace %s for writing: %v", id, err)}
 	}
-	p, code, msg := h.walk(r.Context(), id, &lim, st, b, app)
-	if code != 0 {
-		_ = app.Rollback()
-		return otlpAnswer{code: code, msg: msg}
-	}
+	h.write(app, id, b, &p)
 	code, msg, wr := h.commit(app, id, &p)
 	var rejected int64
 	for _, n := range p.rejected {
