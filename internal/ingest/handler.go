@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,6 +86,28 @@ type Config struct {
 	// go beyond it gets 503 with Retry-After before it allocates. Zero
 	// means DefaultMaxInflightBytes.
 	MaxInflightBytes int64
+}
+
+// DefaultConfig returns the handler's defaults.
+func DefaultConfig() Config {
+	return Config{CreationGracePeriod: 10 * time.Minute, MaxInflightBytes: DefaultMaxInflightBytes}
+}
+
+// RegisterFlags registers the handler's flags on fs, with c's values as
+// their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Int64Var(&c.MaxInflightBytes, "ingest.max-inflight-bytes", c.MaxInflightBytes, "remote write bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.MaxInflightBytes < 0 {
+		return errors.New("--ingest.max-inflight-bytes must not be negative")
+	}
+	if c.CreationGracePeriod < 0 {
+		return errors.New("the creation grace period must not be negative")
+	}
+	return nil
 }
 
 // DefaultMaxInflightBytes is Config.MaxInflightBytes's default: one

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,6 +58,12 @@ type OTLPConfig struct {
 	// running totals apart. Without it, delta temporality is refused, as
 	// by Prometheus.
 	ConvertDelta bool
+}
+
+// RegisterFlags registers OTLP ingestion's flags on fs, with c's values as
+// their defaults.
+func (c *OTLPConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.ConvertDelta, "otlp.convert-delta", c.ConvertDelta, "convert OTLP sums and histograms of delta temporality to cumulative, per workspace, as Prometheus' otlp-deltatocumulative feature (without it they are refused)")
 }
 
 // withDefaults returns a copy of cfg with the zero values filled in.
