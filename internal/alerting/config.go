@@ -83,4 +83,3 @@ func (f networksFlag) Set(s string) error {
 	f.c.DenyReceiverNetworks, f.c.flagErr = nets, nil
 	return nil
 }
-

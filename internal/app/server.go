@@ -44,9 +44,9 @@ const (
 
 // ServerConfig configures `orrery server`.
 type ServerConfig struct {
-	Listen      string
-	DataDir     string
-	LimitsFile  string
+	Listen     string
+	DataDir    string
+	LimitsFile string
 	// Storage configures the embedded engine's TSDBs; its Dir is DataDir.
 	Storage orstorage.Config
 	// Ingest configures remote write, OTLP that of OTLP ingestion.
