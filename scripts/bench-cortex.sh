@@ -99,16 +99,12 @@ through() {
 direct 1; through 1; through 2; direct 2
 if [ "${SIGV4:-0}" = 1 ]; then
   . scripts/signed.sh
-  s_port=$(port)
-  "$work/orrery" server --engine=cortex --cortex.url "http://127.0.0.1:$c_port" --db "postgres://orrery@127.0.0.1:$pg_port/postgres?sslmode=disable" \
-    --secrets-key-file "$work/secrets.key" --data-dir "$work/orrery-sigv4-data" --auth=sigv4 --listen "127.0.0.1:$s_port" \
-    --limits.ingestion-rate=0 --limits.max-active-series=0 --log.level=warn >"$work/orrery-sigv4.log" 2>&1 &
-  s_pid=$!
-  wait_ready "http://127.0.0.1:$s_port/-/ready"
-  ws=$(new_workspace "$work/orrery" "http://127.0.0.1:$s_port")
+  start_signed "$work/orrery" "$work/orrery-sigv4-data" --engine=cortex --cortex.url "http://127.0.0.1:$c_port" \
+    --db "postgres://orrery@127.0.0.1:$pg_port/postgres?sslmode=disable" --secrets-key-file "$work/secrets.key" \
+    --limits.ingestion-rate=0 --limits.max-active-series=0
   # run counts the first replica's CPU: the signed one is o_pid for this run.
   u_pid=$o_pid; o_pid=$s_pid
-  run "Orrery $(git rev-parse --short HEAD) → Cortex, SigV4" "http://127.0.0.1:$s_port/workspaces/$ws/api/v1/remote_write" --sigv4
+  run "Orrery $(git rev-parse --short HEAD) → Cortex, SigV4" "http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1/remote_write" --sigv4
   o_pid=$u_pid
 fi
 # Remote write 2.0 senders: Cortex converts 2.0 to 1.0 itself (its

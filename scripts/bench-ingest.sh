@@ -76,13 +76,8 @@ kill "$o_pid"; wait "$o_pid" || true
 
 if [ "${SIGV4:-0}" = 1 ]; then
   . scripts/signed.sh
-  s_port=$(port)
-  "$work/orrery" server --auth=sigv4 --listen "127.0.0.1:$s_port" --data-dir "$work/orrery-sigv4-data" --limits.ingestion-rate=0 \
-    --limits.max-active-series=0 --log.level=warn >"$work/orrery-sigv4.log" 2>&1 &
-  s_pid=$!
-  wait_ready "http://127.0.0.1:$s_port/-/ready"
-  ws=$(new_workspace "$work/orrery" "http://127.0.0.1:$s_port")
-  run "Orrery $(git rev-parse --short HEAD), SigV4" "$s_pid" "http://127.0.0.1:$s_port/workspaces/$ws/api/v1/remote_write" \
+  start_signed "$work/orrery" "$work/orrery-sigv4-data" --limits.ingestion-rate=0 --limits.max-active-series=0
+  run "Orrery $(git rev-parse --short HEAD), SigV4" "$s_pid" "http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1/remote_write" \
     "$work/orrery-sigv4-data" --sigv4
   kill "$s_pid"; wait "$s_pid" || true
 fi

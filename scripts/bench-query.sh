@@ -160,11 +160,8 @@ cold_extra[orrery]=""; cold_extra[prometheus]=""; cold_extra[victoria]="&nocache
 
 if [ "${SIGV4:-0}" = 1 ]; then
   . scripts/signed.sh
-  s_port=$(port)
-  taskset -c "$CPUS" "$work/orrery" server --auth=sigv4 --listen "127.0.0.1:$s_port" --data-dir "$work/s" --limits.ingestion-rate=0 --log.level=warn $ORRERY_FLAGS >"$work/s.log" 2>&1 &
-  pid[orrery_sigv4]=$!
-  wait_ready "http://127.0.0.1:$s_port/-/ready"
-  s_ws=$(new_workspace "$work/orrery" "http://127.0.0.1:$s_port")
+  start_signed "taskset -c $CPUS $work/orrery" "$work/s" --limits.ingestion-rate=0 $ORRERY_FLAGS
+  pid[orrery_sigv4]=$s_pid
   load "http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1/remote_write" --sigv4
   base[orrery_sigv4]="http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1"
   cold_extra[orrery_sigv4]=""
