@@ -134,51 +134,97 @@ func New(cfg Config, cat *catalog.Catalog, query, alerts http.Handler, logger *s
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-func (h *Handler) routes() {
-	m := http.NewServeMux()
+// route is a line of the UI's route table: the role a session's user
+// needs (none for the login and the static files), whether the path's {id}
+// is a workspace the user must be granted, and for a call that changes
+// something the action and resource of its audit line. One middleware,
+// serve, reads it.
+type route struct {
+	pattern string
+	role    string
+	// workspace: the path's {id} names a workspace; one the user may not
+	// see answers 404, as one that does not exist does.
+	workspace bool
+	// action, if set, audits the call; resource names what it acts on,
+	// with {id}, {name} and {uid} taken from the path and {silence} from
+	// the path below …/alertmanager/api/v2/silence/.
+	action, resource string
+	handler          func(http.ResponseWriter, *http.Request, workspace.ID, catalog.User)
+}
+
+// table is the UI's route table.
+func (h *Handler) table() []route {
 	static, _ := fs.Sub(assets, "assets") // The directory is embedded: Sub cannot fail.
 	files := http.StripPrefix("/ui/", http.FileServerFS(static))
-	m.Handle("GET /ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r)
-	}))
-	m.HandleFunc("POST /ui/api/login", h.login)
-	m.Handle("POST /ui/api/logout", h.authed(RoleViewer, h.logout))
-	m.Handle("GET /ui/api/session", h.authed(RoleViewer, h.session))
-	m.Handle("GET /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.listUsers(w, r) }))
-	m.Handle("POST /ui/api/users", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.createUser(w, r, &u) }))
-	m.Handle("PUT /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.updateUser(w, r, &u) }))
-	m.Handle("DELETE /ui/api/users/{name}", h.authed(RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
-		if r.PathValue("name") == u.Name {
-			writeError(w, http.StatusBadRequest, "you cannot delete yourself")
-			return
-		}
-		h.deleteUser(w, r, &u)
-	}))
-	m.Handle("GET /ui/api/workspaces/{id}/rulegroupsnamespaces", h.workspaceAuthed(RoleViewer, h.proxyRules))
-	m.Handle("POST /ui/api/workspaces/{id}/rulegroupsnamespaces", h.workspaceAuthed(RoleEditor, h.proxyRules))
-	m.Handle("GET /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleViewer, h.proxyRules))
-	m.Handle("PUT /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleEditor, h.proxyRules))
-	m.Handle("DELETE /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}", h.workspaceAuthed(RoleEditor, h.proxyRules))
-	m.Handle("GET /ui/api/workspaces/{id}/contactpoints", h.workspaceAuthed(RoleViewer, h.contactPoints))
-	m.Handle("POST /ui/api/workspaces/{id}/contactpoints/{name}/test", h.workspaceAuthed(RoleEditor, h.testContactPoint))
-	m.Handle("GET /ui/api/builtin/envoy", h.authed(RoleViewer, func(w http.ResponseWriter, _ *http.Request, _ catalog.User) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(dashboard.EnvoyDashboard())
-	}))
-	m.Handle("GET /ui/api/workspaces/{id}/usage", h.workspaceAuthed(RoleViewer, ignoreUser(h.usage)))
-	m.Handle("GET /ui/api/workspaces/{id}/dashboards", h.workspaceAuthed(RoleViewer, ignoreUser(h.listDashboards)))
-	m.Handle("POST /ui/api/workspaces/{id}/dashboards", h.workspaceAuthed(RoleEditor, ignoreUser(h.importDashboard)))
-	m.Handle("GET /ui/api/workspaces/{id}/dashboards/{uid}", h.workspaceAuthed(RoleViewer, h.getDashboard))
-	m.Handle("PUT /ui/api/workspaces/{id}/dashboards/{uid}", h.workspaceAuthed(RoleEditor, ignoreUser(h.importDashboard)))
-	m.Handle("DELETE /ui/api/workspaces/{id}/dashboards/{uid}", h.workspaceAuthed(RoleEditor, h.deleteDashboard))
-	for _, method := range []string{"GET", "POST"} {
-		m.Handle(method+" /ui/api/workspaces/{id}/prom/api/v1/", h.workspaceAuthed(RoleViewer, h.proxyQuery))
+	open := func(pattern string, f http.HandlerFunc) route {
+		return route{pattern: pattern, handler: func(w http.ResponseWriter, r *http.Request, _ workspace.ID, _ catalog.User) { f(w, r) }}
 	}
-	for _, method := range []string{"GET", "POST", "DELETE"} {
-		m.Handle(method+" /ui/api/workspaces/{id}/alertmanager/api/v2/", h.workspaceAuthed(RoleViewer, h.proxyAlertmanager))
+	user := func(pattern, role string, f func(http.ResponseWriter, *http.Request, catalog.User)) route {
+		return route{pattern: pattern, role: role, handler: func(w http.ResponseWriter, r *http.Request, _ workspace.ID, u catalog.User) { f(w, r, u) }}
+	}
+	ws := func(pattern, role string, f func(http.ResponseWriter, *http.Request, workspace.ID, catalog.User)) route {
+		return route{pattern: pattern, role: role, workspace: true, handler: f}
+	}
+	audited := func(rt route, action, resource string) route {
+		rt.action, rt.resource = action, resource
+		return rt
+	}
+	const wsp = "/ui/api/workspaces/{id}/"
+	const res = "workspace/{id}/"
+	t := []route{
+		open("GET /ui/", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Cache-Control", "no-cache")
+			files.ServeHTTP(w, r)
+		}),
+		open("POST /ui/api/login", h.login),
+		audited(user("POST /ui/api/logout", RoleViewer, h.logout), "ui:Logout", "session"),
+		user("GET /ui/api/session", RoleViewer, h.session),
+		user("GET /ui/api/users", RoleAdmin, func(w http.ResponseWriter, r *http.Request, _ catalog.User) { h.listUsers(w, r) }),
+		audited(user("POST /ui/api/users", RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.createUser(w, r, &u) }),
+			"ui:CreateUser", "user/*"),
+		audited(user("PUT /ui/api/users/{name}", RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) { h.updateUser(w, r, &u) }),
+			"ui:UpdateUser", "user/{name}"),
+		audited(user("DELETE /ui/api/users/{name}", RoleAdmin, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
+			if r.PathValue("name") == u.Name {
+				writeError(w, http.StatusBadRequest, "you cannot delete yourself")
+				return
+			}
+			h.deleteUser(w, r, &u)
+		}), "ui:DeleteUser", "user/{name}"),
+		ws("GET "+wsp+"rulegroupsnamespaces", RoleViewer, h.proxyRules),
+		audited(ws("POST "+wsp+"rulegroupsnamespaces", RoleEditor, h.proxyRules), "ui:CreateRuleGroupsNamespace", res+"rulegroupsnamespace/*"),
+		ws("GET "+wsp+"rulegroupsnamespaces/{name}", RoleViewer, h.proxyRules),
+		audited(ws("PUT "+wsp+"rulegroupsnamespaces/{name}", RoleEditor, h.proxyRules), "ui:PutRuleGroupsNamespace", res+"rulegroupsnamespace/{name}"),
+		audited(ws("DELETE "+wsp+"rulegroupsnamespaces/{name}", RoleEditor, h.proxyRules), "ui:DeleteRuleGroupsNamespace", res+"rulegroupsnamespace/{name}"),
+		ws("GET "+wsp+"contactpoints", RoleViewer, h.contactPoints),
+		audited(ws("POST "+wsp+"contactpoints/{name}/test", RoleEditor, h.testContactPoint), "ui:TestAlertManagerReceiver", res+"receiver/{name}"),
+		user("GET /ui/api/builtin/envoy", RoleViewer, func(w http.ResponseWriter, _ *http.Request, _ catalog.User) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(dashboard.EnvoyDashboard())
+		}),
+		ws("GET "+wsp+"usage", RoleViewer, ignoreUser(h.usage)),
+		ws("GET "+wsp+"dashboards", RoleViewer, ignoreUser(h.listDashboards)),
+		audited(ws("POST "+wsp+"dashboards", RoleEditor, ignoreUser(h.importDashboard)), "ui:PutDashboard", res+"dashboard/*"),
+		ws("GET "+wsp+"dashboards/{uid}", RoleViewer, h.getDashboard),
+		audited(ws("PUT "+wsp+"dashboards/{uid}", RoleEditor, ignoreUser(h.importDashboard)), "ui:PutDashboard", res+"dashboard/{uid}"),
+		audited(ws("DELETE "+wsp+"dashboards/{uid}", RoleEditor, h.deleteDashboard), "ui:DeleteDashboard", res+"dashboard/{uid}"),
+		ws("GET "+wsp+"prom/api/v1/", RoleViewer, h.proxyQuery),
+		ws("POST "+wsp+"prom/api/v1/", RoleViewer, h.proxyQuery),
+		// Viewers read the Alertmanager; proxyAlertmanager lets editors
+		// change silences, and nothing else.
+		ws("GET "+wsp+"alertmanager/api/v2/", RoleViewer, h.proxyAlertmanager),
+		audited(ws("POST "+wsp+"alertmanager/api/v2/", RoleViewer, h.proxyAlertmanager), "ui:PutAlertManagerSilences", res+"silences"),
+		audited(ws("DELETE "+wsp+"alertmanager/api/v2/", RoleViewer, h.proxyAlertmanager), "ui:DeleteAlertManagerSilence", res+"silence/{silence}"),
+	}
+	return t
+}
+
+func (h *Handler) routes() {
+	m := http.NewServeMux()
+	for _, rt := range h.table() {
+		m.Handle(rt.pattern, h.serve(rt))
 	}
 	h.mux = m
 }
@@ -378,9 +424,13 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, _ catalog.User)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// authed checks the session cookie, the CSRF token of mutating requests and
-// the user's role.
-func (h *Handler) authed(role string, next func(http.ResponseWriter, *http.Request, catalog.User)) http.Handler {
+// serve is the UI's one middleware: for a route with a role it checks the
+// session cookie, the CSRF token of mutating requests, the user's role and
+// the workspace in the path, and audits the calls its route says to.
+func (h *Handler) serve(rt route) http.Handler {
+	if rt.role == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(w, r, "", catalog.User{}) })
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := r.Cookie(cookieName)
 		if err != nil || c.Value == "" {
@@ -407,61 +457,46 @@ func (h *Handler) authed(role string, next func(http.ResponseWriter, *http.Reque
 			writeError(w, http.StatusUnauthorized, "your user no longer exists")
 			return
 		}
-		action, resource := auditedCall(r)
-		if action == "" {
-			if roleRank(u.Role) < roleRank(role) {
-				writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
-				return
-			}
-			next(w, r, u)
+		if rt.action == "" {
+			h.authorize(w, r, rt, u)
 			return
 		}
 		ctx, note := auth.WithAudit(r.Context())
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		if roleRank(u.Role) < roleRank(role) {
-			writeError(sw, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", role, u.Role))
-		} else {
-			next(sw, r.WithContext(ctx), u)
-		}
-		h.audit(r, "ui/"+u.Name, action, note.Resource(resource), sw.status)
+		h.authorize(sw, r.WithContext(ctx), rt, u)
+		h.audit(r, "ui/"+u.Name, rt.action, note.Resource(expand(rt.resource, r)), sw.status)
 	})
 }
 
-// auditedCall returns the action and resource of a UI call that changes
-// something (users, dashboards, silences), for its audit line; action is
-// empty for calls that change nothing.
-func auditedCall(r *http.Request) (action, resource string) {
-	ws := "workspace/" + r.PathValue("id")
-	switch r.Pattern {
-	case "POST /ui/api/logout":
-		return "ui:Logout", "session"
-	case "POST /ui/api/users":
-		return "ui:CreateUser", "user/*"
-	case "PUT /ui/api/users/{name}":
-		return "ui:UpdateUser", "user/" + r.PathValue("name")
-	case "DELETE /ui/api/users/{name}":
-		return "ui:DeleteUser", "user/" + r.PathValue("name")
-	case "POST /ui/api/workspaces/{id}/dashboards":
-		return "ui:PutDashboard", ws + "/dashboard/*"
-	case "PUT /ui/api/workspaces/{id}/dashboards/{uid}":
-		return "ui:PutDashboard", ws + "/dashboard/" + r.PathValue("uid")
-	case "DELETE /ui/api/workspaces/{id}/dashboards/{uid}":
-		return "ui:DeleteDashboard", ws + "/dashboard/" + r.PathValue("uid")
-	case "POST /ui/api/workspaces/{id}/rulegroupsnamespaces":
-		return "ui:CreateRuleGroupsNamespace", ws + "/rulegroupsnamespace/*"
-	case "PUT /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}":
-		return "ui:PutRuleGroupsNamespace", ws + "/rulegroupsnamespace/" + r.PathValue("name")
-	case "DELETE /ui/api/workspaces/{id}/rulegroupsnamespaces/{name}":
-		return "ui:DeleteRuleGroupsNamespace", ws + "/rulegroupsnamespace/" + r.PathValue("name")
-	case "POST /ui/api/workspaces/{id}/contactpoints/{name}/test":
-		return "ui:TestAlertManagerReceiver", ws + "/receiver/" + r.PathValue("name")
-	case "POST /ui/api/workspaces/{id}/alertmanager/api/v2/":
-		return "ui:PutAlertManagerSilences", ws + "/silences"
-	case "DELETE /ui/api/workspaces/{id}/alertmanager/api/v2/":
-		_, sid, _ := strings.Cut(r.URL.Path, "/alertmanager/api/v2/silence/")
-		return "ui:DeleteAlertManagerSilence", ws + "/silence/" + sid
+// authorize serves a route to a logged-in user whose role and workspaces
+// allow it.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt route, u catalog.User) {
+	if roleRank(u.Role) < roleRank(rt.role) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; you are %s", rt.role, u.Role))
+		return
 	}
-	return "", ""
+	var id workspace.ID
+	if rt.workspace {
+		var err error
+		if id, err = workspace.ParseID(r.PathValue("id")); err != nil {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		ws, err := h.cat.GetWorkspace(r.Context(), id)
+		if err != nil || ws.Status != catalog.StatusActive || !granted(u, id) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("workspace %s does not exist or you may not see it", id))
+			return
+		}
+		r = r.WithContext(workspace.NewContext(r.Context(), id))
+	}
+	rt.handler(w, r, id, u)
+}
+
+// expand fills a route's audit resource with the request's path values.
+func expand(resource string, r *http.Request) string {
+	_, silence, _ := strings.Cut(r.URL.Path, "/alertmanager/api/v2/silence/")
+	return strings.NewReplacer("{id}", r.PathValue("id"), "{name}", r.PathValue("name"), "{uid}", r.PathValue("uid"),
+		"{silence}", silence).Replace(resource)
 }
 
 // audit logs a call that changes something, as the server's audit lines
@@ -487,24 +522,6 @@ func (w *statusWriter) WriteHeader(code int) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// workspaceAuthed is authed for a workspace named in the path: a workspace
-// the user may not see answers 404, as one that does not exist does.
-func (h *Handler) workspaceAuthed(role string, next func(http.ResponseWriter, *http.Request, workspace.ID, catalog.User)) http.Handler {
-	return h.authed(role, func(w http.ResponseWriter, r *http.Request, u catalog.User) {
-		id, err := workspace.ParseID(r.PathValue("id"))
-		if err != nil {
-			writeError(w, http.StatusNotFound, err.Error())
-			return
-		}
-		ws, err := h.cat.GetWorkspace(r.Context(), id)
-		if err != nil || ws.Status != catalog.StatusActive || !granted(u, id) {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("workspace %s does not exist or you may not see it", id))
-			return
-		}
-		next(w, r.WithContext(workspace.NewContext(r.Context(), id)), id, u)
-	})
-}
 
 // EnsureAdmin creates the first admin user when there is no user: with
 // password if it is not empty (ORRERY_UI_ADMIN_PASSWORD), otherwise with a
