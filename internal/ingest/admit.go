@@ -36,6 +36,26 @@ type pass struct {
 	maxT int64
 }
 
+// reject counts one sample refused for reason, and formats why only while
+// the answer still reports messages: a request of many refused samples
+// (a resent batch, out of order) must not format each.
+func (p *pass) reject(reason, format string, args ...any) {
+	p.rejected[reason]++
+	if len(p.rj.msgs) >= maxReportedRejections {
+		p.rj.count++
+		return
+	}
+	p.rj.add(fmt.Sprintf(format, args...))
+}
+
+// msTime prints a millisecond timestamp in layout, when printed.
+type msTime struct {
+	ms     int64
+	layout string
+}
+
+func (t msTime) String() string { return time.UnixMilli(t.ms).UTC().Format(t.layout) }
+
 // admittedHistogram is a histogram sample of an admitted series, decoded
 // once by admission; ok is false for one admission refused.
 type admittedHistogram struct {
@@ -127,8 +147,7 @@ func (h *Handler) admit(ctx context.Context, id workspace.ID, lim *workspace.Lim
 		b.admitted[i] = e
 		for _, smp := range req.Samples(s) {
 			if smp.Timestamp > p.maxT {
-				p.rejected["too_far_in_future"]++
-				p.rj.add(fmt.Sprintf("sample at %s for series %s is more than %s in the future", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339), e.lset, h.cfg.CreationGracePeriod))
+				p.reject("too_far_in_future", "sample at %s for series %s is more than %s in the future", msTime{smp.Timestamp, time.RFC3339}, e.lset, h.cfg.CreationGracePeriod)
 				continue
 			}
 			p.admitted.samples++
@@ -139,8 +158,7 @@ func (h *Handler) admit(ctx context.Context, id workspace.ID, lim *workspace.Lim
 				err = fmt.Errorf("timestamp is more than %s in the future", h.cfg.CreationGracePeriod)
 			}
 			if err != nil {
-				p.rejected[sampleReason(err)]++
-				p.rj.add(fmt.Sprintf("histogram at %s for series %s: %v", time.UnixMilli(t).UTC().Format(time.RFC3339Nano), e.lset, err))
+				p.reject(sampleReason(err), "histogram at %s for series %s: %v", msTime{t, time.RFC3339Nano}, e.lset, err)
 				b.histograms = append(b.histograms, admittedHistogram{})
 				continue
 			}
@@ -171,8 +189,7 @@ func (h *Handler) write(app storage.AppenderV2, id workspace.ID, b *buffers, p *
 			}
 			nref, err := app.Append(ref, e.lset, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
 			if err != nil {
-				p.rejected[sampleReason(err)]++
-				p.rj.add(fmt.Sprintf("sample at %s for series %s: %v", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339Nano), e.lset, err))
+				p.reject(sampleReason(err), "sample at %s for series %s: %v", msTime{smp.Timestamp, time.RFC3339Nano}, e.lset, err)
 				continue
 			}
 			ref = nref
@@ -185,8 +202,7 @@ func (h *Handler) write(app storage.AppenderV2, id workspace.ID, b *buffers, p *
 			}
 			nref, err := app.Append(ref, e.lset, 0, ah.t, 0, ah.h, ah.fh, storage.AOptions{})
 			if err != nil {
-				p.rejected[sampleReason(err)]++
-				p.rj.add(fmt.Sprintf("histogram at %s for series %s: %v", time.UnixMilli(ah.t).UTC().Format(time.RFC3339Nano), e.lset, err))
+				p.reject(sampleReason(err), "histogram at %s for series %s: %v", msTime{ah.t, time.RFC3339Nano}, e.lset, err)
 				continue
 			}
 			ref = nref
