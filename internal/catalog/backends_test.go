@@ -109,8 +109,10 @@ func exercise(t *testing.T, dsn string) {
 	sess, err := c.Session(ctx, "s1", now)
 	require.NoError(t, err)
 	require.Equal(t, "ana", sess.User)
-	for _, title := range []string{"Envoy", "Envoy Global"} { // The second replaces the first.
-		require.NoError(t, c.PutDashboard(ctx, Dashboard{Workspace: w.ID, UID: "envoy", Title: title, Data: []byte(`{"title":"` + title + `"}`), ModifiedAt: now}))
+	for i, title := range []string{"Envoy", "Envoy Global"} { // The second replaces the first, as version 2.
+		v, err := c.PutDashboard(ctx, Dashboard{Workspace: w.ID, UID: "envoy", Title: title, Data: []byte(`{"title":"` + title + `"}`), ModifiedAt: now, Author: "ui/ana"})
+		require.NoError(t, err)
+		require.Equal(t, i+1, v)
 	}
 	require.NoError(t, c.PutLoggingConfiguration(ctx, w.ID, "arn:aws:logs:us-east-1:123456789012:log-group:x:*", now, true))
 	require.ErrorIs(t, c.PutLoggingConfiguration(ctx, w.ID, "arn", now, true), ErrConflict)
@@ -154,10 +156,30 @@ func exercise(t *testing.T, dsn string) {
 	require.NoError(t, err)
 	require.Len(t, dash, 1)
 	require.Equal(t, "Envoy Global", dash[0].Title)
+	vs, err := c.DashboardVersions(ctx, w.ID, "envoy")
+	require.NoError(t, err)
+	require.Equal(t, []DashboardVersion{{Version: 2, Title: "Envoy Global", Author: "ui/ana", CreatedAt: now.UTC()}, {Version: 1, Title: "Envoy", Author: "ui/ana", CreatedAt: now.UTC()}}, vs)
+	v1, err := c.DashboardAt(ctx, w.ID, "envoy", 1)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"title":"Envoy"}`, string(v1.Data))
+	_, err = c.DashboardAt(ctx, w.ID, "envoy", 3)
+	require.ErrorIs(t, err, ErrNotFound)
+	// Only the newest MaxDashboardVersions are kept.
+	for range MaxDashboardVersions {
+		_, err := c.PutDashboard(ctx, Dashboard{Workspace: w.ID, UID: "envoy", Title: "Envoy Global", Data: []byte(`{}`), ModifiedAt: now})
+		require.NoError(t, err)
+	}
+	vs, err = c.DashboardVersions(ctx, w.ID, "envoy")
+	require.NoError(t, err)
+	require.Len(t, vs, MaxDashboardVersions)
+	require.Equal(t, 2+MaxDashboardVersions, vs[0].Version)
+	require.Equal(t, 3, vs[len(vs)-1].Version)
 	require.NoError(t, c.DeleteUser(ctx, "ana"))
 	_, err = c.Session(ctx, "s1", now)
 	require.ErrorIs(t, err, ErrNotFound, "a deleted user's sessions go with it")
 	require.NoError(t, c.DeleteDashboard(ctx, w.ID, "envoy"))
+	_, err = c.DashboardVersions(ctx, w.ID, "envoy")
+	require.ErrorIs(t, err, ErrNotFound, "a deleted dashboard's versions go with it")
 	require.NoError(t, c.DeleteRuleNamespace(ctx, w.ID, "envoy"))
 	require.NoError(t, c.DeleteAlertmanagerDefinition(ctx, w.ID))
 	require.NoError(t, c.DeleteLoggingConfiguration(ctx, w.ID))

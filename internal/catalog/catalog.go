@@ -158,6 +158,19 @@ var migrations = []string{
 		modified_at BIGINT NOT NULL,
 		PRIMARY KEY (workspace_id, uid)
 	)`,
+	`CREATE TABLE dashboard_versions (
+		workspace_id TEXT NOT NULL,
+		uid TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		title TEXT NOT NULL,
+		data TEXT NOT NULL,
+		author TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (workspace_id, uid, version)
+	)`,
+	// The dashboards stored before versions are their version 1.
+	`INSERT INTO dashboard_versions (workspace_id, uid, version, title, data, created_at)
+		SELECT workspace_id, uid, 1, title, data, modified_at FROM dashboards`,
 }
 
 // Open opens the catalog named by dsn: a PostgreSQL URL

@@ -201,17 +201,105 @@ type Dashboard struct {
 	Data       []byte
 	CreatedAt  time.Time
 	ModifiedAt time.Time
+	// Author is who stored it (a UI user "ui/<name>", or a key or token),
+	// kept with its version.
+	Author string
 }
 
-// PutDashboard creates or replaces a dashboard.
-func (c *Catalog) PutDashboard(ctx context.Context, d Dashboard) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO dashboards (workspace_id, uid, title, data, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $5)
-		ON CONFLICT (workspace_id, uid) DO UPDATE SET title = excluded.title, data = excluded.data, modified_at = excluded.modified_at`,
-		string(d.Workspace), d.UID, d.Title, string(d.Data), d.ModifiedAt.UnixMilli())
+// MaxDashboardVersions is how many versions of a dashboard are kept, as
+// Grafana's versions_to_keep (20); older ones are dropped when a new one
+// is stored.
+const MaxDashboardVersions = 20
+
+// DashboardVersion is one stored version of a dashboard, without its data.
+type DashboardVersion struct {
+	Version   int
+	Title     string
+	Author    string
+	CreatedAt time.Time
+}
+
+// PutDashboard creates or replaces a dashboard, keeping what it stores as
+// the dashboard's next version, and returns that version's number.
+func (c *Catalog) PutDashboard(ctx context.Context, d Dashboard) (int, error) {
+	var version int
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dashboards (workspace_id, uid, title, data, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $5)
+			ON CONFLICT (workspace_id, uid) DO UPDATE SET title = excluded.title, data = excluded.data, modified_at = excluded.modified_at`,
+			string(d.Workspace), d.UID, d.Title, string(d.Data), d.ModifiedAt.UnixMilli()); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM dashboard_versions WHERE workspace_id = $1 AND uid = $2`,
+			string(d.Workspace), d.UID).Scan(&version); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dashboard_versions (workspace_id, uid, version, title, data, author, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			string(d.Workspace), d.UID, version, d.Title, string(d.Data), d.Author, d.ModifiedAt.UnixMilli()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM dashboard_versions WHERE workspace_id = $1 AND uid = $2 AND version <= $3`,
+			string(d.Workspace), d.UID, version-MaxDashboardVersions)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("put dashboard %s of workspace %s: %w", d.UID, d.Workspace, err)
+		// Two replicas storing the same dashboard at once may pick the
+		// same version number; the second fails here and may retry.
+		if isUniqueViolation(err) {
+			return 0, fmt.Errorf("put dashboard %s of workspace %s: stored concurrently by another request; retry: %w", d.UID, d.Workspace, ErrConflict)
+		}
+		return 0, fmt.Errorf("put dashboard %s of workspace %s: %w", d.UID, d.Workspace, err)
 	}
-	return nil
+	return version, nil
+}
+
+// DashboardVersions lists a dashboard's kept versions, newest first, or
+// ErrNotFound if it has none.
+func (c *Catalog) DashboardVersions(ctx context.Context, id workspace.ID, uid string) ([]DashboardVersion, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT version, title, author, created_at FROM dashboard_versions WHERE workspace_id = $1 AND uid = $2 ORDER BY version DESC`,
+		string(id), uid)
+	if err != nil {
+		return nil, fmt.Errorf("list versions of dashboard %s of workspace %s: %w", uid, id, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []DashboardVersion
+	for rows.Next() {
+		var v DashboardVersion
+		var created int64
+		if err := rows.Scan(&v.Version, &v.Title, &v.Author, &created); err != nil {
+			return nil, err
+		}
+		v.CreatedAt = time.UnixMilli(created).UTC()
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("dashboard %s of workspace %s: %w", uid, id, ErrNotFound)
+	}
+	return out, nil
+}
+
+// DashboardAt returns a kept version of a dashboard with its data, or
+// ErrNotFound.
+func (c *Catalog) DashboardAt(ctx context.Context, id workspace.ID, uid string, version int) (Dashboard, error) {
+	d := Dashboard{Workspace: id, UID: uid}
+	var (
+		data    string
+		created int64
+	)
+	err := c.db.QueryRowContext(ctx, `SELECT title, data, author, created_at FROM dashboard_versions WHERE workspace_id = $1 AND uid = $2 AND version = $3`,
+		string(id), uid, version).Scan(&d.Title, &data, &d.Author, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Dashboard{}, fmt.Errorf("version %d of dashboard %s of workspace %s: %w", version, uid, id, ErrNotFound)
+	}
+	if err != nil {
+		return Dashboard{}, fmt.Errorf("version %d of dashboard %s of workspace %s: %w", version, uid, id, err)
+	}
+	d.Data = []byte(data)
+	d.CreatedAt = time.UnixMilli(created).UTC()
+	d.ModifiedAt = d.CreatedAt
+	return d, nil
 }
 
 // Dashboards lists a workspace's dashboards by title, without their data.
@@ -256,12 +344,22 @@ func (c *Catalog) Dashboard(ctx context.Context, id workspace.ID, uid string) (D
 
 // DeleteDashboard removes a dashboard.
 func (c *Catalog) DeleteDashboard(ctx context.Context, id workspace.ID, uid string) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM dashboards WHERE workspace_id = $1 AND uid = $2`, string(id), uid)
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM dashboards WHERE workspace_id = $1 AND uid = $2`, string(id), uid)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM dashboard_versions WHERE workspace_id = $1 AND uid = $2`, string(id), uid)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("dashboard %s of workspace %s: %w", uid, id, ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("delete dashboard %s of workspace %s: %w", uid, id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("dashboard %s of workspace %s: %w", uid, id, ErrNotFound)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -260,6 +261,8 @@ type dashboardJSON struct {
 	Title      string    `json:"title"`
 	Tags       []string  `json:"tags"`
 	ModifiedAt time.Time `json:"modifiedAt"`
+	// Version is the version a store made, in answers to one.
+	Version int `json:"version,omitempty"`
 }
 
 func (h *Handler) listDashboards(w http.ResponseWriter, r *http.Request, id workspace.ID) {
@@ -299,8 +302,9 @@ func (h *Handler) getDashboard(w http.ResponseWriter, r *http.Request, id worksp
 
 // importDashboard stores a dashboard: the Grafana JSON model itself or
 // Grafana's envelope {"dashboard": …}. Without a uid, one is derived from
-// the title; PUT takes the uid from the path.
-func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id workspace.ID) {
+// the title; PUT takes the uid from the path. It becomes the dashboard's
+// next version, by author.
+func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id workspace.ID, author string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read dashboard: "+err.Error())
@@ -354,12 +358,56 @@ func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id wor
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	now := time.Now().UTC()
-	if err := h.cat.PutDashboard(r.Context(), catalog.Dashboard{Workspace: id, UID: uid, Title: d.Title, Data: data, ModifiedAt: now}); err != nil {
+	h.putDashboard(w, r, catalog.Dashboard{Workspace: id, UID: uid, Title: d.Title, Data: data, Author: author})
+}
+
+// putDashboard stores d as its dashboard's next version and answers with it.
+func (h *Handler) putDashboard(w http.ResponseWriter, r *http.Request, d catalog.Dashboard) {
+	d.ModifiedAt = time.Now().UTC()
+	version, err := h.cat.PutDashboard(r.Context(), d)
+	if err != nil {
 		writeCatalogError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, dashboardJSON{UID: uid, Title: d.Title, ModifiedAt: now})
+	writeJSON(w, http.StatusOK, dashboardJSON{UID: d.UID, Title: d.Title, ModifiedAt: d.ModifiedAt, Version: version})
+}
+
+// versionJSON is a kept version of a dashboard, as the UI lists them.
+type versionJSON struct {
+	Version   int       `json:"version"`
+	Title     string    `json:"title"`
+	Author    string    `json:"author"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// dashboardVersions lists a dashboard's kept versions, newest first.
+func (h *Handler) dashboardVersions(w http.ResponseWriter, r *http.Request, id workspace.ID, _ catalog.User) {
+	vs, err := h.cat.DashboardVersions(r.Context(), id, r.PathValue("uid"))
+	if err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	out := make([]versionJSON, len(vs))
+	for i, v := range vs {
+		out[i] = versionJSON{Version: v.Version, Title: v.Title, Author: v.Author, CreatedAt: v.CreatedAt}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// restoreDashboard stores a kept version again, as the dashboard's next
+// version, as Grafana's restore does: the versions in between stay.
+func (h *Handler) restoreDashboard(w http.ResponseWriter, r *http.Request, id workspace.ID, u catalog.User) {
+	v, err := strconv.Atoi(r.PathValue("version"))
+	if err != nil || v < 1 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("version %q: a version is a positive whole number", r.PathValue("version")))
+		return
+	}
+	old, err := h.cat.DashboardAt(r.Context(), id, r.PathValue("uid"), v)
+	if err != nil {
+		writeCatalogError(w, err)
+		return
+	}
+	h.putDashboard(w, r, catalog.Dashboard{Workspace: id, UID: old.UID, Title: old.Title, Data: old.Data, Author: "ui/" + u.Name})
 }
 
 func slug(s string) string {
@@ -534,4 +582,9 @@ func (h *Handler) usage(w http.ResponseWriter, _ *http.Request, id workspace.ID)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// importAs is importDashboard by a UI user.
+func (h *Handler) importAs(w http.ResponseWriter, r *http.Request, id workspace.ID, u catalog.User) {
+	h.importDashboard(w, r, id, "ui/"+u.Name)
 }

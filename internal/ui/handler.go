@@ -206,9 +206,11 @@ func (h *Handler) table() []route {
 		}),
 		ws("GET "+wsp+"usage", RoleViewer, ignoreUser(h.usage)),
 		ws("GET "+wsp+"dashboards", RoleViewer, ignoreUser(h.listDashboards)),
-		audited(ws("POST "+wsp+"dashboards", RoleEditor, ignoreUser(h.importDashboard)), "ui:PutDashboard", res+"dashboard/*"),
+		audited(ws("POST "+wsp+"dashboards", RoleEditor, h.importAs), "ui:PutDashboard", res+"dashboard/*"),
 		ws("GET "+wsp+"dashboards/{uid}", RoleViewer, h.getDashboard),
-		audited(ws("PUT "+wsp+"dashboards/{uid}", RoleEditor, ignoreUser(h.importDashboard)), "ui:PutDashboard", res+"dashboard/{uid}"),
+		audited(ws("PUT "+wsp+"dashboards/{uid}", RoleEditor, h.importAs), "ui:PutDashboard", res+"dashboard/{uid}"),
+		ws("GET "+wsp+"dashboards/{uid}/versions", RoleViewer, h.dashboardVersions),
+		audited(ws("POST "+wsp+"dashboards/{uid}/versions/{version}/restore", RoleEditor, h.restoreDashboard), "ui:RestoreDashboard", res+"dashboard/{uid}"),
 		audited(ws("DELETE "+wsp+"dashboards/{uid}", RoleEditor, h.deleteDashboard), "ui:DeleteDashboard", res+"dashboard/{uid}"),
 		ws("GET "+wsp+"prom/api/v1/", RoleViewer, h.proxyQuery),
 		ws("POST "+wsp+"prom/api/v1/", RoleViewer, h.proxyQuery),
@@ -243,7 +245,10 @@ func (h *Handler) AdminRoutes() []auth.Route {
 		route("PUT /orrery/v1/users/{name}", "orrery:UpdateUser", auth.AnyResource, func(w http.ResponseWriter, r *http.Request) { h.updateUser(w, r, nil) }),
 		route("DELETE /orrery/v1/users/{name}", "orrery:DeleteUser", auth.AnyResource, func(w http.ResponseWriter, r *http.Request) { h.deleteUser(w, r, nil) }),
 		route("GET /orrery/v1/workspaces/{id}/dashboards", "orrery:ListDashboards", auth.Workspace, h.withID(h.listDashboards)),
-		route("POST /orrery/v1/workspaces/{id}/dashboards", "orrery:PutDashboard", auth.Workspace, h.withID(h.importDashboard)),
+		route("POST /orrery/v1/workspaces/{id}/dashboards", "orrery:PutDashboard", auth.Workspace, h.withID(func(w http.ResponseWriter, r *http.Request, id workspace.ID) {
+			p, _ := auth.FromContext(r.Context())
+			h.importDashboard(w, r, id, p.ID)
+		})),
 	}
 }
 

@@ -1265,6 +1265,33 @@ func TestUI(t *testing.T) {
 		importVars("#import-overwrite-confirm")
 		require.Eventually(t, func() bool { return strings.Contains(location(t, bctx), "#/d/vars?") }, 10*time.Second, 100*time.Millisecond)
 		screenshot(t, bctx, dir, "dashboard-variables-dropdown")
+
+		// The overwrite kept the first import as version 1: restore it
+		// from the list's Versions dialog; it becomes version 3.
+		versions := func() []string {
+			return eval[[]string](t, bctx, `[...document.querySelectorAll('#versions tbody tr')].map(tr => tr.dataset.version)`)
+		}
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#import-json")),
+			chromedp.Click(chromedp.CSS(`[data-versions="vars"]`)), chromedp.WaitVisible(chromedp.CSS("#versions"))))
+		require.Eventually(t, func() bool { return len(versions()) >= 2 }, 5*time.Second, 50*time.Millisecond)
+		require.Equal(t, []string{"2", "1"}, versions())
+		eval[bool](t, bctx, `(window.confirm = () => true, true)`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-restore="1"]`))))
+		require.Eventually(t, func() bool { return eval[int](t, bctx, `document.querySelectorAll("#versions").length`) == 0 },
+			5*time.Second, 50*time.Millisecond, "the dialog closes after the restore")
+		req, err := http.NewRequest("GET", base+"/ui/api/workspaces/"+ws+"/dashboards/vars/versions", nil)
+		require.NoError(t, err)
+		resp, err := adminClient.Do(req)
+		require.NoError(t, err)
+		var vs []struct {
+			Version int
+			Author  string
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&vs))
+		_ = resp.Body.Close()
+		require.Len(t, vs, 3)
+		require.Equal(t, 3, vs[0].Version)
+		require.Equal(t, "ui/admin", vs[0].Author)
 	})
 
 	t.Run("a legacy dashboard with rows", func(t *testing.T) {

@@ -117,6 +117,7 @@ async function renderDashboards(root) {
         tags.map(tg => h("a", { href: "#", class: "tag", "data-tag": tg, onclick: e => { e.preventDefault(); tagFilter = tg; filter(); } }, tg))),
       h("td", { class: "mono" }, d.uid), h("td", {}, new Date(d.modifiedAt).toLocaleString()),
       h("td", {}, h("a", { class: "btn", href: `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}?download=1` }, "Export"),
+        h("button", { class: "btn", "data-versions": d.uid, onclick: () => showVersions(d) }, "Versions"),
         canEdit() ? h("button", { class: "btn danger", onclick: async () => {
           if (!confirm(`Delete "${d.title}"?`)) return;
           await api("DELETE", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}`);
@@ -165,6 +166,32 @@ async function renderDashboards(root) {
   root.append(h("section", { class: "import", id: "import" }, h("h3", {}, "Import"), ta, h("div", {}, file,
     h("button", { class: "btn primary", id: "import-submit", onclick: () => doImport(ta.value) }, "Import"),
     h("button", { class: "btn", id: "install-envoy", onclick: async () => doImport(await api("GET", "/ui/api/builtin/envoy", undefined, true)) }, "Install Orrery's Envoy dashboard")), err));
+}
+
+// showVersions lists a dashboard's kept versions (newest first), each
+// exportable, and lets an editor restore an earlier one: it becomes the
+// newest version, as Grafana's restore does.
+async function showVersions(d) {
+  const base = `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}`;
+  const err = h("div", { class: "error", id: "versions-error" });
+  const tbody = h("tbody");
+  const dlg = h("dialog", { class: "inspect-dialog", id: "versions" }, h("h3", {}, `Versions of "${d.title}"`),
+    h("table", { class: "data" }, h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", {}, "Title"), h("th", {}, "Saved by"), h("th", {}, "Saved"), h("th", {}))), tbody),
+    err, h("button", { class: "btn", id: "versions-close", onclick: () => dlg.close() }, "Close"));
+  dlg.addEventListener("close", () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+  let versions;
+  try { versions = await api("GET", `${base}/versions`); } catch (e) { err.textContent = e.message; return; }
+  versions.forEach((v, i) => tbody.append(h("tr", { "data-version": v.version },
+    h("td", {}, String(v.version), i === 0 ? " (current)" : ""), h("td", {}, v.title), h("td", {}, v.author || "—"),
+    h("td", {}, new Date(v.createdAt).toLocaleString()),
+    h("td", {}, i > 0 && canEdit() ? h("button", { class: "btn", "data-restore": v.version, onclick: async () => {
+      if (!confirm(`Restore version ${v.version} of "${d.title}"? It becomes the newest version; the others stay.`)) return;
+      try { await api("POST", `${base}/versions/${v.version}/restore`); } catch (e) { err.textContent = e.message; return; }
+      dlg.close();
+      render();
+    } }, "Restore") : null))));
 }
 
 // Explore: one or two panes (split), each a PromQL box with completion of
