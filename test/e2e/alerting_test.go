@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/apptest"
 	"github.com/orrery-dev/orrery/internal/auth"
 )
@@ -641,7 +642,7 @@ func TestAlertmanagerSNSServerCredentials(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const def = `alertmanager_config: |
-  route: {receiver: sns}
+  route: {receiver: sns, group_wait: 0s}
   receivers:
     - name: sns
       sns_configs:
@@ -667,6 +668,40 @@ func TestAlertmanagerSNSServerCredentials(t *testing.T) {
 	require.NoError(t, err)
 	code, body := apptest.Get(t, allowed.URL(id, "/alertmanager/api/v2/status"))
 	require.Equal(t, http.StatusOK, code, string(body))
+	// The server has no AWS credentials of its own here: an alert's
+	// delivery fails, and the SDK's reason (no credentials found: no
+	// environment, no shared file, no EC2 IMDS role) is on the contact
+	// point, not in the server's log alone.
+	resp, err := http.Post(allowed.URL(id, "/alertmanager/api/v2/alerts"), "application/json",
+		strings.NewReader(`[{"labels":{"alertname":"EnvoyHighLatency","service":"cart"}}]`))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	pw, err := os.ReadFile(filepath.Join(dir, "ui-admin-password"))
+	require.NoError(t, err)
+	ui, _, _ := sessionClient(t, "http://"+allowed.Addr, "admin", strings.TrimSpace(string(pw)))
+	var contact []alerting.IntegrationStatus
+	apptest.Eventually(t, 60*time.Second, func() error {
+		resp, err := ui.Get("http://" + allowed.Addr + "/ui/api/workspaces/" + id + "/contactpoints")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		contact = nil
+		if err := json.NewDecoder(resp.Body).Decode(&contact); err != nil {
+			return err
+		}
+		if len(contact) != 1 || contact[0].Failed == 0 {
+			return fmt.Errorf("no failed delivery on the contact point yet: %+v", contact)
+		}
+		return nil
+	})
+	t.Logf("the contact point says: %s", contact[0].LastError)
+	require.Equal(t, "sns", contact[0].Integration)
+	require.NotEmpty(t, contact[0].LastError)
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
+		require.Contains(t, strings.ToLower(contact[0].LastError), "credentials", "the SDK's reason: %s", contact[0].LastError)
+	}
 	allowed.Stop()
 
 	// Without the flag again, the stored definition does not load.
