@@ -455,6 +455,10 @@ func (h *Handler) proxyQuery(w http.ResponseWriter, r *http.Request, id workspac
 		writeError(w, http.StatusForbidden, "the web UI only reads from the query API")
 		return
 	}
+	if err := applyAdHoc(r, h.parser); err != nil {
+		writeError(w, http.StatusBadRequest, "ad hoc filters: "+err.Error())
+		return
+	}
 	h.forward(w, r, "/workspaces/"+id.String()+"/api/v1/"+rest, h.query)
 }
 

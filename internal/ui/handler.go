@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/promql/parser"
 	"golang.org/x/time/rate"
 
 	"github.com/orrery-dev/orrery/internal/auth"
@@ -94,6 +95,8 @@ type Handler struct {
 	// rules is the control plane's rule groups namespace API (SetRules);
 	// nil until set.
 	rules http.Handler
+	// parser reads queries to add ad hoc filters to (adhoc.go).
+	parser parser.Parser
 }
 
 // SetRules gives the UI the control plane's handler of the rule groups
@@ -124,7 +127,7 @@ func New(cfg Config, cat *catalog.Catalog, query, alerts http.Handler, logger *s
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, cat: cat, query: query, alerts: alerts, logger: logger.With("component", "ui"),
+	h := &Handler{cfg: cfg, cat: cat, query: query, alerts: alerts, logger: logger.With("component", "ui"), parser: parser.NewParser(parser.Options{}),
 		logins: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_ui_logins_total",
 			Help: "Web UI login attempts by result: ok, denied, limited."}, []string{"result"})}
 	h.limiter = newLoginLimiter(cfg)

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1310,6 +1311,52 @@ func TestUI(t *testing.T) {
 		require.NotEmpty(t, panels["Healthy"].Series)
 		requireNoOverlap(t, bctx)
 		screenshot(t, bctx, dir, "dashboard-legacy")
+	})
+
+	t.Run("ad hoc filters", func(t *testing.T) {
+		const adhoc = `{"uid":"adhoc","title":"Ad hoc","templating":{"list":[{"name":"Filters","type":"adhoc","datasource":{"type":"prometheus","uid":"orrery"}}]},
+"panels":[{"id":1,"type":"timeseries","title":"RPS","gridPos":{"x":0,"y":0,"w":12,"h":8},
+"targets":[{"refId":"A","expr":"sum by (service) (rate(envoy_cluster_upstream_rq_total[5m]))","legendFormat":"{{service}}"}]}]}`
+		require.Equal(t, http.StatusOK, sessionDo(t, adminClient, adminCSRF, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", adhoc))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/adhoc?ws="+ws+"&refresh="), chromedp.Reload()))
+		names := func(p uiPanel) []string {
+			var out []string
+			for _, s := range p.Series {
+				out = append(out, s.Name)
+			}
+			slices.Sort(out)
+			return out
+		}
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		require.Equal(t, []string{"cart", "web"}, names(panels["RPS"]))
+		// Add service = cart with the filter form: the label names and
+		// values are the workspace's.
+		require.NoError(t, chromedp.Do(bctx, chromedp.WaitReady(chromedp.CSS(`[data-adhoc-key="Filters"] option[value="service"]`))))
+		eval[bool](t, bctx, `(() => { const k = document.querySelector('[data-adhoc-key="Filters"]'); k.value = "service"; k.dispatchEvent(new Event("change")); return true; })()`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.WaitReady(chromedp.CSS(`#adhoc-values-Filters option[value="cart"]`)),
+			chromedp.SendKeys(chromedp.CSS(`[data-adhoc-value="Filters"]`), "cart")))
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-adhoc-add="Filters"]`))))
+		filtered := waitPanels(t, bctx)
+		require.Contains(t, location(t, bctx), "var-Filters=service%7C%3D%7Ccart")
+		// The panel shows what the query with the filter in its selector
+		// answers.
+		for k, p := range filtered {
+			require.Len(t, p.Queries, 1)
+			p.Queries[0].Expr = `sum by (service) (rate(envoy_cluster_upstream_rq_total{service="cart"}[5m]))`
+			filtered[k] = p
+		}
+		panels = checkPanelsMatchAPI(t, o, ws, filtered)
+		require.Equal(t, []string{"cart"}, names(panels["RPS"]))
+		// The URL carries the filter: a reload keeps it.
+		require.NoError(t, chromedp.Do(bctx, chromedp.Reload()))
+		require.Equal(t, []string{"cart"}, names(waitPanels(t, bctx)["1"]))
+		require.Equal(t, "service|=|cart", eval[string](t, bctx, `document.querySelector(".adhoc-filter").dataset.adhoc`))
+		// Removing it shows every service again.
+		eval[bool](t, bctx, `window.__orrery.ready = false`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-adhoc-remove="0"]`))))
+		require.Equal(t, []string{"cart", "web"}, names(checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))["RPS"]))
+		screenshot(t, bctx, dir, "dashboard-adhoc-filters")
 	})
 
 	t.Run("explore", func(t *testing.T) {

@@ -79,7 +79,7 @@ export function normalize(model) {
     name: v.name, label: v.label || v.name, type: v.type || "query",
     query: typeof v.query === "object" && v.query ? v.query.query || "" : String(v.query ?? ""),
     regex: v.regex || "", multi: !!v.multi, includeAll: !!v.includeAll, allValue: v.allValue || "", hide: v.hide || 0,
-    current: v.current || {}, options: v.options || [],
+    current: v.current || {}, options: v.options || [], filters: Array.isArray(v.filters) ? v.filters : [],
   }));
   return { uid: d.uid, title: d.title || "Untitled", from: (d.time || {}).from || "now-6h", to: (d.time || {}).to || "now",
     refresh: typeof d.refresh === "string" ? d.refresh : "", sections, vars };
@@ -184,7 +184,7 @@ export class Dashboard {
     const s = {};
     for (const v of this.model.vars) {
       const val = this.values[v.name];
-      if (!val) continue;
+      if (!val || v.type === "adhoc") continue; // Ad hoc filters are not $variables.
       s[v.name] = { values: val.all ? [] : val.values, all: val.all, allValue: v.allValue, multi: v.multi || v.includeAll };
       if (val.all && !v.allValue && v.type !== "query") s[v.name] = { values: this.options[v.name].map(o => o.value), all: false, multi: true };
       if (v.type === "datasource" || v.type === "constant" || v.type === "textbox" || v.type === "interval") s[v.name].multi = false;
@@ -207,7 +207,7 @@ export class Dashboard {
           case "custom": case "interval": opts = customOptions(v.query); break;
           case "datasource": opts = [{ text: "Orrery", value: "orrery" }]; break;
           case "constant": opts = [{ text: v.query, value: v.query }]; break;
-          case "textbox": opts = []; break;
+          case "textbox": case "adhoc": opts = []; break;
           case "query": opts = (await variableOptions(v, this.scope(), b, range)).map(x => ({ text: x, value: x })); break;
           default: opts = v.options.map(o => ({ text: String(o.text), value: String(o.value) }));
         }
@@ -216,6 +216,14 @@ export class Dashboard {
       }
       this.options[v.name] = opts;
       const fromURL = this.params.getAll("var-" + v.name);
+      if (v.type === "adhoc") {
+        // Grafana's URL form: one var-NAME=key|operator|value per filter.
+        const prevF = this.values[v.name];
+        const filters = prevF ? prevF.filters : fromURL.length ? fromURL.map(parseAdHoc).filter(Boolean)
+          : v.filters.map(f => ({ key: String(f.key || ""), operator: String(f.operator || "="), value: String(f.value ?? "") })).filter(f => f.key);
+        this.values[v.name] = { values: filters.map(encodeAdHoc), all: false, filters };
+        continue;
+      }
       const cur = fromURL.length ? fromURL : asList(v.current.value);
       const prev = this.values[v.name];
       let picked = prev ? (prev.all ? ["$__all"] : prev.values) : cur;
@@ -302,6 +310,7 @@ export class Dashboard {
     const bar = h("div", { class: "variables" });
     for (const v of this.model.vars) {
       if (v.hide === 2 || v.type === "constant") continue;
+      if (v.type === "adhoc") { bar.append(this.adHocBar(v)); continue; }
       const val = this.values[v.name] || { values: [], all: false };
       let input;
       if (v.type === "textbox") {
@@ -320,6 +329,40 @@ export class Dashboard {
       bar.append(h("label", { class: "variable", title: err || "" }, h("span", {}, v.label), input, err ? h("span", { class: "error" }, "!") : null));
     }
     return bar;
+  }
+
+  // adHocBar shows an ad hoc filters variable: its filters, each
+  // removable, and a form adding one (a label name of the workspace, an
+  // operator, a value offered from the label's values). Every query of the
+  // dashboard gets them (the query proxy adds them to its selectors).
+  adHocBar(v) {
+    const val = this.values[v.name] || { filters: [] };
+    const set = filters => { this.values[v.name] = { values: filters.map(encodeAdHoc), all: false, filters }; this.render(); };
+    const chips = val.filters.map((f, i) => h("span", { class: "adhoc-filter", "data-adhoc": encodeAdHoc(f) }, `${f.key} ${f.operator} ${f.value}`,
+      h("button", { class: "btn", type: "button", title: "Remove this filter", "data-adhoc-remove": String(i),
+        onclick: () => set(val.filters.filter((_, j) => j !== i)) }, "×")));
+    const key = h("select", { "data-adhoc-key": v.name, title: "Label" }, h("option", { value: "" }, "label…"));
+    const op = h("select", { "data-adhoc-op": v.name, title: "Operator" }, ["=", "!=", "=~", "!~"].map(o => h("option", { value: o }, o)));
+    const listID = "adhoc-values-" + v.name;
+    const value = h("input", { "data-adhoc-value": v.name, list: listID, placeholder: "value", size: 14 });
+    const values = h("datalist", { id: listID });
+    prom("labels", {}).then(names => key.append(...names.filter(n => n !== "__name__").map(n => h("option", { value: n }, n)))).catch(() => {});
+    key.addEventListener("change", async () => {
+      values.replaceChildren();
+      if (!key.value) return;
+      try { values.append(...(await prom(`label/${encodeURIComponent(key.value)}/values`, {})).slice(0, 500).map(x => h("option", { value: x }))); } catch (_) { /* offered values only */ }
+    });
+    const add = h("button", { class: "btn", type: "button", "data-adhoc-add": v.name, title: "Add the filter", onclick: () => {
+      if (key.value) set([...val.filters, { key: key.value, operator: op.value, value: value.value }]);
+    } }, "+");
+    return h("span", { class: "variable adhoc", "data-adhoc-var": v.name }, h("span", {}, v.label), ...chips, key, op, value, values, add);
+  }
+
+  // adHoc is the parameter carrying the dashboard's ad hoc filters with a
+  // query, or nothing without filters.
+  adHoc() {
+    const filters = this.model.vars.filter(v => v.type === "adhoc").flatMap(v => (this.values[v.name] || { filters: [] }).filters);
+    return filters.length ? { orrery_adhoc: JSON.stringify(filters) } : {};
   }
 
   async changeVar(v, picked) {
@@ -463,7 +506,7 @@ export class Dashboard {
         const q = { refId: t.refId || "", expr, instant, legendFormat: lf, format: t.format || "time_series" };
         if (instant) {
           q.time = range.to / 1000;
-          const r = await prom("query", { query: expr, time: String(q.time) });
+          const r = await prom("query", { query: expr, time: String(q.time), ...this.adHoc() });
           q.raw = r;
           const res = r.resultType === "vector" ? r.result : r.resultType === "scalar" ? [{ metric: {}, value: r.result }] : (r.result || []).map(s => ({ metric: s.metric, value: s.values[s.values.length - 1] }));
           info.queries[qi] = q;
@@ -471,7 +514,7 @@ export class Dashboard {
         }
         const step = res0.stepS;
         q.start = res0.start; q.end = res0.end; q.step = step; q.interval = interpolate("$__interval", {}, b); q.rateInterval = interpolate("$__rate_interval", {}, b);
-        const r = await prom("query_range", { query: expr, start: String(q.start), end: String(q.end), step: String(step) });
+        const r = await prom("query_range", { query: expr, start: String(q.start), end: String(q.end), step: String(step), ...this.adHoc() });
         q.raw = r;
         info.queries[qi] = q;
         const res = r.resultType === "matrix" ? r.result : [];
@@ -584,6 +627,7 @@ export class Dashboard {
     for (const v of ((j.templating || {}).list || [])) {
       const val = this.values[v.name];
       if (!val) continue;
+      if (v.type === "adhoc") { v.filters = val.filters; continue; }
       v.current = val.all ? { text: ["All"], value: ["$__all"] } : { text: val.values, value: v.multi ? val.values : val.values[0] };
     }
     await api("PUT", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`, j);
@@ -612,6 +656,14 @@ export class Dashboard {
     await api("DELETE", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(this.uid)}`);
     location.hash = "#/dashboards?ws=" + state.ws;
   }
+}
+
+// encodeAdHoc and parseAdHoc write and read an ad hoc filter as Grafana
+// puts it in a var- URL parameter: key|operator|value.
+function encodeAdHoc(f) { return [f.key, f.operator, f.value].join("|"); }
+function parseAdHoc(s) {
+  const [key, operator, ...rest] = String(s).split("|");
+  return key && ["=", "!=", "=~", "!~"].includes(operator) ? { key, operator, value: rest.join("|") } : null;
 }
 
 // variablePicker is a variable's dropdown: a button showing the current
