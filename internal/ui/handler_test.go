@@ -64,17 +64,24 @@ func login(t *testing.T, base, name, password string) (*client, int) {
 	return c, code
 }
 
+// testCatalog opens a catalog in dir with two active workspaces.
+func testCatalog(t *testing.T, dir string) (*catalog.Catalog, workspace.ID, workspace.ID) {
+	t.Helper()
+	cat, err := catalog.OpenSQLite(context.Background(), filepath.Join(dir, "catalog.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, cat.Close()) })
+	a, b := workspace.NewID(), workspace.NewID()
+	for _, id := range []workspace.ID{a, b} {
+		_, _, err := cat.CreateWorkspace(context.Background(), catalog.Workspace{ID: id, Status: catalog.StatusActive, CreatedAt: time.Now()})
+		require.NoError(t, err)
+	}
+	return cat, a, b
+}
+
 func TestUI(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cat.Close()) })
-	wsA, wsB := workspace.NewID(), workspace.NewID()
-	for _, id := range []workspace.ID{wsA, wsB} {
-		_, _, err := cat.CreateWorkspace(ctx, catalog.Workspace{ID: id, Status: catalog.StatusActive, CreatedAt: time.Now()})
-		require.NoError(t, err)
-	}
+	cat, wsA, wsB := testCatalog(t, dir)
 	var out strings.Builder
 	require.NoError(t, EnsureAdmin(ctx, cat, dir, "", &out))
 	pw, err := os.ReadFile(filepath.Join(dir, "ui-admin-password"))

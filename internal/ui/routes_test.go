@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,15 +22,7 @@ import (
 // exist).
 func TestRouteTableAuthorizes(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, cat.Close()) })
-	mine, other := workspace.NewID(), workspace.NewID()
-	for _, id := range []workspace.ID{mine, other} {
-		_, _, err := cat.CreateWorkspace(ctx, catalog.Workspace{ID: id, Status: catalog.StatusActive, CreatedAt: time.Now()})
-		require.NoError(t, err)
-	}
+	cat, mine, other := testCatalog(t, t.TempDir())
 	hash, err := HashPassword("viewer-pass")
 	require.NoError(t, err)
 	require.NoError(t, cat.CreateUser(ctx, catalog.User{Name: "vic", PasswordHash: hash, Role: RoleViewer, Workspaces: []string{mine.String()}, CreatedAt: time.Now()}))
