@@ -110,7 +110,7 @@ func exercise(t *testing.T, dsn string) {
 	require.NoError(t, err)
 	require.Equal(t, "ana", sess.User)
 	for i, title := range []string{"Envoy", "Envoy Global"} { // The second replaces the first, as version 2.
-		v, err := c.PutDashboard(ctx, Dashboard{Workspace: w.ID, UID: "envoy", Title: title, Data: []byte(`{"title":"` + title + `"}`), ModifiedAt: now, Author: "ui/ana"})
+		v, err := c.PutDashboard(ctx, Dashboard{Workspace: w.ID, UID: "envoy", Title: title, Data: []byte(`{"title":"` + title + `"}`), ModifiedAt: now, Author: "ui/ana", Folder: "Mesh"})
 		require.NoError(t, err)
 		require.Equal(t, i+1, v)
 	}
@@ -156,6 +156,7 @@ func exercise(t *testing.T, dsn string) {
 	require.NoError(t, err)
 	require.Len(t, dash, 1)
 	require.Equal(t, "Envoy Global", dash[0].Title)
+	require.Equal(t, "Mesh", dash[0].Folder)
 	vs, err := c.DashboardVersions(ctx, w.ID, "envoy")
 	require.NoError(t, err)
 	require.Equal(t, []DashboardVersion{{Version: 2, Title: "Envoy Global", Author: "ui/ana", CreatedAt: now.UTC()}, {Version: 1, Title: "Envoy", Author: "ui/ana", CreatedAt: now.UTC()}}, vs)

@@ -171,6 +171,7 @@ var migrations = []string{
 	// The dashboards stored before versions are their version 1.
 	`INSERT INTO dashboard_versions (workspace_id, uid, version, title, data, created_at)
 		SELECT workspace_id, uid, 1, title, data, modified_at FROM dashboards`,
+	`ALTER TABLE dashboards ADD COLUMN folder TEXT NOT NULL DEFAULT ''`,
 }
 
 // Open opens the catalog named by dsn: a PostgreSQL URL

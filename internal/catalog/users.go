@@ -204,6 +204,9 @@ type Dashboard struct {
 	// Author is who stored it (a UI user "ui/<name>", or a key or token),
 	// kept with its version.
 	Author string
+	// Folder groups dashboards in the list, as Grafana's folders; "" is
+	// the top level.
+	Folder string
 }
 
 // MaxDashboardVersions is how many versions of a dashboard are kept, as
@@ -224,9 +227,9 @@ type DashboardVersion struct {
 func (c *Catalog) PutDashboard(ctx context.Context, d Dashboard) (int, error) {
 	var version int
 	err := c.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dashboards (workspace_id, uid, title, data, created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $5)
-			ON CONFLICT (workspace_id, uid) DO UPDATE SET title = excluded.title, data = excluded.data, modified_at = excluded.modified_at`,
-			string(d.Workspace), d.UID, d.Title, string(d.Data), d.ModifiedAt.UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dashboards (workspace_id, uid, title, data, created_at, modified_at, folder) VALUES ($1, $2, $3, $4, $5, $5, $6)
+			ON CONFLICT (workspace_id, uid) DO UPDATE SET title = excluded.title, data = excluded.data, modified_at = excluded.modified_at, folder = excluded.folder`,
+			string(d.Workspace), d.UID, d.Title, string(d.Data), d.ModifiedAt.UnixMilli(), d.Folder); err != nil {
 			return err
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) + 1 FROM dashboard_versions WHERE workspace_id = $1 AND uid = $2`,
@@ -302,9 +305,10 @@ func (c *Catalog) DashboardAt(ctx context.Context, id workspace.ID, uid string, 
 	return d, nil
 }
 
-// Dashboards lists a workspace's dashboards by title, without their data.
+// Dashboards lists a workspace's dashboards by folder and title, without
+// their data.
 func (c *Catalog) Dashboards(ctx context.Context, id workspace.ID) ([]Dashboard, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT uid, title, created_at, modified_at FROM dashboards WHERE workspace_id = $1 ORDER BY title, uid`, string(id))
+	rows, err := c.db.QueryContext(ctx, `SELECT uid, title, folder, created_at, modified_at FROM dashboards WHERE workspace_id = $1 ORDER BY folder, title, uid`, string(id))
 	if err != nil {
 		return nil, fmt.Errorf("list dashboards of workspace %s: %w", id, err)
 	}
@@ -313,7 +317,7 @@ func (c *Catalog) Dashboards(ctx context.Context, id workspace.ID) ([]Dashboard,
 	for rows.Next() {
 		d := Dashboard{Workspace: id}
 		var created, modified int64
-		if err := rows.Scan(&d.UID, &d.Title, &created, &modified); err != nil {
+		if err := rows.Scan(&d.UID, &d.Title, &d.Folder, &created, &modified); err != nil {
 			return nil, err
 		}
 		d.CreatedAt, d.ModifiedAt = time.UnixMilli(created).UTC(), time.UnixMilli(modified).UTC()
@@ -329,8 +333,8 @@ func (c *Catalog) Dashboard(ctx context.Context, id workspace.ID, uid string) (D
 		data              string
 		created, modified int64
 	)
-	err := c.db.QueryRowContext(ctx, `SELECT title, data, created_at, modified_at FROM dashboards WHERE workspace_id = $1 AND uid = $2`,
-		string(id), uid).Scan(&d.Title, &data, &created, &modified)
+	err := c.db.QueryRowContext(ctx, `SELECT title, data, folder, created_at, modified_at FROM dashboards WHERE workspace_id = $1 AND uid = $2`,
+		string(id), uid).Scan(&d.Title, &data, &d.Folder, &created, &modified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Dashboard{}, fmt.Errorf("dashboard %s of workspace %s: %w", uid, id, ErrNotFound)
 	}

@@ -259,6 +259,7 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, caller *cat
 type dashboardJSON struct {
 	UID        string    `json:"uid"`
 	Title      string    `json:"title"`
+	Folder     string    `json:"folder"`
 	Tags       []string  `json:"tags"`
 	ModifiedAt time.Time `json:"modifiedAt"`
 	// Version is the version a store made, in answers to one.
@@ -281,7 +282,7 @@ func (h *Handler) listDashboards(w http.ResponseWriter, r *http.Request, id work
 				tags = m.Tags
 			}
 		}
-		out = append(out, dashboardJSON{UID: d.UID, Title: d.Title, Tags: tags, ModifiedAt: d.ModifiedAt})
+		out = append(out, dashboardJSON{UID: d.UID, Title: d.Title, Folder: d.Folder, Tags: tags, ModifiedAt: d.ModifiedAt})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -332,9 +333,18 @@ func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id wor
 	var model map[string]any
 	var env struct {
 		Dashboard map[string]any `json:"dashboard"`
+		// Grafana's export of a dashboard with its folder (GET
+		// /api/dashboards/uid/…) names it in meta.
+		Meta struct {
+			FolderTitle string `json:"folderTitle"`
+		} `json:"meta"`
 	}
+	folder, hasFolder := r.URL.Query().Get("folder"), r.URL.Query().Has("folder")
 	if json.Unmarshal(body, &env) == nil && env.Dashboard != nil {
 		model = env.Dashboard
+		if !hasFolder && env.Meta.FolderTitle != "" && env.Meta.FolderTitle != "General" {
+			folder, hasFolder = env.Meta.FolderTitle, true
+		}
 	} else if err := json.Unmarshal(body, &model); err != nil {
 		writeError(w, http.StatusBadRequest, "dashboard: "+err.Error())
 		return
@@ -352,13 +362,36 @@ func (h *Handler) importDashboard(w http.ResponseWriter, r *http.Request, id wor
 	}
 	model["uid"] = uid
 	auth.AuditFrom(r.Context()).SetResource("workspace/" + id.String() + "/dashboard/" + uid)
+	if err := validFolder(folder); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !hasFolder {
+		// A save from the dashboard's page keeps its folder.
+		if cur, err := h.cat.Dashboard(r.Context(), id, uid); err == nil {
+			folder = cur.Folder
+		}
+	}
 	delete(model, "id")
 	data, err := json.Marshal(model)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	h.putDashboard(w, r, catalog.Dashboard{Workspace: id, UID: uid, Title: d.Title, Data: data, Author: author})
+	h.putDashboard(w, r, catalog.Dashboard{Workspace: id, UID: uid, Title: d.Title, Data: data, Author: author, Folder: folder})
+}
+
+// validFolder checks a folder's name: what Grafana allows, bounded.
+func validFolder(f string) error {
+	if len(f) > 128 {
+		return errors.New("folder: at most 128 characters")
+	}
+	for _, c := range f {
+		if c < ' ' || c == 0x7f {
+			return fmt.Errorf("folder %q: no control characters", f)
+		}
+	}
+	return nil
 }
 
 // putDashboard stores d as its dashboard's next version and answers with it.
@@ -369,7 +402,7 @@ func (h *Handler) putDashboard(w http.ResponseWriter, r *http.Request, d catalog
 		writeCatalogError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, dashboardJSON{UID: d.UID, Title: d.Title, ModifiedAt: d.ModifiedAt, Version: version})
+	writeJSON(w, http.StatusOK, dashboardJSON{UID: d.UID, Title: d.Title, Folder: d.Folder, ModifiedAt: d.ModifiedAt, Version: version})
 }
 
 // versionJSON is a kept version of a dashboard, as the UI lists them.
@@ -407,7 +440,11 @@ func (h *Handler) restoreDashboard(w http.ResponseWriter, r *http.Request, id wo
 		writeCatalogError(w, err)
 		return
 	}
-	h.putDashboard(w, r, catalog.Dashboard{Workspace: id, UID: old.UID, Title: old.Title, Data: old.Data, Author: "ui/" + u.Name})
+	folder := ""
+	if cur, err := h.cat.Dashboard(r.Context(), id, old.UID); err == nil {
+		folder = cur.Folder // A restore moves nothing.
+	}
+	h.putDashboard(w, r, catalog.Dashboard{Workspace: id, UID: old.UID, Title: old.Title, Data: old.Data, Author: "ui/" + u.Name, Folder: folder})
 }
 
 func slug(s string) string {

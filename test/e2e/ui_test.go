@@ -1313,6 +1313,37 @@ func TestUI(t *testing.T) {
 		screenshot(t, bctx, dir, "dashboard-legacy")
 	})
 
+	t.Run("folders", func(t *testing.T) {
+		const folded = `{"uid":"folded","title":"In a folder","panels":[]}`
+		shown := func() []string {
+			return eval[[]string](t, bctx, `[...document.querySelectorAll('#dashboards tbody tr')].filter(tr => !tr.hidden).map(tr => tr.querySelector(".dash-link").textContent)`)
+		}
+		folderOf := func(uid string) string {
+			return eval[string](t, bctx, `(() => { const l = [...document.querySelectorAll('#dashboards .dash-link')].find(a => a.href.includes("/d/`+uid+`?")); return l ? l.closest("tr").dataset.folder : "missing"; })()`)
+		}
+		require.Equal(t, http.StatusOK, sessionDo(t, adminClient, adminCSRF, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", `{"uid":"unfolded","title":"Top level","panels":[]}`))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#import-json")),
+			chromedp.SetValue(chromedp.CSS("#import-json"), folded), chromedp.SendKeys(chromedp.CSS("#import-folder"), "Mesh"),
+			chromedp.Click(chromedp.CSS("#import-submit"))))
+		require.Eventually(t, func() bool { return strings.Contains(location(t, bctx), "#/d/folded?") }, 10*time.Second, 100*time.Millisecond)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws), chromedp.WaitVisible(chromedp.CSS(`#dashboards a.folder-link[data-folder="Mesh"]`))))
+		require.Equal(t, "Mesh", folderOf("folded"))
+		require.Equal(t, "", folderOf("unfolded"), "the others stay at the top level")
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#dashboards a.folder-link[data-folder="Mesh"]`))))
+		require.Equal(t, []string{"In a folder"}, shown())
+		// A save from the dashboard's page (PUT without a folder) keeps
+		// the folder; Move changes it.
+		require.Equal(t, http.StatusOK, sessionDo(t, adminClient, adminCSRF, "PUT", base+"/ui/api/workspaces/"+ws+"/dashboards/folded", folded))
+		eval[bool](t, bctx, `(window.prompt = () => "Edge", true)`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/dashboards?ws="+ws+"&f=1"), chromedp.WaitVisible(chromedp.CSS(`[data-move="folded"]`))))
+		require.Equal(t, "Mesh", folderOf("folded"))
+		eval[bool](t, bctx, `(window.prompt = () => "Edge", true)`)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`[data-move="folded"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#dashboards a.folder-link[data-folder="Edge"]`))))
+		require.Equal(t, "Edge", folderOf("folded"))
+		require.Equal(t, http.StatusBadRequest, sessionDo(t, adminClient, adminCSRF, "PUT", base+"/ui/api/workspaces/"+ws+"/dashboards/folded?folder=%01", folded))
+	})
+
 	t.Run("ad hoc filters", func(t *testing.T) {
 		const adhoc = `{"uid":"adhoc","title":"Ad hoc","templating":{"list":[{"name":"Filters","type":"adhoc","datasource":{"type":"prometheus","uid":"orrery"}}]},
 "panels":[{"id":1,"type":"timeseries","title":"RPS","gridPos":{"x":0,"y":0,"w":12,"h":8},

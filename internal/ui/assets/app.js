@@ -100,39 +100,59 @@ async function renderDashboards(root) {
   const tbody = h("tbody");
   // Search by title and filter by tag, as Grafana's dashboard browser.
   const search = h("input", { id: "dashboard-search", type: "search", placeholder: "Search dashboards by title", size: 32 });
-  let tagFilter = "";
+  let tagFilter = "", folderFilter = null;
   const tagBox = h("span", { id: "dashboard-tag-filter" });
+  const folderBox = h("span", { id: "dashboard-folder-filter" });
   const filter = () => {
     const q = search.value.toLowerCase();
     for (const tr of tbody.children) {
-      tr.hidden = !(tr.dataset.title.includes(q) && (!tagFilter || JSON.parse(tr.dataset.tags).includes(tagFilter)));
+      tr.hidden = !(tr.dataset.title.includes(q) && (!tagFilter || JSON.parse(tr.dataset.tags).includes(tagFilter)) &&
+        (folderFilter === null || tr.dataset.folder === folderFilter));
     }
     tagBox.replaceChildren(...(tagFilter ? [h("span", { class: "tag" }, tagFilter), h("button", { class: "btn", onclick: () => { tagFilter = ""; filter(); } }, "×")] : []));
+    folderBox.replaceChildren(...(folderFilter !== null ? [h("span", { class: "folder" }, "📁 " + (folderFilter || "General")),
+      h("button", { class: "btn", onclick: () => { folderFilter = null; filter(); } }, "×")] : []));
+  };
+  // Move puts a dashboard in another folder (empty: the top level).
+  const move = async d => {
+    const to = prompt(`Move "${d.title}" to the folder (empty for none):`, d.folder || "");
+    if (to === null) return;
+    const path = `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}`;
+    const model = await api("GET", path);
+    await api("PUT", `${path}?folder=${encodeURIComponent(to.trim())}`, model);
+    render();
   };
   search.addEventListener("input", filter);
   for (const d of list) {
     const tags = d.tags || [];
-    tbody.append(h("tr", { "data-title": d.title.toLowerCase(), "data-tags": JSON.stringify(tags) },
+    tbody.append(h("tr", { "data-title": d.title.toLowerCase(), "data-tags": JSON.stringify(tags), "data-folder": d.folder || "" },
+      h("td", { class: "folder" }, h("a", { href: "#", class: "folder-link", "data-folder": d.folder || "",
+        onclick: e => { e.preventDefault(); folderFilter = d.folder || ""; filter(); } }, "📁 " + (d.folder || "General"))),
       h("td", {}, h("a", { href: `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`, class: "dash-link" }, d.title), " ",
         tags.map(tg => h("a", { href: "#", class: "tag", "data-tag": tg, onclick: e => { e.preventDefault(); tagFilter = tg; filter(); } }, tg))),
       h("td", { class: "mono" }, d.uid), h("td", {}, new Date(d.modifiedAt).toLocaleString()),
       h("td", {}, h("a", { class: "btn", href: `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}?download=1` }, "Export"),
         h("button", { class: "btn", "data-versions": d.uid, onclick: () => showVersions(d) }, "Versions"),
+        canEdit() ? h("button", { class: "btn", "data-move": d.uid, onclick: () => move(d) }, "Move") : null,
         canEdit() ? h("button", { class: "btn danger", onclick: async () => {
           if (!confirm(`Delete "${d.title}"?`)) return;
           await api("DELETE", `/ui/api/workspaces/${state.ws}/dashboards/${encodeURIComponent(d.uid)}`);
           render();
         } }, "Delete") : null)));
   }
-  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Dashboards"), search, tagBox),
-    h("table", { class: "data", id: "dashboards" }, h("thead", {}, h("tr", {}, h("th", {}, "Title"), h("th", {}, "UID"), h("th", {}, "Modified"), h("th", {}))), tbody));
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Dashboards"), search, folderBox, tagBox),
+    h("table", { class: "data", id: "dashboards" }, h("thead", {}, h("tr", {}, h("th", {}, "Folder"), h("th", {}, "Title"), h("th", {}, "UID"), h("th", {}, "Modified"), h("th", {}))), tbody));
   if (!list.length) root.append(h("p", { class: "empty" }, "No dashboards in this workspace yet."));
   if (!canEdit()) return;
   const ta = h("textarea", { id: "import-json", placeholder: "Paste a Grafana dashboard's JSON model here, or choose a file.", spellcheck: "false" });
   const file = h("input", { type: "file", accept: ".json,application/json", id: "import-file", onchange: async e => { ta.value = await e.target.files[0].text(); } });
   const err = h("div", { class: "error", id: "import-error" });
+  const folders = [...new Set(list.map(d => d.folder).filter(Boolean))].sort();
+  const folderIn = h("input", { id: "import-folder", list: "import-folders", placeholder: "Folder (optional)", size: 18 });
+  const folderList = h("datalist", { id: "import-folders" }, folders.map(f => h("option", { value: f })));
   const post = async text => {
-    const d = await api("POST", `/ui/api/workspaces/${state.ws}/dashboards`, text);
+    const f = folderIn.value.trim();
+    const d = await api("POST", `/ui/api/workspaces/${state.ws}/dashboards${f ? "?folder=" + encodeURIComponent(f) : ""}`, text);
     location.hash = `#/d/${encodeURIComponent(d.uid)}?ws=${state.ws}`;
   };
   // An import whose uid names an existing dashboard asks first: overwrite
@@ -163,7 +183,7 @@ async function renderDashboards(root) {
     document.body.append(dlg);
     dlg.showModal();
   };
-  root.append(h("section", { class: "import", id: "import" }, h("h3", {}, "Import"), ta, h("div", {}, file,
+  root.append(h("section", { class: "import", id: "import" }, h("h3", {}, "Import"), ta, h("div", {}, file, folderIn, folderList,
     h("button", { class: "btn primary", id: "import-submit", onclick: () => doImport(ta.value) }, "Import"),
     h("button", { class: "btn", id: "install-envoy", onclick: async () => doImport(await api("GET", "/ui/api/builtin/envoy", undefined, true)) }, "Install Orrery's Envoy dashboard")), err));
 }
