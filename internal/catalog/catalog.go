@@ -24,6 +24,9 @@ import (
 var (
 	ErrNotFound = failure.Errorf(failure.NotFound, "not found")
 	ErrConflict = failure.Errorf(failure.Conflict, "conflict")
+	// ErrLimited is a workspace quota reached: AMP's
+	// ServiceQuotaExceededException.
+	ErrLimited = failure.WithCode(failure.Limited, "ServiceQuotaExceededException", "service quota exceeded")
 )
 
 // Workspace statuses, as AMP reports them.
@@ -158,6 +161,21 @@ var migrations = []string{
 		modified_at BIGINT NOT NULL,
 		PRIMARY KEY (workspace_id, uid)
 	)`,
+	`CREATE TABLE anomaly_detectors (
+		workspace_id TEXT NOT NULL,
+		id TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		spec TEXT NOT NULL,
+		status TEXT NOT NULL,
+		status_reason TEXT NOT NULL DEFAULT '',
+		tags TEXT NOT NULL DEFAULT '{}',
+		client_token TEXT,
+		generation BIGINT NOT NULL DEFAULT 1,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL,
+		PRIMARY KEY (workspace_id, id)
+	)`,
+	`CREATE UNIQUE INDEX anomaly_detectors_client_token ON anomaly_detectors (workspace_id, client_token) WHERE client_token IS NOT NULL`,
 }
 
 // Open opens the catalog named by dsn: a PostgreSQL URL
