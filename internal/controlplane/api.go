@@ -55,6 +55,10 @@ type Config struct {
 	// server's own AWS credentials (alerting.CheckSNSCredentials). Only
 	// for deployments whose workspaces all belong to the operator.
 	AllowServerAWSCredentials bool
+	// DetectorsChanged, if set, is called after every change of a
+	// workspace's anomaly detectors, so that they run at once; it must not
+	// block.
+	DetectorsChanged func(workspace.ID)
 }
 
 // API serves the workspace operations.
@@ -99,6 +103,7 @@ func (a *API) Routes() []auth.Route {
 	rs = append(rs, a.ruleRoutes()...)
 	rs = append(rs, a.alertmanagerRoutes()...)
 	rs = append(rs, a.loggingRoutes()...)
+	rs = append(rs, a.anomalyRoutes()...)
 	return append(rs,
 		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),
 		route("POST /tags/{arn...}", "aps:TagResource", auth.TaggedResource, a.tagResource),
