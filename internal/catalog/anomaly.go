@@ -188,3 +188,25 @@ func (c *Catalog) RemoveAnomalyDetector(ctx context.Context, id workspace.ID, de
 	}
 	return nil
 }
+
+// ActiveAnomalyDetectors lists the detectors of ACTIVE workspaces, for the
+// runner: a workspace being deleted has its detectors stopped before its
+// data goes.
+func (c *Catalog) ActiveAnomalyDetectors(ctx context.Context) ([]AnomalyDetector, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT d.workspace_id, d.id, d.alias, d.spec, d.status, d.status_reason, d.tags, COALESCE(d.client_token, ''),
+		d.generation, d.created_at, d.modified_at FROM anomaly_detectors d JOIN workspaces w ON w.id = d.workspace_id
+		WHERE w.status = $1 ORDER BY d.workspace_id, d.id`, StatusActive)
+	if err != nil {
+		return nil, fmt.Errorf("list anomaly detectors to run: %w", err)
+	}
+	defer rows.Close()
+	var out []AnomalyDetector
+	for rows.Next() {
+		d, err := scanDetector(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list anomaly detectors to run: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

@@ -189,6 +189,9 @@ func exercise(t *testing.T, dsn string) {
 	all, err := c.AnomalyDetectors(ctx, "", "", "", 10)
 	require.NoError(t, err)
 	require.Len(t, all, 2)
+	running, err := c.ActiveAnomalyDetectors(ctx)
+	require.NoError(t, err)
+	require.Len(t, running, 2)
 	require.NoError(t, c.RemoveAnomalyDetector(ctx, w.ID, "ad-2"))
 	require.ErrorIs(t, c.RemoveAnomalyDetector(ctx, w.ID, "ad-2"), ErrNotFound)
 	_, err = c.AnomalyDetector(ctx, w.ID, "ad-2")
@@ -203,4 +206,6 @@ func exercise(t *testing.T, dsn string) {
 	require.NoError(t, c.RemoveWorkspace(ctx, w.ID))
 	_, err = c.GetWorkspace(ctx, w.ID)
 	require.ErrorIs(t, err, ErrNotFound)
+	_, err = c.AnomalyDetector(ctx, w.ID, "ad-1")
+	require.ErrorIs(t, err, ErrNotFound, "a removed workspace's detectors go with it")
 }

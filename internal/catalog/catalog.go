@@ -434,14 +434,25 @@ func (c *Catalog) SetConfiguration(ctx context.Context, id workspace.ID, cfg Con
 	return nil
 }
 
-// RemoveWorkspace deletes a workspace's record.
+// RemoveWorkspace deletes a workspace's record and its anomaly detectors
+// (a new workspace never reuses the id, but a detector of a removed one
+// would still count and run).
 func (c *Catalog) RemoveWorkspace(ctx context.Context, id workspace.ID) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM workspaces WHERE id = $1`, string(id))
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM anomaly_detectors WHERE workspace_id = $1`, string(id)); err != nil {
+			return fmt.Errorf("remove anomaly detectors of workspace %s: %w", id, err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM workspaces WHERE id = $1`, string(id))
+		if err != nil {
+			return fmt.Errorf("remove workspace %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("remove workspace %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
+		return err
 	}
 	c.changed(WorkspaceChanged, string(id))
 	return nil
