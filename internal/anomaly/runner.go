@@ -205,6 +205,28 @@ func (r *Runner) sync(ctx context.Context) {
 	}
 }
 
+// Forget stops a workspace's detectors and removes their models, before
+// the workspace's data is deleted. It returns when none of them evaluates
+// or writes any more; a sync does not start them again while the
+// workspace is not ACTIVE.
+func (r *Runner) Forget(id workspace.ID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, run := range r.running {
+		ws, detector := splitKey(k)
+		if ws != id {
+			continue
+		}
+		run.cancel()
+		<-run.done
+		delete(r.running, k)
+		r.forget(ws, detector)
+	}
+	if err := os.RemoveAll(filepath.Join(r.cfg.Dir, id.String())); err != nil {
+		r.logger.Warn("remove the anomaly models of a deleted workspace; they stay on disk", "workspace", id, "err", err)
+	}
+}
+
 func (r *Runner) stopAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
