@@ -88,6 +88,7 @@ func every(period time.Duration, f func()) func(context.Context) error {
 type embedded struct {
 	store    *orstorage.Store
 	query    *query.API
+	preview  *anomaly.Preview // RCF(…) queries, in front of query.
 	ruler    *ruler.Ruler
 	anomaly  *anomaly.Runner
 	alerting *alerting.Manager
@@ -144,13 +145,14 @@ func newEmbedded(s *Server) (*embedded, error) {
 	if cfg.IdleTimeout > 0 && cfg.IdleTimeout/2 < interval {
 		interval = max(cfg.IdleTimeout/2, 100*time.Millisecond)
 	}
-	return &embedded{store: store, query: q, ruler: rul, anomaly: detectors, alerting: am, tracker: tracker, lim: s.overrides, interval: interval, logger: logger}, nil
+	preview := anomaly.NewPreview(q, store, s.overrides, cfg.Ruler.LookbackDelta)
+	return &embedded{store: store, query: q, preview: preview, ruler: rul, anomaly: detectors, alerting: am, tracker: tracker, lim: s.overrides, interval: interval, logger: logger}, nil
 }
 
 func (e *embedded) ingest(cfg ingest.Config, s *Server) (*ingest.Handler, error) {
 	return ingest.New(cfg, e.store, e.lim, s.logger, s.reg)
 }
-func (e *embedded) queries() http.Handler        { return e.query }
+func (e *embedded) queries() http.Handler        { return e.preview }
 func (e *embedded) metrics() prometheus.Gatherer { return e.store.Gatherer() }
 func (e *embedded) alertmanager() http.Handler   { return e.alerting }
 func (e *embedded) syncRules(ctx context.Context, id workspace.ID) error {

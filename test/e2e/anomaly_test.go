@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +88,21 @@ func TestAnomalyDetectorSDK(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, v, 1, name)
 	}
+
+	// The preview: RCF(…) on query_range returns the original series and
+	// AMP's preview series.
+	code, r := apptest.API(t, api, "/query_range", url.Values{"query": {`RCF(avg by (svc) (envoy_latency_ms), 4, 32)`},
+		"start": {strconv.FormatInt(now.Add(-10*time.Minute).Unix(), 10)}, "end": {strconv.FormatInt(now.Unix(), 10)}, "step": {"30"}})
+	require.Equal(t, http.StatusOK, code, r.Error)
+	var preview struct {
+		Result []struct{ Metric map[string]string } `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal(r.Data, &preview))
+	var names []string
+	for _, s := range preview.Result {
+		names = append(names, s.Metric["__name__"])
+	}
+	require.ElementsMatch(t, []string{"", "anomaly_detector_preview:lower_band", "anomaly_detector_preview:upper_band", "anomaly_detector_preview:score"}, names)
 
 	// A restart keeps the model: it is saved under the data directory and
 	// loaded, not trained again.
