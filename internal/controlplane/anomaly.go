@@ -2,14 +2,12 @@ package controlplane
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -128,8 +126,7 @@ func (a *API) createDetector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.detectorsChanged(id)
-	reply(w, http.StatusAccepted, map[string]any{"anomalyDetectorId": d.ID, "arn": a.detectorARN(id, d.ID),
-		"status": detectorStatus(d), "tags": d.Tags})
+	a.replyDetector(w, d)
 }
 
 // putDetector replaces a detector's definition: its status becomes
@@ -161,7 +158,13 @@ func (a *API) putDetector(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.detectorsChanged(id)
-	reply(w, http.StatusAccepted, map[string]any{"anomalyDetectorId": d.ID, "arn": a.detectorARN(id, d.ID),
+	a.replyDetector(w, d)
+}
+
+// replyDetector answers a create or put: 202 with the detector's id, ARN,
+// status and tags.
+func (a *API) replyDetector(w http.ResponseWriter, d catalog.AnomalyDetector) {
+	reply(w, http.StatusAccepted, map[string]any{"anomalyDetectorId": d.ID, "arn": a.detectorARN(d.Workspace, d.ID),
 		"status": detectorStatus(d), "tags": d.Tags})
 }
 
@@ -215,24 +218,15 @@ func (a *API) listDetectors(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("maxResults"); s != "" {
-		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
-			a.fail(w, validation("maxResults must be 1 to 1000"))
-			return
-		}
+	limit, after, err := pageQuery(r)
+	if err == nil && after != "" && !detectorIDRE.MatchString(after) {
+		err = validation("nextToken is not one this server issued")
 	}
-	after := ""
-	if tok := q.Get("nextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || !detectorIDRE.Match(b) {
-			a.fail(w, validation("nextToken is not one this server issued"))
-			return
-		}
-		after = string(b)
+	if err != nil {
+		a.fail(w, err)
+		return
 	}
-	page, err := a.cat.AnomalyDetectors(r.Context(), id, q.Get("alias"), after, limit+1)
+	page, err := a.cat.AnomalyDetectors(r.Context(), id, r.URL.Query().Get("alias"), after, limit+1)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -240,7 +234,7 @@ func (a *API) listDetectors(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{}
 	if len(page) > limit {
 		page = page[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].ID))
+		out["nextToken"] = nextToken(page[limit-1].ID)
 	}
 	list := make([]map[string]any, 0, len(page))
 	for _, d := range page {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,12 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/aws/smithy-go"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
-	"github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -29,16 +25,7 @@ import (
 // notifications the runner would get.
 func detectorServer(t *testing.T) (*amp.Client, string, *workspace.Overrides, func() int) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cat.Close() })
-	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	cat, st, ov := testBackends(t, t.TempDir())
 	var mu sync.Mutex
 	changes := 0
 	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012", Sealer: testSealer(t),

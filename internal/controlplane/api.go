@@ -247,26 +247,12 @@ func (a *API) describeWorkspace(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("maxResults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			a.fail(w, validation("maxResults must be 1 to 1000"))
-			return
-		}
-		limit = n
+	limit, after, err := pageQuery(r)
+	if err != nil {
+		a.fail(w, err)
+		return
 	}
-	var after workspace.ID
-	if tok := q.Get("nextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			a.fail(w, validation("nextToken is not one this server issued"))
-			return
-		}
-		after = workspace.ID(b)
-	}
-	page, err := a.cat.ListWorkspaces(r.Context(), q.Get("alias"), after, limit+1)
+	page, err := a.cat.ListWorkspaces(r.Context(), r.URL.Query().Get("alias"), workspace.ID(after), limit+1)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -274,7 +260,7 @@ func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{}
 	if len(page) > limit {
 		page = page[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].ID))
+		out["nextToken"] = nextToken(string(page[limit-1].ID))
 	}
 	list := make([]workspaceJSON, 0, len(page))
 	for _, ws := range page {
@@ -285,6 +271,30 @@ func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
 	out["workspaces"] = list
 	reply(w, http.StatusOK, out)
 }
+
+// pageQuery reads the paging parameters of a List call: maxResults (1 to
+// 1000, 100 by default) and nextToken, the cursor after which the page
+// starts (empty for the first page).
+func pageQuery(r *http.Request) (limit int, after string, err error) {
+	q := r.URL.Query()
+	limit = 100
+	if s := q.Get("maxResults"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			return 0, "", validation("maxResults must be 1 to 1000")
+		}
+	}
+	if tok := q.Get("nextToken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return 0, "", validation("nextToken is not one this server issued")
+		}
+		after = string(b)
+	}
+	return limit, after, nil
+}
+
+// nextToken is the token of the page after the one ending with cursor.
+func nextToken(cursor string) string { return base64.RawURLEncoding.EncodeToString([]byte(cursor)) }
 
 func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
 	id, err := a.workspaceID(r)
