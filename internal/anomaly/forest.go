@@ -152,7 +152,7 @@ func New(cfg Config) (*Forest, error) {
 	f.trees = make([]member, cfg.Trees)
 	for i := range f.trees {
 		src := rand.NewPCG(cfg.Seed, uint64(i))
-		f.trees[i] = member{tree: newTree(cfg.ShingleSize), src: src, rng: rand.New(src)}
+		f.trees[i] = member{tree: newTree(cfg.ShingleSize, cfg.SampleSize), src: src, rng: rand.New(src), reservoir: make([]entry, 0, cfg.SampleSize+1)}
 	}
 	f.scratch()
 	return f, nil

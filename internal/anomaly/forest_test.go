@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -205,11 +206,19 @@ func BenchmarkForestUpdate(b *testing.B) {
 	for _, shingle := range []int{4, 8, 16} {
 		b.Run(fmt.Sprintf("shingle=%d", shingle), func(b *testing.B) {
 			values := noise(20000, 100, 5, 1)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
 			f, err := New(Config{ShingleSize: shingle, Seed: 1, TimeDecay: 1.0 / 2560})
 			require.NoError(b, err)
 			for _, v := range values[:5000] { // past warm-up and a full reservoir
 				f.Update(v)
 			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			// The heap one series' model holds once its reservoirs are full
+			// (reported after the loop: b.Loop's first call resets metrics).
+			heap := float64(after.HeapAlloc - before.HeapAlloc)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -219,6 +228,7 @@ func BenchmarkForestUpdate(b *testing.B) {
 			data, err := f.MarshalBinary()
 			require.NoError(b, err)
 			b.ReportMetric(float64(len(data)), "state-bytes")
+			b.ReportMetric(heap, "heap-bytes")
 		})
 	}
 }

@@ -44,7 +44,14 @@ type tree struct {
 	FreeLeaves []int32
 }
 
-func newTree(dim int) *tree { return &tree{dim: dim, Root: none} }
+// newTree returns an empty tree sized for a sample of n points: n leaves
+// and n-1 internal nodes, one more of each while a point is scored before
+// the reservoir evicts one. Sizing up front keeps append from doubling
+// the boxes, the largest part of a tree.
+func newTree(dim, n int) *tree {
+	return &tree{dim: dim, Root: none, Nodes: make([]internal, 0, n), Leaves: make([]leaf, 0, n+1),
+		lo: make([]float64, 0, n*dim), hi: make([]float64, 0, n*dim)}
+}
 
 func (t *tree) mass(r ref) int32 {
 	if r < 0 {

@@ -107,7 +107,8 @@ func DefaultLimits() Limits {
 		MaxRuleGroups:                    2000,
 		MaxRulesPerRuleGroup:             2000,
 		// AMP publishes no quota for these; Orrery's bound the memory a
-		// workspace's forests take (about 1 MB per modelled series).
+		// workspace's forests take (about 3 MB per modelled series with
+		// the default shingle of 8: BenchmarkForestUpdate's heap-bytes).
 		MaxAnomalyDetectors:      50,
 		MaxAnomalyDetectorSeries: 100,
 	}
