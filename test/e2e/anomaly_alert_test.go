@@ -106,7 +106,7 @@ func TestAnomalyAlertEndToEnd(t *testing.T) {
 	det, err := client.CreateAnomalyDetector(ctx, &amp.CreateAnomalyDetectorInput{WorkspaceId: aws.String(ws), Alias: aws.String("payments-p99"),
 		EvaluationIntervalInSeconds: aws.Int32(30),
 		Configuration: &types.AnomalyDetectorConfigurationMemberRandomCutForest{Value: types.RandomCutForestConfiguration{
-			Query: aws.String(`max by (envoy_cluster_name) (histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[1m]))))`),
+			Query:       aws.String(`max by (envoy_cluster_name) (histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[1m]))))`),
 			ShingleSize: aws.Int32(4), SampleSize: aws.Int32(32)}}})
 	require.NoError(t, err)
 
