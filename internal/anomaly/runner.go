@@ -361,6 +361,7 @@ type detector struct {
 type seriesModel struct {
 	labels labels.Labels
 	forest *Forest
+	seen   int64 // the last evaluation that found the series, ms.
 }
 
 func (r *Runner) newDetector(d catalog.AnomalyDetector) (*detector, error) {
@@ -442,6 +443,7 @@ func (det *detector) train(ctx context.Context, now time.Time, loaded bool) erro
 			}
 			for _, p := range s.Floats {
 				sm.forest.Update(p.F)
+				sm.seen = p.T
 			}
 		}
 	}
@@ -488,6 +490,7 @@ func (det *detector) evaluate(ctx context.Context, t time.Time) error {
 			continue
 		}
 		seen[s.Metric.String()] = true
+		sm.seen = ts
 		res := sm.forest.Update(s.F)
 		if !res.Ready {
 			continue
@@ -495,6 +498,15 @@ func (det *detector) evaluate(ctx context.Context, t time.Time) error {
 		if err := det.write(app, sm.labels, ts, res.Lower, res.Upper, res.Score); err != nil {
 			_ = app.Rollback()
 			return err
+		}
+	}
+	// A series missing for longer than a model's history has gone (a pod
+	// replaced, a label changed): its forest is dropped, and with it its
+	// place under the series limit and its missing-data anomalies.
+	span := int64(det.cfg.ShingleSize+det.cfg.SampleSize) * det.interval.Milliseconds()
+	for k, sm := range det.forests {
+		if !seen[k] && ts-sm.seen > span {
+			delete(det.forests, k)
 		}
 	}
 	if det.spec.MarkMissing() {
@@ -550,6 +562,7 @@ type modelFile struct {
 
 type savedSeries struct {
 	Labels map[string]string
+	Seen   int64
 	Forest []byte
 }
 
@@ -564,7 +577,7 @@ func (det *detector) save() error {
 		if err != nil {
 			return err
 		}
-		mf.Series = append(mf.Series, savedSeries{Labels: sm.labels.Map(), Forest: b})
+		mf.Series = append(mf.Series, savedSeries{Labels: sm.labels.Map(), Seen: sm.seen, Forest: b})
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&mf); err != nil {
@@ -612,7 +625,7 @@ func (det *detector) load() error {
 			return err
 		}
 		ls := labels.FromMap(s.Labels)
-		forests[ls.String()] = &seriesModel{labels: ls, forest: f}
+		forests[ls.String()] = &seriesModel{labels: ls, forest: f, seen: s.Seen}
 	}
 	det.forests, det.last = forests, mf.Last
 	return nil

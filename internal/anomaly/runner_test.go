@@ -189,6 +189,37 @@ func TestDetectorSeriesLimit(t *testing.T) {
 	require.Contains(t, det.reason, "max_anomaly_detector_series")
 }
 
+// TestDetectorForgetsGoneSeries drops the forest of a series missing for
+// longer than a model's history, and marks it anomalous until then when
+// asked to.
+func TestDetectorForgetsGoneSeries(t *testing.T) {
+	e := newRunnerEnv(t)
+	ctx := context.Background()
+	d := e.detector(t, `sum by (svc) (latency)`)
+	var spec Spec
+	require.NoError(t, json.Unmarshal(d.Spec, &spec))
+	mark := true
+	spec.MissingDataAction = &MissingDataAction{MarkAsAnomaly: &mark}
+	d.Spec, _ = json.Marshal(spec)
+	det, err := e.runner(t).newDetector(d)
+	require.NoError(t, err)
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	e.write(t, "gone", []time.Time{start}, []float64{1})
+	require.NoError(t, det.evaluate(ctx, start))
+	require.Len(t, det.forests, 1)
+	// Its sample leaves the lookback after 5 minutes: missing from then on.
+	for i := 1; i <= 4+64+6; i++ {
+		at := start.Add(time.Duration(i) * time.Minute)
+		require.NoError(t, det.evaluate(ctx, at))
+		if i == 10 {
+			v := e.instant(t, `anomaly_detector:score{svc="gone"}`, at)
+			require.Len(t, v, 1)
+			require.Equal(t, 1.0, v[0].F, "a missing value is an anomaly")
+		}
+	}
+	require.Empty(t, det.forests, "gone after 68 intervals without it")
+}
+
 // TestRunnerLifecycle starts the runner's detectors through sync: a new
 // detector trains and becomes ACTIVE, a deleted one stops and its model is
 // removed, and the models are saved when the runner stops.
