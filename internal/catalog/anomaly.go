@@ -210,3 +210,19 @@ func (c *Catalog) ActiveAnomalyDetectors(ctx context.Context) ([]AnomalyDetector
 	}
 	return out, rows.Err()
 }
+
+// SetAnomalyDetectorTags replaces a detector's tags or returns ErrNotFound.
+func (c *Catalog) SetAnomalyDetectorTags(ctx context.Context, id workspace.ID, detector string, tags map[string]string) error {
+	b, err := json.Marshal(nonNil(tags))
+	if err != nil {
+		return err
+	}
+	res, err := c.db.ExecContext(ctx, `UPDATE anomaly_detectors SET tags = $1 WHERE workspace_id = $2 AND id = $3`, string(b), string(id), detector)
+	if err != nil {
+		return fmt.Errorf("tag anomaly detector %s: %w", detector, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("anomaly detector %s: %w", detector, ErrNotFound)
+	}
+	return nil
+}

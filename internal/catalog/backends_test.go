@@ -138,6 +138,8 @@ func exercise(t *testing.T, dsn string) {
 	require.ErrorIs(t, c.PutAnomalyDetector(ctx, w.ID, "ad-9", []byte(`{}`), DetectorUpdating, now), ErrNotFound)
 	require.NoError(t, c.SetAnomalyDetectorStatus(ctx, w.ID, "ad-1", 1, DetectorActive, "stale"))
 	require.NoError(t, c.SetAnomalyDetectorStatus(ctx, w.ID, "ad-1", 2, DetectorActive, ""))
+	require.NoError(t, c.SetAnomalyDetectorTags(ctx, w.ID, "ad-1", map[string]string{"team": "mesh"}))
+	require.ErrorIs(t, c.SetAnomalyDetectorTags(ctx, w.ID, "ad-9", nil), ErrNotFound)
 	require.NoError(t, c.Close())
 
 	// Everything is there after reopening.

@@ -101,6 +101,18 @@ func TestAnomalyDetectorsWithSDK(t *testing.T) {
 	require.NotNil(t, got.CreatedAt)
 	require.NotNil(t, got.ModifiedAt)
 
+	// Tags, through the detector's ARN.
+	_, err = client.TagResource(ctx, &amp.TagResourceInput{ResourceArn: created.Arn, Tags: map[string]string{"owner": "sre"}})
+	require.NoError(t, err)
+	_, err = client.UntagResource(ctx, &amp.UntagResourceInput{ResourceArn: created.Arn, TagKeys: []string{"env"}})
+	require.NoError(t, err)
+	tags, err := client.ListTagsForResource(ctx, &amp.ListTagsForResourceInput{ResourceArn: created.Arn})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"owner": "sre"}, tags.Tags)
+	_, err = client.ListTagsForResource(ctx, &amp.ListTagsForResourceInput{ResourceArn: aws.String(strings.Replace(*created.Arn, "/ad-", "/ad-x", 1))})
+	var missing *types.ResourceNotFoundException
+	require.ErrorAs(t, err, &missing)
+
 	// The same client token: the same detector, not a second one.
 	again, err := client.CreateAnomalyDetector(ctx, &amp.CreateAnomalyDetectorInput{WorkspaceId: ws.WorkspaceId, Alias: aws.String("envoy-p99"),
 		EvaluationIntervalInSeconds: aws.Int32(120), MissingDataAction: &types.AnomalyDetectorMissingDataActionMemberMarkAsAnomaly{Value: true},

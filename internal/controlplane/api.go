@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"regexp"
@@ -348,34 +349,64 @@ func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// resourceWorkspace resolves a tagged resource's ARN to its workspace.
-// Rule groups namespaces and alert manager definitions join here when they
-// are stored.
-func (a *API) resourceWorkspace(r *http.Request) (catalog.Workspace, error) {
+// tagged is a resource that carries tags: a workspace or an anomaly
+// detector.
+type tagged struct {
+	tags map[string]string
+	set  func(ctx context.Context, tags map[string]string) error
+}
+
+// taggedResource resolves a tagged resource's ARN: a workspace's, or an
+// anomaly detector's.
+func (a *API) taggedResource(r *http.Request) (tagged, error) {
 	arn := r.PathValue("arn")
-	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:workspace/", a.cfg.Region, a.cfg.AccountID)
+	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:", a.cfg.Region, a.cfg.AccountID)
 	rest, ok := strings.CutPrefix(arn, prefix)
 	if !ok {
-		return catalog.Workspace{}, validation("resource ARN %q: want %s<workspace id>", arn, prefix)
+		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix)
 	}
-	id, err := workspace.ParseID(rest)
+	if path, ok := strings.CutPrefix(rest, "anomalydetector/"); ok {
+		wsID, detector, _ := strings.Cut(path, "/")
+		id, err := workspace.ParseID(wsID)
+		if err != nil {
+			return tagged{}, validation("resource ARN %q: %v", arn, err)
+		}
+		d, err := a.cat.AnomalyDetector(r.Context(), id, detector)
+		if err != nil {
+			return tagged{}, err
+		}
+		return tagged{tags: d.Tags, set: func(ctx context.Context, tags map[string]string) error {
+			return a.cat.SetAnomalyDetectorTags(ctx, id, detector, tags)
+		}}, nil
+	}
+	wsID, ok := strings.CutPrefix(rest, "workspace/")
+	if !ok {
+		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix)
+	}
+	id, err := workspace.ParseID(wsID)
 	if err != nil {
-		return catalog.Workspace{}, validation("resource ARN %q: %v", arn, err)
+		return tagged{}, validation("resource ARN %q: %v", arn, err)
 	}
-	return a.cat.GetWorkspace(r.Context(), id)
+	ws, err := a.cat.GetWorkspace(r.Context(), id)
+	if err != nil {
+		return tagged{}, err
+	}
+	return tagged{tags: ws.Tags, set: func(ctx context.Context, tags map[string]string) error {
+		return a.cat.UpdateWorkspace(ctx, id, nil, nil, tags)
+	}}, nil
 }
 
 func (a *API) listTags(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	res, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	reply(w, http.StatusOK, map[string]any{"tags": ws.Tags})
+	reply(w, http.StatusOK, map[string]any{"tags": res.tags})
 }
 
 func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	res, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -387,18 +418,16 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	tags := map[string]string{}
-	for k, v := range ws.Tags {
-		tags[k] = v
+	tags := maps.Clone(res.tags)
+	if tags == nil {
+		tags = map[string]string{}
 	}
-	for k, v := range req.Tags {
-		tags[k] = v
-	}
+	maps.Copy(tags, req.Tags)
 	if len(tags) > 50 {
 		a.fail(w, validation("a resource has at most 50 tags"))
 		return
 	}
-	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+	if err := res.set(r.Context(), tags); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -406,19 +435,19 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) untagResource(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	res, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	tags := map[string]string{}
-	for k, v := range ws.Tags {
-		tags[k] = v
+	tags := maps.Clone(res.tags)
+	if tags == nil {
+		tags = map[string]string{}
 	}
 	for _, k := range r.URL.Query()["tagKeys"] {
 		delete(tags, k)
 	}
-	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+	if err := res.set(r.Context(), tags); err != nil {
 		a.fail(w, err)
 		return
 	}
