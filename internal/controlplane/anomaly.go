@@ -177,12 +177,16 @@ func detectorStatus(d catalog.AnomalyDetector) detectorStatusJSON {
 	return detectorStatusJSON{StatusCode: d.Status, StatusReason: d.StatusReason}
 }
 
-func (a *API) detectorJSON(d catalog.AnomalyDetector, full bool) (map[string]any, error) {
-	out := map[string]any{"alias": d.Alias, "anomalyDetectorId": d.ID, "arn": a.detectorARN(d.Workspace, d.ID),
+// detectorSummary is AMP's AnomalyDetectorSummary, as List answers it.
+func (a *API) detectorSummary(d catalog.AnomalyDetector) map[string]any {
+	return map[string]any{"alias": d.Alias, "anomalyDetectorId": d.ID, "arn": a.detectorARN(d.Workspace, d.ID),
 		"createdAt": seconds(d.CreatedAt), "modifiedAt": seconds(d.ModifiedAt), "status": detectorStatus(d), "tags": d.Tags}
-	if !full {
-		return out, nil
-	}
+}
+
+// detectorDescription is AMP's AnomalyDetectorDescription: the summary and
+// the definition.
+func (a *API) detectorDescription(d catalog.AnomalyDetector) (map[string]any, error) {
+	out := a.detectorSummary(d)
 	var spec map[string]json.RawMessage
 	if err := json.NewDecoder(bytes.NewReader(d.Spec)).Decode(&spec); err != nil {
 		return nil, fmt.Errorf("spec of anomaly detector %s: %w", d.ID, err)
@@ -204,7 +208,7 @@ func (a *API) describeDetector(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	j, err := a.detectorJSON(d, true)
+	j, err := a.detectorDescription(d)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -231,18 +235,8 @@ func (a *API) listDetectors(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	out := map[string]any{}
-	if len(page) > limit {
-		page = page[:limit]
-		out["nextToken"] = nextToken(page[limit-1].ID)
-	}
-	list := make([]map[string]any, 0, len(page))
-	for _, d := range page {
-		j, _ := a.detectorJSON(d, false)
-		list = append(list, j)
-	}
-	out["anomalyDetectors"] = list
-	reply(w, http.StatusOK, out)
+	replyPage(w, page, limit, "anomalyDetectors", func(d catalog.AnomalyDetector) string { return d.ID },
+		func(d catalog.AnomalyDetector) any { return a.detectorSummary(d) })
 }
 
 // deleteDetector removes the detector's record at once and answers 202;

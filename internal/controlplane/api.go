@@ -258,19 +258,11 @@ func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	out := map[string]any{}
-	if len(page) > limit {
-		page = page[:limit]
-		out["nextToken"] = nextToken(string(page[limit-1].ID))
-	}
-	list := make([]workspaceJSON, 0, len(page))
-	for _, ws := range page {
+	replyPage(w, page, limit, "workspaces", func(ws catalog.Workspace) string { return string(ws.ID) }, func(ws catalog.Workspace) any {
 		d := a.describe(ws)
 		d.PrometheusEndpoint = ""
-		list = append(list, d)
-	}
-	out["workspaces"] = list
-	reply(w, http.StatusOK, out)
+		return d
+	})
 }
 
 // pageQuery reads the paging parameters of a List call: maxResults (1 to
@@ -294,8 +286,22 @@ func pageQuery(r *http.Request) (limit int, after string, err error) {
 	return limit, after, nil
 }
 
-// nextToken is the token of the page after the one ending with cursor.
-func nextToken(cursor string) string { return base64.RawURLEncoding.EncodeToString([]byte(cursor)) }
+// replyPage answers a List call with a page fetched with limit+1 items:
+// the extra one, dropped, says a next page follows the last one kept,
+// whose cursor the nextToken holds. key names the list in the answer.
+func replyPage[T any](w http.ResponseWriter, page []T, limit int, key string, cursor func(T) string, item func(T) any) {
+	out := map[string]any{}
+	if len(page) > limit {
+		page = page[:limit]
+		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(cursor(page[limit-1])))
+	}
+	list := make([]any, 0, len(page))
+	for _, x := range page {
+		list = append(list, item(x))
+	}
+	out[key] = list
+	reply(w, http.StatusOK, out)
+}
 
 func (a *API) updateAlias(w http.ResponseWriter, r *http.Request) {
 	id, err := a.workspaceID(r)

@@ -231,17 +231,8 @@ func (a *API) listRuleNamespaces(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	out := map[string]any{}
-	if len(page) > limit {
-		page = page[:limit]
-		out["nextToken"] = nextToken(page[limit-1].Name)
-	}
-	list := make([]map[string]any, 0, len(page))
-	for _, ns := range page {
-		list = append(list, a.namespaceJSON(ns, false))
-	}
-	out["ruleGroupsNamespaces"] = list
-	reply(w, http.StatusOK, out)
+	replyPage(w, page, limit, "ruleGroupsNamespaces", func(ns catalog.RuleNamespace) string { return ns.Name },
+		func(ns catalog.RuleNamespace) any { return a.namespaceJSON(ns, false) })
 }
 
 func (a *API) deleteRuleNamespace(w http.ResponseWriter, r *http.Request) {
