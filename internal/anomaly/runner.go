@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -249,12 +250,10 @@ func (r *Runner) forget(id workspace.ID, detector string) {
 
 func key(id workspace.ID, detector string) string { return id.String() + "/" + detector }
 
+// splitKey undoes key: a workspace id holds no '/'.
 func splitKey(k string) (workspace.ID, string) {
-	i := len(k) - 1
-	for i >= 0 && k[i] != '/' {
-		i--
-	}
-	return workspace.ID(k[:i]), k[i+1:]
+	id, detector, _ := strings.Cut(k, "/")
+	return workspace.ID(id), detector
 }
 
 func (r *Runner) modelPath(id workspace.ID, detector string) string {
