@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,4 +251,28 @@ func TestRunnerLifecycle(t *testing.T) {
 	r.stopAll()
 	_, err = os.Stat(r.modelPath(e.ws, d.ID))
 	require.NoError(t, err, "the model is saved when the detector stops")
+}
+
+// TestRunnerTrainingFailure: a detector whose training query fails is
+// CREATION_FAILED with the query's error as the reason, and counted in
+// orrery_anomaly_evaluation_failures_total.
+func TestRunnerTrainingFailure(t *testing.T) {
+	e := newRunnerEnv(t)
+	lim := e.ov.Limits(e.ws)
+	lim.MaxQuerySamples = 1
+	require.NoError(t, e.ov.Set(e.ws, lim))
+	at := time.Now().Add(-time.Minute)
+	e.write(t, "a", []time.Time{at}, []float64{1})
+	e.write(t, "b", []time.Time{at}, []float64{2})
+	d := e.detector(t, `sum by (svc) (latency)`)
+	r := e.runner(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.sync(ctx)
+	defer r.stopAll()
+	require.Eventually(t, func() bool {
+		got, err := e.cat.AnomalyDetector(ctx, e.ws, d.ID)
+		return err == nil && got.Status == catalog.DetectorCreationFailed && strings.Contains(got.StatusReason, "too many samples")
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1.0, testutil.ToFloat64(r.failures.WithLabelValues(e.ws.String(), d.ID)))
 }
