@@ -48,7 +48,11 @@ type IgnoreNearExpected struct {
 	Ratio  *float64 `json:"ratio,omitempty"`
 }
 
-// Detector intervals and label limits. AMP's default interval is a minute.
+// Detector intervals and label limits. AMP's default interval is a minute;
+// its API reference states no bounds for it nor for the labels, so these
+// are Orrery's: an interval of at least 30 s keeps a detector's query
+// load near a recording rule's, and a day is the longest that still learns
+// within a model's history of a few hundred intervals.
 const (
 	DefaultInterval = 60
 	MinInterval     = 30
