@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/prometheus/prometheus/prompb"
@@ -32,8 +31,7 @@ import (
 func TestAnomalyDetectorSDK(t *testing.T) {
 	ctx := context.Background()
 	o := apptest.StartOrrery(t, t.TempDir())
-	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	client := ampClient(o)
 	ws, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("anomaly")})
 	require.NoError(t, err)
 	id := aws.ToString(ws.WorkspaceId)
