@@ -208,12 +208,12 @@ func policyDocument(file, ws, access string) (json.RawMessage, error) {
 	if !ok {
 		return nil, fmt.Errorf("--access %q: use remote-write, query, read-write or admin", access)
 	}
-	// Rule groups namespaces are resources of their own
-	// (rulegroupsnamespace/ID/NAME): admin access means the whole
-	// workspace, them included.
+	// Rule groups namespaces and anomaly detectors are resources of their
+	// own (rulegroupsnamespace/ID/NAME, anomalydetector/ID/DETECTOR): admin
+	// access means the whole workspace, them included.
 	resources := []string{"arn:aws:aps:*:*:workspace/" + ws}
 	if access == "admin" {
-		resources = append(resources, "arn:aws:aps:*:*:rulegroupsnamespace/"+ws+"/*")
+		resources = append(resources, "arn:aws:aps:*:*:rulegroupsnamespace/"+ws+"/*", "arn:aws:aps:*:*:anomalydetector/"+ws+"/*")
 	}
 	doc := map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
 		"Effect": "Allow", "Action": actions, "Resource": resources}}}

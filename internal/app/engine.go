@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/orrery-dev/orrery/internal/alerting"
+	"github.com/orrery-dev/orrery/internal/anomaly"
 	"github.com/orrery-dev/orrery/internal/cortex"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/query"
@@ -44,6 +46,9 @@ type engine interface {
 	// them.
 	syncRules(ctx context.Context, id workspace.ID) error
 	syncAlertmanager(ctx context.Context, id workspace.ID) error
+	// detectorsChanged says a workspace's anomaly detectors changed; it
+	// does not block.
+	detectorsChanged(id workspace.ID)
 	// services are the engine's components, in the order they start;
 	// they stop in the reverse order.
 	services() []service
@@ -83,7 +88,9 @@ func every(period time.Duration, f func()) func(context.Context) error {
 type embedded struct {
 	store    *orstorage.Store
 	query    *query.API
+	preview  *anomaly.Preview // RCF(…) queries, in front of query.
 	ruler    *ruler.Ruler
+	anomaly  *anomaly.Runner
 	alerting *alerting.Manager
 	// tracker logs the queries being evaluated to <data-dir>/queries.active
 	// (reported at the next start if the process dies).
@@ -129,17 +136,23 @@ func newEmbedded(s *Server) (*embedded, error) {
 	if err != nil {
 		return fail(errors.Join(err, store.Close()))
 	}
+	detectors, err := anomaly.NewRunner(anomaly.RunnerConfig{Dir: filepath.Join(cfg.DataDir, "anomaly"), PollInterval: cfg.Ruler.PollInterval,
+		LookbackDelta: cfg.Ruler.LookbackDelta}, store, s.catalog, s.overrides, logger, reg)
+	if err != nil {
+		return fail(errors.Join(err, store.Close()))
+	}
 	interval := 30 * time.Second
 	if idle := cfg.Storage.IdleTimeout; idle > 0 && idle/2 < interval {
 		interval = max(idle/2, 100*time.Millisecond)
 	}
-	return &embedded{store: store, query: q, ruler: rul, alerting: am, tracker: tracker, lim: s.overrides, interval: interval, logger: logger}, nil
+	preview := anomaly.NewPreview(q, store, s.overrides, cfg.Ruler.LookbackDelta)
+	return &embedded{store: store, query: q, preview: preview, ruler: rul, anomaly: detectors, alerting: am, tracker: tracker, lim: s.overrides, interval: interval, logger: logger}, nil
 }
 
 func (e *embedded) ingest(cfg ingest.Config, s *Server) (*ingest.Handler, error) {
 	return ingest.New(cfg, e.store, e.lim, s.logger, s.reg)
 }
-func (e *embedded) queries() http.Handler        { return e.query }
+func (e *embedded) queries() http.Handler        { return e.preview }
 func (e *embedded) metrics() prometheus.Gatherer { return e.store.Gatherer() }
 func (e *embedded) alertmanager() http.Handler   { return e.alerting }
 func (e *embedded) syncRules(ctx context.Context, id workspace.ID) error {
@@ -149,8 +162,11 @@ func (e *embedded) syncAlertmanager(ctx context.Context, id workspace.ID) error 
 	return e.alerting.Sync(ctx, id)
 }
 
+func (e *embedded) detectorsChanged(id workspace.ID) { e.anomaly.Changed(id) }
+
 func (e *embedded) deleteWorkspace(ctx context.Context, id workspace.ID) error {
 	e.ruler.Forget(id)
+	e.anomaly.Forget(id)
 	e.query.Forget(id)
 	if err := e.alerting.Delete(id); err != nil {
 		return err
@@ -160,14 +176,15 @@ func (e *embedded) deleteWorkspace(ctx context.Context, id workspace.ID) error {
 
 // services: the query log, then storage (which closes idle workspaces
 // and flushes metadata on its own ticker), the Alertmanagers, and the
-// ruler last, so that rules stop before storage closes: no evaluation
-// writes after it.
+// ruler and the anomaly detectors last, so that they stop before storage
+// closes: no evaluation writes after it.
 func (e *embedded) services() []service {
 	return []service{
 		{name: "query log", stop: e.tracker.Close},
 		{name: "storage", run: every(e.interval, e.housekeeping), stop: e.store.Close},
 		{name: "alerting", run: e.alerting.Run, stop: func() error { e.alerting.Stop(); return nil }},
 		{name: "ruler", run: e.ruler.Run},
+		{name: "anomaly detectors", run: e.anomaly.Run},
 	}
 }
 
@@ -221,6 +238,11 @@ func (c *cortexEngine) deleteWorkspace(ctx context.Context, id workspace.ID) err
 func (c *cortexEngine) syncRules(ctx context.Context, id workspace.ID) error {
 	return c.configs.SyncRules(ctx, id)
 }
+
+// detectorsChanged does nothing: under Cortex no replica runs anomaly
+// detectors yet (their status stays CREATING).
+func (c *cortexEngine) detectorsChanged(workspace.ID) {}
+
 func (c *cortexEngine) syncAlertmanager(ctx context.Context, id workspace.ID) error {
 	return c.configs.Sync(ctx, id)
 }

@@ -144,6 +144,12 @@ func TestRouteActions(t *testing.T) {
 		{"GET", "/workspaces/ws-1/configuration", auth.Request{Action: "aps:DescribeWorkspaceConfiguration", Resource: p + "ws-1"}},
 		{"POST", "/workspaces/ws-1/rulegroupsnamespaces", auth.Request{Action: "aps:CreateRuleGroupsNamespace", Resource: p + "ws-1"}},
 		{"PUT", "/workspaces/ws-1/rulegroupsnamespaces/n", auth.Request{Action: "aps:PutRuleGroupsNamespace", Resource: "arn:aws:aps:us-east-1:000000000000:rulegroupsnamespace/ws-1/n"}},
+		{"POST", "/workspaces/ws-1/anomalydetectors", auth.Request{Action: "aps:CreateAnomalyDetector", Resource: p + "ws-1"}},
+		{"GET", "/workspaces/ws-1/anomalydetectors", auth.Request{Action: "aps:ListAnomalyDetectors", Resource: p + "ws-1"}},
+		{"GET", "/workspaces/ws-1/anomalydetectors/ad-1", auth.Request{Action: "aps:DescribeAnomalyDetector", Resource: "arn:aws:aps:us-east-1:000000000000:anomalydetector/ws-1/ad-1"}},
+		{"PUT", "/workspaces/ws-1/anomalydetectors/ad-1", auth.Request{Action: "aps:PutAnomalyDetector", Resource: "arn:aws:aps:us-east-1:000000000000:anomalydetector/ws-1/ad-1"}},
+		{"DELETE", "/workspaces/ws-1/anomalydetectors/ad-1", auth.Request{Action: "aps:DeleteAnomalyDetector", Resource: "arn:aws:aps:us-east-1:000000000000:anomalydetector/ws-1/ad-1"}},
+		{"POST", "/tags/arn:aws:aps:us-east-1:000000000000:anomalydetector/ws-1/ad-1", auth.Request{Action: "aps:TagResource", Resource: "arn:aws:aps:us-east-1:000000000000:anomalydetector/ws-1/ad-1"}},
 		{"POST", "/orrery/v1/accesskeys", auth.Request{Action: "orrery:CreateAccessKey", Resource: "*"}},
 		{"GET", "/orrery/v1/tokens", auth.Request{Action: "orrery:ListAPITokens", Resource: "*"}},
 		{"DELETE", "/orrery/v1/tokens/abc", auth.Request{Action: "orrery:RevokeAPIToken", Resource: "*"}},
@@ -182,6 +188,16 @@ func TestRouteActions(t *testing.T) {
 		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(c.method, c.path, nil))
 		require.Equal(t, c.want, got, c.method+" "+c.path)
 	}
+	// The anomaly detector operations are audited, as every control-plane
+	// mutation.
+	detectors := 0
+	for _, rt := range s.table() {
+		if strings.Contains(rt.Action, "AnomalyDetector") {
+			detectors++
+			require.True(t, rt.Audited, rt.Pattern)
+		}
+	}
+	require.Equal(t, 5, detectors)
 }
 
 // TestDefaultServerConfig: the defaults are valid, and the flags

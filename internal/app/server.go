@@ -270,7 +270,7 @@ func (s *Server) finish() error {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
 	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen,
-		Sealer: sealer, AllowServerAWSCredentials: cfg.Alerting.AllowServerAWSCredentials},
+		Sealer: sealer, AllowServerAWSCredentials: cfg.Alerting.AllowServerAWSCredentials, DetectorsChanged: s.engine.detectorsChanged},
 		cat, lifecycle{s}, s.overrides, logger)
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ const (
 	Workspace                           // arn:…:workspace/{id}.
 	RuleGroupsNamespace                 // arn:…:rulegroupsnamespace/{id}/{name}.
 	TaggedResource                      // the ARN in the path: /tags/{arn...}.
+	AnomalyDetector                     // arn:…:anomalydetector/{id}/{detector}.
 )
 
 // ARN returns the resource of a request to the route, given the workspace
@@ -48,6 +49,8 @@ func (rt Route) ARN(r *http.Request, arnPrefix string) string {
 		return strings.TrimSuffix(arnPrefix, "workspace/") + "rulegroupsnamespace/" + r.PathValue("id") + "/" + r.PathValue("name")
 	case TaggedResource:
 		return r.PathValue("arn")
+	case AnomalyDetector:
+		return strings.TrimSuffix(arnPrefix, "workspace/") + "anomalydetector/" + r.PathValue("id") + "/" + r.PathValue("detector")
 	default:
 		return "*"
 	}

@@ -116,6 +116,32 @@ func exercise(t *testing.T, dsn string) {
 	}
 	require.NoError(t, c.PutLoggingConfiguration(ctx, w.ID, "arn:aws:logs:us-east-1:123456789012:log-group:x:*", now, true))
 	require.ErrorIs(t, c.PutLoggingConfiguration(ctx, w.ID, "arn", now, true), ErrConflict)
+	// Anomaly detectors: idempotent create, the workspace's quota, puts
+	// bumping the generation, statuses of old generations ignored.
+	ad := AnomalyDetector{Workspace: w.ID, ID: "ad-1", Alias: "latency", Spec: []byte(`{"q":1}`), Status: DetectorCreating,
+		Tags: map[string]string{"team": "mesh"}, ClientToken: "c-1", CreatedAt: now}
+	_, created, err = c.CreateAnomalyDetector(ctx, ad, 2)
+	require.NoError(t, err)
+	require.True(t, created)
+	dup := ad
+	dup.ID = "ad-other"
+	prev, created, err := c.CreateAnomalyDetector(ctx, dup, 2)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, "ad-1", prev.ID)
+	dup.Alias = "changed"
+	_, _, err = c.CreateAnomalyDetector(ctx, dup, 2)
+	require.ErrorIs(t, err, ErrConflict)
+	_, _, err = c.CreateAnomalyDetector(ctx, AnomalyDetector{Workspace: w.ID, ID: "ad-2", Alias: "errors", Spec: []byte(`{}`), Status: DetectorCreating, CreatedAt: now}, 2)
+	require.NoError(t, err)
+	_, _, err = c.CreateAnomalyDetector(ctx, AnomalyDetector{Workspace: w.ID, ID: "ad-3", Alias: "x", Spec: []byte(`{}`), Status: DetectorCreating, CreatedAt: now}, 2)
+	require.ErrorIs(t, err, ErrLimited)
+	require.NoError(t, c.PutAnomalyDetector(ctx, w.ID, "ad-1", []byte(`{"q":2}`), DetectorUpdating, now))
+	require.ErrorIs(t, c.PutAnomalyDetector(ctx, w.ID, "ad-9", []byte(`{}`), DetectorUpdating, now), ErrNotFound)
+	require.NoError(t, c.SetAnomalyDetectorStatus(ctx, w.ID, "ad-1", 1, DetectorActive, "stale"))
+	require.NoError(t, c.SetAnomalyDetectorStatus(ctx, w.ID, "ad-1", 2, DetectorActive, ""))
+	require.NoError(t, c.SetAnomalyDetectorTags(ctx, w.ID, "ad-1", map[string]string{"team": "mesh"}))
+	require.ErrorIs(t, c.SetAnomalyDetectorTags(ctx, w.ID, "ad-9", nil), ErrNotFound)
 	require.NoError(t, c.Close())
 
 	// Everything is there after reopening.
@@ -156,6 +182,24 @@ func exercise(t *testing.T, dsn string) {
 	require.NoError(t, err)
 	require.Len(t, dash, 1)
 	require.Equal(t, "Envoy Global", dash[0].Title)
+	ads, err := c.AnomalyDetectors(ctx, w.ID, "lat", "", 10)
+	require.NoError(t, err)
+	require.Len(t, ads, 1)
+	require.Equal(t, `{"q":2}`, string(ads[0].Spec))
+	require.Equal(t, DetectorActive, ads[0].Status)
+	require.Empty(t, ads[0].StatusReason, "the status of generation 1 came too late")
+	require.Equal(t, int64(2), ads[0].Generation)
+	require.Equal(t, map[string]string{"team": "mesh"}, ads[0].Tags)
+	all, err := c.AnomalyDetectors(ctx, "", "", "", 10)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	running, err := c.ActiveAnomalyDetectors(ctx)
+	require.NoError(t, err)
+	require.Len(t, running, 2)
+	require.NoError(t, c.RemoveAnomalyDetector(ctx, w.ID, "ad-2"))
+	require.ErrorIs(t, c.RemoveAnomalyDetector(ctx, w.ID, "ad-2"), ErrNotFound)
+	_, err = c.AnomalyDetector(ctx, w.ID, "ad-2")
+	require.ErrorIs(t, err, ErrNotFound)
 	require.Equal(t, "Mesh", dash[0].Folder)
 	vs, err := c.DashboardVersions(ctx, w.ID, "envoy")
 	require.NoError(t, err)
@@ -187,4 +231,6 @@ func exercise(t *testing.T, dsn string) {
 	require.NoError(t, c.RemoveWorkspace(ctx, w.ID))
 	_, err = c.GetWorkspace(ctx, w.ID)
 	require.ErrorIs(t, err, ErrNotFound)
+	_, err = c.AnomalyDetector(ctx, w.ID, "ad-1")
+	require.ErrorIs(t, err, ErrNotFound, "a removed workspace's detectors go with it")
 }

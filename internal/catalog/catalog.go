@@ -24,6 +24,9 @@ import (
 var (
 	ErrNotFound = failure.Errorf(failure.NotFound, "not found")
 	ErrConflict = failure.Errorf(failure.Conflict, "conflict")
+	// ErrLimited is a workspace quota reached: AMP's
+	// ServiceQuotaExceededException.
+	ErrLimited = failure.WithCode(failure.Limited, "ServiceQuotaExceededException", "service quota exceeded")
 )
 
 // Workspace statuses, as AMP reports them.
@@ -158,6 +161,21 @@ var migrations = []string{
 		modified_at BIGINT NOT NULL,
 		PRIMARY KEY (workspace_id, uid)
 	)`,
+	`CREATE TABLE anomaly_detectors (
+		workspace_id TEXT NOT NULL,
+		id TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		spec TEXT NOT NULL,
+		status TEXT NOT NULL,
+		status_reason TEXT NOT NULL DEFAULT '',
+		tags TEXT NOT NULL DEFAULT '{}',
+		client_token TEXT,
+		generation BIGINT NOT NULL DEFAULT 1,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL,
+		PRIMARY KEY (workspace_id, id)
+	)`,
+	`CREATE UNIQUE INDEX anomaly_detectors_client_token ON anomaly_detectors (workspace_id, client_token) WHERE client_token IS NOT NULL`,
 	`CREATE TABLE dashboard_versions (
 		workspace_id TEXT NOT NULL,
 		uid TEXT NOT NULL,
@@ -430,14 +448,25 @@ func (c *Catalog) SetConfiguration(ctx context.Context, id workspace.ID, cfg Con
 	return nil
 }
 
-// RemoveWorkspace deletes a workspace's record.
+// RemoveWorkspace deletes a workspace's record and its anomaly detectors
+// (a new workspace never reuses the id, but a detector of a removed one
+// would still count and run).
 func (c *Catalog) RemoveWorkspace(ctx context.Context, id workspace.ID) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM workspaces WHERE id = $1`, string(id))
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM anomaly_detectors WHERE workspace_id = $1`, string(id)); err != nil {
+			return fmt.Errorf("remove anomaly detectors of workspace %s: %w", id, err)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM workspaces WHERE id = $1`, string(id))
+		if err != nil {
+			return fmt.Errorf("remove workspace %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("remove workspace %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
+		return err
 	}
 	c.changed(WorkspaceChanged, string(id))
 	return nil

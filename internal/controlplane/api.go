@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"regexp"
@@ -55,6 +56,10 @@ type Config struct {
 	// server's own AWS credentials (alerting.CheckSNSCredentials). Only
 	// for deployments whose workspaces all belong to the operator.
 	AllowServerAWSCredentials bool
+	// DetectorsChanged, if set, is called after every change of a
+	// workspace's anomaly detectors, so that they run at once; it must not
+	// block.
+	DetectorsChanged func(workspace.ID)
 }
 
 // API serves the workspace operations.
@@ -99,6 +104,7 @@ func (a *API) Routes() []auth.Route {
 	rs = append(rs, a.ruleRoutes()...)
 	rs = append(rs, a.alertmanagerRoutes()...)
 	rs = append(rs, a.loggingRoutes()...)
+	rs = append(rs, a.anomalyRoutes()...)
 	return append(rs,
 		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),
 		route("POST /tags/{arn...}", "aps:TagResource", auth.TaggedResource, a.tagResource),
@@ -242,42 +248,58 @@ func (a *API) describeWorkspace(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("maxResults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			a.fail(w, validation("maxResults must be 1 to 1000"))
-			return
-		}
-		limit = n
-	}
-	var after workspace.ID
-	if tok := q.Get("nextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			a.fail(w, validation("nextToken is not one this server issued"))
-			return
-		}
-		after = workspace.ID(b)
-	}
-	page, err := a.cat.ListWorkspaces(r.Context(), q.Get("alias"), after, limit+1)
+	limit, after, err := pageQuery(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
+	page, err := a.cat.ListWorkspaces(r.Context(), r.URL.Query().Get("alias"), workspace.ID(after), limit+1)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	replyPage(w, page, limit, "workspaces", func(ws catalog.Workspace) string { return string(ws.ID) }, func(ws catalog.Workspace) any {
+		d := a.describe(ws)
+		d.PrometheusEndpoint = ""
+		return d
+	})
+}
+
+// pageQuery reads the paging parameters of a List call: maxResults (1 to
+// 1000, 100 by default) and nextToken, the cursor after which the page
+// starts (empty for the first page).
+func pageQuery(r *http.Request) (limit int, after string, err error) {
+	q := r.URL.Query()
+	limit = 100
+	if s := q.Get("maxResults"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			return 0, "", validation("maxResults must be 1 to 1000")
+		}
+	}
+	if tok := q.Get("nextToken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return 0, "", validation("nextToken is not one this server issued")
+		}
+		after = string(b)
+	}
+	return limit, after, nil
+}
+
+// replyPage answers a List call with a page fetched with limit+1 items:
+// the extra one, dropped, says a next page follows the last one kept,
+// whose cursor the nextToken holds. key names the list in the answer.
+func replyPage[T any](w http.ResponseWriter, page []T, limit int, key string, cursor func(T) string, item func(T) any) {
 	out := map[string]any{}
 	if len(page) > limit {
 		page = page[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].ID))
+		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(cursor(page[limit-1])))
 	}
-	list := make([]workspaceJSON, 0, len(page))
-	for _, ws := range page {
-		d := a.describe(ws)
-		d.PrometheusEndpoint = ""
-		list = append(list, d)
+	list := make([]any, 0, len(page))
+	for _, x := range page {
+		list = append(list, item(x))
 	}
-	out["workspaces"] = list
+	out[key] = list
 	reply(w, http.StatusOK, out)
 }
 
@@ -333,34 +355,64 @@ func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// resourceWorkspace resolves a tagged resource's ARN to its workspace.
-// Rule groups namespaces and alert manager definitions join here when they
-// are stored.
-func (a *API) resourceWorkspace(r *http.Request) (catalog.Workspace, error) {
+// tagged is a resource that carries tags: a workspace or an anomaly
+// detector.
+type tagged struct {
+	tags map[string]string
+	set  func(ctx context.Context, tags map[string]string) error
+}
+
+// taggedResource resolves a tagged resource's ARN: a workspace's, or an
+// anomaly detector's.
+func (a *API) taggedResource(r *http.Request) (tagged, error) {
 	arn := r.PathValue("arn")
-	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:workspace/", a.cfg.Region, a.cfg.AccountID)
+	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:", a.cfg.Region, a.cfg.AccountID)
 	rest, ok := strings.CutPrefix(arn, prefix)
 	if !ok {
-		return catalog.Workspace{}, validation("resource ARN %q: want %s<workspace id>", arn, prefix)
+		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix)
 	}
-	id, err := workspace.ParseID(rest)
+	if path, ok := strings.CutPrefix(rest, "anomalydetector/"); ok {
+		wsID, detector, _ := strings.Cut(path, "/")
+		id, err := workspace.ParseID(wsID)
+		if err != nil {
+			return tagged{}, validation("resource ARN %q: %v", arn, err)
+		}
+		d, err := a.cat.AnomalyDetector(r.Context(), id, detector)
+		if err != nil {
+			return tagged{}, err
+		}
+		return tagged{tags: d.Tags, set: func(ctx context.Context, tags map[string]string) error {
+			return a.cat.SetAnomalyDetectorTags(ctx, id, detector, tags)
+		}}, nil
+	}
+	wsID, ok := strings.CutPrefix(rest, "workspace/")
+	if !ok {
+		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix)
+	}
+	id, err := workspace.ParseID(wsID)
 	if err != nil {
-		return catalog.Workspace{}, validation("resource ARN %q: %v", arn, err)
+		return tagged{}, validation("resource ARN %q: %v", arn, err)
 	}
-	return a.cat.GetWorkspace(r.Context(), id)
+	ws, err := a.cat.GetWorkspace(r.Context(), id)
+	if err != nil {
+		return tagged{}, err
+	}
+	return tagged{tags: ws.Tags, set: func(ctx context.Context, tags map[string]string) error {
+		return a.cat.UpdateWorkspace(ctx, id, nil, nil, tags)
+	}}, nil
 }
 
 func (a *API) listTags(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	res, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	reply(w, http.StatusOK, map[string]any{"tags": ws.Tags})
+	reply(w, http.StatusOK, map[string]any{"tags": res.tags})
 }
 
 func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	res, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -372,18 +424,16 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	tags := map[string]string{}
-	for k, v := range ws.Tags {
-		tags[k] = v
+	tags := maps.Clone(res.tags)
+	if tags == nil {
+		tags = map[string]string{}
 	}
-	for k, v := range req.Tags {
-		tags[k] = v
-	}
+	maps.Copy(tags, req.Tags)
 	if len(tags) > 50 {
 		a.fail(w, validation("a resource has at most 50 tags"))
 		return
 	}
-	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+	if err := res.set(r.Context(), tags); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -391,19 +441,19 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) untagResource(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	res, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	tags := map[string]string{}
-	for k, v := range ws.Tags {
-		tags[k] = v
+	tags := maps.Clone(res.tags)
+	if tags == nil {
+		tags = map[string]string{}
 	}
 	for _, k := range r.URL.Query()["tagKeys"] {
 		delete(tags, k)
 	}
-	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+	if err := res.set(r.Context(), tags); err != nil {
 		a.fail(w, err)
 		return
 	}

@@ -53,14 +53,7 @@ func (l storeLifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID
 func TestAMPClient(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cat.Close() })
-	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	cat, st, ov := testBackends(t, dir)
 	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012", Sealer: testSealer(t)}, cat, storeLifecycle{st, ov}, ov, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
@@ -296,6 +289,21 @@ template_files:
 }
 
 // testSealer returns a sealer with a fresh key.
+// testBackends opens what the control plane stands on, in dir: the
+// catalog (SQLite), the workspaces' limits and storage.
+func testBackends(t *testing.T, dir string) (*catalog.Catalog, *storage.Store, *workspace.Overrides) {
+	t.Helper()
+	cat, err := catalog.OpenSQLite(context.Background(), filepath.Join(dir, "catalog.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cat.Close() })
+	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
+	require.NoError(t, err)
+	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return cat, st, ov
+}
+
 func testSealer(t *testing.T) *catalog.Sealer {
 	s, err := catalog.LoadSealer(filepath.Join(t.TempDir(), "secrets.key"))
 	require.NoError(t, err)

@@ -170,7 +170,7 @@ func seconds(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
 
 // workspaceResource matches the ARN of a workspace, or of something in one,
 // capturing the workspace id.
-var workspaceResource = regexp.MustCompile(`^arn:aws:aps:[^:]*:[^:]*:(?:workspace|rulegroupsnamespace)/([^/]+)`)
+var workspaceResource = regexp.MustCompile(`^arn:aws:aps:[^:]*:[^:]*:(?:workspace|rulegroupsnamespace|anomalydetector)/([^/]+)`)
 
 // workspacesExist checks that every workspace p's Allow statements name
 // without a wildcard exists and is active.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/common/model"
@@ -222,39 +221,18 @@ func (a *API) listRuleNamespaces(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("maxResults"); s != "" {
-		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
-			a.fail(w, validation("maxResults must be 1 to 1000"))
-			return
-		}
-	}
-	after := ""
-	if tok := q.Get("nextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			a.fail(w, validation("nextToken is not one this server issued"))
-			return
-		}
-		after = string(b)
-	}
-	page, err := a.cat.RuleNamespaces(r.Context(), id, q.Get("name"), after, limit+1)
+	limit, after, err := pageQuery(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	out := map[string]any{}
-	if len(page) > limit {
-		page = page[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].Name))
+	page, err := a.cat.RuleNamespaces(r.Context(), id, r.URL.Query().Get("name"), after, limit+1)
+	if err != nil {
+		a.fail(w, err)
+		return
 	}
-	list := make([]map[string]any, 0, len(page))
-	for _, ns := range page {
-		list = append(list, a.namespaceJSON(ns, false))
-	}
-	out["ruleGroupsNamespaces"] = list
-	reply(w, http.StatusOK, out)
+	replyPage(w, page, limit, "ruleGroupsNamespaces", func(ns catalog.RuleNamespace) string { return ns.Name },
+		func(ns catalog.RuleNamespace) any { return a.namespaceJSON(ns, false) })
 }
 
 func (a *API) deleteRuleNamespace(w http.ResponseWriter, r *http.Request) {

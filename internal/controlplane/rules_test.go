@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,12 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
-	"github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -63,15 +59,7 @@ func ruleFile(prefix string, groups, n int) []byte {
 // namespace is handed to the engine.
 func TestRuleQuotasAndSync(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cat.Close() })
-	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	cat, st, ov := testBackends(t, t.TempDir())
 	engine := &rulesLifecycle{storeLifecycle: storeLifecycle{st, ov}}
 	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, ov, nil)
 	require.NoError(t, err)

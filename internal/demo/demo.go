@@ -145,7 +145,23 @@ const rules = `groups:
         labels: {severity: page}
         annotations:
           summary: 'p99 latency of {{ $labels.envoy_cluster_name }} is {{ $value | printf "%%.1f" }} ms'
+      - alert: ` + AnomalyAlertName + `
+        expr: anomaly_detector:score >= 0.5
+        labels: {severity: page}
+        annotations:
+          summary: 'p99 latency of {{ $labels.envoy_cluster_name }} is unusual for this time (anomaly detector ` + detectorAlias + `)'
 `
+
+// AnomalyAlertName is the alert on the anomaly detector's score: it fires
+// on latency unusual for the service, whatever its level.
+const AnomalyAlertName = "EnvoyLatencyAnomaly"
+
+// detectorAlias names the demo's anomaly detector, on the p99 upstream
+// latency of each Envoy cluster (AMP requires an aggregation around it).
+const (
+	detectorAlias = "envoy-p99"
+	detectorQuery = `max by (envoy_cluster_name) (` + p99Query + `)`
+)
 
 // definition sends every alert to the on-call receiver: the console
 // webhook (%[1]s), email through the SMTP sink (%[2]s) and the seed's SNS
@@ -273,6 +289,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer, logger *slog.Logger) er
 	// The alert and its receiver.
 	if err := installAlert(ctx, adm.AMP(), ws, fmt.Appendf(nil, rules, promDuration(cfg.RuleInterval), strconv.FormatFloat(cfg.AlertThresholdMS, 'f', -1, 64), promDuration(cfg.RuleFor)),
 		fmt.Appendf(nil, definition, hookURL, mail.Addr(), snsURL, snsKey, snsSecret)); err != nil {
+		return err
+	}
+
+	// The anomaly detector whose score the second alert watches.
+	if err := installDetector(ctx, adm.AMP(), ws); err != nil {
 		return err
 	}
 
@@ -406,6 +427,29 @@ func installAlert(ctx context.Context, c *amp.Client, ws string, rules, definiti
 	return nil
 }
 
+// installDetector creates the anomaly detector, or keeps the one of an
+// earlier run on the same data directory: its model, saved by the server,
+// has learnt the mesh's traffic already.
+func installDetector(ctx context.Context, c *amp.Client, ws string) error {
+	list, err := c.ListAnomalyDetectors(ctx, &amp.ListAnomalyDetectorsInput{WorkspaceId: aws.String(ws), Alias: aws.String(detectorAlias)})
+	if err != nil {
+		return fmt.Errorf("list anomaly detectors: %w", err)
+	}
+	for _, d := range list.AnomalyDetectors {
+		if aws.ToString(d.Alias) == detectorAlias {
+			return nil
+		}
+	}
+	_, err = c.CreateAnomalyDetector(ctx, &amp.CreateAnomalyDetectorInput{WorkspaceId: aws.String(ws), Alias: aws.String(detectorAlias),
+		EvaluationIntervalInSeconds: aws.Int32(30),
+		Configuration: &types.AnomalyDetectorConfigurationMemberRandomCutForest{Value: types.RandomCutForestConfiguration{
+			Query: aws.String(detectorQuery), ShingleSize: aws.Int32(4), SampleSize: aws.Int32(64)}}})
+	if err != nil {
+		return fmt.Errorf("create anomaly detector: %w", err)
+	}
+	return nil
+}
+
 // promDuration formats a duration as Prometheus' YAML does.
 func promDuration(d time.Duration) string {
 	if d%time.Second == 0 {
@@ -511,6 +555,7 @@ func (c *console) banner(env Environment, agentFile, agentAddr string, m *mesh.M
 		fmt.Fprintf(&b, "  sidecar:       %-10s %s\n", s.Service, s.StatsURL)
 	}
 	fmt.Fprintf(&b, "  alert:         %s, p99 upstream latency > %s ms for %s\n", AlertName, strconv.FormatFloat(cfg.AlertThresholdMS, 'f', -1, 64), cfg.RuleFor)
+	fmt.Fprintf(&b, "  alert:         %s, anomaly_detector:score >= 0.5 of detector %s (every 30 s; it learns for about 10 minutes)\n", AnomalyAlertName, detectorAlias)
 	fmt.Fprintf(&b, "\nQuery the workspace:\n  curl -H 'Authorization: Bearer %s' '%s/workspaces/%s/api/v1/query?query=%s'\n",
 		env.QueryToken, env.ServerURL, env.Workspace, url.QueryEscape(p99Query))
 	fault := max(100, int(2*cfg.AlertThresholdMS))

@@ -119,6 +119,7 @@ func TestRunInProcess(t *testing.T) {
 	s := out.String()
 	require.Contains(t, s, "workspace:     "+env.Workspace)
 	require.Contains(t, s, "ui: http://example.test (login: demo)")
+	require.Contains(t, s, AnomalyAlertName+", anomaly_detector:score >= 0.5 of detector "+detectorAlias, "the anomaly detector and its alert are installed")
 	require.Regexp(t, `status: [0-9.]+ req/s, 100\.0% ok, [1-9]\d* series`, s)
 	require.Contains(t, s, "stopping the demo")
 	b, err := os.ReadFile(filepath.Join(dir, "demo", "agent.yml"))

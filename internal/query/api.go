@@ -264,10 +264,10 @@ func (a *API) limitRange(id workspace.ID, lim workspace.Limits, next http.Handle
 	max := time.Duration(lim.MaxQueryRange)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if max > 0 && strings.HasSuffix(r.URL.Path, "/query_range") {
-			start, err1 := parseTime(r.FormValue("start"))
-			end, err2 := parseTime(r.FormValue("end"))
+			start, err1 := ParseTime(r.FormValue("start"))
+			end, err2 := ParseTime(r.FormValue("end"))
 			if err1 == nil && err2 == nil && end.Sub(start) > max {
-				writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf(
+				WriteError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf(
 					"the query time range %s exceeds the limit of workspace %s (max_query_range %s)", end.Sub(start), id, max))
 				return
 			}
@@ -276,8 +276,8 @@ func (a *API) limitRange(id workspace.ID, lim workspace.Limits, next http.Handle
 	})
 }
 
-// parseTime parses a Prometheus API time: RFC 3339 or Unix seconds.
-func parseTime(s string) (time.Time, error) {
+// ParseTime parses a Prometheus API time: RFC 3339 or Unix seconds.
+func ParseTime(s string) (time.Time, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		sec := int64(f)
 		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
@@ -285,7 +285,9 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
-func writeError(w http.ResponseWriter, code int, typ, msg string) {
+// WriteError answers an error as the Prometheus API does:
+// {"status":"error","errorType":typ,"error":msg} with the status code.
+func WriteError(w http.ResponseWriter, code int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": typ, "error": msg})
@@ -308,7 +310,7 @@ func (a *API) metadata(id workspace.ID) http.HandlerFunc {
 			if s := r.FormValue(p.name); s != "" {
 				n, err := strconv.Atoi(s)
 				if err != nil {
-					writeError(w, http.StatusBadRequest, "bad_data", p.name+" must be a number")
+					WriteError(w, http.StatusBadRequest, "bad_data", p.name+" must be a number")
 					return
 				}
 				*p.dst = n
@@ -316,7 +318,7 @@ func (a *API) metadata(id workspace.ID) http.HandlerFunc {
 		}
 		md, err := a.src.Metadata(id, r.FormValue("metric"), limit, limitPerMetric)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "internal", err.Error())
+			WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 			return
 		}
 		out := make(map[string][]entry, len(md))

@@ -35,6 +35,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, "limits.alertmanager-max-silence-size-bytes", l.AlertmanagerMaxSilenceSizeBytes, "default: bytes per silence (0: unlimited)")
 	fs.IntVar(&l.MaxRuleGroups, "limits.max-rule-groups", l.MaxRuleGroups, "default: rule groups in all rule groups namespaces of a workspace (0: unlimited)")
 	fs.IntVar(&l.MaxRulesPerRuleGroup, "limits.max-rules-per-rule-group", l.MaxRulesPerRuleGroup, "default: rules in one rule group (0: unlimited)")
+	fs.IntVar(&l.MaxAnomalyDetectors, "limits.max-anomaly-detectors", l.MaxAnomalyDetectors, "default: anomaly detectors of a workspace (0: unlimited)")
+	fs.IntVar(&l.MaxAnomalyDetectorSeries, "limits.max-anomaly-detector-series", l.MaxAnomalyDetectorSeries, "default: result series of its query one anomaly detector models (0: unlimited)")
 }
 
 // durationFlag adapts model.Duration (which knows "150d") to flag.Value.

@@ -64,6 +64,11 @@ type Limits struct {
 	// Rules, checked when a rule groups namespace is created or replaced.
 	MaxRuleGroups        int `yaml:"max_rule_groups"`          // rule groups in all namespaces of the workspace.
 	MaxRulesPerRuleGroup int `yaml:"max_rules_per_rule_group"` // recording and alerting rules in one group.
+	// Anomaly detectors: how many a workspace may have (checked when one
+	// is created) and how many result series of its query each one models
+	// (series beyond it are left out, and the detector's status says so).
+	MaxAnomalyDetectors      int `yaml:"max_anomaly_detectors"`
+	MaxAnomalyDetectorSeries int `yaml:"max_anomaly_detector_series"`
 }
 
 // MaxOutOfOrderWindow is the largest out-of-order window a workspace may have.
@@ -101,6 +106,11 @@ func DefaultLimits() Limits {
 		AlertmanagerMaxSilenceSizeBytes:  64 << 10,
 		MaxRuleGroups:                    2000,
 		MaxRulesPerRuleGroup:             2000,
+		// AMP publishes no quota for these; Orrery's bound the memory a
+		// workspace's forests take (about 3 MB per modelled series with
+		// the default shingle of 8: BenchmarkForestUpdate's heap-bytes).
+		MaxAnomalyDetectors:      50,
+		MaxAnomalyDetectorSeries: 100,
 	}
 }
 
@@ -126,6 +136,8 @@ func (l Limits) Validate() error {
 		return errors.New("alertmanager limits must not be negative (0: unlimited)")
 	case l.MaxRuleGroups < 0 || l.MaxRulesPerRuleGroup < 0:
 		return errors.New("max_rule_groups and max_rules_per_rule_group must not be negative")
+	case l.MaxAnomalyDetectors < 0 || l.MaxAnomalyDetectorSeries < 0:
+		return errors.New("max_anomaly_detectors and max_anomaly_detector_series must not be negative")
 	case l.MaxRequestBytes <= 0 || l.MaxDecodedRequestBytes <= 0:
 		return errors.New("max_request_bytes and max_decoded_request_bytes must be positive")
 	}
