@@ -60,11 +60,11 @@ type ChangeKind int
 
 // The changes OnChange reports.
 const (
-	AccessKeyChanged ChangeKind = iota + 1 // revoked.
-	APITokenChanged                        // revoked.
-	WorkspaceChanged                       // status, alias or tags changed, or removed.
-	ResourcePolicyChanged                  // a workspace's resource policy put or deleted.
-	QueryLoggingChanged                    // a workspace's query logging configuration changed.
+	AccessKeyChanged      ChangeKind = iota + 1 // revoked.
+	APITokenChanged                             // revoked.
+	WorkspaceChanged                            // status, alias or tags changed, or removed.
+	ResourcePolicyChanged                       // a workspace's resource policy put or deleted.
+	QueryLoggingChanged                         // a workspace's query logging configuration changed.
 )
 
 // Change says that a record changed in a way that matters to a cache of
