@@ -91,3 +91,57 @@ func FuzzParse(f *testing.F) {
 		_ = Evaluate("aps:RemoteWrite", "arn:aws:aps:us-east-1:1:workspace/ws-x", p)
 	})
 }
+
+func TestEvaluateFor(t *testing.T) {
+	const (
+		key   = "arn:aws:iam::123456789012:user/AKIAKEY1"
+		other = "arn:aws:iam::123456789012:user/AKIAKEY2"
+		token = "arn:aws:iam::123456789012:user/token/abc"
+	)
+	p, err := ParseResource([]byte(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":{"AWS":"` + key + `"},"Action":"aps:QueryMetrics","Resource":"` + arnA + `"},
+		{"Effect":"Allow","Principal":{"AWS":["` + token + `"]},"Action":"aps:RemoteWrite","Resource":"*"},
+		{"Effect":"Deny","Principal":"*","Action":"aps:DeleteSeries","Resource":"*"},
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"aps:GetLabels","Resource":"*"},
+		{"Effect":"Allow","Principal":{"AWS":"999999999999"},"Action":"aps:GetSeries","Resource":"*"}]}`))
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name, action, resource, caller string
+		want                           Decision
+	}{
+		{"named key", "aps:QueryMetrics", arnA, key, Allowed},
+		{"another key is not named", "aps:QueryMetrics", arnA, other, ImplicitDeny},
+		{"named key, other resource", "aps:QueryMetrics", arnB, key, ImplicitDeny},
+		{"named token", "aps:RemoteWrite", arnA, token, Allowed},
+		{"a key is not the token", "aps:RemoteWrite", arnA, key, ImplicitDeny},
+		{"deny for everyone", "aps:DeleteSeries", arnA, other, ExplicitDeny},
+		{"the account names every key", "aps:GetLabels", arnA, other, Allowed},
+		{"another account names none", "aps:GetSeries", arnA, other, ImplicitDeny},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.Equal(t, c.want, EvaluateFor(c.action, c.resource, c.caller, p))
+		})
+	}
+	require.Equal(t, ImplicitDeny, EvaluateFor("aps:QueryMetrics", arnA, key, nil))
+}
+
+func TestParseResourceRejects(t *testing.T) {
+	stmt := func(principal string) string {
+		return `{"Statement":[{"Effect":"Allow","Principal":` + principal + `,"Action":"aps:QueryMetrics","Resource":"*"}]}`
+	}
+	for doc, msg := range map[string]string{
+		`{"Statement":[{"Effect":"Allow","Action":"aps:X","Resource":"*"}]}`: "needs a Principal",
+		stmt(`"someone"`): `must be "*"`,
+		stmt(`{"Service":"grafana.amazonaws.com"}`):        `Principal "Service" is not supported`,
+		stmt(`{"AWS":"arn:aws:iam::123456789012:user/*"}`): "wildcards are not allowed",
+		stmt(`{"AWS":"AKIAKEY"}`):                          "name an access key or token",
+		stmt(`{"AWS":[]}`):                                 "names no one",
+		stmt(`7`):                                          `Principal must be "*"`,
+		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"aps:X","Resource":"*","Condition":{}}]}`: "supported: Sid, Effect, Action, Resource, Principal",
+	} {
+		_, err := ParseResource([]byte(doc))
+		require.ErrorContains(t, err, msg, doc)
+	}
+	_, err := Parse([]byte(stmt(`"*"`)))
+	require.ErrorContains(t, err, "Principal belongs in a workspace's resource policy")
+}
