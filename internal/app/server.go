@@ -280,6 +280,9 @@ func (s *Server) finish() error {
 					c.Tokens.Forget(ch.ID)
 				case catalog.WorkspaceChanged:
 					c.Workspaces.Forget(ch.ID)
+					c.Policies.Forget(ch.ID)
+				case catalog.ResourcePolicyChanged:
+					c.Policies.Forget(ch.ID)
 				}
 			})
 		}
@@ -489,7 +492,27 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, ca
 		}
 		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
 	}
-	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Cache: caches}, lookup, tokens, logger), nil
+	policies := func(ctx context.Context, id string) (*policy.Policy, bool, error) {
+		rp, err := cat.ResourcePolicy(ctx, workspace.ID(id))
+		if errors.Is(err, catalog.ErrNotFound) {
+			// Cache "no policy" only for a workspace that exists.
+			_, err := cat.GetWorkspace(ctx, workspace.ID(id))
+			if errors.Is(err, catalog.ErrNotFound) {
+				return nil, false, nil
+			}
+			return nil, err == nil, err
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		p, err := policy.ParseResource([]byte(rp.Document))
+		if err != nil {
+			return nil, false, fmt.Errorf("resource policy of workspace %s: %w", id, err)
+		}
+		return p, true, nil
+	}
+	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Cache: caches,
+		AccountID: cfg.AccountID, ResourcePolicies: policies}, lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {

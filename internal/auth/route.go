@@ -53,6 +53,18 @@ func (rt Route) ARN(r *http.Request, arnPrefix string) string {
 	}
 }
 
+// PolicyWorkspace returns the workspace whose resource policy is evaluated
+// for a request to the route, "" for none: the workspace in the path of
+// workspace and rule groups namespace routes. The resource policy
+// operations themselves are left to the caller's own policy, so that a
+// policy denying too much can always be replaced by the workspace's owner.
+func (rt Route) PolicyWorkspace(r *http.Request) string {
+	if rt.Resource != Workspace && rt.Resource != RuleGroupsNamespace || strings.HasSuffix(rt.Action, "ResourcePolicy") {
+		return ""
+	}
+	return r.PathValue("id")
+}
+
 // Method returns the route's method, GET for a pattern without one.
 func (rt Route) Method() string {
 	m, _, ok := strings.Cut(rt.Pattern, " ")
