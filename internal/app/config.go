@@ -12,6 +12,7 @@ import (
 
 	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/ingest"
+	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -32,6 +33,7 @@ func DefaultServerConfig() ServerConfig {
 		IdleTimeout:                     30 * time.Minute,
 		BlockDuration:                   2 * time.Hour,
 		IngestMaxInflightBytes:          ingest.DefaultMaxInflightBytes,
+		QueryLogMaxFileBytes:            querylog.DefaultMaxFileBytes,
 		ShutdownTimeout:                 30 * time.Second,
 		Region:                          "us-east-1",
 		AccountID:                       "000000000000",
@@ -65,6 +67,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CortexURL, "cortex.url", c.CortexURL, "with --engine=cortex: base URL of Cortex's HTTP API (distributor push, /prometheus, ruler and Alertmanager APIs), e.g. http://cortex:9009")
 	fs.StringVar(&c.LimitsFile, "limits-file", c.LimitsFile, "YAML file of per-workspace limit overrides (see README); reloaded on SIGHUP and POST /-/reload")
 	fs.DurationVar(&c.IdleTimeout, "storage.idle-timeout", c.IdleTimeout, "close a workspace's TSDB after this long without reads or writes (0: never)")
+	fs.Int64Var(&c.QueryLogMaxFileBytes, "query-log.max-file-bytes", c.QueryLogMaxFileBytes, "bound of a workspace's current query log file, <data-dir>/querylogs/<workspace>.jsonl; beyond it the file is rotated to <workspace>.jsonl.1, replacing the previous one")
 	fs.Int64Var(&c.IngestMaxInflightBytes, "ingest.max-inflight-bytes", c.IngestMaxInflightBytes, "remote write bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
 	fs.BoolVar(&c.WALFsync, "storage.wal-fsync", c.WALFsync, "sync a workspace's WAL to disk (fsync) before acknowledging a write, so acknowledged samples survive a power loss, not only a crash of the process; costs about 3 ms per write request, less when requests are concurrent (they share syncs)")
 	fs.DurationVar(&c.BlockDuration, "storage.block-duration", c.BlockDuration, "length of a TSDB block, as Prometheus' (do not change in production)")
@@ -136,6 +139,9 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir is empty; name a directory for workspace data")
+	}
+	if c.QueryLogMaxFileBytes < 4096 {
+		return fmt.Errorf("--query-log.max-file-bytes %d: must be at least 4096", c.QueryLogMaxFileBytes)
 	}
 	if c.AuthCacheTTL < 0 {
 		return errors.New("--auth.cache-ttl must not be negative")

@@ -29,6 +29,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
+	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/ui"
@@ -57,6 +58,9 @@ type ServerConfig struct {
 	// IngestMaxInflightBytes bounds the remote write bodies held at once
 	// (ingest.Config.MaxInflightBytes).
 	IngestMaxInflightBytes int64
+	// QueryLogMaxFileBytes bounds a workspace's current query log file
+	// (querylog.Config.MaxFileBytes).
+	QueryLogMaxFileBytes int64
 	// Limits are the defaults for workspaces without overrides.
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
@@ -142,6 +146,7 @@ type Server struct {
 	guard     *auth.Guard
 	caches    *auth.Caches // nil: no caching.
 	ui        *ui.Handler
+	qlog      *querylog.Log // the embedded engine's; nil with Cortex.
 	// reloaded tells the Cortex engine's sync service to rewrite the
 	// overrides file at once, after the limits file was reloaded.
 	reloaded chan struct{}
