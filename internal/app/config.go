@@ -140,7 +140,7 @@ func (c *ServerConfig) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("--data-dir is empty; name a directory for workspace data")
 	}
-	if c.QueryLogMaxFileBytes < 4096 {
+	if c.QueryLogMaxFileBytes != 0 && c.QueryLogMaxFileBytes < 4096 { // 0: querylog's default.
 		return fmt.Errorf("--query-log.max-file-bytes %d: must be at least 4096", c.QueryLogMaxFileBytes)
 	}
 	if c.AuthCacheTTL < 0 {

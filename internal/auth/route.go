@@ -34,6 +34,9 @@ const (
 	Workspace                           // arn:…:workspace/{id}.
 	RuleGroupsNamespace                 // arn:…:rulegroupsnamespace/{id}/{name}.
 	TaggedResource                      // the ARN in the path: /tags/{arn...}.
+	AllScrapers                         // arn:…:scraper/*: creating and listing scrapers.
+	Scraper                             // arn:…:scraper/{scraperId}.
+	AnomalyDetector                     // arn:…:anomalydetector/{id}/{anomalyDetectorId}.
 )
 
 // ARN returns the resource of a request to the route, given the workspace
@@ -48,6 +51,12 @@ func (rt Route) ARN(r *http.Request, arnPrefix string) string {
 		return strings.TrimSuffix(arnPrefix, "workspace/") + "rulegroupsnamespace/" + r.PathValue("id") + "/" + r.PathValue("name")
 	case TaggedResource:
 		return r.PathValue("arn")
+	case AllScrapers:
+		return strings.TrimSuffix(arnPrefix, "workspace/") + "scraper/*"
+	case Scraper:
+		return strings.TrimSuffix(arnPrefix, "workspace/") + "scraper/" + r.PathValue("scraperId")
+	case AnomalyDetector:
+		return strings.TrimSuffix(arnPrefix, "workspace/") + "anomalydetector/" + r.PathValue("id") + "/" + r.PathValue("anomalyDetectorId")
 	default:
 		return "*"
 	}

@@ -101,6 +101,7 @@ func (a *API) Routes() []auth.Route {
 	rs = append(rs, a.loggingRoutes()...)
 	rs = append(rs, a.queryLoggingRoutes()...)
 	rs = append(rs, a.policyRoutes()...)
+	rs = append(rs, a.unservedRoutes()...)
 	return append(rs,
 		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),
 		route("POST /tags/{arn...}", "aps:TagResource", auth.TaggedResource, a.tagResource),
