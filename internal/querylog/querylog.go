@@ -50,8 +50,8 @@ type Lookup func(ctx context.Context, id workspace.ID) (threshold int64, ok bool
 type Entry struct {
 	Time      time.Time `json:"time"`
 	Workspace string    `json:"workspace"`
-	// Principal is the caller: an access key id, token/<id> or
-	// ui/<user>; empty when the server authenticates nothing.
+	// Principal is the caller: an access key id or token/<id>; empty
+	// for the web UI's queries and when the server authenticates nothing.
 	Principal string `json:"principal,omitempty"`
 	Query     string `json:"query"`
 	// Start and End are the range; equal for an instant query, whose Step
