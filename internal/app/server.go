@@ -317,6 +317,9 @@ func (s *Server) finish() error {
 		}
 	}
 	s.ui.SetRules(rules)
+	if s.qlog != nil { // A nil *querylog.Log in the interface would not be nil.
+		s.ui.SetSlowQueries(s.qlog)
+	}
 	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
 		return err
 	}
