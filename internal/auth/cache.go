@@ -75,6 +75,17 @@ type cacheEntry[V any] struct {
 	expires time.Time
 }
 
+// NewCache returns a cache of its own, for another component's lookups on
+// a request's path; its hits and misses are not counted. A nil now means
+// time.Now.
+func NewCache[V any](ttl time.Duration, now func() time.Time) *Cache[V] {
+	if now == nil {
+		now = time.Now
+	}
+	uncounted := prometheus.NewCounter(prometheus.CounterOpts{Name: "uncounted"})
+	return &Cache[V]{ttl: ttl, now: now, entries: map[string]cacheEntry[V]{}, hits: uncounted, misses: uncounted}
+}
+
 func newCache[V any](ttl time.Duration, now func() time.Time, lookups *prometheus.CounterVec, name string) *Cache[V] {
 	return &Cache[V]{ttl: ttl, now: now, entries: map[string]cacheEntry[V]{},
 		hits: lookups.WithLabelValues(name, "hit"), misses: lookups.WithLabelValues(name, "miss")}

@@ -4,48 +4,18 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
-	"github.com/orrery-dev/orrery/internal/storage"
-	"github.com/orrery-dev/orrery/internal/workspace"
 )
-
-// startAPI serves the control plane without authorization and returns an
-// SDK client of it and its URL.
-func startAPI(t *testing.T) (*amp.Client, string) {
-	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cat.Close() })
-	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	api, err := controlplane.New(controlplane.Config{Region: "us-east-1", AccountID: "123456789012", Sealer: testSealer(t)}, cat, storeLifecycle{st, ov}, ov, nil)
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	controlplane.Register(mux, api.Routes())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", "")}), srv.URL
-}
 
 const sharePolicy = `{"Version":"2012-10-17","Statement":[{"Sid":"share","Effect":"Allow",
 	"Principal":{"AWS":"arn:aws:iam::123456789012:user/AKIAREADER"},"Action":["aps:QueryMetrics"],"Resource":"*"}]}`
@@ -55,7 +25,7 @@ const sharePolicy = `{"Version":"2012-10-17","Statement":[{"Sid":"share","Effect
 // statuses and errors as AMP's.
 func TestResourcePolicyOperations(t *testing.T) {
 	ctx := context.Background()
-	client, _ := startAPI(t)
+	client := startAPI(t, "us-east-1", nil).client
 	ws, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 	require.NoError(t, err)
 	id := ws.WorkspaceId
@@ -111,7 +81,7 @@ func TestResourcePolicyOperations(t *testing.T) {
 // operations with the SDK.
 func TestQueryLoggingOperations(t *testing.T) {
 	ctx := context.Background()
-	client, _ := startAPI(t)
+	client := startAPI(t, "us-east-1", nil).client
 	ws, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 	require.NoError(t, err)
 	id := ws.WorkspaceId
@@ -167,7 +137,8 @@ func TestQueryLoggingOperations(t *testing.T) {
 // workspace that does not exist, and nothing is stored.
 func TestHostileBodies(t *testing.T) {
 	ctx := context.Background()
-	client, url := startAPI(t)
+	api := startAPI(t, "us-east-1", nil)
+	client, url := api.client, api.url
 	ws, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 	require.NoError(t, err)
 	id := aws.ToString(ws.WorkspaceId)

@@ -74,17 +74,18 @@ type Log struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
-	configs map[workspace.ID]config
-	forgets uint64 // as auth.Cache: a lookup begun before a Forget is not kept.
-	files   map[workspace.ID]*os.File
-	recent  map[workspace.ID][]Entry
+	// configs remembers every workspace's configuration, "logs nothing"
+	// included: most workspaces have none, and every query asks.
+	configs *auth.Cache[config]
+
+	mu     sync.Mutex
+	files  map[workspace.ID]*os.File
+	recent map[workspace.ID][]Entry
 }
 
 type config struct {
 	threshold int64
 	on        bool
-	expires   time.Time
 }
 
 // New returns a Log; lookup gives the workspaces' configurations. A nil
@@ -103,7 +104,7 @@ func New(cfg Config, lookup Lookup, logger *slog.Logger) (*Log, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Log{cfg: cfg, lookup: lookup, logger: logger.With("component", "querylog"), now: time.Now,
-		configs: map[workspace.ID]config{}, files: map[workspace.ID]*os.File{}, recent: map[workspace.ID][]Entry{}}, nil
+		configs: auth.NewCache[config](cfg.TTL, nil), files: map[workspace.ID]*os.File{}, recent: map[workspace.ID][]Entry{}}, nil
 }
 
 // Threshold reports whether a workspace logs its queries and from how many
@@ -112,34 +113,23 @@ func New(cfg Config, lookup Lookup, logger *slog.Logger) (*Log, error) {
 // logged and answered as "not logging": a query is never refused for its
 // log.
 func (l *Log) Threshold(ctx context.Context, id workspace.ID) (int64, bool) {
-	now := l.now()
-	l.mu.Lock()
-	c, ok := l.configs[id]
-	forgets := l.forgets
-	l.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.threshold, c.on
-	}
-	threshold, on, err := l.lookup(ctx, id)
+	c, _, err := l.configs.Get(ctx, id.String(), func(ctx context.Context, key string) (config, bool, error) {
+		threshold, on, err := l.lookup(ctx, workspace.ID(key))
+		return config{threshold: threshold, on: on}, err == nil, err
+	})
 	if err != nil {
 		l.logger.Warn("look up query logging configuration; the query is not logged", "workspace", id, "err", err)
 		return 0, false
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.forgets == forgets {
-		l.configs[id] = config{threshold: threshold, on: on, expires: now.Add(l.cfg.TTL)}
-	}
-	return threshold, on
+	return c.threshold, c.on
 }
 
 // Forget drops what is remembered of a workspace's configuration, when it
 // changed, and closes its file.
 func (l *Log) Forget(id workspace.ID) {
+	l.configs.Forget(id.String())
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.configs, id)
-	l.forgets++
 	if f := l.files[id]; f != nil {
 		if err := f.Close(); err != nil {
 			l.logger.Warn("close query log; its lines may be incomplete", "workspace", id, "err", err)
