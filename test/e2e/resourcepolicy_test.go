@@ -80,6 +80,9 @@ func TestResourcePolicyMatrix(t *testing.T) {
 		{"A's Deny does not reach B: query", deniedRes, http.MethodGet, query(b), nil, 200},
 		{"A's Deny does not reach B: describe", deniedRes, http.MethodGet, describe(b), nil, 200},
 		{"A's Deny leaves what it does not name", deniedRes, http.MethodPost, o.RemoteWriteURL(a), writeBody(t, "allowed_metric"), 204},
+		{"wrong key: A's key puts B's policy", own, http.MethodPut, describe(b) + "/policy", body, 403},
+		{"wrong key: a guest of A puts A's policy", guest, http.MethodPut, describe(a) + "/policy", body, 403},
+		{"wrong key: A's key configures A's query logging", own, http.MethodPost, describe(a) + "/logging/query", []byte(`{}`), 403},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -91,7 +94,9 @@ func TestResourcePolicyMatrix(t *testing.T) {
 			}
 		})
 	}
-	// Nothing was written to B.
+	// Nothing was written to B, and B has no policy.
+	code, resp = admin.do(t, http.MethodGet, describe(b)+"/policy", nil, time.Now(), nil)
+	require.Equal(t, http.StatusNotFound, code, resp)
 	code, resp = admin.do(t, http.MethodGet, o.URL(b, "/api/v1/query?query=count(intruder)"), nil, time.Now(), nil)
 	require.Equal(t, http.StatusOK, code, resp)
 	require.Contains(t, resp, `"result":[]`)
