@@ -190,12 +190,14 @@ func (g *Guard) authorize(ctx context.Context, id string, p *policy.Policy, what
 		if err != nil {
 			return fmt.Errorf("resource policy of workspace %s: %w", what.Workspace, err)
 		}
-		switch policy.EvaluateFor(what.Action, what.Resource, g.PrincipalARN(id), rp) {
-		case policy.ExplicitDeny:
-			d, by = policy.ExplicitDeny, " by the workspace's resource policy"
-		case policy.Allowed:
-			if what.Shared {
-				d = policy.Allowed
+		if rp != nil { // Most workspaces have none: no principal ARN to build.
+			switch policy.EvaluateFor(what.Action, what.Resource, g.PrincipalARN(id), rp) {
+			case policy.ExplicitDeny:
+				d, by = policy.ExplicitDeny, " by the workspace's resource policy"
+			case policy.Allowed:
+				if what.Shared {
+					d = policy.Allowed
+				}
 			}
 		}
 	}

@@ -132,3 +132,35 @@ func TestResourcePolicyMatrix(t *testing.T) {
 		require.Equal(t, "AccessDeniedException", code(check()))
 	})
 }
+
+// BenchmarkAuthorize measures what a workspace's resource policy adds to
+// authorizing a request, once it is cached: without resource policies,
+// with a workspace that has none, and with one whose policy is evaluated.
+func BenchmarkAuthorize(b *testing.B) {
+	const ws = "ws-aaaaaaaa-0000-4000-8000-000000000000"
+	own, err := policy.Parse([]byte(`{"Statement":[{"Effect":"Allow","Action":"aps:QueryMetrics","Resource":"arn:aws:aps:us-east-1:123456789012:workspace/` + ws + `"}]}`))
+	require.NoError(b, err)
+	rp, err := policy.ParseResource([]byte(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/AKIAOTHER"},"Action":"aps:*","Resource":"*"},
+		{"Effect":"Deny","Principal":"*","Action":"aps:DeleteSeries","Resource":"*"}]}`))
+	require.NoError(b, err)
+	what := Request{Action: "aps:QueryMetrics", Resource: "arn:aws:aps:us-east-1:123456789012:workspace/" + ws, Workspace: ws, Shared: true}
+	for _, c := range []struct {
+		name   string
+		lookup PolicyLookup
+	}{
+		{"no resource policies", nil},
+		{"workspace without a policy", (&policies{byWS: map[string]*policy.Policy{ws: nil}}).lookup},
+		{"workspace with a policy", (&policies{byWS: map[string]*policy.Policy{ws: rp}}).lookup},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			g := NewGuard(GuardConfig{Service: "aps", AccountID: "123456789012", ResourcePolicies: c.lookup,
+				Cache: NewCaches(time.Hour, nil, prometheus.NewRegistry())}, nil, nil, nil)
+			ctx := context.Background()
+			for b.Loop() {
+				if err := g.authorize(ctx, keyID, own, what); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
