@@ -9,6 +9,11 @@
 #
 # Prints a Markdown table row per agent: CPU seconds, CPU seconds per 100k
 # series per minute, peak RSS, peak RSS per 100k series, samples sent.
+#
+# With SIGV4=1 the receiver runs with --auth=sigv4 and the agents sign their
+# remote writes (remote_write sigv4) into workspaces made through the
+# control plane; Debian's Prometheus 2.42, whose build has no SigV4, is then
+# left out.
 set -euo pipefail
 SERIES=${1:-100000}
 TARGETS=${2:-100}
@@ -24,12 +29,20 @@ cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14+$15)/hz}' "
 peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 wait_ready() { for _ in $(seq 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
 sent() { curl -s "$1" | awk '/^prometheus_remote_storage_samples_total/ {s+=$2} END {printf "%d", s}'; }
+# failed METRICS_URL: samples the receiver refused (a wrong signature would).
+failed() { curl -s "$1" | awk '/^prometheus_remote_storage_samples_failed_total/ {s+=$2} END {printf "%d", s}'; }
 
 "$work/orrery" loadgen --serve-targets "$TARGETS" --series "$SERIES" --targets-file "$work/targets.json" 2>"$work/targets.log" &
 r_port=$(port)
-"$work/orrery" server --auth=none --listen "127.0.0.1:$r_port" --data-dir "$work/receiver" --limits.ingestion-rate=0 \
+auth=none
+if [ "${SIGV4:-0}" = 1 ]; then . scripts/signed.sh; auth=sigv4; fi
+"$work/orrery" server --auth=$auth --listen "127.0.0.1:$r_port" --data-dir "$work/receiver" --limits.ingestion-rate=0 \
   --limits.max-active-series=0 --log.level=warn >"$work/receiver.log" 2>&1 &
 wait_ready "http://127.0.0.1:$r_port/-/ready"
+# workspace N: the workspace agent N writes to.
+workspace() {
+  if [ "$auth" = sigv4 ]; then new_workspace "$work/orrery" "http://127.0.0.1:$r_port"; else echo "ws-00000000-0000-4000-8000-00000000000$1"; fi
+}
 for _ in $(seq 100); do [ -s "$work/targets.json" ] && break; sleep 0.1; done
 
 config() { # WORKSPACE
@@ -41,6 +54,9 @@ scrape_configs:
 remote_write:
   - url: http://127.0.0.1:$r_port/workspaces/$1/api/v1/remote_write
 YAML
+  if [ "$auth" = sigv4 ]; then
+    echo "    sigv4: {region: $SIGV4_REGION, access_key: $AWS_ACCESS_KEY_ID, secret_key: $AWS_SECRET_ACCESS_KEY}"
+  fi
 }
 
 run() { # NAME METRICS_URL CMD...
@@ -53,6 +69,8 @@ run() { # NAME METRICS_URL CMD...
   sleep "$DURATION"
   local cpu1 rss n
   cpu1=$(cpu_seconds "$pid"); rss=$(peak_rss_kib "$pid"); n=$(sent "$metrics")
+  local bad; bad=$(failed "$metrics")
+  [ "$bad" = 0 ] || { echo "$name: the receiver refused $bad samples" >&2; exit 1; }
   kill "$pid"; wait "$pid" || true
   local cpu; cpu=$(echo "$cpu1 - $cpu0" | bc)
   printf '| %s | %d | %.1f | %.2f | %d | %d | %d |\n' "$name" "$SERIES" "$cpu" \
@@ -61,17 +79,19 @@ run() { # NAME METRICS_URL CMD...
 
 echo "| agent | series | CPU s | CPU s per 100k series·min | peak RSS MiB | peak RSS MiB per 100k series | samples sent |"
 echo "|---|---|---|---|---|---|---|"
-config ws-00000000-0000-4000-8000-00000000000a >"$work/orrery.yml"
+config "$(workspace a)" >"$work/orrery.yml"
 a_port=$(port)
 run "orrery agent $(git rev-parse --short HEAD)" "http://127.0.0.1:$a_port/metrics" \
   "$work/orrery" agent --config.file "$work/orrery.yml" --storage.path "$work/orrery-wal" --listen "127.0.0.1:$a_port" --log.level=warn
-config ws-00000000-0000-4000-8000-00000000000b >"$work/prom.yml"
-p_port=$(port)
-run "Prometheus $(prometheus --version 2>&1 | awk 'NR==1 {print $3}') agent" "http://127.0.0.1:$p_port/metrics" \
-  prometheus --enable-feature=agent --config.file="$work/prom.yml" --storage.agent.path="$work/prom-wal" \
-  --web.listen-address="127.0.0.1:$p_port" --log.level=warn
+if [ "$auth" = none ]; then
+  config "$(workspace b)" >"$work/prom.yml"
+  p_port=$(port)
+  run "Prometheus $(prometheus --version 2>&1 | awk 'NR==1 {print $3}') agent" "http://127.0.0.1:$p_port/metrics" \
+    prometheus --enable-feature=agent --config.file="$work/prom.yml" --storage.agent.path="$work/prom-wal" \
+    --web.listen-address="127.0.0.1:$p_port" --log.level=warn
+fi
 if [ -x bin/prometheus3 ]; then
-  config ws-00000000-0000-4000-8000-00000000000c >"$work/prom3.yml"
+  config "$(workspace c)" >"$work/prom3.yml"
   p3_port=$(port)
   run "Prometheus 3.16 (embedded module) agent" "http://127.0.0.1:$p3_port/metrics" \
     bin/prometheus3 --agent --config.file="$work/prom3.yml" --storage.agent.path="$work/prom3-wal" \

@@ -10,6 +10,10 @@
 # a Markdown table row per run (each path twice, alternating): samples/s,
 # p99 request latency, CPU seconds of Cortex and of Orrery during the load,
 # CPU-µs per sample.
+#
+# With SIGV4=1 a second Orrery replica (--auth=sigv4, the same catalog and
+# Cortex) is also fed SigV4-signed requests into a workspace made through
+# the control plane.
 set -euo pipefail
 SERIES=${1:-50000}
 ROUNDS=${2:-40}
@@ -93,6 +97,16 @@ through() {
 # Each path twice, alternating, each time into a new tenant: the second
 # run of either meets an ingester already holding the other's series.
 direct 1; through 1; through 2; direct 2
+if [ "${SIGV4:-0}" = 1 ]; then
+  . scripts/signed.sh
+  start_signed "$work/orrery" "$work/orrery-sigv4-data" --engine=cortex --cortex.url "http://127.0.0.1:$c_port" \
+    --db "postgres://orrery@127.0.0.1:$pg_port/postgres?sslmode=disable" --secrets-key-file "$work/secrets.key" \
+    --limits.ingestion-rate=0 --limits.max-active-series=0
+  # run counts the first replica's CPU: the signed one is o_pid for this run.
+  u_pid=$o_pid; o_pid=$s_pid
+  run "Orrery $(git rev-parse --short HEAD) → Cortex, SigV4" "http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1/remote_write" --sigv4
+  o_pid=$u_pid
+fi
 # Remote write 2.0 senders: Cortex converts 2.0 to 1.0 itself (its
 # experimental remote_writev2_enabled); Orrery decodes, validates and
 # re-encodes it as 1.0.

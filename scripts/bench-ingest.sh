@@ -75,15 +75,9 @@ run "Orrery $(git rev-parse --short HEAD)" "$o_pid" "http://127.0.0.1:$o_port/wo
 kill "$o_pid"; wait "$o_pid" || true
 
 if [ "${SIGV4:-0}" = 1 ]; then
-  export ORRERY_ADMIN_ACCESS_KEY_ID=AKIABENCHMARK0000001 ORRERY_ADMIN_SECRET_ACCESS_KEY=bench-secret-key
-  s_port=$(port)
-  "$work/orrery" server --auth=sigv4 --listen "127.0.0.1:$s_port" --data-dir "$work/orrery-sigv4-data" --limits.ingestion-rate=0 \
-    --limits.max-active-series=0 --log.level=warn >"$work/orrery-sigv4.log" 2>&1 &
-  s_pid=$!
-  wait_ready "http://127.0.0.1:$s_port/-/ready"
-  export AWS_ACCESS_KEY_ID=$ORRERY_ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ORRERY_ADMIN_SECRET_ACCESS_KEY
-  ws=$("$work/orrery" workspaces create --url "http://127.0.0.1:$s_port" --alias bench)
-  run "Orrery $(git rev-parse --short HEAD), SigV4" "$s_pid" "http://127.0.0.1:$s_port/workspaces/$ws/api/v1/remote_write" \
+  . scripts/signed.sh
+  start_signed "$work/orrery" "$work/orrery-sigv4-data" --limits.ingestion-rate=0 --limits.max-active-series=0
+  run "Orrery $(git rev-parse --short HEAD), SigV4" "$s_pid" "http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1/remote_write" \
     "$work/orrery-sigv4-data" --sigv4
   kill "$s_pid"; wait "$s_pid" || true
 fi

@@ -6,6 +6,9 @@
 #
 #   PROMETHEUS3_BINARY=... VICTORIA_METRICS_BINARY=... scripts/bench-otlp.sh [SERIES] [ROUNDS]
 #
+# With SIGV4=1 Orrery also runs with --auth=sigv4, fed SigV4-signed exports
+# (loadgen --sigv4) into a workspace made through the control plane.
+#
 # SERIES active series (default 100000), ROUNDS points per series (default
 # 20). Prints a Markdown table row per receiver: samples/s, p99 request
 # latency, server CPU seconds and CPU microseconds per sample, peak RSS.
@@ -24,11 +27,12 @@ cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/hz}' "
 peak_rss_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 wait_ready() { for _ in $(seq 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }
 
-run() { # NAME PID URL
+run() { # NAME PID URL [loadgen flags]
   local name=$1 pid=$2 url=$3 cpu0 cpu1 out sps p99 samples rss
+  shift 3
   cpu0=$(cpu_seconds "$pid")
   echo "== $name: $SERIES series × $ROUNDS rounds" >&2
-  out=$("$work/orrery" loadgen --otlp --url "$url" --series "$SERIES" --rounds "$ROUNDS")
+  out=$("$work/orrery" loadgen --otlp --url "$url" --series "$SERIES" --rounds "$ROUNDS" "$@")
   echo "$out" >&2
   cpu1=$(cpu_seconds "$pid"); rss=$(peak_rss_kib "$pid")
   samples=$(sed -E 's/^samples=([0-9]+).*/\1/' <<<"$out")
@@ -47,6 +51,13 @@ o_pid=$!
 wait_ready "http://127.0.0.1:$o_port/-/ready"
 run "Orrery $(git rev-parse --short HEAD)" "$o_pid" "http://127.0.0.1:$o_port/workspaces/ws-00000000-0000-4000-8000-000000000000/api/v1/otlp/v1/metrics"
 kill "$o_pid"; wait "$o_pid" || true
+
+if [ "${SIGV4:-0}" = 1 ]; then
+  . scripts/signed.sh
+  start_signed "$work/orrery" "$work/orrery-sigv4-data" --limits.ingestion-rate=0 --limits.max-active-series=0
+  run "Orrery $(git rev-parse --short HEAD), SigV4" "$s_pid" "http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1/otlp/v1/metrics"  --sigv4
+  kill "$s_pid"; wait "$s_pid" || true
+fi
 
 if [ -x "$PROM" ]; then
   p_port=$(port)

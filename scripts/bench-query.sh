@@ -17,6 +17,9 @@
 # three run at once, and each query is asked of each in turn, so that
 # other load on the machine weighs on all alike. ORRERY_FLAGS adds flags to
 # `orrery server` (e.g. --query.parallelism=1 to measure without splitting).
+# With SIGV4=1 a second Orrery runs beside them with --auth=sigv4, loaded
+# and asked (cold and refresh) with SigV4-signed requests, in a column of
+# its own.
 #
 #   scripts/bench-query.sh [SERIES] [RUNS] [CPUS]
 set -euo pipefail
@@ -67,7 +70,7 @@ queries=(
   'sum by (namespace, envoy_cluster_name) (increase(envoy_cluster_upstream_rq_total[10m]))'
 )
 
-load() { "$work/orrery" loadgen --url "$1" --series "$SERIES" --rounds 240 --start-ago 1h >"$work/load.log" 2>&1 || { cat "$work/load.log" >&2; exit 1; }; }
+load() { "$work/orrery" loadgen --url "$1" --series "$SERIES" --rounds 240 --start-ago 1h "${@:2}" >"$work/load.log" 2>&1 || { cat "$work/load.log" >&2; exit 1; }; }
 t0=$(date +%s)
 cold_end=$((t0 - t0 % 30))
 cold_start=$((cold_end - 3600))
@@ -75,11 +78,21 @@ cold_start=$((cold_end - 3600))
 # Every server is loaded, then each query is asked of each server in turn,
 # run after run, so that whatever else the machine does weighs on all alike.
 names=(orrery prometheus victoria)
+refreshed=(orrery victoria)
 declare -A base pid cold_extra
+# sign[NAME] holds curl's signing arguments for a server that wants them.
+declare -A sign
 
-# time_one NAME URL [CURL_ARGS...]: seconds for one request; fails on an error answer.
+# time_one URL [CURL_ARGS...]: seconds for one request; fails on an error
+# answer. A signed request is POSTed as a form: curl before 8.1 signs a query
+# string of several parameters without sorting them, as SigV4 wants.
 time_one() {
-  local out; out=$(curl -gs -o "$work/answer.json" -w '%{http_code} %{time_total}' "${@:2}" "$1")
+  local out
+  if [[ " ${*:2} " == *" --aws-sigv4 "* ]]; then
+    out=$(curl -gs -o "$work/answer.json" -w '%{http_code} %{time_total}' "${@:2}" --data "${1#*\?}" "${1%%\?*}")
+  else
+    out=$(curl -gs -o "$work/answer.json" -w '%{http_code} %{time_total}' "${@:2}" "$1")
+  fi
   [ "${out%% *}" = 200 ] || { echo "query failed ($out): $1: $(head -c 300 "$work/answer.json")" >&2; exit 1; }
   echo "${out#* }"
 }
@@ -92,11 +105,11 @@ run_all() {
   for n in "${names[@]}"; do : >"$work/$n.cold"; : >"$work/$n.refresh"; c0[$n]=$(cpu_seconds "${pid[$n]}"); done
   for q in "${queries[@]}"; do
     enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
-    for n in "${names[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' >/dev/null; done
+    for n in "${names[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' ${sign[$n]:-} >/dev/null; done
     for n in "${names[@]}"; do : >"$work/$n.t"; done
     for _ in $(seq "$RUNS"); do
       for n in "${names[@]}"; do
-        time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' >>"$work/$n.t"
+        time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' ${sign[$n]:-} >>"$work/$n.t"
       done
     done
     for n in "${names[@]}"; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.cold"; done
@@ -105,14 +118,14 @@ run_all() {
   for q in "${queries[@]}"; do
     enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
     now=$(date +%s); end=$((now - now % 30))
-    for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >/dev/null; done # warm-up
-    for n in orrery victoria; do : >"$work/$n.t"; done
+    for n in "${refreshed[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" ${sign[$n]:-} >/dev/null; done # warm-up
+    for n in "${refreshed[@]}"; do : >"$work/$n.t"; done
     for _ in $(seq "$RUNS"); do
       sleep 1
       now=$(date +%s); end=$((now - now % 30))
-      for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >>"$work/$n.t"; done
+      for n in "${refreshed[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" ${sign[$n]:-} >>"$work/$n.t"; done
     done
-    for n in orrery victoria; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.refresh"; done
+    for n in "${refreshed[@]}"; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.refresh"; done
   done
 }
 
@@ -145,6 +158,17 @@ curl -sf "http://127.0.0.1:$v_port/internal/force_flush" >/dev/null
 base[victoria]="http://127.0.0.1:$v_port/api/v1"
 cold_extra[orrery]=""; cold_extra[prometheus]=""; cold_extra[victoria]="&nocache=1"
 
+if [ "${SIGV4:-0}" = 1 ]; then
+  . scripts/signed.sh
+  start_signed "taskset -c $CPUS $work/orrery" "$work/s" --limits.ingestion-rate=0 $ORRERY_FLAGS
+  pid[orrery_sigv4]=$s_pid
+  load "http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1/remote_write" --sigv4
+  base[orrery_sigv4]="http://127.0.0.1:$s_port/workspaces/$s_ws/api/v1"
+  cold_extra[orrery_sigv4]=""
+  sign[orrery_sigv4]="--aws-sigv4 aws:amz:$SIGV4_REGION:aps --user $AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+  names+=(orrery_sigv4); refreshed+=(orrery_sigv4)
+fi
+
 echo "asking $((${#queries[@]} * (RUNS + 1))) cold and $((${#queries[@]} * (RUNS + 1))) refresh queries of each server ..." >&2
 run_all
 
@@ -152,17 +176,23 @@ ms() { awk '{printf "%.1f", $1 * 1000}'; }
 echo
 echo "SERIES=$SERIES RUNS=$RUNS CPUS=$CPUS ($(taskset -c "$CPUS" nproc) cores), $(date -u +%F), commit $(git rev-parse --short HEAD)"
 echo
-echo "| # | query | Orrery cold | Prometheus 3 cold | VictoriaMetrics cold | Orrery refresh | VictoriaMetrics refresh |"
-echo "|---|---|---|---|---|---|---|"
+# The columns: each server's cold medians, then the refreshed ones'.
+cols=(); heads=()
+declare -A title=([orrery]=Orrery [prometheus]="Prometheus 3" [victoria]=VictoriaMetrics [orrery_sigv4]="Orrery SigV4")
+for n in "${names[@]}"; do cols+=("$n.cold"); heads+=("${title[$n]} cold"); done
+for n in "${refreshed[@]}"; do cols+=("$n.refresh"); heads+=("${title[$n]} refresh"); done
+row() { local out="|" c; for c in "$@"; do out+=" $c |"; done; echo "$out"; }
+row "#" query "${heads[@]}"
+row "---" "---" $(printf -- '--- %.0s' "${heads[@]}")
 for i in "${!queries[@]}"; do
-  n=$((i + 1))
-  printf '| %d | `%s` | %s | %s | %s | %s | %s |\n' "$n" "${queries[$i]}" \
-    "$(sed -n "${n}p" "$work/orrery.cold" | ms)" "$(sed -n "${n}p" "$work/prometheus.cold" | ms)" "$(sed -n "${n}p" "$work/victoria.cold" | ms)" \
-    "$(sed -n "${n}p" "$work/orrery.refresh" | ms)" "$(sed -n "${n}p" "$work/victoria.refresh" | ms)"
+  n=$((i + 1)); cells=()
+  for c in "${cols[@]}"; do cells+=("$(sed -n "${n}p" "$work/$c" | ms)"); done
+  row "$n" "\`${queries[$i]}\`" "${cells[@]}"
 done
 sum() { awk '{s += $1} END {printf "%.1f", s * 1000}' "$work/$1"; }
-printf '| | **sum (ms)** | **%s** | **%s** | **%s** | **%s** | **%s** |\n' "$(sum orrery.cold)" "$(sum prometheus.cold)" "$(sum victoria.cold)" "$(sum orrery.refresh)" "$(sum victoria.refresh)"
+cells=(); for c in "${cols[@]}"; do cells+=("**$(sum "$c")**"); done
+row "" "**sum (ms)**" "${cells[@]}"
 echo
 echo "| server | CPU s during the cold runs | peak RSS MiB |"
 echo "|---|---|---|"
-for s in orrery prometheus victoria; do read -r c r <"$work/$s.res"; echo "| $s | $c | $r |"; done
+for s in "${names[@]}"; do read -r c r <"$work/$s.res"; echo "| $s | $c | $r |"; done

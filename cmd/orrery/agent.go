@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,19 +30,11 @@ func runAgent(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.FlushDeadline, "flush-deadline", time.Minute, "how long pending samples are sent at shutdown")
 	fs.StringVar(&cfg.OTLPListen, "otlp.listen", "", "address of an OTLP/HTTP metrics receiver (POST /v1/metrics), written to the WAL and remote-written like scrapes; translated as the configuration's otlp block says (empty: none)")
 	fs.BoolVar(&cfg.OTLPConvertDelta, "otlp.convert-delta", false, "convert OTLP delta temporality to cumulative (without it, deltas are refused)")
-	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	level := logLevelFlag(fs, slog.LevelInfo, "log `level`: debug, info, warn, error")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "orrery agent: --log.level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: *level}))
 	a, err := agent.New(cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "orrery agent: %v\n", err)

@@ -62,22 +62,14 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.AgentListen, "agent.listen", "127.0.0.1:0", "address of the agent's /metrics, /-/ready and /api/v1/targets (port 0: a free one)")
 	fs.Float64Var(&cfg.AlertThresholdMS, "alert.threshold-ms", demo.DefaultAlertThresholdMS, "the latency alert's p99 threshold in milliseconds")
 	faults.register(fs)
-	logLevel := fs.String("log.level", "info", "level of the log file: debug, info, warn, error")
+	level := logLevelFlag(fs, slog.LevelInfo, "level of the log file: debug, info, warn, error")
 	logStderr := fs.Bool("log.stderr", false, "log to stderr instead of DATA-DIR/demo/orrery.log")
 	// Testing flags, hidden from --help: shorter timings for tests.
 	fs.DurationVar(&cfg.RuleFor, "testing.rule-for", time.Minute, "the latency alert's for duration")
 	fs.DurationVar(&cfg.RuleInterval, "testing.rule-interval", 15*time.Second, "the latency alert's evaluation interval")
 	fs.DurationVar(&cfg.ScrapeInterval, "testing.scrape-interval", 5*time.Second, "the agent's scrape interval")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "orrery demo: --log.level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if cfg.DataDir == "" {
 		dir, err := os.MkdirTemp("", "orrery-demo-")
@@ -102,7 +94,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		defer func() { _ = f.Close() }()
 		logOut = f
 	}
-	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: *level}))
 	// The Envoy dashboard and the UI login.
 	cfg.Dashboards = demo.UIDashboards{DataDir: cfg.DataDir}
 	fmt.Fprintf(stdout, "orrery demo: data in %s\n", cfg.DataDir)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,11 +33,8 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	region := fs.String("region", "us-east-1", "the region requests are signed for (with --sigv4)")
 	serve := fs.Int("serve-targets", 0, "instead of sending, serve this many scrape targets sharing --series, and write their file_sd list to --targets-file")
 	targetsFile := fs.String("targets-file", "targets.json", "file_sd_configs file listing the served targets (with --serve-targets)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *serve > 0 {
 		return serveTargets(*serve, cfg.Series / *serve, *targetsFile, stderr)

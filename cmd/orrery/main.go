@@ -87,19 +87,11 @@ func runServer(args []string, stderr io.Writer) int {
 	printOverrides := fs.Bool("cortex.print-overrides", false, "with --engine=cortex: print Cortex's runtime-config overrides for every workspace (its limits, as Cortex names them) and exit, instead of serving")
 	cfg.AdminKeyID, cfg.AdminSecret = os.Getenv("ORRERY_ADMIN_ACCESS_KEY_ID"), os.Getenv("ORRERY_ADMIN_SECRET_ACCESS_KEY")
 	cfg.UIAdminPassword = os.Getenv("ORRERY_UI_ADMIN_PASSWORD")
-	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	level := logLevelFlag(fs, slog.LevelInfo, "log `level`: debug, info, warn, error")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "orrery server: --log.level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: *level}))
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "orrery server: %v\n", err)
 		return 2

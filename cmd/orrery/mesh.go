@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -89,19 +88,11 @@ func runMesh(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.ControlListen, "control.listen", "", "address of the control endpoint (default: the next port, or a free one)")
 	fs.IntVar(&cfg.RequestsPerSecond, "rps", 20, "requests per second sent to the frontend")
 	faults.register(fs)
-	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	level := logLevelFlag(fs, slog.LevelInfo, "log `level`: debug, info, warn, error")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "orrery mesh: --log.level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: *level}))
 	cfg.Faults = faults.faults()
 	m, err := mesh.New(cfg, logger)
 	if err != nil {

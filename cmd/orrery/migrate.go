@@ -52,12 +52,9 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.BucketDir, "bucket-dir", "", "directory laid out as the Cortex bucket's root; blocks are written to <bucket-dir>/<tenant>/<ULID>/ (required)")
 	fs.StringVar(&cfg.Tenant, "tenant", "", "Cortex tenant (X-Scope-OrgID) of the blocks (default: the workspace ID, the tenant the Cortex engine uses for the workspace)")
 	fs.DurationVar(&cfg.BlockDuration, "block-duration", 2*time.Hour, "length of the blocks written, aligned as Cortex's ingesters align theirs: Cortex's first blocks_storage.tsdb.block_ranges_period")
-	logLevel := fs.String("log.level", "warn", "log level of the TSDB's own messages (WAL replay, block writes): debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	level := logLevelFlag(fs, slog.LevelWarn, "log `level` of the TSDB's own messages (WAL replay, block writes): debug, info, warn, error")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "orrery migrate-to-cortex: unexpected argument %q (flags only; see --help)\n", fs.Arg(0))
@@ -72,12 +69,7 @@ func runMigrate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "orrery migrate-to-cortex: %v\n", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "orrery migrate-to-cortex: --log.level %q: use debug, info, warn or error\n", *logLevel)
-		return 2
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: *level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

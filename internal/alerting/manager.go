@@ -69,6 +69,9 @@ type Config struct {
 	// publish with the server's own AWS credentials (CheckSNSCredentials).
 	// Without it such a definition does not load.
 	AllowServerAWSCredentials bool
+
+	// flagErr is a flag's value that did not parse, reported by Validate.
+	flagErr error
 }
 
 type defaultLimits struct{}

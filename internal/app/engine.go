@@ -87,7 +87,9 @@ func every(period time.Duration, f func()) func(context.Context) error {
 // through this server at once.
 func newQueryLog(s *Server) (*querylog.Log, error) {
 	cat := s.catalog
-	l, err := querylog.New(querylog.Config{Dir: filepath.Join(s.cfg.DataDir, "querylogs"), MaxFileBytes: s.cfg.QueryLogMaxFileBytes},
+	cfg := s.cfg.QueryLog
+	cfg.Dir = filepath.Join(s.cfg.DataDir, "querylogs")
+	l, err := querylog.New(cfg,
 		func(ctx context.Context, id workspace.ID) (int64, bool, error) {
 			q, err := cat.QueryLoggingConfiguration(ctx, id)
 			if errors.Is(err, catalog.ErrNotFound) {
@@ -142,15 +144,15 @@ func newEmbedded(s *Server) (*embedded, error) {
 		_ = tracker.Close()
 		return nil, err
 	}
-	store, err := orstorage.New(orstorage.Config{Dir: cfg.DataDir, IdleTimeout: cfg.IdleTimeout, BlockDuration: cfg.BlockDuration,
-		WALFsync: cfg.WALFsync, Written: ev.Cache().Written}, s.overrides, logger, reg)
+	stc := cfg.Storage
+	stc.Dir, stc.Written = cfg.DataDir, ev.Cache().Written
+	store, err := orstorage.New(stc, s.overrides, logger, reg)
 	if err != nil {
 		return fail(err)
 	}
-	am, err := alerting.New(alerting.Config{DataDir: cfg.DataDir, ExternalURL: cfg.Ruler.ExternalURL,
-		PollInterval: cfg.AlertmanagerPollInterval, MaintenanceInterval: cfg.AlertmanagerMaintenanceInterval,
-		Retention: cfg.AlertmanagerRetention, Limits: s.overrides, DenyReceiverNetworks: cfg.AlertmanagerDenyReceiverNetworks,
-		AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
+	amc := cfg.Alerting
+	amc.DataDir, amc.ExternalURL, amc.Limits = cfg.DataDir, cfg.Ruler.ExternalURL, s.overrides
+	am, err := alerting.New(amc,
 		definitions{s.catalog, s.sealer}, logger, reg)
 	if err != nil {
 		return fail(errors.Join(err, store.Close()))
@@ -168,8 +170,8 @@ func newEmbedded(s *Server) (*embedded, error) {
 		return fail(errors.Join(err, store.Close()))
 	}
 	interval := 30 * time.Second
-	if cfg.IdleTimeout > 0 && cfg.IdleTimeout/2 < interval {
-		interval = max(cfg.IdleTimeout/2, 100*time.Millisecond)
+	if idle := cfg.Storage.IdleTimeout; idle > 0 && idle/2 < interval {
+		interval = max(idle/2, 100*time.Millisecond)
 	}
 	return &embedded{store: store, query: q, ruler: rul, alerting: am, tracker: tracker, qlog: s.qlog, lim: s.overrides, interval: interval, logger: logger}, nil
 }

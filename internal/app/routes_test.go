@@ -199,7 +199,7 @@ func TestRouteActions(t *testing.T) {
 func TestDefaultServerConfig(t *testing.T) {
 	c := DefaultServerConfig()
 	require.NoError(t, c.Validate())
-	require.Len(t, c.AlertmanagerDenyReceiverNetworks, 3)
+	require.Len(t, c.Alerting.DenyReceiverNetworks, 3)
 	def := DefaultServerConfig()
 	fs := flag.NewFlagSet("orrery server", flag.ContinueOnError)
 	c = DefaultServerConfig()
@@ -211,7 +211,7 @@ func TestDefaultServerConfig(t *testing.T) {
 	require.Equal(t, time.Second, c.AuthCacheTTL)
 	require.Equal(t, "30d", c.Limits.RetentionPeriod.String())
 	require.Equal(t, 5*time.Second, c.Ruler.PollInterval)
-	require.Empty(t, c.AlertmanagerDenyReceiverNetworks)
+	require.Empty(t, c.Alerting.DenyReceiverNetworks)
 	c.Engine = "bogus"
 	require.ErrorContains(t, c.Validate(), `--engine "bogus"`)
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,27 +45,21 @@ const (
 
 // ServerConfig configures `orrery server`.
 type ServerConfig struct {
-	Listen      string
-	DataDir     string
-	LimitsFile  string
-	IdleTimeout time.Duration
-	// BlockDuration is the TSDB head block length.
-	BlockDuration time.Duration
-	// WALFsync syncs a workspace's WAL to disk before a write is
-	// acknowledged (storage.Config.WALFsync).
-	WALFsync bool
-	// IngestMaxInflightBytes bounds the remote write bodies held at once
-	// (ingest.Config.MaxInflightBytes).
-	IngestMaxInflightBytes int64
-	// QueryLogMaxFileBytes bounds a workspace's current query log file
-	// (querylog.Config.MaxFileBytes).
-	QueryLogMaxFileBytes int64
+	Listen     string
+	DataDir    string
+	LimitsFile string
+	// Storage configures the embedded engine's TSDBs; its Dir is DataDir.
+	Storage orstorage.Config
+	// Ingest configures remote write, OTLP that of OTLP ingestion.
+	Ingest ingest.Config
+	OTLP   ingest.OTLPConfig
+	// QueryLog bounds the query logs of workspaces with a query logging
+	// configuration; its Dir is <DataDir>/querylogs.
+	QueryLog querylog.Config
 	// Limits are the defaults for workspaces without overrides.
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
-	// OTLPConvertDelta converts OTLP delta temporality to cumulative.
-	OTLPConvertDelta bool
 	// Region and AccountID appear in ARNs.
 	Region, AccountID string
 	// Auth is "sigv4" (every request signed, authorized by the key's
@@ -81,18 +74,9 @@ type ServerConfig struct {
 	// AdminKeyID and AdminSecret, if set, become the admin key at first
 	// start (ORRERY_ADMIN_ACCESS_KEY_ID / ORRERY_ADMIN_SECRET_ACCESS_KEY).
 	AdminKeyID, AdminSecret string
-	// Alertmanager: how often definitions are polled from the catalog, how
-	// often silences and notification logs are snapshotted, and how long
-	// expired silences and notification log entries are kept.
-	AlertmanagerPollInterval        time.Duration
-	AlertmanagerMaintenanceInterval time.Duration
-	AlertmanagerRetention           time.Duration
-	// AlertmanagerDenyReceiverNetworks are networks workspaces' HTTP
-	// receivers may not connect to (alerting.Config.DenyReceiverNetworks).
-	AlertmanagerDenyReceiverNetworks []netip.Prefix
-	// AlertmanagerAllowServerAWSCredentials lets workspaces' SNS receivers
-	// without keys or a role publish with the server's AWS credentials.
-	AlertmanagerAllowServerAWSCredentials bool
+	// Alerting configures the workspaces' Alertmanagers; its DataDir,
+	// ExternalURL and Limits are the server's.
+	Alerting alerting.Config
 	// Ruler configures rule evaluation; its ExternalURL defaults to
 	// http://<Listen>.
 	Ruler ruler.Config
@@ -125,10 +109,6 @@ type ServerConfig struct {
 	// TLSCertFile and TLSKeyFile, if set, make the listener serve TLS with
 	// this certificate, reloaded when the files change.
 	TLSCertFile, TLSKeyFile string
-
-	// flagErr is a flag value RegisterFlags's flags could not parse,
-	// reported by Validate.
-	flagErr error
 }
 
 // Server is a running `orrery server`.
@@ -252,10 +232,10 @@ func (s *Server) build() error {
 		s.engine = nil
 		return err
 	}
-	if s.ingest, err = s.engine.ingest(ingest.Config{MaxInflightBytes: s.cfg.IngestMaxInflightBytes}, s); err != nil {
+	if s.ingest, err = s.engine.ingest(s.cfg.Ingest, s); err != nil {
 		return err
 	}
-	if s.otlp, err = ingest.NewOTLP(ingest.OTLPConfig{ConvertDelta: s.cfg.OTLPConvertDelta}, s.ingest, s.logger, s.reg); err != nil {
+	if s.otlp, err = ingest.NewOTLP(s.cfg.OTLP, s.ingest, s.logger, s.reg); err != nil {
 		return err
 	}
 	return s.finish()
@@ -298,7 +278,7 @@ func (s *Server) finish() error {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
 	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen,
-		Sealer: sealer, AllowServerAWSCredentials: cfg.AlertmanagerAllowServerAWSCredentials},
+		Sealer: sealer, AllowServerAWSCredentials: cfg.Alerting.AllowServerAWSCredentials},
 		cat, lifecycle{s}, s.overrides, logger)
 	if err != nil {
 		return err

@@ -1,9 +1,9 @@
 package ingest
 
 import (
-	"cmp"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -88,6 +88,28 @@ type Config struct {
 	MaxInflightBytes int64
 }
 
+// DefaultConfig returns the handler's defaults.
+func DefaultConfig() Config {
+	return Config{CreationGracePeriod: 10 * time.Minute, MaxInflightBytes: DefaultMaxInflightBytes}
+}
+
+// RegisterFlags registers the handler's flags on fs, with c's values as
+// their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Int64Var(&c.MaxInflightBytes, "ingest.max-inflight-bytes", c.MaxInflightBytes, "remote write bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.MaxInflightBytes < 0 {
+		return errors.New("--ingest.max-inflight-bytes must not be negative")
+	}
+	if c.CreationGracePeriod < 0 {
+		return errors.New("the creation grace period must not be negative")
+	}
+	return nil
+}
+
 // DefaultMaxInflightBytes is Config.MaxInflightBytes's default: one
 // request of the largest default size (16 MiB compressed, 64 MiB decoded)
 // and many of the usual few hundred KiB.
@@ -132,6 +154,9 @@ type buffers struct {
 	sb        labels.ScratchBuilder
 	exemplars []exemplar.Exemplar
 	sets      []int
+	// admitted and histograms are admission's decisions (admit.go).
+	admitted   []*cacheEntry
+	histograms []admittedHistogram
 }
 
 type metrics struct {
@@ -575,47 +600,37 @@ func sampleReason(err error) string {
 	}
 }
 
+// append admits the request's series and writes what it admits: the
+// sender's own bytes when a forwarding engine can take them whole.
 func (h *Handler) append(ctx context.Context, id workspace.ID, lim *workspace.Limits, st *wsState, b *buffers) (int, string, written) {
-	req := &b.req
-	var (
-		app storage.AppenderV2
-		fw  ForwardingAppender // nil unless forwarding.
-		err error
-	)
-	if h.fwd != nil {
-		fw, err = h.fwd.ForwardingAppender(ctx, id)
-		app = fw
-	} else {
-		app, err = h.store.Appender(ctx, id)
+	p, code, msg := h.admit(ctx, id, lim, st, b)
+	if code != 0 {
+		return code, msg, written{}
 	}
+	if h.fwd != nil {
+		fw, err := h.fwd.ForwardingAppender(ctx, id)
+		if err != nil {
+			return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), written{}
+		}
+		if b.req.Version == 1 && !b.req.rewritten && p.rj.count == 0 {
+			// Admitted whole and unchanged: the sender's bytes are the
+			// request to forward.
+			fw.ForwardRaw(b.in)
+			p.wr = p.admitted
+			return h.commit(fw, id, &p)
+		}
+		h.write(fw, id, b, &p)
+		return h.commit(fw, id, &p)
+	}
+	app, err := h.store.Appender(ctx, id)
 	if err != nil {
 		return http.StatusInternalServerError, fmt.Sprintf("open workspace %s for writing: %v", id, err), written{}
 	}
-	var (
-		p    pass
-		code int
-		msg  string
-	)
-	if fw != nil && req.Version == 1 && !req.rewritten {
-		// A forwarding appender sends the sender's own bytes when the
-		// request is admitted whole: validate without appending first,
-		// and append only if something must be left out.
-		if p, code, msg = h.walk(ctx, id, lim, st, b, nil); code == 0 && p.rj.count == 0 {
-			fw.ForwardRaw(b.in)
-		} else if code == 0 {
-			p, code, msg = h.walk(ctx, id, lim, st, b, app)
-		}
-	} else {
-		p, code, msg = h.walk(ctx, id, lim, st, b, app)
-	}
-	if code != 0 {
-		_ = app.Rollback()
-		return code, msg, written{}
-	}
+	h.write(app, id, b, &p)
 	return h.commit(app, id, &p)
 }
 
-// commit commits what a pass admitted and answers the request.
+// commit commits what a pass wrote and answers the request.
 func (h *Handler) commit(app storage.AppenderV2, id workspace.ID, p *pass) (int, string, written) {
 	wr := p.wr
 	if err := app.Commit(); err != nil {
@@ -640,165 +655,6 @@ func (h *Handler) commit(app storage.AppenderV2, id workspace.ID, p *pass) (int,
 		return http.StatusBadRequest, fmt.Sprintf("stored %d samples and %d histograms; rejected %d:\n%s", wr.samples, wr.histograms, p.rj.count, p.rj.String()), wr
 	}
 	return http.StatusNoContent, "", wr
-}
-
-// pass is what one walk over a request's series admitted and rejected.
-type pass struct {
-	wr       written
-	rj       rejections
-	rejected map[string]int // samples by reason.
-}
-
-// walk validates the request's series against the workspace's limits and
-// appends what it admits to app. With a nil app it only validates, counting
-// as written what it would append. A non-zero code (with its message) is a
-// storage failure that fails the whole request; the caller rolls back.
-func (h *Handler) walk(ctx context.Context, id workspace.ID, lim *workspace.Limits, st *wsState, b *buffers, app storage.AppenderV2) (p pass, code int, msg string) {
-	var (
-		req      = &b.req
-		maxT     = h.maxTimestamp()
-		active   = -1  // Fetched on the first new series.
-		setCount []int // Series per label set limit, fetched on the first new series.
-		err      error
-	)
-	p.rejected = map[string]int{}
-	ea, _ := app.(storage.ExemplarAppenderV2)
-	for i := range req.Series {
-		s := &req.Series[i]
-		wire := req.Labels(s)
-		var hash uint64
-		hash, b.hash = hashLabels(wire, b.hash)
-		// Prometheus 3 refuses a 2.0 series without a sample or histogram
-		// (with an exemplar or metadata only) once its labels are valid;
-		// remote write 1.0 carries metadata apart from the series.
-		empty := req.Version == 2 && len(req.Samples(s)) == 0 && req.NumHistograms(s) == 0
-		e := st.cache.get(hash, wire)
-		if e != nil && empty {
-			p.rj.add(noSamplesMsg(e.lset))
-			continue
-		}
-		if e == nil {
-			lset, serr := buildLabels(wire, lim, &b.sb)
-			if serr != nil {
-				n := len(req.Samples(s)) + req.NumHistograms(s)
-				p.rejected[serr.Reason] += n
-				p.rj.add(serr.Msg)
-				continue
-			}
-			if empty {
-				p.rj.add(noSamplesMsg(lset))
-				continue
-			}
-			if lim.MaxActiveSeries > 0 {
-				if active < 0 {
-					if active, err = h.store.ActiveSeries(id); err != nil {
-						return p, http.StatusInternalServerError, fmt.Sprintf("count series of workspace %s: %v", id, err)
-					}
-				}
-				if active >= lim.MaxActiveSeries {
-					exists, err := h.store.HasSeries(ctx, id, lset)
-					if err != nil {
-						return p, http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err)
-					}
-					if !exists {
-						p.rejected["active_series_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
-						p.rj.add(fmt.Sprintf("series %s would exceed the workspace's limit of %d active series (max_active_series)", lset, lim.MaxActiveSeries))
-						continue
-					}
-				}
-				active++
-			}
-			if len(lim.LabelSetLimits) > 0 {
-				if setCount == nil {
-					if setCount, err = h.store.CountLabelSets(ctx, id, lim.LabelSetLimits); err != nil {
-						return p, http.StatusInternalServerError, fmt.Sprintf("count label sets of workspace %s: %v", id, err)
-					}
-				}
-				msg, err := h.checkLabelSets(ctx, id, lim.LabelSetLimits, setCount, lset, b)
-				if err != nil {
-					return p, http.StatusInternalServerError, fmt.Sprintf("look up series in workspace %s: %v", id, err)
-				}
-				if msg != "" {
-					p.rejected["label_set_limit"] += len(req.Samples(s)) + req.NumHistograms(s)
-					p.rj.add(msg)
-					continue
-				}
-			}
-			e = st.cache.add(hash, lset, 0)
-		}
-		ref := storage.SeriesRef(e.ref.Load())
-		for _, smp := range req.Samples(s) {
-			if smp.Timestamp > maxT {
-				p.rejected["too_far_in_future"]++
-				p.rj.add(fmt.Sprintf("sample at %s for series %s is more than %s in the future", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339), e.lset, h.cfg.CreationGracePeriod))
-				continue
-			}
-			if app == nil {
-				p.wr.samples++
-				continue
-			}
-			nref, err := app.Append(ref, e.lset, smp.StartTimestamp, smp.Timestamp, smp.Value, nil, nil, storage.AOptions{})
-			if err != nil {
-				p.rejected[sampleReason(err)]++
-				p.rj.add(fmt.Sprintf("sample at %s for series %s: %v", time.UnixMilli(smp.Timestamp).UTC().Format(time.RFC3339Nano), e.lset, err))
-				continue
-			}
-			ref = nref
-			p.wr.samples++
-		}
-		for j := range req.NumHistograms(s) {
-			t, hist, fh, err := req.Histogram(s, j)
-			if err == nil && t > maxT {
-				err = fmt.Errorf("timestamp is more than %s in the future", h.cfg.CreationGracePeriod)
-			}
-			if err == nil && app != nil {
-				var nref storage.SeriesRef
-				nref, err = app.Append(ref, e.lset, 0, t, 0, hist, fh, storage.AOptions{})
-				if err == nil {
-					ref = nref
-				}
-			}
-			if err != nil {
-				p.rejected[sampleReason(err)]++
-				p.rj.add(fmt.Sprintf("histogram at %s for series %s: %v", time.UnixMilli(t).UTC().Format(time.RFC3339Nano), e.lset, err))
-				continue
-			}
-			p.wr.histograms++
-		}
-		if ref != 0 && uint64(ref) != e.ref.Load() {
-			e.ref.Store(uint64(ref))
-		}
-		if ex := req.Exemplars(s); app == nil {
-			p.wr.exemplars += len(ex)
-		} else if len(ex) > 0 && ea != nil && ref != 0 {
-			b.exemplars = b.exemplars[:0]
-			for k := range ex {
-				var sb labels.ScratchBuilder
-				for _, l := range req.ExemplarLabels(&ex[k]) {
-					sb.Add(string(l.Name), string(l.Value))
-				}
-				sb.Sort()
-				b.exemplars = append(b.exemplars, exemplar.Exemplar{Labels: sb.Labels(), Value: ex[k].Value, Ts: ex[k].Timestamp, HasTs: true})
-			}
-			slices.SortFunc(b.exemplars, func(a, b exemplar.Exemplar) int { return cmp.Compare(a.Ts, b.Ts) })
-			if _, err := ea.AppendExemplars(ref, e.lset, b.exemplars); err != nil {
-				var perr *storage.AppendPartialError
-				if errors.As(err, &perr) {
-					p.wr.exemplars += len(b.exemplars) - len(perr.ExemplarErrors)
-				}
-			} else {
-				p.wr.exemplars += len(b.exemplars)
-			}
-		}
-		if s.HasMetadata && (s.Metadata.Type != "" || s.Metadata.Help != "" || s.Metadata.Unit != "") {
-			if m := e.meta.Load(); m == nil || *m != s.Metadata {
-				md := s.Metadata
-				e.meta.Store(&md)
-				h.store.SetMetadata(id, e.lset.Get("__name__"), md)
-			}
-		}
-	}
-	return p, 0, ""
 }
 
 // noSamplesMsg is Prometheus 3's message refusing a 2.0 series that carries

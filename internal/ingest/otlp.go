@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,6 +58,12 @@ type OTLPConfig struct {
 	// running totals apart. Without it, delta temporality is refused, as
 	// by Prometheus.
 	ConvertDelta bool
+}
+
+// RegisterFlags registers OTLP ingestion's flags on fs, with c's values as
+// their defaults.
+func (c *OTLPConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.ConvertDelta, "otlp.convert-delta", c.ConvertDelta, "convert OTLP sums and histograms of delta temporality to cumulative, per workspace, as Prometheus' otlp-deltatocumulative feature (without it they are refused)")
 }
 
 // withDefaults returns a copy of cfg with the zero values filled in.
@@ -339,15 +346,15 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	if code, msg := h.reserve(id, &lim, st, nSamples+nHist, hdr); code != 0 {
 		return otlpAnswer{code: code, msg: msg}
 	}
+	p, code, msg := h.admit(r.Context(), id, &lim, st, b)
+	if code != 0 {
+		return otlpAnswer{code: code, msg: msg}
+	}
 	app, err := h.store.Appender(r.Context(), id)
 	if err != nil {
 		return otlpAnswer{code: http.StatusInternalServerError, msg: fmt.Sprintf("open workspace %s for writing: %v", id, err)}
 	}
-	p, code, msg := h.walk(r.Context(), id, &lim, st, b, app)
-	if code != 0 {
-		_ = app.Rollback()
-		return otlpAnswer{code: code, msg: msg}
-	}
+	h.write(app, id, b, &p)
 	code, msg, wr := h.commit(app, id, &p)
 	var rejected int64
 	for _, n := range p.rejected {

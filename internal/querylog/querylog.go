@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -39,6 +40,27 @@ type Config struct {
 	MaxFileBytes int64
 	// TTL: DefaultTTL when 0.
 	TTL time.Duration
+}
+
+// DefaultConfig returns the defaults of the flags.
+func DefaultConfig() Config { return Config{MaxFileBytes: DefaultMaxFileBytes} }
+
+// RegisterFlags registers the query log's flags on fs, with c's values as
+// their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Int64Var(&c.MaxFileBytes, "query-log.max-file-bytes", c.MaxFileBytes, "bound of a workspace's current query log file, <data-dir>/querylogs/<workspace>.jsonl; beyond it the file is rotated to <workspace>.jsonl.1, replacing the previous one")
+}
+
+// minFileBytes is the least MaxFileBytes: a few lines.
+const minFileBytes = 4096
+
+// Validate reports a configuration that cannot work. A zero MaxFileBytes
+// means the default.
+func (c Config) Validate() error {
+	if c.MaxFileBytes != 0 && c.MaxFileBytes < minFileBytes {
+		return fmt.Errorf("--query-log.max-file-bytes %d: must be at least %d", c.MaxFileBytes, minFileBytes)
+	}
+	return nil
 }
 
 // Lookup returns a workspace's query logging threshold: ok is false when
@@ -93,6 +115,9 @@ type config struct {
 func New(cfg Config, lookup Lookup, logger *slog.Logger) (*Log, error) {
 	if cfg.Dir == "" || lookup == nil {
 		return nil, errors.New("query log needs a directory and a lookup")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxFileBytes <= 0 {
 		cfg.MaxFileBytes = DefaultMaxFileBytes

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,13 +43,30 @@ type Config struct {
 	Written func(id workspace.ID, mint int64)
 }
 
+// DefaultConfig returns the storage's defaults. Dir and Written are the
+// server's to set.
+func DefaultConfig() Config {
+	return Config{IdleTimeout: 30 * time.Minute, BlockDuration: 2 * time.Hour}
+}
+
+// RegisterFlags registers the storage's flags on fs, with c's values as
+// their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.IdleTimeout, "storage.idle-timeout", c.IdleTimeout, "close a workspace's TSDB after this long without reads or writes (0: never)")
+	fs.BoolVar(&c.WALFsync, "storage.wal-fsync", c.WALFsync, "sync a workspace's WAL to disk (fsync) before acknowledging a write, so acknowledged samples survive a power loss, not only a crash of the process; costs about 3 ms per write request, less when requests are concurrent (they share syncs)")
+	fs.DurationVar(&c.BlockDuration, "storage.block-duration", c.BlockDuration, "length of a TSDB block, as Prometheus' (do not change in production)")
+}
+
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("storage directory is empty")
 	}
 	if c.IdleTimeout < 0 {
-		return errors.New("idle timeout must not be negative")
+		return errors.New("--storage.idle-timeout must not be negative")
+	}
+	if c.BlockDuration < 0 || c.BlockDuration%time.Millisecond != 0 {
+		return fmt.Errorf("--storage.block-duration %s: use a positive whole number of milliseconds", c.BlockDuration)
 	}
 	return nil
 }
