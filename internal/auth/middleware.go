@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -145,7 +146,7 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 		if err != nil {
 			return Principal{}, err
 		}
-		if err := g.authorize(r.Context(), who, p, what); err != nil {
+		if err := g.authorize(r, who, p, what); err != nil {
 			return Principal{}, err
 		}
 		return Principal{ID: who, Policy: p}, nil
@@ -167,7 +168,7 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	if err := g.authorize(r.Context(), id.AccessKeyID, key.Policy, what); err != nil {
+	if err := g.authorize(r, id.AccessKeyID, key.Policy, what); err != nil {
 		return Principal{}, err
 	}
 	return Principal{ID: id.AccessKeyID, Policy: key.Policy}, nil
@@ -178,7 +179,7 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 // resource's account: an explicit Deny in either wins, otherwise an Allow
 // in either grants. id is the principal's id (an access key id or
 // token/<id>).
-func (g *Guard) authorize(ctx context.Context, id string, p *policy.Policy, what Request) error {
+func (g *Guard) authorize(r *http.Request, id string, p *policy.Policy, what Request) error {
 	who := "access key " + id
 	if strings.HasPrefix(id, "token/") {
 		who = "bearer " + id
@@ -186,12 +187,12 @@ func (g *Guard) authorize(ctx context.Context, id string, p *policy.Policy, what
 	d := policy.Evaluate(what.Action, what.Resource, p)
 	by := ""
 	if d != policy.ExplicitDeny && what.Workspace != "" && g.policies != nil {
-		rp, err := g.resourcePolicy(ctx, what.Workspace)
+		rp, err := g.resourcePolicy(r.Context(), what.Workspace)
 		if err != nil {
 			return fmt.Errorf("resource policy of workspace %s: %w", what.Workspace, err)
 		}
 		if rp != nil { // Most workspaces have none: no principal ARN to build.
-			switch policy.EvaluateFor(what.Action, what.Resource, g.PrincipalARN(id), rp) {
+			switch policy.EvaluateFor(what.Action, what.Resource, g.PrincipalARN(id), conditionContext(r), rp) {
 			case policy.ExplicitDeny:
 				d, by = policy.ExplicitDeny, " by the workspace's resource policy"
 			case policy.Allowed:
@@ -209,6 +210,12 @@ func (g *Guard) authorize(ctx context.Context, id string, p *policy.Policy, what
 	default:
 		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is not allowed "+what.Action+" on "+what.Resource)
 	}
+}
+
+// conditionContext returns what resource policies' conditions see of r.
+func conditionContext(r *http.Request) policy.Context {
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // The zero Addr if it does not parse: no IpAddress matches.
+	return policy.Context{SourceIP: ap.Addr().Unmap(), SecureTransport: r.TLS != nil}
 }
 
 // PrincipalARN returns the ARN resource policies name a principal by: an

@@ -69,6 +69,10 @@ func TestResourcePolicyMatrix(t *testing.T) {
 			"Action":["aps:QueryMetrics","aps:RemoteWrite","aps:DescribeWorkspace"],"Resource":"`+arn+wsA+`"}]}`, true),
 		"allows another key": parse(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::`+account+`:user/AKIAOTHER"},
 			"Action":"*","Resource":"*"}]}`, true),
+		"allows me from the test's address": parse(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":"`+me+`"},
+			"Action":"aps:QueryMetrics","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"192.0.2.0/24"}}}]}`, true),
+		"allows me over TLS only": parse(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":"`+me+`"},
+			"Action":"aps:QueryMetrics","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}`, true),
 		"denies everyone query": parse(`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"aps:QueryMetrics","Resource":"*"},
 			{"Effect":"Deny","Principal":"*","Action":"aps:DescribeWorkspace","Resource":"*"}]}`, true),
 	}
@@ -96,6 +100,8 @@ func TestResourcePolicyMatrix(t *testing.T) {
 		{"denied by resource, allowed by identity", "everything", "denies everyone query", query(wsA), false},
 		{"A's policy grants nothing on B", "nothing", "allows me query and write", query(wsB), false},
 		{"A's policy denies nothing on B", "everything", "denies everyone query", query(wsB), true},
+		{"condition holds: the request's address (httptest's 192.0.2.1)", "nothing", "allows me from the test's address", query(wsA), true},
+		{"condition fails: plain HTTP", "nothing", "allows me over TLS only", query(wsA), false},
 		{"control plane: resource Allow is not shared", "nothing", "allows me query and write", describe(wsA), false},
 		{"control plane: resource Deny holds", "everything", "denies everyone query", describe(wsA), false},
 		{"control plane: identity grants", "everything", "allows me query and write", describe(wsA), true},
@@ -155,9 +161,9 @@ func BenchmarkAuthorize(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			g := NewGuard(GuardConfig{Service: "aps", AccountID: "123456789012", ResourcePolicies: c.lookup,
 				Cache: NewCaches(time.Hour, nil, prometheus.NewRegistry())}, nil, nil, nil)
-			ctx := context.Background()
+			r := signed(b, http.MethodGet, "/workspaces/"+ws+"/api/v1/query", "", time.Now())
 			for b.Loop() {
-				if err := g.authorize(ctx, keyID, own, what); err != nil {
+				if err := g.authorize(r, keyID, own, what); err != nil {
 					b.Fatal(err)
 				}
 			}

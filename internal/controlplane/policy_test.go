@@ -59,7 +59,7 @@ func TestResourcePolicyOperations(t *testing.T) {
 	for doc, msg := range map[string]string{
 		`{"Statement":[{"Effect":"Allow","Action":"aps:QueryMetrics","Resource":"*"}]}`:                                      "needs a Principal",
 		`{"Statement":[{"Effect":"Allow","Principal":{"Service":"x"},"Action":"aps:QueryMetrics","Resource":"*"}]}`:          `Principal "Service" is not supported`,
-		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"aps:QueryMetrics","Resource":"*","Condition":{"x":{}}}]}`: "unknown field \"Condition\"",
+		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"aps:QueryMetrics","Resource":"*","Condition":{"x":{}}}]}`: "Condition x names no key",
 		`not json`: "policyDocument: policy document",
 		strings.Replace(sharePolicy, `"Sid":"share"`, `"Sid":"`+strings.Repeat("s", controlplane.MaxPolicyBytes)+`"`, 1): "more than the 20480 a resource policy may have",
 	} {

@@ -27,6 +27,9 @@ type Statement struct {
 	// Principal is set in resource policies only (ParseResource): who the
 	// statement is about.
 	Principal *Principal `json:"Principal,omitempty"`
+	// Condition, in resource policies only, limits when the statement
+	// applies.
+	Condition *Condition `json:"Condition,omitempty"`
 }
 
 // Principal is a resource policy statement's Principal: "*" or
@@ -124,13 +127,15 @@ func (s *stringOrSet) UnmarshalJSON(b []byte) error {
 
 // Parse parses and validates an identity policy document (a key's or a
 // token's). Errors name the statement and field at fault. Elements Orrery
-// does not evaluate (NotAction, NotResource, NotPrincipal, Condition), and
-// Principal, which an identity policy cannot have, are rejected rather than
-// ignored, so a policy never grants more than it reads as granting.
+// does not evaluate (NotAction, NotResource, NotPrincipal, and Condition
+// outside resource policies), and Principal, which an identity policy
+// cannot have, are rejected rather than ignored, so a policy never grants
+// more than it reads as granting.
 func Parse(doc []byte) (*Policy, error) { return parse(doc, false) }
 
 // ParseResource parses and validates a resource policy document (a
-// workspace's): as Parse, but every statement names its Principal.
+// workspace's): as Parse, but every statement names its Principal, and may
+// have a Condition (see Condition for the keys evaluated).
 func ParseResource(doc []byte) (*Policy, error) { return parse(doc, true) }
 
 func parse(doc []byte, resource bool) (*Policy, error) {
@@ -164,7 +169,7 @@ func parse(doc []byte, resource bool) (*Policy, error) {
 		if err := d.Decode(&st); err != nil {
 			supported := "Sid, Effect, Action, Resource"
 			if resource {
-				supported += ", Principal"
+				supported = "Sid, Effect, Principal, Action, Resource, Condition"
 			}
 			return nil, fmt.Errorf("policy Statement %d: %w (supported: %s)", i, err, supported)
 		}
@@ -173,6 +178,8 @@ func parse(doc []byte, resource bool) (*Policy, error) {
 			return nil, fmt.Errorf("policy Statement %d: a resource policy statement needs a Principal", i)
 		case !resource && st.Principal != nil:
 			return nil, fmt.Errorf("policy Statement %d: Principal belongs in a workspace's resource policy, not in a key's or token's", i)
+		case !resource && st.Condition != nil:
+			return nil, fmt.Errorf("policy Statement %d: Condition is evaluated in a workspace's resource policy only, not in a key's or token's", i)
 		}
 		if st.Principal != nil {
 			for _, n := range st.Principal.AWS {
@@ -248,15 +255,16 @@ func Evaluate(action, resource string, policies ...*Policy) Decision {
 
 // EvaluateFor evaluates a resource policy: as Evaluate, counting only the
 // statements whose Principal names caller, the caller's IAM user ARN
-// (arn:aws:iam::ACCOUNT:user/KEY_ID or …:user/token/ID).
-func EvaluateFor(action, resource, caller string, p *Policy) Decision {
+// (arn:aws:iam::ACCOUNT:user/KEY_ID or …:user/token/ID), and whose
+// Condition holds for the request's ctx.
+func EvaluateFor(action, resource, caller string, ctx Context, p *Policy) Decision {
 	if p == nil {
 		return ImplicitDeny
 	}
 	d := ImplicitDeny
 	for _, st := range p.Statement {
 		if st.Principal == nil || !st.Principal.matches(caller) ||
-			!anyMatch(st.Action, strings.ToLower(action), true) || !anyMatch(st.Resource, resource, false) {
+			!anyMatch(st.Action, strings.ToLower(action), true) || !anyMatch(st.Resource, resource, false) || !st.Condition.holds(ctx) {
 			continue
 		}
 		if st.Effect == Deny {
