@@ -79,7 +79,18 @@ func TestWildcard(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"Statement":[{"Effect":"Allow","Action":["aps:*"],"Resource":"arn:aws:aps:*:*:workspace/*"}]}`))
 	f.Add([]byte(`{"Statement":{"Effect":"Deny","Action":"*","Resource":"*"}}`))
+	f.Add([]byte(`{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:user/AKIA1"},"Action":"aps:*","Resource":"*",` +
+		`"Condition":{"IpAddress":{"aws:SourceIp":["10.0.0.0/8"]},"Bool":{"aws:SecureTransport":"true"}}}]}`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
+		if p, err := ParseResource(doc); err == nil {
+			for _, st := range p.Statement {
+				if st.Principal == nil || len(st.Principal.AWS) == 0 {
+					t.Fatalf("accepted a resource policy statement without a principal: %+v", st)
+				}
+			}
+			_ = EvaluateFor("aps:RemoteWrite", "arn:aws:aps:us-east-1:1:workspace/ws-x", "arn:aws:iam::1:user/AKIA1",
+				Context{SourceIP: netip.MustParseAddr("10.1.2.3")}, p)
+		}
 		p, err := Parse(doc)
 		if err != nil {
 			return
