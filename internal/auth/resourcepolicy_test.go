@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -168,5 +169,29 @@ func BenchmarkAuthorize(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPolicyWorkspace pins which workspace's resource policy a request
+// to a route is evaluated with.
+func TestPolicyWorkspace(t *testing.T) {
+	const prefix = "arn:aws:aps:us-east-1:123456789012:workspace/"
+	for _, c := range []struct {
+		rt   Route
+		path string
+		want string
+	}{
+		{Route{Pattern: "GET /workspaces/{id}/api/v1/query", Action: "aps:QueryMetrics", Resource: Workspace}, "/workspaces/ws-1/api/v1/query", "ws-1"},
+		{Route{Pattern: "PUT /workspaces/{id}/rulegroupsnamespaces/{name}", Action: "aps:PutRuleGroupsNamespace", Resource: RuleGroupsNamespace}, "/workspaces/ws-1/rulegroupsnamespaces/n", "ws-1"},
+		{Route{Pattern: "POST /tags/{arn...}", Action: "aps:TagResource", Resource: TaggedResource}, "/tags/" + prefix + "ws-1", "ws-1"},
+		{Route{Pattern: "POST /tags/{arn...}", Action: "aps:TagResource", Resource: TaggedResource}, "/tags/arn:aws:aps:eu-west-1:1:workspace/ws-1", ""},
+		{Route{Pattern: "PUT /workspaces/{id}/policy", Action: "aps:PutResourcePolicy", Resource: Workspace}, "/workspaces/ws-1/policy", ""},
+		{Route{Pattern: "GET /workspaces", Action: "aps:ListWorkspaces", Resource: AllWorkspaces}, "/workspaces", ""},
+	} {
+		var got string
+		mux := http.NewServeMux()
+		mux.HandleFunc(c.rt.Pattern, func(_ http.ResponseWriter, r *http.Request) { got = c.rt.PolicyWorkspace(r, prefix) })
+		mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(c.rt.Method(), c.path, nil))
+		require.Equal(t, c.want, got, c.rt.Pattern+" "+c.path)
 	}
 }

@@ -64,14 +64,26 @@ func (rt Route) ARN(r *http.Request, arnPrefix string) string {
 
 // PolicyWorkspace returns the workspace whose resource policy is evaluated
 // for a request to the route, "" for none: the workspace in the path of
-// workspace and rule groups namespace routes. The resource policy
-// operations themselves are left to the caller's own policy, so that a
-// policy denying too much can always be replaced by the workspace's owner.
-func (rt Route) PolicyWorkspace(r *http.Request) string {
-	if rt.Resource != Workspace && rt.Resource != RuleGroupsNamespace || strings.HasSuffix(rt.Action, "ResourcePolicy") {
+// workspace, rule groups namespace and anomaly detector routes, or the
+// workspace a tagged resource's ARN names (given the workspace ARN prefix).
+// The resource policy operations themselves are left to the caller's own
+// policy, so that a policy denying too much can always be replaced by the
+// workspace's owner.
+func (rt Route) PolicyWorkspace(r *http.Request, arnPrefix string) string {
+	if strings.HasSuffix(rt.Action, "ResourcePolicy") {
 		return ""
 	}
-	return r.PathValue("id")
+	switch rt.Resource {
+	case Workspace, RuleGroupsNamespace, AnomalyDetector:
+		return r.PathValue("id")
+	case TaggedResource:
+		id, _ := strings.CutPrefix(r.PathValue("arn"), arnPrefix)
+		if id == r.PathValue("arn") {
+			return ""
+		}
+		return id
+	}
+	return ""
 }
 
 // Method returns the route's method, GET for a pattern without one.
