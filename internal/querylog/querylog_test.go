@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,4 +125,20 @@ func TestLog(t *testing.T) {
 	l.Forget(a)
 	_, ok = l.Threshold(ctx, a)
 	require.False(t, ok, "forgotten: looked up again")
+}
+
+// slogTo returns a text logger writing to w under mu.
+func slogTo(w io.Writer, mu *sync.Mutex) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lockedWriter{w, mu}, nil))
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
