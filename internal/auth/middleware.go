@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -189,7 +188,8 @@ func (g *Guard) authorize(r *http.Request, id string, p *policy.Policy, what Req
 	if d != policy.ExplicitDeny && what.Workspace != "" && g.policies != nil {
 		rp, err := g.resourcePolicy(r.Context(), what.Workspace)
 		if err != nil {
-			return fmt.Errorf("resource policy of workspace %s: %w", what.Workspace, err)
+			// Fail closed: the policy may deny what the key allows.
+			return failure.E(failure.Internal, "look up resource policy of workspace "+what.Workspace, err)
 		}
 		if rp != nil { // Most workspaces have none: no principal ARN to build.
 			switch policy.EvaluateFor(what.Action, what.Resource, g.PrincipalARN(id), conditionContext(r), rp) {
