@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,6 +184,9 @@ func (l *Log) Record(ctx context.Context, id workspace.ID, e Entry) {
 		"step", e.StepSeconds, "duration", e.DurationSeconds, "samples", e.SamplesProcessed, "status", e.Status, "error", e.Error)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The recent queries are kept in memory: a long query (the query API
+	// takes 2 MiB) keeps only its start.
+	e.Query, e.Error = truncate(e.Query), truncate(e.Error)
 	r := append(l.recent[id], e)
 	if len(r) > recentQueries {
 		r = r[len(r)-recentQueries:]
@@ -191,6 +195,18 @@ func (l *Log) Record(ctx context.Context, id workspace.ID, e Entry) {
 	if err := l.write(id, line); err != nil {
 		l.logger.Warn("write query log; the line is only in the server log", "workspace", id, "err", err)
 	}
+}
+
+// maxRecentBytes bounds the query and error text of a recent query.
+const maxRecentBytes = 1024
+
+// truncate cuts s to maxRecentBytes, on a character boundary, marking the
+// cut with "…".
+func truncate(s string) string {
+	if len(s) <= maxRecentBytes {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxRecentBytes], "") + "…"
 }
 
 // write appends line to the workspace's file, rotating it first when the

@@ -116,6 +116,15 @@ func TestLog(t *testing.T) {
 	require.Equal(t, []float64{199, 198, 197}, []float64{slow[0].DurationSeconds, slow[1].DurationSeconds, slow[2].DurationSeconds})
 	require.Empty(t, l.Slowest(b, 3))
 
+	// A long query is kept whole in the file, cut in memory.
+	long := strings.Repeat("é", maxRecentBytes)
+	l.Record(ctx, a, Entry{Query: long, DurationSeconds: 1000, Status: "success"})
+	slow = l.Slowest(a, 1)
+	require.Len(t, slow[0].Query, maxRecentBytes+len("…"))
+	require.True(t, strings.HasSuffix(slow[0].Query, "é…"), "cut on a character boundary")
+	last = lines(t, filepath.Join(dir, a.String()+".jsonl"))
+	require.Equal(t, long, last[len(last)-1].Query)
+
 	// A change is looked up again once forgotten.
 	c.mu.Lock()
 	delete(c.thresholds, a)
