@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
 	"testing"
 	"time"
 
@@ -107,9 +107,11 @@ func TestResourcePolicyMatrix(t *testing.T) {
 	code, resp = guest.do(t, http.MethodGet, query(a), nil, time.Now(), nil)
 	require.Equal(t, http.StatusForbidden, code, resp)
 
-	// The audit log has the policy's changes.
-	require.Contains(t, o.Output(), "aps:PutResourcePolicy")
-	require.Contains(t, o.Output(), "aps:DeleteResourcePolicy")
+	// The audit log has the policy's changes, and the refused ones.
+	logged(t, o, `msg=audit principal=`+adminKey+` action=aps:PutResourcePolicy resource=\S+`+a+` result=ok`,
+		`msg=audit principal=`+adminKey+` action=aps:DeleteResourcePolicy resource=\S+`+a+` result=ok`,
+		`msg=audit principal=unauthenticated action=aps:PutResourcePolicy resource=\S+`+b+` result="error 403"`,
+		`msg=audit principal=unauthenticated action=aps:CreateQueryLoggingConfiguration resource=\S+`+a+` result="error 403"`)
 
 	t.Run("query logging", func(t *testing.T) { queryLogging(t, o, dir, admin, own, a, b) })
 	o.Stop()
@@ -121,6 +123,7 @@ func queryLogging(t *testing.T, o *apptest.Orrery, dir string, admin, reader sig
 	cfg := `{"destinations":[{"cloudWatchLogs":{"logGroupArn":"arn:aws:logs:us-east-1:000000000000:log-group:q:*"},"filters":{"qspThreshold":1}}]}`
 	code, resp := admin.do(t, http.MethodPost, "http://"+o.Addr+"/workspaces/"+a+"/logging/query", []byte(cfg), time.Now(), nil)
 	require.Equal(t, http.StatusAccepted, code, resp)
+	logged(t, o, `msg=audit principal=`+admin.key+` action=aps:CreateQueryLoggingConfiguration resource=\S+`+a+` result=ok`)
 
 	for _, q := range []struct{ ws, expr string }{
 		{a, "vector(1)"},            // No sample processed: under the threshold.
@@ -169,6 +172,15 @@ func queryLogging(t *testing.T, o *apptest.Orrery, dir string, admin, reader sig
 	require.Equal(t, end.UTC(), got[1].End)
 	_, err = os.Stat(filepath.Join(dir, "querylogs", b+".jsonl"))
 	require.True(t, os.IsNotExist(err), "B logs nothing")
-	require.True(t, strings.Contains(o.Output(), "msg=query") && strings.Contains(o.Output(), "workspace="+a),
-		"the server log has the lines too")
+	logged(t, o, `msg=query component=querylog workspace=`+a+` principal=`+reader.key+` query=count\(secret_metric\) .* samples=1 status=success`)
+}
+
+// logged waits for the server's output to match each pattern: it reaches
+// the test through a pipe, a moment after the answers.
+func logged(t *testing.T, o *apptest.Orrery, patterns ...string) {
+	t.Helper()
+	for _, p := range patterns {
+		re := regexp.MustCompile(p)
+		require.Eventually(t, func() bool { return re.MatchString(o.Output()) }, 10*time.Second, 50*time.Millisecond, p)
+	}
 }
