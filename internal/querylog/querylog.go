@@ -180,8 +180,12 @@ func (l *Log) Record(ctx context.Context, id workspace.ID, e Entry) {
 		return
 	}
 	line = append(line, '\n')
-	l.logger.Info("query", "workspace", id, "principal", e.Principal, "query", e.Query, "start", e.Start, "end", e.End,
-		"step", e.StepSeconds, "duration", e.DurationSeconds, "samples", e.SamplesProcessed, "status", e.Status, "error", e.Error)
+	attrs := []any{"workspace", id, "principal", e.Principal, "query", e.Query, "start", e.Start, "end", e.End,
+		"step", e.StepSeconds, "duration", e.DurationSeconds, "samples", e.SamplesProcessed, "status", e.Status}
+	if e.Error != "" {
+		attrs = append(attrs, "err", e.Error)
+	}
+	l.logger.Info("query", attrs...)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// The recent queries are kept in memory: a long query (the query API
