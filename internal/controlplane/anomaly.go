@@ -3,9 +3,7 @@ package controlplane
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 
@@ -48,23 +46,6 @@ type detectorRequest struct {
 	Tags        map[string]string `json:"tags"`
 }
 
-// decodeStrict decodes a JSON body, refusing fields AMP does not define:
-// a misspelt field would otherwise be dropped without a word and the
-// detector run with a default the caller did not mean.
-func decodeStrict(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return validation("request body is empty")
-		}
-		return validation("request body: %v", err)
-	}
-	if dec.More() {
-		return validation("request body: more than one JSON value")
-	}
-	return nil
-}
 
 // readDetector decodes and validates a detector request; the spec comes
 // back canonical (defaults filled in) as stored JSON.

@@ -202,9 +202,9 @@ func TestAnomalyDetectorHostileInput(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, want string
 	}{
-		{"empty body", ``, "empty"},
+		{"empty body", ``, "alias \"\" must be"},
 		{"malformed JSON", `{"alias":"a",`, "request body"},
-		{"two values", `{"alias":"a",` + ok + `}{}`, "more than one"},
+		{"two values", `{"alias":"a",` + ok + `}{}`, "data after the JSON object"},
 		{"unknown field", `{"alias":"a","shingle":4,` + ok + `}`, `unknown field "shingle"`},
 		{"unknown nested field", `{"alias":"a","configuration":{"randomCutForest":{"query":"sum(up)","trees":9}}}`, `unknown field "trees"`},
 		{"wrong type", `{"alias":"a","evaluationIntervalInSeconds":"60",` + ok + `}`, "evaluationIntervalInSeconds"},

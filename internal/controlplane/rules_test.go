@@ -3,14 +3,11 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/stretchr/testify/require"
@@ -59,16 +56,12 @@ func ruleFile(prefix string, groups, n int) []byte {
 // namespace is handed to the engine.
 func TestRuleQuotasAndSync(t *testing.T) {
 	ctx := context.Background()
-	cat, st, ov := testBackends(t, t.TempDir())
-	engine := &rulesLifecycle{storeLifecycle: storeLifecycle{st, ov}}
-	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, ov, nil)
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	controlplane.Register(mux, api.Routes())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	client := amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", "")})
+	var engine *rulesLifecycle
+	api := startAPI(t, "us-east-1", func(l storeLifecycle) controlplane.Lifecycle {
+		engine = &rulesLifecycle{storeLifecycle: l}
+		return engine
+	})
+	client, ov := api.client, api.ov
 	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 	require.NoError(t, err)
 	id := created.WorkspaceId
