@@ -46,7 +46,6 @@ type detectorRequest struct {
 	Tags        map[string]string `json:"tags"`
 }
 
-
 // readDetector decodes and validates a detector request; the spec comes
 // back canonical (defaults filled in) as stored JSON.
 func readDetector(r *http.Request, create bool) (detectorRequest, []byte, error) {
