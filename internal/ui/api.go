@@ -629,3 +629,60 @@ func (h *Handler) usage(w http.ResponseWriter, _ *http.Request, id workspace.ID)
 func (h *Handler) importAs(w http.ResponseWriter, r *http.Request, id workspace.ID, u catalog.User) {
 	h.importDashboard(w, r, id, "ui/"+u.Name)
 }
+
+// detectorJSON is an anomaly detector of a workspace, as a panel needs it
+// to draw the detector's band beside its query.
+type detectorJSON struct {
+	ID     string `json:"id"`
+	Alias  string `json:"alias"`
+	Status string `json:"status"`
+	Query  string `json:"query"`
+}
+
+// anomalyDetectors lists the workspace's anomaly detectors whose query is
+// the ?query= one (compared as Prometheus' parser prints them, so that
+// spacing and formatting do not matter), or all without it.
+func (h *Handler) anomalyDetectors(w http.ResponseWriter, r *http.Request, id workspace.ID) {
+	want := ""
+	if q := r.URL.Query().Get("query"); q != "" {
+		expr, err := h.parser.ParseExpr(q)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "query: "+err.Error())
+			return
+		}
+		want = expr.String()
+	}
+	out := []detectorJSON{}
+	for after := ""; ; {
+		page, err := h.cat.AnomalyDetectors(r.Context(), id, "", after, 100)
+		if err != nil {
+			writeCatalogError(w, err)
+			return
+		}
+		for _, d := range page {
+			var spec struct {
+				Configuration struct {
+					RandomCutForest struct {
+						Query string `json:"query"`
+					} `json:"randomCutForest"`
+				} `json:"configuration"`
+			}
+			if json.Unmarshal(d.Spec, &spec) != nil {
+				continue
+			}
+			q := spec.Configuration.RandomCutForest.Query
+			if want != "" {
+				expr, err := h.parser.ParseExpr(q)
+				if err != nil || expr.String() != want {
+					continue
+				}
+			}
+			out = append(out, detectorJSON{ID: d.ID, Alias: d.Alias, Status: d.Status, Query: q})
+		}
+		if len(page) < 100 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
+}

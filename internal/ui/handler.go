@@ -234,6 +234,7 @@ func (h *Handler) table() []route {
 		}),
 		ws("GET "+wsp+"usage", RoleViewer, ignoreUser(h.usage)),
 		ws("GET "+wsp+"slowqueries", RoleViewer, ignoreUser(h.slowQueries)),
+		ws("GET "+wsp+"anomalydetectors", RoleViewer, ignoreUser(h.anomalyDetectors)),
 		ws("GET "+wsp+"dashboards", RoleViewer, ignoreUser(h.listDashboards)),
 		audited(ws("POST "+wsp+"dashboards", RoleEditor, h.importAs), "ui:PutDashboard", res+"dashboard/*"),
 		ws("GET "+wsp+"dashboards/{uid}", RoleViewer, h.getDashboard),

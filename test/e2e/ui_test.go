@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -1709,6 +1710,41 @@ func TestUI(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, sessionDo(t, c, csrf, "GET", base+"/ui/api/session", ""))
 		out, err = orreryCLI(t, o, nil, "users", "delete", "otto")
 		require.NoError(t, err, out)
+	})
+
+	// Last: the detector writes series into the workspace.
+	t.Run("an anomaly detector's band on the panel of its query", func(t *testing.T) {
+		const query = `sum by (service) (rate(envoy_cluster_upstream_rq_total[5m]))`
+		det, err := client.CreateAnomalyDetector(ctx, &amp.CreateAnomalyDetectorInput{WorkspaceId: aws.String(ws), Alias: aws.String("rps"),
+			EvaluationIntervalInSeconds: aws.Int32(30),
+			Configuration: &types.AnomalyDetectorConfigurationMemberRandomCutForest{Value: types.RandomCutForestConfiguration{
+				Query: aws.String(query), ShingleSize: aws.Int32(4), SampleSize: aws.Int32(32)}}})
+		require.NoError(t, err)
+		band := `anomaly_detector:upper_band{anomaly_detector_id="` + aws.ToString(det.AnomalyDetectorId) + `"}`
+		apptest.Eventually(t, 90*time.Second, func() error {
+			v, err := apptest.QueryVector(t, o.URL(ws, "/api/v1"), band, time.Now())
+			if err != nil {
+				return err
+			}
+			if len(v) == 0 {
+				return errors.New("no band written yet")
+			}
+			return nil
+		})
+		// The panel's query is the detector's, written otherwise.
+		const panel = `{"uid":"bands","title":"Bands","time":{"from":"now-15m","to":"now"},"panels":[{"id":1,"type":"timeseries","title":"RPS",
+"gridPos":{"x":0,"y":0,"w":12,"h":8},"targets":[{"refId":"A","expr":"sum by(service)(rate(envoy_cluster_upstream_rq_total[5m]))","legendFormat":"{{service}}"}]}]}`
+		require.Equal(t, http.StatusOK, sessionDo(t, adminClient, adminCSRF, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", panel))
+		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/d/bands?ws="+ws+"&refresh="), chromedp.Reload()))
+		panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+		var names []string
+		for _, s := range panels["RPS"].Series {
+			names = append(names, s.Name)
+		}
+		require.Contains(t, names, "cart (rps upper band)", "the band beside its series: %v", names)
+		require.Contains(t, names, "cart (rps lower band)")
+		require.GreaterOrEqual(t, eval[int](t, bctx, `document.querySelectorAll(".panel path.series.band").length`), 2, "drawn dashed")
+		screenshot(t, bctx, dir, "dashboard-anomaly-bands")
 	})
 }
 

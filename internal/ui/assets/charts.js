@@ -241,7 +241,9 @@ export function timeseries(el, series, panel, range, onZoom) {
       svg("path", { d: area + "Z", fill: colors[i], "fill-opacity": 0.35, stroke: "none" }, g);
     }
     if (pts.length === 1) svg("circle", { cx: x(pts[0][0]), cy: yy(pts[0][1]), r: 2, fill: colors[i] }, g);
-    svg("path", { d, fill: "none", stroke: colors[i], "stroke-width": 1.5, class: "series" + (side[i] === "right" ? " right" : "") }, g);
+    // An anomaly detector's band is dashed, beside the series it bounds.
+    svg("path", { d, fill: "none", stroke: colors[i], "stroke-width": 1.5, class: "series" + (side[i] === "right" ? " right" : "") + (s.band ? " band" : ""),
+      ...(s.band ? { "stroke-dasharray": "5 3" } : {}) }, g);
   });
   const steps = (panel.thresholds && panel.thresholds.steps) || [];
   for (const st of steps.slice(1)) {

@@ -521,6 +521,7 @@ export class Dashboard {
         return res.map(s => ({ qi, refId: q.refId, labels: s.metric, name: legend(lf, s.metric), values: s.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) }));
       }));
       const series = results.flat();
+      if (p.type === "timeseries" || p.type === "graph") series.push(...await this.detectorBands(info));
       // Each series is a field: its config from the defaults and the
       // overrides that match its name or query, its display name.
       for (const s of series) {
@@ -537,6 +538,35 @@ export class Dashboard {
       p.el.innerHTML = "";
       p.el.append(h("div", { class: "panel-error" }, e.message));
     }
+  }
+
+  // detectorBands returns, for each range query of a panel that an anomaly
+  // detector of the workspace runs, the detector's lower and upper band
+  // series over the same range and step (drawn dashed), recorded as
+  // queries of their own. Which detectors run a query is asked once per
+  // query while the dashboard is open.
+  async detectorBands(info) {
+    this.detectors = this.detectors || new Map();
+    const bands = [];
+    for (const q of info.queries.slice()) {
+      if (!q || q.instant || q.band) continue;
+      if (!this.detectors.has(q.expr)) {
+        this.detectors.set(q.expr, api("GET", `/ui/api/workspaces/${state.ws}/anomalydetectors?query=${encodeURIComponent(q.expr)}`).catch(() => []));
+      }
+      for (const d of await this.detectors.get(q.expr)) {
+        for (const [metric, what] of [["anomaly_detector:lower_band", "lower band"], ["anomaly_detector:upper_band", "upper band"]]) {
+          const expr = `${metric}{anomaly_detector_id="${d.id}"}`;
+          const r = await prom("query_range", { query: expr, start: String(q.start), end: String(q.end), step: String(q.step) });
+          const bq = { refId: `${q.refId}-${what}`, expr, instant: false, start: q.start, end: q.end, step: q.step, band: true, detector: d.id, raw: r };
+          const qi = info.queries.push(bq) - 1;
+          for (const sr of (r.resultType === "matrix" ? r.result : [])) {
+            bands.push({ qi, refId: bq.refId, labels: sr.metric, band: true, name: `${legend(q.legendFormat, sr.metric)} (${d.alias} ${what})`,
+              values: sr.values.map(([ts, v]) => [ts * 1000, parseFloat(v)]) });
+          }
+        }
+      }
+    }
+    return bands;
   }
 
   draw(p, series, range, info) {
