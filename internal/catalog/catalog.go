@@ -236,7 +236,11 @@ func OpenSQLite(ctx context.Context, path string) (*Catalog, error) {
 	if err = errors.Join(err, f.Close()); err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)")
+	// Transactions begin IMMEDIATE: a deferred one that reads and then
+	// writes fails at once with SQLITE_BUSY, without waiting out the busy
+	// timeout, when another connection wrote in between (WAL's snapshot
+	// rule), as concurrent control plane calls and detectors do.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
