@@ -8,6 +8,7 @@ import (
 
 	"github.com/orrery-dev/orrery/internal/alerting"
 	"github.com/orrery-dev/orrery/internal/ingest"
+	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -24,6 +25,7 @@ func DefaultServerConfig() ServerConfig {
 		Auth:                 "sigv4",
 		Storage:              orstorage.DefaultConfig(),
 		Ingest:               ingest.DefaultConfig(),
+		QueryLog:             querylog.DefaultConfig(),
 		ShutdownTimeout:      30 * time.Second,
 		Region:               "us-east-1",
 		AccountID:            "000000000000",
@@ -60,6 +62,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Storage.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.OTLP.RegisterFlags(fs)
+	c.QueryLog.RegisterFlags(fs)
 	c.Alerting.RegisterFlags(fs)
 	fs.StringVar(&c.Ruler.ExternalURL, "web.external-url", c.Ruler.ExternalURL, "URL under which Orrery is reached, for alerts' generator links (default: http://<listen>)")
 	fs.StringVar(&c.TLSCertFile, "web.tls-cert-file", c.TLSCertFile, "serve HTTPS with this PEM certificate (chain), reloaded when the file changes; with --web.tls-key-file")
@@ -93,6 +96,9 @@ func (c *ServerConfig) Validate() error {
 		return errors.New("--auth.cache-ttl must not be negative")
 	}
 	if err := c.Alerting.Validate(); err != nil {
+		return err
+	}
+	if err := c.QueryLog.Validate(); err != nil {
 		return err
 	}
 	if err := c.Ingest.Validate(); err != nil {

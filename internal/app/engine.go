@@ -8,15 +8,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/orrery-dev/orrery/internal/alerting"
+	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/cortex"
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/query"
+	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -79,6 +82,39 @@ func every(period time.Duration, f func()) func(context.Context) error {
 	}
 }
 
+// newQueryLog returns the query log of workspaces' query logging
+// configurations, under <data-dir>/querylogs, told of changes made
+// through this server at once.
+func newQueryLog(s *Server) (*querylog.Log, error) {
+	cat := s.catalog
+	cfg := s.cfg.QueryLog
+	cfg.Dir = filepath.Join(s.cfg.DataDir, "querylogs")
+	l, err := querylog.New(cfg,
+		func(ctx context.Context, id workspace.ID) (int64, bool, error) {
+			q, err := cat.QueryLoggingConfiguration(ctx, id)
+			if errors.Is(err, catalog.ErrNotFound) {
+				return 0, false, nil
+			}
+			if err != nil {
+				return 0, false, err
+			}
+			threshold := q.Destinations[0].QSPThreshold
+			for _, d := range q.Destinations[1:] {
+				threshold = min(threshold, d.QSPThreshold)
+			}
+			return threshold, true, nil
+		}, s.logger)
+	if err != nil {
+		return nil, err
+	}
+	cat.OnChange(func(ch catalog.Change) {
+		if ch.Kind == catalog.QueryLoggingChanged {
+			l.Forget(workspace.ID(ch.ID))
+		}
+	})
+	return l, nil
+}
+
 // embedded is the embedded engine.
 type embedded struct {
 	store    *orstorage.Store
@@ -88,6 +124,7 @@ type embedded struct {
 	// tracker logs the queries being evaluated to <data-dir>/queries.active
 	// (reported at the next start if the process dies).
 	tracker  *promql.ActiveQueryTracker
+	qlog     *querylog.Log // workspaces' query logs (AMP's query logging).
 	lim      workspace.LimitsSource
 	interval time.Duration // storage housekeeping.
 	logger   *slog.Logger
@@ -125,7 +162,10 @@ func newEmbedded(s *Server) (*embedded, error) {
 	if err != nil {
 		return fail(errors.Join(err, store.Close()))
 	}
-	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version}, ev, querySource{store}, rul, s.overrides, logger)
+	if s.qlog, err = newQueryLog(s); err != nil {
+		return fail(errors.Join(err, store.Close()))
+	}
+	q, err := query.New(query.Config{Version: EngineVersion, Revision: "orrery-" + Version, Log: s.qlog}, ev, querySource{store}, rul, s.overrides, logger)
 	if err != nil {
 		return fail(errors.Join(err, store.Close()))
 	}
@@ -133,7 +173,7 @@ func newEmbedded(s *Server) (*embedded, error) {
 	if idle := cfg.Storage.IdleTimeout; idle > 0 && idle/2 < interval {
 		interval = max(idle/2, 100*time.Millisecond)
 	}
-	return &embedded{store: store, query: q, ruler: rul, alerting: am, tracker: tracker, lim: s.overrides, interval: interval, logger: logger}, nil
+	return &embedded{store: store, query: q, ruler: rul, alerting: am, tracker: tracker, qlog: s.qlog, lim: s.overrides, interval: interval, logger: logger}, nil
 }
 
 func (e *embedded) ingest(cfg ingest.Config, s *Server) (*ingest.Handler, error) {
@@ -164,7 +204,7 @@ func (e *embedded) deleteWorkspace(ctx context.Context, id workspace.ID) error {
 // writes after it.
 func (e *embedded) services() []service {
 	return []service{
-		{name: "query log", stop: e.tracker.Close},
+		{name: "query log", stop: func() error { return errors.Join(e.tracker.Close(), e.qlog.Close()) }},
 		{name: "storage", run: every(e.interval, e.housekeeping), stop: e.store.Close},
 		{name: "alerting", run: e.alerting.Run, stop: func() error { e.alerting.Stop(); return nil }},
 		{name: "ruler", run: e.ruler.Run},

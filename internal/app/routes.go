@@ -165,7 +165,8 @@ func (s *Server) serve(rt route) http.Handler {
 		return rt.Handler
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		what := auth.Request{Action: rt.Action, Resource: rt.ARN(r, s.arnPrefix()), MaxBodyBytes: rt.maxBody, SignedBody: rt.SignedBody()}
+		what := auth.Request{Action: rt.Action, Resource: rt.ARN(r, s.arnPrefix()), MaxBodyBytes: rt.maxBody, SignedBody: rt.SignedBody(),
+			Workspace: rt.PolicyWorkspace(r, s.arnPrefix()), Shared: rt.scope == data}
 		var id workspace.ID
 		if rt.scope == data {
 			var err error

@@ -49,7 +49,7 @@ func concrete(rt route, ws, other workspace.ID, arnPrefix string) string {
 	if rt.Pattern == "DELETE /workspaces/{id}" {
 		id = other.String() // Keep ws for the routes walked after it.
 	}
-	p = strings.NewReplacer("{id}", id, "{name}", "n", "{silence}", "s1", "{arn...}", arnPrefix+ws.String(), "{$}", "").Replace(p)
+	p = strings.NewReplacer("{id}", id, "{name}", "n", "{silence}", "s1", "{scraperId}", "s-1", "{anomalyDetectorId}", "ad-1", "{arn...}", arnPrefix+ws.String(), "{$}", "").Replace(p)
 	if strings.HasPrefix(p, "/debug/pprof/") {
 		p += "?seconds=1"
 	}
@@ -149,6 +149,16 @@ func TestRouteActions(t *testing.T) {
 		{"DELETE", "/orrery/v1/tokens/abc", auth.Request{Action: "orrery:RevokeAPIToken", Resource: "*"}},
 		{"PUT", "/workspaces/ws-1/alertmanager/definition", auth.Request{Action: "aps:PutAlertManagerDefinition", Resource: p + "ws-1"}},
 		{"GET", "/workspaces/ws-1/logging", auth.Request{Action: "aps:DescribeLoggingConfiguration", Resource: p + "ws-1"}},
+		{"POST", "/workspaces/ws-1/logging/query", auth.Request{Action: "aps:CreateQueryLoggingConfiguration", Resource: p + "ws-1"}},
+		{"PUT", "/workspaces/ws-1/logging/query", auth.Request{Action: "aps:UpdateQueryLoggingConfiguration", Resource: p + "ws-1"}},
+		{"GET", "/workspaces/ws-1/logging/query", auth.Request{Action: "aps:DescribeQueryLoggingConfiguration", Resource: p + "ws-1"}},
+		{"DELETE", "/workspaces/ws-1/logging/query", auth.Request{Action: "aps:DeleteQueryLoggingConfiguration", Resource: p + "ws-1"}},
+		{"PUT", "/workspaces/ws-1/policy", auth.Request{Action: "aps:PutResourcePolicy", Resource: p + "ws-1"}},
+		{"GET", "/workspaces/ws-1/policy", auth.Request{Action: "aps:DescribeResourcePolicy", Resource: p + "ws-1"}},
+		{"DELETE", "/workspaces/ws-1/policy", auth.Request{Action: "aps:DeleteResourcePolicy", Resource: p + "ws-1"}},
+		{"POST", "/scrapers", auth.Request{Action: "aps:CreateScraper", Resource: "arn:aws:aps:us-east-1:000000000000:scraper/*"}},
+		{"DELETE", "/scrapers/s-1", auth.Request{Action: "aps:DeleteScraper", Resource: "arn:aws:aps:us-east-1:000000000000:scraper/s-1"}},
+		{"PUT", "/workspaces/ws-1/anomalydetectors/ad-1", auth.Request{Action: "aps:PutAnomalyDetector", Resource: "arn:aws:aps:us-east-1:000000000000:anomalydetector/ws-1/ad-1"}},
 		{"POST", "/tags/" + p + "ws-1", auth.Request{Action: "aps:TagResource", Resource: p + "ws-1"}},
 		{"POST", "/orrery/v1/users", auth.Request{Action: "orrery:CreateUser", Resource: "*"}},
 		{"GET", "/orrery/v1/users", auth.Request{Action: "orrery:ListUsers", Resource: "*"}},

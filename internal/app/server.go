@@ -28,6 +28,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/policy"
 	"github.com/orrery-dev/orrery/internal/query"
+	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/ruler"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/ui"
@@ -52,6 +53,9 @@ type ServerConfig struct {
 	// Ingest configures remote write, OTLP that of OTLP ingestion.
 	Ingest ingest.Config
 	OTLP   ingest.OTLPConfig
+	// QueryLog bounds the query logs of workspaces with a query logging
+	// configuration; its Dir is <DataDir>/querylogs.
+	QueryLog querylog.Config
 	// Limits are the defaults for workspaces without overrides.
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
@@ -122,6 +126,7 @@ type Server struct {
 	guard     *auth.Guard
 	caches    *auth.Caches // nil: no caching.
 	ui        *ui.Handler
+	qlog      *querylog.Log // the embedded engine's; nil with Cortex.
 	// reloaded tells the Cortex engine's sync service to rewrite the
 	// overrides file at once, after the limits file was reloaded.
 	reloaded chan struct{}
@@ -260,6 +265,9 @@ func (s *Server) finish() error {
 					c.Tokens.Forget(ch.ID)
 				case catalog.WorkspaceChanged:
 					c.Workspaces.Forget(ch.ID)
+					c.Policies.Forget(ch.ID)
+				case catalog.ResourcePolicyChanged:
+					c.Policies.Forget(ch.ID)
 				}
 			})
 		}
@@ -289,6 +297,9 @@ func (s *Server) finish() error {
 		}
 	}
 	s.ui.SetRules(rules)
+	if s.qlog != nil { // A nil *querylog.Log in the interface would not be nil.
+		s.ui.SetSlowQueries(s.qlog)
+	}
 	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
 		return err
 	}
@@ -469,7 +480,27 @@ func newGuard(cfg ServerConfig, cat *catalog.Catalog, sealer *catalog.Sealer, ca
 		}
 		return auth.Token{SecretHash: t.SecretHash, Policy: p, Revoked: t.Revoked}, true, nil
 	}
-	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Cache: caches}, lookup, tokens, logger), nil
+	policies := func(ctx context.Context, id string) (*policy.Policy, bool, error) {
+		rp, err := cat.ResourcePolicy(ctx, workspace.ID(id))
+		if errors.Is(err, catalog.ErrNotFound) {
+			// Cache "no policy" only for a workspace that exists.
+			_, err := cat.GetWorkspace(ctx, workspace.ID(id))
+			if errors.Is(err, catalog.ErrNotFound) {
+				return nil, false, nil
+			}
+			return nil, err == nil, err
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		p, err := policy.ParseResource([]byte(rp.Document))
+		if err != nil {
+			return nil, false, fmt.Errorf("resource policy of workspace %s: %w", id, err)
+		}
+		return p, true, nil
+	}
+	return auth.NewGuard(auth.GuardConfig{Service: "aps", Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Cache: caches,
+		AccountID: cfg.AccountID, ResourcePolicies: policies}, lookup, tokens, logger), nil
 }
 
 func (s *Server) arnPrefix() string {

@@ -7,11 +7,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/orrery-dev/orrery/internal/policy"
 )
 
 // Caches hold what every authenticated request looks up in the catalog:
 // access keys (with their decrypted secret and parsed policy), bearer
-// tokens, and workspaces' status. Without them a signed remote write costs
+// tokens, workspaces' status and their resource policies. Without them a signed remote write costs
 // two SQL round trips, an AES-GCM decryption and a policy parse.
 //
 // An entry is served until it is TTL old or is forgotten. The process that
@@ -22,6 +24,9 @@ type Caches struct {
 	Keys       *Cache[Key]
 	Tokens     *Cache[Token]
 	Workspaces *Cache[string] // workspace ID → status.
+	// Policies: workspace ID → its resource policy, nil for none (cached
+	// too: most workspaces have none, and every request to one asks).
+	Policies *Cache[*policy.Policy]
 }
 
 // NewCaches returns the caches, or nil when ttl is 0 (no caching). A nil
@@ -41,6 +46,7 @@ func NewCaches(ttl time.Duration, now func() time.Time, reg prometheus.Registere
 		Keys:       newCache[Key](ttl, now, lookups, "keys"),
 		Tokens:     newCache[Token](ttl, now, lookups, "tokens"),
 		Workspaces: newCache[string](ttl, now, lookups, "workspaces"),
+		Policies:   newCache[*policy.Policy](ttl, now, lookups, "resource_policies"),
 	}
 }
 
@@ -67,6 +73,17 @@ type Cache[V any] struct {
 type cacheEntry[V any] struct {
 	v       V
 	expires time.Time
+}
+
+// NewCache returns a cache of its own, for another component's lookups on
+// a request's path; its hits and misses are not counted. A nil now means
+// time.Now.
+func NewCache[V any](ttl time.Duration, now func() time.Time) *Cache[V] {
+	if now == nil {
+		now = time.Now
+	}
+	uncounted := prometheus.NewCounter(prometheus.CounterOpts{Name: "uncounted"})
+	return &Cache[V]{ttl: ttl, now: now, entries: map[string]cacheEntry[V]{}, hits: uncounted, misses: uncounted}
 }
 
 func newCache[V any](ttl time.Duration, now func() time.Time, lookups *prometheus.CounterVec, name string) *Cache[V] {

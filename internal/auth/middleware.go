@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/orrery-dev/orrery/internal/failure"
@@ -36,7 +38,19 @@ type Request struct {
 	// calls Release on the request's *Body once the handler has returned,
 	// and the handler keeps no reference to the body's bytes after.
 	PoolBody bool
+	// Workspace is the workspace whose resource policy is evaluated with
+	// the caller's own policy (Route.PolicyWorkspace); empty for none.
+	Workspace string
+	// Shared says that an Allow of the resource policy grants the action:
+	// as in AMP, only the Prometheus-compatible APIs (the data plane) can
+	// be shared; for the other actions only its Deny counts.
+	Shared bool
 }
+
+// PolicyLookup finds a workspace's resource policy: nil when it has none.
+// ok is false for a workspace that does not exist (not cached). It must be
+// safe for concurrent use.
+type PolicyLookup func(ctx context.Context, workspace string) (p *policy.Policy, ok bool, err error)
 
 // Guard authenticates requests with SigV4 and authorizes them with the
 // key's policy. It is safe for concurrent use.
@@ -44,6 +58,8 @@ type Guard struct {
 	verifier *Verifier
 	keys     KeyLookup
 	tokens   TokenLookup
+	policies PolicyLookup // nil: no resource policies.
+	account  string
 	cache    *Caches // nil: no caching.
 	logger   *slog.Logger
 }
@@ -59,6 +75,11 @@ type GuardConfig struct {
 	MaxPresignedLifetime time.Duration
 	// Cache, if not nil, remembers found keys and tokens (NewCaches).
 	Cache *Caches
+	// AccountID is the account of every key and token, in the principal
+	// ARNs resource policies name (arn:aws:iam::ACCOUNT:user/KEY_ID).
+	AccountID string
+	// ResourcePolicies finds workspaces' resource policies; nil: none.
+	ResourcePolicies PolicyLookup
 }
 
 // NewGuard returns a Guard. A nil tokens refuses bearer tokens.
@@ -66,7 +87,7 @@ func NewGuard(cfg GuardConfig, keys KeyLookup, tokens TokenLookup, logger *slog.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Guard{keys: keys, tokens: tokens, cache: cfg.Cache, logger: logger.With("component", "auth")}
+	g := &Guard{keys: keys, tokens: tokens, policies: cfg.ResourcePolicies, account: cfg.AccountID, cache: cfg.Cache, logger: logger.With("component", "auth")}
 	g.verifier = &Verifier{Service: cfg.Service, Region: cfg.Region, MaxPresignedLifetime: cfg.MaxPresignedLifetime, Secrets: func(string) (string, bool, error) { return "", false, nil }}
 	return g
 }
@@ -124,7 +145,7 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 		if err != nil {
 			return Principal{}, err
 		}
-		if err := authorize("bearer "+who, p, what); err != nil {
+		if err := g.authorize(r, who, p, what); err != nil {
 			return Principal{}, err
 		}
 		return Principal{ID: who, Policy: p}, nil
@@ -146,22 +167,74 @@ func (g *Guard) Authorize(r *http.Request, what Request) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	if err := authorize("access key "+id.AccessKeyID, key.Policy, what); err != nil {
+	if err := g.authorize(r, id.AccessKeyID, key.Policy, what); err != nil {
 		return Principal{}, err
 	}
 	return Principal{ID: id.AccessKeyID, Policy: key.Policy}, nil
 }
 
-// authorize evaluates a principal's policy for a request.
-func authorize(who string, p *policy.Policy, what Request) error {
-	switch policy.Evaluate(what.Action, what.Resource, p) {
+// authorize evaluates a principal's policy for a request, with the
+// resource policy of the request's workspace, IAM's way for a caller in the
+// resource's account: an explicit Deny in either wins, otherwise an Allow
+// in either grants. id is the principal's id (an access key id or
+// token/<id>).
+func (g *Guard) authorize(r *http.Request, id string, p *policy.Policy, what Request) error {
+	who := "access key " + id
+	if strings.HasPrefix(id, "token/") {
+		who = "bearer " + id
+	}
+	d := policy.Evaluate(what.Action, what.Resource, p)
+	by := ""
+	if d != policy.ExplicitDeny && what.Workspace != "" && g.policies != nil {
+		rp, err := g.resourcePolicy(r.Context(), what.Workspace)
+		if err != nil {
+			// Fail closed: the policy may deny what the key allows.
+			return failure.E(failure.Internal, "look up resource policy of workspace "+what.Workspace, err)
+		}
+		if rp != nil { // Most workspaces have none: no principal ARN to build.
+			switch policy.EvaluateFor(what.Action, what.Resource, g.PrincipalARN(id), conditionContext(r), rp) {
+			case policy.ExplicitDeny:
+				d, by = policy.ExplicitDeny, " by the workspace's resource policy"
+			case policy.Allowed:
+				if what.Shared {
+					d = policy.Allowed
+				}
+			}
+		}
+	}
+	switch d {
 	case policy.Allowed:
 		return nil
 	case policy.ExplicitDeny:
-		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is explicitly denied "+what.Action+" on "+what.Resource)
+		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is explicitly denied "+what.Action+" on "+what.Resource+by)
 	default:
 		return failure.WithCode(failure.Forbidden, "AccessDeniedException", "%s", who+" is not allowed "+what.Action+" on "+what.Resource)
 	}
+}
+
+// conditionContext returns what resource policies' conditions see of r.
+func conditionContext(r *http.Request) policy.Context {
+	ap, _ := netip.ParseAddrPort(r.RemoteAddr) // The zero Addr if it does not parse: no IpAddress matches.
+	return policy.Context{SourceIP: ap.Addr().Unmap(), SecureTransport: r.TLS != nil}
+}
+
+// PrincipalARN returns the ARN resource policies name a principal by: an
+// IAM user ARN whose name is the access key id, or token/<id>.
+func (g *Guard) PrincipalARN(id string) string {
+	return "arn:aws:iam::" + g.account + ":user/" + id
+}
+
+// resourcePolicy looks up a workspace's resource policy, through the cache
+// if there is one.
+func (g *Guard) resourcePolicy(ctx context.Context, ws string) (*policy.Policy, error) {
+	var p *policy.Policy
+	var err error
+	if g.cache == nil {
+		p, _, err = g.policies(ctx, ws)
+	} else {
+		p, _, err = g.cache.Policies.Get(ctx, ws, g.policies)
+	}
+	return p, err
 }
 
 // WriteError answers an authentication or authorization failure the way

@@ -34,6 +34,9 @@ const (
 	Workspace                           // arn:…:workspace/{id}.
 	RuleGroupsNamespace                 // arn:…:rulegroupsnamespace/{id}/{name}.
 	TaggedResource                      // the ARN in the path: /tags/{arn...}.
+	AllScrapers                         // arn:…:scraper/*: creating and listing scrapers.
+	Scraper                             // arn:…:scraper/{scraperId}.
+	AnomalyDetector                     // arn:…:anomalydetector/{id}/{anomalyDetectorId}.
 )
 
 // ARN returns the resource of a request to the route, given the workspace
@@ -48,9 +51,39 @@ func (rt Route) ARN(r *http.Request, arnPrefix string) string {
 		return strings.TrimSuffix(arnPrefix, "workspace/") + "rulegroupsnamespace/" + r.PathValue("id") + "/" + r.PathValue("name")
 	case TaggedResource:
 		return r.PathValue("arn")
+	case AllScrapers:
+		return strings.TrimSuffix(arnPrefix, "workspace/") + "scraper/*"
+	case Scraper:
+		return strings.TrimSuffix(arnPrefix, "workspace/") + "scraper/" + r.PathValue("scraperId")
+	case AnomalyDetector:
+		return strings.TrimSuffix(arnPrefix, "workspace/") + "anomalydetector/" + r.PathValue("id") + "/" + r.PathValue("anomalyDetectorId")
 	default:
 		return "*"
 	}
+}
+
+// PolicyWorkspace returns the workspace whose resource policy is evaluated
+// for a request to the route, "" for none: the workspace in the path of
+// workspace, rule groups namespace and anomaly detector routes, or the
+// workspace a tagged resource's ARN names (given the workspace ARN prefix).
+// The resource policy operations themselves are left to the caller's own
+// policy, so that a policy denying too much can always be replaced by the
+// workspace's owner.
+func (rt Route) PolicyWorkspace(r *http.Request, arnPrefix string) string {
+	if strings.HasSuffix(rt.Action, "ResourcePolicy") {
+		return ""
+	}
+	switch rt.Resource {
+	case Workspace, RuleGroupsNamespace, AnomalyDetector:
+		return r.PathValue("id")
+	case TaggedResource:
+		id, _ := strings.CutPrefix(r.PathValue("arn"), arnPrefix)
+		if id == r.PathValue("arn") {
+			return ""
+		}
+		return id
+	}
+	return ""
 }
 
 // Method returns the route's method, GET for a pattern without one.

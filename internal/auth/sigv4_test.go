@@ -39,7 +39,7 @@ func verifier() *Verifier {
 func creds() aws.Credentials { return aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret} }
 
 // signed returns a request signed by the AWS SDK for Go v2's own signer.
-func signed(t *testing.T, method, target, body string, at time.Time) *http.Request {
+func signed(t testing.TB, method, target, body string, at time.Time) *http.Request {
 	t.Helper()
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-protobuf")

@@ -114,6 +114,36 @@ func exercise(t *testing.T, dsn string) {
 	}
 	require.NoError(t, c.PutLoggingConfiguration(ctx, w.ID, "arn:aws:logs:us-east-1:123456789012:log-group:x:*", now, true))
 	require.ErrorIs(t, c.PutLoggingConfiguration(ctx, w.ID, "arn", now, true), ErrConflict)
+	require.ErrorIs(t, c.PutLoggingConfiguration(ctx, workspace.NewID(), "arn", now, false), ErrNotFound)
+
+	// Resource policies: revisions checked, each put a new revision.
+	var changes []Change
+	c.OnChange(func(ch Change) { changes = append(changes, ch) })
+	_, _, err = c.PutResourcePolicy(ctx, w.ID, `{}`, "some-revision", now)
+	require.ErrorIs(t, err, ErrConflict, "a revision while there is no policy")
+	rev1, created, err := c.PutResourcePolicy(ctx, w.ID, `{"v":1}`, NoPolicy, now)
+	require.NoError(t, err)
+	require.True(t, created)
+	_, _, err = c.PutResourcePolicy(ctx, w.ID, `{"v":2}`, NoPolicy, now)
+	require.ErrorIs(t, err, ErrConflict)
+	_, _, err = c.PutResourcePolicy(ctx, w.ID, `{"v":2}`, "stale", now)
+	require.ErrorIs(t, err, ErrConflict)
+	rev2, created, err := c.PutResourcePolicy(ctx, w.ID, `{"v":2}`, rev1, now)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.NotEqual(t, rev1, rev2)
+	require.ErrorIs(t, c.DeleteResourcePolicy(ctx, w.ID, rev1), ErrConflict)
+	_, _, err = c.PutResourcePolicy(ctx, workspace.NewID(), `{}`, "", now)
+	require.ErrorIs(t, err, ErrNotFound, "no policy for a workspace that does not exist")
+	require.Equal(t, []Change{{ResourcePolicyChanged, string(w.ID)}, {ResourcePolicyChanged, string(w.ID)}}, changes)
+
+	// Query logging configurations.
+	dests := []QueryLogDestination{{LogGroupARN: "arn:aws:logs:us-east-1:123456789012:log-group:q:*", QSPThreshold: 1000}}
+	require.ErrorIs(t, c.PutQueryLoggingConfiguration(ctx, w.ID, dests, now, false), ErrNotFound)
+	require.NoError(t, c.PutQueryLoggingConfiguration(ctx, w.ID, dests, now, true))
+	require.ErrorIs(t, c.PutQueryLoggingConfiguration(ctx, w.ID, dests, now, true), ErrConflict)
+	dests[0].QSPThreshold = 5
+	require.NoError(t, c.PutQueryLoggingConfiguration(ctx, w.ID, dests, now, false))
 	require.NoError(t, c.Close())
 
 	// Everything is there after reopening.
@@ -146,6 +176,12 @@ func exercise(t *testing.T, dsn string) {
 	lc, err := c.LoggingConfiguration(ctx, w.ID)
 	require.NoError(t, err)
 	require.Contains(t, lc.LogGroupARN, "log-group:x")
+	rp, err := c.ResourcePolicy(ctx, w.ID)
+	require.NoError(t, err)
+	require.Equal(t, ResourcePolicy{Document: `{"v":2}`, RevisionID: rev2, CreatedAt: now.UTC(), ModifiedAt: now.UTC()}, rp)
+	qls, err := c.QueryLoggingConfigurations(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[workspace.ID]QueryLoggingConfiguration{w.ID: {Destinations: dests, CreatedAt: now.UTC(), ModifiedAt: now.UTC()}}, qls)
 	u, err := c.User(ctx, "ana")
 	require.NoError(t, err)
 	require.Equal(t, "editor", u.Role)
@@ -161,7 +197,16 @@ func exercise(t *testing.T, dsn string) {
 	require.NoError(t, c.DeleteRuleNamespace(ctx, w.ID, "envoy"))
 	require.NoError(t, c.DeleteAlertmanagerDefinition(ctx, w.ID))
 	require.NoError(t, c.DeleteLoggingConfiguration(ctx, w.ID))
+	require.NoError(t, c.DeleteResourcePolicy(ctx, w.ID, rev2))
+	require.ErrorIs(t, c.DeleteResourcePolicy(ctx, w.ID, ""), ErrNotFound)
+	_, _, err = c.PutResourcePolicy(ctx, w.ID, `{"v":3}`, "", now)
+	require.NoError(t, err)
 	require.NoError(t, c.RemoveWorkspace(ctx, w.ID))
 	_, err = c.GetWorkspace(ctx, w.ID)
+	require.ErrorIs(t, err, ErrNotFound)
+	// The workspace's policy and query logging went with it.
+	_, err = c.ResourcePolicy(ctx, w.ID)
+	require.ErrorIs(t, err, ErrNotFound)
+	_, err = c.QueryLoggingConfiguration(ctx, w.ID)
 	require.ErrorIs(t, err, ErrNotFound)
 }

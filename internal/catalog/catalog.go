@@ -60,9 +60,11 @@ type ChangeKind int
 
 // The changes OnChange reports.
 const (
-	AccessKeyChanged ChangeKind = iota + 1 // revoked.
-	APITokenChanged                        // revoked.
-	WorkspaceChanged                       // status, alias or tags changed, or removed.
+	AccessKeyChanged      ChangeKind = iota + 1 // revoked.
+	APITokenChanged                             // revoked.
+	WorkspaceChanged                            // status, alias or tags changed, or removed.
+	ResourcePolicyChanged                       // a workspace's resource policy put or deleted.
+	QueryLoggingChanged                         // a workspace's query logging configuration changed.
 )
 
 // Change says that a record changed in a way that matters to a cache of
@@ -73,8 +75,9 @@ type Change struct {
 }
 
 // OnChange registers f to be called, once the change is committed,
-// whenever this Catalog revokes an access key or a token, or changes or
-// removes a workspace. Changes made through another Catalog (another
+// whenever this Catalog revokes an access key or a token, changes or
+// removes a workspace, or changes a workspace's resource policy or query
+// logging configuration. Changes made through another Catalog (another
 // replica's) are not reported. Register before the catalog is used
 // concurrently; f must be quick and must not call the catalog.
 func (c *Catalog) OnChange(f func(Change)) { c.watchers = append(c.watchers, f) }
@@ -157,6 +160,19 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		modified_at BIGINT NOT NULL,
 		PRIMARY KEY (workspace_id, uid)
+	)`,
+	`CREATE TABLE resource_policies (
+		workspace_id TEXT PRIMARY KEY,
+		document TEXT NOT NULL,
+		revision_id TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL
+	)`,
+	`CREATE TABLE query_logging_configurations (
+		workspace_id TEXT PRIMARY KEY,
+		data TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL
 	)`,
 }
 
@@ -418,14 +434,31 @@ func (c *Catalog) SetConfiguration(ctx context.Context, id workspace.ID, cfg Con
 
 // RemoveWorkspace deletes a workspace's record.
 func (c *Catalog) RemoveWorkspace(ctx context.Context, id workspace.ID) error {
-	res, err := c.db.ExecContext(ctx, `DELETE FROM workspaces WHERE id = $1`, string(id))
+	var n int64
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		// A workspace's policy and query logging go with it: a grant must
+		// not outlive what it grants.
+		for _, table := range []string{"resource_policies", "query_logging_configurations"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE workspace_id = $1`, string(id)); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM workspaces WHERE id = $1`, string(id))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("remove workspace %s: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return fmt.Errorf("workspace %s: %w", id, ErrNotFound)
 	}
 	c.changed(WorkspaceChanged, string(id))
+	c.changed(ResourcePolicyChanged, string(id))
+	c.changed(QueryLoggingChanged, string(id))
 	return nil
 }
 

@@ -99,6 +99,9 @@ func (a *API) Routes() []auth.Route {
 	rs = append(rs, a.ruleRoutes()...)
 	rs = append(rs, a.alertmanagerRoutes()...)
 	rs = append(rs, a.loggingRoutes()...)
+	rs = append(rs, a.queryLoggingRoutes()...)
+	rs = append(rs, a.policyRoutes()...)
+	rs = append(rs, a.unservedRoutes()...)
 	return append(rs,
 		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),
 		route("POST /tags/{arn...}", "aps:TagResource", auth.TaggedResource, a.tagResource),
@@ -179,13 +182,26 @@ func checkAlias(alias string) error {
 	return nil
 }
 
-func decode(r *http.Request, v any) error {
+func decode(r *http.Request, v any) error { return decodeBody(r, v, false) }
+
+// decodeStrict is decode refusing fields the operation does not have, and
+// anything after the JSON object: the operations added with it were never
+// lenient, so no client depends on leniency.
+func decodeStrict(r *http.Request, v any) error { return decodeBody(r, v, true) }
+
+func decodeBody(r *http.Request, v any, strict bool) error {
 	if r.ContentLength == 0 {
 		return nil
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return validation("request body: %v", err)
+	}
+	if strict && dec.More() {
+		return validation("request body: data after the JSON object")
 	}
 	return nil
 }

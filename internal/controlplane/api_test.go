@@ -49,8 +49,20 @@ func (l storeLifecycle) DeleteWorkspaceData(ctx context.Context, id workspace.ID
 	return l.s.Delete(ctx, id)
 }
 
-// TestAMPClient drives the API with the unchanged AWS SDK for Go v2 amp client.
-func TestAMPClient(t *testing.T) {
+// testAPI is the control plane served without authorization over a real
+// catalog and store, and an SDK client of it.
+type testAPI struct {
+	client *amp.Client
+	url    string
+	dir    string
+	st     *storage.Store
+	ov     *workspace.Overrides
+}
+
+// startAPI serves the control plane in region; engine, if not nil, makes
+// the engine from the store's (storeLifecycle).
+func startAPI(t *testing.T, region string, engine func(storeLifecycle) controlplane.Lifecycle) testAPI {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
@@ -61,18 +73,26 @@ func TestAMPClient(t *testing.T) {
 	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	api, err := controlplane.New(controlplane.Config{Region: "eu-west-1", AccountID: "123456789012", Sealer: testSealer(t)}, cat, storeLifecycle{st, ov}, ov, nil)
+	var lc controlplane.Lifecycle = storeLifecycle{st, ov}
+	if engine != nil {
+		lc = engine(storeLifecycle{st, ov})
+	}
+	api, err := controlplane.New(controlplane.Config{Region: region, AccountID: "123456789012", Sealer: testSealer(t)}, cat, lc, ov, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	controlplane.Register(mux, api.Routes())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	client := amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: region,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", "")})
+	return testAPI{client: client, url: srv.URL, dir: dir, st: st, ov: ov}
+}
 
-	client := amp.New(amp.Options{
-		BaseEndpoint: aws.String(srv.URL),
-		Region:       "eu-west-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", ""),
-	})
+// TestAMPClient drives the API with the unchanged AWS SDK for Go v2 amp client.
+func TestAMPClient(t *testing.T) {
+	ctx := context.Background()
+	api := startAPI(t, "eu-west-1", nil)
+	client, dir, st, ov := api.client, api.dir, api.st, api.ov
 
 	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("prod"), ClientToken: aws.String("token-1"),
 		Tags: map[string]string{"team": "mesh"}})

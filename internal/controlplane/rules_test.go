@@ -3,23 +3,16 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
-	"github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -63,24 +56,12 @@ func ruleFile(prefix string, groups, n int) []byte {
 // namespace is handed to the engine.
 func TestRuleQuotasAndSync(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cat.Close() })
-	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	engine := &rulesLifecycle{storeLifecycle: storeLifecycle{st, ov}}
-	api, err := controlplane.New(controlplane.Config{Sealer: testSealer(t)}, cat, engine, ov, nil)
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	controlplane.Register(mux, api.Routes())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	client := amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", "")})
+	var engine *rulesLifecycle
+	api := startAPI(t, "us-east-1", func(l storeLifecycle) controlplane.Lifecycle {
+		engine = &rulesLifecycle{storeLifecycle: l}
+		return engine
+	})
+	client, ov := api.client, api.ov
 	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 	require.NoError(t, err)
 	id := created.WorkspaceId

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -23,7 +24,83 @@ type Statement struct {
 	Effect   Effect      `json:"Effect"`
 	Action   stringOrSet `json:"Action"`
 	Resource stringOrSet `json:"Resource"`
+	// Principal is set in resource policies only (ParseResource): who the
+	// statement is about.
+	Principal *Principal `json:"Principal,omitempty"`
+	// Condition, in resource policies only, limits when the statement
+	// applies.
+	Condition *Condition `json:"Condition,omitempty"`
 }
+
+// Principal is a resource policy statement's Principal: "*" or
+// {"AWS": ARN or [ARN, …]}. Orrery's principals are its access keys and
+// bearer tokens, all in the server's one account, named by IAM user ARNs:
+// arn:aws:iam::ACCOUNT:user/KEY_ID and arn:aws:iam::ACCOUNT:user/token/ID.
+// The account (ACCOUNT or arn:aws:iam::ACCOUNT:root) names every key and
+// token of that account, and "*" every key and token.
+type Principal struct {
+	AWS stringOrSet `json:"AWS"`
+}
+
+func (p *Principal) UnmarshalJSON(b []byte) error {
+	var star string
+	if err := json.Unmarshal(b, &star); err == nil {
+		if star != "*" {
+			return fmt.Errorf("Principal %q: a string Principal must be \"*\"; name keys with {\"AWS\": \"arn:aws:iam::ACCOUNT:user/KEY_ID\"}", star)
+		}
+		p.AWS = []string{"*"}
+		return nil
+	}
+	var m map[string]stringOrSet
+	if err := json.Unmarshal(b, &m); err != nil {
+		return errors.New(`Principal must be "*" or {"AWS": ARN or [ARN, ...]}`)
+	}
+	for k, v := range m {
+		if k != "AWS" {
+			return fmt.Errorf("Principal %q is not supported: Orrery's principals are its access keys and tokens, named under \"AWS\"", k)
+		}
+		p.AWS = v
+	}
+	if len(p.AWS) == 0 {
+		return errors.New(`Principal names no one: give {"AWS": ARN or [ARN, ...]}`)
+	}
+	return nil
+}
+
+// matches reports whether the principal names caller, the caller's IAM
+// user ARN (arn:aws:iam::ACCOUNT:user/NAME).
+func (p *Principal) matches(caller string) bool {
+	for _, n := range p.AWS {
+		if n == "*" || n == caller {
+			return true
+		}
+		account := n
+		if rest, ok := strings.CutPrefix(n, "arn:aws:iam::"); ok {
+			account, ok = strings.CutSuffix(rest, ":root")
+			if !ok {
+				continue
+			}
+		}
+		if strings.HasPrefix(caller, "arn:aws:iam::"+account+":") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPrincipal validates one name of a Principal.
+func checkPrincipal(n string) error {
+	if n == "*" || accountRE.MatchString(n) || rootRE.MatchString(n) || userRE.MatchString(n) {
+		return nil
+	}
+	return fmt.Errorf("Principal %q: name an access key or token (arn:aws:iam::ACCOUNT:user/KEY_ID, arn:aws:iam::ACCOUNT:user/token/ID), an account (ACCOUNT, arn:aws:iam::ACCOUNT:root) or \"*\"; wildcards are not allowed within a name", n)
+}
+
+var (
+	accountRE = regexp.MustCompile(`^\d{12}$`)
+	rootRE    = regexp.MustCompile(`^arn:aws:iam::\d{12}:root$`)
+	userRE    = regexp.MustCompile(`^arn:aws:iam::\d{12}:user/(token/)?[A-Za-z0-9]+$`)
+)
 
 // Policy is a parsed policy document. The zero Policy allows nothing.
 type Policy struct {
@@ -48,11 +125,20 @@ func (s *stringOrSet) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Parse parses and validates a policy document. Errors name the statement
-// and field at fault. Elements Orrery does not evaluate (NotAction,
-// NotResource, Principal, Condition) are rejected rather than ignored, so a
-// policy never grants more than it reads as granting.
-func Parse(doc []byte) (*Policy, error) {
+// Parse parses and validates an identity policy document (a key's or a
+// token's). Errors name the statement and field at fault. Elements Orrery
+// does not evaluate (NotAction, NotResource, NotPrincipal, and Condition
+// outside resource policies), and Principal, which an identity policy
+// cannot have, are rejected rather than ignored, so a policy never grants
+// more than it reads as granting.
+func Parse(doc []byte) (*Policy, error) { return parse(doc, false) }
+
+// ParseResource parses and validates a resource policy document (a
+// workspace's): as Parse, but every statement names its Principal, and may
+// have a Condition (see Condition for the keys evaluated).
+func ParseResource(doc []byte) (*Policy, error) { return parse(doc, true) }
+
+func parse(doc []byte, resource bool) (*Policy, error) {
 	var raw struct {
 		Version   string          `json:"Version"`
 		Statement json.RawMessage `json:"Statement"`
@@ -81,7 +167,26 @@ func Parse(doc []byte) (*Policy, error) {
 		d := json.NewDecoder(bytes.NewReader(rs))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&st); err != nil {
-			return nil, fmt.Errorf("policy Statement %d: %w (supported: Sid, Effect, Action, Resource)", i, err)
+			supported := "Sid, Effect, Action, Resource"
+			if resource {
+				supported = "Sid, Effect, Principal, Action, Resource, Condition"
+			}
+			return nil, fmt.Errorf("policy Statement %d: %w (supported: %s)", i, err, supported)
+		}
+		switch {
+		case resource && st.Principal == nil:
+			return nil, fmt.Errorf("policy Statement %d: a resource policy statement needs a Principal", i)
+		case !resource && st.Principal != nil:
+			return nil, fmt.Errorf("policy Statement %d: Principal belongs in a workspace's resource policy, not in a key's or token's", i)
+		case !resource && st.Condition != nil:
+			return nil, fmt.Errorf("policy Statement %d: Condition is evaluated in a workspace's resource policy only, not in a key's or token's", i)
+		}
+		if st.Principal != nil {
+			for _, n := range st.Principal.AWS {
+				if err := checkPrincipal(n); err != nil {
+					return nil, fmt.Errorf("policy Statement %d: %w", i, err)
+				}
+			}
 		}
 		if st.Effect != Allow && st.Effect != Deny {
 			return nil, fmt.Errorf("policy Statement %d: Effect %q must be \"Allow\" or \"Deny\"", i, st.Effect)
@@ -144,6 +249,28 @@ func Evaluate(action, resource string, policies ...*Policy) Decision {
 			}
 			d = Allowed
 		}
+	}
+	return d
+}
+
+// EvaluateFor evaluates a resource policy: as Evaluate, counting only the
+// statements whose Principal names caller, the caller's IAM user ARN
+// (arn:aws:iam::ACCOUNT:user/KEY_ID or …:user/token/ID), and whose
+// Condition holds for the request's ctx.
+func EvaluateFor(action, resource, caller string, ctx Context, p *Policy) Decision {
+	if p == nil {
+		return ImplicitDeny
+	}
+	d := ImplicitDeny
+	for _, st := range p.Statement {
+		if st.Principal == nil || !st.Principal.matches(caller) ||
+			!anyMatch(st.Action, strings.ToLower(action), true) || !anyMatch(st.Resource, resource, false) || !st.Condition.holds(ctx) {
+			continue
+		}
+		if st.Effect == Deny {
+			return ExplicitDeny
+		}
+		d = Allowed
 	}
 	return d
 }

@@ -64,6 +64,9 @@ type Config struct {
 	Revision string
 	// LookbackDelta is PromQL's staleness lookback (Prometheus: 5m).
 	LookbackDelta time.Duration
+	// Log, if not nil, records the queries of the workspaces that log
+	// them.
+	Log QueryLog
 }
 
 // API serves the Prometheus HTTP API of the workspace in the request
@@ -183,13 +186,17 @@ func (a *API) build(id workspace.ID, lim workspace.Limits) http.Handler {
 	opts := EngineOpts(lim, a.cfg.LookbackDelta)
 	opts.Logger = logger
 	engine := a.ev.NewEngine(id, lim, opts)
+	var qe promql.QueryEngine = engine
+	if a.cfg.Log != nil {
+		qe = loggedEngine{Engine: engine, log: a.cfg.Log}
+	}
 	var rr v1.RulesRetriever = noRules{}
 	if a.rules != nil {
 		rr = a.rules.Rules(id)
 	}
 	admin := a.src.Admin(id)
 	api := v1.NewAPI(
-		engine,
+		qe,
 		a.src.Queryable(id),
 		nil, // Remote write is served by the ingest package.
 		a.src.ExemplarQueryable(id),

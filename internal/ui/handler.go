@@ -30,6 +30,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/auth"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
+	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -94,6 +95,30 @@ type Handler struct {
 	// rules is the control plane's rule groups namespace API (SetRules);
 	// nil until set.
 	rules http.Handler
+	// slow gives workspaces' slowest recent logged queries
+	// (SetSlowQueries); nil: none are kept.
+	slow SlowQueries
+}
+
+// SlowQueries gives a workspace's slowest recent logged queries, slowest
+// first (*querylog.Log). It is safe for concurrent use.
+type SlowQueries interface {
+	Slowest(id workspace.ID, n int) []querylog.Entry
+}
+
+// SetSlowQueries gives the UI the engine's query log, for the usage page's
+// slowest recent queries. Call it before the handler serves.
+func (h *Handler) SetSlowQueries(s SlowQueries) { h.slow = s }
+
+// slowQueries answers a workspace's 20 slowest recent logged queries:
+// those of the last 100 logged since the server started, of a workspace
+// with a query logging configuration.
+func (h *Handler) slowQueries(w http.ResponseWriter, _ *http.Request, id workspace.ID) {
+	out := []querylog.Entry{}
+	if h.slow != nil {
+		out = append(out, h.slow.Slowest(id, 20)...)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // SetRules gives the UI the control plane's handler of the rule groups
@@ -205,6 +230,7 @@ func (h *Handler) table() []route {
 			_, _ = w.Write(dashboard.EnvoyDashboard())
 		}),
 		ws("GET "+wsp+"usage", RoleViewer, ignoreUser(h.usage)),
+		ws("GET "+wsp+"slowqueries", RoleViewer, ignoreUser(h.slowQueries)),
 		ws("GET "+wsp+"dashboards", RoleViewer, ignoreUser(h.listDashboards)),
 		audited(ws("POST "+wsp+"dashboards", RoleEditor, ignoreUser(h.importDashboard)), "ui:PutDashboard", res+"dashboard/*"),
 		ws("GET "+wsp+"dashboards/{uid}", RoleViewer, h.getDashboard),

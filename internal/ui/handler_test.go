@@ -18,6 +18,7 @@ import (
 
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/dashboard"
+	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -87,6 +88,14 @@ func TestUI(t *testing.T) {
 
 	h, err := New(Config{}, cat, echo(), echo(), nil, prometheus.NewRegistry())
 	require.NoError(t, err)
+	qlog, err := querylog.New(querylog.Config{Dir: filepath.Join(dir, "querylogs")},
+		func(context.Context, workspace.ID) (int64, bool, error) { return 0, true, nil }, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, qlog.Close()) })
+	qlog.Record(ctx, wsA, querylog.Entry{Query: "fast_a", DurationSeconds: 0.1, Status: "success"})
+	qlog.Record(ctx, wsA, querylog.Entry{Query: "slow_a", DurationSeconds: 9, Status: "success"})
+	qlog.Record(ctx, wsB, querylog.Entry{Query: "secret_b", DurationSeconds: 1, Status: "success"})
+	h.SetSlowQueries(qlog)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
@@ -148,6 +157,17 @@ func TestUI(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, code)
 	code, _ = viewer.do("GET", "/ui/api/workspaces/"+wsB.String()+"/prom/api/v1/query?query=up", "")
 	require.Equal(t, http.StatusNotFound, code)
+
+	code, _ = viewer.do("GET", "/ui/api/workspaces/"+wsB.String()+"/slowqueries", "")
+	require.Equal(t, http.StatusNotFound, code)
+
+	// The slowest recent queries of the workspace, slowest first.
+	code, body = viewer.do("GET", "/ui/api/workspaces/"+wsA.String()+"/slowqueries", "")
+	require.Equal(t, http.StatusOK, code, body)
+	var slow []querylog.Entry
+	require.NoError(t, json.Unmarshal([]byte(body), &slow))
+	require.Len(t, slow, 2)
+	require.Equal(t, []string{"slow_a", "fast_a"}, []string{slow[0].Query, slow[1].Query})
 
 	// The proxy hands the workspace API its own path, without the cookie.
 	code, body = viewer.do("GET", "/ui/api/workspaces/"+wsA.String()+"/prom/api/v1/query?query=up", "")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
@@ -1522,6 +1523,14 @@ func TestUI(t *testing.T) {
 	})
 
 	t.Run("usage", func(t *testing.T) {
+		// With query logging on (every query: threshold 0), the page lists
+		// the workspace's slowest recent queries.
+		_, err := client.CreateQueryLoggingConfiguration(ctx, &amp.CreateQueryLoggingConfigurationInput{WorkspaceId: aws.String(ws),
+			Destinations: []types.LoggingDestination{{CloudWatchLogs: &types.CloudWatchLogDestination{LogGroupArn: aws.String("arn:aws:logs:us-east-1:000000000000:log-group:q:*")},
+				Filters: &types.LoggingFilter{QspThreshold: aws.Int64(0)}}}})
+		require.NoError(t, err)
+		code, body := apptest.Get(t, o.URL(ws, "/api/v1/query?query="+url.QueryEscape("count(envoy_cluster_upstream_rq_time_bucket)")))
+		require.Equal(t, http.StatusOK, code, string(body))
 		var series, top string
 		require.NoError(t, chromedp.Do(bctx,
 			chromedp.Navigate(base+"/ui/#/usage?ws="+ws),
@@ -1532,6 +1541,7 @@ func TestUI(t *testing.T) {
 		require.Equal(t, "76", series, "69 Envoy series, 6 of the ruler and the recording rule saved in the alerting subtest")
 		require.Equal(t, "11.1 K", text(t, bctx, "#usage-total .card-value"), "69 Envoy series × 161 samples written; rule results are not ingested")
 		require.Contains(t, top, "envoy_cluster_upstream_rq_time_bucket")
+		require.Contains(t, text(t, bctx, "#slow-queries"), "count(envoy_cluster_upstream_rq_time_bucket)")
 		screenshot(t, bctx, dir, "usage")
 		require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/ui/#/users?ws="+ws), chromedp.WaitVisible(chromedp.CSS("#users")),
 			chromedp.SendKeys(chromedp.CSS("#user-name"), "eddie"),

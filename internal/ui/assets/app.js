@@ -585,6 +585,18 @@ async function renderUsage(root) {
     h("thead", {}, h("tr", {}, h("th", {}, "Metric"), h("th", {}, "Series"), h("th", {}))),
     h("tbody", {}, top.map(x => h("tr", {}, h("td", { class: "mono" }, h("a", { href: `#/explore?ws=${state.ws}&expr=${encodeURIComponent(x.name)}` }, x.name)), h("td", {}, String(x.value)),
       h("td", { class: "barcell" }, h("span", { class: "bar-fill", style: `width:${(x.value / max * 100).toFixed(1)}%` })))))));
+  // The slowest of the queries the workspace's query logging configuration
+  // logged lately (none without one).
+  const slow = await api("GET", `/ui/api/workspaces/${state.ws}/slowqueries`).catch(() => []);
+  root.append(h("h3", {}, "Slowest recent queries"), slow.length === 0
+    ? h("p", { class: "hint", id: "slow-queries" }, "No logged queries: create a query logging configuration (aws amp create-query-logging-configuration) to see them here.")
+    : h("table", { class: "data", id: "slow-queries" },
+      h("thead", {}, h("tr", {}, ["Query", "Took", "Samples", "Range", "Caller", "Status"].map(x => h("th", {}, x)))),
+      h("tbody", {}, slow.map(q => h("tr", {},
+        h("td", { class: "mono" }, h("a", { href: `#/explore?ws=${state.ws}&expr=${encodeURIComponent(q.query)}` }, q.query)),
+        h("td", {}, format(q.durationSeconds, "s", 3)), h("td", {}, format(q.samplesProcessed, "short", null)),
+        h("td", {}, q.stepSeconds ? `${new Date(q.start).toLocaleString()} – ${new Date(q.end).toLocaleString()}, step ${q.stepSeconds}s` : new Date(q.end).toLocaleString()),
+        h("td", { class: "mono" }, q.principal || "—"), h("td", {}, q.status === "success" ? "ok" : q.error))))));
   const labels = tsdb.labelValueCountByLabelName || [];
   root.append(h("h3", {}, "Labels with the most values"), h("table", { class: "data" },
     h("thead", {}, h("tr", {}, h("th", {}, "Label"), h("th", {}, "Values"))),
