@@ -23,7 +23,7 @@ import (
 
 // notServed are the AMP operation families Orrery answers with
 // controlplane.NotServedCode (README, "AMP operations").
-var notServed = []string{"Scraper", "AnomalyDetector"}
+var notServed = []string{"AnomalyDetector"}
 
 // TestEveryAMPOperation calls every operation of the AWS SDK's amp client,
 // signed with the admin key, through the server's route table: each is

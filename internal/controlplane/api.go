@@ -55,6 +55,9 @@ type Config struct {
 	// server's own AWS credentials (alerting.CheckSNSCredentials). Only
 	// for deployments whose workspaces all belong to the operator.
 	AllowServerAWSCredentials bool
+	// MaxScrapers is how many managed scrapers the server may hold, and
+	// MaxScraperTargets how many targets one may scrape; 0: no limit.
+	MaxScrapers, MaxScraperTargets int
 }
 
 // API serves the workspace operations.
@@ -101,6 +104,7 @@ func (a *API) Routes() []auth.Route {
 	rs = append(rs, a.loggingRoutes()...)
 	rs = append(rs, a.queryLoggingRoutes()...)
 	rs = append(rs, a.policyRoutes()...)
+	rs = append(rs, a.scraperRoutes()...)
 	rs = append(rs, a.unservedRoutes()...)
 	return append(rs,
 		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),

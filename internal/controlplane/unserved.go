@@ -13,22 +13,12 @@ import (
 const NotServedCode = "NotImplementedException"
 
 // unservedRoutes are the AMP operation families Orrery does not serve yet:
-// managed scrapers (issue 14, part 1) and anomaly detectors (their own
-// issue). They are in the route table, authorized like any operation, so
-// that they answer with a deliberate error naming the family.
+// anomaly detectors (their own issue). They are in the route table,
+// authorized like any operation, so that they answer with a deliberate
+// error naming the family.
 func (a *API) unservedRoutes() []auth.Route {
-	scrapers := unserved("managed scrapers")
 	anomaly := unserved("anomaly detectors")
 	return []auth.Route{
-		route("POST /scrapers", "aps:CreateScraper", auth.AllScrapers, scrapers),
-		route("GET /scrapers", "aps:ListScrapers", auth.AllScrapers, scrapers),
-		route("GET /scrapers/{scraperId}", "aps:DescribeScraper", auth.Scraper, scrapers),
-		route("PUT /scrapers/{scraperId}", "aps:UpdateScraper", auth.Scraper, scrapers),
-		route("DELETE /scrapers/{scraperId}", "aps:DeleteScraper", auth.Scraper, scrapers),
-		route("GET /scrapers/{scraperId}/logging-configuration", "aps:DescribeScraperLoggingConfiguration", auth.Scraper, scrapers),
-		route("PUT /scrapers/{scraperId}/logging-configuration", "aps:UpdateScraperLoggingConfiguration", auth.Scraper, scrapers),
-		route("DELETE /scrapers/{scraperId}/logging-configuration", "aps:DeleteScraperLoggingConfiguration", auth.Scraper, scrapers),
-		route("GET /scraperconfiguration", "aps:GetDefaultScraperConfiguration", auth.AnyResource, scrapers),
 		route("POST /workspaces/{id}/anomalydetectors", "aps:CreateAnomalyDetector", auth.Workspace, anomaly),
 		route("GET /workspaces/{id}/anomalydetectors", "aps:ListAnomalyDetectors", auth.Workspace, anomaly),
 		route("GET /workspaces/{id}/anomalydetectors/{anomalyDetectorId}", "aps:DescribeAnomalyDetector", auth.AnomalyDetector, anomaly),
