@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/aws/aws-sdk-go-v2/service/amp/types"
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+)
+
+// TestManagedScraper creates, with the AWS SDK's amp client, a scraper
+// whose vpcConfiguration scrapes Debian's prometheus-node-exporter into a
+// workspace: it becomes ACTIVE, its target is up under
+// /scrapers/{id}/api/v1/targets, and node_exporter's series are queried
+// through the workspace. It keeps scraping after the server restarts, and
+// DeleteScraper stops it. A scraper naming an EKS cluster the server does
+// not know fails with a reason naming the flag that registers one.
+func TestManagedScraper(t *testing.T) {
+	ctx := context.Background()
+	node := startNodeExporter(t)
+	o := apptest.StartOrrery(t, t.TempDir(), "--scraper.poll-interval=1s")
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	ws, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("scraped")})
+	require.NoError(t, err)
+	api := o.URL(aws.ToString(ws.WorkspaceId), "/api/v1")
+
+	blob := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [%q]\n", node)
+	created, err := client.CreateScraper(ctx, &amp.CreateScraperInput{Alias: aws.String("node"),
+		Source:              &types.SourceMemberVpcConfiguration{Value: types.VpcConfiguration{SubnetIds: []string{"subnet-1"}, SecurityGroupIds: []string{"sg-1"}}},
+		Destination:         &types.DestinationMemberAmpConfiguration{Value: types.AmpConfiguration{WorkspaceArn: ws.Arn}},
+		ScrapeConfiguration: &types.ScrapeConfigurationMemberConfigurationBlob{Value: []byte(blob)}})
+	require.NoError(t, err)
+	id := aws.ToString(created.ScraperId)
+	status := func() (types.ScraperStatusCode, string, error) {
+		d, err := client.DescribeScraper(ctx, &amp.DescribeScraperInput{ScraperId: aws.String(id)})
+		if err != nil {
+			return "", "", err
+		}
+		return d.Scraper.Status.StatusCode, aws.ToString(d.Scraper.StatusReason), nil
+	}
+	waitActive := func() {
+		apptest.Eventually(t, 30*time.Second, func() error {
+			code, reason, err := status()
+			if err == nil && code != types.ScraperStatusCodeActive {
+				err = fmt.Errorf("status %s %s", code, reason)
+			}
+			return err
+		})
+	}
+	waitActive()
+
+	// The scrape's series arrive in the workspace; lastScrape is the
+	// newest up sample's time (timestamp() of the selector itself: of an
+	// expression it would be the evaluation time).
+	lastScrape := func() (float64, error) {
+		v, err := apptest.QueryVector(t, api, `timestamp(up{job="node"})`, time.Now())
+		if err != nil {
+			return 0, err
+		}
+		if len(v) != 1 {
+			return 0, fmt.Errorf("up of job node: %d series", len(v))
+		}
+		return strconv.ParseFloat(v[0].Value[1].(string), 64)
+	}
+	apptest.Eventually(t, 30*time.Second, func() error {
+		if _, err := lastScrape(); err != nil {
+			return err
+		}
+		v, err := apptest.QueryVector(t, api, `count(node_cpu_seconds_total{job="node", instance=`+strconv.Quote(node)+`})`, time.Now())
+		if err == nil && len(v) != 1 {
+			err = errors.New("no node_cpu_seconds_total")
+		}
+		return err
+	})
+	code, body := apptest.Get(t, "http://"+o.Addr+"/scrapers/"+id+"/api/v1/targets")
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var targets struct {
+		Data struct {
+			ActiveTargets []struct {
+				ScrapeURL string `json:"scrapeUrl"`
+				Health    string `json:"health"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &targets))
+	require.Len(t, targets.Data.ActiveTargets, 1)
+	require.Equal(t, "http://"+node+"/metrics", targets.Data.ActiveTargets[0].ScrapeURL)
+	require.Equal(t, "up", targets.Data.ActiveTargets[0].Health)
+	_, metrics := apptest.Get(t, "http://"+o.Addr+"/metrics")
+	require.Contains(t, string(metrics), `orrery_scraper_samples_written_total{scraper="`+id+`"}`)
+
+	// An EKS cluster the server was not given.
+	eks, err := client.CreateScraper(ctx, &amp.CreateScraperInput{
+		Source:              &types.SourceMemberEksConfiguration{Value: types.EksConfiguration{ClusterArn: aws.String("arn:aws:eks:us-east-1:000000000000:cluster/nowhere"), SubnetIds: []string{"subnet-1"}}},
+		Destination:         &types.DestinationMemberAmpConfiguration{Value: types.AmpConfiguration{WorkspaceArn: ws.Arn}},
+		ScrapeConfiguration: &types.ScrapeConfigurationMemberConfigurationBlob{Value: []byte(blob)}})
+	require.NoError(t, err)
+	apptest.Eventually(t, 30*time.Second, func() error {
+		d, err := client.DescribeScraper(ctx, &amp.DescribeScraperInput{ScraperId: eks.ScraperId})
+		if err != nil {
+			return err
+		}
+		if d.Scraper.Status.StatusCode != types.ScraperStatusCodeCreationFailed {
+			return fmt.Errorf("status %s", d.Scraper.Status.StatusCode)
+		}
+		require.Contains(t, aws.ToString(d.Scraper.StatusReason), "--scraper.kubernetes-cluster arn:aws:eks:us-east-1:000000000000:cluster/nowhere=KUBECONFIG_PATH")
+		return nil
+	})
+
+	// The scraper survives a restart and scrapes again.
+	o.Stop()
+	restarted := float64(time.Now().UnixMilli()) / 1000
+	o.Restart()
+	waitActive()
+	apptest.Eventually(t, 30*time.Second, func() error {
+		ts, err := lastScrape()
+		if err == nil && ts <= restarted {
+			err = fmt.Errorf("newest scrape at %f, before the restart at %f", ts, restarted)
+		}
+		return err
+	})
+
+	// DeleteScraper stops the scrape and removes the scraper.
+	_, err = client.DeleteScraper(ctx, &amp.DeleteScraperInput{ScraperId: aws.String(id)})
+	require.NoError(t, err)
+	apptest.Eventually(t, 30*time.Second, func() error {
+		_, _, err := status()
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ResourceNotFoundException" {
+			return nil
+		}
+		return fmt.Errorf("scraper still there: %v", err)
+	})
+	// Nothing scrapes node any more: the newest up sample stays the one
+	// written before the deletion (Prometheus' scrape manager, stopped,
+	// writes no staleness markers; the series end at their last sample).
+	before, err := lastScrape()
+	require.NoError(t, err)
+	time.Sleep(3 * time.Second)
+	after, err := lastScrape()
+	require.NoError(t, err)
+	require.Equal(t, before, after, "nothing scrapes node after DeleteScraper")
+}
