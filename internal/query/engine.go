@@ -517,8 +517,15 @@ func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promq
 		qry.Close()
 		return nil, nil, false
 	}
+	// The rewritten query counted the leaves' answers as samples; the plain
+	// engine would have processed the samples the leaves read. Statistics,
+	// the samples metric and query logs' thresholds count what it would.
+	st := qry.Stats()
 	for _, l := range leaves {
 		res.Warnings.Merge(l.annos)
+		if st != nil && st.Samples != nil {
+			st.Samples.TotalSamples += l.samples - l.answers
+		}
 	}
 	return qry, res, true
 }

@@ -80,6 +80,13 @@ type leaf struct {
 	series    []leafSeries
 	annos     annotations.Annotations
 	window    int // The most samples of one series in the range read.
+	// samples counts the samples the plain engine would have processed
+	// for the leaf, as its statistics count them: a range's samples at
+	// every step, one sample per series and step of a selector.
+	samples int64
+	// answers counts the points of the leaf's answer, which the rewritten
+	// query's statistics count as samples instead.
+	answers int64
 }
 
 type leafSeries struct {
@@ -242,6 +249,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	out := make([]leafSeries, len(all))
 	windows := make([]int, len(all))
 	var failed atomic.Pointer[error]
+	var samples atomic.Int64
 	var wg sync.WaitGroup
 	workers = max(1, min(workers, len(all)/minSeriesPerWorker))
 	per := (len(all) + workers - 1) / max(1, workers)
@@ -268,6 +276,8 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 			var buf []promql.FPoint
 			var resets []int32
 			var it chunkenc.Iterator
+			var n int64 // Samples processed, added once the worker is done.
+			defer func() { samples.Add(n) }()
 			for i := lo; i < hi; i++ {
 				if i%256 == 0 && (ctx.Err() != nil || failed.Load() != nil) {
 					return
@@ -282,10 +292,13 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 				windows[i] = len(buf)
 				if l.call == nil {
 					out[i].pts = l.values(buf, start, end, step)
+					n += int64(len(out[i].pts))
 					continue
 				}
 				resets = countResets(buf, resets[:0])
-				out[i].pts = l.rates(buf, resets, start, end, step)
+				var read int64
+				out[i].pts, read = l.rates(buf, resets, start, end, step)
+				n += read
 			}
 		})
 	}
@@ -296,6 +309,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	if p := failed.Load(); p != nil {
 		return *p
 	}
+	l.samples = samples.Load()
 
 	// Keep the series with an answer, in order, named as the engine names
 	// a rate's answer; two of one label set would be merged (or refused)
@@ -328,6 +342,9 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	l.series = kept
 	if l.agg != nil {
 		l.series = l.aggregate(kept, start, end, step)
+	}
+	for _, s := range l.series {
+		l.answers += int64(len(s.pts))
 	}
 	if warnNonCounter {
 		var name string
@@ -515,9 +532,9 @@ func countResets(pts []promql.FPoint, out []int32) []int32 {
 	return out
 }
 
-// rates returns the leaf's answer for one series at each step.
-func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64) []promql.FPoint {
-	var out []promql.FPoint
+// rates returns the leaf's answer for one series at each step, and the
+// samples of its ranges, counted at every step as the engine counts them.
+func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64) (out []promql.FPoint, samples int64) {
 	lo, hi := 0, 0
 	for ts := start; ts <= end; ts += step {
 		rangeEnd := ts - l.offset
@@ -528,6 +545,7 @@ func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64
 		for hi < len(pts) && pts[hi].T <= rangeEnd {
 			hi++
 		}
+		samples += int64(hi - lo)
 		if hi-lo < 2 {
 			continue // One sample, and no start timestamps: no answer.
 		}
@@ -538,7 +556,7 @@ func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64
 		}
 		out = append(out, promql.FPoint{T: ts, F: f})
 	}
-	return out
+	return out, samples
 }
 
 // values returns an instant selector's values for one series at each
