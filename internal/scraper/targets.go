@@ -3,34 +3,19 @@ package scraper
 import (
 	"encoding/json"
 	"net/http"
-	"sort"
-	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/scrape"
 
+	"github.com/orrery-dev/orrery/internal/agent"
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/failure"
 )
 
-// Target is one of a scraper's active targets, as Prometheus'
-// /api/v1/targets gives it.
-type Target struct {
-	DiscoveredLabels   map[string]string `json:"discoveredLabels"`
-	Labels             map[string]string `json:"labels"`
-	ScrapePool         string            `json:"scrapePool"`
-	ScrapeURL          string            `json:"scrapeUrl"`
-	LastError          string            `json:"lastError"`
-	LastScrape         time.Time         `json:"lastScrape"`
-	LastScrapeDuration float64           `json:"lastScrapeDuration"`
-	Health             string            `json:"health"`
-}
-
 // Targets is a scraper's health: its targets, and what its destination
 // last refused and which discovered targets it left out, if anything.
 type Targets struct {
-	ActiveTargets  []Target `json:"activeTargets"`
-	DroppedTargets []Target `json:"droppedTargets"`
+	ActiveTargets  []agent.Target `json:"activeTargets"`
+	DroppedTargets []agent.Target `json:"droppedTargets"`
 	// LastWriteError is the destination workspace's refusal of the last
 	// scrape written ("" once one is taken again): a limit, or the
 	// workspace gone.
@@ -48,26 +33,7 @@ func (r *Runner) Targets(id string) (Targets, bool) {
 	if ru == nil {
 		return Targets{}, false
 	}
-	out := Targets{ActiveTargets: []Target{}, DroppedTargets: []Target{}}
-	b := labels.NewBuilder(labels.EmptyLabels())
-	for pool, ts := range ru.sm.TargetsActive() {
-		for _, t := range ts {
-			tj := Target{DiscoveredLabels: t.DiscoveredLabels(b).Map(), Labels: t.Labels(b).Map(), ScrapePool: pool,
-				ScrapeURL: t.URL().String(), LastScrape: t.LastScrape(), LastScrapeDuration: t.LastScrapeDuration().Seconds(),
-				Health: string(t.Health())}
-			if err := t.LastError(); err != nil {
-				tj.LastError = err.Error()
-			}
-			out.ActiveTargets = append(out.ActiveTargets, tj)
-		}
-	}
-	sort.Slice(out.ActiveTargets, func(i, j int) bool {
-		a, b := out.ActiveTargets[i], out.ActiveTargets[j]
-		if a.ScrapePool != b.ScrapePool {
-			return a.ScrapePool < b.ScrapePool
-		}
-		return a.ScrapeURL < b.ScrapeURL
-	})
+	out := Targets{ActiveTargets: agent.ActiveTargets(ru.sm), DroppedTargets: []agent.Target{}}
 	ru.mu.Lock()
 	out.LastWriteError, out.TargetLimit = ru.lastError, ru.limited
 	ru.mu.Unlock()
