@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -186,6 +187,29 @@ func checkAlias(alias string) error {
 	return nil
 }
 
+// pageRequest reads a List operation's maxResults (1 to 1000, default
+// 100) and nextToken: the key of the last item of the previous page, as
+// this server issued it (pageToken).
+func pageRequest(q url.Values) (limit int, after string, err error) {
+	limit = 100
+	if s := q.Get("maxResults"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
+			return 0, "", validation("maxResults must be 1 to 1000")
+		}
+	}
+	if tok := q.Get("nextToken"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return 0, "", validation("nextToken is not one this server issued")
+		}
+		after = string(b)
+	}
+	return limit, after, nil
+}
+
+// pageToken is the nextToken of a page ending with the item of key.
+func pageToken(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
+
 func decode(r *http.Request, v any) error { return decodeBody(r, v, false) }
 
 // decodeStrict is decode refusing fields the operation does not have, and
@@ -263,24 +287,12 @@ func (a *API) describeWorkspace(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("maxResults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			a.fail(w, validation("maxResults must be 1 to 1000"))
-			return
-		}
-		limit = n
+	limit, token, err := pageRequest(q)
+	if err != nil {
+		a.fail(w, err)
+		return
 	}
-	var after workspace.ID
-	if tok := q.Get("nextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			a.fail(w, validation("nextToken is not one this server issued"))
-			return
-		}
-		after = workspace.ID(b)
-	}
+	after := workspace.ID(token)
 	page, err := a.cat.ListWorkspaces(r.Context(), q.Get("alias"), after, limit+1)
 	if err != nil {
 		a.fail(w, err)
@@ -289,7 +301,7 @@ func (a *API) listWorkspaces(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{}
 	if len(page) > limit {
 		page = page[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].ID))
+		out["nextToken"] = pageToken(string(page[limit-1].ID))
 	}
 	list := make([]workspaceJSON, 0, len(page))
 	for _, ws := range page {

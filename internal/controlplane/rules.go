@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/common/model"
@@ -223,21 +222,10 @@ func (a *API) listRuleNamespaces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("maxResults"); s != "" {
-		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > 1000 {
-			a.fail(w, validation("maxResults must be 1 to 1000"))
-			return
-		}
-	}
-	after := ""
-	if tok := q.Get("nextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			a.fail(w, validation("nextToken is not one this server issued"))
-			return
-		}
-		after = string(b)
+	limit, after, err := pageRequest(q)
+	if err != nil {
+		a.fail(w, err)
+		return
 	}
 	page, err := a.cat.RuleNamespaces(r.Context(), id, q.Get("name"), after, limit+1)
 	if err != nil {
@@ -247,7 +235,7 @@ func (a *API) listRuleNamespaces(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{}
 	if len(page) > limit {
 		page = page[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(page[limit-1].Name))
+		out["nextToken"] = pageToken(page[limit-1].Name)
 	}
 	list := make([]map[string]any, 0, len(page))
 	for _, ns := range page {

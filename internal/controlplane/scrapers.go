@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -99,6 +98,17 @@ type scraperRequest struct {
 }
 
 var scraperAliasRE = regexp.MustCompile(`^[0-9A-Za-z][-.0-9A-Z_a-z]{0,99}$`)
+
+// checkScraperFields checks the alias and exporters of a create or update.
+func checkScraperFields(req *scraperRequest) error {
+	if req.Alias != nil && !scraperAliasRE.MatchString(*req.Alias) {
+		return validation("alias %q must be 1 to 100 characters: letters, digits, '.', '-', '_'", *req.Alias)
+	}
+	if e := string(req.Exporters); e != "" && e != "null" && e != "[]" {
+		return validation("exporters are not supported: Orrery's scrapers write into their destination workspace only")
+	}
+	return nil
+}
 
 // checkSource checks AMP's source union, and returns it as stored.
 func checkSource(s *sourceJSON) (json.RawMessage, error) {
@@ -223,17 +233,13 @@ func (a *API) createScraper(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	if err := checkScraperFields(&req); err != nil {
+		a.fail(w, err)
+		return
+	}
 	alias := ""
 	if req.Alias != nil {
 		alias = *req.Alias
-		if !scraperAliasRE.MatchString(alias) {
-			a.fail(w, validation("alias %q must be 1 to 100 characters: letters, digits, '.', '-', '_'", alias))
-			return
-		}
-	}
-	if len(req.Exporters) > 0 && string(req.Exporters) != "null" && string(req.Exporters) != "[]" {
-		a.fail(w, validation("exporters are not supported: Orrery's scrapers write into their destination workspace only"))
-		return
 	}
 	if len(req.Tags) > 50 {
 		a.fail(w, validation("a resource has at most 50 tags, not %d", len(req.Tags)))
@@ -355,23 +361,10 @@ func (a *API) matches(s catalog.Scraper, filters map[string][]string) bool {
 
 func (a *API) listScrapers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("maxResults"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			a.fail(w, validation("maxResults must be 1 to 1000"))
-			return
-		}
-		limit = n
-	}
-	after := ""
-	if tok := q.Get("nextToken"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil || !scraperIDRE.Match(b) {
-			a.fail(w, validation("nextToken is not one this server issued"))
-			return
-		}
-		after = string(b)
+	limit, after, err := pageRequest(q)
+	if err != nil {
+		a.fail(w, err)
+		return
 	}
 	filters := map[string][]string{}
 	for key, values := range q {
@@ -406,7 +399,7 @@ func (a *API) listScrapers(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{}
 	if len(found) > limit {
 		found = found[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(found[limit-1].ID))
+		out["nextToken"] = pageToken(found[limit-1].ID)
 	}
 	list := make([]map[string]any, 0, len(found))
 	for _, s := range found {
@@ -435,16 +428,12 @@ func (a *API) updateScraper(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, failure.Errorf(failure.Conflict, "scraper %s is %s: only an ACTIVE scraper can be updated", s.ID, s.Status))
 		return
 	}
-	if req.Alias != nil {
-		if !scraperAliasRE.MatchString(*req.Alias) {
-			a.fail(w, validation("alias %q must be 1 to 100 characters: letters, digits, '.', '-', '_'", *req.Alias))
-			return
-		}
-		s.Alias = *req.Alias
-	}
-	if len(req.Exporters) > 0 && string(req.Exporters) != "null" && string(req.Exporters) != "[]" {
-		a.fail(w, validation("exporters are not supported: Orrery's scrapers write into their destination workspace only"))
+	if err := checkScraperFields(&req); err != nil {
+		a.fail(w, err)
 		return
+	}
+	if req.Alias != nil {
+		s.Alias = *req.Alias
 	}
 	if req.ScrapeConfiguration != nil {
 		if err := a.checkScrapeConfiguration(req.ScrapeConfiguration); err != nil {
@@ -547,14 +536,20 @@ func (a *API) updateScraperLogging(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusAccepted, map[string]any{"status": statusJSON{"ACTIVE"}})
 }
 
-func (a *API) describeScraperLogging(w http.ResponseWriter, r *http.Request) {
+// scraperWithLogging returns the scraper of the path if it has a logging
+// configuration.
+func (a *API) scraperWithLogging(r *http.Request) (catalog.Scraper, error) {
 	s, err := a.scraper(r)
+	if err == nil && len(s.Logging) == 0 {
+		err = failure.Errorf(failure.NotFound, "scraper %s has no logging configuration", s.ID)
+	}
+	return s, err
+}
+
+func (a *API) describeScraperLogging(w http.ResponseWriter, r *http.Request) {
+	s, err := a.scraperWithLogging(r)
 	if err != nil {
 		a.fail(w, err)
-		return
-	}
-	if len(s.Logging) == 0 {
-		a.fail(w, failure.Errorf(failure.NotFound, "scraper %s has no logging configuration", s.ID))
 		return
 	}
 	var cfg scraperLoggingJSON
@@ -567,13 +562,9 @@ func (a *API) describeScraperLogging(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteScraperLogging(w http.ResponseWriter, r *http.Request) {
-	s, err := a.scraper(r)
+	s, err := a.scraperWithLogging(r)
 	if err != nil {
 		a.fail(w, err)
-		return
-	}
-	if len(s.Logging) == 0 {
-		a.fail(w, failure.Errorf(failure.NotFound, "scraper %s has no logging configuration", s.ID))
 		return
 	}
 	s.Logging, s.ModifiedAt = nil, a.now()
