@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -382,17 +383,42 @@ func (a *API) resourceWorkspace(r *http.Request) (catalog.Workspace, error) {
 	return a.cat.GetWorkspace(r.Context(), id)
 }
 
-func (a *API) listTags(w http.ResponseWriter, r *http.Request) {
+// taggedResource returns the tags of the resource whose ARN is in the
+// path, a workspace or a scraper, and how to store new ones.
+func (a *API) taggedResource(r *http.Request) (map[string]string, func(map[string]string) error, error) {
+	ctx := r.Context()
+	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:scraper/", a.cfg.Region, a.cfg.AccountID)
+	if id, ok := strings.CutPrefix(r.PathValue("arn"), prefix); ok {
+		if !scraperIDRE.MatchString(id) {
+			return nil, nil, validation("resource ARN %q: %q is not a scraper id (s-<uuid>)", r.PathValue("arn"), id)
+		}
+		s, err := a.cat.Scraper(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s.Tags, func(tags map[string]string) error {
+			s.Tags = tags
+			return a.cat.UpdateScraper(ctx, s)
+		}, nil
+	}
 	ws, err := a.resourceWorkspace(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ws.Tags, func(tags map[string]string) error { return a.cat.UpdateWorkspace(ctx, ws.ID, nil, nil, tags) }, nil
+}
+
+func (a *API) listTags(w http.ResponseWriter, r *http.Request) {
+	tags, _, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	reply(w, http.StatusOK, map[string]any{"tags": ws.Tags})
+	reply(w, http.StatusOK, map[string]any{"tags": nonNilTags(tags)})
 }
 
 func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	old, save, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -404,18 +430,13 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	tags := map[string]string{}
-	for k, v := range ws.Tags {
-		tags[k] = v
-	}
-	for k, v := range req.Tags {
-		tags[k] = v
-	}
+	tags := maps.Clone(nonNilTags(old))
+	maps.Copy(tags, req.Tags)
 	if len(tags) > 50 {
 		a.fail(w, validation("a resource has at most 50 tags"))
 		return
 	}
-	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+	if err := save(tags); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -423,19 +444,16 @@ func (a *API) tagResource(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) untagResource(w http.ResponseWriter, r *http.Request) {
-	ws, err := a.resourceWorkspace(r)
+	old, save, err := a.taggedResource(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	tags := map[string]string{}
-	for k, v := range ws.Tags {
-		tags[k] = v
-	}
+	tags := maps.Clone(nonNilTags(old))
 	for _, k := range r.URL.Query()["tagKeys"] {
 		delete(tags, k)
 	}
-	if err := a.cat.UpdateWorkspace(r.Context(), ws.ID, nil, nil, tags); err != nil {
+	if err := save(tags); err != nil {
 		a.fail(w, err)
 		return
 	}

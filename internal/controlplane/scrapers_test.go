@@ -174,6 +174,18 @@ func TestScraperOperations(t *testing.T) {
 	_, err = client.ListScrapers(ctx, &amp.ListScrapersInput{Filters: map[string][]string{"colour": {"red"}}})
 	require.Equal(t, "ValidationException", code(err))
 
+	// Tags, through the tagging operations on the scraper's ARN.
+	arn := aws.String(aws.ToString(created.Arn))
+	_, err = client.TagResource(ctx, &amp.TagResourceInput{ResourceArn: arn, Tags: map[string]string{"env": "prod"}})
+	require.NoError(t, err)
+	_, err = client.UntagResource(ctx, &amp.UntagResourceInput{ResourceArn: arn, TagKeys: []string{"team"}})
+	require.NoError(t, err)
+	tags, err := client.ListTagsForResource(ctx, &amp.ListTagsForResourceInput{ResourceArn: arn})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"env": "prod"}, tags.Tags)
+	_, err = client.ListTagsForResource(ctx, &amp.ListTagsForResourceInput{ResourceArn: aws.String("arn:aws:aps:us-east-1:123456789012:scraper/s-00000000-0000-4000-8000-000000000000")})
+	require.Equal(t, "ResourceNotFoundException", code(err))
+
 	// Logging configuration.
 	_, err = client.DescribeScraperLoggingConfiguration(ctx, &amp.DescribeScraperLoggingConfigurationInput{ScraperId: aws.String(id)})
 	require.Equal(t, "ResourceNotFoundException", code(err))
