@@ -257,6 +257,15 @@ func exerciseScrapers(t *testing.T, c *Catalog, dsn string, ws workspace.ID, now
 	require.NoError(t, err)
 	require.Len(t, page, 1)
 	require.Equal(t, "s-2", page[0].ID)
+	s2, err := c2.Scraper(ctx, "s-2")
+	require.NoError(t, err)
+	s2.Status = ScraperDeleting
+	require.NoError(t, c.UpdateScraper(ctx, s2))
+	s2.Status, s2.Alias = ScraperActive, "tagged meanwhile"
+	require.NoError(t, c.UpdateScraper(ctx, s2))
+	s2, err = c.Scraper(ctx, "s-2")
+	require.NoError(t, err)
+	require.Equal(t, ScraperDeleting, s2.Status, "a deleted scraper stays DELETING")
 	require.NoError(t, c.RemoveScraper(ctx, "s-2"))
 	require.ErrorIs(t, c.RemoveScraper(ctx, "s-2"), ErrNotFound)
 	_, err = c.Scraper(ctx, "s-2")

@@ -164,13 +164,16 @@ func (c *Catalog) Scrapers(ctx context.Context, after string, limit int) ([]Scra
 
 // UpdateScraper replaces a scraper's alias, destination, configuration,
 // role configuration, tags, logging, status and reason, and sets its
-// modification time; ErrNotFound if it does not exist.
+// modification time; ErrNotFound if it does not exist. A DELETING scraper
+// stays DELETING: a change read before the delete (a tag, a logging
+// configuration) must not bring it back.
 func (c *Catalog) UpdateScraper(ctx context.Context, s Scraper) error {
 	tags, err := json.Marshal(nonNil(s.Tags))
 	if err != nil {
 		return err
 	}
-	res, err := c.db.ExecContext(ctx, `UPDATE scrapers SET alias = $1, status = $2, status_reason = $3, workspace_id = $4, configuration = $5,
+	res, err := c.db.ExecContext(ctx, `UPDATE scrapers SET alias = $1,
+		status = CASE WHEN status = 'DELETING' THEN status ELSE $2 END, status_reason = $3, workspace_id = $4, configuration = $5,
 		role_configuration = $6, tags = $7, logging = $8, modified_at = $9 WHERE id = $10`,
 		s.Alias, s.Status, s.StatusReason, string(s.Workspace), string(s.Configuration), string(s.RoleConfiguration), string(tags),
 		string(s.Logging), s.ModifiedAt.UnixMilli(), s.ID)
