@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +156,58 @@ func TestManagedScraper(t *testing.T) {
 	after, err := lastScrape()
 	require.NoError(t, err)
 	require.Equal(t, before, after, "nothing scrapes node after DeleteScraper")
+}
+
+// TestManagedScraperCortex runs a scraper under the Cortex engine: two
+// replicas share PostgreSQL, replica A runs the scrapers and B is started
+// with --scraper.disabled (there is no leader election yet). The scraper
+// created through B is run by A, and node_exporter's series reach Cortex
+// and are queried through B.
+func TestManagedScraperCortex(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, Cortex, two servers and node_exporter")
+	}
+	ctx := context.Background()
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	pg := apptest.StartPostgres(t)
+	db := pg.NewDatabase(t)
+	key := filepath.Join(t.TempDir(), "secrets.key")
+	cx := apptest.StartCortex(t)
+	flags := []string{"--auth=sigv4", "--db", db, "--secrets-key-file", key, "--engine=cortex", "--cortex.url", cx.URL(), "--scraper.poll-interval=1s"}
+	a := apptest.StartOrrery(t, t.TempDir(), flags...)
+	b := apptest.StartOrrery(t, t.TempDir(), append(flags, "--scraper.disabled")...)
+	admin := signer{adminKey, adminSecret}
+	node := startNodeExporter(t)
+
+	client := ampAdmin(b)
+	ws, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("scraped")})
+	require.NoError(t, err)
+	blob := fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [%q]\n", node)
+	created, err := client.CreateScraper(ctx, &amp.CreateScraperInput{
+		Source:              &types.SourceMemberVpcConfiguration{Value: types.VpcConfiguration{SubnetIds: []string{"subnet-1"}, SecurityGroupIds: []string{"sg-1"}}},
+		Destination:         &types.DestinationMemberAmpConfiguration{Value: types.AmpConfiguration{WorkspaceArn: ws.Arn}},
+		ScrapeConfiguration: &types.ScrapeConfigurationMemberConfigurationBlob{Value: []byte(blob)}})
+	require.NoError(t, err)
+	id := aws.ToString(created.ScraperId)
+	apptest.Eventually(t, 30*time.Second, func() error {
+		d, err := client.DescribeScraper(ctx, &amp.DescribeScraperInput{ScraperId: aws.String(id)})
+		if err == nil && d.Scraper.Status.StatusCode != types.ScraperStatusCodeActive {
+			err = fmt.Errorf("status %s", d.Scraper.Status.StatusCode)
+		}
+		return err
+	})
+	apptest.Eventually(t, 60*time.Second, func() error {
+		_, data := admin.apiData(t, b.URL(aws.ToString(ws.WorkspaceId), "/api/v1/query?query="+url.QueryEscape(`count(node_cpu_seconds_total{job="node"})`)))
+		if !strings.Contains(data, `"value"`) {
+			return fmt.Errorf("node_cpu_seconds_total through B: %s", data)
+		}
+		return nil
+	})
+	code, body := admin.do(t, http.MethodGet, "http://"+a.Addr+"/scrapers/"+id+"/api/v1/targets", nil, time.Now(), nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"health":"up"`)
+	code, body = admin.do(t, http.MethodGet, "http://"+b.Addr+"/scrapers/"+id+"/api/v1/targets", nil, time.Now(), nil)
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Contains(t, body, "does not run on this server")
 }
