@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -210,4 +212,66 @@ func TestManagedScraperCortex(t *testing.T) {
 	code, body = admin.do(t, http.MethodGet, "http://"+b.Addr+"/scrapers/"+id+"/api/v1/targets", nil, time.Now(), nil)
 	require.Equal(t, http.StatusServiceUnavailable, code, body)
 	require.Contains(t, body, "does not run on this server")
+}
+
+// TestManagedScraperAWSCLI creates, lists and deletes a scraper with
+// awscli, signed with SigV4, as README's commands do; a bad YAML blob is
+// refused naming its line.
+func TestManagedScraperAWSCLI(t *testing.T) {
+	t.Setenv("ORRERY_ADMIN_ACCESS_KEY_ID", adminKey)
+	t.Setenv("ORRERY_ADMIN_SECRET_ACCESS_KEY", adminSecret)
+	o := apptest.StartOrrery(t, t.TempDir(), "--auth=sigv4", "--scraper.poll-interval=1s")
+	node := startNodeExporter(t)
+	// Debian's awscli predates the scraper operations: the first awscli
+	// on PATH (or Debian's) that has them.
+	bin := ""
+	for _, cand := range []string{"aws", "/usr/bin/aws"} {
+		if p, err := exec.LookPath(cand); err == nil {
+			if out, _ := exec.Command(p, "amp", "help").CombinedOutput(); strings.Contains(string(out), "create-scraper") {
+				bin = p
+				break
+			}
+		}
+	}
+	if bin == "" {
+		t.Skip("no awscli with amp create-scraper on PATH (Debian's predates the scraper operations)")
+	}
+	home := t.TempDir()
+	aws := func(args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, append([]string{"amp"}, append(args, "--endpoint-url", "http://"+o.Addr, "--output", "json")...)...)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+adminKey, "AWS_SECRET_ACCESS_KEY="+adminSecret, "AWS_DEFAULT_REGION=us-east-1",
+			"HOME="+home, "AWS_CONFIG_FILE="+filepath.Join(home, "c"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "k"))
+		return cmd.CombinedOutput()
+	}
+	out, err := aws("create-workspace", "--alias", "cli")
+	require.NoError(t, err, "%s", out)
+	var ws struct{ WorkspaceID string }
+	require.NoError(t, json.Unmarshal(out, &ws))
+	arn := "arn:aws:aps:us-east-1:000000000000:workspace/" + ws.WorkspaceID
+	scrape := func(yaml string) ([]byte, error) {
+		// awscli v1 base64-encodes a blob argument itself: it is given the YAML.
+		cfg, err := json.Marshal(map[string]string{"configurationBlob": yaml})
+		require.NoError(t, err)
+		return aws("create-scraper", "--alias", "node", "--source", "vpcConfiguration={subnetIds=[subnet-0],securityGroupIds=[sg-0]}",
+			"--destination", "ampConfiguration={workspaceArn="+arn+"}", "--scrape-configuration", string(cfg))
+	}
+	out, err = scrape("scrape_configs:\n  - job_name: node\n   static_configs: []\n")
+	require.Error(t, err)
+	require.Contains(t, string(out), "ValidationException")
+	require.Contains(t, string(out), "line 2")
+
+	out, err = scrape(fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [%q]\n", node))
+	require.NoError(t, err, "%s", out)
+	var created struct{ ScraperID string }
+	require.NoError(t, json.Unmarshal(out, &created))
+	apptest.Eventually(t, 30*time.Second, func() error {
+		out, err := aws("list-scrapers", "--filters", "status=ACTIVE")
+		if err == nil && !strings.Contains(string(out), created.ScraperID) {
+			err = fmt.Errorf("not ACTIVE: %s", out)
+		}
+		return err
+	})
+	out, err = aws("delete-scraper", "--scraper-id", created.ScraperID)
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "DELETING")
 }
