@@ -6,23 +6,17 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/amp"
 	"github.com/aws/aws-sdk-go-v2/service/amp/types"
 	"github.com/aws/smithy-go"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
 	"github.com/orrery-dev/orrery/internal/controlplane"
-	"github.com/orrery-dev/orrery/internal/storage"
-	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 const nodeScrape = "scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:9100', '127.0.0.1:9101']\n"
@@ -33,24 +27,8 @@ const nodeScrape = "scrape_configs:\n  - job_name: node\n    static_configs:\n  
 // what a client gets wrong.
 func TestScraperOperations(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	cat, err := catalog.OpenSQLite(ctx, filepath.Join(dir, "catalog.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cat.Close() })
-	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	api, err := controlplane.New(controlplane.Config{Region: "us-east-1", AccountID: "123456789012", Sealer: testSealer(t),
-		MaxScrapers: 3, MaxScraperTargets: 2}, cat, storeLifecycle{st, ov}, ov, nil)
-	require.NoError(t, err)
-	mux := http.NewServeMux()
-	controlplane.Register(mux, api.Routes())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	client := amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", "")})
+	api := startAPI(t, "us-east-1", nil, func(c *controlplane.Config) { c.MaxScrapers, c.MaxScraperTargets = 3, 2 })
+	client, cat := api.client, api.cat
 
 	ws, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{})
 	require.NoError(t, err)
@@ -103,7 +81,7 @@ func TestScraperOperations(t *testing.T) {
 
 	// Raw requests the SDK would not send.
 	post := func(body string) (int, string) {
-		resp, err := http.Post(srv.URL+"/scrapers", "application/json", strings.NewReader(body))
+		resp, err := http.Post(api.url+"/scrapers", "application/json", strings.NewReader(body))
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
