@@ -152,28 +152,36 @@ func (r *Runner) Notify() {
 
 // Run applies the catalog's scrapers until ctx ends, then stops them.
 func (r *Runner) Run(ctx context.Context) error {
-	t := time.NewTicker(r.cfg.PollInterval)
-	defer t.Stop()
-	m := time.NewTicker(5 * time.Second)
-	defer m.Stop()
-	for {
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	metrics := time.NewTicker(5 * time.Second)
+	defer metrics.Stop()
+	for r.sync(ctx); r.next(ctx, poll.C, metrics.C); {
 		r.sync(ctx)
-	wait:
+	}
+	r.mu.Lock()
+	runs := r.running
+	r.running = map[string]*run{}
+	r.mu.Unlock()
+	for _, ru := range runs {
+		ru.stop()
+	}
+	return nil
+}
+
+// next waits until the catalog should be read again (a poll, or Notify),
+// updating the target metrics meanwhile; false when ctx ends.
+func (r *Runner) next(ctx context.Context, poll, metrics <-chan time.Time) bool {
+	for {
 		select {
-		case <-m.C:
-			r.updateTargetMetrics()
-			goto wait
 		case <-ctx.Done():
-			r.mu.Lock()
-			runs := r.running
-			r.running = map[string]*run{}
-			r.mu.Unlock()
-			for _, ru := range runs {
-				ru.stop()
-			}
-			return nil
-		case <-t.C:
+			return false
+		case <-metrics:
+			r.updateTargetMetrics()
+		case <-poll:
+			return true
 		case <-r.wake:
+			return true
 		}
 	}
 }
