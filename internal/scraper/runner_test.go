@@ -14,16 +14,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
+	"github.com/orrery-dev/orrery/internal/ingest"
+	"github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 // TestRunnerLifecycle runs a scraper of a real HTTP target against the
-// catalog: it becomes ACTIVE and writes, an update moves it back to ACTIVE
-// with the new configuration, the destination's refusal is its last
-// error, and deleting it stops the writes and removes it.
+// catalog, the remote write handler and a store: it becomes ACTIVE and its
+// series reach the workspace, the workspace's refusal of a scrape is its
+// last error, and deleting it stops the writes and removes it.
 func TestRunnerLifecycle(t *testing.T) {
 	ctx := context.Background()
 	cat, err := catalog.OpenSQLite(ctx, filepath.Join(t.TempDir(), "catalog.db"))
@@ -36,19 +39,20 @@ func TestRunnerLifecycle(t *testing.T) {
 		fmt.Fprintln(w, "# TYPE demo gauge\ndemo 1")
 	}))
 	t.Cleanup(target.Close)
-	var writes, refuse atomic.Int64
+	// The server's own remote write handler over a real store; writes
+	// counts the scrapes handed to it.
+	dir := t.TempDir()
+	ov, err := workspace.NewOverrides(workspace.DefaultLimits())
+	require.NoError(t, err)
+	st, err := storage.New(storage.Config{Dir: dir}, ov, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	rw, err := ingest.New(ingest.DefaultConfig(), st, ov, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	var writes atomic.Int64
 	ingest := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, ok := workspace.FromContext(r.Context())
-		if !ok || id != ws.ID {
-			http.Error(w, "wrong workspace", http.StatusInternalServerError)
-			return
-		}
-		if refuse.Load() > 0 {
-			http.Error(w, "ingestion rate limit exceeded", http.StatusTooManyRequests)
-			return
-		}
 		writes.Add(1)
-		w.WriteHeader(http.StatusNoContent)
+		rw.ServeHTTP(w, r)
 	})
 	r, err := New(Config{PollInterval: 100 * time.Millisecond, MaxTargets: 5}, cat, ingest, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -77,12 +81,20 @@ func TestRunnerLifecycle(t *testing.T) {
 		return ok && len(ts.ActiveTargets) == 1 && ts.ActiveTargets[0].Health == "up"
 	}, 10*time.Second, 20*time.Millisecond)
 
-	refuse.Store(1)
+	has, err := st.HasSeries(ctx, ws.ID, labels.FromStrings("__name__", "demo", "instance", host, "job", "demo"))
+	require.NoError(t, err)
+	require.True(t, has, "the scraped series is in the workspace")
+
+	// A scrape is one write, admitted against the workspace's limits: a
+	// burst smaller than a scrape refuses it, and the scraper says why.
+	lim := workspace.DefaultLimits()
+	lim.IngestionRate, lim.IngestionBurstSize = 1, 1
+	require.NoError(t, ov.Set(ws.ID, lim))
 	require.Eventually(t, func() bool {
 		ts, _ := r.Targets(s.ID)
-		return strings.Contains(ts.LastWriteError, "ingestion rate limit exceeded")
+		return strings.Contains(ts.LastWriteError, "ingestion burst size of 1")
 	}, 10*time.Second, 20*time.Millisecond)
-	refuse.Store(0)
+	require.NoError(t, ov.Set(ws.ID, workspace.DefaultLimits()))
 
 	// Deleting the scraper stops it.
 	s.Status = catalog.ScraperDeleting
