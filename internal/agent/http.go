@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 )
@@ -40,8 +41,8 @@ func (a *Agent) routes() http.Handler {
 	return mux
 }
 
-// targetJSON is a target as Prometheus' /api/v1/targets shows it.
-type targetJSON struct {
+// Target is a target as Prometheus' /api/v1/targets shows it.
+type Target struct {
 	DiscoveredLabels   map[string]string `json:"discoveredLabels"`
 	Labels             map[string]string `json:"labels"`
 	ScrapePool         string            `json:"scrapePool"`
@@ -53,18 +54,23 @@ type targetJSON struct {
 }
 
 // activeTargets lists the targets being scraped, by pool and URL.
-func (a *Agent) activeTargets() []targetJSON {
+func (a *Agent) activeTargets() []Target {
 	a.mu.Lock()
 	sm := a.scrape
 	a.mu.Unlock()
 	if sm == nil {
 		return nil
 	}
-	var out []targetJSON
+	return ActiveTargets(sm)
+}
+
+// ActiveTargets lists a scrape manager's active targets, by pool and URL.
+func ActiveTargets(sm *scrape.Manager) []Target {
+	out := []Target{}
 	lb := labels.NewBuilder(labels.EmptyLabels())
 	for pool, ts := range sm.TargetsActive() {
 		for _, t := range ts {
-			j := targetJSON{ScrapePool: pool, ScrapeURL: t.URL().String(), LastScrape: t.LastScrape(),
+			j := Target{ScrapePool: pool, ScrapeURL: t.URL().String(), LastScrape: t.LastScrape(),
 				LastScrapeDuration: t.LastScrapeDuration().Seconds(), Health: string(t.Health())}
 			if err := t.LastError(); err != nil {
 				j.LastError = err.Error()
@@ -87,7 +93,7 @@ func (a *Agent) activeTargets() []targetJSON {
 func (a *Agent) targets(w http.ResponseWriter, _ *http.Request) {
 	active := a.activeTargets()
 	if active == nil {
-		active = []targetJSON{}
+		active = []Target{}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": map[string]any{

@@ -10,6 +10,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/ingest"
 	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/ruler"
+	"github.com/orrery-dev/orrery/internal/scraper"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -35,6 +36,7 @@ func DefaultServerConfig() ServerConfig {
 		Ruler:                ruler.DefaultConfig(),
 		HTTP:                 DefaultHTTPConfig(),
 		Limits:               workspace.DefaultLimits(),
+		Scraper:              scraper.DefaultConfig(),
 	}
 	// The query package keeps its defaults in its flags.
 	c.Query.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
@@ -63,6 +65,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Ingest.RegisterFlags(fs)
 	c.OTLP.RegisterFlags(fs)
 	c.QueryLog.RegisterFlags(fs)
+	c.Scraper.RegisterFlags(fs)
 	c.Alerting.RegisterFlags(fs)
 	fs.StringVar(&c.Ruler.ExternalURL, "web.external-url", c.Ruler.ExternalURL, "URL under which Orrery is reached, for alerts' generator links (default: http://<listen>)")
 	fs.StringVar(&c.TLSCertFile, "web.tls-cert-file", c.TLSCertFile, "serve HTTPS with this PEM certificate (chain), reloaded when the file changes; with --web.tls-key-file")
@@ -96,6 +99,9 @@ func (c *ServerConfig) Validate() error {
 		return errors.New("--auth.cache-ttl must not be negative")
 	}
 	if err := c.Alerting.Validate(); err != nil {
+		return err
+	}
+	if err := c.Scraper.Validate(); err != nil {
 		return err
 	}
 	if err := c.QueryLog.Validate(); err != nil {

@@ -17,20 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
-	"github.com/orrery-dev/orrery/internal/controlplane"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
-// notServed are the AMP operation families Orrery answers with
-// controlplane.NotServedCode (README, "AMP operations").
-var notServed = []string{"Scraper"}
-
 // TestEveryAMPOperation calls every operation of the AWS SDK's amp client,
 // signed with the admin key, through the server's route table: each is
-// served (it succeeds, or fails with one of AMP's own errors for the
-// nearly empty input it is given), or belongs to a family that is
-// deliberately not served and says so with 501 NotImplementedException.
-// None falls through to the mux's 404 or 405.
+// served: it succeeds, or fails with one of AMP's own errors for the
+// nearly empty input it is given. None falls through to the mux's 404 or
+// 405.
 func TestEveryAMPOperation(t *testing.T) {
 	s, ws := newTestServer(t)
 	doomed, _, err := s.catalog.CreateWorkspace(context.Background(), catalog.Workspace{ID: workspace.NewID(), Status: catalog.StatusActive, CreatedAt: time.Now()})
@@ -75,15 +69,8 @@ func TestEveryAMPOperation(t *testing.T) {
 			}
 			var apiErr smithy.APIError
 			require.True(t, errors.As(err, &apiErr), "%v", err)
-			for _, family := range notServed {
-				if strings.Contains(m.Name, family) {
-					require.Equal(t, controlplane.NotServedCode, apiErr.ErrorCode(), "%v", err)
-					require.Contains(t, apiErr.ErrorMessage(), "does not serve AMP's")
-					return
-				}
-			}
 			require.True(t, amps[apiErr.ErrorCode()], "%s answered %v", m.Name, err)
 		})
 	}
-	require.Equal(t, 44, ops, "the amp client's operations (service/amp v1.55.2, one api_op_*.go each): a new one needs a route or a place in notServed")
+	require.Equal(t, 44, ops, "the amp client's operations (service/amp v1.55.2, one api_op_*.go each): a new one needs a route")
 }

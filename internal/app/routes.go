@@ -81,6 +81,10 @@ func (s *Server) table() []route {
 	add(control, controlPlaneMaxBody, s.control.Routes()...)
 	add(control, controlPlaneMaxBody, s.control.Keys(s.sealer).Routes()...)
 	add(control, controlPlaneMaxBody, s.ui.AdminRoutes()...)
+	// A scraper's health, in the shape of Prometheus' /api/v1/targets:
+	// reading it is describing the scraper.
+	add(control, 0, auth.Route{Pattern: "GET /scrapers/{scraperId}/api/v1/targets", Action: "aps:DescribeScraper", Resource: auth.Scraper,
+		Handler: http.HandlerFunc(s.scrapers.ServeTargets)})
 
 	ws := func(pattern, action string, h http.Handler) auth.Route {
 		return auth.Route{Pattern: pattern, Action: action, Resource: auth.Workspace, Handler: h}

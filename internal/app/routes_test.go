@@ -164,6 +164,8 @@ func TestRouteActions(t *testing.T) {
 		{"DELETE", "/workspaces/ws-1/policy", auth.Request{Action: "aps:DeleteResourcePolicy", Resource: p + "ws-1"}},
 		{"POST", "/scrapers", auth.Request{Action: "aps:CreateScraper", Resource: "arn:aws:aps:us-east-1:000000000000:scraper/*"}},
 		{"DELETE", "/scrapers/s-1", auth.Request{Action: "aps:DeleteScraper", Resource: "arn:aws:aps:us-east-1:000000000000:scraper/s-1"}},
+		{"GET", "/scrapers/s-1/api/v1/targets", auth.Request{Action: "aps:DescribeScraper", Resource: "arn:aws:aps:us-east-1:000000000000:scraper/s-1"}},
+		{"GET", "/scraperconfiguration", auth.Request{Action: "aps:GetDefaultScraperConfiguration", Resource: "*"}},
 		{"PUT", "/workspaces/ws-1/anomalydetectors/ad-1", auth.Request{Action: "aps:PutAnomalyDetector", Resource: "arn:aws:aps:us-east-1:000000000000:anomalydetector/ws-1/ad-1"}},
 		{"POST", "/tags/" + p + "ws-1", auth.Request{Action: "aps:TagResource", Resource: p + "ws-1"}},
 		{"POST", "/orrery/v1/users", auth.Request{Action: "orrery:CreateUser", Resource: "*"}},

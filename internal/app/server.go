@@ -30,6 +30,7 @@ import (
 	"github.com/orrery-dev/orrery/internal/query"
 	"github.com/orrery-dev/orrery/internal/querylog"
 	"github.com/orrery-dev/orrery/internal/ruler"
+	"github.com/orrery-dev/orrery/internal/scraper"
 	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/ui"
 	"github.com/orrery-dev/orrery/internal/workspace"
@@ -56,6 +57,8 @@ type ServerConfig struct {
 	// QueryLog bounds the query logs of workspaces with a query logging
 	// configuration; its Dir is <DataDir>/querylogs.
 	QueryLog querylog.Config
+	// Scraper configures the managed scrapers the server runs.
+	Scraper scraper.Config
 	// Limits are the defaults for workspaces without overrides.
 	Limits workspace.Limits
 	// ShutdownTimeout bounds how long in-flight requests may finish.
@@ -123,6 +126,7 @@ type Server struct {
 	ingest    *ingest.Handler
 	otlp      *ingest.OTLP
 	control   *controlplane.API
+	scrapers  *scraper.Runner
 	guard     *auth.Guard
 	caches    *auth.Caches // nil: no caching.
 	ui        *ui.Handler
@@ -278,11 +282,23 @@ func (s *Server) finish() error {
 		return fmt.Errorf("--auth %q: use sigv4 or none", cfg.Auth)
 	}
 	s.control, err = controlplane.New(controlplane.Config{Region: cfg.Region, AccountID: cfg.AccountID, EndpointURL: cfg.scheme() + "://" + cfg.Listen,
-		Sealer: sealer, AllowServerAWSCredentials: cfg.Alerting.AllowServerAWSCredentials, DetectorsChanged: s.engine.detectorsChanged},
+		Sealer: sealer, AllowServerAWSCredentials: cfg.Alerting.AllowServerAWSCredentials,
+		MaxScrapers: cfg.Scraper.MaxScrapers, MaxScraperTargets: cfg.Scraper.MaxTargets, DetectorsChanged: s.engine.detectorsChanged},
 		cat, lifecycle{s}, s.overrides, logger)
 	if err != nil {
 		return err
 	}
+	// Scrapers write through the remote write handler, as a client
+	// would, without its authentication: the server scrapes for the
+	// scraper's owner, who was authorized to create it.
+	if s.scrapers, err = scraper.New(cfg.Scraper, cat, s.ingest, logger, s.reg); err != nil {
+		return err
+	}
+	cat.OnChange(func(ch catalog.Change) {
+		if ch.Kind == catalog.ScraperChanged || ch.Kind == catalog.WorkspaceChanged {
+			s.scrapers.Notify()
+		}
+	})
 	uiCfg := cfg.UI
 	uiCfg.Metrics = s.reg
 	if s.ui, err = ui.New(uiCfg, cat, s.engine.queries(), s.engine.alertmanager(), logger, s.reg); err != nil {
@@ -640,7 +656,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.guard == nil {
 		s.logger.Warn("authentication is off (--auth=none): anyone who reaches this port reads and writes every workspace; use --auth=sigv4 outside development")
 	}
-	svcs := append(s.engine.services(), service{name: "ingest", run: every(15*time.Minute, s.ingest.Sweep)})
+	svcs := append(s.engine.services(), service{name: "ingest", run: every(15*time.Minute, s.ingest.Sweep)},
+		service{name: "scrapers", run: s.scrapers.Run})
 	running, err := startServices(ctx, svcs)
 	if err != nil {
 		return errors.Join(err, s.catalog.Close())

@@ -268,6 +268,7 @@ func exercise(t *testing.T, dsn string) {
 	require.ErrorIs(t, c.DeleteResourcePolicy(ctx, w.ID, ""), ErrNotFound)
 	_, _, err = c.PutResourcePolicy(ctx, w.ID, `{"v":3}`, "", now)
 	require.NoError(t, err)
+	exerciseScrapers(t, c, dsn, w.ID, now)
 	require.NoError(t, c.RemoveWorkspace(ctx, w.ID))
 	_, err = c.GetWorkspace(ctx, w.ID)
 	require.ErrorIs(t, err, ErrNotFound)
@@ -277,5 +278,65 @@ func exercise(t *testing.T, dsn string) {
 	_, err = c.ResourcePolicy(ctx, w.ID)
 	require.ErrorIs(t, err, ErrNotFound)
 	_, err = c.QueryLoggingConfiguration(ctx, w.ID)
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+// exerciseScrapers checks scrapers' idempotent create, the server's
+// scraper limit, the status transitions the runner makes, pagination, and
+// that a scraper is found by another catalog on the same database.
+func exerciseScrapers(t *testing.T, c *Catalog, dsn string, ws workspace.ID, now time.Time) {
+	ctx := context.Background()
+	s := Scraper{ID: "s-1", Alias: "nodes", Status: ScraperCreating, Workspace: ws, Source: []byte(`{"vpcConfiguration":{}}`),
+		Configuration: []byte("scrape_configs: []\n"), Tags: map[string]string{"team": "mesh"}, ClientToken: "st-1", CreatedAt: now, ModifiedAt: now}
+	got, created, err := c.CreateScraper(ctx, s, 2)
+	require.NoError(t, err)
+	require.True(t, created)
+	again, created, err := c.CreateScraper(ctx, Scraper{ID: "s-x", Alias: "nodes", Status: ScraperCreating, Workspace: ws,
+		Source: s.Source, Configuration: s.Configuration, ClientToken: "st-1", CreatedAt: now, ModifiedAt: now}, 2)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, got, again)
+	_, _, err = c.CreateScraper(ctx, Scraper{ID: "s-y", Alias: "other", Workspace: ws, Source: s.Source, ClientToken: "st-1"}, 2)
+	require.ErrorIs(t, err, ErrConflict)
+	_, _, err = c.CreateScraper(ctx, Scraper{ID: "s-2", Status: ScraperCreating, Workspace: ws, Source: s.Source, CreatedAt: now, ModifiedAt: now}, 2)
+	require.NoError(t, err)
+	_, _, err = c.CreateScraper(ctx, Scraper{ID: "s-3", Status: ScraperCreating, Workspace: ws, Source: s.Source, CreatedAt: now, ModifiedAt: now}, 2)
+	require.ErrorContains(t, err, "--scraper.max-scrapers 2")
+
+	ok, err := c.SetScraperStatus(ctx, "s-1", ScraperCreating, ScraperActive, "")
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = c.SetScraperStatus(ctx, "s-1", ScraperCreating, ScraperActive, "")
+	require.NoError(t, err)
+	require.False(t, ok, "a status moves only from the one expected")
+	got.Status, got.Alias, got.Configuration, got.Logging = ScraperUpdating, "renamed", []byte("global: {}\n"), []byte(`{"x":1}`)
+	require.NoError(t, c.UpdateScraper(ctx, got))
+	require.ErrorIs(t, c.UpdateScraper(ctx, Scraper{ID: "s-none"}), ErrNotFound)
+
+	c2, err := Open(ctx, dsn)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c2.Close()) }()
+	stored, err := c2.Scraper(ctx, "s-1")
+	require.NoError(t, err)
+	require.Equal(t, got, stored)
+	page, err := c2.Scrapers(ctx, "", 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{"s-1"}, []string{page[0].ID})
+	page, err = c2.Scrapers(ctx, "s-1", 10)
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	require.Equal(t, "s-2", page[0].ID)
+	s2, err := c2.Scraper(ctx, "s-2")
+	require.NoError(t, err)
+	s2.Status = ScraperDeleting
+	require.NoError(t, c.UpdateScraper(ctx, s2))
+	s2.Status, s2.Alias = ScraperActive, "tagged meanwhile"
+	require.NoError(t, c.UpdateScraper(ctx, s2))
+	s2, err = c.Scraper(ctx, "s-2")
+	require.NoError(t, err)
+	require.Equal(t, ScraperDeleting, s2.Status, "a deleted scraper stays DELETING")
+	require.NoError(t, c.RemoveScraper(ctx, "s-2"))
+	require.ErrorIs(t, c.RemoveScraper(ctx, "s-2"), ErrNotFound)
+	_, err = c.Scraper(ctx, "s-2")
 	require.ErrorIs(t, err, ErrNotFound)
 }

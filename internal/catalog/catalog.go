@@ -68,6 +68,7 @@ const (
 	WorkspaceChanged                            // status, alias or tags changed, or removed.
 	ResourcePolicyChanged                       // a workspace's resource policy put or deleted.
 	QueryLoggingChanged                         // a workspace's query logging configuration changed.
+	ScraperChanged                              // a scraper created, updated, its status changed, or removed.
 )
 
 // Change says that a record changed in a way that matters to a cache of
@@ -203,6 +204,21 @@ var migrations = []string{
 	`CREATE TABLE query_logging_configurations (
 		workspace_id TEXT PRIMARY KEY,
 		data TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		modified_at BIGINT NOT NULL
+	)`,
+	`CREATE TABLE scrapers (
+		id TEXT PRIMARY KEY,
+		alias TEXT NOT NULL,
+		status TEXT NOT NULL,
+		status_reason TEXT NOT NULL,
+		workspace_id TEXT NOT NULL,
+		source TEXT NOT NULL,
+		configuration TEXT NOT NULL,
+		role_configuration TEXT NOT NULL,
+		tags TEXT NOT NULL,
+		client_token TEXT UNIQUE,
+		logging TEXT NOT NULL,
 		created_at BIGINT NOT NULL,
 		modified_at BIGINT NOT NULL
 	)`,

@@ -60,6 +60,9 @@ type Config struct {
 	// workspace's anomaly detectors, so that they run at once; it must not
 	// block.
 	DetectorsChanged func(workspace.ID)
+	// MaxScrapers is how many managed scrapers the server may hold, and
+	// MaxScraperTargets how many targets one may scrape; 0: no limit.
+	MaxScrapers, MaxScraperTargets int
 }
 
 // API serves the workspace operations.
@@ -107,7 +110,7 @@ func (a *API) Routes() []auth.Route {
 	rs = append(rs, a.anomalyRoutes()...)
 	rs = append(rs, a.queryLoggingRoutes()...)
 	rs = append(rs, a.policyRoutes()...)
-	rs = append(rs, a.unservedRoutes()...)
+	rs = append(rs, a.scraperRoutes()...)
 	return append(rs,
 		route("GET /tags/{arn...}", "aps:ListTagsForResource", auth.TaggedResource, a.listTags),
 		route("POST /tags/{arn...}", "aps:TagResource", auth.TaggedResource, a.tagResource),
@@ -187,6 +190,9 @@ func checkAlias(alias string) error {
 	}
 	return nil
 }
+
+// pageToken is the nextToken of a page ending with the item of key.
+func pageToken(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
 
 func decode(r *http.Request, v any) error { return decodeBody(r, v, false) }
 
@@ -309,7 +315,7 @@ func replyPage[T any](w http.ResponseWriter, page []T, limit int, key string, cu
 	out := map[string]any{}
 	if len(page) > limit {
 		page = page[:limit]
-		out["nextToken"] = base64.RawURLEncoding.EncodeToString([]byte(cursor(page[limit-1])))
+		out["nextToken"] = pageToken(cursor(page[limit-1]))
 	}
 	list := make([]any, 0, len(page))
 	for _, x := range page {
@@ -371,21 +377,35 @@ func (a *API) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// tagged is a resource that carries tags: a workspace or an anomaly
-// detector.
+// tagged is a resource that carries tags: a workspace, a scraper or an
+// anomaly detector.
 type tagged struct {
 	tags map[string]string
 	set  func(ctx context.Context, tags map[string]string) error
 }
 
-// taggedResource resolves a tagged resource's ARN: a workspace's, or an
-// anomaly detector's.
+// taggedResource resolves a tagged resource's ARN: a workspace's, a
+// scraper's or an anomaly detector's.
 func (a *API) taggedResource(r *http.Request) (tagged, error) {
 	arn := r.PathValue("arn")
 	prefix := fmt.Sprintf("arn:aws:aps:%s:%s:", a.cfg.Region, a.cfg.AccountID)
 	rest, ok := strings.CutPrefix(arn, prefix)
 	if !ok {
-		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix)
+		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id>, %sscraper/<scraper id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix, prefix)
+	}
+	if id, ok := strings.CutPrefix(rest, "scraper/"); ok {
+		// Terraform's aws_prometheus_scraper reads its tags by its ARN.
+		if !scraperIDRE.MatchString(id) {
+			return tagged{}, validation("resource ARN %q: %q is not a scraper id (s-<uuid>)", arn, id)
+		}
+		s, err := a.cat.Scraper(r.Context(), id)
+		if err != nil {
+			return tagged{}, err
+		}
+		return tagged{tags: s.Tags, set: func(ctx context.Context, tags map[string]string) error {
+			s.Tags = tags
+			return a.cat.UpdateScraper(ctx, s)
+		}}, nil
 	}
 	if path, ok := strings.CutPrefix(rest, "anomalydetector/"); ok {
 		wsID, detector, _ := strings.Cut(path, "/")
@@ -403,7 +423,7 @@ func (a *API) taggedResource(r *http.Request) (tagged, error) {
 	}
 	wsID, ok := strings.CutPrefix(rest, "workspace/")
 	if !ok {
-		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix)
+		return tagged{}, validation("resource ARN %q: want %sworkspace/<workspace id>, %sscraper/<scraper id> or %sanomalydetector/<workspace id>/<detector id>", arn, prefix, prefix, prefix)
 	}
 	id, err := workspace.ParseID(wsID)
 	if err != nil {

@@ -57,11 +57,13 @@ type testAPI struct {
 	dir    string
 	st     *storage.Store
 	ov     *workspace.Overrides
+	cat    *catalog.Catalog
 }
 
 // startAPI serves the control plane in region; engine, if not nil, makes
-// the engine from the store's (storeLifecycle).
-func startAPI(t *testing.T, region string, engine func(storeLifecycle) controlplane.Lifecycle) testAPI {
+// the engine from the store's (storeLifecycle); configure, if given,
+// changes the API's configuration.
+func startAPI(t *testing.T, region string, engine func(storeLifecycle) controlplane.Lifecycle, configure ...func(*controlplane.Config)) testAPI {
 	t.Helper()
 	dir := t.TempDir()
 	cat, st, ov := testBackends(t, dir)
@@ -69,7 +71,11 @@ func startAPI(t *testing.T, region string, engine func(storeLifecycle) controlpl
 	if engine != nil {
 		lc = engine(storeLifecycle{st, ov})
 	}
-	api, err := controlplane.New(controlplane.Config{Region: region, AccountID: "123456789012", Sealer: testSealer(t)}, cat, lc, ov, nil)
+	cfg := controlplane.Config{Region: region, AccountID: "123456789012", Sealer: testSealer(t)}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	api, err := controlplane.New(cfg, cat, lc, ov, nil)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	controlplane.Register(mux, api.Routes())
@@ -77,7 +83,7 @@ func startAPI(t *testing.T, region string, engine func(storeLifecycle) controlpl
 	t.Cleanup(srv.Close)
 	client := amp.New(amp.Options{BaseEndpoint: aws.String(srv.URL), Region: region,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERY", "secret", "")})
-	return testAPI{client: client, url: srv.URL, dir: dir, st: st, ov: ov}
+	return testAPI{client: client, url: srv.URL, dir: dir, st: st, ov: ov, cat: cat}
 }
 
 // TestAMPClient drives the API with the unchanged AWS SDK for Go v2 amp client.

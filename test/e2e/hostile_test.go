@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -80,6 +81,14 @@ func writeBody(t *testing.T, name string) []byte {
 	return snappy.Encode(nil, b)
 }
 
+// scraperBody is a CreateScraper request scraping 127.0.0.1:1 into the
+// workspace of arn.
+func scraperBody(arn string) []byte {
+	blob := base64.StdEncoding.EncodeToString([]byte("scrape_configs:\n  - job_name: x\n    static_configs:\n      - targets: ['127.0.0.1:1']\n"))
+	return []byte(`{"source":{"vpcConfiguration":{"subnetIds":["subnet-1"],"securityGroupIds":["sg-1"]}},` +
+		`"scrapeConfiguration":{"configurationBlob":"` + blob + `"},"destination":{"ampConfiguration":{"workspaceArn":"` + arn + `"}}}`)
+}
+
 // TestHostileMatrix checks each way a request may try to read or write
 // what it was not granted: every case gets its status code, and nothing is
 // written or read.
@@ -148,6 +157,11 @@ func hostileMatrix(t *testing.T, w, r *apptest.Orrery) {
 		{"tampered signed header", keyA, http.MethodPost, w.RemoteWriteURL(a), writeBody(t, "intruder"), time.Now(), func(r *http.Request) {
 			r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
 		}, 403, "SignatureDoesNotMatch"},
+		// A scraper writes into its destination as the server: creating
+		// one needs aps:CreateScraper on the scraper resources, which a
+		// key for workspace A does not have.
+		{"key for A creates a scraper into B", keyA, http.MethodPost, "http://" + w.Addr + "/scrapers", scraperBody(arn(b)), time.Now(), nil, 403, "AccessDeniedException"},
+		{"reader deletes a scraper", reader, http.MethodDelete, "http://" + w.Addr + "/scrapers/s-00000000-0000-4000-8000-000000000000", nil, time.Now(), nil, 403, "AccessDeniedException"},
 		{"no auth", signer{}, http.MethodGet, q(a, "secret_metric"), nil, time.Now(), func(r *http.Request) {
 			r.Header.Del("Authorization")
 		}, 403, ""},
