@@ -124,6 +124,12 @@ remote_write:
 		}
 		d, _ = rec.counts()
 		waitFor(d + 5)
+		// After an outage the first samples to arrive are the WAL's
+		// backlog, sent before the remote write queue starts: wait for
+		// samples the queue sent, or the stop would catch it starting (its
+		// first samples are then sent at the next start, not lost).
+		d, _ = rec.counts()
+		waitFor(d + 3)
 		served := target.pause(true)
 		agent.Stop()
 		target.pause(false)
