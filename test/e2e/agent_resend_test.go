@@ -124,13 +124,16 @@ remote_write:
 		}
 		d, _ = rec.counts()
 		waitFor(d + 5)
-		// After an outage the first samples to arrive are the WAL's
-		// backlog, sent before the remote write queue starts: wait for
-		// samples the queue sent, or the stop would catch it starting (its
-		// first samples are then sent at the next start, not lost).
-		d, _ = rec.counts()
-		waitFor(d + 3)
 		served := target.pause(true)
+		// A sample scraped just before the stop may still be in the WAL,
+		// not yet read by the queue: it is sent at the next start, not
+		// flushed. Give the last scrape time to arrive; a sample lost
+		// across the restarts above never does.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if d, _ := rec.counts(); d >= served {
+				break
+			}
+		}
 		agent.Stop()
 		target.pause(false)
 		d, repeated := rec.counts()
