@@ -19,7 +19,8 @@
 # `orrery server` (e.g. --query.parallelism=1 to measure without splitting).
 # With SIGV4=1 a second Orrery runs beside them with --auth=sigv4, loaded
 # and asked (cold and refresh) with SigV4-signed requests, in a column of
-# its own.
+# its own. With ORRERY_PROFILE=FILE, a CPU profile of Orrery over the first
+# ORRERY_PROFILE_SECONDS (30) of the cold runs is written to FILE.
 #
 #   scripts/bench-query.sh [SERIES] [RUNS] [CPUS]
 set -euo pipefail
@@ -103,6 +104,9 @@ run_all() {
   local q enc n cpu0 cpu1 now end
   declare -A c0
   for n in "${names[@]}"; do : >"$work/$n.cold"; : >"$work/$n.refresh"; c0[$n]=$(cpu_seconds "${pid[$n]}"); done
+  if [ -n "${ORRERY_PROFILE:-}" ]; then
+    curl -sf -o "$ORRERY_PROFILE" "${base[orrery]%%/workspaces/*}/debug/pprof/profile?seconds=${ORRERY_PROFILE_SECONDS:-30}" &
+  fi
   for q in "${queries[@]}"; do
     enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
     for n in "${names[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$cold_start&end=$cold_end&step=30${cold_extra[$n]}" -H 'Cache-Control: no-store' ${sign[$n]:-} >/dev/null; done
