@@ -41,8 +41,14 @@ type EvalConfig struct {
 	MaxConcurrent int
 	// CacheBytes bounds the results cache (0: no cache).
 	CacheBytes int64
-	// CacheFreshness: steps later than now minus this are not cached, as
-	// their samples are still arriving.
+	// CacheFreshness: steps later than now minus this are not cached. The
+	// default, 0, caches every step up to now: a write reports its oldest
+	// sample and cuts the cached steps at or after it (Cache.Written), so
+	// a step whose samples are still arriving is evaluated again once they
+	// land, and not before. A positive value spares the cache those cuts
+	// (each write of current samples takes the cache's lock once after a
+	// query stored steps up to now) at the price of evaluating the newest
+	// steps on every request.
 	CacheFreshness time.Duration
 }
 
@@ -52,7 +58,7 @@ func (c *EvalConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MinStepsPerPart, "query.min-steps-per-part", 20, "fewest evaluation steps in one part of a split range query")
 	fs.IntVar(&c.MaxConcurrent, "query.max-concurrency", 20, "queries evaluated at once, server-wide, waiting ones included; more wait for their turn")
 	fs.Int64Var(&c.CacheBytes, "query.cache-size", 256<<20, "memory for the range query results cache, in bytes (0: no cache)")
-	fs.DurationVar(&c.CacheFreshness, "query.cache-freshness", time.Minute, "range query steps later than now minus this are evaluated on every request, not cached")
+	fs.DurationVar(&c.CacheFreshness, "query.cache-freshness", 0, "range query steps later than now minus this are evaluated on every request, not cached (0: cache steps up to now; a write of samples at or before a cached step drops it either way)")
 }
 
 // Validate checks the configuration and fills defaults.
@@ -698,7 +704,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		parts = append(parts, more...)
 		segments = cutSpans(segments, redo, r.step)
 	}
-	if hasSummary(annos) && (len(parts) > 1 || len(segments) > 0) {
+	if hasSummary(annos) && !r.oneEvaluation(parts, segments) {
 		// The engine's summary annotations (histogram_quantile's
 		// monotonicity fix) count their samples by merges whose number
 		// depends on how the range was evaluated, not on the data
@@ -706,9 +712,15 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		// every step after the first): only one evaluation of the whole
 		// range gives the plain engine's figure.
 		whole := r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism)
-		finish(nil)
 		if whole.err != nil {
+			finish(nil)
 			return &promql.Result{Err: whole.err}
+		}
+		if r.key != nil {
+			// Kept as one exact piece: the same range asked again is
+			// this evaluation's answer, note included (oneEvaluation);
+			// any other range of it is evaluated whole again.
+			finish(r.extend(nil, []part{whole}, r.alignDown(limit)))
 		}
 		ev.parts.WithLabelValues(e.id.String(), "plain").Inc()
 		r.mu.Lock()
@@ -761,6 +773,31 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		finish(r.extend(segments, parts, r.alignDown(limit)))
 	}
 	return &promql.Result{Value: mat, Warnings: annos}
+}
+
+// oneEvaluation reports whether the answer assembled from parts and cached
+// segments is one evaluation of the query's whole range, as the plain engine
+// would make it: a single evaluated part, or a single cached segment whose
+// annotations are one exact piece spanning the range (stored by the whole
+// evaluation of the same range, and not cut since). Only such an answer
+// carries the plain engine's summary annotations.
+func (r *rangeQuery) oneEvaluation(parts []part, segments []*extent) bool {
+	switch {
+	case len(segments) == 0:
+		return len(parts) <= 1
+	case len(parts) > 0 || len(segments) > 1:
+		return false
+	}
+	x := segments[0]
+	if x.start != r.start || x.end != r.end {
+		return false
+	}
+	for _, p := range x.pieces {
+		if !p.exact || p.start != r.start || p.end != r.end {
+			return false
+		}
+	}
+	return true
 }
 
 // copyAnnotations returns a copy of a that can be merged into without

@@ -223,7 +223,10 @@ func leafAggregation(op parser.ItemType) bool {
 // in between would shift them, and the query falls back.
 func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (storage.Querier, error), start, end, step, lookback int64, workers int) error {
 	l.step, l.end = step, end
-	hints := &storage.SelectHints{Step: step}
+	// readFloats keeps only the samples in (first, last]: the querier's
+	// trimming to its range (a deletion interval on each chunk crossing a
+	// bound, read through one more iterator) would be work for nothing.
+	hints := &storage.SelectHints{Step: step, DisableTrimming: true}
 	if l.call == nil {
 		l.rng = lookback
 		hints.Start = start - l.offset - lookback + 1
