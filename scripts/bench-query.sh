@@ -19,7 +19,11 @@
 # `orrery server` (e.g. --query.parallelism=1 to measure without splitting).
 # With SIGV4=1 a second Orrery runs beside them with --auth=sigv4, loaded
 # and asked (cold and refresh) with SigV4-signed requests, in a column of
-# its own. With ORRERY_PROFILE=FILE, a CPU profile of Orrery over the first
+# its own. With LIVE=1, the refreshes are measured a second time while
+# `orrery loadgen` writes the same series' current samples into Orrery and
+# VictoriaMetrics (every series every 15 s, as scrapes would): the refresh
+# of a dashboard over live data, whose newest steps change between
+# refreshes. With ORRERY_PROFILE=FILE, a CPU profile of Orrery over the first
 # ORRERY_PROFILE_SECONDS (30) of the cold runs is written to FILE.
 #
 #   scripts/bench-query.sh [SERIES] [RUNS] [CPUS]
@@ -80,7 +84,7 @@ cold_start=$((cold_end - 3600))
 # run after run, so that whatever else the machine does weighs on all alike.
 names=(orrery prometheus victoria)
 refreshed=(orrery victoria)
-declare -A base pid cold_extra
+declare -A base pid cold_extra wurl
 # sign[NAME] holds curl's signing arguments for a server that wants them.
 declare -A sign
 
@@ -131,6 +135,28 @@ run_all() {
     done
     for n in "${refreshed[@]}"; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.refresh"; done
   done
+  [ "${LIVE:-0}" = 1 ] || return 0
+  local writers=()
+  for n in orrery victoria; do
+    "$work/orrery" loadgen --url "${wurl[$n]}" --series "$SERIES" --rounds 10000 --interval 15s --start-ago 1ms \
+      --rate "$((SERIES / 15))" >"$work/live.$n.log" 2>&1 &
+    writers+=($!)
+  done
+  sleep 20 # The first round lands.
+  for n in orrery victoria; do : >"$work/$n.live"; done
+  for q in "${queries[@]}"; do
+    enc=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")
+    now=$(date +%s); end=$((now - now % 30))
+    for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >/dev/null; done # warm-up
+    for n in orrery victoria; do : >"$work/$n.t"; done
+    for _ in $(seq "$RUNS"); do
+      sleep 5
+      now=$(date +%s); end=$((now - now % 30))
+      for n in orrery victoria; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" >>"$work/$n.t"; done
+    done
+    for n in orrery victoria; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.live"; done
+  done
+  kill "${writers[@]}" 2>/dev/null || true
 }
 
 ws=ws-00000000-0000-4000-8000-000000000000
@@ -140,7 +166,8 @@ o_port=$(port)
 taskset -c "$CPUS" "$work/orrery" server --auth=none --listen "127.0.0.1:$o_port" --data-dir "$work/o" --limits.ingestion-rate=0 --log.level=warn $ORRERY_FLAGS >"$work/o.log" 2>&1 &
 pid[orrery]=$!
 wait_ready "http://127.0.0.1:$o_port/-/ready"
-load "http://127.0.0.1:$o_port/workspaces/$ws/api/v1/remote_write"
+wurl[orrery]="http://127.0.0.1:$o_port/workspaces/$ws/api/v1/remote_write"
+load "${wurl[orrery]}"
 base[orrery]="http://127.0.0.1:$o_port/workspaces/$ws/api/v1"
 
 p_port=$(port)
@@ -157,7 +184,8 @@ taskset -c "$CPUS" "$root/bin/victoria-metrics" -storageDataPath="$work/v" -http
   -search.latencyOffset=0s -loggerLevel=WARN >"$work/v.log" 2>&1 &
 pid[victoria]=$!
 wait_ready "http://127.0.0.1:$v_port/health"
-load "http://127.0.0.1:$v_port/api/v1/write"
+wurl[victoria]="http://127.0.0.1:$v_port/api/v1/write"
+load "${wurl[victoria]}"
 curl -sf "http://127.0.0.1:$v_port/internal/force_flush" >/dev/null
 base[victoria]="http://127.0.0.1:$v_port/api/v1"
 cold_extra[orrery]=""; cold_extra[prometheus]=""; cold_extra[victoria]="&nocache=1"
@@ -185,6 +213,7 @@ cols=(); heads=()
 declare -A title=([orrery]=Orrery [prometheus]="Prometheus 3" [victoria]=VictoriaMetrics [orrery_sigv4]="Orrery SigV4")
 for n in "${names[@]}"; do cols+=("$n.cold"); heads+=("${title[$n]} cold"); done
 for n in "${refreshed[@]}"; do cols+=("$n.refresh"); heads+=("${title[$n]} refresh"); done
+if [ "${LIVE:-0}" = 1 ]; then for n in orrery victoria; do cols+=("$n.live"); heads+=("${title[$n]} refresh, live writes"); done; fi
 row() { local out="|" c; for c in "$@"; do out+=" $c |"; done; echo "$out"; }
 row "#" query "${heads[@]}"
 row "---" "---" $(printf -- '--- %.0s' "${heads[@]}")
