@@ -287,8 +287,6 @@ func instantAnswer(t testing.TB, eng promql.QueryEngine, q storage.Queryable, qs
 // Prometheus engine, must be identical, bit for bit, warnings included.
 // Repeated and overlapping ranges make answers come from the cache.
 func TestEngineMatchesPlainEngine(t *testing.T) {
-	minSeriesPerWorker = 4 // Spread leaves over goroutines, as with more series.
-	t.Cleanup(func() { minSeriesPerWorker = 64 })
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -309,6 +307,10 @@ func TestEngineMatchesPlainEngine(t *testing.T) {
 		qs := randomQuery(rng)
 		if len(queries) > 0 && rng.IntN(2) == 0 {
 			qs = queries[rng.IntN(len(queries))]
+		}
+		if i == 0 {
+			// Native histograms: the leaf path falls back, whatever the seed.
+			qs = `sum(rate(envoy_cluster_upstream_rq_duration[5m]))`
 		}
 		queries = append(queries, qs)
 		step := []time.Duration{15 * time.Second, 30 * time.Second, time.Minute, 90 * time.Second}[rng.IntN(4)]

@@ -53,10 +53,6 @@ import (
 // starting with "__" are reserved.
 const leafLabel = "__orrery_leaf__"
 
-// minSeriesPerWorker is the fewest series worth a goroutine (and a
-// querier) of a leaf's computation. Tests lower it.
-var minSeriesPerWorker = 64
-
 // errFallback says that a leaf cannot reproduce the engine's answer and
 // the query is to be evaluated by the plain engine.
 var errFallback = errors.New("leaf cannot reproduce the engine")
@@ -218,9 +214,7 @@ func leafAggregation(op parser.ItemType) bool {
 //
 // A querier's series are not to be read from several goroutines (the
 // head's chunk reader keeps unguarded state), so each further worker
-// opens its own querier, selects the same series and reads its share of
-// them, after checking that they are the ones q listed: a series created
-// in between would shift them, and the query falls back.
+// opens its own querier and selects the same series (see below).
 func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (storage.Querier, error), start, end, step, lookback int64, workers int) error {
 	l.step, l.end = step, end
 	// readFloats keeps only the samples in (first, last]: the querier's
@@ -237,72 +231,91 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	first := start - l.offset - l.rng // Exclusive.
 	last := end - l.offset
 	hints.End = last
-	set := q.Select(ctx, false, hints, l.sel.LabelMatchers...)
-	var all []storage.Series
-	for set.Next() {
-		all = append(all, set.At())
-	}
-	if err := set.Err(); err != nil {
-		return err
-	}
-	if ws := set.Warnings(); len(ws) > 0 {
-		return errFallback // Storage warnings: leave their wording to the engine.
-	}
 
-	out := make([]leafSeries, len(all))
-	windows := make([]int, len(all))
+	// Every worker selects the series with a querier of its own (the
+	// head's chunk reader is not safe for concurrent use) and walks them
+	// all, in the order the engine sees them, computing every workers-th:
+	// no worker waits for another's walk of the index, as it would to be
+	// handed a share. Each worker digests the label sets it walked; the
+	// walks must agree (a series created between two Selects would shift
+	// the shares), or the engine evaluates the query.
+	type result struct {
+		i      int
+		lset   labels.Labels
+		pts    []promql.FPoint
+		window int
+	}
+	type walk struct {
+		n       int
+		digest  uint64
+		results []result
+	}
+	workers = max(1, workers)
+	walks := make([]walk, workers)
 	var failed atomic.Pointer[error]
 	var samples atomic.Int64
 	var wg sync.WaitGroup
-	workers = max(1, min(workers, len(all)/minSeriesPerWorker))
-	per := (len(all) + workers - 1) / max(1, workers)
 	for w := range workers {
-		lo, hi := w*per, min(len(all), (w+1)*per)
-		if lo >= hi {
-			break
-		}
 		wg.Go(func() {
 			fail := func(err error) { failed.CompareAndSwap(nil, &err) }
-			mine := all[lo:hi]
+			wq := q
 			if w > 0 {
-				wq, err := open()
-				if err != nil {
+				var err error
+				if wq, err = open(); err != nil {
 					fail(err)
 					return
 				}
 				defer wq.Close()
-				if mine, err = share(ctx, wq, hints, l.sel.LabelMatchers, all, lo, hi); err != nil {
-					fail(err)
-					return
-				}
 			}
-			var buf []promql.FPoint
-			var resets []int32
-			var it chunkenc.Iterator
-			var n int64 // Samples processed, added once the worker is done.
+			set := wq.Select(ctx, false, hints, l.sel.LabelMatchers...)
+			var (
+				buf    []promql.FPoint
+				resets []int32
+				it     chunkenc.Iterator
+				n      int64 // Samples processed, added once the worker is done.
+				mine   = &walks[w]
+				digest = uint64(14695981039346656037)
+			)
 			defer func() { samples.Add(n) }()
-			for i := lo; i < hi; i++ {
+			i := 0
+			for ; set.Next(); i++ {
 				if i%256 == 0 && (ctx.Err() != nil || failed.Load() != nil) {
 					return
 				}
+				s := set.At()
+				lset := s.Labels()
+				digest = (digest ^ lset.Hash()) * 1099511628211
+				if i%workers != w {
+					continue
+				}
 				var err error
-				it = mine[i-lo].Iterator(it)
+				it = s.Iterator(it)
 				buf, err = readFloats(it, first, last, l.call == nil, buf[:0])
 				if err != nil {
 					fail(err)
 					return
 				}
-				windows[i] = len(buf)
+				r := result{i: i, lset: lset, window: len(buf)}
 				if l.call == nil {
-					out[i].pts = l.values(buf, start, end, step)
-					n += int64(len(out[i].pts))
-					continue
+					r.pts = l.values(buf, start, end, step)
+					n += int64(len(r.pts))
+				} else {
+					resets = countResets(buf, resets[:0])
+					var read int64
+					r.pts, read = l.rates(buf, resets, start, end, step)
+					n += read
 				}
-				resets = countResets(buf, resets[:0])
-				var read int64
-				out[i].pts, read = l.rates(buf, resets, start, end, step)
-				n += read
+				mine.results = append(mine.results, r)
 			}
+			if err := set.Err(); err != nil {
+				fail(err)
+				return
+			}
+			if ws := set.Warnings(); len(ws) > 0 {
+				fail(errFallback) // Storage warnings: leave their wording to the engine.
+				return
+			}
+			mine.n, mine.digest = i, digest
 		})
 	}
 	wg.Wait()
@@ -312,7 +325,19 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	if p := failed.Load(); p != nil {
 		return *p
 	}
+	for _, w := range walks[1:] {
+		if w.n != walks[0].n || w.digest != walks[0].digest {
+			return errFallback
+		}
+	}
 	l.samples = samples.Load()
+	out := make([]leafSeries, walks[0].n)
+	for _, w := range walks {
+		for _, r := range w.results {
+			out[r.i] = leafSeries{lset: r.lset, pts: r.pts}
+			l.window = max(l.window, r.window)
+		}
+	}
 
 	// Keep the series with an answer, in order, named as the engine names
 	// a rate's answer; two of one label set would be merged (or refused)
@@ -320,13 +345,11 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	seen := make(map[uint64]struct{}, len(out))
 	kept := out[:0]
 	var warnNonCounter bool
-	for i, s := range out {
-		l.window = max(l.window, windows[i])
+	for _, s := range out {
 		if len(s.pts) == 0 {
 			continue
 		}
-		orig := all[i].Labels()
-		s.lset = orig
+		orig := s.lset
 		if l.call == nil {
 			kept = append(kept, s) // A selector's series are distinct, and keep their names.
 			continue
@@ -468,30 +491,6 @@ func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeri
 		out = append(out, leafSeries{lset: g.lset, pts: pts})
 	}
 	return out
-}
-
-// share selects from q the series all[lo:hi] were at lo to hi of the
-// same selection made by another querier, or errFallback if they differ.
-func share(ctx context.Context, q storage.Querier, hints *storage.SelectHints, ms []*labels.Matcher, all []storage.Series, lo, hi int) ([]storage.Series, error) {
-	set := q.Select(ctx, false, hints, ms...)
-	mine := make([]storage.Series, 0, hi-lo)
-	for i := 0; i < hi && set.Next(); i++ {
-		if i < lo {
-			continue
-		}
-		s := set.At()
-		if !labels.Equal(s.Labels(), all[i].Labels()) {
-			return nil, errFallback
-		}
-		mine = append(mine, s)
-	}
-	if err := set.Err(); err != nil {
-		return nil, err
-	}
-	if len(mine) != hi-lo {
-		return nil, errFallback
-	}
-	return mine, nil
 }
 
 // counterName reports whether a metric name is a counter's by its suffix,
