@@ -88,6 +88,40 @@ type leaf struct {
 type leafSeries struct {
 	lset labels.Labels
 	pts  []promql.FPoint
+
+	// Worked out by the worker that computed pts (leaf.name): the hash
+	// of lset, whether the original name is not a counter's, and the
+	// aggregation's group, so that the serial steps after the workers
+	// only compare and add.
+	h          uint64
+	nonCounter bool
+	group      labels.Labels
+	gh         uint64
+}
+
+// name sets the series' label set as the engine names the call's answer
+// (its original labels, without the name for a rate), and what the
+// serial steps need of it; lb is the caller's scratch builder.
+func (l *leaf) name(s *leafSeries, orig labels.Labels, lb *labels.Builder) {
+	s.lset = orig
+	if l.call != nil {
+		s.lset = orig.DropReserved(schema.IsMetadataLabel)
+		s.h = s.lset.Hash()
+		if name := orig.Get(labels.MetricName); name != "" && !counterName(name) {
+			s.nonCounter = true
+		}
+	}
+	if l.agg != nil {
+		lb.Reset(s.lset)
+		if l.agg.Without {
+			lb.Del(l.agg.Grouping...)
+			schema.Metadata{}.SetToLabels(lb) // Drops the name, type and unit.
+		} else {
+			lb.Keep(l.agg.Grouping...)
+		}
+		s.group = lb.Labels()
+		s.gh = s.group.Hash()
+	}
 }
 
 // leafCall reports whether call is a rate() or increase() the leaf path
@@ -241,8 +275,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	// the shares), or the engine evaluates the query.
 	type result struct {
 		i      int
-		lset   labels.Labels
-		pts    []promql.FPoint
+		s      leafSeries
 		window int
 	}
 	type walk struct {
@@ -271,6 +304,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 			var (
 				buf    []promql.FPoint
 				resets []int32
+				lb     = labels.NewBuilder(labels.EmptyLabels())
 				it     chunkenc.Iterator
 				n      int64 // Samples processed, added once the worker is done.
 				mine   = &walks[w]
@@ -295,15 +329,18 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 					fail(err)
 					return
 				}
-				r := result{i: i, lset: lset, window: len(buf)}
+				r := result{i: i, window: len(buf)}
 				if l.call == nil {
-					r.pts = l.values(buf, start, end, step)
-					n += int64(len(r.pts))
+					r.s.pts = l.values(buf, start, end, step)
+					n += int64(len(r.s.pts))
 				} else {
 					resets = countResets(buf, resets[:0])
 					var read int64
-					r.pts, read = l.rates(buf, resets, start, end, step)
+					r.s.pts, read = l.rates(buf, resets, start, end, step)
 					n += read
+				}
+				if len(r.s.pts) > 0 {
+					l.name(&r.s, lset, lb)
 				}
 				mine.results = append(mine.results, r)
 			}
@@ -334,7 +371,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	out := make([]leafSeries, walks[0].n)
 	for _, w := range walks {
 		for _, r := range w.results {
-			out[r.i] = leafSeries{lset: r.lset, pts: r.pts}
+			out[r.i] = r.s
 			l.window = max(l.window, r.window)
 		}
 	}
@@ -349,20 +386,15 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		if len(s.pts) == 0 {
 			continue
 		}
-		orig := s.lset
 		if l.call == nil {
 			kept = append(kept, s) // A selector's series are distinct, and keep their names.
 			continue
 		}
-		s.lset = orig.DropReserved(schema.IsMetadataLabel)
-		h := s.lset.Hash()
-		if _, dup := seen[h]; dup {
+		if _, dup := seen[s.h]; dup {
 			return errFallback
 		}
-		seen[h] = struct{}{}
-		if name := orig.Get(labels.MetricName); name != "" && !counterName(name) {
-			warnNonCounter = true
-		}
+		seen[s.h] = struct{}{}
+		warnNonCounter = warnNonCounter || s.nonCounter
 		kept = append(kept, s)
 	}
 	l.series = kept
@@ -401,20 +433,11 @@ func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeri
 	var (
 		groups []*group
 		index  = map[uint64]int{}
-		lb     = labels.NewBuilder(labels.EmptyLabels())
 		steps  = int((end-start)/step) + 1
 		op     = l.agg.Op
 	)
 	for _, s := range series {
-		lb.Reset(s.lset)
-		if l.agg.Without {
-			lb.Del(l.agg.Grouping...)
-			schema.Metadata{}.SetToLabels(lb) // Drops the name, type and unit.
-		} else {
-			lb.Keep(l.agg.Grouping...)
-		}
-		key := lb.Labels()
-		h := key.Hash()
+		key, h := s.group, s.gh // Worked out by l.name.
 		gi, ok := index[h]
 		if !ok {
 			gi = len(groups)
