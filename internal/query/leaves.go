@@ -272,7 +272,10 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	// no worker waits for another's walk of the index, as it would to be
 	// handed a share. Each worker digests the label sets it walked; the
 	// walks must agree (a series created between two Selects would shift
-	// the shares), or the engine evaluates the query.
+	// the shares), or the engine evaluates the query. This goroutine
+	// takes the workers' answers in the engine's order as they come, and
+	// folds them into the aggregation at once (an aggregated leaf keeps
+	// no series' answers).
 	type result struct {
 		i      int
 		s      leafSeries
@@ -281,16 +284,21 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	type walk struct {
 		n       int
 		digest  uint64
-		results []result
+		results chan result
 	}
 	workers = max(1, workers)
 	walks := make([]walk, workers)
+	for w := range walks {
+		walks[w].results = make(chan result, 256)
+	}
 	var failed atomic.Pointer[error]
 	var samples atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			fail := func(err error) { failed.CompareAndSwap(nil, &err) }
+			mine := &walks[w]
+			defer close(mine.results)
 			wq := q
 			if w > 0 {
 				var err error
@@ -307,7 +315,6 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 				lb     = labels.NewBuilder(labels.EmptyLabels())
 				it     chunkenc.Iterator
 				n      int64 // Samples processed, added once the worker is done.
-				mine   = &walks[w]
 				digest = uint64(14695981039346656037)
 			)
 			defer func() { samples.Add(n) }()
@@ -342,7 +349,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 				if len(r.s.pts) > 0 {
 					l.name(&r.s, lset, lb)
 				}
-				mine.results = append(mine.results, r)
+				mine.results <- r
 			}
 			if err := set.Err(); err != nil {
 				fail(err)
@@ -354,6 +361,46 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 			}
 			mine.n, mine.digest = i, digest
 		})
+	}
+	// The series with an answer, in order, named as the engine names a
+	// rate's answer; two of one label set would be merged (or refused) by
+	// the engine.
+	var (
+		seen           = map[uint64]struct{}{}
+		kept           []leafSeries
+		agg            *aggregator
+		warnNonCounter bool
+	)
+	if l.agg != nil {
+		agg = l.newAggregator(start, end, step)
+	}
+	for i := 0; ; i++ {
+		r, ok := <-walks[i%workers].results
+		if !ok {
+			break // That worker's walk ended; the others' end there too, or they disagree.
+		}
+		l.window = max(l.window, r.window)
+		s := r.s
+		if len(s.pts) == 0 {
+			continue
+		}
+		if l.call != nil {
+			if _, dup := seen[s.h]; dup {
+				failed.CompareAndSwap(nil, &errFallback)
+				break
+			}
+			seen[s.h] = struct{}{}
+			warnNonCounter = warnNonCounter || s.nonCounter
+		}
+		if agg != nil {
+			agg.add(s)
+		} else {
+			kept = append(kept, s) // A selector's series are distinct, and keep their names.
+		}
+	}
+	for w := range walks {
+		for range walks[w].results { // Let every worker finish.
+		}
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -368,38 +415,9 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		}
 	}
 	l.samples = samples.Load()
-	out := make([]leafSeries, walks[0].n)
-	for _, w := range walks {
-		for _, r := range w.results {
-			out[r.i] = r.s
-			l.window = max(l.window, r.window)
-		}
-	}
-
-	// Keep the series with an answer, in order, named as the engine names
-	// a rate's answer; two of one label set would be merged (or refused)
-	// by the engine.
-	seen := make(map[uint64]struct{}, len(out))
-	kept := out[:0]
-	var warnNonCounter bool
-	for _, s := range out {
-		if len(s.pts) == 0 {
-			continue
-		}
-		if l.call == nil {
-			kept = append(kept, s) // A selector's series are distinct, and keep their names.
-			continue
-		}
-		if _, dup := seen[s.h]; dup {
-			return errFallback
-		}
-		seen[s.h] = struct{}{}
-		warnNonCounter = warnNonCounter || s.nonCounter
-		kept = append(kept, s)
-	}
 	l.series = kept
-	if l.agg != nil {
-		l.series = l.aggregate(kept, start, end, step)
+	if agg != nil {
+		l.series = agg.result()
 	}
 	for _, s := range l.series {
 		l.answers += int64(len(s.pts))
@@ -416,79 +434,91 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	return nil
 }
 
-// aggregate returns the aggregation's groups over series, answers of the
-// call at steps of step from start to end, as the engine computes them
+// aggregator folds the call's answers of series into the aggregation's
+// groups at steps of step from start to end, as the engine computes them
 // (rangeEvalAgg and aggregation in Prometheus' promql): groups in the
 // order their first series comes, each step's value folded over the
 // group's series in their order, sums with the engine's Kahan summation.
-func (l *leaf) aggregate(series []leafSeries, start, end, step int64) []leafSeries {
-	type group struct {
-		lset        labels.Labels
-		seen        []bool
-		value, kc   []float64
-		count       []float64
-		mean        []float64 // avg, once its sum would overflow.
-		incremental []bool
-	}
-	var (
-		groups []*group
-		index  = map[uint64]int{}
-		steps  = int((end-start)/step) + 1
-		op     = l.agg.Op
-	)
-	for _, s := range series {
-		key, h := s.group, s.gh // Worked out by l.name.
-		gi, ok := index[h]
-		if !ok {
-			gi = len(groups)
-			index[h] = gi
-			g := &group{lset: key, seen: make([]bool, steps), value: make([]float64, steps),
-				kc: make([]float64, steps), count: make([]float64, steps)}
-			if op == parser.AVG {
-				g.mean, g.incremental = make([]float64, steps), make([]bool, steps)
-			}
-			groups = append(groups, g)
+type aggregator struct {
+	op               parser.ItemType
+	start, end, step int64
+	steps            int
+	groups           []*aggGroup
+	index            map[uint64]int
+}
+
+type aggGroup struct {
+	lset        labels.Labels
+	seen        []bool
+	value, kc   []float64
+	count       []float64
+	mean        []float64 // avg, once its sum would overflow.
+	incremental []bool
+}
+
+func (l *leaf) newAggregator(start, end, step int64) *aggregator {
+	return &aggregator{op: l.agg.Op, start: start, end: end, step: step,
+		steps: int((end-start)/step) + 1, index: map[uint64]int{}}
+}
+
+// add folds s, the next series in the engine's order, named by leaf.name.
+func (a *aggregator) add(s leafSeries) {
+	start, step, steps, op := a.start, a.step, a.steps, a.op
+	gi, ok := a.index[s.gh]
+	if !ok {
+		gi = len(a.groups)
+		a.index[s.gh] = gi
+		g := &aggGroup{lset: s.group, seen: make([]bool, steps), value: make([]float64, steps),
+			kc: make([]float64, steps), count: make([]float64, steps)}
+		if op == parser.AVG {
+			g.mean, g.incremental = make([]float64, steps), make([]bool, steps)
 		}
-		g := groups[gi]
-		for _, p := range s.pts {
-			k := int((p.T - start) / step)
-			f := p.F
-			if !g.seen[k] {
-				g.seen[k], g.value[k], g.count[k] = true, f, 1
-				continue
+		a.groups = append(a.groups, g)
+	}
+	g := a.groups[gi]
+	for _, p := range s.pts {
+		k := int((p.T - start) / step)
+		f := p.F
+		if !g.seen[k] {
+			g.seen[k], g.value[k], g.count[k] = true, f, 1
+			continue
+		}
+		g.count[k]++
+		switch op {
+		case parser.SUM:
+			g.value[k], g.kc[k] = kahansum.Inc(f, g.value[k], g.kc[k])
+		case parser.AVG:
+			// A sum while it does not overflow, then a mean kept
+			// incrementally, as the engine does.
+			if !g.incremental[k] {
+				v, c := kahansum.Inc(f, g.value[k], g.kc[k])
+				if !math.IsInf(v, 0) {
+					g.value[k], g.kc[k] = v, c
+					break
+				}
+				g.incremental[k] = true
+				g.mean[k] = g.value[k] / (g.count[k] - 1)
+				g.kc[k] /= g.count[k] - 1
 			}
-			g.count[k]++
-			switch op {
-			case parser.SUM:
-				g.value[k], g.kc[k] = kahansum.Inc(f, g.value[k], g.kc[k])
-			case parser.AVG:
-				// A sum while it does not overflow, then a mean kept
-				// incrementally, as the engine does.
-				if !g.incremental[k] {
-					v, c := kahansum.Inc(f, g.value[k], g.kc[k])
-					if !math.IsInf(v, 0) {
-						g.value[k], g.kc[k] = v, c
-						break
-					}
-					g.incremental[k] = true
-					g.mean[k] = g.value[k] / (g.count[k] - 1)
-					g.kc[k] /= g.count[k] - 1
-				}
-				q := (g.count[k] - 1) / g.count[k]
-				g.mean[k], g.kc[k] = kahansum.Inc(f/g.count[k], q*g.mean[k], q*g.kc[k])
-			case parser.MAX:
-				if g.value[k] < f || math.IsNaN(g.value[k]) {
-					g.value[k] = f
-				}
-			case parser.MIN:
-				if g.value[k] > f || math.IsNaN(g.value[k]) {
-					g.value[k] = f
-				}
+			q := (g.count[k] - 1) / g.count[k]
+			g.mean[k], g.kc[k] = kahansum.Inc(f/g.count[k], q*g.mean[k], q*g.kc[k])
+		case parser.MAX:
+			if g.value[k] < f || math.IsNaN(g.value[k]) {
+				g.value[k] = f
+			}
+		case parser.MIN:
+			if g.value[k] > f || math.IsNaN(g.value[k]) {
+				g.value[k] = f
 			}
 		}
 	}
-	out := make([]leafSeries, 0, len(groups))
-	for _, g := range groups {
+}
+
+// result returns the groups' answers.
+func (a *aggregator) result() []leafSeries {
+	start, step, steps, op := a.start, a.step, a.steps, a.op
+	out := make([]leafSeries, 0, len(a.groups))
+	for _, g := range a.groups {
 		pts := make([]promql.FPoint, 0, steps)
 		for k := range steps {
 			if !g.seen[k] {
