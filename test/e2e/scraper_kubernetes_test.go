@@ -228,6 +228,7 @@ func TestManagedScraperKubernetes(t *testing.T) {
 
 	// A pod the API server deletes leaves the targets, and is no longer
 	// scraped.
+	deleted := time.Now()
 	cluster.DeletePod(t, "shop", "web-1")
 	want = []string{"shop/broken=down", "shop/web-0=up"}
 	apptest.Eventually(t, 30*time.Second, func() error {
@@ -240,15 +241,20 @@ func TestManagedScraperKubernetes(t *testing.T) {
 		}
 		return nil
 	})
-	gone := float64(time.Now().UnixMilli()) / 1000
 	time.Sleep(3 * time.Second)
-	v, err := apptest.QueryVector(t, api, `timestamp(up{job="kubernetes-pods", pod="web-1"})`, time.Now())
-	require.NoError(t, err)
-	// A stopped target's series ends with a staleness marker, or at its
-	// last sample: either way nothing newer than its removal.
-	for _, s := range v {
-		ts, err := strconv.ParseFloat(s.Value[1].(string), 64)
+	// Range selectors skip staleness markers: web-1 has samples in the
+	// two seconds before its deletion, and none in the last two (a second
+	// after it left the targets: a scrape in flight then may still land).
+	scraped := func(at time.Time) int {
+		v, err := apptest.QueryVector(t, api, `count_over_time(up{job="kubernetes-pods", pod="web-1"}[2s])`, at)
 		require.NoError(t, err)
-		require.LessOrEqual(t, ts, gone, "web-1 was scraped after its pod was deleted")
+		if len(v) == 0 {
+			return 0
+		}
+		n, err := strconv.Atoi(v[0].Value[1].(string))
+		require.NoError(t, err)
+		return n
 	}
+	require.Positive(t, scraped(deleted), "web-1 was scraped before its pod was deleted")
+	require.Zero(t, scraped(time.Now()), "web-1 is scraped after its pod was deleted")
 }
