@@ -316,6 +316,7 @@ func (s *Server) finish() error {
 	if s.qlog != nil { // A nil *querylog.Log in the interface would not be nil.
 		s.ui.SetSlowQueries(s.qlog)
 	}
+	s.ui.SetScrapers(s.scrapers)
 	if err := ui.EnsureAdmin(context.Background(), cat, cfg.DataDir, cfg.UIAdminPassword, os.Stderr); err != nil {
 		return err
 	}

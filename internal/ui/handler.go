@@ -101,6 +101,9 @@ type Handler struct {
 	// slow gives workspaces' slowest recent logged queries
 	// (SetSlowQueries); nil: none are kept.
 	slow SlowQueries
+	// scrapers gives managed scrapers' targets (SetScrapers); nil: none
+	// runs here.
+	scrapers ScraperTargets
 }
 
 // SlowQueries gives a workspace's slowest recent logged queries, slowest
@@ -234,6 +237,8 @@ func (h *Handler) table() []route {
 		}),
 		ws("GET "+wsp+"usage", RoleViewer, ignoreUser(h.usage)),
 		ws("GET "+wsp+"slowqueries", RoleViewer, ignoreUser(h.slowQueries)),
+		ws("GET "+wsp+"scrapers", RoleViewer, ignoreUser(h.listScrapers)),
+		ws("GET "+wsp+"scrapers/{scraper}/targets", RoleViewer, ignoreUser(h.scraperTargets)),
 		ws("GET "+wsp+"anomalydetectors", RoleViewer, ignoreUser(h.anomalyDetectors)),
 		ws("GET "+wsp+"dashboards", RoleViewer, ignoreUser(h.listDashboards)),
 		audited(ws("POST "+wsp+"dashboards", RoleEditor, h.importAs), "ui:PutDashboard", res+"dashboard/*"),

@@ -36,7 +36,7 @@ func TestRouteTableAuthorizes(t *testing.T) {
 
 	path := func(pattern string, id workspace.ID) (method, p string) {
 		method, p, _ = strings.Cut(pattern, " ")
-		return method, strings.NewReplacer("{id}", id.String(), "{name}", "n", "{uid}", "u").Replace(p)
+		return method, strings.NewReplacer("{id}", id.String(), "{name}", "n", "{uid}", "u", "{scraper}", "s").Replace(p)
 	}
 	var open []string
 	for _, rt := range h.table() {

@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,43 +25,126 @@ import (
 
 // fakeKubernetes is a Kubernetes API server answering list and watch of
 // pods with Kubernetes' own API types, as client-go (inside Prometheus'
-// discovery) asks for them.
+// discovery) asks for them. It returns the server's URL.
 func fakeKubernetes(t *testing.T, pods []corev1.Pod) string {
+	return newFakeCluster(t, pods).URL
+}
+
+// writeKubeconfig writes a kubeconfig naming the API server at url, and
+// returns its path.
+func writeKubeconfig(t *testing.T, url string) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/pods" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Query().Get("watch") == "true" {
-			w.WriteHeader(http.StatusOK)
-			enc := json.NewEncoder(w)
-			if r.URL.Query().Get("sendInitialEvents") == "true" {
-				// client-go's streaming list: the pods as ADDED events,
-				// then a bookmark ending the initial events.
-				for _, p := range pods {
-					p.TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
-					_ = enc.Encode(map[string]any{"type": "ADDED", "object": p})
-				}
-				_ = enc.Encode(map[string]any{"type": "BOOKMARK", "object": corev1.Pod{
-					TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
-					ObjectMeta: metav1.ObjectMeta{ResourceVersion: "1", Annotations: map[string]string{"k8s.io/initial-events-end": "true"}}}})
-			}
-			// No changes: hold the watch open until the client leaves.
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-			case <-time.After(time.Minute):
-			}
-			return
-		}
-		list := corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"},
-			ListMeta: metav1.ListMeta{ResourceVersion: "1"}, Items: pods}
-		_ = json.NewEncoder(w).Encode(list)
-	}))
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: %q}}]
+users: [{name: agent, user: {token: fake}}]
+contexts: [{name: fake, context: {cluster: fake, user: agent}}]
+current-context: fake
+`, url)), 0o600))
+	return path
+}
+
+// fakeCluster is fakeKubernetes' API server, whose pods a test may delete:
+// open watches see a DELETED event, and later lists and watches the pods
+// that remain.
+type fakeCluster struct {
+	URL string
+	mu  sync.Mutex
+	rv  int // The resource version of the newest change.
+	// pods are the pods now; deleted the DELETED events, each with its
+	// resource version, that watches from an older version are sent.
+	pods    []corev1.Pod
+	deleted []corev1.Pod
+	// changed is closed, and replaced, at each change.
+	changed chan struct{}
+}
+
+func newFakeCluster(t *testing.T, pods []corev1.Pod) *fakeCluster {
+	t.Helper()
+	c := &fakeCluster{rv: 1, pods: pods, changed: make(chan struct{})}
+	for i := range c.pods {
+		c.pods[i].TypeMeta = metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"}
+		c.pods[i].ResourceVersion = "1"
+	}
+	srv := httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	c.URL = srv.URL
+	return c
+}
+
+// DeletePod deletes a pod, as the API server would when it is gone.
+func (c *fakeCluster) DeletePod(t *testing.T, namespace, name string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.pods {
+		if p.Namespace == namespace && p.Name == name {
+			c.rv++
+			p.ResourceVersion = strconv.Itoa(c.rv)
+			c.deleted = append(c.deleted, p)
+			c.pods = slices.Delete(c.pods, i, i+1)
+			close(c.changed)
+			c.changed = make(chan struct{})
+			return
+		}
+	}
+	t.Fatalf("the fake cluster has no pod %s/%s", namespace, name)
+}
+
+func (c *fakeCluster) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/api/v1/pods" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	c.mu.Lock()
+	pods, rv := slices.Clone(c.pods), c.rv
+	c.mu.Unlock()
+	if r.URL.Query().Get("watch") != "true" {
+		_ = json.NewEncoder(w).Encode(corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"},
+			ListMeta: metav1.ListMeta{ResourceVersion: strconv.Itoa(rv)}, Items: pods})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	// A watch sends the changes after its resourceVersion.
+	from, _ := strconv.Atoi(r.URL.Query().Get("resourceVersion"))
+	if r.URL.Query().Get("sendInitialEvents") == "true" {
+		// client-go's streaming list: the pods as ADDED events, then a
+		// bookmark ending the initial events.
+		for _, p := range pods {
+			_ = enc.Encode(map[string]any{"type": "ADDED", "object": p})
+		}
+		_ = enc.Encode(map[string]any{"type": "BOOKMARK", "object": corev1.Pod{
+			TypeMeta:   metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
+			ObjectMeta: metav1.ObjectMeta{ResourceVersion: strconv.Itoa(rv), Annotations: map[string]string{"k8s.io/initial-events-end": "true"}}}})
+		from = rv
+	}
+	timeout := time.After(time.Minute)
+	for {
+		c.mu.Lock()
+		var events []corev1.Pod
+		for _, p := range c.deleted {
+			if v, _ := strconv.Atoi(p.ResourceVersion); v > from {
+				events = append(events, p)
+			}
+		}
+		from = c.rv
+		changed := c.changed
+		c.mu.Unlock()
+		for _, p := range events {
+			_ = enc.Encode(map[string]any{"type": "DELETED", "object": p})
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-timeout:
+			return
+		case <-changed:
+		}
+	}
 }
 
 // TestAgentKubernetesNodeSharding runs two agents as a DaemonSet would, one
@@ -83,14 +168,7 @@ func TestAgentKubernetesNodeSharding(t *testing.T) {
 		})
 	}
 	api := fakeKubernetes(t, pods)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, os.WriteFile(kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: %q}}]
-users: [{name: agent, user: {token: fake}}]
-contexts: [{name: fake, context: {cluster: fake, user: agent}}]
-current-context: fake
-`, api)), 0o600))
+	kubeconfig := writeKubeconfig(t, api)
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
 scrape_configs:

@@ -41,7 +41,7 @@ function nav(active) {
   } }, s.workspaces.map(w => h("option", { value: w.id, selected: w.id === state.ws }, w.alias ? `${w.alias} (${w.id.slice(0, 11)}…)` : w.id)));
   return h("nav", { class: "top" }, h("a", { class: "brand", href: "#/dashboards" }, "◎ Orrery"), wsSel,
     link("#/dashboards", "Dashboards", "dashboards"), link("#/explore", "Explore", "explore"), link("#/alerting", "Alerting", "alerting"),
-    link("#/usage", "Usage", "usage"), s.role === "admin" ? link("#/users", "Users", "users") : null,
+    link("#/usage", "Usage", "usage"), link("#/scrapers", "Scrapers", "scrapers"), s.role === "admin" ? link("#/users", "Users", "users") : null,
     h("span", { class: "spacer" }),
     h("span", { class: "who", id: "who" }, `${s.name} · ${s.role}`),
     h("button", { class: "btn", id: "logout", onclick: async () => {
@@ -72,6 +72,7 @@ async function render() {
       case "explore": current = await renderExplore(root, params); break;
       case "alerting": await renderAlerting(root); break;
       case "usage": await renderUsage(root); break;
+      case "scrapers": await renderScrapers(root); break;
       case "users": await renderUsers(root); break;
       default: await renderDashboards(root);
     }
@@ -648,6 +649,57 @@ async function renderUsage(root) {
   root.append(h("h3", {}, "Labels with the most values"), h("table", { class: "data" },
     h("thead", {}, h("tr", {}, h("th", {}, "Label"), h("th", {}, "Values"))),
     h("tbody", {}, labels.map(x => h("tr", {}, h("td", { class: "mono" }, x.name), h("td", {}, String(x.value)))))));
+}
+
+// renderScrapers lists the managed scrapers writing into the workspace —
+// status, source, and their targets' health as this server runs them —
+// and, per scraper, its targets with each one's last scrape and error, as
+// GET /scrapers/{id}/api/v1/targets gives them.
+async function renderScrapers(root) {
+  root.append(h("div", { class: "toolbar" }, h("h2", {}, "Scrapers")));
+  const base = `/ui/api/workspaces/${state.ws}/scrapers`;
+  const list = await api("GET", base);
+  if (!list.length) {
+    root.append(h("p", { class: "hint", id: "scrapers" }, "No scraper writes into this workspace: create one with aws amp create-scraper (its destination this workspace's ARN)."));
+    return;
+  }
+  const when = t => t ? new Date(t).toLocaleString() : "never";
+  const badge = st => h("span", { class: "badge " + (st === "ACTIVE" ? "ok" : st === "CREATION_FAILED" ? "err" : "") }, st);
+  const targets = async (s, cell) => {
+    let data;
+    try { data = await api("GET", `${base}/${encodeURIComponent(s.id)}/targets`); } catch (e) { cell.replaceChildren(h("p", { class: "error" }, e.message)); return; }
+    const rows = data.activeTargets.map(t => h("tr", { "data-target": t.scrapeUrl, "data-health": t.health },
+      h("td", { class: "mono" }, t.scrapePool), h("td", { class: "mono" }, t.scrapeUrl),
+      h("td", { class: "mono" }, Object.entries(t.labels).map(([k, v]) => `${k}="${v}"`).join(", ")),
+      h("td", {}, h("span", { class: "badge " + (t.health === "up" ? "ok" : t.health === "down" ? "err" : "") }, t.health)),
+      h("td", {}, when(t.lastScrape && !t.lastScrape.startsWith("0001") ? t.lastScrape : null)),
+      h("td", {}, t.lastScrapeDuration ? (t.lastScrapeDuration * 1000).toFixed(0) + " ms" : ""),
+      h("td", { class: "error target-error" }, t.lastError)));
+    cell.replaceChildren(rows.length ? h("table", { class: "data targets" }, h("thead", {}, h("tr", {},
+      ["Job", "URL", "Labels", "Health", "Last scrape", "Took", "Last error"].map(x => h("th", {}, x)))), h("tbody", {}, rows))
+      : h("p", { class: "hint" }, data.targetLimit || "No target discovered yet."));
+  };
+  const rows = [];
+  for (const s of list) {
+    const cell = h("td", { colspan: 10 });
+    const detail = h("tr", { class: "scraper-targets", "data-targets-of": s.id, hidden: true }, cell);
+    const health = s.running
+      ? h("span", { class: "scraper-health" }, h("span", { class: "scraper-up" }, String(s.up)), " up, ", h("span", { class: "scraper-down" }, String(s.down)), " down" + (s.unknown ? `, ${s.unknown} not scraped yet` : ""))
+      : h("span", { class: "hint" }, s.notRunning);
+    rows.push(h("tr", { "data-scraper": s.id, "data-status": s.status },
+      h("td", {}, s.alias || "—"), h("td", { class: "mono" }, s.id),
+      h("td", {}, badge(s.status), s.statusReason ? h("div", { class: "error status-reason" }, s.statusReason) : null),
+      h("td", { class: "mono" }, s.source), h("td", {}, when(s.createdAt)), h("td", {}, when(s.modifiedAt)),
+      h("td", {}, health), h("td", {}, s.running ? when(s.lastScrape) : ""),
+      h("td", { class: "error" }, [s.lastWriteError, s.targetLimit].filter(Boolean).join("; ")),
+      h("td", {}, s.running ? h("button", { class: "btn", "data-show-targets": s.id, onclick: async e => {
+        detail.hidden = !detail.hidden;
+        e.target.textContent = detail.hidden ? "Targets" : "Hide targets";
+        if (!detail.hidden) await targets(s, cell);
+      } }, "Targets") : null)), detail);
+  }
+  root.append(h("table", { class: "data", id: "scrapers" }, h("thead", {}, h("tr", {},
+    ["Alias", "ID", "Status", "Source", "Created", "Modified", "Targets", "Last scrape", "Last write error", ""].map(x => h("th", {}, x)))), h("tbody", {}, rows)));
 }
 
 async function renderUsers(root) {
