@@ -475,6 +475,9 @@ export function heatmap(el, series, panel, range) {
   const L = Math.max(40, ...labels.map(x => x.length * 6.5 + 10));
   const pw = W - L - R;
   const root = svg("svg", { width: W, height: H, class: "heatmap" }, box);
+  // The plot area, unpainted: its box is where time and buckets map to
+  // pixels (tests compare screenshots against it).
+  svg("rect", { x: L, y: 0, width: pw, height: H - B, fill: "none", class: "plot-area" }, root);
   let max = 0;
   for (const s of rows) for (const [, v] of s.values) if (v !== null && v > max) max = v;
   const rh = (H - B) / Math.max(rows.length, 1);

@@ -1,0 +1,342 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/amp"
+	"github.com/chromedp/chromedp"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery-dev/orrery/internal/apptest"
+)
+
+// The expectations of TestUIScreenshots come from Grafana's documentation,
+// not from Orrery's code:
+//
+//   - Heatmap, "Calculate from data" off: the data is already a heatmap,
+//     one y bucket per series; the y axis is in the panel's unit; "the color
+//     spectrum controls the mapping between value count (in each bucket)
+//     and the color assigned to each bucket", the lowest count at one end
+//     and the highest at the other; in opacity mode "opaque cells mean the
+//     maximum value" (Amazon Managed Grafana, Heatmap panel, Grafana 9:
+//     https://docs.aws.amazon.com/grafana/latest/userguide/v9-panels-heatmap.html).
+//   - Prometheus "Format as: Heatmap" "converts cumulative histogram to
+//     regular and sorts series by the bucket bound" (Grafana's Prometheus
+//     data source docs, quoted in the change at
+//     https://forger.sitiv.fr/apitech/grafana/commit/0a68dabb8942c5a0dcc306489891946ebf2a3179
+//     and https://dev.nexpie.com/Doratong24/nexpie-grafana-theme/commit/c9cdb4cda016543c6fa9dc55ec4aa5abb6ae73a3).
+//   - X buckets are time: "a time range of 1h makes the cells 1-hour wide on
+//     the X-axis" (same AMG page); the axis runs over the dashboard's range,
+//     so time that has no data is empty.
+//   - Table: the cell display modes (TableCellDisplayMode: auto,
+//     color-text, color-background, …:
+//     https://grafana.com/docs/grafana/v9.0/packages_api/schema/tablecelldisplaymode/);
+//     a colored-background cell takes the colour of the threshold step its
+//     value falls in, an auto cell is not coloured; values are shown in
+//     the field's unit (https://grafana.com/docs/grafana/v10.1/panels-visualizations/visualizations/table/).
+//   - Organize fields "changes the order of columns" (Grafana
+//     transformations, types and options:
+//     https://grafana.com/docs/grafana/v7.4/panels/transformations/types-options).
+//
+// Why pixels and not golden images: a stored screenshot differs with every
+// font, hinting or Chromium release. These assertions sample the
+// screenshot only inside boxes the page reports (the heatmap's plot area,
+// a bucket label's row, a table cell), compare colours with a tolerance,
+// and take the most frequent colour of a box so that glyphs drawn in it do
+// not count. Where a cell must lie is computed here from time and the plot
+// area's box, not read from the renderer.
+const screenshotsDashboard = `{
+  "uid": "shots", "title": "Screenshots", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
+  "panels": [
+    {"id": 1, "type": "heatmap", "title": "Latency heatmap", "gridPos": {"x": 0, "y": 0, "w": 24, "h": 10}, "interval": "1m",
+     "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket)", "format": "heatmap", "legendFormat": "{{le}}"}],
+     "options": {"calculate": false, "yAxis": {"unit": "s"}, "color": {"mode": "opacity", "fill": "orange"}, "legend": {"show": false}},
+     "fieldConfig": {"defaults": {"unit": "s"}, "overrides": []}},
+    {"id": 2, "type": "table", "title": "Disk usage", "gridPos": {"x": 0, "y": 10, "w": 24, "h": 6},
+     "targets": [{"refId": "A", "expr": "sum by (device, mount) (shot_disk_used_ratio)", "format": "table", "instant": true}],
+     "transformations": [{"id": "organize", "options": {"excludeByName": {"Time": true},
+       "indexByName": {"mount": 0, "Value": 1, "device": 2}, "renameByName": {"Value": "Used"}}}],
+     "fieldConfig": {"defaults": {"unit": "percentunit",
+       "thresholds": {"mode": "absolute", "steps": [{"color": "#56a64b", "value": null}, {"color": "#e02f44", "value": 0.9}]}},
+       "overrides": [{"matcher": {"id": "byName", "options": "Used"},
+         "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background", "mode": "basic"}}]}]}}
+  ]
+}`
+
+// The heatmap's per-bucket counts (not cumulative), for le 5 ms, 10 ms,
+// 25 ms, 50 ms and +Inf; the spike sample has the panel's highest count.
+var (
+	shotLes    = []string{"0.005", "0.01", "0.025", "0.05", "+Inf"}
+	shotCounts = []float64{2, 10, 5, 1, 0}
+	shotSpike  = []float64{2, 10, 5, 30, 0}
+)
+
+// TestUIScreenshots checks screenshots of a heatmap and a table panel,
+// drawn by the real binary's UI in headless Chromium from samples written
+// at known times, against what Grafana's documentation says they show.
+func TestUIScreenshots(t *testing.T) {
+	t.Setenv("ORRERY_UI_ADMIN_PASSWORD", uiAdminPassword)
+	o := apptest.StartOrrery(t, t.TempDir())
+	base := "http://" + o.Addr
+	created, err := ampClient(o).CreateWorkspace(context.Background(), &amp.CreateWorkspaceInput{Alias: aws.String("shots")})
+	require.NoError(t, err)
+	ws := aws.ToString(created.WorkspaceId)
+
+	// The range is the 30 minutes up to end; samples cover its last 10
+	// minutes only, every 15 seconds, with a spike at end-5m.
+	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	from := end.Add(-30 * time.Minute)
+	first, spike := end.Add(-10*time.Minute), end.Add(-5*time.Minute)
+	var series []prompb.TimeSeries
+	for j, le := range shotLes {
+		s := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "shot_latency_seconds_bucket"}, {Name: "le", Value: le}}}
+		for at := first; !at.After(end); at = at.Add(15 * time.Second) {
+			counts := shotCounts
+			if at.Equal(spike) {
+				counts = shotSpike
+			}
+			cum := 0.0
+			for k := 0; k <= j; k++ {
+				cum += counts[k]
+			}
+			s.Samples = append(s.Samples, prompb.Sample{Timestamp: at.UnixMilli(), Value: cum})
+		}
+		series = append(series, s)
+	}
+	for _, d := range []struct {
+		device, mount string
+		used          float64
+	}{{"sda1", "/", 0.5}, {"sda2", "/boot", 0.95}} {
+		s := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "shot_disk_used_ratio"}, {Name: "device", Value: d.device}, {Name: "mount", Value: d.mount}}}
+		for at := first; !at.After(end); at = at.Add(15 * time.Second) {
+			s.Samples = append(s.Samples, prompb.Sample{Timestamp: at.UnixMilli(), Value: d.used})
+		}
+		series = append(series, s)
+	}
+	code, body := apptest.Write(t, o.RemoteWriteURL(ws), &prompb.WriteRequest{Timeseries: series})
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	c, csrf, _ := sessionClient(t, base, "admin", uiAdminPassword)
+	require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", screenshotsDashboard))
+	dir := artifactsDir(t)
+	bctx := browser(t)
+	uiLogin(t, bctx, base, "admin", uiAdminPassword)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(fmt.Sprintf("%s/ui/#/d/shots?ws=%s&refresh=&from=%d&to=%d", base, ws, from.UnixMilli(), end.UnixMilli())), chromedp.Reload()))
+	panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
+	hmPanel := panels["Latency heatmap"]
+	require.Len(t, hmPanel.Queries, 1)
+	require.Equal(t, 60.0, hmPanel.Queries[0].Step, "the panel's interval of 1m is the step")
+	require.Equal(t, float64(from.Unix()), hmPanel.Queries[0].Start)
+	require.Equal(t, float64(end.Unix()), hmPanel.Queries[0].End)
+
+	// What the page shows where: boxes in CSS pixels of the viewport.
+	type box struct{ Left, Top, Width, Height float64 }
+	var g struct {
+		DPR     float64
+		Plot    box
+		PanelBg string
+		Buckets []struct {
+			Text string
+			Box  box
+		}
+		Headers []struct {
+			Text string
+			Box  box
+		}
+		Cells [][]struct {
+			Text string
+			Box  box
+		}
+		TableBg string
+	}
+	require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, `(() => {
+		const rect = e => { const r = e.getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}; };
+		const bg = e => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (c && c !== "rgba(0, 0, 0, 0)" && c !== "transparent") return c; } return ""; };
+		const hm = document.querySelector('[data-title="Latency heatmap"]'), tb = document.querySelector('[data-title="Disk usage"]');
+		const svg = hm.querySelector("svg.heatmap");
+		return JSON.stringify({
+			dpr: window.devicePixelRatio,
+			plot: rect(svg.querySelector(".plot-area")),
+			panelBg: bg(svg),
+			buckets: [...svg.querySelectorAll("text.bucket")].map(e => ({text: e.textContent, box: rect(e)})),
+			headers: [...tb.querySelectorAll("table.data thead th")].map(e => ({text: e.textContent, box: rect(e)})),
+			cells: [...tb.querySelectorAll("table.data tbody tr")].map(tr => [...tr.children].map(e => ({text: e.textContent, box: rect(e)}))),
+			tableBg: bg(tb.querySelector("table.data")),
+		}); })()`)), &g))
+	img := captureViewport(t, bctx, dir, "screenshots-heatmap-table")
+	// at reads the pixel at CSS coordinates.
+	at := func(x, y float64) color.RGBA {
+		return rgbaOf(img.At(int(math.Floor(x*g.DPR)), int(math.Floor(y*g.DPR))))
+	}
+	// mode is the most frequent colour in a box inset by a quarter of its
+	// size on each side: the cell's fill, not the glyphs drawn on it.
+	mode := func(b box) color.RGBA {
+		n := map[color.RGBA]int{}
+		for y := b.Top + b.Height/4; y < b.Top+3*b.Height/4; y++ {
+			for x := b.Left + b.Width/4; x < b.Left+3*b.Width/4; x++ {
+				n[at(x, y)]++
+			}
+		}
+		var best color.RGBA
+		for c, k := range n {
+			if k > n[best] {
+				best = c
+			}
+		}
+		return best
+	}
+
+	t.Run("heatmap", func(t *testing.T) {
+		// The y axis: one bucket per le, bottom up, in the panel's unit.
+		sort.Slice(g.Buckets, func(i, j int) bool { return g.Buckets[i].Box.Top > g.Buckets[j].Box.Top })
+		var labels []string
+		for _, b := range g.Buckets {
+			labels = append(labels, b.Text)
+		}
+		require.Equal(t, []string{"5 ms", "10 ms", "25 ms", "50 ms", "+Inf"}, labels)
+		bg := parseCSSColor(t, g.PanelBg)
+		require.Less(t, dist(at(g.Plot.Left+g.Plot.Width/10, g.Plot.Top+g.Plot.Height/2), bg), 6.0, "the panel's background shows in the plot area")
+		span := float64(end.Sub(from).Milliseconds())
+		x := func(ts time.Time) float64 { return g.Plot.Left + float64(ts.Sub(from).Milliseconds())/span*g.Plot.Width }
+		pitch := g.Buckets[0].Box.Top - g.Buckets[1].Box.Top
+		require.Greater(t, pitch, 20.0, "rows tall enough to sample")
+		rowY := func(r int) float64 { return g.Buckets[r].Box.Top + g.Buckets[r].Box.Height/2 }
+		// cell is the fill of the cell of bucket r for the step ending at
+		// ts: a Prometheus sample at ts covers (ts-step, ts].
+		cell := func(r int, ts time.Time) color.RGBA {
+			return mode(box{Left: x(ts.Add(-time.Minute)), Top: rowY(r) - pitch/6, Width: x(ts) - x(ts.Add(-time.Minute)), Height: pitch / 3})
+		}
+
+		// The left 19 of 30 minutes have no data: background in every row.
+		dataStart := x(first.Add(-time.Minute))
+		for r := range g.Buckets {
+			for px := g.Plot.Left + 1; px < dataStart-1.5; px++ {
+				require.Less(t, dist(at(px, rowY(r)), bg), 6.0, "row %s at x=%.0f (data from x=%.1f)", g.Buckets[r].Text, px, dataStart)
+			}
+		}
+		// In the 10 ms row, filled every minute, the cells start and end
+		// where time says, to a pixel and a half.
+		var filled []float64
+		for px := g.Plot.Left; px < g.Plot.Left+g.Plot.Width; px++ {
+			if dist(at(px, rowY(1)), bg) > 20 {
+				filled = append(filled, px)
+			}
+		}
+		require.NotEmpty(t, filled)
+		require.InDelta(t, dataStart, filled[0], 1.5, "first painted column")
+		require.InDelta(t, x(end), filled[len(filled)-1]+1, 1.5, "last painted column")
+		require.InDelta(t, x(end)-dataStart, float64(len(filled)), 11*1.5, "painted all the way (but for the gaps between cells)")
+
+		// Colour by count: in every minute, the hotter cell has the higher
+		// count; the spike's 50 ms cell is the hottest of all, and only its
+		// minute is hot in that row.
+		heat := func(r int, ts time.Time) float64 { return dist(cell(r, ts), bg) }
+		hottest, hottestAt := 0.0, ""
+		for ts := first; !ts.After(end); ts = ts.Add(time.Minute) {
+			counts := shotCounts
+			if ts.Equal(spike) {
+				counts = shotSpike
+			}
+			for r := 0; r < 4; r++ {
+				h := heat(r, ts)
+				require.Greater(t, h, 20.0, "bucket %s at %s is painted", shotLes[r], ts.Format(time.TimeOnly))
+				if h > hottest {
+					hottest, hottestAt = h, fmt.Sprintf("%s@%s", shotLes[r], ts.Format(time.TimeOnly))
+				}
+				for q := 0; q < 4; q++ {
+					if counts[q] < counts[r] {
+						require.Greater(t, h, heat(q, ts)+3, "%s (%v) is hotter than %s (%v) at %s", shotLes[r], counts[r], shotLes[q], counts[q], ts.Format(time.TimeOnly))
+					}
+				}
+			}
+		}
+		require.Equal(t, "0.05@"+spike.Format(time.TimeOnly), hottestAt)
+		require.Greater(t, heat(3, spike), heat(3, spike.Add(-time.Minute))+50)
+		require.Greater(t, heat(3, spike), heat(3, spike.Add(time.Minute))+50)
+	})
+
+	t.Run("table", func(t *testing.T) {
+		// Columns in the organize order, left to right, Value renamed.
+		sort.Slice(g.Headers, func(i, j int) bool { return g.Headers[i].Box.Left < g.Headers[j].Box.Left })
+		var cols []string
+		for _, h := range g.Headers {
+			cols = append(cols, h.Text)
+		}
+		require.Equal(t, []string{"mount", "Used", "device"}, cols)
+		require.Len(t, g.Cells, 2)
+		byMount := map[string]int{}
+		for i, row := range g.Cells {
+			require.Len(t, row, 3)
+			byMount[row[0].Text] = i
+		}
+		root, boot := g.Cells[byMount["/"]], g.Cells[byMount["/boot"]]
+		// The unit: percentunit.
+		require.Equal(t, "50%", root[1].Text)
+		require.Equal(t, "95%", boot[1].Text)
+		green, red := color.RGBA{0x56, 0xa6, 0x4b, 0xff}, color.RGBA{0xe0, 0x2f, 0x44, 0xff}
+		// 95% is over the 0.9 step: red; 50% is under it: the base step's
+		// green, not red.
+		require.Less(t, dist(mode(boot[1].Box), red), 8.0, "the 95%% cell is red: %v", mode(boot[1].Box))
+		require.Less(t, dist(mode(root[1].Box), green), 8.0, "the 50%% cell is green: %v", mode(root[1].Box))
+		require.Greater(t, dist(mode(root[1].Box), red), 100.0)
+		// The other columns' cells (auto) are not coloured.
+		tbg := parseCSSColor(t, g.TableBg)
+		for _, row := range [][]struct {
+			Text string
+			Box  box
+		}{root, boot} {
+			for _, k := range []int{0, 2} {
+				require.Less(t, dist(mode(row[k].Box), tbg), 6.0, "cell %q is not coloured", row[k].Text)
+			}
+		}
+	})
+}
+
+// captureViewport takes a PNG of the viewport, keeps it in dir and
+// decodes it. The viewport, not the full page: the boxes the page reports
+// are in viewport coordinates, and a full-page capture may resize it.
+func captureViewport(t *testing.T, ctx context.Context, dir, name string) image.Image {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Sleep(300*time.Millisecond)))
+	buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644))
+	img, err := png.Decode(bytes.NewReader(buf))
+	require.NoError(t, err)
+	return img
+}
+
+func rgbaOf(c color.Color) color.RGBA {
+	r, g, b, a := c.RGBA()
+	return color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}
+}
+
+// dist is the Euclidean distance of two colours in RGB.
+func dist(a, b color.RGBA) float64 {
+	dr, dg, db := float64(a.R)-float64(b.R), float64(a.G)-float64(b.G), float64(a.B)-float64(b.B)
+	return math.Sqrt(dr*dr + dg*dg + db*db)
+}
+
+// parseCSSColor reads a computed style colour, "rgb(r, g, b)".
+func parseCSSColor(t *testing.T, s string) color.RGBA {
+	t.Helper()
+	var r, g, b uint8
+	_, err := fmt.Sscanf(s, "rgb(%d, %d, %d)", &r, &g, &b)
+	require.NoError(t, err, "colour %q", s)
+	return color.RGBA{r, g, b, 0xff}
+}
