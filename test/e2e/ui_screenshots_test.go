@@ -212,7 +212,9 @@ func TestUIScreenshots(t *testing.T) {
 		bg := parseCSSColor(t, g.PanelBg)
 		require.Less(t, dist(at(g.Plot.Left+g.Plot.Width/10, g.Plot.Top+g.Plot.Height/2), bg), 6.0, "the panel's background shows in the plot area")
 		span := float64(end.Sub(from).Milliseconds())
-		x := func(ts time.Time) float64 { return g.Plot.Left + float64(ts.Sub(from).Milliseconds())/span*g.Plot.Width }
+		x := func(ts time.Time) float64 {
+			return g.Plot.Left + float64(ts.Sub(from).Milliseconds())/span*g.Plot.Width
+		}
 		pitch := g.Buckets[0].Box.Top - g.Buckets[1].Box.Top
 		require.Greater(t, pitch, 20.0, "rows tall enough to sample")
 		rowY := func(r int) float64 { return g.Buckets[r].Box.Top + g.Buckets[r].Box.Height/2 }
