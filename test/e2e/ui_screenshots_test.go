@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,9 +75,21 @@ const screenshotsDashboard = `{
      "fieldConfig": {"defaults": {"unit": "percentunit",
        "thresholds": {"mode": "absolute", "steps": [{"color": "#56a64b", "value": null}, {"color": "#e02f44", "value": 0.9}]}},
        "overrides": [{"matcher": {"id": "byName", "options": "Used"},
-         "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background", "mode": "basic"}}]}]}}
+         "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background", "mode": "basic"}}]}]}},
+    {"id": 3, "type": "timeseries", "title": "Long names, list", "gridPos": {"x": 0, "y": 16, "w": 8, "h": 6},
+     "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket{le=\"0.01\"})", "legendFormat": "` + shotLongName + `"}],
+     "options": {"legend": {"showLegend": true, "displayMode": "list", "placement": "bottom", "calcs": []}}},
+    {"id": 4, "type": "timeseries", "title": "Long names, table", "gridPos": {"x": 8, "y": 16, "w": 8, "h": 6},
+     "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket{le=\"0.01\"})", "legendFormat": "` + shotLongName + `"}],
+     "options": {"legend": {"showLegend": true, "displayMode": "table", "placement": "bottom", "calcs": ["max"]}}},
+    {"id": 5, "type": "orrery-no-such-panel", "title": "Unknown type", "gridPos": {"x": 16, "y": 16, "w": 8, "h": 6},
+     "targets": [{"refId": "A", "expr": "shot_disk_used_ratio"}]}
   ]
 }`
+
+// shotLongName is a legend name longer than any legend's width: le
+// 0.01 and about 140 characters.
+const shotLongName = "a series whose legend name is far longer than the panel is wide, as the names of Kubernetes pods and Envoy clusters often are, le={{le}}, the end"
 
 // The heatmap's per-bucket counts (not cumulative), for le 5 ms, 10 ms,
 // 25 ms, 50 ms and +Inf; the spike sample has the panel's highest count.
@@ -163,6 +176,15 @@ func TestUIScreenshots(t *testing.T) {
 			Box  box
 		}
 		TableBg string
+		Legends []struct {
+			Panel, Title, Text string
+			Scroll, Client     float64
+			Box, PanelBox      box
+		}
+		Notice struct {
+			Text string
+			Box  box
+		}
 	}
 	require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, `(() => {
 		const rect = e => { const r = e.getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}; };
@@ -177,6 +199,11 @@ func TestUIScreenshots(t *testing.T) {
 			headers: [...tb.querySelectorAll("table.data thead th")].map(e => ({text: e.textContent, box: rect(e)})),
 			cells: [...tb.querySelectorAll("table.data tbody tr")].map(tr => [...tr.children].map(e => ({text: e.textContent, box: rect(e)}))),
 			tableBg: bg(tb.querySelector("table.data")),
+			legends: ["Long names, list", "Long names, table"].map(title => {
+				const p = document.querySelector('[data-title="' + title + '"]'), n = p.querySelector(".legend .legend-name");
+				return {panel: title, title: n.closest("[title]").getAttribute("title"), text: n.textContent, scroll: n.scrollWidth, client: n.clientWidth,
+					box: rect(n), panelBox: rect(p)}; }),
+			notice: (e => ({text: e.textContent, box: rect(e)}))(document.querySelector('[data-title="Unknown type"] .panel-unsupported')),
 		}); })()`)), &g))
 	img := captureViewport(t, bctx, dir, "screenshots-heatmap-table")
 	// at reads the pixel at CSS coordinates.
@@ -306,6 +333,32 @@ func TestUIScreenshots(t *testing.T) {
 				require.Less(t, dist(mode(row[k].Box), tbg), 6.0, "cell %q is not coloured", row[k].Text)
 			}
 		}
+	})
+
+	t.Run("long legend names are cut, with the whole name in a tooltip", func(t *testing.T) {
+		long := strings.ReplaceAll(shotLongName, "{{le}}", "0.01")
+		require.Len(t, g.Legends, 2)
+		for _, l := range g.Legends {
+			require.Equal(t, long, l.Text, l.Panel)
+			require.Equal(t, long, l.Title, "%s: the tooltip has the whole name", l.Panel)
+			require.Greater(t, l.Scroll, l.Client, "%s: the name is cut", l.Panel)
+			require.LessOrEqual(t, l.Box.Left+l.Box.Width, l.PanelBox.Left+l.PanelBox.Width, "%s: the name ends inside its panel", l.Panel)
+		}
+	})
+
+	t.Run("a panel type Orrery does not draw shows a notice naming it", func(t *testing.T) {
+		require.Contains(t, g.Notice.Text, `Panel type "orrery-no-such-panel" is not supported`)
+		require.Greater(t, g.Notice.Box.Width*g.Notice.Box.Height, 0.0)
+		// Visible: its orange border and text are in the screenshot.
+		orange, n := color.RGBA{0xff, 0x98, 0x30, 0xff}, 0
+		for y := g.Notice.Box.Top; y < g.Notice.Box.Top+g.Notice.Box.Height; y++ {
+			for x := g.Notice.Box.Left; x < g.Notice.Box.Left+g.Notice.Box.Width; x++ {
+				if dist(at(x, y), orange) < 40 {
+					n++
+				}
+			}
+		}
+		require.Greater(t, float64(n), g.Notice.Box.Width, "orange pixels in the notice's box")
 	})
 }
 
