@@ -64,9 +64,13 @@ import (
 const screenshotsDashboard = `{
   "uid": "shots", "title": "Screenshots", "schemaVersion": 39, "time": {"from": "now-30m", "to": "now"},
   "panels": [
-    {"id": 1, "type": "heatmap", "title": "Latency heatmap", "gridPos": {"x": 0, "y": 0, "w": 24, "h": 10}, "interval": "1m",
+    {"id": 1, "type": "heatmap", "title": "Latency heatmap", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 10}, "interval": "1m",
      "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket)", "format": "heatmap", "legendFormat": "{{le}}"}],
-     "options": {"calculate": false, "yAxis": {"unit": "s"}, "color": {"mode": "opacity", "fill": "orange"}, "legend": {"show": false}},
+     "options": {"calculate": false, "yAxis": {"unit": "s"}, "legend": {"show": false}},
+     "fieldConfig": {"defaults": {"unit": "s"}, "overrides": []}},
+    {"id": 6, "type": "heatmap", "title": "Latency heatmap, opacity", "gridPos": {"x": 12, "y": 0, "w": 12, "h": 10}, "interval": "1m",
+     "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket)", "format": "heatmap", "legendFormat": "{{le}}"}],
+     "options": {"calculate": false, "yAxis": {"unit": "s"}, "color": {"mode": "opacity", "fill": "blue", "scale": "linear"}, "legend": {"show": false}},
      "fieldConfig": {"defaults": {"unit": "s"}, "overrides": []}},
     {"id": 2, "type": "table", "title": "Disk usage", "gridPos": {"x": 0, "y": 10, "w": 24, "h": 6},
      "targets": [{"refId": "A", "expr": "sum by (device, mount) (shot_disk_used_ratio)", "format": "table", "instant": true}],
@@ -160,12 +164,14 @@ func TestUIScreenshots(t *testing.T) {
 	// What the page shows where: boxes in CSS pixels of the viewport.
 	type box struct{ Left, Top, Width, Height float64 }
 	var g struct {
-		DPR     float64
-		Plot    box
-		PanelBg string
-		Buckets []struct {
-			Text string
-			Box  box
+		DPR      float64
+		Heatmaps map[string]struct {
+			Plot    box
+			PanelBg string
+			Buckets []struct {
+				Text string
+				Box  box
+			}
 		}
 		Headers []struct {
 			Text string
@@ -189,13 +195,13 @@ func TestUIScreenshots(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(eval[string](t, bctx, `(() => {
 		const rect = e => { const r = e.getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}; };
 		const bg = e => { for (; e; e = e.parentElement) { const c = getComputedStyle(e).backgroundColor; if (c && c !== "rgba(0, 0, 0, 0)" && c !== "transparent") return c; } return ""; };
-		const hm = document.querySelector('[data-title="Latency heatmap"]'), tb = document.querySelector('[data-title="Disk usage"]');
-		const svg = hm.querySelector("svg.heatmap");
+		const tb = document.querySelector('[data-title="Disk usage"]');
+		const heatmap = title => { const svg = document.querySelector('[data-title="' + title + '"] svg.heatmap');
+			return {plot: rect(svg.querySelector(".plot-area")), panelBg: bg(svg),
+				buckets: [...svg.querySelectorAll("text.bucket")].map(e => ({text: e.textContent, box: rect(e)}))}; };
 		return JSON.stringify({
 			dpr: window.devicePixelRatio,
-			plot: rect(svg.querySelector(".plot-area")),
-			panelBg: bg(svg),
-			buckets: [...svg.querySelectorAll("text.bucket")].map(e => ({text: e.textContent, box: rect(e)})),
+			heatmaps: Object.fromEntries(["Latency heatmap", "Latency heatmap, opacity"].map(t => [t, heatmap(t)])),
 			headers: [...tb.querySelectorAll("table.data thead th")].map(e => ({text: e.textContent, box: rect(e)})),
 			cells: [...tb.querySelectorAll("table.data tbody tr")].map(tr => [...tr.children].map(e => ({text: e.textContent, box: rect(e)}))),
 			tableBg: bg(tb.querySelector("table.data")),
@@ -228,76 +234,109 @@ func TestUIScreenshots(t *testing.T) {
 		return best
 	}
 
-	t.Run("heatmap", func(t *testing.T) {
-		// The y axis: one bucket per le, bottom up, in the panel's unit.
-		sort.Slice(g.Buckets, func(i, j int) bool { return g.Buckets[i].Box.Top > g.Buckets[j].Box.Top })
-		var labels []string
-		for _, b := range g.Buckets {
-			labels = append(labels, b.Text)
-		}
-		require.Equal(t, []string{"5 ms", "10 ms", "25 ms", "50 ms", "+Inf"}, labels)
-		bg := parseCSSColor(t, g.PanelBg)
-		require.Less(t, dist(at(g.Plot.Left+g.Plot.Width/10, g.Plot.Top+g.Plot.Height/2), bg), 6.0, "the panel's background shows in the plot area")
-		span := float64(end.Sub(from).Milliseconds())
-		x := func(ts time.Time) float64 {
-			return g.Plot.Left + float64(ts.Sub(from).Milliseconds())/span*g.Plot.Width
-		}
-		pitch := g.Buckets[0].Box.Top - g.Buckets[1].Box.Top
-		require.Greater(t, pitch, 20.0, "rows tall enough to sample")
-		rowY := func(r int) float64 { return g.Buckets[r].Box.Top + g.Buckets[r].Box.Height/2 }
-		// cell is the fill of the cell of bucket r for the step ending at
-		// ts: a Prometheus sample at ts covers (ts-step, ts].
-		cell := func(r int, ts time.Time) color.RGBA {
-			return mode(box{Left: x(ts.Add(-time.Minute)), Top: rowY(r) - pitch/6, Width: x(ts) - x(ts.Add(-time.Minute)), Height: pitch / 3})
-		}
+	// Grafana's default colours (scheme Oranges) and opacity mode with a
+	// blue fill on a linear scale.
+	for _, title := range []string{"Latency heatmap", "Latency heatmap, opacity"} {
+		hm := g.Heatmaps[title]
+		t.Run(title, func(t *testing.T) {
+			// The y axis: one bucket per le, bottom up, in the panel's unit.
+			sort.Slice(hm.Buckets, func(i, j int) bool { return hm.Buckets[i].Box.Top > hm.Buckets[j].Box.Top })
+			var labels []string
+			for _, b := range hm.Buckets {
+				labels = append(labels, b.Text)
+			}
+			require.Equal(t, []string{"5 ms", "10 ms", "25 ms", "50 ms", "+Inf"}, labels)
+			bg := parseCSSColor(t, hm.PanelBg)
+			require.Less(t, dist(at(hm.Plot.Left+hm.Plot.Width/10, hm.Plot.Top+hm.Plot.Height/2), bg), 6.0, "the panel's background shows in the plot area")
+			span := float64(end.Sub(from).Milliseconds())
+			x := func(ts time.Time) float64 {
+				return hm.Plot.Left + float64(ts.Sub(from).Milliseconds())/span*hm.Plot.Width
+			}
+			pitch := hm.Buckets[0].Box.Top - hm.Buckets[1].Box.Top
+			require.Greater(t, pitch, 20.0, "rows tall enough to sample")
+			rowY := func(r int) float64 { return hm.Buckets[r].Box.Top + hm.Buckets[r].Box.Height/2 }
+			// cell is the fill of the cell of bucket r for the step ending at
+			// ts: a Prometheus sample at ts covers (ts-step, ts].
+			cell := func(r int, ts time.Time) color.RGBA {
+				return mode(box{Left: x(ts.Add(-time.Minute)), Top: rowY(r) - pitch/6, Width: x(ts) - x(ts.Add(-time.Minute)), Height: pitch / 3})
+			}
 
-		// The left 19 of 30 minutes have no data: background in every row.
-		dataStart := x(first.Add(-time.Minute))
-		for r := range g.Buckets {
-			for px := g.Plot.Left + 1; px < dataStart-1.5; px++ {
-				require.Less(t, dist(at(px, rowY(r)), bg), 6.0, "row %s at x=%.0f (data from x=%.1f)", g.Buckets[r].Text, px, dataStart)
-			}
-		}
-		// In the 10 ms row, filled every minute, the cells start and end
-		// where time says, to a pixel and a half.
-		var filled []float64
-		for px := g.Plot.Left; px < g.Plot.Left+g.Plot.Width; px++ {
-			if dist(at(px, rowY(1)), bg) > 20 {
-				filled = append(filled, px)
-			}
-		}
-		require.NotEmpty(t, filled)
-		require.InDelta(t, dataStart, filled[0], 1.5, "first painted column")
-		require.InDelta(t, x(end), filled[len(filled)-1]+1, 1.5, "last painted column")
-		require.InDelta(t, x(end)-dataStart, float64(len(filled)), 11*1.5, "painted all the way (but for the gaps between cells)")
-
-		// Colour by count: in every minute, the hotter cell has the higher
-		// count; the spike's 50 ms cell is the hottest of all, and only its
-		// minute is hot in that row.
-		heat := func(r int, ts time.Time) float64 { return dist(cell(r, ts), bg) }
-		hottest, hottestAt := 0.0, ""
-		for ts := first; !ts.After(end); ts = ts.Add(time.Minute) {
-			counts := shotCounts
-			if ts.Equal(spike) {
-				counts = shotSpike
-			}
-			for r := 0; r < 4; r++ {
-				h := heat(r, ts)
-				require.Greater(t, h, 20.0, "bucket %s at %s is painted", shotLes[r], ts.Format(time.TimeOnly))
-				if h > hottest {
-					hottest, hottestAt = h, fmt.Sprintf("%s@%s", shotLes[r], ts.Format(time.TimeOnly))
+			// The left 19 of 30 minutes have no data: background in every row.
+			dataStart := x(first.Add(-time.Minute))
+			for r := range hm.Buckets {
+				for px := hm.Plot.Left + 1; px < dataStart-1.5; px++ {
+					require.Less(t, dist(at(px, rowY(r)), bg), 6.0, "row %s at x=%.0f (data from x=%.1f)", hm.Buckets[r].Text, px, dataStart)
 				}
-				for q := 0; q < 4; q++ {
-					if counts[q] < counts[r] {
-						require.Greater(t, h, heat(q, ts)+3, "%s (%v) is hotter than %s (%v) at %s", shotLes[r], counts[r], shotLes[q], counts[q], ts.Format(time.TimeOnly))
+			}
+			// In the 10 ms row, filled every minute, the cells start and end
+			// where time says, to a pixel and a half.
+			var filled []float64
+			for px := hm.Plot.Left; px < hm.Plot.Left+hm.Plot.Width; px++ {
+				if dist(at(px, rowY(1)), bg) > 20 {
+					filled = append(filled, px)
+				}
+			}
+			require.NotEmpty(t, filled)
+			require.InDelta(t, dataStart, filled[0], 1.5, "first painted column")
+			require.InDelta(t, x(end), filled[len(filled)-1]+1, 1.5, "last painted column")
+			require.InDelta(t, x(end)-dataStart, float64(len(filled)), 11*1.5, "painted all the way (but for the gaps between cells)")
+
+			// Colour by count: in every minute, the hotter cell has the higher
+			// count; the spike's 50 ms cell is the hottest of all, and only its
+			// minute is hot in that row.
+			heat := func(r int, ts time.Time) float64 { return dist(cell(r, ts), bg) }
+			hottest, hottestAt := 0.0, ""
+			for ts := first; !ts.After(end); ts = ts.Add(time.Minute) {
+				counts := shotCounts
+				if ts.Equal(spike) {
+					counts = shotSpike
+				}
+				for r := 0; r < 4; r++ {
+					h := heat(r, ts)
+					if title == "Latency heatmap" {
+						// A scheme's darkest colour is no background; in opacity
+						// mode a count of 1 in 30 is barely there.
+						require.Greater(t, h, 20.0, "bucket %s at %s is painted", shotLes[r], ts.Format(time.TimeOnly))
+					}
+					if h > hottest {
+						hottest, hottestAt = h, fmt.Sprintf("%s@%s", shotLes[r], ts.Format(time.TimeOnly))
+					}
+					for q := 0; q < 4; q++ {
+						if counts[q] < counts[r] {
+							require.Greater(t, h, heat(q, ts)+3, "%s (%v) is hotter than %s (%v) at %s", shotLes[r], counts[r], shotLes[q], counts[q], ts.Format(time.TimeOnly))
+						}
 					}
 				}
 			}
-		}
-		require.Equal(t, "0.05@"+spike.Format(time.TimeOnly), hottestAt)
-		require.Greater(t, heat(3, spike), heat(3, spike.Add(-time.Minute))+50)
-		require.Greater(t, heat(3, spike), heat(3, spike.Add(time.Minute))+50)
-	})
+			require.Equal(t, "0.05@"+spike.Format(time.TimeOnly), hottestAt)
+			require.Greater(t, heat(3, spike), heat(3, spike.Add(-time.Minute))+50)
+			require.Greater(t, heat(3, spike), heat(3, spike.Add(time.Minute))+50)
+			if title == "Latency heatmap" {
+				// Oranges, whose right end, the lightest orange, is the highest
+				// count in a dark theme.
+				require.Less(t, dist(cell(3, spike), color.RGBA{0xff, 0xf5, 0xeb, 0xff}), 8.0, "the hottest cell: %v", cell(3, spike))
+				return
+			}
+			// Opacity on a linear scale from the lowest count (0, the +Inf
+			// bucket) to the highest: a cell is the fill at count/30 over the
+			// background, the hottest one opaque blue.
+			blue := color.RGBA{0x32, 0x74, 0xd9, 0xff}
+			over := func(a float64) color.RGBA {
+				mix := func(f, b uint8) uint8 { return uint8(math.Round(float64(b) + (float64(f)-float64(b))*a)) }
+				return color.RGBA{mix(blue.R, bg.R), mix(blue.G, bg.G), mix(blue.B, bg.B), 0xff}
+			}
+			for ts := first; !ts.After(end); ts = ts.Add(time.Minute) {
+				counts := shotCounts
+				if ts.Equal(spike) {
+					counts = shotSpike
+				}
+				for r := 0; r < 4; r++ {
+					want := over(counts[r] / 30)
+					require.Less(t, dist(cell(r, ts), want), 8.0, "bucket %s at %s: %v, want %v", shotLes[r], ts.Format(time.TimeOnly), cell(r, ts), want)
+				}
+			}
+		})
+	}
 
 	t.Run("table", func(t *testing.T) {
 		// Columns in the organize order, left to right, Value renamed.

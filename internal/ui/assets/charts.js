@@ -450,6 +450,54 @@ export function table(el, frames, panel, fieldFor) {
   return { columns: cols.map(c => c.name), rows, colors, frames: frames.length };
 }
 
+// Sequential colour schemes (ColorBrewer's nine classes, light to dark,
+// as d3's interpolators that Grafana's heatmap uses run through them).
+const SCHEMES = {
+  Oranges: ["#fff5eb", "#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913", "#d94801", "#a63603", "#7f2704"],
+  Reds: ["#fff5f0", "#fee0d2", "#fcbba1", "#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d", "#a50f15", "#67000d"],
+  Greens: ["#f7fcf5", "#e5f5e0", "#c7e9c0", "#a1d99b", "#74c476", "#41ab5d", "#238b45", "#006d2c", "#00441b"],
+  Blues: ["#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"],
+  Purples: ["#fcfbfd", "#efedf5", "#dadaeb", "#bcbddc", "#9e9ac8", "#807dba", "#6a51a3", "#54278f", "#3f007d"],
+  Greys: ["#ffffff", "#f0f0f0", "#d9d9d9", "#bdbdbd", "#969696", "#737373", "#525252", "#252525", "#000000"],
+  YlOrRd: ["#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026"],
+};
+
+// heatColors reads a heatmap's colour options as Grafana does: the
+// panel's options.color (mode scheme or opacity, scheme, fill, scale,
+// exponent, steps, reverse, min, max), or the old panel's color (spectrum
+// with colorScheme "interpolateX", or opacity with cardColor and
+// colorScale), with Grafana's defaults: scheme Oranges in 64 steps. It
+// returns a function from a count, given the counts' range, to a fill and
+// an opacity. The UI's theme is dark, and Grafana inverts sequential
+// schemes in a dark theme: the lowest count is the darkest colour, the
+// highest the lightest.
+export function heatColors(panel) {
+  const raw = panel.raw || {};
+  let o = raw.options && raw.options.color;
+  if (!o && raw.color && typeof raw.color === "object") {
+    const c = raw.color;
+    o = c.mode === "opacity" ? { mode: "opacity", fill: c.cardColor, scale: c.colorScale === "linear" ? "linear" : "exponential", exponent: c.exponent }
+      : { mode: "scheme", scheme: String(c.colorScheme || "").replace(/^interpolate/, "") };
+    if (typeof c.min === "number") o.min = c.min;
+    if (typeof c.max === "number") o.max = c.max;
+  }
+  o = { mode: "scheme", scheme: "Oranges", fill: "dark-orange", scale: "exponential", exponent: 0.5, steps: 64, reverse: false, ...(o || {}) };
+  const steps = Math.max(2, Math.min(256, Number(o.steps) || 64));
+  const quantize = f => Math.round(Math.max(0, Math.min(1, f)) * (steps - 1)) / (steps - 1);
+  if (o.mode === "opacity") {
+    const fill = cssColor(o.fill || "dark-orange"), k = Number(o.exponent) > 0 ? Number(o.exponent) : 0.5;
+    return { min: o.min, max: o.max, color: f => ({ fill, opacity: quantize(o.scale === "linear" ? f : Math.pow(Math.max(0, f), k)) }) };
+  }
+  let ramp = (SCHEMES[o.scheme] || SCHEMES.Oranges).slice().reverse();
+  if (o.reverse) ramp = ramp.reverse();
+  const rgb = hx => [1, 3, 5].map(i => parseInt(hx.slice(i, i + 2), 16));
+  return { min: o.min, max: o.max, color: f => {
+    const q = quantize(f) * (ramp.length - 1), i = Math.min(Math.floor(q), ramp.length - 2), u = q - i;
+    const a = rgb(ramp[i]), b = rgb(ramp[i + 1]);
+    return { fill: `rgb(${a.map((v, j) => Math.round(v + (b[j] - v) * u)).join(",")})`, opacity: 1 };
+  } };
+}
+
 // heatmap draws one row per bucket (series sorted by their le label, or
 // in order), labelled by its upper bound in the panel's unit, and one
 // cell per sample placed by time: as Grafana lays out Prometheus buckets,
@@ -478,8 +526,14 @@ export function heatmap(el, series, panel, range) {
   // The plot area, unpainted: its box is where time and buckets map to
   // pixels (tests compare screenshots against it).
   svg("rect", { x: L, y: 0, width: pw, height: H - B, fill: "none", class: "plot-area" }, root);
-  let max = 0;
-  for (const s of rows) for (const [, v] of s.values) if (v !== null && v > max) max = v;
+  // The colour scale spans the counts shown (or the options' min and
+  // max); a cell of zero count is not drawn (Grafana hides cells of at
+  // most 1e-9 by default).
+  const colors = heatColors(panel);
+  let lo = Infinity, hi = -Infinity;
+  for (const s of rows) for (const [, v] of s.values) if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  if (typeof colors.min === "number") lo = colors.min;
+  if (typeof colors.max === "number") hi = colors.max;
   const rh = (H - B) / Math.max(rows.length, 1);
   const times = [...new Set(rows.flatMap(s => s.values.map(p => p[0])))].sort((a, b) => a - b);
   let step = Infinity;
@@ -492,11 +546,11 @@ export function heatmap(el, series, panel, range) {
     const yy = H - B - (ri + 1) * rh;
     svg("text", { x: L - 4, y: yy + rh / 2 + 4, "text-anchor": "end", class: "axis bucket" }, root).textContent = labels[ri];
     for (const [t, v] of s.values) {
-      if (v === null || v <= 0) continue;
+      if (v === null || v <= 1e-9) continue;
       const x0 = Math.max(L, x(t - step)), x1 = Math.min(L + pw, x(t));
       if (x1 <= x0) continue;
-      const a = max ? v / max : 0;
-      svg("rect", { x: x0, y: yy, width: Math.max(x1 - x0 - 0.5, 0.5), height: Math.max(rh - 0.5, 0.5), fill: `rgba(255,120,10,${(0.15 + 0.85 * a).toFixed(3)})`, class: "cell", "data-t": t, "data-le": s.labels.le ?? "" }, root);
+      const c = colors.color(hi > lo ? (v - lo) / (hi - lo) : 1);
+      svg("rect", { x: x0, y: yy, width: Math.max(x1 - x0 - 0.5, 0.5), height: Math.max(rh - 0.5, 0.5), fill: c.fill, "fill-opacity": c.opacity.toFixed(3), class: "cell", "data-t": t, "data-le": s.labels.le ?? "" }, root);
       cells.push({ t, le: s.labels.le ?? "", x0, x1 });
     }
   });
