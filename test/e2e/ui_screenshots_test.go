@@ -80,14 +80,18 @@ const screenshotsDashboard = `{
        "thresholds": {"mode": "absolute", "steps": [{"color": "#56a64b", "value": null}, {"color": "#e02f44", "value": 0.9}]}},
        "overrides": [{"matcher": {"id": "byName", "options": "Used"},
          "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background", "mode": "basic"}}]}]}},
-    {"id": 3, "type": "timeseries", "title": "Long names, list", "gridPos": {"x": 0, "y": 16, "w": 8, "h": 6},
+    {"id": 3, "type": "timeseries", "title": "Long names, list", "gridPos": {"x": 0, "y": 16, "w": 6, "h": 8},
      "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket{le=\"0.01\"})", "legendFormat": "` + shotLongName + `"}],
      "options": {"legend": {"showLegend": true, "displayMode": "list", "placement": "bottom", "calcs": []}}},
-    {"id": 4, "type": "timeseries", "title": "Long names, table", "gridPos": {"x": 8, "y": 16, "w": 8, "h": 6},
+    {"id": 4, "type": "timeseries", "title": "Long names, table", "gridPos": {"x": 6, "y": 16, "w": 6, "h": 8},
      "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket{le=\"0.01\"})", "legendFormat": "` + shotLongName + `"}],
      "options": {"legend": {"showLegend": true, "displayMode": "table", "placement": "bottom", "calcs": ["max"]}}},
-    {"id": 5, "type": "orrery-no-such-panel", "title": "Unknown type", "gridPos": {"x": 16, "y": 16, "w": 8, "h": 6},
-     "targets": [{"refId": "A", "expr": "shot_disk_used_ratio"}]}
+    {"id": 5, "type": "orrery-no-such-panel", "title": "Unknown type", "gridPos": {"x": 12, "y": 16, "w": 6, "h": 8},
+     "targets": [{"refId": "A", "expr": "shot_disk_used_ratio"}]},
+    {"id": 7, "type": "heatmap", "title": "Latency heatmap, time series", "gridPos": {"x": 18, "y": 16, "w": 6, "h": 8}, "interval": "1m",
+     "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket)", "legendFormat": "{{le}}"}],
+     "options": {"calculate": false, "yAxis": {"unit": "s"}, "legend": {"show": false}},
+     "fieldConfig": {"defaults": {"unit": "s"}, "overrides": []}}
   ]
 }`
 
@@ -152,6 +156,9 @@ func TestUIScreenshots(t *testing.T) {
 	require.Equal(t, http.StatusOK, sessionDo(t, c, csrf, "POST", base+"/ui/api/workspaces/"+ws+"/dashboards", screenshotsDashboard))
 	dir := artifactsDir(t)
 	bctx := browser(t)
+	// Tall enough for every panel: a box out of the viewport is not in its
+	// screenshot.
+	require.NoError(t, chromedp.Do(bctx, chromedp.EmulateViewport(1600, 1400)))
 	uiLogin(t, bctx, base, "admin", uiAdminPassword)
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(fmt.Sprintf("%s/ui/#/d/shots?ws=%s&refresh=&from=%d&to=%d", base, ws, from.UnixMilli(), end.UnixMilli())), chromedp.Reload()))
 	panels := checkPanelsMatchAPI(t, o, ws, waitPanels(t, bctx))
@@ -201,7 +208,7 @@ func TestUIScreenshots(t *testing.T) {
 				buckets: [...svg.querySelectorAll("text.bucket")].map(e => ({text: e.textContent, box: rect(e)}))}; };
 		return JSON.stringify({
 			dpr: window.devicePixelRatio,
-			heatmaps: Object.fromEntries(["Latency heatmap", "Latency heatmap, opacity"].map(t => [t, heatmap(t)])),
+			heatmaps: Object.fromEntries(["Latency heatmap", "Latency heatmap, opacity", "Latency heatmap, time series"].map(t => [t, heatmap(t)])),
 			headers: [...tb.querySelectorAll("table.data thead th")].map(e => ({text: e.textContent, box: rect(e)})),
 			cells: [...tb.querySelectorAll("table.data tbody tr")].map(tr => [...tr.children].map(e => ({text: e.textContent, box: rect(e)}))),
 			tableBg: bg(tb.querySelector("table.data")),
@@ -212,6 +219,20 @@ func TestUIScreenshots(t *testing.T) {
 			notice: (e => ({text: e.textContent, box: rect(e)}))(document.querySelector('[data-title="Unknown type"] .panel-unsupported')),
 		}); })()`)), &g))
 	img := captureViewport(t, bctx, dir, "screenshots-heatmap-table")
+	inView := func(what string, b box) {
+		r := img.Bounds()
+		require.True(t, b.Left >= 0 && b.Top >= 0 && (b.Left+b.Width)*g.DPR <= float64(r.Dx()) && (b.Top+b.Height)*g.DPR <= float64(r.Dy()),
+			"%s %+v is in the %v screenshot", what, b, r.Size())
+	}
+	for title, hm := range g.Heatmaps {
+		inView(title, hm.Plot)
+	}
+	for _, row := range g.Cells {
+		for _, c := range row {
+			inView("table cell", c.Box)
+		}
+	}
+	inView("notice", g.Notice.Box)
 	// at reads the pixel at CSS coordinates.
 	at := func(x, y float64) color.RGBA {
 		return rgbaOf(img.At(int(math.Floor(x*g.DPR)), int(math.Floor(y*g.DPR))))
@@ -234,9 +255,9 @@ func TestUIScreenshots(t *testing.T) {
 		return best
 	}
 
-	// Grafana's default colours (scheme Oranges) and opacity mode with a
-	// blue fill on a linear scale.
-	for _, title := range []string{"Latency heatmap", "Latency heatmap, opacity"} {
+	// Grafana's default colours (scheme Oranges), opacity mode with a blue
+	// fill on a linear scale, and a query not formatted as a heatmap.
+	for _, title := range []string{"Latency heatmap", "Latency heatmap, opacity", "Latency heatmap, time series"} {
 		hm := g.Heatmaps[title]
 		t.Run(title, func(t *testing.T) {
 			// The y axis: one bucket per le, bottom up, in the panel's unit.
@@ -261,6 +282,8 @@ func TestUIScreenshots(t *testing.T) {
 				return mode(box{Left: x(ts.Add(-time.Minute)), Top: rowY(r) - pitch/6, Width: x(ts) - x(ts.Add(-time.Minute)), Height: pitch / 3})
 			}
 
+			heat := func(r int, ts time.Time) float64 { return dist(cell(r, ts), bg) }
+
 			// The left 19 of 30 minutes have no data: background in every row.
 			dataStart := x(first.Add(-time.Minute))
 			for r := range hm.Buckets {
@@ -281,10 +304,21 @@ func TestUIScreenshots(t *testing.T) {
 			require.InDelta(t, x(end), filled[len(filled)-1]+1, 1.5, "last painted column")
 			require.InDelta(t, x(end)-dataStart, float64(len(filled)), 11*1.5, "painted all the way (but for the gaps between cells)")
 
+			if title == "Latency heatmap, time series" {
+				// Not formatted as a heatmap: the buckets stay cumulative, as the
+				// query returns them, so the +Inf row is painted and every row is
+				// at least as hot as the one below it.
+				for ts := first; !ts.After(end); ts = ts.Add(time.Minute) {
+					require.Greater(t, heat(4, ts), 20.0, "+Inf at %s is painted", ts.Format(time.TimeOnly))
+					for r := 1; r < 4; r++ {
+						require.Greater(t, heat(r, ts), heat(r-1, ts)+3, "%s above %s at %s", shotLes[r], shotLes[r-1], ts.Format(time.TimeOnly))
+					}
+				}
+				return
+			}
 			// Colour by count: in every minute, the hotter cell has the higher
 			// count; the spike's 50 ms cell is the hottest of all, and only its
 			// minute is hot in that row.
-			heat := func(r int, ts time.Time) float64 { return dist(cell(r, ts), bg) }
 			hottest, hottestAt := 0.0, ""
 			for ts := first; !ts.After(end); ts = ts.Add(time.Minute) {
 				counts := shotCounts

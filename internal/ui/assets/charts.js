@@ -499,16 +499,20 @@ export function heatColors(panel) {
 }
 
 // heatmap draws one row per bucket (series sorted by their le label, or
-// in order), labelled by its upper bound in the panel's unit, and one
-// cell per sample placed by time: as Grafana lays out Prometheus buckets,
+// in order; the buckets of a query formatted as heatmap made
+// non-cumulative), labelled by its upper bound in the panel's unit, and
+// one cell per sample placed by time: as Grafana lays out Prometheus buckets,
 // a sample at t covers (t - step, t], step being the interval between
 // samples; the x axis runs from the range's start to its end.
-export function heatmap(el, series, panel, range) {
+export function heatmap(el, series, panel, range, queries) {
   el.innerHTML = "";
   const le = s => { const v = s.labels.le; return v === undefined ? 0 : v === "+Inf" ? Infinity : parseFloat(v); };
   let rows = series.slice().sort((a, b) => le(a) - le(b));
-  // Prometheus buckets are cumulative: each row shows its own bucket only.
-  if (rows.length > 1 && rows.every(s => s.labels.le !== undefined)) {
+  // Prometheus buckets are cumulative. A query formatted as a heatmap
+  // shows each bucket's own count, as Grafana's Prometheus data source
+  // converts it; a time series query shows what it returns.
+  const asHeatmap = s => ((queries || [])[s.qi] || {}).format === "heatmap";
+  if (rows.length > 1 && rows.every(s => s.labels.le !== undefined && asHeatmap(s))) {
     rows = rows.map((s, i) => {
       if (i === 0) return s;
       const below = new Map(rows[i - 1].values);
