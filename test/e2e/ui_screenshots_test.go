@@ -34,8 +34,14 @@ import (
 //     spectrum controls the mapping between value count (in each bucket)
 //     and the color assigned to each bucket", the lowest count at one end
 //     and the highest at the other; in opacity mode "opaque cells mean the
-//     maximum value" (Amazon Managed Grafana, Heatmap panel, Grafana 9:
+//     maximum value", and on a linear scale "bucket values are mapped
+//     linearly to opacity" (Amazon Managed Grafana, Heatmap panel, Grafana 9:
 //     https://docs.aws.amazon.com/grafana/latest/userguide/v9-panels-heatmap.html).
+//     "The color on the right most side represents the max frequency. Most
+//     color schemes are automatically inverted when using the light theme"
+//     (Grafana's heatmap docs, in the commit cited below): in the dark theme,
+//     Oranges runs from its dark end, the lowest count, to its lightest
+//     orange, the highest.
 //   - Prometheus "Format as: Heatmap" "converts cumulative histogram to
 //     regular and sorts series by the bucket bound" (Grafana's Prometheus
 //     data source docs, quoted in the change at
@@ -47,8 +53,9 @@ import (
 //   - Table: the cell display modes (TableCellDisplayMode: auto,
 //     color-text, color-background, …:
 //     https://grafana.com/docs/grafana/v9.0/packages_api/schema/tablecelldisplaymode/);
-//     a colored-background cell takes the colour of the threshold step its
-//     value falls in, an auto cell is not coloured; values are shown in
+//     a colored-background cell (here in its "basic", solid mode) takes the
+//     colour of the threshold step its value falls in, an auto cell is not
+//     coloured; values are shown in
 //     the field's unit (https://grafana.com/docs/grafana/v10.1/panels-visualizations/visualizations/table/).
 //   - Organize fields "changes the order of columns" (Grafana
 //     transformations, types and options:

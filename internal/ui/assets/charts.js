@@ -467,10 +467,10 @@ const SCHEMES = {
 // exponent, steps, reverse, min, max), or the old panel's color (spectrum
 // with colorScheme "interpolateX", or opacity with cardColor and
 // colorScale), with Grafana's defaults: scheme Oranges in 64 steps. It
-// returns a function from a count, given the counts' range, to a fill and
-// an opacity. The UI's theme is dark, and Grafana inverts sequential
-// schemes in a dark theme: the lowest count is the darkest colour, the
-// highest the lightest.
+// returns a function from a count's place in the counts' range (0 to 1) to
+// a fill and an opacity. The UI's theme is dark, where Grafana runs a
+// sequential scheme from its dark end (the lowest count) to its light end
+// (the highest); its light theme inverts that.
 export function heatColors(panel) {
   const raw = panel.raw || {};
   let o = raw.options && raw.options.color;
