@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ const screenshotsDashboard = `{
      "targets": [{"refId": "A", "expr": "shot_disk_used_ratio"}]},
     {"id": 7, "type": "heatmap", "title": "Latency heatmap, time series", "gridPos": {"x": 18, "y": 16, "w": 6, "h": 8}, "interval": "1m",
      "targets": [{"refId": "A", "expr": "sum by (le) (shot_latency_seconds_bucket)", "legendFormat": "{{le}}"}],
-     "options": {"calculate": false, "yAxis": {"unit": "s"}, "legend": {"show": false}},
+     "options": {"calculate": false, "yAxis": {"unit": "s", "reverse": true}, "legend": {"show": false}},
      "fieldConfig": {"defaults": {"unit": "s"}, "overrides": []}}
   ]
 }`
@@ -267,20 +268,29 @@ func TestUIScreenshots(t *testing.T) {
 	for _, title := range []string{"Latency heatmap", "Latency heatmap, opacity", "Latency heatmap, time series"} {
 		hm := g.Heatmaps[title]
 		t.Run(title, func(t *testing.T) {
-			// The y axis: one bucket per le, bottom up, in the panel's unit.
+			// The y axis: one bucket per le, bottom up ("Reverse: the axis
+			// appears in reverse order", set on the time series panel), in
+			// the panel's unit. Then hm.Buckets is in le order.
 			sort.Slice(hm.Buckets, func(i, j int) bool { return hm.Buckets[i].Box.Top > hm.Buckets[j].Box.Top })
 			var labels []string
 			for _, b := range hm.Buckets {
 				labels = append(labels, b.Text)
 			}
-			require.Equal(t, []string{"5 ms", "10 ms", "25 ms", "50 ms", "+Inf"}, labels)
+			want := []string{"5 ms", "10 ms", "25 ms", "50 ms", "+Inf"}
+			if title == "Latency heatmap, time series" {
+				slices.Reverse(want)
+			}
+			require.Equal(t, want, labels)
+			if title == "Latency heatmap, time series" {
+				slices.Reverse(hm.Buckets)
+			}
 			bg := parseCSSColor(t, hm.PanelBg)
 			require.Less(t, dist(at(hm.Plot.Left+hm.Plot.Width/10, hm.Plot.Top+hm.Plot.Height/2), bg), 6.0, "the panel's background shows in the plot area")
 			span := float64(end.Sub(from).Milliseconds())
 			x := func(ts time.Time) float64 {
 				return hm.Plot.Left + float64(ts.Sub(from).Milliseconds())/span*hm.Plot.Width
 			}
-			pitch := hm.Buckets[0].Box.Top - hm.Buckets[1].Box.Top
+			pitch := math.Abs(hm.Buckets[0].Box.Top - hm.Buckets[1].Box.Top)
 			require.Greater(t, pitch, 20.0, "rows tall enough to sample")
 			rowY := func(r int) float64 { return hm.Buckets[r].Box.Top + hm.Buckets[r].Box.Height/2 }
 			// cell is the fill of the cell of bucket r for the step ending at

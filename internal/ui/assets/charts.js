@@ -539,6 +539,8 @@ export function heatmap(el, series, panel, range, queries) {
   if (typeof colors.min === "number") lo = colors.min;
   if (typeof colors.max === "number") hi = colors.max;
   const rh = (H - B) / Math.max(rows.length, 1);
+  // options.yAxis.reverse puts the lowest bucket at the top.
+  const reverse = !!(panel.raw && panel.raw.options && panel.raw.options.yAxis && panel.raw.options.yAxis.reverse);
   const times = [...new Set(rows.flatMap(s => s.values.map(p => p[0])))].sort((a, b) => a - b);
   let step = Infinity;
   for (let i = 1; i < times.length; i++) step = Math.min(step, times[i] - times[i - 1]);
@@ -547,7 +549,7 @@ export function heatmap(el, series, panel, range, queries) {
   const x = t => L + (t - range.from) / span * pw;
   const cells = [];
   rows.forEach((s, ri) => {
-    const yy = H - B - (ri + 1) * rh;
+    const yy = reverse ? ri * rh : H - B - (ri + 1) * rh;
     svg("text", { x: L - 4, y: yy + rh / 2 + 4, "text-anchor": "end", class: "axis bucket" }, root).textContent = labels[ri];
     for (const [t, v] of s.values) {
       if (v === null || v <= 1e-9) continue;
