@@ -450,17 +450,69 @@ export function table(el, frames, panel, fieldFor) {
   return { columns: cols.map(c => c.name), rows, colors, frames: frames.length };
 }
 
+// Sequential colour schemes (ColorBrewer's nine classes, light to dark,
+// as d3's interpolators that Grafana's heatmap uses run through them).
+const SCHEMES = {
+  Oranges: ["#fff5eb", "#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913", "#d94801", "#a63603", "#7f2704"],
+  Reds: ["#fff5f0", "#fee0d2", "#fcbba1", "#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d", "#a50f15", "#67000d"],
+  Greens: ["#f7fcf5", "#e5f5e0", "#c7e9c0", "#a1d99b", "#74c476", "#41ab5d", "#238b45", "#006d2c", "#00441b"],
+  Blues: ["#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"],
+  Purples: ["#fcfbfd", "#efedf5", "#dadaeb", "#bcbddc", "#9e9ac8", "#807dba", "#6a51a3", "#54278f", "#3f007d"],
+  Greys: ["#ffffff", "#f0f0f0", "#d9d9d9", "#bdbdbd", "#969696", "#737373", "#525252", "#252525", "#000000"],
+  YlOrRd: ["#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026"],
+};
+
+// heatColors reads a heatmap's colour options as Grafana does: the
+// panel's options.color (mode scheme or opacity, scheme, fill, scale,
+// exponent, steps, reverse, min, max), or the old panel's color (spectrum
+// with colorScheme "interpolateX", or opacity with cardColor and
+// colorScale), with Grafana's defaults: scheme Oranges in 64 steps. It
+// returns a function from a count's place in the counts' range (0 to 1) to
+// a fill and an opacity. The UI's theme is dark, where Grafana runs a
+// sequential scheme from its dark end (the lowest count) to its light end
+// (the highest); its light theme inverts that.
+export function heatColors(panel) {
+  const raw = panel.raw || {};
+  let o = raw.options && raw.options.color;
+  if (!o && raw.color && typeof raw.color === "object") {
+    const c = raw.color;
+    o = c.mode === "opacity" ? { mode: "opacity", fill: c.cardColor, scale: c.colorScale === "linear" ? "linear" : "exponential", exponent: c.exponent }
+      : { mode: "scheme", scheme: String(c.colorScheme || "").replace(/^interpolate/, "") };
+    if (typeof c.min === "number") o.min = c.min;
+    if (typeof c.max === "number") o.max = c.max;
+  }
+  o = { mode: "scheme", scheme: "Oranges", fill: "dark-orange", scale: "exponential", exponent: 0.5, steps: 64, reverse: false, ...(o || {}) };
+  const steps = Math.max(2, Math.min(256, Number(o.steps) || 64));
+  const quantize = f => Math.round(Math.max(0, Math.min(1, f)) * (steps - 1)) / (steps - 1);
+  if (o.mode === "opacity") {
+    const fill = cssColor(o.fill || "dark-orange"), k = Number(o.exponent) > 0 ? Number(o.exponent) : 0.5;
+    return { min: o.min, max: o.max, color: f => ({ fill, opacity: quantize(o.scale === "linear" ? f : Math.pow(Math.max(0, f), k)) }) };
+  }
+  let ramp = (SCHEMES[o.scheme] || SCHEMES.Oranges).slice().reverse();
+  if (o.reverse) ramp = ramp.reverse();
+  const rgb = hx => [1, 3, 5].map(i => parseInt(hx.slice(i, i + 2), 16));
+  return { min: o.min, max: o.max, color: f => {
+    const q = quantize(f) * (ramp.length - 1), i = Math.min(Math.floor(q), ramp.length - 2), u = q - i;
+    const a = rgb(ramp[i]), b = rgb(ramp[i + 1]);
+    return { fill: `rgb(${a.map((v, j) => Math.round(v + (b[j] - v) * u)).join(",")})`, opacity: 1 };
+  } };
+}
+
 // heatmap draws one row per bucket (series sorted by their le label, or
-// in order), labelled by its upper bound in the panel's unit, and one
-// cell per sample placed by time: as Grafana lays out Prometheus buckets,
+// in order; the buckets of a query formatted as heatmap made
+// non-cumulative), labelled by its upper bound in the panel's unit, and
+// one cell per sample placed by time: as Grafana lays out Prometheus buckets,
 // a sample at t covers (t - step, t], step being the interval between
 // samples; the x axis runs from the range's start to its end.
-export function heatmap(el, series, panel, range) {
+export function heatmap(el, series, panel, range, queries) {
   el.innerHTML = "";
   const le = s => { const v = s.labels.le; return v === undefined ? 0 : v === "+Inf" ? Infinity : parseFloat(v); };
   let rows = series.slice().sort((a, b) => le(a) - le(b));
-  // Prometheus buckets are cumulative: each row shows its own bucket only.
-  if (rows.length > 1 && rows.every(s => s.labels.le !== undefined)) {
+  // Prometheus buckets are cumulative. A query formatted as a heatmap
+  // shows each bucket's own count, as Grafana's Prometheus data source
+  // converts it; a time series query shows what it returns.
+  const asHeatmap = s => ((queries || [])[s.qi] || {}).format === "heatmap";
+  if (rows.length > 1 && rows.every(s => s.labels.le !== undefined && asHeatmap(s))) {
     rows = rows.map((s, i) => {
       if (i === 0) return s;
       const below = new Map(rows[i - 1].values);
@@ -475,9 +527,20 @@ export function heatmap(el, series, panel, range) {
   const L = Math.max(40, ...labels.map(x => x.length * 6.5 + 10));
   const pw = W - L - R;
   const root = svg("svg", { width: W, height: H, class: "heatmap" }, box);
-  let max = 0;
-  for (const s of rows) for (const [, v] of s.values) if (v !== null && v > max) max = v;
+  // The plot area, unpainted: its box is where time and buckets map to
+  // pixels (tests compare screenshots against it).
+  svg("rect", { x: L, y: 0, width: pw, height: H - B, fill: "none", class: "plot-area" }, root);
+  // The colour scale spans the counts shown (or the options' min and
+  // max); a cell of zero count is not drawn (Grafana hides cells of at
+  // most 1e-9 by default).
+  const colors = heatColors(panel);
+  let lo = Infinity, hi = -Infinity;
+  for (const s of rows) for (const [, v] of s.values) if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  if (typeof colors.min === "number") lo = colors.min;
+  if (typeof colors.max === "number") hi = colors.max;
   const rh = (H - B) / Math.max(rows.length, 1);
+  // options.yAxis.reverse puts the lowest bucket at the top.
+  const reverse = !!(panel.raw && panel.raw.options && panel.raw.options.yAxis && panel.raw.options.yAxis.reverse);
   const times = [...new Set(rows.flatMap(s => s.values.map(p => p[0])))].sort((a, b) => a - b);
   let step = Infinity;
   for (let i = 1; i < times.length; i++) step = Math.min(step, times[i] - times[i - 1]);
@@ -486,14 +549,14 @@ export function heatmap(el, series, panel, range) {
   const x = t => L + (t - range.from) / span * pw;
   const cells = [];
   rows.forEach((s, ri) => {
-    const yy = H - B - (ri + 1) * rh;
+    const yy = reverse ? ri * rh : H - B - (ri + 1) * rh;
     svg("text", { x: L - 4, y: yy + rh / 2 + 4, "text-anchor": "end", class: "axis bucket" }, root).textContent = labels[ri];
     for (const [t, v] of s.values) {
-      if (v === null || v <= 0) continue;
+      if (v === null || v <= 1e-9) continue;
       const x0 = Math.max(L, x(t - step)), x1 = Math.min(L + pw, x(t));
       if (x1 <= x0) continue;
-      const a = max ? v / max : 0;
-      svg("rect", { x: x0, y: yy, width: Math.max(x1 - x0 - 0.5, 0.5), height: Math.max(rh - 0.5, 0.5), fill: `rgba(255,120,10,${(0.15 + 0.85 * a).toFixed(3)})`, class: "cell", "data-t": t, "data-le": s.labels.le ?? "" }, root);
+      const c = colors.color(hi > lo ? (v - lo) / (hi - lo) : 1);
+      svg("rect", { x: x0, y: yy, width: Math.max(x1 - x0 - 0.5, 0.5), height: Math.max(rh - 0.5, 0.5), fill: c.fill, "fill-opacity": c.opacity.toFixed(3), class: "cell", "data-t": t, "data-le": s.labels.le ?? "" }, root);
       cells.push({ t, le: s.labels.le ?? "", x0, x1 });
     }
   });

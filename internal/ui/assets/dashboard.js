@@ -584,7 +584,7 @@ export class Dashboard {
         if (unknown.length) { p.status.textContent = "⚠"; p.status.title = "Transformations Orrery does not apply: " + unknown.join(", "); info.unknownTransformations = unknown; }
         return table(p.el, frames, p, f => fieldConfig(p, f));
       }
-      case "heatmap": return heatmap(p.el, series, p, range);
+      case "heatmap": return heatmap(p.el, series, p, range, info.queries);
       case "piechart": case "grafana-piechart-panel": return piechart(p.el, series, p);
       case "state-timeline": return stateTimeline(p.el, series, p, range);
       default: return timeseries(p.el, series, p, range, (a, b) => this.setTime(a, b));
