@@ -222,6 +222,14 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		modified_at BIGINT NOT NULL
 	)`,
+	// A lease names a resource one replica runs (a scraper, an anomaly
+	// detector), its holder and when it ends, in ms of the database's
+	// clock.
+	`CREATE TABLE leases (
+		name TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	)`,
 }
 
 // Open opens the catalog named by dsn: a PostgreSQL URL
