@@ -443,6 +443,11 @@ func (r *Runner) runDetector(ctx context.Context, d catalog.AnomalyDetector) {
 				logger.Warn("train anomaly detector; trying again at the next interval", "err", err)
 			} else {
 				r.setStatus(d, catalog.DetectorActive, det.reason)
+				// Training is the costly part: a replica taking the
+				// detector over after this one dies loads it.
+				if err := det.save(); err != nil {
+					logger.Warn("save anomaly detector model; it is saved again later", "err", err)
+				}
 			}
 		} else {
 			began := time.Now()
