@@ -130,6 +130,9 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[string]*run // By scraper id; guarded by mu.
+	// retiring counts the deleted scrapers writing their staleness
+	// markers; Run waits for them.
+	retiring sync.WaitGroup
 
 	samples  *prometheus.CounterVec
 	failures *prometheus.CounterVec
@@ -201,7 +204,35 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.release(rctx, ru.id)
 	}
 	r.leases.Set(0)
+	r.retiring.Wait()
 	return nil
+}
+
+// retire stops a deleted scraper once Prometheus' scrape loops have
+// written staleness markers for its series: its targets are dropped, which
+// ends each loop, and a loop that ends while its scrape pool lives marks
+// its series stale just over two scrape intervals later. (A stop of the
+// whole manager writes none: Prometheus presumes a restart. Neither does a
+// scraper that moves to another replica or stops with its replica: the
+// next holder goes on writing the same series.) retire returns at once;
+// the stop comes in the background, at once when ctx ends.
+func (r *Runner) retire(ctx context.Context, ru *run) {
+	close(ru.drain)
+	r.retiring.Add(1)
+	go func() {
+		defer r.retiring.Done()
+		// The manager applies the empty targets within its reload
+		// interval (1s); a loop then waits two intervals and a tenth.
+		wait := 2*time.Second + ru.maxInterval*22/10
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		r.stopRun(ru)
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.release(rctx, ru.id)
+	}()
 }
 
 func leaseName(id string) string { return "scraper/" + id }
@@ -261,9 +292,8 @@ func (r *Runner) sync(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
-	for _, ru := range gone {
-		r.stopRun(ru)
-		r.release(ctx, ru.id)
+	for _, ru := range gone { // Deleted through another replica.
+		r.retire(ctx, ru)
 	}
 	r.mu.Lock()
 	r.leases.Set(float64(len(r.running)))
@@ -313,12 +343,14 @@ func (r *Runner) apply(ctx context.Context, s catalog.Scraper) {
 	}
 	switch s.Status {
 	case catalog.ScraperDeleting:
-		drop()
+		if cur != nil {
+			r.mu.Lock()
+			delete(r.running, s.ID)
+			r.mu.Unlock()
+			r.retire(ctx, cur)
+		}
 		if err := r.cat.RemoveScraper(ctx, s.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			r.logger.Warn("remove deleted scraper; the next poll retries", "scraper", s.ID, "err", err)
-		}
-		if cur != nil {
-			r.release(ctx, s.ID)
 		}
 		return
 	case catalog.ScraperCreationFailed:
@@ -443,6 +475,11 @@ type run struct {
 	sm          *scrape.Manager
 	cancel      context.CancelFunc
 	done        sync.WaitGroup
+	// drain, closed, drops every target (retire); jobs are the
+	// configuration's, maxInterval its longest scrape interval.
+	drain       chan struct{}
+	jobs        []string
+	maxInterval time.Duration
 
 	// leaseUntil is when this replica's lease on the scraper ends unless
 	// renewed; only the runner's loop uses it.
@@ -472,7 +509,7 @@ func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 		cancel()
 		return nil, errors.New("create discovery manager")
 	}
-	ru := &run{id: s.ID, version: version, ws: s.Workspace, cancel: cancel}
+	ru := &run{id: s.ID, version: version, ws: s.Workspace, cancel: cancel, drain: make(chan struct{})}
 	check := func(ctx context.Context) error {
 		ws, err := r.cat.GetWorkspace(ctx, s.Workspace)
 		if err != nil {
@@ -515,6 +552,8 @@ func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 	sd := make(map[string]discovery.Configs, len(scfgs))
 	for _, sc := range scfgs {
 		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
+		ru.jobs = append(ru.jobs, sc.JobName)
+		ru.maxInterval = max(ru.maxInterval, time.Duration(sc.ScrapeInterval))
 	}
 	if err := dm.ApplyConfig(sd); err != nil {
 		cancel()
@@ -531,23 +570,34 @@ func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 	go func() {
 		defer ru.done.Done()
 		defer close(limited)
+		found, drain := dm.SyncCh(), ru.drain
 		for {
+			var tsets map[string][]*targetgroup.Group
 			select {
 			case <-ctx.Done():
 				return
-			case tsets := <-dm.SyncCh():
-				tsets, why := limitTargets(tsets, r.cfg.MaxTargets)
+			case <-drain:
+				// Retired: every job loses its targets, and discovery
+				// is not heeded any more.
+				found, drain = nil, nil
+				tsets = map[string][]*targetgroup.Group{}
+				for _, job := range ru.jobs {
+					tsets[job] = nil
+				}
+			case tsets = <-found:
+				var why string
+				tsets, why = limitTargets(tsets, r.cfg.MaxTargets)
 				ru.mu.Lock()
 				ru.limited = why
 				ru.mu.Unlock()
 				if why != "" {
 					logger.Warn("targets left out", "reason", why)
 				}
-				select {
-				case limited <- tsets:
-				case <-ctx.Done():
-					return
-				}
+			}
+			select {
+			case limited <- tsets:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
@@ -105,6 +107,26 @@ func TestRunnerLifecycle(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	_, running := r.Targets(s.ID)
 	require.False(t, running)
+	// Its series end with a staleness marker, as Prometheus' do when a
+	// target goes away, just over two intervals after its last scrape.
+	lastSample := func() float64 {
+		q, err := st.Queryable(ws.ID).Querier(0, time.Now().Add(time.Minute).UnixMilli())
+		require.NoError(t, err)
+		defer q.Close()
+		set := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "demo"))
+		v := 0.0
+		for set.Next() {
+			it := set.At().Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				_, v = it.At()
+			}
+		}
+		require.NoError(t, set.Err())
+		return v
+	}
+	require.Eventually(t, func() bool { return value.IsStaleNaN(lastSample()) }, 10*time.Second, 50*time.Millisecond)
+	// Then it is stopped: nothing more is written.
+	time.Sleep(time.Second)
 	n := writes.Load()
 	time.Sleep(500 * time.Millisecond)
 	require.Equal(t, n, writes.Load(), "no write after the scraper is deleted")
