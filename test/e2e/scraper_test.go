@@ -38,7 +38,8 @@ import (
 // workspace: it becomes ACTIVE, its target is up under
 // /scrapers/{id}/api/v1/targets, and node_exporter's series are queried
 // through the workspace. It keeps scraping after the server restarts, and
-// DeleteScraper stops it. A scraper naming an EKS cluster the server does
+// DeleteScraper stops it, its series ending with staleness markers. A
+// scraper naming an EKS cluster the server does
 // not know fails with a reason naming the flag that registers one.
 func TestManagedScraper(t *testing.T) {
 	ctx := context.Background()
@@ -157,15 +158,28 @@ func TestManagedScraper(t *testing.T) {
 		}
 		return fmt.Errorf("scraper still there: %v", err)
 	})
-	// Nothing scrapes node any more: the newest up sample stays the one
-	// written before the deletion (Prometheus' scrape manager, stopped,
-	// writes no staleness markers; the series end at their last sample).
-	before, err := lastScrape()
-	require.NoError(t, err)
+	// Its series end with staleness markers, as a Prometheus target's that
+	// goes away: up of job node is gone at once rather than for the 5m
+	// lookback, as are node_exporter's own series.
+	deleted := time.Now()
+	apptest.Eventually(t, 15*time.Second, func() error {
+		for _, q := range []string{`up{job="node"}`, `node_cpu_seconds_total{job="node"}`} {
+			v, err := apptest.QueryVector(t, api, q, time.Now())
+			if err != nil {
+				return err
+			}
+			if len(v) != 0 {
+				return fmt.Errorf("%s: %d series, not marked stale yet", q, len(v))
+			}
+		}
+		return nil
+	})
+	t.Logf("series stale %v after DeleteScraper", time.Since(deleted).Round(100*time.Millisecond))
+	// Nothing scrapes node any more.
 	time.Sleep(3 * time.Second)
-	after, err := lastScrape()
+	v, err := apptest.QueryVector(t, api, `up{job="node"}`, time.Now())
 	require.NoError(t, err)
-	require.Equal(t, before, after, "nothing scrapes node after DeleteScraper")
+	require.Empty(t, v, "nothing scrapes node after DeleteScraper")
 }
 
 // TestManagedScraperCortex runs a scraper and an anomaly detector under
