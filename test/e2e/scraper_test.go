@@ -39,8 +39,8 @@ import (
 // /scrapers/{id}/api/v1/targets, and node_exporter's series are queried
 // through the workspace. It keeps scraping after the server restarts, and
 // DeleteScraper stops it, its series ending with staleness markers. A
-// scraper naming an EKS cluster the server does
-// not know fails with a reason naming the flag that registers one.
+// scraper naming an EKS cluster the server does not know fails with a
+// reason naming the flag that registers one.
 func TestManagedScraper(t *testing.T) {
 	ctx := context.Background()
 	node := startNodeExporter(t)
