@@ -256,6 +256,10 @@ func TestManagedScraperCortex(t *testing.T) {
 			h = b
 			return nil
 		})
+		// And it stays so over two polls of the other replica.
+		time.Sleep(2 * time.Second)
+		require.Equal(t, 1, held(replicas[h], metric), metric)
+		require.Equal(t, 0, held(replicas[1-h], metric), metric)
 		return h, time.Now()
 	}
 
