@@ -61,8 +61,13 @@ var _ Detectors = (*catalog.Catalog)(nil)
 // RunnerConfig configures a Runner.
 type RunnerConfig struct {
 	// Dir holds the models, one file per detector, so that a restart does
-	// not train again: <Dir>/<workspace>/<detector>.model. Required.
+	// not train again: <Dir>/<workspace>/<detector>.model. Required unless
+	// Models is set.
 	Dir string
+	// Models, when set, keeps the models instead of Dir: in the catalog,
+	// where the replica that runs a detector next finds the model the last
+	// one saved (with Leases).
+	Models Models
 	// PollInterval is how often the detectors are read again, a safety net
 	// for changes Changed was not told about. Default 30s.
 	PollInterval time.Duration
@@ -71,7 +76,34 @@ type RunnerConfig struct {
 	// SaveEvery is how many evaluations pass between saves of a model
 	// (each is also saved when the detector stops). Default 10.
 	SaveEvery int
+	// Leases, when set, elect the one replica that runs each detector
+	// among those sharing the catalog (the Cortex engine's): the runner
+	// runs the detectors whose lease it holds, as Replica, renewing them
+	// every third of LeaseDuration (default 15s). Nil: this process runs
+	// every detector (the embedded engine has one process).
+	Leases        Leases
+	Replica       string
+	LeaseDuration time.Duration
 }
+
+// Leases are the catalog's leases; *catalog.Catalog implements them.
+type Leases interface {
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+var _ Leases = (*catalog.Catalog)(nil)
+
+// Models stores detectors' models; *catalog.Catalog implements it. A save
+// older than the stored model (a lower generation, or an earlier last
+// evaluation) is ignored; AnomalyModel returns catalog.ErrNotFound when
+// there is none. Removing a detector or its workspace removes its model.
+type Models interface {
+	SaveAnomalyModel(ctx context.Context, id workspace.ID, detector string, generation, last int64, data []byte) error
+	AnomalyModel(ctx context.Context, id workspace.ID, detector string) ([]byte, error)
+}
+
+var _ Models = (*catalog.Catalog)(nil)
 
 // Runner runs every detector of the active workspaces: each evaluates its
 // query at its interval, judges each result series with a forest of its
@@ -100,6 +132,7 @@ type Runner struct {
 	duration *prometheus.HistogramVec
 	failures *prometheus.CounterVec
 	series   *prometheus.GaugeVec
+	leases   prometheus.Gauge
 }
 
 type running struct {
@@ -107,12 +140,15 @@ type running struct {
 	spec       string
 	cancel     context.CancelFunc
 	done       chan struct{}
+	// leaseUntil is when this replica's lease on the detector ends
+	// unless renewed (zero without leases); guarded by Runner.mu.
+	leaseUntil time.Time
 }
 
 // NewRunner returns a Runner; it starts nothing: call Run.
 func NewRunner(cfg RunnerConfig, store Storage, detectors Detectors, limits workspace.LimitsSource, logger *slog.Logger, reg prometheus.Registerer) (*Runner, error) {
-	if store == nil || detectors == nil || limits == nil || cfg.Dir == "" {
-		return nil, errors.New("anomaly runner needs storage, detectors, limits and a directory")
+	if store == nil || detectors == nil || limits == nil || (cfg.Dir == "" && cfg.Models == nil) {
+		return nil, errors.New("anomaly runner needs storage, detectors, limits and a directory or model store")
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 30 * time.Second
@@ -122,6 +158,12 @@ func NewRunner(cfg RunnerConfig, store Storage, detectors Detectors, limits work
 	}
 	if cfg.SaveEvery <= 0 {
 		cfg.SaveEvery = 10
+	}
+	if cfg.Leases != nil && cfg.Replica == "" {
+		return nil, errors.New("anomaly runner with leases needs a replica id")
+	}
+	if cfg.LeaseDuration <= 0 {
+		cfg.LeaseDuration = 15 * time.Second
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -135,6 +177,8 @@ func NewRunner(cfg RunnerConfig, store Storage, detectors Detectors, limits work
 			Help: "Anomaly detector evaluations or trainings that failed."}, det),
 		series: promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{Name: "orrery_anomaly_series",
 			Help: "Result series an anomaly detector models."}, det),
+		leases: promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "orrery_anomaly_leases_held",
+			Help: "Anomaly detectors whose lease this replica holds, which it runs (with replicas sharing the catalog)."}),
 	}, nil
 }
 
@@ -152,7 +196,13 @@ func (r *Runner) Changed(workspace.ID) {
 func (r *Runner) Run(ctx context.Context) error {
 	defer r.stopAll()
 	r.sync(ctx)
-	t := time.NewTicker(r.cfg.PollInterval)
+	period := r.cfg.PollInterval
+	if r.cfg.Leases != nil {
+		// The poll renews the leases too: often enough that one missed
+		// renewal does not lose them.
+		period = min(period, r.cfg.LeaseDuration/3)
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -167,42 +217,124 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // sync starts the detectors that are not running, restarts those whose
 // definition changed, and stops (and forgets the models of) those gone.
+// With leases it runs only the detectors whose lease it holds: it stops
+// one whose lease another replica took, or that it could not renew
+// before it ran out (the catalog unreachable).
 func (r *Runner) sync(ctx context.Context) {
 	ds, err := r.detectors.ActiveAnomalyDetectors(ctx)
 	if err != nil {
-		r.logger.Warn("list anomaly detectors; the running ones keep running until the next poll", "err", err)
+		r.logger.Warn("list anomaly detectors; the running ones keep running until the next poll, or their leases end", "err", err)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.dropLeases(nil)
 		return
 	}
 	want := map[string]catalog.AnomalyDetector{}
 	for _, d := range ds {
 		want[key(d.Workspace, d.ID)] = d
 	}
+	// held: the detectors this replica may run, until when (zero: no
+	// lease needed). unsure: those whose lease could not be renewed.
+	held, unsure := map[string]time.Time{}, map[string]bool{}
+	for k := range want {
+		if r.cfg.Leases == nil {
+			held[k] = time.Time{}
+			continue
+		}
+		began := time.Now()
+		ok, err := r.cfg.Leases.AcquireLease(ctx, leaseName(k), r.cfg.Replica, r.cfg.LeaseDuration)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				r.logger.Warn("renew anomaly detector lease; the next poll retries", "detector", k, "err", err)
+			}
+			unsure[k] = true
+		case ok:
+			held[k] = began.Add(r.cfg.LeaseDuration)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, run := range r.running {
 		d, ok := want[k]
-		if ok && d.Generation == run.generation && string(d.Spec) == run.spec {
+		if !ok {
+			run.cancel()
+			<-run.done
+			delete(r.running, k)
+			ws, id := splitKey(k)
+			r.forget(ws, id)
+			r.release(k)
 			continue
+		}
+		if _, mine := held[k]; mine && d.Generation == run.generation && string(d.Spec) == run.spec {
+			continue
+		}
+		if unsure[k] {
+			continue // dropLeases decides below.
+		}
+		if _, mine := held[k]; !mine {
+			r.logger.Info("anomaly detector lease taken by another replica; stopped here", "detector", k)
 		}
 		run.cancel()
 		<-run.done
 		delete(r.running, k)
-		if !ok {
-			ws, id := splitKey(k)
-			r.forget(ws, id)
-		}
 	}
+	r.dropLeases(unsure)
 	for k, d := range want {
-		if _, ok := r.running[k]; ok || ctx.Err() != nil {
+		until, mine := held[k]
+		if run, ok := r.running[k]; ok {
+			if mine {
+				run.leaseUntil = until
+			}
+			continue
+		}
+		if !mine || ctx.Err() != nil {
 			continue
 		}
 		dctx, cancel := context.WithCancel(ctx)
-		run := &running{generation: d.Generation, spec: string(d.Spec), cancel: cancel, done: make(chan struct{})}
+		run := &running{generation: d.Generation, spec: string(d.Spec), cancel: cancel, done: make(chan struct{}), leaseUntil: until}
 		r.running[k] = run
 		go func() {
 			defer close(run.done)
 			r.runDetector(dctx, d)
 		}()
+	}
+	if r.cfg.Leases != nil {
+		r.leases.Set(float64(len(r.running)))
+	}
+}
+
+// dropLeases stops the running detectors whose lease could not be renewed
+// (all of them when unsure is nil) and has run out: another replica may
+// run them now. It is called with r.mu held.
+func (r *Runner) dropLeases(unsure map[string]bool) {
+	if r.cfg.Leases == nil {
+		return
+	}
+	now := time.Now()
+	for k, run := range r.running {
+		if (unsure == nil || unsure[k]) && now.After(run.leaseUntil) {
+			r.logger.Warn("anomaly detector lease not renewed in time; stopped, another replica may run it", "detector", k)
+			run.cancel()
+			<-run.done
+			delete(r.running, k)
+		}
+	}
+	r.leases.Set(float64(len(r.running)))
+}
+
+func leaseName(k string) string { return "anomaly/" + k }
+
+// release gives up a detector's lease, once it stopped and saved its
+// model, so that another replica takes it over at its next poll.
+func (r *Runner) release(k string) {
+	if r.cfg.Leases == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.cfg.Leases.ReleaseLease(ctx, leaseName(k), r.cfg.Replica); err != nil {
+		r.logger.Warn("release anomaly detector lease; another replica takes it when it expires", "detector", k, "err", err)
 	}
 }
 
@@ -222,6 +354,10 @@ func (r *Runner) Forget(id workspace.ID) {
 		<-run.done
 		delete(r.running, k)
 		r.forget(ws, detector)
+		r.release(k)
+	}
+	if r.cfg.Models != nil {
+		return // The catalog removes the workspace's models with it.
 	}
 	if err := os.RemoveAll(filepath.Join(r.cfg.Dir, id.String())); err != nil {
 		r.logger.Warn("remove the anomaly models of a deleted workspace; they stay on disk", "workspace", id, "err", err)
@@ -235,17 +371,28 @@ func (r *Runner) stopAll() {
 		run.cancel()
 		<-run.done
 		delete(r.running, k)
+		r.release(k)
+	}
+	if r.cfg.Leases != nil {
+		r.leases.Set(0)
 	}
 }
 
 // forget removes a deleted detector's model and metrics.
 func (r *Runner) forget(id workspace.ID, detector string) {
-	if err := os.Remove(r.modelPath(id, detector)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		r.logger.Warn("remove the model of a deleted anomaly detector; it stays on disk", "workspace", id, "detector", detector, "err", err)
+	// Models in the catalog go with the detector's record.
+	if r.cfg.Models == nil {
+		r.removeModelFile(id, detector)
 	}
 	r.duration.DeleteLabelValues(id.String(), detector)
 	r.failures.DeleteLabelValues(id.String(), detector)
 	r.series.DeleteLabelValues(id.String(), detector)
+}
+
+func (r *Runner) removeModelFile(id workspace.ID, detector string) {
+	if err := os.Remove(r.modelPath(id, detector)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.logger.Warn("remove the model of a deleted anomaly detector; it stays on disk", "workspace", id, "detector", detector, "err", err)
+	}
 }
 
 func key(id workspace.ID, detector string) string { return id.String() + "/" + detector }
@@ -296,6 +443,11 @@ func (r *Runner) runDetector(ctx context.Context, d catalog.AnomalyDetector) {
 				logger.Warn("train anomaly detector; trying again at the next interval", "err", err)
 			} else {
 				r.setStatus(d, catalog.DetectorActive, det.reason)
+				// Training is the costly part: a replica taking the
+				// detector over after this one dies loads it.
+				if err := det.save(); err != nil {
+					logger.Warn("save anomaly detector model; it is saved again later", "err", err)
+				}
 			}
 		} else {
 			began := time.Now()
@@ -582,6 +734,12 @@ func (det *detector) save() error {
 	if err := gob.NewEncoder(&buf).Encode(&mf); err != nil {
 		return fmt.Errorf("encode model: %w", err)
 	}
+	if m := det.r.cfg.Models; m != nil {
+		// The detector's context may be done: a stop saves too.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return m.SaveAnomalyModel(ctx, det.d.Workspace, det.d.ID, det.d.Generation, det.last, buf.Bytes())
+	}
 	path := det.r.modelPath(det.d.Workspace, det.d.ID)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
@@ -606,7 +764,18 @@ func (det *detector) save() error {
 // definition; otherwise (or if there is none) it returns an error
 // matching os.ErrNotExist.
 func (det *detector) load() error {
-	data, err := os.ReadFile(det.r.modelPath(det.d.Workspace, det.d.ID))
+	var data []byte
+	var err error
+	if m := det.r.cfg.Models; m != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		data, err = m.AnomalyModel(ctx, det.d.Workspace, det.d.ID)
+		if errors.Is(err, catalog.ErrNotFound) {
+			err = fmt.Errorf("%w: %w", err, os.ErrNotExist)
+		}
+	} else {
+		data, err = os.ReadFile(det.r.modelPath(det.d.Workspace, det.d.ID))
+	}
 	if err != nil {
 		return err
 	}

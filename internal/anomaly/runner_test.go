@@ -3,10 +3,12 @@ package anomaly
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,4 +277,93 @@ func TestRunnerTrainingFailure(t *testing.T) {
 		return err == nil && got.Status == catalog.DetectorCreationFailed && strings.Contains(got.StatusReason, "too many samples")
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1.0, testutil.ToFloat64(r.failures.WithLabelValues(e.ws.String(), d.ID)))
+}
+
+// syncBuffer is a log destination safe for the runner's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunnerLeases runs a detector on two runners sharing a catalog, as
+// replicas do: one runs it and saves its trained model in the catalog; when
+// it stops, its lease is released and the other takes the detector over,
+// loading that model; a runner whose lease is taken stops the detector.
+func TestRunnerLeases(t *testing.T) {
+	e := newRunnerEnv(t)
+	ctx := context.Background()
+	base := time.Now().Add(-3 * time.Hour).Truncate(time.Minute)
+	var ts []time.Time
+	var vs []float64
+	for i := range 180 {
+		ts = append(ts, base.Add(time.Duration(i)*time.Minute))
+		vs = append(vs, 10+float64(i%7))
+	}
+	e.write(t, "payments", ts, vs)
+	d := e.detector(t, `sum by (svc) (latency)`)
+
+	replica := func(name string) (*Runner, *syncBuffer) {
+		c, err := catalog.OpenSQLite(ctx, filepath.Join(e.dir, "catalog.db"))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		logs := &syncBuffer{}
+		r, err := NewRunner(RunnerConfig{Models: c, Leases: c, Replica: name, LeaseDuration: time.Minute}, e.store, c, e.ov,
+			slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+		require.NoError(t, err)
+		t.Cleanup(r.stopAll)
+		return r, logs
+	}
+	a, _ := replica("A")
+	b, blogs := replica("B")
+	runs := func(r *Runner) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.running) == 1
+	}
+
+	a.sync(ctx)
+	b.sync(ctx)
+	require.True(t, runs(a))
+	require.False(t, runs(b), "one replica runs the detector")
+	require.Equal(t, 1.0, testutil.ToFloat64(a.leases))
+	require.Zero(t, testutil.ToFloat64(b.leases))
+	require.Eventually(t, func() bool {
+		_, err := e.cat.AnomalyModel(ctx, e.ws, d.ID)
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "the trained model is saved in the catalog")
+	_, err := os.Stat(filepath.Join(e.dir, "anomaly"))
+	require.ErrorIs(t, err, os.ErrNotExist, "no model on the replica's disk")
+
+	// An orderly stop saves the model and releases the lease: the other
+	// replica takes the detector over at its next sync, from that model.
+	a.stopAll()
+	b.sync(ctx)
+	require.True(t, runs(b))
+	require.Eventually(t, func() bool { return strings.Contains(blogs.String(), "anomaly detector model loaded") }, 10*time.Second, 20*time.Millisecond)
+	a.sync(ctx)
+	require.False(t, runs(a), "the lease is B's now")
+
+	// A lease taken from B (here by hand, as a replica would once it
+	// expired) stops the detector on B at its next sync.
+	require.NoError(t, e.cat.ReleaseLease(ctx, "anomaly/"+key(e.ws, d.ID), "B"))
+	ok, err := e.cat.AcquireLease(ctx, "anomaly/"+key(e.ws, d.ID), "C", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	b.sync(ctx)
+	require.False(t, runs(b))
+	require.Zero(t, testutil.ToFloat64(b.leases))
+	_, err = e.cat.AnomalyModel(ctx, e.ws, d.ID)
+	require.NoError(t, err, "a detector that moved keeps its model")
 }

@@ -244,6 +244,10 @@ type cortexEngine struct {
 	configs              *cortex.Configs
 	query, alertmanagerH http.Handler
 	lim                  workspace.LimitsSource
+	// anomaly runs the detectors this replica holds the lease of,
+	// querying Cortex by remote read and pushing their series to it.
+	anomaly *anomaly.Runner
+	read    *cortex.Reader
 	// written is what the overrides file holds; only the sync service
 	// touches it after start.
 	written []byte
@@ -256,13 +260,31 @@ func newCortexEngine(s *Server) (*cortexEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cortexEngine{s: s, push: cortex.NewStorage(client),
+	c := &cortexEngine{s: s, push: cortex.NewStorage(client), read: cortex.NewReader(client),
 		configs:       cortex.NewConfigs(client, ruler.CatalogNamespaces{Catalog: s.catalog}, definitions{s.catalog, s.sealer}, s.logger),
 		query:         cortex.NewProxy(client, "query", "api/v1/", "/prometheus/api/v1/", s.logger).WithQueryTimeout(s.overrides),
 		alertmanagerH: cortex.NewProxy(client, "alertmanager", "alertmanager/api/", "/alertmanager/api/", s.logger),
 		lim:           cortex.IngestLimits{LimitsSource: s.overrides},
-	}, nil
+	}
+	// Models are kept in the catalog, where the replica taking a
+	// detector over finds the model its last runner saved.
+	c.anomaly, err = anomaly.NewRunner(anomaly.RunnerConfig{Models: s.catalog, Leases: s.catalog, Replica: s.replica,
+		LeaseDuration: s.cfg.Scraper.LeaseDuration, PollInterval: s.cfg.Ruler.PollInterval, LookbackDelta: s.cfg.Ruler.LookbackDelta},
+		cortexDetectorStorage{c.push, c.read}, s.catalog, s.overrides, s.logger, s.reg)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
+
+// cortexDetectorStorage is the anomaly detectors' storage under Cortex:
+// queries read Cortex, results are pushed to it.
+type cortexDetectorStorage struct {
+	*cortex.Storage
+	*cortex.Reader
+}
+
+var _ anomaly.Storage = cortexDetectorStorage{}
 
 // ingest forwards to Cortex, taking the forwarding fast path.
 func (c *cortexEngine) ingest(cfg ingest.Config, s *Server) (*ingest.Handler, error) {
@@ -272,24 +294,25 @@ func (c *cortexEngine) queries() http.Handler        { return c.query }
 func (c *cortexEngine) metrics() prometheus.Gatherer { return prometheus.Gatherers{} }
 func (c *cortexEngine) alertmanager() http.Handler   { return c.alertmanagerH }
 func (c *cortexEngine) deleteWorkspace(ctx context.Context, id workspace.ID) error {
+	c.anomaly.Forget(id)
+	c.read.Forget(id)
 	return c.configs.DeleteTenant(ctx, id)
 }
 func (c *cortexEngine) syncRules(ctx context.Context, id workspace.ID) error {
 	return c.configs.SyncRules(ctx, id)
 }
 
-// detectorsChanged does nothing: under Cortex no replica runs anomaly
-// detectors yet (their status stays CREATING).
-func (c *cortexEngine) detectorsChanged(workspace.ID) {}
+func (c *cortexEngine) detectorsChanged(id workspace.ID) { c.anomaly.Changed(id) }
 
 func (c *cortexEngine) syncAlertmanager(ctx context.Context, id workspace.ID) error {
 	return c.configs.Sync(ctx, id)
 }
 
-// services: one, keeping Cortex in step with the catalog. It writes the
-// overrides file before the first request is answered, so that a startup
-// probe on /-/ready (a Kubernetes sidecar started before Cortex) means the
-// file exists: Cortex refuses to start without its runtime_config.file.
+// services: keeping Cortex in step with the catalog, and the anomaly
+// detectors. The first writes the overrides file before the first request
+// is answered, so that a startup probe on /-/ready (a Kubernetes sidecar
+// started before Cortex) means the file exists: Cortex refuses to start
+// without its runtime_config.file.
 func (c *cortexEngine) services() []service {
 	return []service{{name: "cortex sync",
 		start: func(ctx context.Context) error {
@@ -297,7 +320,7 @@ func (c *cortexEngine) services() []service {
 			return nil
 		},
 		run: c.sync,
-	}}
+	}, {name: "anomaly detectors", run: c.anomaly.Run}}
 }
 
 // sync rewrites the overrides file every poll interval and at once after

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -134,9 +135,11 @@ type Server struct {
 	// reloaded tells the Cortex engine's sync service to rewrite the
 	// overrides file at once, after the limits file was reloaded.
 	reloaded chan struct{}
-	http     *http.Server
-	tls      *tls.Config // nil: plain HTTP.
-	ln       net.Listener
+	// replica names this process as the holder of catalog leases.
+	replica string
+	http    *http.Server
+	tls     *tls.Config // nil: plain HTTP.
+	ln      net.Listener
 }
 
 // NewServer builds a server: the catalog, the engine (--engine), ingest,
@@ -200,7 +203,8 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, catalog: cat, sealer: sealer, reloaded: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, logger: logger, reg: reg, overrides: overrides, catalog: cat, sealer: sealer, reloaded: make(chan struct{}, 1),
+		replica: newReplicaID()}
 	if err := s.build(); err != nil {
 		if s.engine != nil {
 			err = errors.Join(err, stopServices(startedNothing(s.engine.services()), nil))
@@ -208,6 +212,15 @@ func NewServer(cfg ServerConfig, logger *slog.Logger) (*Server, error) {
 		return nil, errors.Join(err, cat.Close())
 	}
 	return s, nil
+}
+
+// newReplicaID names this process among the replicas sharing the
+// catalog: the host and pid, for whoever reads the leases table, and
+// random bits, since containers often share a pid and may share a host
+// name, and two processes holding one id would both run its leases.
+func newReplicaID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), rand.Text()[:8])
 }
 
 // startedNothing returns services as if started, without running them,
@@ -291,7 +304,9 @@ func (s *Server) finish() error {
 	// Scrapers write through the remote write handler, as a client
 	// would, without its authentication: the server scrapes for the
 	// scraper's owner, who was authorized to create it.
-	if s.scrapers, err = scraper.New(cfg.Scraper, cat, s.ingest, logger, s.reg); err != nil {
+	scfg := cfg.Scraper
+	scfg.Replica = s.replica
+	if s.scrapers, err = scraper.New(scfg, cat, s.ingest, logger, s.reg); err != nil {
 		return err
 	}
 	cat.OnChange(func(ch catalog.Change) {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -186,7 +187,43 @@ func (c *Catalog) RemoveAnomalyDetector(ctx context.Context, id workspace.ID, de
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("anomaly detector %s: %w", detector, ErrNotFound)
 	}
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM anomaly_models WHERE workspace_id = $1 AND id = $2`, string(id), detector); err != nil {
+		return fmt.Errorf("remove anomaly detector %s's model: %w", detector, err)
+	}
 	return nil
+}
+
+// SaveAnomalyModel stores a detector's model of generation, having learnt
+// up to last (ms). A model older than the one stored (a lower generation,
+// or the same one having learnt less: saved by a replica that lost the
+// detector's lease to one that went on) is not stored, and is no error.
+func (c *Catalog) SaveAnomalyModel(ctx context.Context, id workspace.ID, detector string, generation, last int64, data []byte) error {
+	_, err := c.db.ExecContext(ctx, `INSERT INTO anomaly_models (workspace_id, id, generation, last, data) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (workspace_id, id) DO UPDATE SET generation = excluded.generation, last = excluded.last, data = excluded.data
+		WHERE anomaly_models.generation < excluded.generation
+			OR (anomaly_models.generation = excluded.generation AND anomaly_models.last <= excluded.last)`,
+		string(id), detector, generation, last, base64.StdEncoding.EncodeToString(data))
+	if err != nil {
+		return fmt.Errorf("save anomaly detector %s's model: %w", detector, err)
+	}
+	return nil
+}
+
+// AnomalyModel returns a detector's stored model, ErrNotFound if none.
+func (c *Catalog) AnomalyModel(ctx context.Context, id workspace.ID, detector string) ([]byte, error) {
+	var data string
+	err := c.db.QueryRowContext(ctx, `SELECT data FROM anomaly_models WHERE workspace_id = $1 AND id = $2`, string(id), detector).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("anomaly detector %s's model: %w", detector, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read anomaly detector %s's model: %w", detector, err)
+	}
+	b, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		return nil, fmt.Errorf("read anomaly detector %s's model: %w", detector, err)
+	}
+	return b, nil
 }
 
 // ActiveAnomalyDetectors lists the detectors of ACTIVE workspaces, for the

@@ -222,6 +222,25 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		modified_at BIGINT NOT NULL
 	)`,
+	// A lease names a resource one replica runs (a scraper, an anomaly
+	// detector), its holder and when it ends, in ms of the database's
+	// clock.
+	`CREATE TABLE leases (
+		name TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	)`,
+	// A detector's saved model, where the replica that runs it next finds
+	// it (base64 of the runner's encoding); last is the last evaluation it
+	// learnt, in ms.
+	`CREATE TABLE anomaly_models (
+		workspace_id TEXT NOT NULL,
+		id TEXT NOT NULL,
+		generation BIGINT NOT NULL,
+		last BIGINT NOT NULL,
+		data TEXT NOT NULL,
+		PRIMARY KEY (workspace_id, id)
+	)`,
 }
 
 // Open opens the catalog named by dsn: a PostgreSQL URL
@@ -492,7 +511,7 @@ func (c *Catalog) RemoveWorkspace(ctx context.Context, id workspace.ID) error {
 		// A grant must not outlive what it grants; a new workspace never
 		// reuses the id, but a removed one's detector would still count
 		// and run.
-		for _, table := range []string{"resource_policies", "query_logging_configurations", "anomaly_detectors"} {
+		for _, table := range []string{"resource_policies", "query_logging_configurations", "anomaly_detectors", "anomaly_models"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE workspace_id = $1`, string(id)); err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
 	"github.com/prometheus/prometheus/discovery/kubernetes"
@@ -63,11 +64,20 @@ type Config struct {
 	// through another replica (0: 15s); changes through this one apply at
 	// once.
 	PollInterval time.Duration
+	// LeaseDuration is how long a replica's lease on a scraper lasts
+	// without renewal (0: 15s): replicas sharing the catalog run each
+	// scraper on the one replica holding its lease, renewed every third of
+	// it. A replica that stops releases its leases, taken over at the next
+	// poll; one killed loses them after this duration.
+	LeaseDuration time.Duration
+	// Replica names this process among those sharing the catalog: the
+	// holder of its leases. Set by the server, not a flag; required.
+	Replica string
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Clusters: Clusters{}, MaxScrapers: 100, MaxTargets: 1000, PollInterval: 15 * time.Second}
+	return Config{Clusters: Clusters{}, MaxScrapers: 100, MaxTargets: 1000, PollInterval: 15 * time.Second, LeaseDuration: 15 * time.Second}
 }
 
 // RegisterFlags registers the flags, with c's values as defaults.
@@ -75,11 +85,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	if c.Clusters == nil {
 		c.Clusters = Clusters{}
 	}
-	fs.BoolVar(&c.Disabled, "scraper.disabled", c.Disabled, "do not run the managed scrapers (AMP's CreateScraper) in this process, only serve their API; with replicas sharing --db, leave it unset on exactly one replica, or each scrapes every target")
+	fs.BoolVar(&c.Disabled, "scraper.disabled", c.Disabled, "do not run the managed scrapers (AMP's CreateScraper) in this process, only serve their API (replicas sharing --db elect one of the others to run each scraper)")
 	fs.Var(c.Clusters, "scraper.kubernetes-cluster", "ARN=KUBECONFIG_PATH: an EKS cluster a scraper's eksConfiguration.clusterArn may name, whose API server its kubernetes_sd_configs use (an empty path: in-cluster configuration); repeatable")
 	fs.IntVar(&c.MaxScrapers, "scraper.max-scrapers", c.MaxScrapers, "managed scrapers the server may hold (0: no limit); beyond it CreateScraper answers ServiceQuotaExceededException")
 	fs.IntVar(&c.MaxTargets, "scraper.max-targets", c.MaxTargets, "targets one scraper scrapes (0: no limit): CreateScraper refuses more static targets, and discovered targets beyond it are not scraped")
 	fs.DurationVar(&c.PollInterval, "scraper.poll-interval", c.PollInterval, "how often scrapers changed through another replica sharing --db are picked up")
+	fs.DurationVar(&c.LeaseDuration, "scraper.lease-duration", c.LeaseDuration, "how long a replica's lease on a scraper (and on an anomaly detector) lasts unrenewed: of replicas sharing --db, the one holding it runs the scraper, and another takes it over this long after that replica dies (at once after it stops)")
 }
 
 // Validate checks the configuration.
@@ -90,13 +101,23 @@ func (c Config) Validate() error {
 	if c.PollInterval < 0 {
 		return errors.New("--scraper.poll-interval must be positive")
 	}
+	if c.LeaseDuration < 0 || (c.LeaseDuration > 0 && c.LeaseDuration < 300*time.Millisecond) {
+		return errors.New("--scraper.lease-duration must be 300ms or more: it is renewed every third of it")
+	}
 	return nil
 }
 
-// Runner runs the catalog's scrapers. It owns their status after the
-// control plane's: CREATING and UPDATING become ACTIVE once the
-// configuration runs, or CREATION_FAILED with a reason when it cannot;
-// DELETING scrapers are stopped and removed.
+// Runner runs the catalog's scrapers whose lease it holds. The replica
+// running a scraper owns its status after the control plane's: CREATING
+// and UPDATING become ACTIVE once the configuration runs, or
+// CREATION_FAILED with a reason when it cannot; DELETING scrapers are
+// stopped and removed (by any replica).
+//
+// Leases: at each poll the runner acquires (or renews) the lease of every
+// scraper it may run, and runs those it holds. It stops a scraper whose
+// lease another replica took, and one whose lease it could not renew
+// before it ran out (the catalog unreachable): from then on another
+// replica may run it.
 //
 // Lifecycle: New starts nothing; Run runs until its context ends and then
 // stops every scraper. Notify may be called at any time.
@@ -109,10 +130,14 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[string]*run // By scraper id; guarded by mu.
+	// retiring counts the deleted scrapers writing their staleness
+	// markers; Run waits for them.
+	retiring sync.WaitGroup
 
 	samples  *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	targets  *prometheus.GaugeVec
+	leases   prometheus.Gauge
 }
 
 // New returns a Runner writing through ingest, the server's remote write
@@ -121,14 +146,17 @@ func New(cfg Config, cat *catalog.Catalog, ingest http.Handler, logger *slog.Log
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cat == nil || ingest == nil {
-		return nil, errors.New("the scraper runner needs the catalog and the remote write handler")
+	if cat == nil || ingest == nil || cfg.Replica == "" {
+		return nil, errors.New("the scraper runner needs the catalog, the remote write handler and a replica id")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 15 * time.Second
+	}
+	if cfg.LeaseDuration == 0 {
+		cfg.LeaseDuration = 15 * time.Second
 	}
 	f := promauto.With(reg)
 	return &Runner{cfg: cfg, cat: cat, ingest: ingest, logger: logger.With("component", "scraper"), wake: make(chan struct{}, 1),
@@ -139,6 +167,8 @@ func New(cfg Config, cat *catalog.Catalog, ingest http.Handler, logger *slog.Log
 			Help: "Scrapes of a managed scraper its destination workspace refused (a limit, or the workspace gone)."}, []string{"scraper"}),
 		targets: f.NewGaugeVec(prometheus.GaugeOpts{Name: "orrery_scraper_targets",
 			Help: "A managed scraper's targets by health (up, down, unknown)."}, []string{"scraper", "health"}),
+		leases: f.NewGauge(prometheus.GaugeOpts{Name: "orrery_scraper_leases_held",
+			Help: "Managed scrapers whose lease this replica holds, which it runs."}),
 	}, nil
 }
 
@@ -150,9 +180,12 @@ func (r *Runner) Notify() {
 	}
 }
 
-// Run applies the catalog's scrapers until ctx ends, then stops them.
+// Run applies the catalog's scrapers until ctx ends, then stops them and
+// releases their leases.
 func (r *Runner) Run(ctx context.Context) error {
-	poll := time.NewTicker(r.cfg.PollInterval)
+	// The poll renews the leases too: often enough that one missed
+	// renewal does not lose them.
+	poll := time.NewTicker(min(r.cfg.PollInterval, r.cfg.LeaseDuration/3))
 	defer poll.Stop()
 	metrics := time.NewTicker(5 * time.Second)
 	defer metrics.Stop()
@@ -163,10 +196,53 @@ func (r *Runner) Run(ctx context.Context) error {
 	runs := r.running
 	r.running = map[string]*run{}
 	r.mu.Unlock()
+	// The leases are released with a context of their own: ctx is done.
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	for _, ru := range runs {
-		ru.stop()
+		r.stopRun(ru)
+		r.release(rctx, ru.id)
 	}
+	r.leases.Set(0)
+	r.retiring.Wait()
 	return nil
+}
+
+// retire stops a deleted scraper once Prometheus' scrape loops have
+// written staleness markers for its series: its targets are dropped, which
+// ends each loop, and a loop that ends while its scrape pool lives marks
+// its series stale just over two scrape intervals later. (A stop of the
+// whole manager writes none: Prometheus presumes a restart. Neither does a
+// scraper that moves to another replica or stops with its replica: the
+// next holder goes on writing the same series.) retire returns at once;
+// the stop comes in the background, at once when ctx ends.
+func (r *Runner) retire(ctx context.Context, ru *run) {
+	close(ru.drain)
+	r.retiring.Add(1)
+	go func() {
+		defer r.retiring.Done()
+		// The manager applies the empty targets within its reload
+		// interval (1s); a loop then waits two intervals and a tenth.
+		wait := 2*time.Second + ru.maxInterval*22/10
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		r.stopRun(ru)
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.release(rctx, ru.id)
+	}()
+}
+
+func leaseName(id string) string { return "scraper/" + id }
+
+// release gives up a scraper's lease, so that another replica runs it at
+// its next poll rather than after the lease expires.
+func (r *Runner) release(ctx context.Context, id string) {
+	if err := r.cat.ReleaseLease(ctx, leaseName(id), r.cfg.Replica); err != nil {
+		r.logger.Warn("release scraper lease; another replica takes it when it expires", "scraper", id, "err", err)
+	}
 }
 
 // next waits until the catalog should be read again (a poll, or Notify),
@@ -193,8 +269,9 @@ func (r *Runner) sync(ctx context.Context) {
 		page, err := r.cat.Scrapers(ctx, after, 500)
 		if err != nil {
 			if ctx.Err() == nil {
-				r.logger.Warn("read scrapers; the running ones continue, the next poll retries", "err", err)
+				r.logger.Warn("read scrapers; the running ones continue while their leases last, the next poll retries", "err", err)
 			}
+			r.dropExpired()
 			return
 		}
 		for _, s := range page {
@@ -215,9 +292,40 @@ func (r *Runner) sync(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
-	for _, ru := range gone {
+	for _, ru := range gone { // Deleted through another replica.
+		r.retire(ctx, ru)
+	}
+	r.mu.Lock()
+	r.leases.Set(float64(len(r.running)))
+	r.mu.Unlock()
+}
+
+// dropExpired stops the scrapers whose lease this replica could not renew
+// in time: another replica may run them now.
+func (r *Runner) dropExpired() {
+	now := time.Now()
+	r.mu.Lock()
+	var expired []*run
+	for id, ru := range r.running {
+		if now.After(ru.leaseUntil) {
+			expired = append(expired, ru)
+			delete(r.running, id)
+		}
+	}
+	r.leases.Set(float64(len(r.running)))
+	r.mu.Unlock()
+	for _, ru := range expired {
+		r.logger.Warn("scraper lease not renewed in time; stopped, another replica may run it", "scraper", ru.id)
 		r.stopRun(ru)
 	}
+}
+
+// lease acquires or renews a scraper's lease. It returns whether this
+// replica holds it, and until when at least.
+func (r *Runner) lease(ctx context.Context, id string) (bool, time.Time, error) {
+	began := time.Now()
+	held, err := r.cat.AcquireLease(ctx, leaseName(id), r.cfg.Replica, r.cfg.LeaseDuration)
+	return held, began.Add(r.cfg.LeaseDuration), err
 }
 
 // apply brings one scraper to what its record says.
@@ -225,13 +333,21 @@ func (r *Runner) apply(ctx context.Context, s catalog.Scraper) {
 	r.mu.Lock()
 	cur := r.running[s.ID]
 	r.mu.Unlock()
+	drop := func() {
+		if cur != nil {
+			r.mu.Lock()
+			delete(r.running, s.ID)
+			r.mu.Unlock()
+			r.stopRun(cur)
+		}
+	}
 	switch s.Status {
 	case catalog.ScraperDeleting:
 		if cur != nil {
 			r.mu.Lock()
 			delete(r.running, s.ID)
 			r.mu.Unlock()
-			r.stopRun(cur)
+			r.retire(ctx, cur)
 		}
 		if err := r.cat.RemoveScraper(ctx, s.ID); err != nil && !errors.Is(err, catalog.ErrNotFound) {
 			r.logger.Warn("remove deleted scraper; the next poll retries", "scraper", s.ID, "err", err)
@@ -243,8 +359,27 @@ func (r *Runner) apply(ctx context.Context, s catalog.Scraper) {
 	if r.cfg.Disabled {
 		return
 	}
+	held, until, err := r.lease(ctx, s.ID)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			r.logger.Warn("renew scraper lease; the next poll retries", "scraper", s.ID, "err", err)
+		}
+		if cur != nil && time.Now().After(cur.leaseUntil) {
+			r.logger.Warn("scraper lease not renewed in time; stopped, another replica may run it", "scraper", s.ID)
+			drop()
+		}
+		return
+	case !held:
+		if cur != nil {
+			r.logger.Info("scraper lease taken by another replica; stopped here", "scraper", s.ID)
+			drop()
+		}
+		return
+	}
 	version := string(s.Workspace) + "\x00" + string(s.Source) + "\x00" + string(s.Configuration)
 	if cur != nil && cur.version == version {
+		cur.renewed(until)
 		r.settle(ctx, s, "")
 		return
 	}
@@ -260,9 +395,13 @@ func (r *Runner) apply(ctx context.Context, s catalog.Scraper) {
 		// An update that cannot run leaves the previous configuration
 		// running, and says so.
 		r.logger.Warn("scraper update not applied; the previous configuration keeps running", "scraper", s.ID, "err", err)
+		if cur != nil {
+			cur.renewed(until)
+		}
 		r.settle(ctx, s, "update not applied, the previous configuration runs: "+err.Error())
 		return
 	}
+	next.renewed(until)
 	r.mu.Lock()
 	r.running[s.ID] = next
 	r.mu.Unlock()
@@ -336,11 +475,22 @@ type run struct {
 	sm          *scrape.Manager
 	cancel      context.CancelFunc
 	done        sync.WaitGroup
+	// drain, closed, drops every target (retire); jobs are the
+	// configuration's, maxInterval its longest scrape interval.
+	drain       chan struct{}
+	jobs        []string
+	maxInterval time.Duration
+
+	// leaseUntil is when this replica's lease on the scraper ends unless
+	// renewed; only the runner's loop uses it.
+	leaseUntil time.Time
 
 	mu        sync.Mutex
 	lastError string // The destination's last refusal, "" after a write it took.
 	limited   string // Why discovered targets were left out, "" if none were.
 }
+
+func (ru *run) renewed(until time.Time) { ru.leaseUntil = until }
 
 func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 	cfg, err := r.load(s)
@@ -359,7 +509,7 @@ func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 		cancel()
 		return nil, errors.New("create discovery manager")
 	}
-	ru := &run{id: s.ID, version: version, ws: s.Workspace, cancel: cancel}
+	ru := &run{id: s.ID, version: version, ws: s.Workspace, cancel: cancel, drain: make(chan struct{})}
 	check := func(ctx context.Context) error {
 		ws, err := r.cat.GetWorkspace(ctx, s.Workspace)
 		if err != nil {
@@ -381,7 +531,10 @@ func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 		ru.lastError = ""
 		r.samples.WithLabelValues(s.ID).Add(float64(n))
 	}}
-	sm, err := scrape.NewManager(&scrape.Options{}, logger.With("component", "scrape"), nil, nil, sk, reg)
+	// Targets apply within a second rather than Prometheus' 5s: a scraper
+	// taken over from another replica starts scraping at once (a reload
+	// only costs when the targets changed).
+	sm, err := scrape.NewManager(&scrape.Options{DiscoveryReloadInterval: model.Duration(time.Second)}, logger.With("component", "scrape"), nil, nil, sk, reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
@@ -399,6 +552,8 @@ func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 	sd := make(map[string]discovery.Configs, len(scfgs))
 	for _, sc := range scfgs {
 		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
+		ru.jobs = append(ru.jobs, sc.JobName)
+		ru.maxInterval = max(ru.maxInterval, time.Duration(sc.ScrapeInterval))
 	}
 	if err := dm.ApplyConfig(sd); err != nil {
 		cancel()
@@ -415,23 +570,34 @@ func (r *Runner) start(s catalog.Scraper, version string) (*run, error) {
 	go func() {
 		defer ru.done.Done()
 		defer close(limited)
+		found, drain := dm.SyncCh(), ru.drain
 		for {
+			var tsets map[string][]*targetgroup.Group
 			select {
 			case <-ctx.Done():
 				return
-			case tsets := <-dm.SyncCh():
-				tsets, why := limitTargets(tsets, r.cfg.MaxTargets)
+			case <-drain:
+				// Retired: every job loses its targets, and discovery
+				// is not heeded any more.
+				found, drain = nil, nil
+				tsets = map[string][]*targetgroup.Group{}
+				for _, job := range ru.jobs {
+					tsets[job] = nil
+				}
+			case tsets = <-found:
+				var why string
+				tsets, why = limitTargets(tsets, r.cfg.MaxTargets)
 				ru.mu.Lock()
 				ru.limited = why
 				ru.mu.Unlock()
 				if why != "" {
 					logger.Warn("targets left out", "reason", why)
 				}
-				select {
-				case limited <- tsets:
-				case <-ctx.Done():
-					return
-				}
+			}
+			select {
+			case limited <- tsets:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/catalog"
@@ -54,7 +56,7 @@ func TestRunnerLifecycle(t *testing.T) {
 		writes.Add(1)
 		rw.ServeHTTP(w, r)
 	})
-	r, err := New(Config{PollInterval: 100 * time.Millisecond, MaxTargets: 5}, cat, ingest, nil, prometheus.NewRegistry())
+	r, err := New(Config{PollInterval: 100 * time.Millisecond, MaxTargets: 5, Replica: "test"}, cat, ingest, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	cat.OnChange(func(catalog.Change) { r.Notify() })
 	rctx, cancel := context.WithCancel(ctx)
@@ -105,9 +107,110 @@ func TestRunnerLifecycle(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	_, running := r.Targets(s.ID)
 	require.False(t, running)
+	// Its series end with a staleness marker, as Prometheus' do when a
+	// target goes away, just over two intervals after its last scrape.
+	lastSample := func() float64 {
+		q, err := st.Queryable(ws.ID).Querier(0, time.Now().Add(time.Minute).UnixMilli())
+		require.NoError(t, err)
+		defer q.Close()
+		set := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "demo"))
+		v := 0.0
+		for set.Next() {
+			it := set.At().Iterator(nil)
+			for it.Next() == chunkenc.ValFloat {
+				_, v = it.At()
+			}
+		}
+		require.NoError(t, set.Err())
+		return v
+	}
+	require.Eventually(t, func() bool { return value.IsStaleNaN(lastSample()) }, 10*time.Second, 50*time.Millisecond)
+	// Then it is stopped: nothing more is written.
+	time.Sleep(time.Second)
 	n := writes.Load()
 	time.Sleep(500 * time.Millisecond)
 	require.Equal(t, n, writes.Load(), "no write after the scraper is deleted")
+}
+
+// TestRunnerLeases runs two runners, as two replicas sharing a catalog
+// have: exactly one runs the scraper, the other takes it over at once
+// when the first stops (its lease released), and a runner whose lease is
+// taken stops scraping.
+func TestRunnerLeases(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	cat, err := catalog.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cat.Close() })
+	ws, _, err := cat.CreateWorkspace(ctx, catalog.Workspace{ID: workspace.NewID(), Status: catalog.StatusActive, CreatedAt: time.Now()})
+	require.NoError(t, err)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "# TYPE demo gauge\ndemo 1")
+	}))
+	t.Cleanup(target.Close)
+
+	type replica struct {
+		r      *Runner
+		writes atomic.Int64
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	start := func(name string) *replica {
+		c, err := catalog.OpenSQLite(ctx, path)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		rep := &replica{done: make(chan struct{})}
+		count := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			rep.writes.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+		})
+		rep.r, err = New(Config{PollInterval: 100 * time.Millisecond, LeaseDuration: 10 * time.Second, Replica: name}, c, count, nil, prometheus.NewRegistry())
+		require.NoError(t, err)
+		rctx, cancel := context.WithCancel(ctx)
+		rep.cancel = cancel
+		go func() { defer close(rep.done); _ = rep.r.Run(rctx) }()
+		t.Cleanup(func() { cancel(); <-rep.done })
+		return rep
+	}
+	a, b := start("A"), start("B")
+
+	host := strings.TrimPrefix(target.URL, "http://")
+	blob := "global:\n  scrape_interval: 100ms\n  scrape_timeout: 50ms\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: [" + host + "]\n"
+	now := time.Now()
+	s, _, err := cat.CreateScraper(ctx, catalog.Scraper{ID: "s-1", Status: catalog.ScraperCreating, Workspace: ws.ID,
+		Source: []byte(`{"vpcConfiguration":{}}`), Configuration: []byte(blob), CreatedAt: now, ModifiedAt: now}, 0)
+	require.NoError(t, err)
+	running := func(rep *replica) bool { _, ok := rep.r.Targets(s.ID); return ok }
+	require.Eventually(t, func() bool { return running(a) || running(b) }, 10*time.Second, 20*time.Millisecond)
+	holder, other := a, b
+	if running(b) {
+		holder, other = b, a
+	}
+	require.Eventually(t, func() bool { return holder.writes.Load() > 3 }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // Several polls of the other replica.
+	require.False(t, running(other), "one replica runs the scraper")
+	require.Zero(t, other.writes.Load(), "the other replica does not scrape")
+
+	// An orderly stop releases the lease: the other replica takes it at
+	// its next poll, long before the lease would expire.
+	holder.cancel()
+	<-holder.done
+	stopped := time.Now()
+	require.Eventually(t, func() bool { return other.writes.Load() > 3 }, 5*time.Second, 20*time.Millisecond)
+	require.Less(t, time.Since(stopped), 5*time.Second)
+	n := holder.writes.Load()
+
+	// A lease taken from under its holder (here by hand: another holder
+	// after it expired) stops the scrape there at the next poll.
+	require.NoError(t, cat.ReleaseLease(ctx, "scraper/"+s.ID, other.r.cfg.Replica))
+	ok, err := cat.AcquireLease(ctx, "scraper/"+s.ID, "C", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Eventually(t, func() bool { return !running(other) }, 5*time.Second, 20*time.Millisecond)
+	m := other.writes.Load()
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, m, other.writes.Load(), "no scrape once the lease is lost")
+	require.Equal(t, n, holder.writes.Load(), "none from the stopped replica")
 }
 
 // TestLimitTargets keeps the first targets, jobs in name order, and says

@@ -46,7 +46,10 @@ type appender struct {
 }
 
 // Append adds one sample as its own series: within one scrape every label
-// set is distinct, so nothing is merged. References are not kept (0).
+// set is distinct, so nothing is merged. The reference returned is the
+// labels' hash: the appender does not use it, but the scrape loop tracks
+// series by it to write their staleness markers, so it must differ
+// between series (0 for all would track one series only).
 func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
 	ts := prompb.TimeSeries{Labels: prompb.FromLabels(ls, nil)}
 	switch {
@@ -58,7 +61,7 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 		ts.Samples = []prompb.Sample{{Value: v, Timestamp: t}}
 	}
 	a.series = append(a.series, ts)
-	return 0, nil
+	return storage.SeriesRef(max(ls.Hash(), 1)), nil
 }
 
 // Commit writes the scrape into the workspace. A refusal (a limit, a
