@@ -53,6 +53,10 @@ import (
 // starting with "__" are reserved.
 const leafLabel = "__orrery_leaf__"
 
+// leafInFlight is how many answers of a leaf worker may wait for the
+// caller to fold them.
+const leafInFlight = 256
+
 // errFallback says that a leaf cannot reproduce the engine's answer and
 // the query is to be evaluated by the plain engine.
 var errFallback = errors.New("leaf cannot reproduce the engine")
@@ -287,9 +291,17 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		results chan result
 	}
 	workers = max(1, workers)
+	// An aggregated leaf's answers are folded and dropped at once: their
+	// buffers go back to the workers (most of a cold query's allocation
+	// was these answers, and the garbage collections they caused mark the
+	// whole head).
+	var free chan []promql.FPoint
+	if l.agg != nil {
+		free = make(chan []promql.FPoint, (leafInFlight+2)*workers) // Room for every buffer in flight.
+	}
 	walks := make([]walk, workers)
 	for w := range walks {
-		walks[w].results = make(chan result, 256)
+		walks[w].results = make(chan result, leafInFlight)
 	}
 	var failed atomic.Pointer[error]
 	var samples atomic.Int64
@@ -337,13 +349,18 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 					return
 				}
 				r := result{i: i, window: len(buf)}
+				var out []promql.FPoint
+				select {
+				case out = <-free:
+				default:
+				}
 				if l.call == nil {
-					r.s.pts = l.values(buf, start, end, step)
+					r.s.pts = l.values(buf, start, end, step, out)
 					n += int64(len(r.s.pts))
 				} else {
 					resets = countResets(buf, resets[:0])
 					var read int64
-					r.s.pts, read = l.rates(buf, resets, start, end, step)
+					r.s.pts, read = l.rates(buf, resets, start, end, step, out)
 					n += read
 				}
 				if len(r.s.pts) > 0 {
@@ -382,6 +399,12 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		l.window = max(l.window, r.window)
 		s := r.s
 		if len(s.pts) == 0 {
+			if agg != nil && s.pts != nil {
+				select {
+				case free <- s.pts:
+				default:
+				}
+			}
 			continue
 		}
 		if l.call != nil {
@@ -394,6 +417,10 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		}
 		if agg != nil {
 			agg.add(s)
+			select {
+			case free <- s.pts[:0]:
+			default:
+			}
 		} else {
 			kept = append(kept, s) // A selector's series are distinct, and keep their names.
 		}
@@ -587,9 +614,10 @@ func countResets(pts []promql.FPoint, out []int32) []int32 {
 	return out
 }
 
-// rates returns the leaf's answer for one series at each step, and the
-// samples of its ranges, counted at every step as the engine counts them.
-func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64) (out []promql.FPoint, samples int64) {
+// rates returns the leaf's answer for one series at each step, appended
+// to out (empty; nil allocates when there is an answer), and the samples
+// of its ranges, counted at every step as the engine counts them.
+func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64, out []promql.FPoint) (_ []promql.FPoint, samples int64) {
 	lo, hi := 0, 0
 	for ts := start; ts <= end; ts += step {
 		rangeEnd := ts - l.offset
@@ -617,9 +645,9 @@ func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64
 // values returns an instant selector's values for one series at each
 // step, as the engine's vectorSelectorSingle finds them: the last sample
 // at or before the step (less the offset), if it is later than the
-// lookback delta before it and not a stale marker.
-func (l *leaf) values(pts []promql.FPoint, start, end, step int64) []promql.FPoint {
-	var out []promql.FPoint
+// lookback delta before it and not a stale marker; appended to out as
+// rates appends.
+func (l *leaf) values(pts []promql.FPoint, start, end, step int64, out []promql.FPoint) []promql.FPoint {
 	i := -1 // The last sample at or before the step.
 	for ts := start; ts <= end; ts += step {
 		ref := ts - l.offset
