@@ -1,13 +1,16 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -277,7 +280,11 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 		return plain, nil
 	}
 	splittable, cacheable := analyze(expr)
-	if !splittable {
+	ranked, checkable := rankings(expr)
+	if !splittable || (len(ranked) > 0 && (!checkable || !cacheable || e.ev.cache == nil || ctx.Value(noStoreKey) != nil)) {
+		// A ranking's answer over part of the range is checked against
+		// its ties (checkTies), which costs a second evaluation of its
+		// argument: worth it only to use and fill the cache.
 		return plain, nil
 	}
 	rq := &rangeQuery{plain: plain, q: q, opts: opts, qs: qs,
@@ -287,6 +294,7 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	}
 	rq.end = rq.start + (rq.end-rq.start)/rq.step*rq.step // the last step
 	rq.leaves = plain.leaves
+	rq.ranked = ranked
 	if cacheable && e.ev.cache != nil && ctx.Value(noStoreKey) == nil {
 		mint, _ := promql.FindMinMaxTime(stmt)
 		rq.window = rq.start - mint
@@ -346,16 +354,48 @@ func analyze(expr parser.Expr) (splittable, cacheable bool) {
 			}
 		case *parser.AggregateExpr:
 			switch n.Op {
-			case parser.TOPK, parser.BOTTOMK, parser.LIMITK, parser.LIMIT_RATIO:
-				// Which of tied series is chosen at a step depends on the
-				// order of the input series, which depends on which
-				// series have samples anywhere in the query's range.
+			case parser.LIMITK, parser.LIMIT_RATIO:
+				// Which series are chosen at a step depends on the order
+				// of the input series, which depends on which series have
+				// samples anywhere in the query's range. topk and bottomk
+				// choose by value, and by that order only among ties: see
+				// rankings.
 				splittable = false
 			}
 		}
 		return nil
 	})
 	return splittable, splittable && cacheable
+}
+
+// rankings returns the topk and bottomk aggregations of expr, and whether
+// the ties of each can be checked (checkTies): its k is a number, and it
+// is evaluated at the query's steps (not inside a subquery).
+//
+// Which of tied series topk chooses at a step depends on the order of its
+// input series, which depends on which series have samples anywhere in the
+// query's range; without a tie at the k-th value of any group, the chosen
+// series are those of the k highest values, whatever the order, so the
+// step's answer is the same in any range that holds it.
+func rankings(expr parser.Expr) (ranked []*parser.AggregateExpr, checkable bool) {
+	checkable = true
+	parser.Inspect(expr, func(node parser.Node, path []parser.Node) error {
+		n, ok := node.(*parser.AggregateExpr)
+		if !ok || (n.Op != parser.TOPK && n.Op != parser.BOTTOMK) {
+			return nil
+		}
+		ranked = append(ranked, n)
+		if _, ok := unparen(n.Param).(*parser.NumberLiteral); !ok {
+			checkable = false
+		}
+		for _, a := range path {
+			if _, ok := a.(*parser.SubqueryExpr); ok {
+				checkable = false
+			}
+		}
+		return nil
+	})
+	return ranked, checkable
 }
 
 // plainQuery is a query evaluated in one piece, tracked and given one
@@ -568,6 +608,10 @@ type rangeQuery struct {
 	window           int64 // how far before a step its samples reach (ms).
 	leaves           bool  // Whether leaves compute part of it (leaves.go).
 	key              *cacheKey
+	// ranked are its topk and bottomk aggregations (rankings): its spans
+	// are evaluated in one part each, and an answer assembled from
+	// several evaluations holds only if none has a tie (checkTies).
+	ranked []*parser.AggregateExpr
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -704,6 +748,24 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		parts = append(parts, more...)
 		segments = cutSpans(segments, redo, r.step)
 	}
+	if len(r.ranked) > 0 && (len(parts) > 0 || len(segments) > 0) {
+		// Cached steps had no tie when evaluated (they were kept only
+		// then); the evaluated parts are checked, the whole range's
+		// included, which is kept only without a tie.
+		tied, err := r.tied(ctx, parts, ev.cfg.Parallelism)
+		if err != nil {
+			finish(nil)
+			return &promql.Result{Err: err}
+		}
+		if tied {
+			whole := parts[0]
+			if len(parts) != 1 || len(segments) > 0 || parts[0].span != (span{r.start, r.end}) {
+				whole = r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism)
+			}
+			finish(nil)
+			return r.answerWhole(e, began, whole)
+		}
+	}
 	if hasSummary(annos) && !r.oneEvaluation(parts, segments) {
 		// The engine's summary annotations (histogram_quantile's
 		// monotonicity fix) count their samples by merges whose number
@@ -722,12 +784,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 			// any other range of it is evaluated whole again.
 			finish(r.extend(nil, []part{whole}, r.alignDown(limit)))
 		}
-		ev.parts.WithLabelValues(e.id.String(), "plain").Inc()
-		r.mu.Lock()
-		r.st = whole.st
-		r.mu.Unlock()
-		e.observe("range", began, whole.st)
-		return &promql.Result{Value: promql.Matrix(whole.series), Warnings: whole.annos}
+		return r.answerWhole(e, began, whole)
 	}
 	if r.key != nil {
 		var hit []span
@@ -773,6 +830,19 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		finish(r.extend(segments, parts, r.alignDown(limit)))
 	}
 	return &promql.Result{Value: mat, Warnings: annos}
+}
+
+// answerWhole answers with whole, one evaluation of the query's range.
+func (r *rangeQuery) answerWhole(e *Engine, began time.Time, whole part) *promql.Result {
+	if whole.err != nil {
+		return &promql.Result{Err: whole.err}
+	}
+	e.ev.parts.WithLabelValues(e.id.String(), "plain").Inc()
+	r.mu.Lock()
+	r.st = whole.st
+	r.mu.Unlock()
+	e.observe("range", began, whole.st)
+	return &promql.Result{Value: promql.Matrix(whole.series), Warnings: whole.annos}
 }
 
 // oneEvaluation reports whether the answer assembled from parts and cached
@@ -933,6 +1003,9 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 	if r.leaves {
 		per, workers = total, n
 	}
+	if len(r.ranked) > 0 {
+		per = total // Each evaluation is one more to check for ties.
+	}
 	var parts []part
 	for _, s := range spans {
 		for t := s.start; t <= s.end; {
@@ -978,11 +1051,16 @@ func (r *rangeQuery) evaluate(ctx context.Context, spans []span) ([]part, error)
 // evalPart evaluates the steps of s with the plain engine and copies the
 // answer out of the engine's pooled buffers.
 func (r *rangeQuery) evalPart(ctx context.Context, s span, workers int) part {
+	return r.evalExpr(ctx, r.qs, s, workers)
+}
+
+// evalExpr evaluates qs (the query or part of it) as evalPart does.
+func (r *rangeQuery) evalExpr(ctx context.Context, qs string, s span, workers int) part {
 	p := part{span: s}
-	qry, res, ok := r.plain.e.execLeaves(ctx, r.q, r.opts, r.qs, s.start, s.end, r.step, workers)
+	qry, res, ok := r.plain.e.execLeaves(ctx, r.q, r.opts, qs, s.start, s.end, r.step, workers)
 	if !ok {
 		var err error
-		qry, err = r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, r.qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)
+		qry, err = r.plain.e.inner.NewRangeQuery(ctx, r.q, r.opts, qs, time.UnixMilli(s.start), time.UnixMilli(s.end), time.Duration(r.step)*time.Millisecond)
 		if err != nil {
 			p.err = err
 			return p
@@ -1016,6 +1094,80 @@ func (r *rangeQuery) evalPart(ctx context.Context, s span, workers int) part {
 		p.series[i] = c
 	}
 	return p
+}
+
+// tied reports whether, at a step of one of parts, one of the query's
+// rankings has a tie at its k-th value in a group: which of the tied
+// series it chose there depends on the range evaluated (rankings), so
+// the parts' answers may differ from one evaluation of the whole range.
+// It evaluates each ranking's argument over each part again.
+func (r *rangeQuery) tied(ctx context.Context, parts []part, workers int) (bool, error) {
+	for _, n := range r.ranked {
+		k := int64(unparen(n.Param).(*parser.NumberLiteral).Val) // As the engine truncates it.
+		grouping := slices.Sorted(slices.Values(n.Grouping))
+		for _, p := range parts {
+			arg := r.evalExpr(ctx, n.Expr.String(), p.span, workers)
+			if arg.err != nil {
+				return false, arg.err
+			}
+			// The values of each step and group, keyed as the engine
+			// groups them (generateGroupingKey in Prometheus' promql).
+			type key struct {
+				t     int64
+				group uint64
+			}
+			values := map[key][]float64{}
+			var buf []byte
+			for _, s := range arg.series {
+				var g uint64
+				switch {
+				case n.Without:
+					g, buf = s.Metric.HashWithoutLabels(buf, grouping...)
+				case len(grouping) > 0:
+					g, buf = s.Metric.HashForLabels(buf, grouping...)
+				}
+				for _, pt := range s.Floats { // topk and bottomk ignore histograms.
+					kk := key{pt.T, g}
+					values[kk] = append(values[kk], pt.F)
+				}
+			}
+			for _, vs := range values {
+				if tiedAtK(vs, k, n.Op == parser.BOTTOMK) {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// tiedAtK reports whether the k-th and (k+1)-th of vs, ranked as topk (or
+// bottomk) ranks them, are equal or both NaN (a NaN ranks last either
+// way): then which of them is chosen depends on their order.
+func tiedAtK(vs []float64, k int64, bottom bool) bool {
+	if k < 1 || int64(len(vs)) <= k {
+		return false // None chosen, or all.
+	}
+	slices.SortFunc(vs, func(a, b float64) int {
+		switch {
+		case math.IsNaN(a) || math.IsNaN(b):
+			return cmp.Compare(boolInt(math.IsNaN(a)), boolInt(math.IsNaN(b)))
+		case bottom:
+			return cmp.Compare(a, b)
+		default:
+			return cmp.Compare(b, a)
+		}
+	})
+	a, b := vs[k-1], vs[k]
+	return math.IsNaN(a) || a == b
+}
+
+// boolInt is 1 for true, 0 for false.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // extend returns the extent to cache after the query: the evaluated parts

@@ -603,3 +603,79 @@ func TestCacheHoldsStepsUpToNow(t *testing.T) {
 	require.NoError(t, app.Commit())
 	require.NotEqual(t, note, same(hq, from, to))
 }
+
+// TestRankingsCachedUnlessTied: topk and bottomk answers come from the
+// cache on a refresh, and a tie whose winner depends on the range
+// evaluated makes the engine evaluate the whole range, as the plain
+// engine does.
+func TestRankingsCachedUnlessTied(t *testing.T) {
+	te := newTestEngines(t, EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4, CacheBytes: 8 << 20})
+	overrides, err := workspace.NewOverrides(workspace.DefaultLimits())
+	require.NoError(t, err)
+	store, err := orstorage.New(orstorage.Config{Dir: t.TempDir(), Written: te.ev.Cache().Written}, overrides, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	q := store.Queryable(te.id)
+
+	step := 30 * time.Second
+	from := time.Now().Add(-2 * time.Hour).Truncate(time.Hour)
+	split := from.Add(30 * time.Minute) // Where group b's first series ends and its second begins.
+	tie := from.Add(45 * time.Minute)   // Groups a and b tie from here on.
+	to := from.Add(time.Hour)
+	// The series are created in this order: b's first, a's, b's second, so
+	// over the whole range the engine's sum by (g) makes group b first,
+	// and after split group a first. topk(1) of a tie keeps the first.
+	b1 := labels.FromStrings("__name__", "x", "g", "b", "i", "1")
+	a := labels.FromStrings("__name__", "x", "g", "a", "i", "1")
+	b2 := labels.FromStrings("__name__", "x", "g", "b", "i", "2")
+	app, err := store.Appender(context.Background(), te.id)
+	require.NoError(t, err)
+	i := 0
+	for ts := from.Add(-5 * time.Minute); !ts.After(to); ts = ts.Add(15 * time.Second) {
+		va, vb := float64(100+i%5), float64(i%3)
+		if !ts.Before(tie) {
+			va, vb = 7, 7
+		}
+		b := b1
+		if !ts.Before(split) {
+			b = b2
+		}
+		for _, s := range []struct {
+			l labels.Labels
+			v float64
+		}{{b, vb}, {a, va}} {
+			_, err = app.Append(0, s.l, 0, ts.UnixMilli(), s.v, nil, nil, storage.AOptions{})
+			require.NoError(t, err)
+		}
+		i++
+	}
+	require.NoError(t, app.Commit())
+
+	hits := func() float64 { return sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total") }
+	same := func(qs string, from, to time.Time) string {
+		t.Helper()
+		got := rangeAnswer(t, te.engine, q, qs, from, to, step)
+		require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), got, "%s from %s to %s", qs, from, to)
+		return got
+	}
+	for _, qs := range []string{`topk(1, sum by (g) (x))`, `bottomk(1, sum by (g) (x))`, `topk by (i) (1, sum by (g, i) (x))`} {
+		t.Run(qs, func(t *testing.T) {
+			// Before the tie: cached, and a refresh over a shifted range is
+			// answered from the cache but for its new steps.
+			early := tie.Add(-2 * step)
+			same(qs, from, early.Add(-10*step))
+			h := hits()
+			same(qs, from.Add(10*step), early)
+			require.Greater(t, hits(), h, "the refresh was not answered from the cache")
+
+			// Into the tie: the new steps alone would choose group a; the
+			// whole range chooses b, as the plain engine does.
+			answer := same(qs, from, to)
+			if qs == `topk(1, sum by (g) (x))` {
+				require.Contains(t, answer, `{g="b"}`)
+			}
+			same(qs, split.Add(step), to)
+			same(qs, from, to)
+		})
+	}
+}
