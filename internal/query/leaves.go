@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql"
@@ -73,7 +75,8 @@ type leaf struct {
 	// agg, when not nil, is a sum, count, min, max or group of the call
 	// that the leaf computes too: the synthetic selector then stands for
 	// the aggregation, and its series are the aggregation's groups.
-	agg *parser.AggregateExpr
+	agg      *parser.AggregateExpr
+	grouping []string // groupNames(agg).
 
 	// The answer, filled by compute: at steps of step up to end.
 	step, end int64
@@ -95,18 +98,17 @@ type leafSeries struct {
 
 	// Worked out by the worker that computed pts (leaf.name): the hash
 	// of lset, whether the original name is not a counter's, and the
-	// aggregation's group, so that the serial steps after the workers
-	// only compare and add.
+	// hash of the aggregation's group, so that the steps after the
+	// workers only compare and add.
 	h          uint64
 	nonCounter bool
-	group      labels.Labels
 	gh         uint64
 }
 
 // name sets the series' label set as the engine names the call's answer
 // (its original labels, without the name for a rate), and what the
-// serial steps need of it; lb is the caller's scratch builder.
-func (l *leaf) name(s *leafSeries, orig labels.Labels, lb *labels.Builder) {
+// serial steps need of it; buf is the caller's scratch buffer, returned.
+func (l *leaf) name(s *leafSeries, orig labels.Labels, buf []byte) []byte {
 	s.lset = orig
 	if l.call != nil {
 		s.lset = orig.DropReserved(schema.IsMetadataLabel)
@@ -116,16 +118,40 @@ func (l *leaf) name(s *leafSeries, orig labels.Labels, lb *labels.Builder) {
 		}
 	}
 	if l.agg != nil {
-		lb.Reset(s.lset)
+		// The hash of the group's labels (groupLabels) without making
+		// them: only a group's first series needs them.
 		if l.agg.Without {
-			lb.Del(l.agg.Grouping...)
-			schema.Metadata{}.SetToLabels(lb) // Drops the name, type and unit.
+			s.gh, buf = s.lset.HashWithoutLabels(buf, l.grouping...)
 		} else {
-			lb.Keep(l.agg.Grouping...)
+			s.gh, buf = s.lset.HashForLabels(buf, l.grouping...)
 		}
-		s.group = lb.Labels()
-		s.gh = s.group.Hash()
 	}
+	return buf
+}
+
+// groupNames returns the label names the aggregation's group hashes
+// take (name): for by, its labels, sorted; for without, its labels and
+// the type and unit, sorted (HashWithoutLabels drops the name itself).
+func groupNames(agg *parser.AggregateExpr) []string {
+	names := slices.Clone(agg.Grouping)
+	if agg.Without {
+		names = append(names, model.MetricTypeLabel, model.MetricUnitLabel)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// groupLabels returns the labels of the aggregation's group of a series
+// named lset; lb is a scratch builder.
+func (l *leaf) groupLabels(lset labels.Labels, lb *labels.Builder) labels.Labels {
+	lb.Reset(lset)
+	if l.agg.Without {
+		lb.Del(l.agg.Grouping...)
+		schema.Metadata{}.SetToLabels(lb) // Drops the name, type and unit.
+	} else {
+		lb.Keep(l.agg.Grouping...)
+	}
+	return lb.Labels()
 }
 
 // leafCall reports whether call is a rate() or increase() the leaf path
@@ -188,7 +214,7 @@ func plantLeaves(expr parser.Expr) (parser.Expr, []*leaf) {
 					l, ok = &leaf{sel: in, offset: in.OriginalOffset.Milliseconds()}, plainSelector(in)
 				}
 				if ok {
-					l.agg = n
+					l.agg, l.grouping = n, groupNames(n)
 					return plant(l, n.PosRange)
 				}
 			}
@@ -324,7 +350,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 			var (
 				buf    []promql.FPoint
 				resets []int32
-				lb     = labels.NewBuilder(labels.EmptyLabels())
+				hbuf   []byte
 				it     chunkenc.Iterator
 				n      int64 // Samples processed, added once the worker is done.
 				digest = uint64(14695981039346656037)
@@ -364,7 +390,7 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 					n += read
 				}
 				if len(r.s.pts) > 0 {
-					l.name(&r.s, lset, lb)
+					hbuf = l.name(&r.s, lset, hbuf)
 				}
 				mine.results <- r
 			}
@@ -467,6 +493,8 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 // order their first series comes, each step's value folded over the
 // group's series in their order, sums with the engine's Kahan summation.
 type aggregator struct {
+	leaf             *leaf
+	lb               *labels.Builder // Scratch, for groups' labels.
 	op               parser.ItemType
 	start, end, step int64
 	steps            int
@@ -484,7 +512,7 @@ type aggGroup struct {
 }
 
 func (l *leaf) newAggregator(start, end, step int64) *aggregator {
-	return &aggregator{op: l.agg.Op, start: start, end: end, step: step,
+	return &aggregator{leaf: l, lb: labels.NewBuilder(labels.EmptyLabels()), op: l.agg.Op, start: start, end: end, step: step,
 		steps: int((end-start)/step) + 1, index: map[uint64]int{}}
 }
 
@@ -495,7 +523,7 @@ func (a *aggregator) add(s leafSeries) {
 	if !ok {
 		gi = len(a.groups)
 		a.index[s.gh] = gi
-		g := &aggGroup{lset: s.group, seen: make([]bool, steps), value: make([]float64, steps),
+		g := &aggGroup{lset: a.leaf.groupLabels(s.lset, a.lb), seen: make([]bool, steps), value: make([]float64, steps),
 			kc: make([]float64, steps), count: make([]float64, steps)}
 		if op == parser.AVG {
 			g.mean, g.incremental = make([]float64, steps), make([]bool, steps)
