@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -37,6 +38,10 @@ type Cache struct {
 	lru     *list.List // of *extent, most recently used first.
 	entries map[cacheKey]*extent
 	wss     map[workspace.ID]*wsCache
+	// tied holds when a ranking's answer last had a tie (rangeQuery.tied):
+	// such a query is evaluated whole for a while, without the second
+	// evaluation that checks for ties, as its answers are not kept.
+	tied map[cacheKey]time.Time
 
 	// states is read without mu by Written, which runs on every commit.
 	states sync.Map // workspace.ID → *wsCache
@@ -106,6 +111,7 @@ func NewCache(maxBytes int64, reg prometheus.Registerer) *Cache {
 		lru:      list.New(),
 		entries:  map[cacheKey]*extent{},
 		wss:      map[workspace.ID]*wsCache{},
+		tied:     map[cacheKey]time.Time{},
 		hits: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_cache_hit_steps_total",
 			Help: "Evaluation steps of range queries answered from the results cache."}, []string{"workspace"}),
 		misses: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_cache_miss_steps_total",
@@ -190,6 +196,11 @@ func (c *Cache) Drop(id workspace.ID) {
 	for e := range w.extents {
 		c.remove(e)
 	}
+	for k := range c.tied {
+		if k.ws == id {
+			delete(c.tied, k)
+		}
+	}
 	for p := range w.pending {
 		p.limit = minInt64
 	}
@@ -200,6 +211,39 @@ func (c *Cache) Drop(id workspace.ID) {
 		delete(c.wss, id)
 		c.states.Delete(id)
 	}
+}
+
+// tiedFor is how long a ranking whose answer had a tie is evaluated whole
+// without checking again; maxTied bounds how many such queries are
+// remembered.
+const (
+	tiedFor = 5 * time.Minute
+	maxTied = 4096
+)
+
+// markTied records that key's answer had a tie at now.
+func (c *Cache) markTied(key cacheKey, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.tied) >= maxTied {
+		for k, t := range c.tied {
+			if now.Sub(t) >= tiedFor {
+				delete(c.tied, k)
+			}
+		}
+		if len(c.tied) >= maxTied {
+			clear(c.tied)
+		}
+	}
+	c.tied[key] = now
+}
+
+// recentlyTied reports whether key's answer had a tie within tiedFor.
+func (c *Cache) recentlyTied(key cacheKey, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.tied[key]
+	return ok && now.Sub(t) < tiedFor
 }
 
 // begin registers a computation that may store steps up to limit.

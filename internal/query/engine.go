@@ -675,6 +675,10 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 	}
 	defer done()
 
+	if len(r.ranked) > 0 && r.key != nil && ev.cache.recentlyTied(*r.key, ev.now()) {
+		return r.answerWhole(e, began, r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism))
+	}
+
 	// What the cache holds, and what must be evaluated.
 	var (
 		cached  *extent
@@ -758,6 +762,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 			return &promql.Result{Err: err}
 		}
 		if tied {
+			ev.cache.markTied(*r.key, ev.now())
 			whole := parts[0]
 			if len(parts) != 1 || len(segments) > 0 || parts[0].span != (span{r.start, r.end}) {
 				whole = r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism)
