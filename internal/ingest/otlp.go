@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,13 +86,13 @@ func (cfg OTLPConfig) withDefaults() *OTLPConfig {
 // a remote write 2.0 request would be: the same limits, HA deduplication,
 // metrics and durability (a 2xx only once the storage committed).
 type OTLP struct {
-	cfg        OTLPConfig
-	h          *Handler
-	logger     *slog.Logger
-	converters sync.Pool // *otlptranslator.PrometheusConverter
-	requests   *prometheus.CounterVec
-	duration   prometheus.Histogram
-	warnings   prometheus.Counter
+	cfg         OTLPConfig
+	h           *Handler
+	logger      *slog.Logger
+	translators sync.Pool // *otlpTranslator
+	requests    *prometheus.CounterVec
+	duration    prometheus.Histogram
+	warnings    prometheus.Counter
 
 	mu     sync.Mutex
 	deltas map[workspace.ID]processor.Metrics // Started on a workspace's first delta point.
@@ -117,7 +118,7 @@ func NewOTLP(cfg OTLPConfig, h *Handler, logger *slog.Logger, reg prometheus.Reg
 		warnings: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_otlp_translation_warnings_total",
 			Help: "Warnings of the OTLP to Prometheus translation (e.g. empty data points, label collisions)."}),
 	}
-	o.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	o.translators.New = func() any { return newOTLPTranslator() }
 	o.deltas = map[workspace.ID]processor.Metrics{}
 	return o, nil
 }
@@ -321,9 +322,9 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	h := o.h
 	b := h.bufs.Get().(*buffers)
 	defer h.bufs.Put(b)
-	conv := o.converters.Get().(*otlptranslator.PrometheusConverter)
-	annots, err := translateOTLP(r.Context(), conv, &cfg, md.Metrics(), &b.req)
-	o.converters.Put(conv)
+	tr := o.translators.Get().(*otlpTranslator)
+	annots, err := translateOTLP(r.Context(), tr, &cfg, md.Metrics(), &b.req)
+	o.translators.Put(tr)
 	if err != nil {
 		// As in Prometheus, a request that does not translate is stored
 		// not at all. The data is at fault: retrying cannot help.
@@ -372,13 +373,30 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	}
 }
 
+// otlpTranslator is Prometheus' OTLP converter and the collector it
+// appends to, reused across requests (and workspaces) from a pool:
+// translateOTLP resets both before and after each request, so nothing of
+// one request reaches the next.
+type otlpTranslator struct {
+	conv *otlptranslator.PrometheusConverter
+	col  otlpCollector
+}
+
+func newOTLPTranslator() *otlpTranslator {
+	return &otlpTranslator{conv: otlptranslator.NewPrometheusConverter(nil)}
+}
+
 // translateOTLP translates metrics with Prometheus' OTLP converter into a
 // remote write 2.0 request r, which the remote write path validates and
-// stores. conv is reset before and after.
-func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter, cfg *OTLPConfig, md pmetric.Metrics, r *Request) (annotations.Annotations, error) {
-	col := newOTLPCollector()
+// stores. r stays valid after tr is reused.
+func translateOTLP(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, md pmetric.Metrics, r *Request) (annotations.Annotations, error) {
+	col, conv := &tr.col, tr.conv
+	col.reset()
 	conv.Reset(col)
-	defer conv.Reset(nil)
+	defer func() {
+		conv.Reset(nil)
+		col.reset()
+	}()
 	tc := cfg.Translation
 	annots, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
 		AddMetricSuffixes:                    tc.TranslationStrategy.ShouldAddSuffixes(),
@@ -463,10 +481,18 @@ func DecodeOTLP(b []byte, json bool) (pmetricotlp.ExportRequest, error) {
 // appends to: it gathers the translated points by series, in the order of
 // their first append, and then fills a remote write 2.0 Request with them
 // for the remote write path. It stores nothing.
+//
+// A collector is reused across requests (see otlpTranslator): reset empties
+// it, keeping its arenas, so that a warm collector allocates nothing per
+// series or point. The points of all series share flat arenas, each point
+// carrying its series' index; fill groups them by series.
 type otlpCollector struct {
 	series     []otlpSeries
-	index      map[uint64][]int // series by the hash of their labels.
-	targetInfo int              // target_info samples so far.
+	index      map[uint64]int32 // first series by the hash of its labels; otlpSeries.next chains the others.
+	samples    []otlpPoint[Sample]
+	histograms []otlpPoint[writev2.Histogram]
+	exemplars  []otlpPoint[exemplar.Exemplar]
+	targetInfo int // target_info samples so far.
 }
 
 // maxTargetInfoSamples bounds the target_info samples one request may
@@ -480,22 +506,46 @@ const maxTargetInfoSamples = 10_000
 // errTargetInfoSpan is the translation's error for such a request.
 var errTargetInfoSpan = fmt.Errorf("the data points' timestamps are too far apart: target_info would need more than %d samples (one every half lookback delta between a resource's earliest and latest points)", maxTargetInfoSamples)
 
-// otlpSeries is one series' translated points.
+// otlpSeries is one translated series. The counts are of its points in
+// the collector's arenas; fill turns them into the series' spans.
 type otlpSeries struct {
-	lset       labels.Labels
-	samples    []Sample
-	histograms []writev2.Histogram
-	exemplars  []exemplar.Exemplar
-	meta       metadata.Metadata
+	lset                          labels.Labels
+	meta                          metadata.Metadata
+	next                          int32 // next series of the same label hash, or -1.
+	nSamples, nHistograms, nExemp int32
+	// Scratch of fill: where the series' next point of each kind goes.
+	posSamples, posHistograms, posExemp int32
+}
+
+// otlpPoint is a point of the series at index series of the collector.
+type otlpPoint[T any] struct {
+	series int32
+	v      T
 }
 
 var _ storage.AppenderV2 = (*otlpCollector)(nil)
 
-func newOTLPCollector() *otlpCollector {
-	return &otlpCollector{index: map[uint64][]int{}}
+// reset empties c for the next request, keeping its arenas. It drops the
+// references to the previous request's labels, so that a pooled collector
+// neither keeps them alive nor can hand them to another request.
+func (c *otlpCollector) reset() {
+	clear(c.series)
+	c.series = c.series[:0]
+	if c.index == nil {
+		c.index = map[uint64]int32{}
+	}
+	clear(c.index)
+	c.samples = c.samples[:0]
+	clear(c.histograms)
+	c.histograms = c.histograms[:0]
+	clear(c.exemplars)
+	c.exemplars = c.exemplars[:0]
+	c.targetInfo = 0
 }
 
-// Append implements storage.AppenderV2.
+// Append implements storage.AppenderV2. It keeps ls without copying it:
+// the converter builds a new label set for each call (as the TSDB head,
+// which keeps the label sets it is given, needs).
 func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if ls.Get(labels.MetricName) == "target_info" {
 		if c.targetInfo++; c.targetInfo > maxTargetInfoSamples {
@@ -503,30 +553,34 @@ func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int6
 		}
 	}
 	hash := ls.Hash()
-	i := -1
-	for _, j := range c.index[hash] {
-		if labels.Equal(c.series[j].lset, ls) {
-			i = j
-			break
-		}
+	head, ok := c.index[hash]
+	if !ok {
+		head = -1
+	}
+	i := head
+	for i >= 0 && !labels.Equal(c.series[i].lset, ls) {
+		i = c.series[i].next
 	}
 	if i < 0 {
-		i = len(c.series)
-		c.series = append(c.series, otlpSeries{lset: ls.Copy(), meta: opts.Metadata})
-		c.index[hash] = append(c.index[hash], i)
+		i = int32(len(c.series))
+		c.series = append(c.series, otlpSeries{lset: ls, meta: opts.Metadata, next: head})
+		c.index[hash] = i
 	}
 	s := &c.series[i]
 	switch {
 	case h != nil:
-		s.histograms = append(s.histograms, writev2.FromIntHistogram(st, t, h))
+		c.histograms = append(c.histograms, otlpPoint[writev2.Histogram]{i, writev2.FromIntHistogram(st, t, h)})
+		s.nHistograms++
 	case fh != nil:
-		s.histograms = append(s.histograms, writev2.FromFloatHistogram(st, t, fh))
+		c.histograms = append(c.histograms, otlpPoint[writev2.Histogram]{i, writev2.FromFloatHistogram(st, t, fh)})
+		s.nHistograms++
 	default:
-		s.samples = append(s.samples, Sample{Value: v, Timestamp: t, StartTimestamp: st})
+		c.samples = append(c.samples, otlpPoint[Sample]{i, Sample{Value: v, Timestamp: t, StartTimestamp: st}})
+		s.nSamples++
 	}
 	for _, e := range opts.Exemplars {
-		e.Labels = e.Labels.Copy()
-		s.exemplars = append(s.exemplars, e)
+		c.exemplars = append(c.exemplars, otlpPoint[exemplar.Exemplar]{i, e})
+		s.nExemp++
 	}
 	return storage.SeriesRef(i + 1), nil
 }
@@ -538,40 +592,63 @@ func (*otlpCollector) Commit() error { return nil }
 func (*otlpCollector) Rollback() error { return nil }
 
 // fill resets r and fills it with the collected series as a remote write
-// 2.0 request. r's labels alias the collected labels' strings: r is valid
-// while c is, and no one writes to its label bytes.
+// 2.0 request, each series' points in the order they were appended. r's
+// labels alias the collected labels' strings, which are never written to:
+// r stays valid after c is reset.
 func (c *otlpCollector) fill(r *Request) error {
 	r.Reset()
 	r.Version = 2
+	// Lay out each series' points contiguously, in series order.
+	var ns, nh, ne int32
 	for i := range c.series {
 		cs := &c.series[i]
-		var s Series
+		cs.posSamples, cs.posHistograms, cs.posExemp = ns, nh, ne
+		ns += cs.nSamples
+		nh += cs.nHistograms
+		ne += cs.nExemp
+	}
+	r.samples = slices.Grow(r.samples[:0], int(ns))[:ns]
+	for _, p := range c.samples {
+		cs := &c.series[p.series]
+		r.samples[cs.posSamples] = p.v
+		cs.posSamples++
+	}
+	r.histograms = slices.Grow(r.histograms[:0], int(nh))[:nh]
+	for k := range c.histograms {
+		p := &c.histograms[k]
+		cs := &c.series[p.series]
+		raw, err := p.v.Marshal()
+		if err != nil {
+			return fmt.Errorf("encode histogram of %s: %w", cs.lset, err)
+		}
+		r.histograms[cs.posHistograms] = raw
+		cs.posHistograms++
+	}
+	r.exemplars = slices.Grow(r.exemplars[:0], int(ne))[:ne]
+	for k := range c.exemplars {
+		p := &c.exemplars[k]
+		cs := &c.series[p.series]
+		lo := len(r.labels)
+		p.v.Labels.Range(func(l labels.Label) {
+			r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
+		})
+		r.exemplars[cs.posExemp] = Exemplar{Value: p.v.Value, Timestamp: p.v.Ts, labels: r.spanLabels(lo)}
+		cs.posExemp++
+	}
+	r.Series = slices.Grow(r.Series[:0], len(c.series))
+	for i := range c.series {
+		cs := &c.series[i]
+		// The positions are now one past each series' last point.
+		s := Series{
+			samples:    span{cs.posSamples - cs.nSamples, cs.posSamples},
+			histograms: span{cs.posHistograms - cs.nHistograms, cs.posHistograms},
+			exemplars:  span{cs.posExemp - cs.nExemp, cs.posExemp},
+		}
 		lo := len(r.labels)
 		cs.lset.Range(func(l labels.Label) {
 			r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
 		})
 		s.labels = r.spanLabels(lo)
-		lo = len(r.samples)
-		r.samples = append(r.samples, cs.samples...)
-		s.samples = r.spanSamples(lo)
-		lo = len(r.histograms)
-		for k := range cs.histograms {
-			raw, err := cs.histograms[k].Marshal()
-			if err != nil {
-				return fmt.Errorf("encode histogram of %s: %w", cs.lset, err)
-			}
-			r.histograms = append(r.histograms, raw)
-		}
-		s.histograms = r.spanHist(lo)
-		lo = len(r.exemplars)
-		for _, e := range cs.exemplars {
-			llo := len(r.labels)
-			e.Labels.Range(func(l labels.Label) {
-				r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
-			})
-			r.exemplars = append(r.exemplars, Exemplar{Value: e.Value, Timestamp: e.Ts, labels: r.spanLabels(llo)})
-		}
-		s.exemplars = r.spanExemplar(lo)
 		if !cs.meta.IsEmpty() {
 			s.Metadata, s.HasMetadata = cs.meta, true
 		}

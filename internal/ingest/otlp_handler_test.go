@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,9 +42,14 @@ func gaugeExport(t *testing.T, name string, at time.Time, v float64, attrs ...st
 }
 
 func (f *fixture) postOTLP(o *ingest.OTLP, body []byte) *http.Response {
-	req := httptest.NewRequest(http.MethodPost, "/workspaces/"+f.ws.String()+"/api/v1/otlp/v1/metrics", bytes.NewReader(body))
+	return f.postOTLPTo(o, f.ws, body)
+}
+
+// postOTLPTo posts an OTLP export to workspace ws.
+func (f *fixture) postOTLPTo(o *ingest.OTLP, ws workspace.ID, body []byte) *http.Response {
+	req := httptest.NewRequest(http.MethodPost, "/workspaces/"+ws.String()+"/api/v1/otlp/v1/metrics", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-protobuf")
-	req = req.WithContext(workspace.NewContext(req.Context(), f.ws))
+	req = req.WithContext(workspace.NewContext(req.Context(), ws))
 	rec := httptest.NewRecorder()
 	o.ServeHTTP(rec, req)
 	return rec.Result()
@@ -108,4 +114,38 @@ func TestOTLPRateLimited(t *testing.T) {
 	require.Equal(t, int32(8), st.GetCode())
 	require.Contains(t, st.GetMessage(), "ingestion rate limit")
 	require.Equal(t, []float64{1}, f.values(labels.FromStrings("__name__", "g")))
+}
+
+// seriesOf returns the label sets of every series workspace ws holds.
+func (f *fixture) seriesOf(ws workspace.ID) []string {
+	q, err := f.store.Queryable(ws).Querier(math.MinInt64, math.MaxInt64)
+	require.NoError(f.t, err)
+	defer q.Close()
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	var out []string
+	for ss.Next() {
+		out = append(out, ss.At().Labels().String())
+	}
+	require.NoError(f.t, ss.Err())
+	return out
+}
+
+// TestOTLPWorkspacesStayApart alternates exports of two workspaces through
+// one OTLP handler, whose translators and buffers are pooled and so reused
+// from one workspace's request to the other's: each workspace holds its
+// own series only.
+func TestOTLPWorkspacesStayApart(t *testing.T) {
+	f := newFixture(t, nil)
+	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	a, b := f.ws, workspace.NewID()
+	at := time.Now().Add(-time.Minute)
+	for i := range 3 {
+		ts := at.Add(time.Duration(i) * time.Second)
+		require.Equal(t, http.StatusOK, f.postOTLPTo(o, a, gaugeExport(t, "a_gauge", ts, 1, "team", "a", "n", strconv.Itoa(i))).StatusCode)
+		require.Equal(t, http.StatusOK, f.postOTLPTo(o, b, gaugeExport(t, "b_gauge", ts, 2, "team", "b")).StatusCode)
+	}
+	require.Equal(t, []string{`{__name__="a_gauge", n="0", team="a"}`, `{__name__="a_gauge", n="1", team="a"}`, `{__name__="a_gauge", n="2", team="a"}`}, f.seriesOf(a))
+	require.Equal(t, []string{`{__name__="b_gauge", team="b"}`}, f.seriesOf(b))
+	require.Equal(t, 3, f.count(b, "b_gauge"))
 }
