@@ -90,6 +90,7 @@ type OTLP struct {
 	h           *Handler
 	logger      *slog.Logger
 	translators sync.Pool // *otlpTranslator
+	gunzips     sync.Pool // *gunzipper
 	requests    *prometheus.CounterVec
 	duration    prometheus.Histogram
 	warnings    prometheus.Counter
@@ -301,7 +302,10 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 			"Content-Encoding %q is not accepted; use gzip or none", r.Header.Get("Content-Encoding"))}
 	}
 	lim := o.h.limits.Limits(id)
-	body, herr := readOTLPBody(r, enc == "gzip", &lim)
+	h := o.h
+	b := h.bufs.Get().(*buffers)
+	defer h.putBuffers(b)
+	body, herr := o.readOTLPBody(r, enc == "gzip", &lim, b)
 	if herr != nil {
 		return otlpAnswer{code: herr.code, msg: herr.msg}
 	}
@@ -319,9 +323,6 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	if lim.OTLP != nil {
 		cfg.Translation = lim.OTLP
 	}
-	h := o.h
-	b := h.bufs.Get().(*buffers)
-	defer h.bufs.Put(b)
 	tr := o.translators.Get().(*otlpTranslator)
 	annots, err := translateOTLP(r.Context(), tr, &cfg, md.Metrics(), &b.req)
 	o.translators.Put(tr)
@@ -419,8 +420,10 @@ func translateOTLP(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, md 
 }
 
 // readOTLPBody reads a request body within the workspace's limits on the
-// body's size and its size after decompression.
-func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte, *httpError) {
+// body's size and its size after decompression, into b.body (and, for a
+// gzip-compressed body, b.decoded) so that the pooled buffers are reused.
+// The bytes returned are valid until b is returned to its pool.
+func (o *OTLP) readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits, b *buffers) ([]byte, *httpError) {
 	if r.ContentLength > int64(lim.MaxRequestBytes) {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
 	}
@@ -431,10 +434,15 @@ func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte,
 		// modify it.
 		body = rb.Bytes()
 	} else {
+		if r.ContentLength > 0 && cap(b.body) < int(r.ContentLength) {
+			b.body = make([]byte, 0, r.ContentLength)
+		}
 		var err error
-		if body, err = io.ReadAll(io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1)); err != nil {
+		b.body, err = readAll(b.body[:0], io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1))
+		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "read request body: %v", err)
 		}
+		body = b.body
 	}
 	if len(body) > lim.MaxRequestBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
@@ -445,20 +453,57 @@ func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte,
 		}
 		return body, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
+	zr, _ := o.gunzips.Get().(*gunzipper)
+	if zr == nil {
+		zr = &gunzipper{}
+	}
+	defer o.gunzips.Put(zr)
+	zr.br.Reset(body)
+	var err error
+	if zr.zr == nil {
+		zr.zr, err = gzip.NewReader(&zr.br)
+	} else {
+		err = zr.zr.Reset(&zr.br)
+	}
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
 	}
 	// Reading at most one byte past the limit bounds what a gzip bomb
 	// costs.
-	decoded, err := io.ReadAll(io.LimitReader(zr, int64(lim.MaxDecodedRequestBytes)+1))
+	b.decoded, err = readAll(b.decoded[:0], io.LimitReader(zr.zr, int64(lim.MaxDecodedRequestBytes)+1))
+	zr.br.Reset(nil) // Not to keep the body alive in the pool.
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
 	}
-	if len(decoded) > lim.MaxDecodedRequestBytes {
+	if len(b.decoded) > lim.MaxDecodedRequestBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request decompresses to more than the workspace's limit of %d bytes", lim.MaxDecodedRequestBytes)
 	}
-	return decoded, nil
+	return b.decoded, nil
+}
+
+// gunzipper is a gzip reader and the reader of the body it decompresses,
+// pooled: a gzip reader's state is some 40 KiB.
+type gunzipper struct {
+	br bytes.Reader
+	zr *gzip.Reader
+}
+
+// readAll appends what r reads until EOF to buf, as io.ReadAll does into a
+// buffer of its own.
+func readAll(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(512, cap(buf)))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // DecodeOTLP decodes an ExportMetricsServiceRequest from its protobuf or,
