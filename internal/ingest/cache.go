@@ -96,11 +96,30 @@ func (c *seriesCache) get(h uint64, ls []Label) *cacheEntry {
 		e = e.next
 	}
 	sh.mu.RUnlock()
+	c.touch(e)
+	return e
+}
+
+// touch marks e, if any, used in this epoch.
+func (c *seriesCache) touch(e *cacheEntry) {
 	if e != nil {
 		if ep := c.epoch.Load(); e.seen.Load() != ep {
 			e.seen.Store(ep)
 		}
 	}
+}
+
+// getLabels is get for a series known by its label set, cached under
+// lset.Hash().
+func (c *seriesCache) getLabels(h uint64, lset labels.Labels) *cacheEntry {
+	sh := &c.shards[h%cacheShards]
+	sh.mu.RLock()
+	e := sh.m[h]
+	for e != nil && !labels.Equal(e.lset, lset) {
+		e = e.next
+	}
+	sh.mu.RUnlock()
+	c.touch(e)
 	return e
 }
 

@@ -22,10 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/metadata"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
@@ -389,14 +387,15 @@ func newOTLPTranslator() *otlpTranslator {
 
 // translateOTLP translates metrics with Prometheus' OTLP converter into a
 // remote write 2.0 request r, which the remote write path validates and
-// stores. r stays valid after tr is reused.
+// stores. r's labels alias the label sets the converter built, which no
+// one writes to: r stays valid after tr is reused.
 func translateOTLP(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, md pmetric.Metrics, r *Request) (annotations.Annotations, error) {
 	col, conv := &tr.col, tr.conv
-	col.reset()
+	col.start(r)
 	conv.Reset(col)
 	defer func() {
 		conv.Reset(nil)
-		col.reset()
+		col.r = nil
 	}()
 	tc := cfg.Translation
 	annots, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
@@ -411,9 +410,6 @@ func translateOTLP(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, md 
 		LabelNamePreserveMultipleUnderscores: tc.LabelNamePreserveMultipleUnderscores,
 	})
 	if err != nil {
-		return annots, fmt.Errorf("translate OTLP metrics: %w", err)
-	}
-	if err := col.fill(r); err != nil {
 		return annots, fmt.Errorf("translate OTLP metrics: %w", err)
 	}
 	return annots, nil
@@ -523,20 +519,17 @@ func DecodeOTLP(b []byte, json bool) (pmetricotlp.ExportRequest, error) {
 }
 
 // otlpCollector is the storage.AppenderV2 that Prometheus' OTLP converter
-// appends to: it gathers the translated points by series, in the order of
-// their first append, and then fills a remote write 2.0 Request with them
-// for the remote write path. It stores nothing.
+// appends to: it writes the translated points into a remote write 2.0
+// Request for the remote write path, in the order the converter appends
+// them, as Prometheus appends them to its TSDB. Consecutive points of one
+// series share a Series. It stores nothing.
 //
-// A collector is reused across requests (see otlpTranslator): reset empties
-// it, keeping its arenas, so that a warm collector allocates nothing per
-// series or point. The points of all series share flat arenas, each point
-// carrying its series' index; fill groups them by series.
+// Each Series keeps the label set the converter built (a new one per
+// Append, which the TSDB head would keep as well): admission looks series
+// up in its cache by those, and the wire labels are made from them only
+// when something asks for them (see Request.Labels).
 type otlpCollector struct {
-	series     []otlpSeries
-	index      map[uint64]int32 // first series by the hash of its labels; otlpSeries.next chains the others.
-	samples    []otlpPoint[Sample]
-	histograms []otlpPoint[writev2.Histogram]
-	exemplars  []otlpPoint[exemplar.Exemplar]
+	r          *Request
 	targetInfo int // target_info samples so far.
 }
 
@@ -551,83 +544,61 @@ const maxTargetInfoSamples = 10_000
 // errTargetInfoSpan is the translation's error for such a request.
 var errTargetInfoSpan = fmt.Errorf("the data points' timestamps are too far apart: target_info would need more than %d samples (one every half lookback delta between a resource's earliest and latest points)", maxTargetInfoSamples)
 
-// otlpSeries is one translated series. The counts are of its points in
-// the collector's arenas; fill turns them into the series' spans.
-type otlpSeries struct {
-	lset                          labels.Labels
-	meta                          metadata.Metadata
-	next                          int32 // next series of the same label hash, or -1.
-	nSamples, nHistograms, nExemp int32
-	// Scratch of fill: where the series' next point of each kind goes.
-	posSamples, posHistograms, posExemp int32
-}
-
-// otlpPoint is a point of the series at index series of the collector.
-type otlpPoint[T any] struct {
-	series int32
-	v      T
-}
-
 var _ storage.AppenderV2 = (*otlpCollector)(nil)
 
-// reset empties c for the next request, keeping its arenas. It drops the
-// references to the previous request's labels, so that a pooled collector
-// neither keeps them alive nor can hand them to another request.
-func (c *otlpCollector) reset() {
-	clear(c.series)
-	c.series = c.series[:0]
-	if c.index == nil {
-		c.index = map[uint64]int32{}
-	}
-	clear(c.index)
-	c.samples = c.samples[:0]
-	clear(c.histograms)
-	c.histograms = c.histograms[:0]
-	clear(c.exemplars)
-	c.exemplars = c.exemplars[:0]
-	c.targetInfo = 0
+// start resets r and makes it the request the collector fills.
+func (c *otlpCollector) start(r *Request) {
+	r.Reset()
+	r.Version = 2
+	c.r, c.targetInfo = r, 0
 }
 
-// Append implements storage.AppenderV2. It keeps ls without copying it:
-// the converter builds a new label set for each call (as the TSDB head,
-// which keeps the label sets it is given, needs).
+// Append implements storage.AppenderV2.
 func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if ls.Get(labels.MetricName) == "target_info" {
 		if c.targetInfo++; c.targetInfo > maxTargetInfoSamples {
 			return 0, errTargetInfoSpan
 		}
 	}
-	hash := ls.Hash()
-	head, ok := c.index[hash]
-	if !ok {
-		head = -1
+	r := c.r
+	n := len(r.Series)
+	if n == 0 || !labels.Equal(r.Series[n-1].lset, ls) {
+		// The series' points start at the ends of the arenas.
+		s := Series{lset: ls, lazyLabels: true,
+			samples:    r.spanSamples(len(r.samples)),
+			histograms: r.spanHist(len(r.histograms)),
+			exemplars:  r.spanExemplar(len(r.exemplars)),
+		}
+		if !opts.Metadata.IsEmpty() {
+			s.Metadata, s.HasMetadata = opts.Metadata, true
+		}
+		r.Series = append(r.Series, s)
+		n++
 	}
-	i := head
-	for i >= 0 && !labels.Equal(c.series[i].lset, ls) {
-		i = c.series[i].next
-	}
-	if i < 0 {
-		i = int32(len(c.series))
-		c.series = append(c.series, otlpSeries{lset: ls, meta: opts.Metadata, next: head})
-		c.index[hash] = i
-	}
-	s := &c.series[i]
+	s := &r.Series[n-1]
 	switch {
-	case h != nil:
-		c.histograms = append(c.histograms, otlpPoint[writev2.Histogram]{i, writev2.FromIntHistogram(st, t, h)})
-		s.nHistograms++
-	case fh != nil:
-		c.histograms = append(c.histograms, otlpPoint[writev2.Histogram]{i, writev2.FromFloatHistogram(st, t, fh)})
-		s.nHistograms++
+	case h != nil || fh != nil:
+		m := writev2.FromIntHistogram(st, t, h)
+		if fh != nil {
+			m = writev2.FromFloatHistogram(st, t, fh)
+		}
+		raw, err := m.Marshal()
+		if err != nil {
+			return 0, fmt.Errorf("encode histogram of %s: %w", ls, err)
+		}
+		r.histograms = append(r.histograms, raw)
+		s.histograms.hi++
 	default:
-		c.samples = append(c.samples, otlpPoint[Sample]{i, Sample{Value: v, Timestamp: t, StartTimestamp: st}})
-		s.nSamples++
+		r.samples = append(r.samples, Sample{Value: v, Timestamp: t, StartTimestamp: st})
+		s.samples.hi++
 	}
 	for _, e := range opts.Exemplars {
-		c.exemplars = append(c.exemplars, otlpPoint[exemplar.Exemplar]{i, e})
-		s.nExemp++
+		lo := len(r.labels)
+		r.labels = appendWireLabels(r.labels, e.Labels)
+		r.exemplars = append(r.exemplars, Exemplar{Value: e.Value, Timestamp: e.Ts, labels: r.spanLabels(lo)})
+		s.exemplars.hi++
 	}
-	return storage.SeriesRef(i + 1), nil
+	return storage.SeriesRef(n), nil
 }
 
 // Commit implements storage.AppenderV2; the converter does not call it.
@@ -636,70 +607,13 @@ func (*otlpCollector) Commit() error { return nil }
 // Rollback implements storage.AppenderV2; the converter does not call it.
 func (*otlpCollector) Rollback() error { return nil }
 
-// fill resets r and fills it with the collected series as a remote write
-// 2.0 request, each series' points in the order they were appended. r's
-// labels alias the collected labels' strings, which are never written to:
-// r stays valid after c is reset.
-func (c *otlpCollector) fill(r *Request) error {
-	r.Reset()
-	r.Version = 2
-	// Lay out each series' points contiguously, in series order.
-	var ns, nh, ne int32
-	for i := range c.series {
-		cs := &c.series[i]
-		cs.posSamples, cs.posHistograms, cs.posExemp = ns, nh, ne
-		ns += cs.nSamples
-		nh += cs.nHistograms
-		ne += cs.nExemp
-	}
-	r.samples = slices.Grow(r.samples[:0], int(ns))[:ns]
-	for _, p := range c.samples {
-		cs := &c.series[p.series]
-		r.samples[cs.posSamples] = p.v
-		cs.posSamples++
-	}
-	r.histograms = slices.Grow(r.histograms[:0], int(nh))[:nh]
-	for k := range c.histograms {
-		p := &c.histograms[k]
-		cs := &c.series[p.series]
-		raw, err := p.v.Marshal()
-		if err != nil {
-			return fmt.Errorf("encode histogram of %s: %w", cs.lset, err)
-		}
-		r.histograms[cs.posHistograms] = raw
-		cs.posHistograms++
-	}
-	r.exemplars = slices.Grow(r.exemplars[:0], int(ne))[:ne]
-	for k := range c.exemplars {
-		p := &c.exemplars[k]
-		cs := &c.series[p.series]
-		lo := len(r.labels)
-		p.v.Labels.Range(func(l labels.Label) {
-			r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
-		})
-		r.exemplars[cs.posExemp] = Exemplar{Value: p.v.Value, Timestamp: p.v.Ts, labels: r.spanLabels(lo)}
-		cs.posExemp++
-	}
-	r.Series = slices.Grow(r.Series[:0], len(c.series))
-	for i := range c.series {
-		cs := &c.series[i]
-		// The positions are now one past each series' last point.
-		s := Series{
-			samples:    span{cs.posSamples - cs.nSamples, cs.posSamples},
-			histograms: span{cs.posHistograms - cs.nHistograms, cs.posHistograms},
-			exemplars:  span{cs.posExemp - cs.nExemp, cs.posExemp},
-		}
-		lo := len(r.labels)
-		cs.lset.Range(func(l labels.Label) {
-			r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
-		})
-		s.labels = r.spanLabels(lo)
-		if !cs.meta.IsEmpty() {
-			s.Metadata, s.HasMetadata = cs.meta, true
-		}
-		r.Series = append(r.Series, s)
-	}
-	return nil
+// appendWireLabels appends ls to wire as wire labels, which alias ls'
+// strings.
+func appendWireLabels(wire []Label, ls labels.Labels) []Label {
+	ls.Range(func(l labels.Label) {
+		wire = append(wire, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
+	})
+	return wire
 }
 
 // stringBytes returns the bytes of s without copying; they must not be

@@ -154,8 +154,9 @@ func requestLines(r *Request) []string {
 
 // TestOTLPTranslatorReuse translates two different exports in a row with
 // one pooled translator: the second request holds its own series only,
-// each series' points in their order, and the first request, which
-// aliases label memory of the collector's previous use, is unchanged.
+// its points in the order the converter appended them (consecutive points
+// of a series in one Series), and the first request, which aliases label
+// sets of the translator's previous use, is unchanged.
 func TestOTLPTranslatorReuse(t *testing.T) {
 	cfg := OTLPConfig{}
 	translate := func(tr *otlpTranslator, md pmetric.Metrics) (*Request, []string) {
@@ -170,7 +171,7 @@ func TestOTLPTranslatorReuse(t *testing.T) {
 		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 		m.SetName("depth")
 		dps := m.SetEmptyGauge().DataPoints()
-		for i, q := range []string{"a", "b", "a", "b", "a"} {
+		for i, q := range []string{"a", "a", "b", "a"} {
 			dp := dps.AppendEmpty()
 			dp.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + int64(i)*1e9))
 			dp.SetDoubleValue(float64(i))
@@ -182,8 +183,9 @@ func TestOTLPTranslatorReuse(t *testing.T) {
 	_, seedFresh := translate(newOTLPTranslator(), otlpSeed())
 	_, interleavedFresh := translate(newOTLPTranslator(), interleaved())
 	require.Equal(t, []string{
-		`__name__="depth" queue="a" 0@1700000000000 2@1700000002000 4@1700000004000 histograms=0`,
-		`__name__="depth" queue="b" 1@1700000001000 3@1700000003000 histograms=0`,
+		`__name__="depth" queue="a" 0@1700000000000 1@1700000001000 histograms=0`,
+		`__name__="depth" queue="b" 2@1700000002000 histograms=0`,
+		`__name__="depth" queue="a" 3@1700000003000 histograms=0`,
 	}, interleavedFresh)
 
 	tr := newOTLPTranslator()
