@@ -12,8 +12,10 @@ import (
 
 // seriesCache remembers, per workspace, the series it has already validated
 // and the storage reference each was given, keyed by a hash of the labels as
-// they arrive on the wire. A hit skips validation, label allocation and the
-// storage's own label-hash lookup. Entries keep the same labels.Labels value
+// they arrive on the wire (get) or, for series translated from OTLP, which
+// arrive as label sets, by the label set's own hash (getLabels). A series
+// written both ways has an entry under each. A hit skips validation, label
+// allocation and the storage's own label-hash lookup. Entries keep the same labels.Labels value
 // the storage holds, so under Prometheus' default "stringlabels" build the
 // cache shares, rather than copies, the label memory.
 //

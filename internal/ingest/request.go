@@ -10,8 +10,10 @@ import (
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
-// Label is one name/value pair. Both slices alias the decoded request body:
-// they are valid only until the Request is reset or returned to its pool.
+// Label is one name/value pair. Both slices alias the decoded request body
+// (or, for a request translated from OTLP, the strings of the label sets
+// the translation built, which stay valid): they are valid only until the
+// Request is reset or returned to its pool.
 type Label struct {
 	Name, Value []byte
 }
