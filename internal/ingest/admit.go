@@ -83,20 +83,30 @@ func (h *Handler) admit(ctx context.Context, id workspace.ID, lim *workspace.Lim
 	b.histograms = b.histograms[:0]
 	for i := range req.Series {
 		s := &req.Series[i]
-		wire := req.Labels(s)
-		var hash uint64
-		hash, b.hash = hashLabels(wire, b.hash)
+		var (
+			hash uint64
+			e    *cacheEntry
+		)
+		if !s.lset.IsEmpty() && !req.rewritten {
+			// Translated from OTLP: the series is looked up by the
+			// label set the translation built, without wire labels. The
+			// cache keeps such series under the label set's own hash.
+			hash = s.lset.Hash()
+			e = st.cache.getLabels(hash, s.lset)
+		} else {
+			hash, b.hash = hashLabels(req.Labels(s), b.hash)
+			e = st.cache.get(hash, req.Labels(s))
+		}
 		// Prometheus 3 refuses a 2.0 series without a sample or histogram
 		// (with an exemplar or metadata only) once its labels are valid;
 		// remote write 1.0 carries metadata apart from the series.
 		empty := req.Version == 2 && len(req.Samples(s)) == 0 && req.NumHistograms(s) == 0
-		e := st.cache.get(hash, wire)
 		if e != nil && empty {
 			p.rj.add(noSamplesMsg(e.lset))
 			continue
 		}
 		if e == nil {
-			lset, serr := buildLabels(wire, lim, &b.sb)
+			lset, serr := buildLabels(req.Labels(s), lim, &b.sb)
 			if serr != nil {
 				n := len(req.Samples(s)) + req.NumHistograms(s)
 				p.rejected[serr.Reason] += n

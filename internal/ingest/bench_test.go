@@ -1,6 +1,8 @@
 package ingest_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"net/http"
 	"testing"
@@ -116,18 +118,43 @@ func otlpEnvoyExport(b *testing.B, n int, ts time.Time) []byte {
 // BenchmarkOTLPSteadyState measures an OTLP export of 2000 already-known
 // series end to end through the OTLP handler (decoding, Prometheus'
 // translation, the remote write path) into a real TSDB.
-func BenchmarkOTLPSteadyState(b *testing.B) {
+func BenchmarkOTLPSteadyState(b *testing.B) { benchmarkOTLPSteadyState(b, false) }
+
+// BenchmarkOTLPSteadyStateGzip is BenchmarkOTLPSteadyState with
+// gzip-compressed exports, as OpenTelemetry exporters send them.
+func BenchmarkOTLPSteadyStateGzip(b *testing.B) { benchmarkOTLPSteadyState(b, true) }
+
+func benchmarkOTLPSteadyState(b *testing.B, gzipped bool) {
 	f := newFixtureB(b)
 	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ts := time.Now().Add(-time.Hour)
+	export := func(at time.Time) []byte {
+		raw := otlpEnvoyExport(b, 2000, at)
+		if !gzipped {
+			return raw
+		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(raw)
+		if err := zw.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	post := func(body []byte) *http.Response {
+		if gzipped {
+			return f.postOTLPEncoded(o, f.ws, body, "gzip")
+		}
+		return f.postOTLP(o, body)
+	}
 	bodies := make([][]byte, 64)
 	for i := range bodies {
-		bodies[i] = otlpEnvoyExport(b, 2000, ts.Add(time.Duration(i)*time.Millisecond))
+		bodies[i] = export(ts.Add(time.Duration(i) * time.Millisecond))
 	}
-	if resp := f.postOTLP(o, bodies[0]); resp.StatusCode != http.StatusOK {
+	if resp := post(bodies[0]); resp.StatusCode != http.StatusOK {
 		b.Fatalf("first write: %d", resp.StatusCode)
 	}
 	b.ReportAllocs()
@@ -137,12 +164,12 @@ func BenchmarkOTLPSteadyState(b *testing.B) {
 			b.StopTimer()
 			ts = ts.Add(64 * time.Millisecond)
 			for k := range bodies {
-				bodies[k] = otlpEnvoyExport(b, 2000, ts.Add(time.Duration(k)*time.Millisecond))
+				bodies[k] = export(ts.Add(time.Duration(k) * time.Millisecond))
 			}
 			i = 0
 			b.StartTimer()
 		}
-		if resp := f.postOTLP(o, bodies[i]); resp.StatusCode != http.StatusOK {
+		if resp := post(bodies[i]); resp.StatusCode != http.StatusOK {
 			b.Fatalf("write: %d", resp.StatusCode)
 		}
 		i++

@@ -12,8 +12,10 @@ import (
 
 // seriesCache remembers, per workspace, the series it has already validated
 // and the storage reference each was given, keyed by a hash of the labels as
-// they arrive on the wire. A hit skips validation, label allocation and the
-// storage's own label-hash lookup. Entries keep the same labels.Labels value
+// they arrive on the wire (get) or, for series translated from OTLP, which
+// arrive as label sets, by the label set's own hash (getLabels). A series
+// written both ways has an entry under each. A hit skips validation, label
+// allocation and the storage's own label-hash lookup. Entries keep the same labels.Labels value
 // the storage holds, so under Prometheus' default "stringlabels" build the
 // cache shares, rather than copies, the label memory.
 //
@@ -96,11 +98,30 @@ func (c *seriesCache) get(h uint64, ls []Label) *cacheEntry {
 		e = e.next
 	}
 	sh.mu.RUnlock()
+	c.touch(e)
+	return e
+}
+
+// touch marks e, if any, used in this epoch.
+func (c *seriesCache) touch(e *cacheEntry) {
 	if e != nil {
 		if ep := c.epoch.Load(); e.seen.Load() != ep {
 			e.seen.Store(ep)
 		}
 	}
+}
+
+// getLabels is get for a series known by its label set, cached under
+// lset.Hash().
+func (c *seriesCache) getLabels(h uint64, lset labels.Labels) *cacheEntry {
+	sh := &c.shards[h%cacheShards]
+	sh.mu.RLock()
+	e := sh.m[h]
+	for e != nil && !labels.Equal(e.lset, lset) {
+		e = e.next
+	}
+	sh.mu.RUnlock()
+	c.touch(e)
 	return e
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,10 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/metadata"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
@@ -85,13 +84,14 @@ func (cfg OTLPConfig) withDefaults() *OTLPConfig {
 // a remote write 2.0 request would be: the same limits, HA deduplication,
 // metrics and durability (a 2xx only once the storage committed).
 type OTLP struct {
-	cfg        OTLPConfig
-	h          *Handler
-	logger     *slog.Logger
-	converters sync.Pool // *otlptranslator.PrometheusConverter
-	requests   *prometheus.CounterVec
-	duration   prometheus.Histogram
-	warnings   prometheus.Counter
+	cfg         OTLPConfig
+	h           *Handler
+	logger      *slog.Logger
+	translators sync.Pool // *otlpTranslator
+	gunzips     sync.Pool // *gunzipper
+	requests    *prometheus.CounterVec
+	duration    prometheus.Histogram
+	warnings    prometheus.Counter
 
 	mu     sync.Mutex
 	deltas map[workspace.ID]processor.Metrics // Started on a workspace's first delta point.
@@ -117,7 +117,7 @@ func NewOTLP(cfg OTLPConfig, h *Handler, logger *slog.Logger, reg prometheus.Reg
 		warnings: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_otlp_translation_warnings_total",
 			Help: "Warnings of the OTLP to Prometheus translation (e.g. empty data points, label collisions)."}),
 	}
-	o.converters.New = func() any { return otlptranslator.NewPrometheusConverter(nil) }
+	o.translators.New = func() any { return newOTLPTranslator() }
 	o.deltas = map[workspace.ID]processor.Metrics{}
 	return o, nil
 }
@@ -300,7 +300,10 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 			"Content-Encoding %q is not accepted; use gzip or none", r.Header.Get("Content-Encoding"))}
 	}
 	lim := o.h.limits.Limits(id)
-	body, herr := readOTLPBody(r, enc == "gzip", &lim)
+	h := o.h
+	b := h.bufs.Get().(*buffers)
+	defer h.putBuffers(b)
+	body, herr := o.readOTLPBody(r, enc == "gzip", &lim, b)
 	if herr != nil {
 		return otlpAnswer{code: herr.code, msg: herr.msg}
 	}
@@ -318,12 +321,9 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	if lim.OTLP != nil {
 		cfg.Translation = lim.OTLP
 	}
-	h := o.h
-	b := h.bufs.Get().(*buffers)
-	defer h.bufs.Put(b)
-	conv := o.converters.Get().(*otlptranslator.PrometheusConverter)
-	annots, err := translateOTLP(r.Context(), conv, &cfg, md.Metrics(), &b.req)
-	o.converters.Put(conv)
+	tr := o.translators.Get().(*otlpTranslator)
+	annots, err := translateOTLP(r.Context(), tr, &cfg, md.Metrics(), &b.req)
+	o.translators.Put(tr)
 	if err != nil {
 		// As in Prometheus, a request that does not translate is stored
 		// not at all. The data is at fault: retrying cannot help.
@@ -372,13 +372,31 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	}
 }
 
+// otlpTranslator is Prometheus' OTLP converter and the collector it
+// appends to, reused across requests (and workspaces) from a pool:
+// translateOTLP resets both before and after each request, so nothing of
+// one request reaches the next.
+type otlpTranslator struct {
+	conv *otlptranslator.PrometheusConverter
+	col  otlpCollector
+}
+
+func newOTLPTranslator() *otlpTranslator {
+	return &otlpTranslator{conv: otlptranslator.NewPrometheusConverter(nil)}
+}
+
 // translateOTLP translates metrics with Prometheus' OTLP converter into a
 // remote write 2.0 request r, which the remote write path validates and
-// stores. conv is reset before and after.
-func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter, cfg *OTLPConfig, md pmetric.Metrics, r *Request) (annotations.Annotations, error) {
-	col := newOTLPCollector()
+// stores. r's labels alias the label sets the converter built, which no
+// one writes to: r stays valid after tr is reused.
+func translateOTLP(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, md pmetric.Metrics, r *Request) (annotations.Annotations, error) {
+	col, conv := &tr.col, tr.conv
+	col.start(r)
 	conv.Reset(col)
-	defer conv.Reset(nil)
+	defer func() {
+		conv.Reset(nil)
+		col.r = nil
+	}()
 	tc := cfg.Translation
 	annots, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
 		AddMetricSuffixes:                    tc.TranslationStrategy.ShouldAddSuffixes(),
@@ -394,15 +412,14 @@ func translateOTLP(ctx context.Context, conv *otlptranslator.PrometheusConverter
 	if err != nil {
 		return annots, fmt.Errorf("translate OTLP metrics: %w", err)
 	}
-	if err := col.fill(r); err != nil {
-		return annots, fmt.Errorf("translate OTLP metrics: %w", err)
-	}
 	return annots, nil
 }
 
 // readOTLPBody reads a request body within the workspace's limits on the
-// body's size and its size after decompression.
-func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte, *httpError) {
+// body's size and its size after decompression, into b.body (and, for a
+// gzip-compressed body, b.decoded) so that the pooled buffers are reused.
+// The bytes returned are valid until b is returned to its pool.
+func (o *OTLP) readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits, b *buffers) ([]byte, *httpError) {
 	if r.ContentLength > int64(lim.MaxRequestBytes) {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
 	}
@@ -413,10 +430,15 @@ func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte,
 		// modify it.
 		body = rb.Bytes()
 	} else {
+		if r.ContentLength > 0 && cap(b.body) < int(r.ContentLength) {
+			b.body = make([]byte, 0, r.ContentLength)
+		}
 		var err error
-		if body, err = io.ReadAll(io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1)); err != nil {
+		b.body, err = readAll(b.body[:0], io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1))
+		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "read request body: %v", err)
 		}
+		body = b.body
 	}
 	if len(body) > lim.MaxRequestBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
@@ -427,20 +449,57 @@ func readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits) ([]byte,
 		}
 		return body, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
+	zr, _ := o.gunzips.Get().(*gunzipper)
+	if zr == nil {
+		zr = &gunzipper{}
+	}
+	defer o.gunzips.Put(zr)
+	zr.br.Reset(body)
+	var err error
+	if zr.zr == nil {
+		zr.zr, err = gzip.NewReader(&zr.br)
+	} else {
+		err = zr.zr.Reset(&zr.br)
+	}
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
 	}
 	// Reading at most one byte past the limit bounds what a gzip bomb
 	// costs.
-	decoded, err := io.ReadAll(io.LimitReader(zr, int64(lim.MaxDecodedRequestBytes)+1))
+	b.decoded, err = readAll(b.decoded[:0], io.LimitReader(zr.zr, int64(lim.MaxDecodedRequestBytes)+1))
+	zr.br.Reset(nil) // Not to keep the body alive in the pool.
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
 	}
-	if len(decoded) > lim.MaxDecodedRequestBytes {
+	if len(b.decoded) > lim.MaxDecodedRequestBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "request decompresses to more than the workspace's limit of %d bytes", lim.MaxDecodedRequestBytes)
 	}
-	return decoded, nil
+	return b.decoded, nil
+}
+
+// gunzipper is a gzip reader and the reader of the body it decompresses,
+// pooled: a gzip reader's state is some 40 KiB.
+type gunzipper struct {
+	br bytes.Reader
+	zr *gzip.Reader
+}
+
+// readAll appends what r reads until EOF to buf, as io.ReadAll does into a
+// buffer of its own.
+func readAll(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(512, cap(buf)))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // DecodeOTLP decodes an ExportMetricsServiceRequest from its protobuf or,
@@ -460,13 +519,18 @@ func DecodeOTLP(b []byte, json bool) (pmetricotlp.ExportRequest, error) {
 }
 
 // otlpCollector is the storage.AppenderV2 that Prometheus' OTLP converter
-// appends to: it gathers the translated points by series, in the order of
-// their first append, and then fills a remote write 2.0 Request with them
-// for the remote write path. It stores nothing.
+// appends to: it writes the translated points into a remote write 2.0
+// Request for the remote write path, in the order the converter appends
+// them, as Prometheus appends them to its TSDB. Consecutive points of one
+// series share a Series. It stores nothing.
+//
+// Each Series keeps the label set the converter built (a new one per
+// Append, which the TSDB head would keep as well): admission looks series
+// up in its cache by those, and the wire labels are made from them only
+// when something asks for them (see Request.Labels).
 type otlpCollector struct {
-	series     []otlpSeries
-	index      map[uint64][]int // series by the hash of their labels.
-	targetInfo int              // target_info samples so far.
+	r          *Request
+	targetInfo int // target_info samples so far.
 }
 
 // maxTargetInfoSamples bounds the target_info samples one request may
@@ -480,19 +544,13 @@ const maxTargetInfoSamples = 10_000
 // errTargetInfoSpan is the translation's error for such a request.
 var errTargetInfoSpan = fmt.Errorf("the data points' timestamps are too far apart: target_info would need more than %d samples (one every half lookback delta between a resource's earliest and latest points)", maxTargetInfoSamples)
 
-// otlpSeries is one series' translated points.
-type otlpSeries struct {
-	lset       labels.Labels
-	samples    []Sample
-	histograms []writev2.Histogram
-	exemplars  []exemplar.Exemplar
-	meta       metadata.Metadata
-}
-
 var _ storage.AppenderV2 = (*otlpCollector)(nil)
 
-func newOTLPCollector() *otlpCollector {
-	return &otlpCollector{index: map[uint64][]int{}}
+// start resets r and makes it the request the collector fills.
+func (c *otlpCollector) start(r *Request) {
+	r.Reset()
+	r.Version = 2
+	c.r, c.targetInfo = r, 0
 }
 
 // Append implements storage.AppenderV2.
@@ -502,33 +560,45 @@ func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int6
 			return 0, errTargetInfoSpan
 		}
 	}
-	hash := ls.Hash()
-	i := -1
-	for _, j := range c.index[hash] {
-		if labels.Equal(c.series[j].lset, ls) {
-			i = j
-			break
+	r := c.r
+	n := len(r.Series)
+	if n == 0 || !labels.Equal(r.Series[n-1].lset, ls) {
+		// The series' points start at the ends of the arenas.
+		s := Series{lset: ls, lazyLabels: true,
+			samples:    r.spanSamples(len(r.samples)),
+			histograms: r.spanHist(len(r.histograms)),
+			exemplars:  r.spanExemplar(len(r.exemplars)),
 		}
+		if !opts.Metadata.IsEmpty() {
+			s.Metadata, s.HasMetadata = opts.Metadata, true
+		}
+		r.Series = append(r.Series, s)
+		n++
 	}
-	if i < 0 {
-		i = len(c.series)
-		c.series = append(c.series, otlpSeries{lset: ls.Copy(), meta: opts.Metadata})
-		c.index[hash] = append(c.index[hash], i)
-	}
-	s := &c.series[i]
+	s := &r.Series[n-1]
 	switch {
-	case h != nil:
-		s.histograms = append(s.histograms, writev2.FromIntHistogram(st, t, h))
-	case fh != nil:
-		s.histograms = append(s.histograms, writev2.FromFloatHistogram(st, t, fh))
+	case h != nil || fh != nil:
+		m := writev2.FromIntHistogram(st, t, h)
+		if fh != nil {
+			m = writev2.FromFloatHistogram(st, t, fh)
+		}
+		raw, err := m.Marshal()
+		if err != nil {
+			return 0, fmt.Errorf("encode histogram of %s: %w", ls, err)
+		}
+		r.histograms = append(r.histograms, raw)
+		s.histograms.hi++
 	default:
-		s.samples = append(s.samples, Sample{Value: v, Timestamp: t, StartTimestamp: st})
+		r.samples = append(r.samples, Sample{Value: v, Timestamp: t, StartTimestamp: st})
+		s.samples.hi++
 	}
 	for _, e := range opts.Exemplars {
-		e.Labels = e.Labels.Copy()
-		s.exemplars = append(s.exemplars, e)
+		lo := len(r.labels)
+		r.labels = appendWireLabels(r.labels, e.Labels)
+		r.exemplars = append(r.exemplars, Exemplar{Value: e.Value, Timestamp: e.Ts, labels: r.spanLabels(lo)})
+		s.exemplars.hi++
 	}
-	return storage.SeriesRef(i + 1), nil
+	return storage.SeriesRef(n), nil
 }
 
 // Commit implements storage.AppenderV2; the converter does not call it.
@@ -537,47 +607,13 @@ func (*otlpCollector) Commit() error { return nil }
 // Rollback implements storage.AppenderV2; the converter does not call it.
 func (*otlpCollector) Rollback() error { return nil }
 
-// fill resets r and fills it with the collected series as a remote write
-// 2.0 request. r's labels alias the collected labels' strings: r is valid
-// while c is, and no one writes to its label bytes.
-func (c *otlpCollector) fill(r *Request) error {
-	r.Reset()
-	r.Version = 2
-	for i := range c.series {
-		cs := &c.series[i]
-		var s Series
-		lo := len(r.labels)
-		cs.lset.Range(func(l labels.Label) {
-			r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
-		})
-		s.labels = r.spanLabels(lo)
-		lo = len(r.samples)
-		r.samples = append(r.samples, cs.samples...)
-		s.samples = r.spanSamples(lo)
-		lo = len(r.histograms)
-		for k := range cs.histograms {
-			raw, err := cs.histograms[k].Marshal()
-			if err != nil {
-				return fmt.Errorf("encode histogram of %s: %w", cs.lset, err)
-			}
-			r.histograms = append(r.histograms, raw)
-		}
-		s.histograms = r.spanHist(lo)
-		lo = len(r.exemplars)
-		for _, e := range cs.exemplars {
-			llo := len(r.labels)
-			e.Labels.Range(func(l labels.Label) {
-				r.labels = append(r.labels, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
-			})
-			r.exemplars = append(r.exemplars, Exemplar{Value: e.Value, Timestamp: e.Ts, labels: r.spanLabels(llo)})
-		}
-		s.exemplars = r.spanExemplar(lo)
-		if !cs.meta.IsEmpty() {
-			s.Metadata, s.HasMetadata = cs.meta, true
-		}
-		r.Series = append(r.Series, s)
-	}
-	return nil
+// appendWireLabels appends ls to wire as wire labels, which alias ls'
+// strings.
+func appendWireLabels(wire []Label, ls labels.Labels) []Label {
+	ls.Range(func(l labels.Label) {
+		wire = append(wire, Label{Name: stringBytes(l.Name), Value: stringBytes(l.Value)})
+	})
+	return wire
 }
 
 // stringBytes returns the bytes of s without copying; they must not be

@@ -2,11 +2,13 @@ package ingest_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,9 +43,23 @@ func gaugeExport(t *testing.T, name string, at time.Time, v float64, attrs ...st
 }
 
 func (f *fixture) postOTLP(o *ingest.OTLP, body []byte) *http.Response {
-	req := httptest.NewRequest(http.MethodPost, "/workspaces/"+f.ws.String()+"/api/v1/otlp/v1/metrics", bytes.NewReader(body))
+	return f.postOTLPTo(o, f.ws, body)
+}
+
+// postOTLPTo posts an OTLP export to workspace ws.
+func (f *fixture) postOTLPTo(o *ingest.OTLP, ws workspace.ID, body []byte) *http.Response {
+	return f.postOTLPEncoded(o, ws, body, "")
+}
+
+// postOTLPEncoded posts an OTLP export with a Content-Encoding (none if
+// enc is "") to workspace ws.
+func (f *fixture) postOTLPEncoded(o *ingest.OTLP, ws workspace.ID, body []byte, enc string) *http.Response {
+	req := httptest.NewRequest(http.MethodPost, "/workspaces/"+ws.String()+"/api/v1/otlp/v1/metrics", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-protobuf")
-	req = req.WithContext(workspace.NewContext(req.Context(), f.ws))
+	if enc != "" {
+		req.Header.Set("Content-Encoding", enc)
+	}
+	req = req.WithContext(workspace.NewContext(req.Context(), ws))
 	rec := httptest.NewRecorder()
 	o.ServeHTTP(rec, req)
 	return rec.Result()
@@ -108,4 +124,72 @@ func TestOTLPRateLimited(t *testing.T) {
 	require.Equal(t, int32(8), st.GetCode())
 	require.Contains(t, st.GetMessage(), "ingestion rate limit")
 	require.Equal(t, []float64{1}, f.values(labels.FromStrings("__name__", "g")))
+}
+
+// seriesOf returns the label sets of every series workspace ws holds.
+func (f *fixture) seriesOf(ws workspace.ID) []string {
+	q, err := f.store.Queryable(ws).Querier(math.MinInt64, math.MaxInt64)
+	require.NoError(f.t, err)
+	defer q.Close()
+	ss := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	var out []string
+	for ss.Next() {
+		out = append(out, ss.At().Labels().String())
+	}
+	require.NoError(f.t, ss.Err())
+	return out
+}
+
+// TestOTLPWorkspacesStayApart alternates exports of two workspaces through
+// one OTLP handler, whose translators and buffers are pooled and so reused
+// from one workspace's request to the other's: each workspace holds its
+// own series only.
+func TestOTLPWorkspacesStayApart(t *testing.T) {
+	f := newFixture(t, nil)
+	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	a, b := f.ws, workspace.NewID()
+	at := time.Now().Add(-time.Minute)
+	for i := range 3 {
+		ts := at.Add(time.Duration(i) * time.Second)
+		require.Equal(t, http.StatusOK, f.postOTLPTo(o, a, gaugeExport(t, "a_gauge", ts, 1, "team", "a", "n", strconv.Itoa(i))).StatusCode)
+		require.Equal(t, http.StatusOK, f.postOTLPTo(o, b, gaugeExport(t, "b_gauge", ts, 2, "team", "b")).StatusCode)
+	}
+	require.Equal(t, []string{`{__name__="a_gauge", n="0", team="a"}`, `{__name__="a_gauge", n="1", team="a"}`, `{__name__="a_gauge", n="2", team="a"}`}, f.seriesOf(a))
+	require.Equal(t, []string{`{__name__="b_gauge", team="b"}`}, f.seriesOf(b))
+	require.Equal(t, 3, f.count(b, "b_gauge"))
+}
+
+// TestOTLPGzipReuse sends gzip-compressed exports, valid and not, in turn
+// through one handler, whose gzip readers and body buffers are pooled: each
+// request is answered for its own body only.
+func TestOTLPGzipReuse(t *testing.T) {
+	f := newFixture(t, func(l *workspace.Limits) { l.MaxDecodedRequestBytes = 64 << 10 })
+	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, err := zw.Write(b)
+		require.NoError(t, err)
+		require.NoError(t, zw.Close())
+		return buf.Bytes()
+	}
+	at := time.Now().Add(-time.Minute)
+	valid := gz(gaugeExport(t, "g", at, 1, "k", "v"))
+	for i, c := range []struct {
+		body []byte
+		code int
+	}{
+		{valid, http.StatusOK},
+		{[]byte("not gzip at all"), http.StatusBadRequest},
+		{gz(gaugeExport(t, "g", at.Add(time.Second), 2, "k", "v")), http.StatusOK},
+		{valid[:len(valid)/2], http.StatusBadRequest},               // Truncated.
+		{gz(make([]byte, 1<<20)), http.StatusRequestEntityTooLarge}, // Beyond the decoded limit.
+		{gz(gaugeExport(t, "g", at.Add(2*time.Second), 3, "k", "v")), http.StatusOK},
+		{gaugeExport(t, "g", at.Add(3*time.Second), 4, "k", "v"), http.StatusBadRequest}, // Not compressed.
+	} {
+		require.Equal(t, c.code, f.postOTLPEncoded(o, f.ws, c.body, "gzip").StatusCode, "request %d", i)
+	}
+	require.Equal(t, []float64{1, 2, 3}, f.values(labels.FromStrings("__name__", "g", "k", "v")))
 }

@@ -2,14 +2,14 @@ package ingest
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-
-	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 )
 
 // otlpSeed is a small export of a counter, a histogram and an exponential
@@ -74,14 +74,14 @@ func FuzzDecodeOTLP(f *testing.F) {
 	f.Add([]byte{}, false)
 	f.Add([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","gauge":{"dataPoints":[{"asDouble":1}]}}]}]}]}`), true)
 	cfg := OTLPConfig{}
-	conv := otlptranslator.NewPrometheusConverter(nil)
+	tr := newOTLPTranslator()
 	f.Fuzz(func(t *testing.T, b []byte, json bool) {
 		req, err := DecodeOTLP(b, json)
 		if err != nil {
 			return
 		}
 		var r Request
-		if _, err := translateOTLP(context.Background(), conv, cfg.withDefaults(), req.Metrics(), &r); err != nil {
+		if _, err := translateOTLP(context.Background(), tr, cfg.withDefaults(), req.Metrics(), &r); err != nil {
 			return
 		}
 		for i := range r.Series {
@@ -104,14 +104,14 @@ func FuzzDecodeOTLP(f *testing.F) {
 // every half lookback delta between them; the request is refused with an
 // error saying why, instead of expanding to millions of samples.
 func TestOTLPTargetInfoSpanIsBounded(t *testing.T) {
-	conv := otlptranslator.NewPrometheusConverter(nil)
+	tr := newOTLPTranslator()
 	cfg := OTLPConfig{}
 
 	md := otlpSeed()
 	// An attribute that is not identifying: target_info carries it.
 	md.ResourceMetrics().At(0).Resource().Attributes().PutStr("k8s.pod.name", "p-1")
 	var r Request
-	_, err := translateOTLP(context.Background(), conv, cfg.withDefaults(), md, &r)
+	_, err := translateOTLP(context.Background(), tr, cfg.withDefaults(), md, &r)
 	require.NoError(t, err, "points at one time translate")
 
 	// One more point, a second after the epoch.
@@ -122,7 +122,78 @@ func TestOTLPTargetInfoSpanIsBounded(t *testing.T) {
 	dp.SetDoubleValue(1)
 	dp.SetTimestamp(pcommon.Timestamp(1_000_000_000))
 	r = Request{}
-	_, err = translateOTLP(context.Background(), conv, cfg.withDefaults(), md, &r)
+	_, err = translateOTLP(context.Background(), tr, cfg.withDefaults(), md, &r)
 	require.ErrorIs(t, err, errTargetInfoSpan)
 	require.ErrorContains(t, err, "too far apart")
+}
+
+// requestLines renders a request's series, one line each: labels, samples,
+// histogram count and exemplars.
+func requestLines(r *Request) []string {
+	var out []string
+	for i := range r.Series {
+		s := &r.Series[i]
+		var b strings.Builder
+		for _, l := range r.Labels(s) {
+			fmt.Fprintf(&b, "%s=%q ", l.Name, l.Value)
+		}
+		for _, smp := range r.Samples(s) {
+			fmt.Fprintf(&b, "%g@%d ", smp.Value, smp.Timestamp)
+		}
+		fmt.Fprintf(&b, "histograms=%d", r.NumHistograms(s))
+		for k, e := range r.Exemplars(s) {
+			fmt.Fprintf(&b, " exemplar %g@%d", e.Value, e.Timestamp)
+			for _, l := range r.ExemplarLabels(&r.Exemplars(s)[k]) {
+				fmt.Fprintf(&b, " %s=%q", l.Name, l.Value)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// TestOTLPTranslatorReuse translates two different exports in a row with
+// one pooled translator: the second request holds its own series only,
+// its points in the order the converter appended them (consecutive points
+// of a series in one Series), and the first request, which aliases label
+// sets of the translator's previous use, is unchanged.
+func TestOTLPTranslatorReuse(t *testing.T) {
+	cfg := OTLPConfig{}
+	translate := func(tr *otlpTranslator, md pmetric.Metrics) (*Request, []string) {
+		var r Request
+		_, err := translateOTLP(context.Background(), tr, cfg.withDefaults(), md, &r)
+		require.NoError(t, err)
+		return &r, requestLines(&r)
+	}
+	// Two series of one gauge, their points interleaved.
+	interleaved := func() pmetric.Metrics {
+		md := pmetric.NewMetrics()
+		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("depth")
+		dps := m.SetEmptyGauge().DataPoints()
+		for i, q := range []string{"a", "a", "b", "a"} {
+			dp := dps.AppendEmpty()
+			dp.SetTimestamp(pcommon.Timestamp(1_700_000_000_000_000_000 + int64(i)*1e9))
+			dp.SetDoubleValue(float64(i))
+			dp.Attributes().PutStr("queue", q)
+		}
+		return md
+	}
+
+	_, seedFresh := translate(newOTLPTranslator(), otlpSeed())
+	_, interleavedFresh := translate(newOTLPTranslator(), interleaved())
+	require.Equal(t, []string{
+		`__name__="depth" queue="a" 0@1700000000000 1@1700000001000 histograms=0`,
+		`__name__="depth" queue="b" 2@1700000002000 histograms=0`,
+		`__name__="depth" queue="a" 3@1700000003000 histograms=0`,
+	}, interleavedFresh)
+
+	tr := newOTLPTranslator()
+	first, seedLines := translate(tr, otlpSeed())
+	require.Equal(t, seedFresh, seedLines)
+	_, second := translate(tr, interleaved())
+	require.Equal(t, interleavedFresh, second, "the second request holds its own series only")
+	require.Equal(t, seedFresh, requestLines(first), "the first request is unchanged by the translator's reuse")
+	_, third := translate(tr, otlpSeed())
+	require.Equal(t, seedFresh, third)
 }

@@ -4,13 +4,16 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 )
 
-// Label is one name/value pair. Both slices alias the decoded request body:
-// they are valid only until the Request is reset or returned to its pool.
+// Label is one name/value pair. Both slices alias the decoded request body
+// (or, for a request translated from OTLP, the strings of the label sets
+// the translation built, which stay valid): they are valid only until the
+// Request is reset or returned to its pool.
 type Label struct {
 	Name, Value []byte
 }
@@ -42,6 +45,12 @@ type Series struct {
 	// Metadata sent with the series (remote write 2.0 only).
 	Metadata    metadata.Metadata
 	HasMetadata bool
+	// lset is the label set of a series translated from OTLP: the
+	// translation builds it, sorted and without empty values, and
+	// admission looks the series up by it. Its wire labels are made from
+	// it on first use when lazyLabels is set (see Request.Labels).
+	lset       labels.Labels
+	lazyLabels bool
 }
 
 // FamilyMetadata is remote write 1.0's per-metric-family metadata.
@@ -85,9 +94,17 @@ func (r *Request) Reset() {
 	r.rewritten = false
 }
 
-// Labels returns the labels of s in the order the sender sent them.
-// The slice may be modified in place (see filterLabel).
-func (r *Request) Labels(s *Series) []Label { return r.labels[s.labels.lo:s.labels.hi] }
+// Labels returns the labels of s in the order the sender sent them (sorted,
+// for a series translated from OTLP). The slice may be modified in place
+// (see filterLabel).
+func (r *Request) Labels(s *Series) []Label {
+	if s.lazyLabels {
+		lo := len(r.labels)
+		r.labels = appendWireLabels(r.labels, s.lset)
+		s.labels, s.lazyLabels = r.spanLabels(lo), false
+	}
+	return r.labels[s.labels.lo:s.labels.hi]
+}
 
 // Samples returns the float samples of s.
 func (r *Request) Samples(s *Series) []Sample { return r.samples[s.samples.lo:s.samples.hi] }
