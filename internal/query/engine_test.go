@@ -514,6 +514,19 @@ func TestHasSummary(t *testing.T) {
 	require.Equal(t, before, fmt.Sprint(summary.AsStrings("q", 0, 0)))
 }
 
+// newCachedStore returns engines with a results cache and a store that
+// tells the cache of its writes, as the server wires them.
+func newCachedStore(t *testing.T) (*testEngines, *orstorage.Store) {
+	t.Helper()
+	te := newTestEngines(t, EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4, CacheBytes: 8 << 20})
+	overrides, err := workspace.NewOverrides(workspace.DefaultLimits())
+	require.NoError(t, err)
+	store, err := orstorage.New(orstorage.Config{Dir: t.TempDir(), Written: te.ev.Cache().Written}, overrides, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	return te, store
+}
+
 // TestCacheHoldsStepsUpToNow: with no freshness margin, a range ending now
 // is cached to its last step, and a current sample landing at or before a
 // cached step changes the next answer. histogram_quantile's monotonicity
@@ -521,12 +534,7 @@ func TestHasSummary(t *testing.T) {
 // answered from the cache only for the very range evaluated whole, and
 // every answer is the plain engine's.
 func TestCacheHoldsStepsUpToNow(t *testing.T) {
-	te := newTestEngines(t, EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4, CacheBytes: 8 << 20})
-	overrides, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	store, err := orstorage.New(orstorage.Config{Dir: t.TempDir(), Written: te.ev.Cache().Written}, overrides, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	te, store := newCachedStore(t)
 	q := store.Queryable(te.id)
 
 	step := 30 * time.Second
@@ -609,12 +617,7 @@ func TestCacheHoldsStepsUpToNow(t *testing.T) {
 // evaluated makes the engine evaluate the whole range, as the plain
 // engine does.
 func TestRankingsCachedUnlessTied(t *testing.T) {
-	te := newTestEngines(t, EvalConfig{Parallelism: 2, MinStepsPerPart: 2, MaxConcurrent: 4, CacheBytes: 8 << 20})
-	overrides, err := workspace.NewOverrides(workspace.DefaultLimits())
-	require.NoError(t, err)
-	store, err := orstorage.New(orstorage.Config{Dir: t.TempDir(), Written: te.ev.Cache().Written}, overrides, nil, prometheus.NewRegistry())
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	te, store := newCachedStore(t)
 	q := store.Queryable(te.id)
 
 	step := 30 * time.Second
