@@ -73,8 +73,11 @@ type extent struct {
 	// one (inexact) holds a superset of its range's. See rangeQuery.Exec
 	// for how they answer a request.
 	pieces []piece
-	bytes  int64
-	elem   *list.Element
+	// whole says that the extent answers exactly its range and no part of
+	// it (a ranking with a tie, rangeQuery.tied): it is never sliced.
+	whole bool
+	bytes int64
+	elem  *list.Element
 }
 
 type piece struct {
@@ -335,6 +338,12 @@ func sliceExtent(e *extent, start, end int64) *extent {
 
 // prefix returns the steps of e up to end at the latest; nil when none.
 func prefix(e *extent, end int64) *extent {
+	if e.whole {
+		if end < e.end {
+			return nil
+		}
+		return e
+	}
 	end = min(end, e.end)
 	if end < e.start {
 		return nil

@@ -675,10 +675,6 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 	}
 	defer done()
 
-	if len(r.ranked) > 0 && r.key != nil && ev.cache.recentlyTied(*r.key, ev.now()) {
-		return r.answerWhole(e, began, r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism))
-	}
-
 	// What the cache holds, and what must be evaluated.
 	var (
 		cached  *extent
@@ -697,13 +693,29 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 				// time: steps reading them are evaluated anew.
 				low = now - ret + r.window
 			}
-			cached, todo = r.plan(x, low)
+			switch {
+			case !x.whole:
+				cached, todo = r.plan(x, low)
+			case x.start == r.start && x.end == r.end && low <= r.start:
+				cached, todo = x, nil // Exactly the range it answers.
+			}
 		}
 	}
 	finish := func(store *extent) {
 		if pending != nil {
 			ev.cache.finish(pending, *r.key, store)
 		}
+	}
+	if len(r.ranked) > 0 && r.key != nil && (cached == nil || !cached.whole) && ev.cache.recentlyTied(*r.key, ev.now()) {
+		// A ranking that had a tie: evaluated whole without checking
+		// again, and kept for this very range only.
+		whole := r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism)
+		var store *extent
+		if whole.err == nil {
+			store = r.wholeExtent(whole)
+		}
+		finish(store)
+		return r.answerWhole(e, began, whole)
 	}
 
 	parts, err := r.evaluate(ctx, todo)
@@ -767,7 +779,11 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 			if len(parts) != 1 || len(segments) > 0 || parts[0].span != (span{r.start, r.end}) {
 				whole = r.evalPart(ctx, span{r.start, r.end}, ev.cfg.Parallelism)
 			}
-			finish(nil)
+			var store *extent
+			if whole.err == nil {
+				store = r.wholeExtent(whole)
+			}
+			finish(store)
 			return r.answerWhole(e, began, whole)
 		}
 	}
@@ -832,7 +848,11 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 	mat := mergeSeries(pieces)
 
 	if r.key != nil {
-		finish(r.extend(segments, parts, r.alignDown(limit)))
+		if cached != nil && cached.whole {
+			finish(nil) // Answered by it, and kept as it is.
+		} else {
+			finish(r.extend(segments, parts, r.alignDown(limit)))
+		}
 	}
 	return &promql.Result{Value: mat, Warnings: annos}
 }
@@ -1192,8 +1212,9 @@ func (r *rangeQuery) extend(segments []*extent, parts []part, limit int64) *exte
 		e.pieces = append(e.pieces, x.pieces...)
 	}
 	// Steps of the extent now cached beside the query's, still valid (it is
-	// unchanged since it was stored: extents are replaced, never modified).
-	if old := r.plain.e.ev.cache.lookup(*r.key); old != nil && old.start <= r.end+r.step && old.end >= r.start-r.step {
+	// unchanged since it was stored: extents are replaced, never modified);
+	// not of one answering its whole range only.
+	if old := r.plain.e.ev.cache.lookup(*r.key); old != nil && !old.whole && old.start <= r.end+r.step && old.end >= r.start-r.step {
 		if old.start < r.start {
 			x := sliceExtent(old, old.start, r.start-r.step)
 			pieces = append(pieces, x.series)
@@ -1212,6 +1233,17 @@ func (r *rangeQuery) extend(segments []*extent, parts []part, limit int64) *exte
 	if e = prefix(e, limit); e == nil {
 		return nil
 	}
+	return e
+}
+
+// wholeExtent returns the extent to cache of whole, the evaluation of the
+// query's whole range, to be served to that range only.
+func (r *rangeQuery) wholeExtent(whole part) *extent {
+	e := &extent{key: *r.key, start: r.start, end: r.end, series: whole.series, whole: true}
+	if len(whole.annos) > 0 {
+		e.pieces = []piece{{start: r.start, end: r.end, annos: whole.annos, exact: true}}
+	}
+	e.bytes = seriesBytes(e.series)
 	return e
 }
 

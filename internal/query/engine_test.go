@@ -679,6 +679,21 @@ func TestRankingsCachedUnlessTied(t *testing.T) {
 			}
 			same(qs, split.Add(step), to)
 			same(qs, from, to)
+			// Kept for that very range: asked again, it is answered from
+			// the cache.
+			h = hits()
+			same(qs, from, to)
+			require.Greater(t, hits(), h, "the same range of a tied ranking was not answered from the cache")
 		})
 	}
+
+	// A write inside the range drops the answer kept for it.
+	qs := `topk(1, sum by (g) (x))`
+	before := same(qs, from, to)
+	app, err = store.Appender(context.Background(), te.id)
+	require.NoError(t, err)
+	_, err = app.Append(0, labels.FromStrings("__name__", "x", "g", "c", "i", "1"), 0, tie.Add(time.Minute).UnixMilli(), 1e6, nil, nil, storage.AOptions{})
+	require.NoError(t, err)
+	require.NoError(t, app.Commit())
+	require.NotEqual(t, before, same(qs, from, to), "a write inside the range left the kept answer")
 }
