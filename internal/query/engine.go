@@ -283,7 +283,7 @@ func (e *Engine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts pr
 	ranked, checkable := rankings(expr)
 	if !splittable || (len(ranked) > 0 && (!checkable || !cacheable || e.ev.cache == nil || ctx.Value(noStoreKey) != nil)) {
 		// A ranking's answer over part of the range is checked against
-		// its ties (checkTies), which costs a second evaluation of its
+		// its ties (rangeQuery.tied), which costs a second evaluation of its
 		// argument: worth it only to use and fill the cache.
 		return plain, nil
 	}
@@ -369,7 +369,7 @@ func analyze(expr parser.Expr) (splittable, cacheable bool) {
 }
 
 // rankings returns the topk and bottomk aggregations of expr, and whether
-// the ties of each can be checked (checkTies): its k is a number, and it
+// the ties of each can be checked (rangeQuery.tied): its k is a number, and it
 // is evaluated at the query's steps (not inside a subquery).
 //
 // Which of tied series topk chooses at a step depends on the order of its
@@ -610,7 +610,7 @@ type rangeQuery struct {
 	key              *cacheKey
 	// ranked are its topk and bottomk aggregations (rankings): its spans
 	// are evaluated in one part each, and an answer assembled from
-	// several evaluations holds only if none has a tie (checkTies).
+	// several evaluations holds only if none has a tie (rangeQuery.tied).
 	ranked []*parser.AggregateExpr
 
 	mu     sync.Mutex
@@ -768,12 +768,7 @@ func (r *rangeQuery) Exec(ctx context.Context) *promql.Result {
 		// Cached steps had no tie when evaluated (they were kept only
 		// then); the evaluated parts are checked, the whole range's
 		// included, which is kept only without a tie.
-		tied, err := r.tied(ctx, parts, ev.cfg.Parallelism)
-		if err != nil {
-			finish(nil)
-			return &promql.Result{Err: err}
-		}
-		if tied {
+		if r.tied(ctx, parts, ev.cfg.Parallelism) {
 			ev.cache.markTied(*r.key, ev.now())
 			whole := parts[0]
 			if len(parts) != 1 || len(segments) > 0 || parts[0].span != (span{r.start, r.end}) {
@@ -1125,15 +1120,17 @@ func (r *rangeQuery) evalExpr(ctx context.Context, qs string, s span, workers in
 // rankings has a tie at its k-th value in a group: which of the tied
 // series it chose there depends on the range evaluated (rankings), so
 // the parts' answers may differ from one evaluation of the whole range.
-// It evaluates each ranking's argument over each part again.
-func (r *rangeQuery) tied(ctx context.Context, parts []part, workers int) (bool, error) {
+// It evaluates each ranking's argument over each part again; an error
+// there counts as a tie, leaving the answer to one evaluation of the
+// whole range.
+func (r *rangeQuery) tied(ctx context.Context, parts []part, workers int) bool {
 	for _, n := range r.ranked {
 		k := int64(unparen(n.Param).(*parser.NumberLiteral).Val) // As the engine truncates it.
 		grouping := slices.Sorted(slices.Values(n.Grouping))
 		for _, p := range parts {
 			arg := r.evalExpr(ctx, n.Expr.String(), p.span, workers)
 			if arg.err != nil {
-				return false, arg.err
+				return true
 			}
 			// The values of each step and group, keyed as the engine
 			// groups them (generateGroupingKey in Prometheus' promql).
@@ -1158,12 +1155,12 @@ func (r *rangeQuery) tied(ctx context.Context, parts []part, workers int) (bool,
 			}
 			for _, vs := range values {
 				if tiedAtK(vs, k, n.Op == parser.BOTTOMK) {
-					return true, nil
+					return true
 				}
 			}
 		}
 	}
-	return false, nil
+	return false
 }
 
 // tiedAtK reports whether the k-th and (k+1)-th of vs, ranked as topk (or
