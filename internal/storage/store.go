@@ -230,14 +230,6 @@ func (s *Store) open(t *tenant, lim workspace.Limits) error {
 	opts.MaxExemplars = int64(lim.MaxExemplars)
 	opts.EnableMetadataWALRecords = true
 	opts.WALCompression = compression.Snappy
-	// No isolation, as in Cortex's ingesters: a query may see part of a
-	// write being committed, where isolation would hide the whole write
-	// until its commit ends. Isolation costs
-	// every appended sample a transaction ID in its series' ring, and every
-	// read of a series' open chunk a walk of that ring; a remote write
-	// request is no scrape whose parts must show together, and a query
-	// racing a write sees it or not either way.
-	opts.IsolationDisabled = true
 	opts.MinBlockDuration = s.cfg.BlockDuration.Milliseconds()
 	opts.MaxBlockDuration = s.cfg.BlockDuration.Milliseconds()
 	if r := opts.RetentionDuration / 10; r > opts.MaxBlockDuration {
