@@ -514,6 +514,17 @@ func TestHasSummary(t *testing.T) {
 	require.Equal(t, before, fmt.Sprint(summary.AsStrings("q", 0, 0)))
 }
 
+// same returns a function answering a range query with the engine,
+// after checking that the plain engine's answer is the same.
+func (te *testEngines) same(t *testing.T, q storage.Queryable, step time.Duration) func(qs string, from, to time.Time) string {
+	return func(qs string, from, to time.Time) string {
+		t.Helper()
+		got := rangeAnswer(t, te.engine, q, qs, from, to, step)
+		require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), got, "%s from %s to %s", qs, from, to)
+		return got
+	}
+}
+
 // newCachedStore returns engines with a results cache and a store that
 // tells the cache of its writes, as the server wires them.
 func newCachedStore(t *testing.T) (*testEngines, *orstorage.Store) {
@@ -567,12 +578,7 @@ func TestCacheHoldsStepsUpToNow(t *testing.T) {
 
 	misses := func() float64 { return sumCounter(t, te.reg, "orrery_query_cache_miss_steps_total") }
 	hits := func() float64 { return sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total") }
-	same := func(qs string, from, to time.Time) string {
-		t.Helper()
-		got := rangeAnswer(t, te.engine, q, qs, from, to, step)
-		require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), got, "%s from %s to %s", qs, from, to)
-		return got
-	}
+	same := te.same(t, q, step)
 
 	qs := `sum(envoy_cluster_upstream_cx_active)`
 	first := same(qs, from, to)
@@ -655,12 +661,7 @@ func TestRankingsCachedUnlessTied(t *testing.T) {
 	require.NoError(t, app.Commit())
 
 	hits := func() float64 { return sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total") }
-	same := func(qs string, from, to time.Time) string {
-		t.Helper()
-		got := rangeAnswer(t, te.engine, q, qs, from, to, step)
-		require.Equal(t, rangeAnswer(t, te.plain, q, qs, from, to, step), got, "%s from %s to %s", qs, from, to)
-		return got
-	}
+	same := te.same(t, q, step)
 	for _, qs := range []string{`topk(1, sum by (g) (x))`, `bottomk(1, sum by (g) (x))`, `topk by (i) (1, sum by (g, i) (x))`} {
 		t.Run(qs, func(t *testing.T) {
 			// Before the tie: cached, and a refresh over a shifted range is
