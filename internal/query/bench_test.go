@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 )
 
 // benchQueries are dashboard queries of scripts/bench-query.sh's shapes.
@@ -17,6 +18,8 @@ var benchQueries = map[string]string{
 	"hq_sum_by_le":  `histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket[5m])))`,
 	"sum_gauge":     `sum(envoy_cluster_upstream_cx_active)`,
 	"topk_sum_rate": `topk(5, sum by (pod) (rate(envoy_cluster_upstream_rq_total[5m])))`,
+	"hq_by_le_1m":   `histogram_quantile(0.99, sum by (le, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_time_bucket[1m])))`,
+	"avg_by_rate":   `avg by (envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total[5m]))`,
 }
 
 // BenchmarkRangeQuery compares the plain Prometheus engine with Orrery's
@@ -28,14 +31,17 @@ func BenchmarkRangeQuery(b *testing.B) {
 	te := newTestEngines(b, EvalConfig{Parallelism: 2, MinStepsPerPart: 20, MaxConcurrent: 4})
 	end := start.Add(time.Hour)
 	for name, qs := range benchQueries {
+		// orrery reads the head as a workspace's, in shards; orrery-walks
+		// as any other storage, each worker walking all the series.
 		for _, eng := range []struct {
 			name string
 			e    promql.QueryEngine
-		}{{"plain", te.plain}, {"orrery", te.engine}} {
+			st   storage.Queryable
+		}{{"plain", te.plain, st}, {"orrery", te.engine, shardedStorage{st}}, {"orrery-walks", te.engine, st}} {
 			b.Run(name+"/"+eng.name, func(b *testing.B) {
 				cpu0 := cpuTime()
 				for b.Loop() {
-					qry, err := eng.e.NewRangeQuery(WithNoStore(context.Background()), st, nil, qs, start, end, 30*time.Second)
+					qry, err := eng.e.NewRangeQuery(WithNoStore(context.Background()), eng.st, nil, qs, start, end, 30*time.Second)
 					if err != nil {
 						b.Fatal(err)
 					}

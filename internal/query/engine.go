@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/stats"
 
+	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -94,6 +95,7 @@ type Evaluator struct {
 	samples  *prometheus.CounterVec
 	parts    *prometheus.CounterVec
 	leaves   *prometheus.CounterVec
+	reads    *prometheus.CounterVec
 }
 
 // NewEvaluator returns an evaluator. tracker, if not nil, records active
@@ -122,6 +124,9 @@ func NewEvaluator(cfg EvalConfig, tracker promql.QueryTracker, logger *slog.Logg
 		leaves: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_leaf_evaluations_total",
 			Help: "Evaluations with rate() or increase() calls computed by Orrery's leaf path, by workspace and outcome: used, or fallback (evaluated by the plain engine, which the leaves could not reproduce)."},
 			[]string{"workspace", "outcome"}),
+		reads: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_leaf_reads_total",
+			Help: "Leaves computed over several workers, by workspace and how the workers read the series: shards (of the head, each worker its own) or walks (each worker walks every series and computes its share: blocks or out-of-order data in the range)."},
+			[]string{"workspace", "read"}),
 	}
 	if cfg.CacheBytes > 0 {
 		ev.cache = NewCache(cfg.CacheBytes, reg)
@@ -144,6 +149,7 @@ func (ev *Evaluator) Forget(id workspace.ID) {
 	ev.samples.DeleteLabelValues(id.String())
 	ev.parts.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
 	ev.leaves.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
+	ev.reads.DeletePartialMatch(prometheus.Labels{"workspace": id.String()})
 }
 
 // acquire takes one evaluation slot, waiting for it, and then up to
@@ -491,6 +497,12 @@ func (e *Engine) hasLeaves(qs string) bool {
 // over workers goroutines. ok is false when the query has no leaf or its
 // leaves cannot reproduce the plain engine's answer: the caller then
 // evaluates it plainly. The caller closes qry.
+// headSharder is a workspace's queryable in internal/storage: it opens
+// shards of the series of its head, in the engine's order.
+type headSharder interface {
+	HeadShards(mint, maxt int64, n int) ([]*orstorage.HeadShard, error)
+}
+
 func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end, step int64, workers int) (qry promql.Query, res *promql.Result, ok bool) {
 	if e.leaves == nil {
 		return nil, nil, false
@@ -535,10 +547,20 @@ func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promq
 	}
 	defer querier.Close()
 	window := 0
+	src := leafSource{q: querier, open: func() (storage.Querier, error) { return q.Querier(mint, maxt) }}
+	if hs, ok := q.(headSharder); ok {
+		src.shards = func(n int) ([]*orstorage.HeadShard, error) { return hs.HeadShards(mint, maxt, n) }
+	}
 	for _, l := range leaves {
-		open := func() (storage.Querier, error) { return q.Querier(mint, maxt) }
-		if err := l.compute(ctx, querier, open, start, end, leafStep, lookback.Milliseconds(), workers); err != nil {
+		if err := l.compute(ctx, src, start, end, leafStep, lookback.Milliseconds(), workers); err != nil {
 			return nil, nil, false
+		}
+		if workers > 1 {
+			read := "walks"
+			if l.sharded {
+				read = "shards"
+			}
+			e.ev.reads.WithLabelValues(e.id.String(), read).Inc()
 		}
 		window = max(window, l.window)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
@@ -31,7 +32,9 @@ import (
 // gaps, resets and stale series, so that answers differ in shape per step.
 func envoyStorage(t testing.TB, rng *rand.Rand, pods, clusters int, start time.Time, span time.Duration) *teststorage.TestStorage {
 	t.Helper()
-	st := teststorage.New(t)
+	// Head queriers as a workspace's (internal/storage), so that the
+	// leaves can read the head in shards (shardedStorage).
+	st := teststorage.New(t, func(o *tsdb.Options) { o.BlockQuerierFunc = orstorage.HeadQuerier })
 	app := st.Appender(context.Background())
 	les := []string{"0.5", "1", "5", "10", "25", "100", "+Inf"}
 	for p := range pods {
@@ -99,6 +102,14 @@ func envoyStorage(t testing.TB, rng *rand.Rand, pods, clusters int, start time.T
 	}
 	require.NoError(t, app.Commit())
 	return st
+}
+
+// shardedStorage is a test storage whose head the leaves read in shards,
+// as they read a workspace's; the test storage alone has them walk.
+type shardedStorage struct{ *teststorage.TestStorage }
+
+func (s shardedStorage) HeadShards(mint, maxt int64, n int) ([]*orstorage.HeadShard, error) {
+	return orstorage.HeadShards(s.DB, mint, maxt, n)
 }
 
 // queryTemplates are the shapes of dashboard queries the randomized test
@@ -316,17 +327,24 @@ func TestEngineMatchesPlainEngine(t *testing.T) {
 		step := []time.Duration{15 * time.Second, 30 * time.Second, time.Minute, 90 * time.Second}[rng.IntN(4)]
 		from := start.Add(time.Duration(rng.IntN(60)) * step / 2)
 		to := from.Add(time.Duration(1+rng.IntN(100)) * step)
+		// The leaves read the head in shards, or each walks all the series.
+		var src storage.Queryable = st
+		if rng.IntN(2) == 0 {
+			src = shardedStorage{st}
+		}
 		want := rangeAnswer(t, te.plain, st, qs, from, to, step)
-		got := rangeAnswer(t, te.engine, st, qs, from, to, step)
+		got := rangeAnswer(t, te.engine, src, qs, from, to, step)
 		require.Equal(t, want, got, "iteration %d: %s from %s to %s step %s", i, qs, from.UTC(), to.UTC(), step)
 		want = instantAnswer(t, te.plain, st, qs, to)
-		got = instantAnswer(t, te.engine, st, qs, to)
+		got = instantAnswer(t, te.engine, src, qs, to)
 		require.Equal(t, want, got, "iteration %d: instant %s at %s", i, qs, to.UTC())
 	}
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_cache_hit_steps_total"), "no answer came from the cache")
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_parts_total", "path", "split"), "no query was split")
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_evaluations_total", "outcome", "used"), "no query used the leaf path")
 	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_evaluations_total", "outcome", "fallback"), "no query fell back from the leaf path")
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_reads_total", "read", "shards"), "no leaf read shards of the head")
+	require.Positive(t, sumCounter(t, te.reg, "orrery_query_leaf_reads_total", "read", "walks"), "no leaf's workers walked all the series")
 }
 
 // TestCacheSeesLateWrites: samples written inside a cached window (a new

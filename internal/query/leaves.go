@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/kahansum"
+
+	orstorage "github.com/orrery-dev/orrery/internal/storage"
 )
 
 // Leaves: the fast path for the innermost part of dashboard queries.
@@ -90,6 +92,7 @@ type leaf struct {
 	// answers counts the points of the leaf's answer, which the rewritten
 	// query's statistics count as samples instead.
 	answers int64
+	sharded bool // Whether the workers read shards of the series.
 }
 
 type leafSeries struct {
@@ -272,14 +275,27 @@ func leafAggregation(op parser.ItemType) bool {
 	return false
 }
 
+// leafSource is where a leaf reads its series: a querier over the range
+// the plain engine would open, more of them, and, where the storage can,
+// shards of the series in the engine's order.
+type leafSource struct {
+	q    storage.Querier
+	open func() (storage.Querier, error)
+	// shards, if not nil, opens n shards of the series (internal/storage:
+	// a workspace's head), or answers nil where it cannot.
+	shards func(n int) ([]*orstorage.HeadShard, error)
+}
+
 // compute evaluates the leaf at the steps start, start+step, …, end over
-// q (opened over the range the plain engine would open, as open opens
-// more), spreading the series over workers goroutines.
+// src, spreading the series over workers goroutines.
 //
 // A querier's series are not to be read from several goroutines (the
-// head's chunk reader keeps unguarded state), so each further worker
-// opens its own querier and selects the same series (see below).
-func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (storage.Querier, error), start, end, step, lookback int64, workers int) error {
+// head's chunk reader keeps unguarded state), so each worker has a
+// querier of its own: one over a shard of the series, whose answers are
+// merged in the engine's order, where the storage has shards; otherwise
+// each further worker opens a querier and selects the same series as the
+// first (see below).
+func (l *leaf) compute(ctx context.Context, src leafSource, start, end, step, lookback int64, workers int) error {
 	l.step, l.end = step, end
 	// readFloats keeps only the samples in (first, last]: the querier's
 	// trimming to its range (a deletion interval on each chunk crossing a
@@ -296,18 +312,32 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	last := end - l.offset
 	hints.End = last
 
-	// Every worker selects the series with a querier of its own (the
-	// head's chunk reader is not safe for concurrent use) and walks them
-	// all, in the order the engine sees them, computing every workers-th:
-	// no worker waits for another's walk of the index, as it would to be
-	// handed a share. Each worker digests the label sets it walked; the
-	// walks must agree (a series created between two Selects would shift
-	// the shares), or the engine evaluates the query. This goroutine
-	// takes the workers' answers in the engine's order as they come, and
-	// folds them into the aggregation at once (an aggregated leaf keeps
-	// no series' answers).
+	// Where the storage has shards, each worker reads one, and names each
+	// series by its place in the engine's order (its reference). Otherwise
+	// every worker selects all the series with a querier of its own and
+	// walks them, in the order the engine sees them, computing every
+	// workers-th: no worker waits for another's walk of the index, as it
+	// would to be handed a share. Each such worker digests the label sets
+	// it walked; the walks must agree (a series created between two
+	// Selects would shift the shares), or the engine evaluates the query.
+	// This goroutine takes the workers' answers in the engine's order as
+	// they come, and folds them into the aggregation at once (an
+	// aggregated leaf keeps no series' answers).
+	workers = max(1, workers)
+	var shards []*orstorage.HeadShard
+	if src.shards != nil && workers > 1 {
+		var err error
+		if shards, err = src.shards(workers); err != nil {
+			return err
+		}
+		defer func() {
+			for _, sh := range shards {
+				_ = sh.Close() // Read-only: nothing is lost.
+			}
+		}()
+	}
 	type result struct {
-		i      int
+		ref    uint64 // The series' place in the engine's order, in a shard.
 		s      leafSeries
 		window int
 	}
@@ -316,7 +346,6 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		digest  uint64
 		results chan result
 	}
-	workers = max(1, workers)
 	// An aggregated leaf's answers are folded and dropped at once: their
 	// buffers go back to the workers (most of a cold query's allocation
 	// was these answers, and the garbage collections they caused mark the
@@ -337,16 +366,25 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 			fail := func(err error) { failed.CompareAndSwap(nil, &err) }
 			mine := &walks[w]
 			defer close(mine.results)
-			wq := q
-			if w > 0 {
-				var err error
-				if wq, err = open(); err != nil {
+			var (
+				set  storage.SeriesSet
+				refs *orstorage.RefSeriesSet
+			)
+			switch {
+			case shards != nil:
+				refs = shards[w].Select(ctx, hints, l.sel.LabelMatchers...)
+				set = refs
+			case w == 0:
+				set = src.q.Select(ctx, false, hints, l.sel.LabelMatchers...)
+			default:
+				wq, err := src.open()
+				if err != nil {
 					fail(err)
 					return
 				}
 				defer wq.Close()
+				set = wq.Select(ctx, false, hints, l.sel.LabelMatchers...)
 			}
-			set := wq.Select(ctx, false, hints, l.sel.LabelMatchers...)
 			var (
 				buf    []promql.FPoint
 				resets []int32
@@ -363,9 +401,11 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 				}
 				s := set.At()
 				lset := s.Labels()
-				digest = (digest ^ lset.Hash()) * 1099511628211
-				if i%workers != w {
-					continue
+				if refs == nil {
+					digest = (digest ^ lset.Hash()) * 1099511628211
+					if i%workers != w {
+						continue
+					}
 				}
 				var err error
 				it = s.Iterator(it)
@@ -374,7 +414,10 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 					fail(err)
 					return
 				}
-				r := result{i: i, window: len(buf)}
+				r := result{window: len(buf)}
+				if refs != nil {
+					r.ref = uint64(refs.Ref())
+				}
 				var out []promql.FPoint
 				select {
 				case out = <-free:
@@ -417,10 +460,14 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 	if l.agg != nil {
 		agg = l.newAggregator(start, end, step)
 	}
-	for i := 0; ; i++ {
-		r, ok := <-walks[i%workers].results
+	next := roundRobin(walks, func(w walk) chan result { return w.results })
+	if shards != nil {
+		next = mergeByRef(walks, func(w walk) chan result { return w.results }, func(r result) uint64 { return r.ref })
+	}
+	for {
+		r, ok := next()
 		if !ok {
-			break // That worker's walk ended; the others' end there too, or they disagree.
+			break
 		}
 		l.window = max(l.window, r.window)
 		s := r.s
@@ -463,11 +510,12 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		return *p
 	}
 	for _, w := range walks[1:] {
-		if w.n != walks[0].n || w.digest != walks[0].digest {
+		if shards == nil && (w.n != walks[0].n || w.digest != walks[0].digest) {
 			return errFallback
 		}
 	}
 	l.samples = samples.Load()
+	l.sharded = shards != nil
 	l.series = kept
 	if agg != nil {
 		l.series = agg.result()
@@ -485,6 +533,50 @@ func (l *leaf) compute(ctx context.Context, q storage.Querier, open func() (stor
 		l.annos.Add(annotations.NewPossibleNonCounterInfo(name, l.call.Args[0].PositionRange()))
 	}
 	return nil
+}
+
+// roundRobin takes the workers' answers in turn, the first worker's
+// first: the order of walks that each computed every len(ws)-th series. It
+// ends where a worker's answers end; the others' end there too, or their
+// walks disagree.
+func roundRobin[W, R any](ws []W, ch func(W) chan R) func() (R, bool) {
+	i := 0
+	return func() (R, bool) {
+		r, ok := <-ch(ws[i%len(ws)])
+		i++
+		return r, ok
+	}
+}
+
+// mergeByRef takes the workers' answers in the order of key, each
+// worker's answers being in that order already: the order of shards of
+// the series. It ends when every worker's answers have ended.
+func mergeByRef[W, R any](ws []W, ch func(W) chan R, key func(R) uint64) func() (R, bool) {
+	heads := make([]R, len(ws))
+	have := make([]bool, len(ws))
+	done := make([]bool, len(ws))
+	return func() (R, bool) {
+		best := -1
+		for w := range ws {
+			if !have[w] && !done[w] {
+				r, ok := <-ch(ws[w])
+				if !ok {
+					done[w] = true
+					continue
+				}
+				heads[w], have[w] = r, true
+			}
+			if have[w] && (best < 0 || key(heads[w]) < key(heads[best])) {
+				best = w
+			}
+		}
+		if best < 0 {
+			var zero R
+			return zero, false
+		}
+		have[best] = false
+		return heads[best], true
+	}
 }
 
 // aggregator folds the call's answers of series into the aggregation's

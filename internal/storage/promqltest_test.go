@@ -1,4 +1,4 @@
-package storage
+package storage_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery-dev/orrery/internal/query"
+	orstorage "github.com/orrery-dev/orrery/internal/storage"
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
@@ -24,17 +25,23 @@ import (
 // storage.Storage, so that upstream PromQL tests run against it.
 type workspaceStorage struct {
 	storage.SampleAndChunkQueryable
-	s  *Store
+	s  *orstorage.Store
 	id workspace.ID
 }
 
 func (w *workspaceStorage) Appender(ctx context.Context) storage.Appender {
-	db, release, err := w.s.acquire(w.id)
+	db, release, err := w.s.AcquireDB(w.id)
 	if err != nil {
 		panic(err) // Test-only adapter; promqltest uses AppenderV2.
 	}
 	release()
 	return db.Appender(ctx)
+}
+
+// HeadShards lets the leaves read the workspace's head in shards, as they
+// read a Store's queryable.
+func (w *workspaceStorage) HeadShards(mint, maxt int64, n int) ([]*orstorage.HeadShard, error) {
+	return w.s.HeadShards(w.id, mint, maxt, n)
 }
 
 func (w *workspaceStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
@@ -80,8 +87,12 @@ func TestUpstreamPromQLTestsLeaves(t *testing.T) {
 	require.NoError(t, err)
 	runUpstreamPromQLTests(t, ev, false)
 	require.Positive(t, counterSum(t, reg, "orrery_query_leaf_evaluations_total", "outcome", "used"), "no query used the leaf path")
-	t.Logf("leaf evaluations: %v used, %v fallback", counterSum(t, reg, "orrery_query_leaf_evaluations_total", "outcome", "used"),
-		counterSum(t, reg, "orrery_query_leaf_evaluations_total", "outcome", "fallback"))
+	require.Positive(t, counterSum(t, reg, "orrery_query_leaf_reads_total", "read", "shards"), "no leaf read the head in shards")
+	t.Logf("leaf evaluations: %v used, %v fallback; leaves read in shards %v, by walks %v",
+		counterSum(t, reg, "orrery_query_leaf_evaluations_total", "outcome", "used"),
+		counterSum(t, reg, "orrery_query_leaf_evaluations_total", "outcome", "fallback"),
+		counterSum(t, reg, "orrery_query_leaf_reads_total", "read", "shards"),
+		counterSum(t, reg, "orrery_query_leaf_reads_total", "read", "walks"))
 }
 
 // TestUpstreamPromQLTests runs Prometheus' own PromQL acceptance tests
@@ -178,7 +189,7 @@ func runUpstreamPromQLTests(t *testing.T, ev *query.Evaluator, delayedNameRemova
 				// workspace: what was cached of the old one is gone.
 				ev.Cache().Drop(id)
 				// 24 h blocks, as upstream's test storage: the files load long spans.
-				s, err := New(Config{Dir: tb.TempDir(), BlockDuration: 24 * time.Hour, Written: written}, mustOverrides(tb), nil, prometheus.NewRegistry())
+				s, err := orstorage.New(orstorage.Config{Dir: tb.TempDir(), BlockDuration: 24 * time.Hour, Written: written}, mustOverrides(tb), nil, prometheus.NewRegistry())
 				require.NoError(tb, err)
 				return &workspaceStorage{SampleAndChunkQueryable: s.Queryable(id), s: s, id: id}
 			})

@@ -230,6 +230,7 @@ func (s *Store) open(t *tenant, lim workspace.Limits) error {
 	opts.MaxExemplars = int64(lim.MaxExemplars)
 	opts.EnableMetadataWALRecords = true
 	opts.WALCompression = compression.Snappy
+	opts.BlockQuerierFunc = HeadQuerier
 	opts.MinBlockDuration = s.cfg.BlockDuration.Milliseconds()
 	opts.MaxBlockDuration = s.cfg.BlockDuration.Milliseconds()
 	if r := opts.RetentionDuration / 10; r > opts.MaxBlockDuration {

@@ -1,0 +1,211 @@
+package storage
+
+import (
+	"context"
+	"errors"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
+
+	"github.com/orrery-dev/orrery/internal/workspace"
+)
+
+// Series of a workspace's head can be read as disjoint shards, one
+// goroutine each, in an order the query engine's own reading defines.
+//
+// Where the TSDB's querier over a range is its head's alone (no persisted
+// block and no out-of-order chunk overlaps the range), the engine's
+// unsorted Select answers the matching series in the order of their
+// references, ascending: the head's postings are sorted by reference, and
+// nothing merges them. A head querier of a workspace (HeadQuerier, the
+// TSDB's BlockQuerierFunc) shards a Select given SelectHints.ShardCount by
+// reference, and names each series it answers by its reference; merging
+// the shards by reference then gives the engine's order, and no shard
+// reads another's series. (The head's own sharding, by a hash of the
+// labels, would need every series looked up to be placed in order.)
+
+// HeadQuerier opens a querier over a block of a workspace's TSDB, as
+// tsdb.NewBlockQuerier does; over the head, one that can answer shards
+// (see above). It is the TSDB's BlockQuerierFunc.
+func HeadQuerier(b tsdb.BlockReader, mint, maxt int64) (storage.Querier, error) {
+	rh, ok := b.(*tsdb.RangeHead)
+	if !ok {
+		return tsdb.NewBlockQuerier(b, mint, maxt)
+	}
+	hb := &headBlock{RangeHead: rh}
+	q, err := tsdb.NewBlockQuerier(hb, mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return &headQuerier{Querier: q, ix: hb.ix}, nil
+}
+
+// headBlock is a head's range whose index reader is a headIndex.
+type headBlock struct {
+	*tsdb.RangeHead
+	ix *headIndex // The index reader Index opened last.
+}
+
+func (b *headBlock) Index() (tsdb.IndexReader, error) {
+	ir, err := b.RangeHead.Index()
+	if err != nil {
+		return nil, err
+	}
+	b.ix = &headIndex{IndexReader: ir}
+	return b.ix, nil
+}
+
+// headIndex is a head's index reader that shards postings by reference
+// and remembers the series it looked up last. Like the querier it serves,
+// it is used by one goroutine at a time.
+type headIndex struct {
+	tsdb.IndexReader
+	last storage.SeriesRef
+}
+
+// Series records ref: a series set's Next looks its series up last
+// before answering it.
+func (ix *headIndex) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
+	ix.last = ref
+	return ix.IndexReader.Series(ref, builder, chks)
+}
+
+// ShardedPostings keeps the references that are shardIndex modulo
+// shardCount, in their order.
+func (ix *headIndex) ShardedPostings(p index.Postings, shardIndex, shardCount uint64) index.Postings {
+	return &refShard{Postings: p, i: shardIndex, n: shardCount}
+}
+
+type refShard struct {
+	index.Postings
+	i, n uint64
+}
+
+func (p *refShard) Next() bool {
+	for p.Postings.Next() {
+		if uint64(p.At())%p.n == p.i {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *refShard) Seek(v storage.SeriesRef) bool {
+	if !p.Postings.Seek(v) {
+		return false
+	}
+	return uint64(p.At())%p.n == p.i || p.Next()
+}
+
+// headQuerier is a querier over a workspace's head alone.
+type headQuerier struct {
+	storage.Querier
+	ix *headIndex
+}
+
+// HeadShard reads one of n shards of the series of a workspace's head.
+type HeadShard struct {
+	q       *headQuerier
+	release func()
+	i, n    int
+}
+
+// Select answers the shard's series matching ms, unsorted: in the order
+// of their references, which the set names. hints' ShardIndex and
+// ShardCount are the shard's own.
+func (s *HeadShard) Select(ctx context.Context, hints *storage.SelectHints, ms ...*labels.Matcher) *RefSeriesSet {
+	h := storage.SelectHints{}
+	if hints != nil {
+		h = *hints
+	}
+	h.ShardIndex, h.ShardCount = uint64(s.i), uint64(s.n)
+	return &RefSeriesSet{SeriesSet: s.q.Select(ctx, false, &h, ms...), ix: s.q.ix}
+}
+
+// Close closes the shard's querier.
+func (s *HeadShard) Close() error {
+	defer s.release()
+	return s.q.Close()
+}
+
+// RefSeriesSet is a shard's series set, naming each series' reference.
+type RefSeriesSet struct {
+	storage.SeriesSet
+	ix  *headIndex
+	ref storage.SeriesRef
+}
+
+func (s *RefSeriesSet) Next() bool {
+	if !s.SeriesSet.Next() {
+		return false
+	}
+	s.ref = s.ix.last
+	return true
+}
+
+// Ref is the reference of the series At answers: the engine reads the
+// head's series in the order of their references.
+func (s *RefSeriesSet) Ref() storage.SeriesRef { return s.ref }
+
+// HeadShards opens n shards (one querier each) of the series of a
+// workspace in [mint, maxt], if the querier the engine opens over that
+// range is the head's alone, so that the head's order of references is
+// the engine's order; otherwise it returns nil and opens nothing. Each
+// querier keeps what it reads consistent by the head's isolation, as the
+// engine's querier does, but the shards are opened one after the other.
+func (s *Store) HeadShards(id workspace.ID, mint, maxt int64, n int) ([]*HeadShard, error) {
+	return openHeadShards(n, func() (storage.Querier, func(), error) {
+		db, release, err := s.acquire(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		qr, err := db.Querier(mint, maxt)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		return qr, release, nil
+	})
+}
+
+// HeadShards is the workspace's Store.HeadShards.
+func (q *queryable) HeadShards(mint, maxt int64, n int) ([]*HeadShard, error) {
+	return q.s.HeadShards(q.id, mint, maxt, n)
+}
+
+// HeadShards is HeadShards of a TSDB opened with HeadQuerier, as tests
+// open one.
+func HeadShards(db *tsdb.DB, mint, maxt int64, n int) ([]*HeadShard, error) {
+	return openHeadShards(n, func() (storage.Querier, func(), error) {
+		qr, err := db.Querier(mint, maxt)
+		return qr, func() {}, err
+	})
+}
+
+func openHeadShards(n int, open func() (storage.Querier, func(), error)) ([]*HeadShard, error) {
+	shards := make([]*HeadShard, 0, n)
+	closeAll := func() error {
+		var errs []error
+		for _, s := range shards {
+			errs = append(errs, s.Close())
+		}
+		return errors.Join(errs...)
+	}
+	for i := range n {
+		qr, release, err := open()
+		if err != nil {
+			return nil, errors.Join(err, closeAll())
+		}
+		hq, ok := qr.(*headQuerier)
+		if !ok {
+			err := qr.Close()
+			release()
+			return nil, errors.Join(err, closeAll())
+		}
+		shards = append(shards, &HeadShard{q: hq, release: release, i: i, n: n})
+	}
+	return shards, nil
+}

@@ -1,0 +1,162 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/stretchr/testify/require"
+)
+
+func openShardedTSDB(t *testing.T, oooWindow time.Duration) *tsdb.DB {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.BlockQuerierFunc = HeadQuerier
+	opts.OutOfOrderTimeWindow = oooWindow.Milliseconds()
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+	return db
+}
+
+// appendSeries writes one sample at ts of each of n series of metric m,
+// in an order unrelated to their labels, so that the head's references
+// are not the labels' order.
+func appendSeries(t *testing.T, db *tsdb.DB, m string, n int, ts int64) {
+	t.Helper()
+	app := db.Appender(context.Background())
+	for i := range n {
+		j := (i * 7919) % n
+		_, err := app.Append(0, labels.FromStrings(labels.MetricName, m, "i", fmt.Sprint(j), "odd", fmt.Sprint(j%2)), ts, float64(j))
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+}
+
+// selectAll answers the series of q matching ms, unsorted, as the engine
+// selects them.
+func selectAll(t *testing.T, db *tsdb.DB, mint, maxt int64, ms ...*labels.Matcher) []labels.Labels {
+	t.Helper()
+	q, err := db.Querier(mint, maxt)
+	require.NoError(t, err)
+	defer q.Close()
+	var out []labels.Labels
+	set := q.Select(context.Background(), false, nil, ms...)
+	for set.Next() {
+		out = append(out, set.At().Labels())
+	}
+	require.NoError(t, set.Err())
+	return out
+}
+
+// TestHeadShardsMergeToTheEnginesOrder: the shards of a head are
+// disjoint, cover its series, and merged by the references they name
+// give the order of the engine's own Select, which is not the labels'.
+func TestHeadShardsMergeToTheEnginesOrder(t *testing.T) {
+	db := openShardedTSDB(t, 0)
+	appendSeries(t, db, "m", 1000, 1000)
+	appendSeries(t, db, "other", 10, 1000)
+	for _, ms := range [][]*labels.Matcher{
+		{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m")},
+		{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m"), labels.MustNewMatcher(labels.MatchEqual, "odd", "1")},
+		{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, "m|other"), labels.MustNewMatcher(labels.MatchNotEqual, "i", "3")},
+	} {
+		want := selectAll(t, db, 0, 2000, ms...)
+		require.NotEmpty(t, want)
+		require.False(t, slices.IsSortedFunc(want, labels.Compare), "the head's order is its references', not the labels'")
+		for _, n := range []int{1, 2, 3, 7} {
+			shards, err := HeadShards(db, 0, 2000, n)
+			require.NoError(t, err)
+			require.Len(t, shards, n)
+			type named struct {
+				ref  storage.SeriesRef
+				lset labels.Labels
+			}
+			var all []named
+			for _, sh := range shards {
+				set := sh.Select(context.Background(), &storage.SelectHints{Start: 0, End: 2000}, ms...)
+				var last storage.SeriesRef
+				for set.Next() {
+					require.Greater(t, set.Ref(), last, "a shard answers in the order of references")
+					last = set.Ref()
+					all = append(all, named{set.Ref(), set.At().Labels()})
+				}
+				require.NoError(t, set.Err())
+				require.NoError(t, sh.Close())
+			}
+			slices.SortFunc(all, func(a, b named) int { return int(a.ref) - int(b.ref) })
+			got := make([]labels.Labels, len(all))
+			for i, s := range all {
+				got[i] = s.lset
+			}
+			require.Equal(t, want, got, "%d shards of %v", n, ms)
+		}
+	}
+}
+
+// TestHeadShardsOnlyOverTheHeadAlone: where a persisted block or
+// out-of-order chunks overlap the range, the engine's querier merges
+// (in the labels' order): there are no shards there, and nothing stays
+// open.
+func TestHeadShardsOnlyOverTheHeadAlone(t *testing.T) {
+	db := openShardedTSDB(t, time.Hour)
+	hour := time.Hour.Milliseconds()
+	appendSeries(t, db, "m", 100, 0)
+	appendSeries(t, db, "m", 100, 3*hour)
+	require.NoError(t, db.CompactHead(tsdb.NewRangeHead(db.Head(), 0, hour-1)))
+	require.Len(t, db.Blocks(), 1)
+
+	shards, err := HeadShards(db, 0, 4*hour, 2)
+	require.NoError(t, err)
+	require.Nil(t, shards, "a block overlaps")
+	shards, err = HeadShards(db, 2*hour, 4*hour, 2)
+	require.NoError(t, err)
+	require.Len(t, shards, 2, "the head alone")
+	for _, sh := range shards {
+		require.NoError(t, sh.Close())
+	}
+
+	appendSeries(t, db, "m", 100, 3*hour-10*time.Minute.Milliseconds()) // Out of order, in the window.
+	shards, err = HeadShards(db, 2*hour, 4*hour, 2)
+	require.NoError(t, err)
+	require.Nil(t, shards, "out-of-order chunks overlap")
+	shards, err = HeadShards(db, 3*hour, 4*hour, 2)
+	require.NoError(t, err)
+	require.Len(t, shards, 2, "after the out-of-order samples")
+	for _, sh := range shards {
+		require.NoError(t, sh.Close())
+	}
+}
+
+// TestRefShardSeeks: a shard's postings seek to the shard's next
+// reference at or after the one sought.
+func TestRefShardSeeks(t *testing.T) {
+	refs := []storage.SeriesRef{1, 2, 3, 5, 8, 13, 21, 34, 55, 89}
+	for n := uint64(1); n <= 4; n++ {
+		for i := range n {
+			for v := storage.SeriesRef(1); v <= 90; v++ { // References start at 1.
+				var want []storage.SeriesRef
+				for _, r := range refs {
+					if r >= v && uint64(r)%n == i {
+						want = append(want, r)
+					}
+				}
+				p := &refShard{Postings: index.NewListPostings(refs), i: i, n: n}
+				var got []storage.SeriesRef
+				if p.Seek(v) {
+					got = append(got, p.At())
+					for p.Next() {
+						got = append(got, p.At())
+					}
+				}
+				require.Equal(t, want, got, "shard %d of %d from %d", i, n, v)
+			}
+		}
+	}
+}
