@@ -102,36 +102,28 @@ func TestHeadShardsMergeToTheEnginesOrder(t *testing.T) {
 
 // TestHeadShardsOnlyOverTheHeadAlone: where a persisted block or
 // out-of-order chunks overlap the range, the engine's querier merges
-// (in the labels' order): there are no shards there, and nothing stays
-// open.
+// (in the labels' order): there are no shards there.
 func TestHeadShardsOnlyOverTheHeadAlone(t *testing.T) {
 	db := openShardedTSDB(t, time.Hour)
 	hour := time.Hour.Milliseconds()
+	shardsOver := func(mint, maxt int64) int {
+		shards, err := HeadShards(db, mint, maxt, 2)
+		require.NoError(t, err)
+		for _, sh := range shards {
+			require.NoError(t, sh.Close())
+		}
+		return len(shards)
+	}
 	appendSeries(t, db, "m", 100, 0)
 	appendSeries(t, db, "m", 100, 3*hour)
 	require.NoError(t, db.CompactHead(tsdb.NewRangeHead(db.Head(), 0, hour-1)))
 	require.Len(t, db.Blocks(), 1)
-
-	shards, err := HeadShards(db, 0, 4*hour, 2)
-	require.NoError(t, err)
-	require.Nil(t, shards, "a block overlaps")
-	shards, err = HeadShards(db, 2*hour, 4*hour, 2)
-	require.NoError(t, err)
-	require.Len(t, shards, 2, "the head alone")
-	for _, sh := range shards {
-		require.NoError(t, sh.Close())
-	}
+	require.Zero(t, shardsOver(0, 4*hour), "a block overlaps")
+	require.Equal(t, 2, shardsOver(2*hour, 4*hour), "the head alone")
 
 	appendSeries(t, db, "m", 100, 3*hour-10*time.Minute.Milliseconds()) // Out of order, in the window.
-	shards, err = HeadShards(db, 2*hour, 4*hour, 2)
-	require.NoError(t, err)
-	require.Nil(t, shards, "out-of-order chunks overlap")
-	shards, err = HeadShards(db, 3*hour, 4*hour, 2)
-	require.NoError(t, err)
-	require.Len(t, shards, 2, "after the out-of-order samples")
-	for _, sh := range shards {
-		require.NoError(t, sh.Close())
-	}
+	require.Zero(t, shardsOver(2*hour, 4*hour), "out-of-order chunks overlap")
+	require.Equal(t, 2, shardsOver(3*hour, 4*hour), "after the out-of-order samples")
 }
 
 // TestRefShardSeeks: a shard's postings seek to the shard's next
