@@ -22,9 +22,9 @@ import (
 // references, ascending: the head's postings are sorted by reference, and
 // nothing merges them. A head querier of a workspace (HeadQuerier, the
 // TSDB's BlockQuerierFunc) shards a Select given SelectHints.ShardCount by
-// reference, and names each series it answers by its reference; merging
-// the shards by reference then gives the engine's order, and no shard
-// reads another's series. (The head's own sharding, by a hash of the
+// a hash of the reference, and names each series it answers by its
+// reference; merging the shards by reference then gives the engine's
+// order, and no shard reads another's series. (The head's own sharding, by a hash of the
 // labels, would need every series looked up to be placed in order.)
 
 // HeadQuerier opens a querier over a block of a workspace's TSDB, as
@@ -73,10 +73,20 @@ func (ix *headIndex) Series(ref storage.SeriesRef, builder *labels.ScratchBuilde
 	return ix.IndexReader.Series(ref, builder, chks)
 }
 
-// ShardedPostings keeps the references that are shardIndex modulo
-// shardCount, in their order.
+// ShardedPostings keeps the references of shard shardIndex of
+// shardCount (refShardOf), in their order.
 func (ix *headIndex) ShardedPostings(p index.Postings, shardIndex, shardCount uint64) index.Postings {
 	return &refShard{Postings: p, i: shardIndex, n: shardCount}
+}
+
+// refShardOf is the shard of n a series reference falls in. References
+// are handed out in the order series are first written, and writers
+// write families in turn: the references of one metric name often step
+// by the number of families (by 18 for orrery loadgen's), so that the
+// reference modulo n would put them all in one shard. They are mixed
+// first (Fibonacci hashing).
+func refShardOf(ref storage.SeriesRef, n uint64) uint64 {
+	return (uint64(ref) * 0x9E3779B97F4A7C15 >> 32) % n
 }
 
 type refShard struct {
@@ -86,7 +96,7 @@ type refShard struct {
 
 func (p *refShard) Next() bool {
 	for p.Postings.Next() {
-		if uint64(p.At())%p.n == p.i {
+		if refShardOf(p.At(), p.n) == p.i {
 			return true
 		}
 	}
@@ -97,7 +107,7 @@ func (p *refShard) Seek(v storage.SeriesRef) bool {
 	if !p.Postings.Seek(v) {
 		return false
 	}
-	return uint64(p.At())%p.n == p.i || p.Next()
+	return refShardOf(p.At(), p.n) == p.i || p.Next()
 }
 
 // headQuerier is a querier over a workspace's head alone.

@@ -100,6 +100,33 @@ func TestHeadShardsMergeToTheEnginesOrder(t *testing.T) {
 	}
 }
 
+// TestHeadShardsAreBalanced: the series of one metric name, whose
+// references step by the number of families written in turn, spread over
+// the shards about evenly.
+func TestHeadShardsAreBalanced(t *testing.T) {
+	db := openShardedTSDB(t, 0)
+	app := db.Appender(context.Background())
+	for i := range 3600 { // 18 families in turn, as orrery loadgen writes.
+		_, err := app.Append(0, labels.FromStrings(labels.MetricName, fmt.Sprintf("m%d", i%18), "i", fmt.Sprint(i)), 1000, 1)
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+	for _, n := range []int{2, 3, 4} {
+		shards, err := HeadShards(db, 0, 2000, n)
+		require.NoError(t, err)
+		for _, sh := range shards {
+			set := sh.Select(context.Background(), &storage.SelectHints{Start: 0, End: 2000}, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m0"))
+			got := 0
+			for set.Next() {
+				got++
+			}
+			require.NoError(t, set.Err())
+			require.InDelta(t, 200/n, got, float64(200/n)/4, "shard %d of %d", sh.i, n)
+			require.NoError(t, sh.Close())
+		}
+	}
+}
+
 // TestHeadShardsOnlyOverTheHeadAlone: where a persisted block or
 // out-of-order chunks overlap the range, the engine's querier merges
 // (in the labels' order): there are no shards there.
@@ -135,7 +162,7 @@ func TestRefShardSeeks(t *testing.T) {
 			for v := storage.SeriesRef(1); v <= 90; v++ { // References start at 1.
 				var want []storage.SeriesRef
 				for _, r := range refs {
-					if r >= v && uint64(r)%n == i {
+					if r >= v && refShardOf(r, n) == i {
 						want = append(want, r)
 					}
 				}
