@@ -460,9 +460,13 @@ func (l *leaf) compute(ctx context.Context, src leafSource, start, end, step, lo
 	if l.agg != nil {
 		agg = l.newAggregator(start, end, step)
 	}
-	next := roundRobin(walks, func(w walk) chan result { return w.results })
+	answers := make([]chan result, len(walks))
+	for w := range walks {
+		answers[w] = walks[w].results
+	}
+	next := roundRobin(answers)
 	if shards != nil {
-		next = mergeByRef(walks, func(w walk) chan result { return w.results }, func(r result) uint64 { return r.ref })
+		next = mergeByRef(answers, func(r result) uint64 { return r.ref })
 	}
 	for {
 		r, ok := next()
@@ -535,31 +539,31 @@ func (l *leaf) compute(ctx context.Context, src leafSource, start, end, step, lo
 	return nil
 }
 
-// roundRobin takes the workers' answers in turn, the first worker's
-// first: the order of walks that each computed every len(ws)-th series. It
-// ends where a worker's answers end; the others' end there too, or their
-// walks disagree.
-func roundRobin[W, R any](ws []W, ch func(W) chan R) func() (R, bool) {
+// roundRobin takes the workers' answers from chans in turn, the first
+// worker's first: the order of walks that each computed every
+// len(chans)-th series. It ends where a worker's answers end; the others'
+// end there too, or their walks disagree.
+func roundRobin[R any](chans []chan R) func() (R, bool) {
 	i := 0
 	return func() (R, bool) {
-		r, ok := <-ch(ws[i%len(ws)])
+		r, ok := <-chans[i%len(chans)]
 		i++
 		return r, ok
 	}
 }
 
-// mergeByRef takes the workers' answers in the order of key, each
-// worker's answers being in that order already: the order of shards of
-// the series. It ends when every worker's answers have ended.
-func mergeByRef[W, R any](ws []W, ch func(W) chan R, key func(R) uint64) func() (R, bool) {
-	heads := make([]R, len(ws))
-	have := make([]bool, len(ws))
-	done := make([]bool, len(ws))
+// mergeByRef takes the workers' answers from chans in the order of key,
+// each worker's answers being in that order already: the order of shards
+// of the series. It ends when every worker's answers have ended.
+func mergeByRef[R any](chans []chan R, key func(R) uint64) func() (R, bool) {
+	heads := make([]R, len(chans))
+	have := make([]bool, len(chans))
+	done := make([]bool, len(chans))
 	return func() (R, bool) {
 		best := -1
-		for w := range ws {
+		for w, ch := range chans {
 			if !have[w] && !done[w] {
-				r, ok := <-ch(ws[w])
+				r, ok := <-ch
 				if !ok {
 					done[w] = true
 					continue
