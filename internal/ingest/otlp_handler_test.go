@@ -168,14 +168,7 @@ func TestOTLPGzipReuse(t *testing.T) {
 	f := newFixture(t, func(l *workspace.Limits) { l.MaxDecodedRequestBytes = 64 << 10 })
 	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
-	gz := func(b []byte) []byte {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		_, err := zw.Write(b)
-		require.NoError(t, err)
-		require.NoError(t, zw.Close())
-		return buf.Bytes()
-	}
+	gz := func(b []byte) []byte { return gzipped(t, b) }
 	at := time.Now().Add(-time.Minute)
 	valid := gz(gaugeExport(t, "g", at, 1, "k", "v"))
 	for i, c := range []struct {
