@@ -96,7 +96,7 @@ func DefaultConfig() Config {
 // RegisterFlags registers the handler's flags on fs, with c's values as
 // their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.Int64Var(&c.MaxInflightBytes, "ingest.max-inflight-bytes", c.MaxInflightBytes, "remote write bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
+	fs.Int64Var(&c.MaxInflightBytes, "ingest.max-inflight-bytes", c.MaxInflightBytes, "remote write and OTLP request bytes (bodies, compressed and decoded) all requests may hold at once; beyond it requests get 503 with Retry-After")
 }
 
 // Validate reports a configuration that cannot work.
@@ -436,7 +436,7 @@ func (h *Handler) take(b *buffers, n int64) *httpError {
 	}
 	if h.inflight.Add(n) > h.cfg.MaxInflightBytes {
 		h.inflight.Add(-n)
-		return errorf(http.StatusServiceUnavailable, "the server holds as many remote write bytes as it allows at once (%d, --ingest.max-inflight-bytes); retry later", h.cfg.MaxInflightBytes)
+		return errorf(http.StatusServiceUnavailable, "the server holds as many ingested request bytes as it allows at once (%d, --ingest.max-inflight-bytes); retry later", h.cfg.MaxInflightBytes)
 	}
 	b.reserved += n
 	return nil
@@ -454,58 +454,106 @@ func (h *Handler) putBuffers(b *buffers) {
 	h.bufs.Put(b)
 }
 
+// readBody reads a remote write body into b.in and decodes its snappy
+// block into b.decoded, within the workspace's limits and the in-flight
+// budget.
 func (h *Handler) readBody(r *http.Request, lim *workspace.Limits, b *buffers) *httpError {
+	if herr := h.readRaw(r, lim, b); herr != nil {
+		return herr
+	}
+	return h.decode(b.in, lim, b)
+}
+
+// readRaw reads a request's body, as sent, into b.in (b.body, unless
+// authentication has buffered the body already) within the workspace's
+// limit on its size, counting the bytes it holds against the in-flight
+// budget (Handler.take) as they grow.
+func (h *Handler) readRaw(r *http.Request, lim *workspace.Limits, b *buffers) *httpError {
 	if r.ContentLength > int64(lim.MaxRequestBytes) {
 		return errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
 	}
 	tooLarge := errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
-	var buf []byte
 	if rb, ok := r.Body.(interface{ Bytes() []byte }); ok {
 		// Authentication has read the body already (to check a signature
-		// over it): take it rather than copy it.
+		// over it): take it rather than copy it. The decoders do not
+		// modify it.
 		b.in = rb.Bytes()
 		if len(b.in) > lim.MaxRequestBytes {
 			return tooLarge
 		}
-		if herr := h.take(b, int64(len(b.in))); herr != nil {
-			return herr
-		}
-		return h.decode(b.in, lim, b)
+		return h.take(b, int64(len(b.in)))
 	}
-	buf = b.body[:0]
-	if herr := h.take(b, max(r.ContentLength, 0)); herr != nil {
+	buf, err := h.readReserved(b, b.body[:0], r.Body, lim.MaxRequestBytes, r.ContentLength)
+	b.body = buf
+	var herr *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		b.in = buf
+		return nil
+	case errors.Is(err, errTooLarge), errors.As(err, &mbe):
+		return tooLarge
+	case errors.As(err, &herr):
 		return herr
+	default:
+		return errorf(http.StatusBadRequest, "read request body: %v", err)
 	}
-	if r.ContentLength > 0 && cap(buf) < int(r.ContentLength) {
-		buf = make([]byte, 0, r.ContentLength)
+}
+
+// errTooLarge is readReserved's error for a source longer than its limit.
+var errTooLarge = errors.New("larger than the limit")
+
+// readChunk is how much more readReserved reserves when what it reserved
+// is full.
+const readChunk = 32 << 10
+
+// readReserved appends what src reads until EOF to buf, the one read loop
+// of request bodies and their decompressed forms. It counts against the
+// in-flight budget the bytes it reads, a chunk ahead of reading them, and
+// all the capacity it allocates: a pooled buffer's unused capacity is not
+// counted, so that one large request does not make the next ones that
+// reuse its buffers count its size. size, if positive, is the expected
+// length, reserved and allocated at once. It returns errTooLarge once buf
+// holds more than limit bytes, the budget's *httpError when the budget is
+// exhausted, or src's error. The buf returned, even with an error, is the
+// buffer to keep.
+func (h *Handler) readReserved(b *buffers, buf []byte, src io.Reader, limit int, size int64) ([]byte, error) {
+	var held int64 // Bytes of buf reserved: what it holds and the window read into next.
+	if size > 0 {
+		if herr := h.take(b, size); herr != nil {
+			return buf, herr
+		}
+		held = size
 	}
 	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, 32<<10)
+		if int64(len(buf)) == held {
+			if herr := h.take(b, readChunk); herr != nil {
+				return buf, herr
+			}
+			held += readChunk
 		}
-		if grown := int64(cap(buf)) - b.reserved; grown > 0 {
-			if herr := h.take(b, grown); herr != nil {
-				return herr
+		if int64(cap(buf)) < held {
+			buf = slices.Grow(buf, int(held)-len(buf))
+			// Growth may allocate more than asked: it is held all the same.
+			if extra := int64(cap(buf)) - held; extra > 0 {
+				if herr := h.take(b, extra); herr != nil {
+					return buf, herr
+				}
+				held += extra
 			}
 		}
-		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		n, err := src.Read(buf[len(buf):held])
 		buf = buf[:len(buf)+n]
-		if len(buf) > lim.MaxRequestBytes {
-			return tooLarge
+		if len(buf) > limit {
+			return buf, errTooLarge
 		}
 		if errors.Is(err, io.EOF) {
-			break
-		}
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return tooLarge
+			return buf, nil
 		}
 		if err != nil {
-			return errorf(http.StatusBadRequest, "read request body: %v", err)
+			return buf, err
 		}
 	}
-	b.body, b.in = buf, buf
-	return h.decode(buf, lim, b)
 }
 
 // decode decompresses a snappy block into b.decoded.

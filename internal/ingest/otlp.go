@@ -7,11 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -305,6 +303,11 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	defer h.putBuffers(b)
 	body, herr := o.readOTLPBody(r, enc == "gzip", &lim, b)
 	if herr != nil {
+		if herr.code == http.StatusServiceUnavailable {
+			// The in-flight budget is exhausted: OTLP/HTTP clients retry
+			// a 503, after Retry-After if it is set.
+			hdr.Set("Retry-After", "1")
+		}
 		return otlpAnswer{code: herr.code, msg: herr.msg}
 	}
 	md, err := DecodeOTLP(body, ct == otlpJSON)
@@ -418,43 +421,34 @@ func translateOTLP(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, md 
 // readOTLPBody reads a request body within the workspace's limits on the
 // body's size and its size after decompression, into b.body (and, for a
 // gzip-compressed body, b.decoded) so that the pooled buffers are reused.
-// The bytes returned are valid until b is returned to its pool.
+// Both count against the in-flight budget as remote write bodies do
+// (Handler.readRaw). The bytes returned are valid until b is returned to
+// its pool.
 func (o *OTLP) readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits, b *buffers) ([]byte, *httpError) {
-	if r.ContentLength > int64(lim.MaxRequestBytes) {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than the workspace's limit of %d bytes", r.ContentLength, lim.MaxRequestBytes)
-	}
-	var body []byte
-	if rb, ok := r.Body.(interface{ Bytes() []byte }); ok {
-		// Authentication has read the body already (to check a signature
-		// over it): take it rather than copy it. The decoders do not
-		// modify it.
-		body = rb.Bytes()
-	} else {
-		if r.ContentLength > 0 && cap(b.body) < int(r.ContentLength) {
-			b.body = make([]byte, 0, r.ContentLength)
-		}
-		var err error
-		b.body, err = readAll(b.body[:0], io.LimitReader(r.Body, int64(lim.MaxRequestBytes)+1))
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "read request body: %v", err)
-		}
-		body = b.body
-	}
-	if len(body) > lim.MaxRequestBytes {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d bytes", lim.MaxRequestBytes)
+	if herr := o.h.readRaw(r, lim, b); herr != nil {
+		return nil, herr
 	}
 	if !gzipped {
-		if len(body) > lim.MaxDecodedRequestBytes {
+		if len(b.in) > lim.MaxDecodedRequestBytes {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than the workspace's limit of %d decoded bytes", lim.MaxDecodedRequestBytes)
 		}
-		return body, nil
+		return b.in, nil
 	}
+	return o.gunzip(b.in, lim, b)
+}
+
+// gunzip decompresses a gzip-compressed body into b.decoded, within the
+// workspace's limit on the decompressed size and the in-flight budget,
+// which count the bytes as they grow: what a gzip bomb costs is bounded
+// by both.
+func (o *OTLP) gunzip(body []byte, lim *workspace.Limits, b *buffers) ([]byte, *httpError) {
 	zr, _ := o.gunzips.Get().(*gunzipper)
 	if zr == nil {
 		zr = &gunzipper{}
 	}
 	defer o.gunzips.Put(zr)
 	zr.br.Reset(body)
+	defer zr.br.Reset(nil) // Not to keep the body alive in the pool.
 	var err error
 	if zr.zr == nil {
 		zr.zr, err = gzip.NewReader(&zr.br)
@@ -464,17 +458,18 @@ func (o *OTLP) readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
 	}
-	// Reading at most one byte past the limit bounds what a gzip bomb
-	// costs.
-	b.decoded, err = readAll(b.decoded[:0], io.LimitReader(zr.zr, int64(lim.MaxDecodedRequestBytes)+1))
-	zr.br.Reset(nil) // Not to keep the body alive in the pool.
-	if err != nil {
+	b.decoded, err = o.h.readReserved(b, b.decoded[:0], zr.zr, lim.MaxDecodedRequestBytes, 0)
+	var herr *httpError
+	switch {
+	case err == nil:
+		return b.decoded, nil
+	case errors.Is(err, errTooLarge):
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request decompresses to more than the workspace's limit of %d bytes", lim.MaxDecodedRequestBytes)
+	case errors.As(err, &herr):
+		return nil, herr
+	default:
 		return nil, errorf(http.StatusBadRequest, "request body is not gzip-compressed: %v", err)
 	}
-	if len(b.decoded) > lim.MaxDecodedRequestBytes {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "request decompresses to more than the workspace's limit of %d bytes", lim.MaxDecodedRequestBytes)
-	}
-	return b.decoded, nil
 }
 
 // gunzipper is a gzip reader and the reader of the body it decompresses,
@@ -482,24 +477,6 @@ func (o *OTLP) readOTLPBody(r *http.Request, gzipped bool, lim *workspace.Limits
 type gunzipper struct {
 	br bytes.Reader
 	zr *gzip.Reader
-}
-
-// readAll appends what r reads until EOF to buf, as io.ReadAll does into a
-// buffer of its own.
-func readAll(buf []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, max(512, cap(buf)))
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // DecodeOTLP decodes an ExportMetricsServiceRequest from its protobuf or,

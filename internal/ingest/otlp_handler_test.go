@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,14 +168,7 @@ func TestOTLPGzipReuse(t *testing.T) {
 	f := newFixture(t, func(l *workspace.Limits) { l.MaxDecodedRequestBytes = 64 << 10 })
 	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
-	gz := func(b []byte) []byte {
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		_, err := zw.Write(b)
-		require.NoError(t, err)
-		require.NoError(t, zw.Close())
-		return buf.Bytes()
-	}
+	gz := func(b []byte) []byte { return gzipped(t, b) }
 	at := time.Now().Add(-time.Minute)
 	valid := gz(gaugeExport(t, "g", at, 1, "k", "v"))
 	for i, c := range []struct {
@@ -192,4 +186,104 @@ func TestOTLPGzipReuse(t *testing.T) {
 		require.Equal(t, c.code, f.postOTLPEncoded(o, f.ws, c.body, "gzip").StatusCode, "request %d", i)
 	}
 	require.Equal(t, []float64{1, 2, 3}, f.values(labels.FromStrings("__name__", "g", "k", "v")))
+}
+
+// bufferedBody is a request body that authentication has read already, as
+// the signature check leaves it: the handler takes its bytes.
+type bufferedBody struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (bb bufferedBody) Bytes() []byte { return bb.b }
+func (bufferedBody) Close() error     { return nil }
+
+// TestOTLPInflightBytes: OTLP bodies count against MaxInflightBytes as
+// remote write bodies do, the raw body (read or buffered by
+// authentication) and its gzip decompression. A request that would go
+// beyond the budget gets 503, which OTLP/HTTP clients retry, with
+// Retry-After and an UNAVAILABLE status, and nothing of it is stored;
+// what a request held is given back when it ends.
+func TestOTLPInflightBytes(t *testing.T) {
+	f := newFixture(t, nil)
+	h, err := ingest.New(ingest.Config{MaxInflightBytes: 1 << 20}, f.store, f.overrides, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, h, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	at := time.Now().Add(-time.Second)
+
+	// 2 MiB once decompressed, a few KiB on the wire.
+	big := gaugeExport(t, "big", at, 1, "pad", strings.Repeat("x", 2<<20))
+	refused := func(t *testing.T, resp *http.Response) {
+		t.Helper()
+		body, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, string(body))
+		require.Equal(t, "1", resp.Header.Get("Retry-After"))
+		var st status.Status
+		require.NoError(t, proto.Unmarshal(body, &st))
+		require.Equal(t, int32(14), st.GetCode()) // UNAVAILABLE
+		require.Contains(t, st.GetMessage(), "--ingest.max-inflight-bytes")
+	}
+	t.Run("gzip", func(t *testing.T) {
+		z := gzipped(t, big)
+		require.Less(t, len(z), 64<<10)
+		refused(t, f.postOTLPEncoded(o, f.ws, z, "gzip"))
+	})
+	t.Run("raw", func(t *testing.T) {
+		refused(t, f.postOTLP(o, big))
+	})
+	t.Run("buffered by authentication", func(t *testing.T) {
+		req := httptest.NewRequest(http.MethodPost, "/workspaces/"+f.ws.String()+"/api/v1/otlp/v1/metrics", nil)
+		req.Body = bufferedBody{Reader: bytes.NewReader(big), b: big}
+		req.ContentLength = -1 // Not to be refused on the header alone.
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req = req.WithContext(workspace.NewContext(req.Context(), f.ws))
+		rec := httptest.NewRecorder()
+		o.ServeHTTP(rec, req)
+		refused(t, rec.Result())
+	})
+	require.Empty(t, f.values(labels.FromStrings("__name__", "big")))
+
+	// Nothing leaks: 50 requests of some 300 KiB decompressed pass one
+	// after another, gzip and not; a leak of one request's bytes would
+	// exhaust the budget within four. (A request counts the capacity of
+	// the pooled buffers it holds, body and decompressed, which after a
+	// raw request and a gzip one are both this large.)
+	md := pmetric.NewMetrics()
+	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	for j := range 2500 {
+		m := ms.AppendEmpty()
+		m.SetName("inflight")
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+		dp.SetDoubleValue(float64(j))
+		dp.Attributes().PutStr("j", strings.Repeat("x", 100)+strconv.Itoa(j))
+	}
+	medium, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	require.Greater(t, len(medium), 256<<10)
+	require.Less(t, len(medium), 400<<10)
+	zmedium := gzipped(t, medium)
+	for i := range 50 {
+		var resp *http.Response
+		if i%2 == 0 {
+			resp = f.postOTLPEncoded(o, f.ws, zmedium, "gzip")
+		} else {
+			resp = f.postOTLP(o, medium)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "request %d: %s", i, body)
+	}
+	require.Equal(t, []float64{7}, f.values(labels.FromStrings("__name__", "inflight", "j", strings.Repeat("x", 100)+"7")))
+}
+
+// gzipped returns b gzip-compressed.
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
 }

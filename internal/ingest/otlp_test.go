@@ -1,8 +1,12 @@
 package ingest
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -10,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/orrery-dev/orrery/internal/workspace"
 )
 
 // otlpSeed is a small export of a counter, a histogram and an exponential
@@ -196,4 +202,49 @@ func TestOTLPTranslatorReuse(t *testing.T) {
 	require.Equal(t, seedFresh, requestLines(first), "the first request is unchanged by the translator's reuse")
 	_, third := translate(tr, otlpSeed())
 	require.Equal(t, seedFresh, third)
+}
+
+// FuzzReadOTLPBody checks that no body, gzip-compressed or claimed to be,
+// makes the OTLP body reader panic or hold more than the workspace's
+// limits and the in-flight budget allow, and that every byte it reserved
+// is given back with its buffers. The handler and its buffer pool live
+// across inputs, as across requests.
+func FuzzReadOTLPBody(f *testing.F) {
+	h := &Handler{cfg: Config{MaxInflightBytes: 96 << 10}}
+	h.bufs.New = func() any { return &buffers{} }
+	o := &OTLP{h: h}
+	lim := workspace.Limits{MaxRequestBytes: 16 << 10, MaxDecodedRequestBytes: 64 << 10}
+	f.Add([]byte("hello"), true, true)
+	f.Add(bytes.Repeat([]byte("x"), 100<<10), true, true)
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, true, false)
+	f.Add(make([]byte, 20<<10), false, false)
+	f.Fuzz(func(t *testing.T, data []byte, gzipped, compress bool) {
+		body := data
+		if compress {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			_, err := zw.Write(data)
+			require.NoError(t, err)
+			require.NoError(t, zw.Close())
+			body = buf.Bytes()
+		}
+		r := httptest.NewRequest(http.MethodPost, "/v1/metrics", bytes.NewReader(body))
+		if len(data)%2 == 1 { // Sometimes without a length, as a chunked body.
+			r.ContentLength = -1
+		}
+		b := h.bufs.Get().(*buffers)
+		got, herr := o.readOTLPBody(r, gzipped, &lim, b)
+		require.LessOrEqual(t, b.reserved, h.cfg.MaxInflightBytes)
+		require.Equal(t, b.reserved, h.inflight.Load())
+		if herr == nil {
+			require.LessOrEqual(t, len(got), lim.MaxDecodedRequestBytes)
+			if gzipped == compress {
+				require.Equal(t, data, got)
+			}
+		} else {
+			require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable}, herr.code, herr.msg)
+		}
+		h.putBuffers(b)
+		require.Zero(t, h.inflight.Load())
+	})
 }
