@@ -96,6 +96,7 @@ type Evaluator struct {
 	parts    *prometheus.CounterVec
 	leaves   *prometheus.CounterVec
 	reads    *prometheus.CounterVec
+	chunks   *prometheus.CounterVec
 }
 
 // NewEvaluator returns an evaluator. tracker, if not nil, records active
@@ -126,6 +127,9 @@ func NewEvaluator(cfg EvalConfig, tracker promql.QueryTracker, logger *slog.Logg
 			[]string{"workspace", "outcome"}),
 		reads: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_leaf_reads_total",
 			Help: "Leaves computed over several workers, by workspace and how the workers read the series: shards (of the head, each worker its own) or walks (each worker walks every series and computes its share: blocks or out-of-order data in the range)."},
+			[]string{"workspace", "read"}),
+		chunks: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_query_leaf_chunks_total",
+			Help: "Chunks of the head that leaf workers reading shards read, by workspace and how: decoded (an immutable float chunk, all of it visible, decoded whole) or iterated (through the TSDB's iterator: the open chunk, or one that isolation hides part of)."},
 			[]string{"workspace", "read"}),
 	}
 	if cfg.CacheBytes > 0 {
@@ -561,6 +565,12 @@ func (e *Engine) execLeaves(ctx context.Context, q storage.Queryable, opts promq
 				read = "shards"
 			}
 			e.ev.reads.WithLabelValues(e.id.String(), read).Inc()
+		}
+		if l.chunks.decoded > 0 {
+			e.ev.chunks.WithLabelValues(e.id.String(), "decoded").Add(float64(l.chunks.decoded))
+		}
+		if l.chunks.iterated > 0 {
+			e.ev.chunks.WithLabelValues(e.id.String(), "iterated").Add(float64(l.chunks.iterated))
 		}
 		window = max(window, l.window)
 	}

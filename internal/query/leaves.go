@@ -92,8 +92,13 @@ type leaf struct {
 	// answers counts the points of the leaf's answer, which the rewritten
 	// query's statistics count as samples instead.
 	answers int64
-	sharded bool // Whether the workers read shards of the series.
+	sharded bool        // Whether the workers read shards of the series.
+	chunks  chunkCounts // How the shards' chunks were read.
 }
+
+// chunkCounts counts the chunks of shards read by the decoder and by
+// iterators.
+type chunkCounts struct{ decoded, iterated int64 }
 
 type leafSeries struct {
 	lset labels.Labels
@@ -359,7 +364,7 @@ func (l *leaf) compute(ctx context.Context, src leafSource, start, end, step, lo
 		walks[w].results = make(chan result, leafInFlight)
 	}
 	var failed atomic.Pointer[error]
-	var samples atomic.Int64
+	var samples, decoded, iterated atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -390,10 +395,16 @@ func (l *leaf) compute(ctx context.Context, src leafSource, start, end, step, lo
 				resets []int32
 				hbuf   []byte
 				it     chunkenc.Iterator
+				xd     xorDecoder
+				counts chunkCounts
 				n      int64 // Samples processed, added once the worker is done.
 				digest = uint64(14695981039346656037)
 			)
-			defer func() { samples.Add(n) }()
+			defer func() {
+				samples.Add(n)
+				decoded.Add(counts.decoded)
+				iterated.Add(counts.iterated)
+			}()
 			i := 0
 			for ; set.Next(); i++ {
 				if i%256 == 0 && (ctx.Err() != nil || failed.Load() != nil) {
@@ -408,8 +419,7 @@ func (l *leaf) compute(ctx context.Context, src leafSource, start, end, step, lo
 					}
 				}
 				var err error
-				it = s.Iterator(it)
-				buf, err = readFloats(it, first, last, l.call == nil, buf[:0])
+				buf, it, err = readSeries(s, refs, &xd, &counts, it, first, last, l.call == nil, buf[:0])
 				if err != nil {
 					fail(err)
 					return
@@ -520,6 +530,7 @@ func (l *leaf) compute(ctx context.Context, src leafSource, start, end, step, lo
 	}
 	l.samples = samples.Load()
 	l.sharded = shards != nil
+	l.chunks = chunkCounts{decoded: decoded.Load(), iterated: iterated.Load()}
 	l.series = kept
 	if agg != nil {
 		l.series = agg.result()
@@ -723,6 +734,38 @@ func readFloats(it chunkenc.Iterator, first, last int64, stale bool, buf []promq
 		buf = append(buf, promql.FPoint{T: t, F: f})
 	}
 	return buf, it.Err()
+}
+
+// readSeries reads series s of set refs (nil: of a plain querier) as
+// readFloats reads its iterator: a shard's chunks that XOR bytes hold
+// whole are decoded by xd. It returns the points and the iterator to
+// reuse.
+func readSeries(s storage.Series, refs *orstorage.RefSeriesSet, xd *xorDecoder, counts *chunkCounts, it chunkenc.Iterator, first, last int64, stale bool, buf []promql.FPoint) ([]promql.FPoint, chunkenc.Iterator, error) {
+	if refs != nil {
+		xd.last = math.MinInt64
+		read, err := refs.Chunks(first+1, last, func(xor []byte, cit chunkenc.Iterator) error {
+			var err error
+			if xor != nil {
+				counts.decoded++
+				buf, err = xd.appendFloats(buf, xor, first, last, stale)
+				return err
+			}
+			counts.iterated++
+			xd.last = math.MaxInt64 // The iterator's samples are not checked.
+			buf, err = readFloats(cit, first, last, stale, buf)
+			return err
+		})
+		if err != nil {
+			// The engine reads the series again, and answers as it does.
+			return buf, it, errFallback
+		}
+		if read {
+			return buf, it, nil
+		}
+	}
+	it = s.Iterator(it)
+	buf, err := readFloats(it, first, last, stale, buf)
+	return buf, it, err
 }
 
 // countResets returns, for each sample, how many counter resets (a value

@@ -3,12 +3,16 @@ package storage
 import (
 	"context"
 	"errors"
+	"math"
+	"reflect"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
 
 	"github.com/orrery-dev/orrery/internal/workspace"
 )
@@ -40,13 +44,28 @@ func HeadQuerier(b tsdb.BlockReader, mint, maxt int64) (storage.Querier, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &headQuerier{Querier: q, ix: hb.ix}, nil
+	return &headQuerier{Querier: q, b: hb}, nil
 }
 
-// headBlock is a head's range whose index reader is a headIndex.
+// headBlock is a head's range whose index reader is a headIndex, and
+// which keeps the readers its querier opened.
 type headBlock struct {
 	*tsdb.RangeHead
 	ix *headIndex // The index reader Index opened last.
+	cr tsdb.ChunkReader
+	tr tombstones.Reader
+}
+
+func (b *headBlock) Chunks() (tsdb.ChunkReader, error) {
+	cr, err := b.RangeHead.Chunks()
+	b.cr = cr
+	return cr, err
+}
+
+func (b *headBlock) Tombstones() (tombstones.Reader, error) {
+	tr, err := b.RangeHead.Tombstones()
+	b.tr = tr
+	return tr, err
 }
 
 func (b *headBlock) Index() (tsdb.IndexReader, error) {
@@ -64,12 +83,15 @@ func (b *headBlock) Index() (tsdb.IndexReader, error) {
 type headIndex struct {
 	tsdb.IndexReader
 	last storage.SeriesRef
+	// chks is where the last lookup put the series' chunks: the series
+	// set's own buffer, which it keeps until its next Next.
+	chks *[]chunks.Meta
 }
 
 // Series records ref: a series set's Next looks its series up last
 // before answering it.
 func (ix *headIndex) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
-	ix.last = ref
+	ix.last, ix.chks = ref, chks
 	return ix.IndexReader.Series(ref, builder, chks)
 }
 
@@ -113,7 +135,7 @@ func (p *refShard) Seek(v storage.SeriesRef) bool {
 // headQuerier is a querier over a workspace's head alone.
 type headQuerier struct {
 	storage.Querier
-	ix *headIndex
+	b *headBlock
 }
 
 // HeadShard reads one of n shards of the series of a workspace's head.
@@ -132,7 +154,7 @@ func (s *HeadShard) Select(ctx context.Context, hints *storage.SelectHints, ms .
 		h = *hints
 	}
 	h.ShardIndex, h.ShardCount = uint64(s.i), uint64(s.n)
-	return &RefSeriesSet{SeriesSet: s.q.Select(ctx, false, &h, ms...), ix: s.q.ix}
+	return &RefSeriesSet{SeriesSet: s.q.Select(ctx, false, &h, ms...), b: s.q.b}
 }
 
 // Close closes the shard's querier.
@@ -144,16 +166,63 @@ func (s *HeadShard) Close() error {
 // RefSeriesSet is a shard's series set, naming each series' reference.
 type RefSeriesSet struct {
 	storage.SeriesSet
-	ix  *headIndex
+	b   *headBlock
 	ref storage.SeriesRef
+	it  chunkenc.Iterator // Reused by Chunks.
 }
 
 func (s *RefSeriesSet) Next() bool {
 	if !s.SeriesSet.Next() {
 		return false
 	}
-	s.ref = s.ix.last
+	s.ref = s.b.ix.last
 	return true
+}
+
+// plainXORIterator is the type of an XOR chunk's own iterator, which the
+// head's chunks answer where isolation hides none of their samples.
+var plainXORIterator = reflect.TypeOf(chunkenc.NewXORChunk().Iterator(nil))
+
+// Chunks calls f with each chunk of the series At answers that has
+// samples in [mint, maxt], oldest first, as the series' own iterator
+// reads them: with xor, the bytes of an XOR chunk that no appender
+// changes any more (not the head's open chunk) and of which the
+// querier's isolation shows every sample; or else with it, an iterator
+// over what the querier sees of the chunk (valid until the next call).
+// Read either way, the samples are the series iterator's. It reports
+// false, calling nothing, where part of the series is deleted: the
+// series' own iterator applies the deletions.
+func (s *RefSeriesSet) Chunks(mint, maxt int64, f func(xor []byte, it chunkenc.Iterator) error) (bool, error) {
+	ivs, err := s.b.tr.Get(s.ref)
+	if err != nil || len(ivs) > 0 {
+		return false, err
+	}
+	for _, m := range *s.b.ix.chks {
+		if m.MaxTime < mint || m.MinTime > maxt {
+			continue
+		}
+		chk, iterable, err := s.b.cr.ChunkOrIterable(m)
+		if err != nil {
+			return true, err
+		}
+		if iterable != nil {
+			s.it = iterable.Iterator(s.it)
+			err = f(nil, s.it)
+		} else {
+			// The head's chunk answers its samples that isolation shows:
+			// all of them where it answers the chunk's own iterator.
+			s.it = chk.Iterator(s.it)
+			if m.MaxTime != math.MaxInt64 && chk.Encoding() == chunkenc.EncXOR && reflect.TypeOf(s.it) == plainXORIterator {
+				err = f(chk.Bytes(), nil)
+			} else {
+				err = f(nil, s.it)
+			}
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // Ref is the reference of the series At answers: the engine reads the
