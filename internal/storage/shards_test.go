@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/stretchr/testify/require"
 )
@@ -178,4 +181,88 @@ func TestRefShardSeeks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHeadShardChunksAreTheSeriesSamples: a shard's chunks, read as Chunks
+// hands them out (bytes of immutable chunks that isolation shows whole,
+// iterators otherwise), are the samples the series' iterator reads, with
+// samples committed after the querier opened still hidden; a series with
+// deletions is left to its iterator.
+func TestHeadShardChunksAreTheSeriesSamples(t *testing.T) {
+	db := openShardedTSDB(t, 0)
+	m := labels.FromStrings(labels.MetricName, "m", "i", "0")
+	deleted := labels.FromStrings(labels.MetricName, "m", "i", "1")
+	write := func(from, to int) {
+		app := db.Appender(context.Background())
+		for i := from; i < to; i++ {
+			for _, ls := range []labels.Labels{m, deleted} {
+				_, err := app.Append(0, ls, int64(i)*15000, float64(i*i))
+				require.NoError(t, err)
+			}
+		}
+		require.NoError(t, app.Commit())
+	}
+	for i := 0; i < 300; i += 20 {
+		write(i, i+20)
+	}
+	require.NoError(t, db.Delete(context.Background(), 0, 15000, labels.MustNewMatcher(labels.MatchEqual, "i", "1")))
+
+	shards, err := HeadShards(db, 0, math.MaxInt64, 1)
+	require.NoError(t, err)
+	defer shards[0].Close()
+	plain, err := db.Querier(0, math.MaxInt64)
+	require.NoError(t, err)
+	defer plain.Close()
+	// Written after both opened: the open chunk fills up and more are cut,
+	// but neither querier's isolation shows these samples.
+	write(300, 500)
+
+	want := map[uint64][]chunks.Sample{}
+	set := plain.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m"))
+	for set.Next() {
+		s := set.At()
+		pts, err := storage.ExpandSamples(s.Iterator(nil), nil)
+		require.NoError(t, err)
+		if labels.Equal(s.Labels(), m) {
+			require.Len(t, pts, 300, "the plain querier saw samples written after it opened")
+		}
+		want[s.Labels().Hash()] = pts
+	}
+	require.NoError(t, set.Err())
+	require.Len(t, want, 2)
+
+	var decoded, iterated int
+	refs := shards[0].Select(context.Background(), nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "m"))
+	seen := 0
+	for refs.Next() {
+		seen++
+		var got []chunks.Sample
+		read, err := refs.Chunks(0, math.MaxInt64, func(xor []byte, it chunkenc.Iterator) error {
+			if xor != nil {
+				decoded++
+				c, err := chunkenc.FromData(chunkenc.EncXOR, xor)
+				require.NoError(t, err)
+				it = c.Iterator(nil)
+			} else {
+				iterated++
+			}
+			pts, err := storage.ExpandSamples(it, nil)
+			got = append(got, pts...)
+			return err
+		})
+		require.NoError(t, err)
+		lset := refs.At().Labels()
+		if labels.Equal(lset, deleted) {
+			require.False(t, read, "a series with deletions read by chunks")
+			continue
+		}
+		require.True(t, read)
+		require.Equal(t, want[lset.Hash()], got)
+	}
+	require.NoError(t, refs.Err())
+	require.Equal(t, 2, seen)
+	require.Positive(t, decoded, "no chunk decoded")
+	// The chunk open when the queriers opened, now full but partly hidden,
+	// the hidden ones and the open one.
+	require.GreaterOrEqual(t, iterated, 2, "chunks that isolation hides in part were not left to their iterators")
 }
