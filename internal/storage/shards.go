@@ -186,12 +186,12 @@ var plainXORIterator = reflect.TypeOf(chunkenc.NewXORChunk().Iterator(nil))
 // Chunks calls f with each chunk of the series At answers that has
 // samples in [mint, maxt], oldest first, as the series' own iterator
 // reads them: with xor, the bytes of an XOR chunk that no appender
-// changes any more (not the head's open chunk) and of which the
-// querier's isolation shows every sample; or else with it, an iterator
-// over what the querier sees of the chunk (valid until the next call).
-// Read either way, the samples are the series iterator's. It reports
-// false, calling nothing, where part of the series is deleted: the
-// series' own iterator applies the deletions.
+// changes (the head's open chunk is copied as it stands) and of which
+// the querier's isolation shows every sample; or else with it, an
+// iterator over what the querier sees of the chunk (valid until the next
+// call). Read either way, the samples are the series iterator's. It
+// reports false, calling nothing, where part of the series is deleted:
+// the series' own iterator applies the deletions.
 func (s *RefSeriesSet) Chunks(mint, maxt int64, f func(xor []byte, it chunkenc.Iterator) error) (bool, error) {
 	ivs, err := s.b.tr.Get(s.ref)
 	if err != nil || len(ivs) > 0 {
@@ -201,7 +201,17 @@ func (s *RefSeriesSet) Chunks(mint, maxt int64, f func(xor []byte, it chunkenc.I
 		if m.MaxTime < mint || m.MinTime > maxt {
 			continue
 		}
-		chk, iterable, err := s.b.cr.ChunkOrIterable(m)
+		var (
+			chk      chunkenc.Chunk
+			iterable chunkenc.Iterable
+			copied   bool // Whether chk's bytes are a copy if it is the open chunk.
+		)
+		if cr, ok := s.b.cr.(tsdb.ChunkReaderWithCopy); ok {
+			chk, iterable, _, err = cr.ChunkOrIterableWithCopy(m)
+			copied = true
+		} else {
+			chk, iterable, err = s.b.cr.ChunkOrIterable(m)
+		}
 		if err != nil {
 			return true, err
 		}
@@ -209,10 +219,11 @@ func (s *RefSeriesSet) Chunks(mint, maxt int64, f func(xor []byte, it chunkenc.I
 			s.it = iterable.Iterator(s.it)
 			err = f(nil, s.it)
 		} else {
-			// The head's chunk answers its samples that isolation shows:
-			// all of them where it answers the chunk's own iterator.
+			// The head's chunk answers its samples that isolation shows
+			// (of those in the copy, for the open chunk): all of them
+			// where it answers the chunk's own iterator.
 			s.it = chk.Iterator(s.it)
-			if m.MaxTime != math.MaxInt64 && chk.Encoding() == chunkenc.EncXOR && reflect.TypeOf(s.it) == plainXORIterator {
+			if (copied || m.MaxTime != math.MaxInt64) && chk.Encoding() == chunkenc.EncXOR && reflect.TypeOf(s.it) == plainXORIterator {
 				err = f(chk.Bytes(), nil)
 			} else {
 				err = f(nil, s.it)
