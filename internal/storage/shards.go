@@ -168,7 +168,9 @@ type RefSeriesSet struct {
 	storage.SeriesSet
 	b   *headBlock
 	ref storage.SeriesRef
-	it  chunkenc.Iterator // Reused by Chunks.
+	// Reused by Chunks.
+	it    chunkenc.Iterator
+	metas []chunks.Meta
 }
 
 func (s *RefSeriesSet) Next() bool {
@@ -197,43 +199,74 @@ func (s *RefSeriesSet) Chunks(mint, maxt int64, f func(xor []byte, it chunkenc.I
 	if err != nil || len(ivs) > 0 {
 		return false, err
 	}
+	s.metas = s.metas[:0]
 	for _, m := range *s.b.ix.chks {
-		if m.MaxTime < mint || m.MinTime > maxt {
-			continue
+		if m.MaxTime >= mint && m.MinTime <= maxt {
+			s.metas = append(s.metas, m)
 		}
-		var (
-			chk      chunkenc.Chunk
-			iterable chunkenc.Iterable
-			copied   bool // Whether chk's bytes are a copy if it is the open chunk.
-		)
-		if cr, ok := s.b.cr.(tsdb.ChunkReaderWithCopy); ok {
-			chk, iterable, _, err = cr.ChunkOrIterableWithCopy(m)
-			copied = true
-		} else {
-			chk, iterable, err = s.b.cr.ChunkOrIterable(m)
-		}
+	}
+	if len(s.metas) == 0 {
+		return true, nil
+	}
+	// Isolation hides the series' newest samples, from the first it hides
+	// on: where it shows all of the newest chunk read, it shows all of
+	// the older ones, and their iterators need not be asked. The newest
+	// chunk is taken first, so that the older ones are older than its
+	// copy.
+	newest := s.metas[len(s.metas)-1]
+	nchk, nIterable, copied, err := s.chunk(newest)
+	if err != nil {
+		return true, err
+	}
+	var all bool
+	if nIterable == nil {
+		s.it = nchk.Iterator(s.it)
+		all = reflect.TypeOf(s.it) == plainXORIterator
+	}
+	for _, m := range s.metas[:len(s.metas)-1] {
+		chk, iterable, _, err := s.chunk(m)
 		if err != nil {
 			return true, err
 		}
-		if iterable != nil {
-			s.it = iterable.Iterator(s.it)
-			err = f(nil, s.it)
-		} else {
-			// The head's chunk answers its samples that isolation shows
-			// (of those in the copy, for the open chunk): all of them
-			// where it answers the chunk's own iterator.
-			s.it = chk.Iterator(s.it)
-			if (copied || m.MaxTime != math.MaxInt64) && chk.Encoding() == chunkenc.EncXOR && reflect.TypeOf(s.it) == plainXORIterator {
-				err = f(chk.Bytes(), nil)
-			} else {
-				err = f(nil, s.it)
-			}
-		}
-		if err != nil {
+		if err := s.read(chk, iterable, all, true, f); err != nil {
 			return true, err
 		}
 	}
-	return true, nil
+	// The open chunk's bytes change as they are read, unless copied.
+	return true, s.read(nchk, nIterable, all, copied || newest.MaxTime != math.MaxInt64, f)
+}
+
+// chunk answers the head chunk of m, the open one as a copy if the chunk
+// reader can copy it.
+func (s *RefSeriesSet) chunk(m chunks.Meta) (chk chunkenc.Chunk, iterable chunkenc.Iterable, copied bool, err error) {
+	if cr, ok := s.b.cr.(tsdb.ChunkReaderWithCopy); ok {
+		chk, iterable, _, err = cr.ChunkOrIterableWithCopy(m)
+		return chk, iterable, true, err
+	}
+	chk, iterable, err = s.b.cr.ChunkOrIterable(m)
+	return chk, iterable, false, err
+}
+
+// read calls f with a head chunk's bytes where they can be decoded
+// whole (fixed bytes, XOR-encoded, and isolation shows every sample:
+// visible says it does, or the chunk's own iterator is answered), or else
+// with its iterator.
+func (s *RefSeriesSet) read(chk chunkenc.Chunk, iterable chunkenc.Iterable, visible, fixed bool, f func(xor []byte, it chunkenc.Iterator) error) error {
+	if iterable != nil {
+		s.it = iterable.Iterator(s.it)
+		return f(nil, s.it)
+	}
+	if !fixed || chk.Encoding() != chunkenc.EncXOR {
+		s.it = chk.Iterator(s.it)
+		return f(nil, s.it)
+	}
+	if !visible {
+		s.it = chk.Iterator(s.it)
+		if reflect.TypeOf(s.it) != plainXORIterator {
+			return f(nil, s.it)
+		}
+	}
+	return f(chk.Bytes(), nil)
 }
 
 // Ref is the reference of the series At answers: the engine reads the

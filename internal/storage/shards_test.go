@@ -278,10 +278,13 @@ func TestHeadShardChunksAreTheSeriesSamples(t *testing.T) {
 func TestHeadShardChunksWhileWritten(t *testing.T) {
 	db := openShardedTSDB(t, 0)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	done, started := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := int64(0); ctx.Err() == nil; i++ {
+			if i == 300 {
+				close(started) // Chunks cut.
+			}
 			app := db.Appender(ctx)
 			for s := range 20 {
 				_, err := app.Append(0, labels.FromStrings(labels.MetricName, "m", "i", fmt.Sprint(s)), i*15000, float64(i))
@@ -297,6 +300,11 @@ func TestHeadShardChunksWhileWritten(t *testing.T) {
 		}
 	}()
 	defer func() { cancel(); <-done }()
+	select {
+	case <-started:
+	case <-done:
+		t.FailNow()
+	}
 	var decoded int
 	for range 200 {
 		shards, err := HeadShards(db, 0, math.MaxInt64, 2)
