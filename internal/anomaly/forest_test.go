@@ -81,6 +81,30 @@ func TestLevelShift(t *testing.T) {
 	require.Empty(t, flagged(rs[:1500], 300))
 }
 
+// TestRoundingNoiseIsNotAnomalous: a flat series whose computation
+// rounds differently from one value to the next (a p99 of 0.995 ms out of
+// histogram_quantile, 1 ulp either side as the rates it divides vary with
+// scrape timing) is normal, while a real change of it still is flagged.
+func TestRoundingNoiseIsNotAnomalous(t *testing.T) {
+	flat := 0.995
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		values := make([]float64, 0, 120)
+		for range 36 {
+			values = append(values, flat)
+		}
+		for range 80 {
+			values = append(values, []float64{math.Nextafter(flat, 0), flat, math.Nextafter(flat, 2)}[r.IntN(3)])
+		}
+		slow := len(values)
+		values = append(values, 24.7, 24.7, 24.7, 24.7)
+		rs := run(t, Config{ShingleSize: 4, SampleSize: 32, TimeDecay: 1.0 / 320, Seed: seed}, values)
+		require.Empty(t, flagged(rs[:slow], 0), "seed %d: rounding noise flagged", seed)
+		require.True(t, rs[slow].Anomaly, "seed %d: the slow value is an anomaly: %+v", seed, rs[slow])
+		require.GreaterOrEqual(t, rs[slow].Score, 0.5)
+	}
+}
+
 func TestSineIsNormalOnceTrained(t *testing.T) {
 	// A daily cycle sampled every 5 minutes: 288 values a day, 7 days.
 	const day = 288
