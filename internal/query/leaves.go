@@ -786,6 +786,7 @@ func countResets(pts []promql.FPoint, out []int32) []int32 {
 // of its ranges, counted at every step as the engine counts them.
 func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64, out []promql.FPoint) (_ []promql.FPoint, samples int64) {
 	lo, hi := 0, 0
+	var ex extrapolation
 	for ts := start; ts <= end; ts += step {
 		rangeEnd := ts - l.offset
 		rangeStart := rangeEnd - l.rng
@@ -800,7 +801,7 @@ func (l *leaf) rates(pts []promql.FPoint, resets []int32, start, end, step int64
 			continue // One sample, and no start timestamps: no answer.
 		}
 		w := pts[lo:hi]
-		f := extrapolatedRate(w, resets[hi-1] != resets[lo], rangeStart, rangeEnd, l.secs, l.isRate)
+		f := ex.rate(w, resets[hi-1] != resets[lo], rangeStart, rangeEnd, l.secs, l.isRate)
 		if out == nil {
 			out = make([]promql.FPoint, 0, (end-ts)/step+1)
 		}
@@ -858,42 +859,60 @@ func withStale(pts []promql.FPoint, step, end int64) []promql.FPoint {
 // staleNaN is the stale marker.
 var staleNaN = math.Float64frombits(value.StaleNaN)
 
-// extrapolatedRate is the engine's extrapolatedRate for a window of two
-// or more float samples of a counter, without start timestamps: the same
-// operations in the same order, so the same bits. reset says whether the
-// window holds a counter reset; when it does not, the engine's loop over
-// the window adds nothing.
-func extrapolatedRate(pts []promql.FPoint, reset bool, rangeStart, rangeEnd int64, rangeSeconds float64, isRate bool) float64 {
-	numSamplesMinusOne := len(pts) - 1
-	firstT, lastT := pts[0].T, pts[numSamplesMinusOne].T
-	resultFloat := pts[numSamplesMinusOne].F - pts[0].F
+// extrapolation is extrapolatedRate's arithmetic on the times of a
+// window, kept from one step to the next: a series scraped at a steady
+// interval has the same distances to the window's bounds and the same
+// number of samples at every step, and the four divisions they take were
+// most of a rate's time. rate answers what extrapolatedRate answers, with
+// the same operations on the same operands where they are done again.
+type extrapolation struct {
+	valid      bool
+	toStart    int64 // firstT - rangeStart, ms.
+	toEnd      int64 // rangeEnd - lastT, ms.
+	n          int   // Samples minus one.
+	durToStart float64
+	durToEnd   float64
+	sampled    float64
+	factor     float64 // With durToStart, for a window not extrapolated to zero.
+}
+
+// rate is extrapolatedRate(pts, reset, rangeStart, rangeEnd, rangeSeconds, isRate).
+func (e *extrapolation) rate(pts []promql.FPoint, reset bool, rangeStart, rangeEnd int64, rangeSeconds float64, isRate bool) float64 {
+	n := len(pts) - 1
+	firstT, lastT := pts[0].T, pts[n].T
+	resultFloat := pts[n].F - pts[0].F
 	if reset {
 		for i, currPoint := range pts[1:] {
-			prevPoint := pts[i]
-			if currPoint.F < prevPoint.F {
+			if prevPoint := pts[i]; currPoint.F < prevPoint.F {
 				resultFloat += prevPoint.F
 			}
 		}
 	}
-	durationToStart := float64(firstT-rangeStart) / 1000
-	durationToEnd := float64(rangeEnd-lastT) / 1000
-	sampledInterval := float64(lastT-firstT) / 1000
-	averageDurationBetweenSamples := sampledInterval / float64(numSamplesMinusOne)
-	extrapolationThreshold := averageDurationBetweenSamples * 1.1
-
-	if durationToStart >= extrapolationThreshold {
-		durationToStart = averageDurationBetweenSamples / 2
+	if toStart, toEnd := firstT-rangeStart, rangeEnd-lastT; !e.valid || toStart != e.toStart || toEnd != e.toEnd || n != e.n {
+		durationToStart := float64(toStart) / 1000
+		durationToEnd := float64(toEnd) / 1000
+		sampledInterval := float64(lastT-firstT) / 1000
+		averageDurationBetweenSamples := sampledInterval / float64(n)
+		extrapolationThreshold := averageDurationBetweenSamples * 1.1
+		if durationToStart >= extrapolationThreshold {
+			durationToStart = averageDurationBetweenSamples / 2
+		}
+		if durationToEnd >= extrapolationThreshold {
+			durationToEnd = averageDurationBetweenSamples / 2
+		}
+		*e = extrapolation{valid: true, toStart: toStart, toEnd: toEnd, n: n, durToStart: durationToStart, durToEnd: durationToEnd,
+			sampled: sampledInterval, factor: rateFactor(sampledInterval, durationToStart, durationToEnd, rangeSeconds, isRate)}
 	}
-	durationToZero := durationToStart
+	factor := e.factor
 	if resultFloat > 0 && pts[0].F >= 0 {
-		durationToZero = sampledInterval * (pts[0].F / resultFloat)
+		if durationToZero := e.sampled * (pts[0].F / resultFloat); durationToZero < e.durToStart {
+			factor = rateFactor(e.sampled, durationToZero, e.durToEnd, rangeSeconds, isRate)
+		}
 	}
-	if durationToZero < durationToStart {
-		durationToStart = durationToZero
-	}
-	if durationToEnd >= extrapolationThreshold {
-		durationToEnd = averageDurationBetweenSamples / 2
-	}
+	return resultFloat * factor
+}
+
+func rateFactor(sampledInterval, durationToStart, durationToEnd, rangeSeconds float64, isRate bool) float64 {
 	factor := 1.0
 	if sampledInterval != 0 {
 		factor = (sampledInterval + durationToStart + durationToEnd) / sampledInterval
@@ -901,7 +920,7 @@ func extrapolatedRate(pts []promql.FPoint, reset bool, rangeStart, rangeEnd int6
 	if isRate {
 		factor /= rangeSeconds
 	}
-	return resultFloat * factor
+	return factor
 }
 
 // leafParser is the engine's parser: it answers a token registered by
