@@ -10,7 +10,10 @@
 #   cold:    a fixed range, caches bypassed (Orrery: Cache-Control: no-store;
 #            VictoriaMetrics: nocache=1; Prometheus has no cache).
 #   refresh: a dashboard refresh, [now-1h, now] aligned to the step as
-#            Grafana asks it, caches on, after one warm-up request.
+#            Grafana asks it, caches on, after one warm-up request; each
+#            request a curl process and connection of its own, and again
+#            over one connection (one curl asking them a second apart), as a
+#            browser's refreshes reuse theirs.
 #
 # Prints per query the median latency in ms, the sums, and per server the
 # CPU seconds it used during the cold runs and its peak RSS (VmHWM). All
@@ -107,7 +110,7 @@ time_one() {
 run_all() {
   local q enc n cpu0 cpu1 now end
   declare -A c0
-  for n in "${names[@]}"; do : >"$work/$n.cold"; : >"$work/$n.refresh"; c0[$n]=$(cpu_seconds "${pid[$n]}"); done
+  for n in "${names[@]}"; do : >"$work/$n.cold"; : >"$work/$n.refresh"; : >"$work/$n.keepalive"; c0[$n]=$(cpu_seconds "${pid[$n]}"); done
   if [ -n "${ORRERY_PROFILE:-}" ]; then
     curl -sf -o "$ORRERY_PROFILE" "${base[orrery]%%/workspaces/*}/debug/pprof/profile?seconds=${ORRERY_PROFILE_SECONDS:-30}" &
   fi
@@ -134,6 +137,18 @@ run_all() {
       for n in "${refreshed[@]}"; do time_one "${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" ${sign[$n]:-} >>"$work/$n.t"; done
     done
     for n in "${refreshed[@]}"; do sort -n "$work/$n.t" | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.refresh"; done
+    # Over one connection, as a browser refreshes: one curl asks the
+    # warm-up and the RUNS refreshes a second apart, reusing its connection.
+    for n in "${refreshed[@]}"; do
+      [ -z "${sign[$n]:-}" ] || continue
+      now=$(date +%s); end=$((now - now % 30))
+      local url="${base[$n]}/query_range?query=$enc&start=$((end - 3600))&end=$end&step=30" args=() i
+      for i in $(seq 0 "$RUNS"); do args+=(-o /dev/null "$url"); done
+      curl -gs --rate 1/s -w '%{http_code} %{num_connects} %{time_total}\n' "${args[@]}" >"$work/$n.ka"
+      awk '$1 != 200 {exit 1}' "$work/$n.ka" || { echo "query failed: $url: $(cat "$work/$n.ka")" >&2; exit 1; }
+      [ "$(awk 'NR > 1 {s += $2} END {print s + 0}' "$work/$n.ka")" = 0 ] || { echo "curl did not reuse its connection: $url" >&2; exit 1; }
+      tail -n +2 "$work/$n.ka" | awk '{print $3}' | sort -n | sed -n "$(((RUNS + 1) / 2))p" >>"$work/$n.keepalive"
+    done
   done
   [ "${LIVE:-0}" = 1 ] || return 0
   local writers=()
@@ -213,6 +228,7 @@ cols=(); heads=()
 declare -A title=([orrery]=Orrery [prometheus]="Prometheus 3" [victoria]=VictoriaMetrics [orrery_sigv4]="Orrery SigV4")
 for n in "${names[@]}"; do cols+=("$n.cold"); heads+=("${title[$n]} cold"); done
 for n in "${refreshed[@]}"; do cols+=("$n.refresh"); heads+=("${title[$n]} refresh"); done
+for n in "${refreshed[@]}"; do [ -n "${sign[$n]:-}" ] || { cols+=("$n.keepalive"); heads+=("${title[$n]} refresh, one connection"); }; done
 if [ "${LIVE:-0}" = 1 ]; then for n in orrery victoria; do cols+=("$n.live"); heads+=("${title[$n]} refresh, live writes"); done; fi
 row() { local out="|" c; for c in "$@"; do out+=" $c |"; done; echo "$out"; }
 row "#" query "${heads[@]}"
