@@ -37,6 +37,7 @@ func DefaultServerConfig() ServerConfig {
 		HTTP:                 DefaultHTTPConfig(),
 		Limits:               workspace.DefaultLimits(),
 		Scraper:              scraper.DefaultConfig(),
+		OTLP:                 ingest.DefaultOTLPConfig(),
 	}
 	// The query package keeps its defaults in its flags.
 	c.Query.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))

@@ -55,12 +55,22 @@ type OTLPConfig struct {
 	// running totals apart. Without it, delta temporality is refused, as
 	// by Prometheus.
 	ConvertDelta bool
+	// TranslationCache is how many data points' translations each
+	// workspace remembers (see otlp_cache.go), in each of two
+	// generations; 0 translates every export.
+	TranslationCache int
+}
+
+// DefaultOTLPConfig returns the server's default OTLP configuration.
+func DefaultOTLPConfig() OTLPConfig {
+	return OTLPConfig{TranslationCache: 1 << 18}
 }
 
 // RegisterFlags registers OTLP ingestion's flags on fs, with c's values as
 // their defaults.
 func (c *OTLPConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ConvertDelta, "otlp.convert-delta", c.ConvertDelta, "convert OTLP sums and histograms of delta temporality to cumulative, per workspace, as Prometheus' otlp-deltatocumulative feature (without it they are refused)")
+	fs.IntVar(&c.TranslationCache, "otlp.translation-cache", c.TranslationCache, "data points of OTLP gauges and sums whose translation each workspace remembers (twice over, in two generations), so that exports of known series are neither decoded into OpenTelemetry's types nor translated again; 0 translates every export")
 }
 
 // withDefaults returns a copy of cfg with the zero values filled in.
@@ -87,12 +97,15 @@ type OTLP struct {
 	logger      *slog.Logger
 	translators sync.Pool // *otlpTranslator
 	gunzips     sync.Pool // *gunzipper
+	scans       sync.Pool // *otlpScan
 	requests    *prometheus.CounterVec
+	translated  *prometheus.CounterVec
 	duration    prometheus.Histogram
 	warnings    prometheus.Counter
 
 	mu     sync.Mutex
 	deltas map[workspace.ID]processor.Metrics // Started on a workspace's first delta point.
+	caches map[workspace.ID]*otlpCache
 }
 
 // NewOTLP returns an OTLP handler that stores through h.
@@ -114,18 +127,23 @@ func NewOTLP(cfg OTLPConfig, h *Handler, logger *slog.Logger, reg prometheus.Reg
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		warnings: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingest_otlp_translation_warnings_total",
 			Help: "Warnings of the OTLP to Prometheus translation (e.g. empty data points, label collisions)."}),
+		translated: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingest_otlp_exports_total",
+			Help: "OTLP exports read, by how they were translated: cached (every point's translation remembered) or translated."}, []string{"path"}),
 	}
 	o.translators.New = func() any { return newOTLPTranslator() }
+	o.scans.New = func() any { return &otlpScan{} }
 	o.deltas = map[workspace.ID]processor.Metrics{}
+	o.caches = map[workspace.ID]*otlpCache{}
 	return o, nil
 }
 
 // Forget stops the delta conversion of a workspace and drops its running
-// totals, for when the workspace is deleted.
+// totals and remembered translations, for when the workspace is deleted.
 func (o *OTLP) Forget(id workspace.ID) {
 	o.mu.Lock()
 	p := o.deltas[id]
 	delete(o.deltas, id)
+	delete(o.caches, id)
 	o.mu.Unlock()
 	if p != nil {
 		_ = p.Shutdown(context.Background())
@@ -310,30 +328,54 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 		}
 		return otlpAnswer{code: herr.code, msg: herr.msg}
 	}
-	md, err := DecodeOTLP(body, ct == otlpJSON)
-	if err != nil {
-		return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
-	}
-
-	if o.cfg.ConvertDelta && hasDelta(md.Metrics()) {
-		if err := o.toCumulative(r.Context(), id, &lim, md.Metrics()); err != nil {
-			return otlpAnswer{code: http.StatusInternalServerError, msg: err.Error()}
-		}
-	}
 	cfg := o.cfg
 	if lim.OTLP != nil {
 		cfg.Translation = lim.OTLP
 	}
 	tr := o.translators.Get().(*otlpTranslator)
-	annots, err := translateOTLP(r.Context(), tr, &cfg, md.Metrics(), &b.req)
-	o.translators.Put(tr)
-	if err != nil {
-		// As in Prometheus, a request that does not translate is stored
-		// not at all. The data is at fault: retrying cannot help.
-		if r.Context().Err() != nil {
-			return otlpAnswer{code: http.StatusServiceUnavailable, msg: err.Error()}
+	defer o.translators.Put(tr)
+	// An export of known series is served by the translation cache;
+	// others are decoded and translated, and teach the cache.
+	var (
+		cache *otlpCache
+		scan  *otlpScan
+	)
+	if o.cfg.TranslationCache > 0 && ct == otlpProto {
+		scan = o.scans.Get().(*otlpScan)
+		defer func() { scan.reset(nil); o.scans.Put(scan) }()
+		if scan.scan(body) {
+			cache = o.cache(id)
 		}
-		return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
+	}
+	var annots annotations.Annotations
+	if cache != nil && translateCached(r.Context(), tr, &cfg, cache, scan, &b.req) {
+		o.translated.WithLabelValues("cached").Inc()
+	} else {
+		o.translated.WithLabelValues("translated").Inc()
+		md, err := DecodeOTLP(body, ct == otlpJSON)
+		if err != nil {
+			return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
+		}
+		if o.cfg.ConvertDelta && hasDelta(md.Metrics()) {
+			if err := o.toCumulative(r.Context(), id, &lim, md.Metrics()); err != nil {
+				return otlpAnswer{code: http.StatusInternalServerError, msg: err.Error()}
+			}
+		}
+		tr.col.tracing = cache != nil
+		annots, err = translateOTLP(r.Context(), tr, &cfg, md.Metrics(), &b.req)
+		if err != nil {
+			// As in Prometheus, a request that does not translate is stored
+			// not at all. The data is at fault: retrying cannot help.
+			if r.Context().Err() != nil {
+				return otlpAnswer{code: http.StatusServiceUnavailable, msg: err.Error()}
+			}
+			return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
+		}
+		if cache != nil && len(annots) == 0 {
+			cache.learn(&cfg, scan, tr.col.trace)
+		}
+		tr.col.tracing = false
+		clear(tr.col.trace)
 	}
 	var warning string
 	if ws, _ := annots.AsStrings("", 0, 0); len(ws) > 0 {
@@ -388,6 +430,34 @@ func newOTLPTranslator() *otlpTranslator {
 	return &otlpTranslator{conv: otlptranslator.NewPrometheusConverter(nil)}
 }
 
+// cache returns the workspace's translation cache.
+func (o *OTLP) cache(id workspace.ID) *otlpCache {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.caches[id]
+	if c == nil {
+		c = newOTLPCache(&o.cfg, o.cfg.TranslationCache)
+		o.caches[id] = c
+	}
+	return c
+}
+
+// otlpSettings are the translation's settings for cfg.
+func otlpSettings(cfg *OTLPConfig) otlptranslator.Settings {
+	tc := cfg.Translation
+	return otlptranslator.Settings{
+		AddMetricSuffixes:                    tc.TranslationStrategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !tc.TranslationStrategy.ShouldEscape(),
+		PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(*tc),
+		KeepIdentifyingResourceAttributes:    tc.KeepIdentifyingResourceAttributes,
+		ConvertHistogramsToNHCB:              tc.ConvertHistogramsToNHCB,
+		PromoteScopeMetadata:                 tc.PromoteScopeMetadata,
+		LookbackDelta:                        cfg.LookbackDelta,
+		LabelNameUnderscoreSanitization:      tc.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: tc.LabelNamePreserveMultipleUnderscores,
+	}
+}
+
 // translateOTLP translates metrics with Prometheus' OTLP converter into a
 // remote write 2.0 request r, which the remote write path validates and
 // stores. r's labels alias the label sets the converter built, which no
@@ -400,18 +470,7 @@ func translateOTLP(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, md 
 		conv.Reset(nil)
 		col.r = nil
 	}()
-	tc := cfg.Translation
-	annots, err := conv.FromMetrics(ctx, md, otlptranslator.Settings{
-		AddMetricSuffixes:                    tc.TranslationStrategy.ShouldAddSuffixes(),
-		AllowUTF8:                            !tc.TranslationStrategy.ShouldEscape(),
-		PromoteResourceAttributes:            otlptranslator.NewPromoteResourceAttributes(*tc),
-		KeepIdentifyingResourceAttributes:    tc.KeepIdentifyingResourceAttributes,
-		ConvertHistogramsToNHCB:              tc.ConvertHistogramsToNHCB,
-		PromoteScopeMetadata:                 tc.PromoteScopeMetadata,
-		LookbackDelta:                        cfg.LookbackDelta,
-		LabelNameUnderscoreSanitization:      tc.LabelNameUnderscoreSanitization,
-		LabelNamePreserveMultipleUnderscores: tc.LabelNamePreserveMultipleUnderscores,
-	})
+	annots, err := conv.FromMetrics(ctx, md, otlpSettings(cfg))
 	if err != nil {
 		return annots, fmt.Errorf("translate OTLP metrics: %w", err)
 	}
@@ -508,6 +567,10 @@ func DecodeOTLP(b []byte, json bool) (pmetricotlp.ExportRequest, error) {
 type otlpCollector struct {
 	r          *Request
 	targetInfo int // target_info samples so far.
+	// With tracing set, trace records every append, for the translation
+	// cache to learn.
+	tracing bool
+	trace   []otlpAppend
 }
 
 // maxTargetInfoSamples bounds the target_info samples one request may
@@ -528,6 +591,8 @@ func (c *otlpCollector) start(r *Request) {
 	r.Reset()
 	r.Version = 2
 	c.r, c.targetInfo = r, 0
+	clear(c.trace) // Not to keep label sets alive in the pool.
+	c.trace = c.trace[:0]
 }
 
 // Append implements storage.AppenderV2.
@@ -536,6 +601,9 @@ func (c *otlpCollector) Append(_ storage.SeriesRef, ls labels.Labels, st, t int6
 		if c.targetInfo++; c.targetInfo > maxTargetInfoSamples {
 			return 0, errTargetInfoSpan
 		}
+	}
+	if c.tracing {
+		c.trace = append(c.trace, otlpAppend{lset: ls, family: opts.MetricFamilyName, meta: opts.Metadata})
 	}
 	r := c.r
 	n := len(r.Series)
