@@ -93,7 +93,7 @@ func (f *fixture) values(lset labels.Labels) []float64 {
 // remote write.
 func TestOTLPHADeduplication(t *testing.T) {
 	f := newFixture(t, nil)
-	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	o, err := ingest.NewOTLP(ingest.DefaultOTLPConfig(), f.handler, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	at := time.Now().Add(-time.Second)
 	resp := f.postOTLP(o, gaugeExport(t, "queue_depth", at, 1, "cluster", "eu", "__replica__", "a"))
@@ -104,7 +104,10 @@ func TestOTLPHADeduplication(t *testing.T) {
 	answer := pmetricotlp.NewExportResponse()
 	require.NoError(t, answer.UnmarshalProto(body))
 	require.Contains(t, answer.PartialSuccess().ErrorMessage(), "non-elected HA replica")
-	require.Equal(t, []float64{1}, f.values(labels.FromStrings("__name__", "queue_depth", "cluster", "eu")))
+	// The elected replica again: an export the translation cache serves.
+	resp = f.postOTLP(o, gaugeExport(t, "queue_depth", at.Add(2*time.Millisecond), 3, "cluster", "eu", "__replica__", "a"))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, []float64{1, 3}, f.values(labels.FromStrings("__name__", "queue_depth", "cluster", "eu")))
 }
 
 // TestOTLPRateLimited exceeds the workspace's ingestion rate: 429, a
@@ -112,7 +115,7 @@ func TestOTLPHADeduplication(t *testing.T) {
 // of that request is stored.
 func TestOTLPRateLimited(t *testing.T) {
 	f := newFixture(t, func(l *workspace.Limits) { l.IngestionRate = 1; l.IngestionBurstSize = 1 })
-	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	o, err := ingest.NewOTLP(ingest.DefaultOTLPConfig(), f.handler, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	at := time.Now().Add(-time.Second)
 	require.Equal(t, http.StatusOK, f.postOTLP(o, gaugeExport(t, "g", at, 1)).StatusCode)
@@ -147,7 +150,7 @@ func (f *fixture) seriesOf(ws workspace.ID) []string {
 // own series only.
 func TestOTLPWorkspacesStayApart(t *testing.T) {
 	f := newFixture(t, nil)
-	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	o, err := ingest.NewOTLP(ingest.DefaultOTLPConfig(), f.handler, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	a, b := f.ws, workspace.NewID()
 	at := time.Now().Add(-time.Minute)
@@ -155,10 +158,15 @@ func TestOTLPWorkspacesStayApart(t *testing.T) {
 		ts := at.Add(time.Duration(i) * time.Second)
 		require.Equal(t, http.StatusOK, f.postOTLPTo(o, a, gaugeExport(t, "a_gauge", ts, 1, "team", "a", "n", strconv.Itoa(i))).StatusCode)
 		require.Equal(t, http.StatusOK, f.postOTLPTo(o, b, gaugeExport(t, "b_gauge", ts, 2, "team", "b")).StatusCode)
+		// The same series' bytes in both: each workspace's cache is its own.
+		require.Equal(t, http.StatusOK, f.postOTLPTo(o, a, gaugeExport(t, "both", ts, 3, "team", "x")).StatusCode)
+		require.Equal(t, http.StatusOK, f.postOTLPTo(o, b, gaugeExport(t, "both", ts, 4, "team", "x")).StatusCode)
 	}
-	require.Equal(t, []string{`{__name__="a_gauge", n="0", team="a"}`, `{__name__="a_gauge", n="1", team="a"}`, `{__name__="a_gauge", n="2", team="a"}`}, f.seriesOf(a))
-	require.Equal(t, []string{`{__name__="b_gauge", team="b"}`}, f.seriesOf(b))
+	require.Equal(t, []string{`{__name__="a_gauge", n="0", team="a"}`, `{__name__="a_gauge", n="1", team="a"}`, `{__name__="a_gauge", n="2", team="a"}`, `{__name__="both", team="x"}`}, f.seriesOf(a))
+	require.Equal(t, []string{`{__name__="b_gauge", team="b"}`, `{__name__="both", team="x"}`}, f.seriesOf(b))
 	require.Equal(t, 3, f.count(b, "b_gauge"))
+	require.Equal(t, 3, f.count(a, "both"))
+	require.Equal(t, 3, f.count(b, "both"))
 }
 
 // TestOTLPGzipReuse sends gzip-compressed exports, valid and not, in turn
@@ -166,7 +174,7 @@ func TestOTLPWorkspacesStayApart(t *testing.T) {
 // request is answered for its own body only.
 func TestOTLPGzipReuse(t *testing.T) {
 	f := newFixture(t, func(l *workspace.Limits) { l.MaxDecodedRequestBytes = 64 << 10 })
-	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, prometheus.NewRegistry())
+	o, err := ingest.NewOTLP(ingest.DefaultOTLPConfig(), f.handler, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	gz := func(b []byte) []byte { return gzipped(t, b) }
 	at := time.Now().Add(-time.Minute)
@@ -208,7 +216,7 @@ func TestOTLPInflightBytes(t *testing.T) {
 	f := newFixture(t, nil)
 	h, err := ingest.New(ingest.Config{MaxInflightBytes: 1 << 20}, f.store, f.overrides, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
-	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, h, nil, prometheus.NewRegistry())
+	o, err := ingest.NewOTLP(ingest.DefaultOTLPConfig(), h, nil, prometheus.NewRegistry())
 	require.NoError(t, err)
 	at := time.Now().Add(-time.Second)
 

@@ -615,3 +615,80 @@ remote_write:
 		return nil
 	})
 }
+
+// otlpNumberPayload is otlpPayload's gauges and sums without exemplars,
+// the exports Orrery serves from its translation cache once it knows their
+// series, with a second resource of identifying attributes only and a
+// third of none, an int and a double gauge, and a point without a
+// recorded value (a stale marker) in export 3.
+func otlpNumberPayload(at, start time.Time, i int) pmetric.Metrics {
+	md := otlpPayload(at, start, i)
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	ms.RemoveIf(func(m pmetric.Metric) bool {
+		return m.Type() != pmetric.MetricTypeGauge && m.Type() != pmetric.MetricTypeSum
+	})
+	for k := range ms.Len() {
+		if m := ms.At(k); m.Type() == pmetric.MetricTypeSum {
+			for x := range m.Sum().DataPoints().Len() {
+				m.Sum().DataPoints().At(x).Exemplars().RemoveIf(func(pmetric.Exemplar) bool { return true })
+			}
+		}
+	}
+	ts := pcommon.NewTimestampFromTime(at)
+	for r, attrs := range [][]string{{"service.name", "cart", "service.instance.id", "pod-2"}, {}} {
+		rm := md.ResourceMetrics().AppendEmpty()
+		for k := 0; k < len(attrs); k += 2 {
+			rm.Resource().Attributes().PutStr(attrs[k], attrs[k+1])
+		}
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("queue.depth")
+		dps := m.SetEmptyGauge().DataPoints()
+		for q := range 3 {
+			dp := dps.AppendEmpty()
+			dp.SetTimestamp(ts)
+			dp.Attributes().PutStr("queue", strconv.Itoa(q))
+			dp.SetDoubleValue(float64(i*10 + q + r))
+			if i == 3 && q == 1 {
+				dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+			}
+		}
+	}
+	return md
+}
+
+// TestOTLPCachedTranslationMatchesReferencePrometheus sends the same
+// exports of gauges and sums, again and again as exporters do, to a
+// workspace and to the reference Prometheus 3: after the first, Orrery
+// serves them from its translation cache (its metrics say so), and both
+// store identical series and samples, target_info and stale markers
+// included.
+func TestOTLPCachedTranslationMatchesReferencePrometheus(t *testing.T) {
+	ref := startReference(t, "--web.enable-otlp-receiver")
+	o := apptest.StartOrrery(t, t.TempDir())
+	ws := workspace.NewID().String()
+	end := time.Now().Add(-5 * time.Second).Truncate(time.Second)
+	start := end.Add(-5 * time.Minute)
+	const n = 6
+	for i := range n {
+		at := end.Add(time.Duration(i-n+1) * 15 * time.Second)
+		body := otlpBody(t, otlpNumberPayload(at, start, i), false, i%2 == 1)
+		encoding := ""
+		if i%2 == 1 {
+			encoding = "gzip"
+		}
+		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", encoding)
+		require.Equal(t, http.StatusOK, code, "reference: %s", resp)
+		code, resp, _ = postOTLP(t, o.URL(ws, "/api/v1/otlp/v1/metrics"), body, "application/x-protobuf", encoding)
+		require.Equal(t, http.StatusOK, code, "Orrery: %q", resp)
+	}
+	want := rawSeries(t, ref+"/api/v1", end, "5m")
+	got := rawSeries(t, o.URL(ws, "/api/v1"), end, "5m")
+	require.Equal(t, want, got)
+	require.Len(t, got, 2+1+3*2+1, "requests by code, memory, queue depths of two resources, one target_info")
+
+	code, m := apptest.Get(t, "http://"+o.Addr+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	for path, count := range map[string]string{"translated": "1", "cached": strconv.Itoa(n - 1)} {
+		require.Regexp(t, `(?m)^orrery_ingest_otlp_exports_total\{path="`+path+`"\} `+count+`$`, string(m))
+	}
+}
