@@ -264,9 +264,11 @@ func (s *otlpScan) reset(body []byte) {
 func (s *otlpScan) pointKey(id uint32, p *scanPoint) []byte {
 	s.key = binary.LittleEndian.AppendUint32(s.key[:0], id)
 	if p.attrsInArena {
-		return append(s.key, s.arena[p.attrs.lo:p.attrs.hi]...)
+		s.key = append(s.key, s.arena[p.attrs.lo:p.attrs.hi]...)
+	} else {
+		s.key = append(s.key, s.body[p.attrs.lo:p.attrs.hi]...)
 	}
-	return append(s.key, s.body[p.attrs.lo:p.attrs.hi]...)
+	return s.key
 }
 
 // errScan is why a scan found an export that the cache does not serve; it
