@@ -94,6 +94,9 @@ func otlpEnvoyExport(b *testing.B, n int, ts time.Time) []byte {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "envoy")
+	rm.Resource().Attributes().PutStr("service.instance.id", "envoy-0")
+	rm.Resource().Attributes().PutStr("host.name", "node-a") // Not identifying: a target_info.
+	rm.Resource().Attributes().PutStr("telemetry.sdk.language", "go")
 	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	m.SetName("envoy_cluster_upstream_rq_time_bucket")
 	g := m.SetEmptyGauge()
@@ -116,17 +119,26 @@ func otlpEnvoyExport(b *testing.B, n int, ts time.Time) []byte {
 }
 
 // BenchmarkOTLPSteadyState measures an OTLP export of 2000 already-known
-// series end to end through the OTLP handler (decoding, Prometheus'
-// translation, the remote write path) into a real TSDB.
-func BenchmarkOTLPSteadyState(b *testing.B) { benchmarkOTLPSteadyState(b, false) }
+// series (of a resource with a target_info) end to end through the OTLP
+// handler (the translation cache, the remote write path) into a real TSDB.
+func BenchmarkOTLPSteadyState(b *testing.B) { benchmarkOTLPSteadyState(b, false, true) }
 
 // BenchmarkOTLPSteadyStateGzip is BenchmarkOTLPSteadyState with
 // gzip-compressed exports, as OpenTelemetry exporters send them.
-func BenchmarkOTLPSteadyStateGzip(b *testing.B) { benchmarkOTLPSteadyState(b, true) }
+func BenchmarkOTLPSteadyStateGzip(b *testing.B) { benchmarkOTLPSteadyState(b, true, true) }
 
-func benchmarkOTLPSteadyState(b *testing.B, gzipped bool) {
+// BenchmarkOTLPSteadyStateTranslated is BenchmarkOTLPSteadyState without
+// the translation cache: pdata's decoding and Prometheus' translation of
+// every export.
+func BenchmarkOTLPSteadyStateTranslated(b *testing.B) { benchmarkOTLPSteadyState(b, false, false) }
+
+func benchmarkOTLPSteadyState(b *testing.B, gzipped, cache bool) {
 	f := newFixtureB(b)
-	o, err := ingest.NewOTLP(ingest.OTLPConfig{}, f.handler, nil, nil)
+	cfg := ingest.DefaultOTLPConfig()
+	if !cache {
+		cfg.TranslationCache = 0
+	}
+	o, err := ingest.NewOTLP(cfg, f.handler, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
