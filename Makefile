@@ -41,6 +41,7 @@ test: deps
 	PROMETHEUS3_BINARY=$(CURDIR)/bin/prometheus3 PROMTOOL3_BINARY=$(CURDIR)/bin/promtool3 AMTOOL3_BINARY=$(CURDIR)/bin/amtool3 CORTEX_BINARY=$(CURDIR)/bin/cortex $(GO) test -timeout 45m ./...
 	# The shards' chunk reads race with appends unless the open chunk is copied: only -race sees it.
 	$(GO) test -race -run '^TestHeadShard' ./internal/storage/
+	$(GO) test -race -run '^TestOTLPCache' ./internal/ingest/
 	$(MAKE) fuzz
 
 unit:

@@ -6,9 +6,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/prometheus/config"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -346,4 +348,49 @@ func marshalOTLP(t testing.TB, md pmetric.Metrics) []byte {
 	b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	require.NoError(t, err)
 	return b
+}
+
+// TestOTLPCacheConcurrent: requests of one workspace learn and read its
+// cache at once, through generation changes (24 entries per generation
+// for 52 series); whatever the cache serves is what the translation
+// gives. Run under -race by make test.
+func TestOTLPCacheConcurrent(t *testing.T) {
+	cfg := otlpCacheSettings()["promote"]
+	c := newOTLPCache(cfg, 24)
+	var wg sync.WaitGroup
+	served := make([]int, 4)
+	for g := range served {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := newOTLPTranslator()
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			s := &otlpScan{}
+			for i := range 200 {
+				// 21, 19 and 12 points: 52 keys for 2×24 entries.
+				body := marshalOTLP(t, randomNumberExport([]uint64{1, 4, 5}[i%3], rng))
+				var want, got Request
+				warned, err := translateFull(tr, cfg, body, &want)
+				if err != nil || warned {
+					continue
+				}
+				if !s.scan(body) {
+					t.Error("an export of gauges and sums is scanned")
+					return
+				}
+				if translateCached(context.Background(), tr, cfg, c, s, &got) {
+					served[g]++
+					if !assert.Equal(t, exactLines(&want), exactLines(&got)) {
+						return
+					}
+				} else {
+					teach(t, tr, cfg, c, body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for g, n := range served {
+		require.Positive(t, n, "requests of goroutine %d served from the cache", g)
+	}
 }
