@@ -342,7 +342,11 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	)
 	if o.cfg.TranslationCache > 0 && ct == otlpProto {
 		scan = o.scans.Get().(*otlpScan)
-		defer func() { scan.reset(nil); o.scans.Put(scan) }()
+		defer func() {
+			scan.reset(nil)
+			clear(scan.lsets) // Not to keep label sets alive in the pool.
+			o.scans.Put(scan)
+		}()
 		if scan.scan(body) {
 			cache = o.cache(id)
 		}

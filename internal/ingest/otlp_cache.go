@@ -55,7 +55,11 @@ type otlpCache struct {
 	max      int                  // entries of a generation.
 	ctxs     map[string]*otlpCtx  // resource, scope and metric bytes → context.
 	cur, old map[string]otlpEntry // context id and attribute bytes → translation.
-	nextID   uint32
+	// nextID numbers contexts; ids are not reused when the cache is
+	// emptied, and epoch counts the emptyings: a reader that saw the
+	// cache before one writes nothing of what it saw.
+	nextID uint32
+	epoch  uint64
 }
 
 // otlpCtx is a metric in its resource and scope: the part of a point's key
@@ -76,6 +80,7 @@ func newOTLPCache(settings *OTLPConfig, max int) *otlpCache {
 
 // reset empties c for settings. c.mu must be held for writing.
 func (c *otlpCache) reset(settings *OTLPConfig) {
+	c.epoch++
 	c.settings = *settings
 	c.ctxs = map[string]*otlpCtx{}
 	c.cur, c.old = map[string]otlpEntry{}, map[string]otlpEntry{}
@@ -98,7 +103,7 @@ func (c *otlpCache) lookup(settings *OTLPConfig, s *otlpScan) bool {
 		return false
 	}
 	s.ctxs, s.lsets = s.ctxs[:0], s.lsets[:0]
-	promote := false
+	epoch, promote := c.epoch, false
 	for mi := range s.metrics {
 		m := &s.metrics[mi]
 		ctx := c.ctxs[string(s.arena[m.key.lo:m.key.hi])]
@@ -125,7 +130,7 @@ func (c *otlpCache) lookup(settings *OTLPConfig, s *otlpScan) bool {
 		// Entries of the older generation in use move to the current one,
 		// so that a generation change forgets only what is not sent.
 		c.mu.Lock()
-		if sameSettings(c.settings, settings) {
+		if c.epoch == epoch {
 			i := 0
 			for mi := range s.metrics {
 				m := &s.metrics[mi]
@@ -181,11 +186,14 @@ func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !sameSettings(c.settings, settings) || len(c.ctxs) >= c.max || c.nextID == math.MaxUint32 {
+	if !sameSettings(c.settings, settings) || len(c.ctxs) >= c.max {
 		// Contexts are few (a metric in a resource and scope); so many
 		// means they churn, and the points keyed by them with them.
 		c.reset(settings)
-		c.nextID = 0
+	}
+	if c.nextID == math.MaxUint32 {
+		c.reset(settings)
+		c.nextID = 0 // No entry is left with an id.
 	}
 	k = 0
 	for ri := range s.resources {
