@@ -362,29 +362,16 @@ func (s *otlpScan) scanResourceMetrics(lo, hi int) bool {
 	b := s.body
 	res := scanResource{min: math.MaxUint64}
 	res.fields.lo = int32(len(s.arena))
-	seen := 0
 	// The resource's own fields first (they key its metrics), then its
 	// scopes.
-	for pos := lo; pos < hi; {
-		num, wt, val, end, err := scanField(b[:hi], pos)
-		if err != nil || wt != protowire.BytesType {
-			return false
+	ok := scanOwnFields(b, lo, hi, func(num int32, field, val []byte) {
+		s.arena = append(s.arena, field...)
+		if num == 1 {
+			res.hasAttrs = scanHasField1(val)
 		}
-		switch num {
-		case 1, 3: // resource, schema_url
-			if seen&(1<<num) != 0 {
-				return false
-			}
-			seen |= 1 << num
-			s.arena = append(s.arena, b[pos:end]...)
-			if num == 1 {
-				res.hasAttrs = scanHasField1(b[val:end])
-			}
-		case 2:
-		default:
-			return false
-		}
-		pos = end
+	})
+	if !ok {
+		return false
 	}
 	res.fields.hi = int32(len(s.arena))
 	res.metrics.lo = int32(len(s.metrics))
@@ -400,6 +387,34 @@ func (s *otlpScan) scanResourceMetrics(lo, hi int) bool {
 		return false
 	}
 	s.resources = append(s.resources, res)
+	return true
+}
+
+// scanOwnFields reads the fields of a ResourceMetrics or a ScopeMetrics,
+// b[lo:hi]: all LEN fields, 1 (the resource or scope) and 3 (schema_url)
+// at most once, which it hands to own (the field and its value), and 2
+// (the scopes or metrics) any number of times. It reports whether the
+// message is one the scan knows.
+func scanOwnFields(b []byte, lo, hi int, own func(num int32, field, val []byte)) bool {
+	seen := 0
+	for pos := lo; pos < hi; {
+		num, wt, val, end, err := scanField(b[:hi], pos)
+		if err != nil || wt != protowire.BytesType {
+			return false
+		}
+		switch num {
+		case 1, 3:
+			if seen&(1<<num) != 0 {
+				return false
+			}
+			seen |= 1 << num
+			own(num, b[pos:end], b[val:end])
+		case 2:
+		default:
+			return false
+		}
+		pos = end
+	}
 	return true
 }
 
@@ -422,24 +437,9 @@ func (s *otlpScan) scanScopeMetrics(res *scanResource, lo, hi int) bool {
 	b := s.body
 	// The scope's key: the resource's fields and the scope's scope and
 	// schema_url fields, each length-prefixed.
-	seen, n := 0, 0
-	for pos := lo; pos < hi; {
-		num, wt, _, end, err := scanField(b[:hi], pos)
-		if err != nil || wt != protowire.BytesType {
-			return false
-		}
-		switch num {
-		case 1, 3: // scope, schema_url
-			if seen&(1<<num) != 0 {
-				return false
-			}
-			seen |= 1 << num
-			n += end - pos
-		case 2:
-		default:
-			return false
-		}
-		pos = end
+	n := 0
+	if !scanOwnFields(b, lo, hi, func(_ int32, field, _ []byte) { n += len(field) }) {
+		return false
 	}
 	scopeKey := span{lo: int32(len(s.arena))}
 	s.arena = protowire.AppendVarint(s.arena, uint64(res.fields.hi-res.fields.lo))
