@@ -89,8 +89,9 @@ func newFixtureB(b *testing.B) *fixture {
 }
 
 // otlpEnvoyExport is an OTLP export of n Envoy-like gauge points (the
-// series of envoyRequest, as attributes) at ts, protobuf-encoded.
-func otlpEnvoyExport(b *testing.B, n int, ts time.Time) []byte {
+// series of envoyRequest, as attributes) at ts, protobuf-encoded; mixed
+// adds a histogram of n/20 points (14 series each).
+func otlpEnvoyExport(b *testing.B, n int, ts time.Time, mixed bool) []byte {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "envoy")
@@ -110,6 +111,23 @@ func otlpEnvoyExport(b *testing.B, n int, ts time.Time) []byte {
 		a.PutStr("le", fmt.Sprint(i%20))
 		a.PutStr("namespace", "mesh")
 		a.PutStr("pod", fmt.Sprintf("svc-%d", i/20))
+	}
+	if mixed {
+		// As an SDK's export: a latency histogram beside the counters.
+		h := rm.ScopeMetrics().At(0).Metrics().AppendEmpty()
+		h.SetName("http.server.request.duration")
+		h.SetUnit("s")
+		hist := h.SetEmptyHistogram()
+		hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		for i := range n / 20 {
+			dp := hist.DataPoints().AppendEmpty()
+			dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+			dp.Attributes().PutStr("http.route", fmt.Sprintf("/api/%d", i))
+			dp.ExplicitBounds().FromRaw([]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10})
+			dp.BucketCounts().FromRaw([]uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+			dp.SetCount(78)
+			dp.SetSum(42)
+		}
 	}
 	raw, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	if err != nil {
@@ -132,7 +150,22 @@ func BenchmarkOTLPSteadyStateGzip(b *testing.B) { benchmarkOTLPSteadyState(b, tr
 // every export.
 func BenchmarkOTLPSteadyStateTranslated(b *testing.B) { benchmarkOTLPSteadyState(b, false, false) }
 
+// BenchmarkOTLPSteadyStateMixed is BenchmarkOTLPSteadyState with a
+// histogram of 100 points in each export, which the cache leaves to the
+// translation.
+func BenchmarkOTLPSteadyStateMixed(b *testing.B) { benchmarkOTLPSteadyStateOf(b, false, true, true) }
+
+// BenchmarkOTLPSteadyStateMixedTranslated is BenchmarkOTLPSteadyStateMixed
+// without the translation cache.
+func BenchmarkOTLPSteadyStateMixedTranslated(b *testing.B) {
+	benchmarkOTLPSteadyStateOf(b, false, false, true)
+}
+
 func benchmarkOTLPSteadyState(b *testing.B, gzipped, cache bool) {
+	benchmarkOTLPSteadyStateOf(b, gzipped, cache, false)
+}
+
+func benchmarkOTLPSteadyStateOf(b *testing.B, gzipped, cache, mixed bool) {
 	f := newFixtureB(b)
 	cfg := ingest.DefaultOTLPConfig()
 	if !cache {
@@ -144,7 +177,7 @@ func benchmarkOTLPSteadyState(b *testing.B, gzipped, cache bool) {
 	}
 	ts := time.Now().Add(-time.Hour)
 	export := func(at time.Time) []byte {
-		raw := otlpEnvoyExport(b, 2000, at)
+		raw := otlpEnvoyExport(b, 2000, at, mixed)
 		if !gzipped {
 			return raw
 		}
@@ -186,5 +219,9 @@ func benchmarkOTLPSteadyState(b *testing.B, gzipped, cache bool) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2000), "ns/sample")
+	samples := 2000
+	if mixed {
+		samples += 100 * 14 // Each histogram point: 12 buckets, a sum and a count.
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*samples), "ns/sample")
 }

@@ -375,8 +375,8 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 			}
 			return otlpAnswer{code: http.StatusBadRequest, msg: err.Error()}
 		}
-		if cache != nil && len(annots) == 0 {
-			cache.learn(&cfg, scan, tr.col.trace)
+		if cache != nil {
+			teachOTLP(r.Context(), &cfg, cache, scan, tr.col.trace, len(annots) > 0)
 		}
 		tr.col.tracing = false
 		clear(tr.col.trace)

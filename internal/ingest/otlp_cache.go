@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -27,19 +28,24 @@ import (
 // every point is most of what an OTLP request costs, and exporters send
 // the same series again every interval.
 //
-// So each workspace remembers, for the points Prometheus' translation has
-// translated, the label set and metadata it made, keyed by those bytes. An
-// export whose points are all gauges and cumulative sums of number points
-// without exemplars (what a scan of its protobuf finds, before any
-// decoding) and whose every point is remembered is not decoded nor
-// translated: its points are appended to the remote write request with
-// their remembered labels, in the order and with the values and times the
-// translation would have given them; the target_info samples of its
-// resources still come from Prometheus' translation, of the resources
-// alone. Any other export is decoded and translated as before, and when
-// the translation went through without error or warning, its points are
-// remembered. TestOTLPCacheMatchesTranslation and FuzzOTLPCache hold the
-// cached path to the translation's request, field for field.
+// So each workspace remembers, for the points of gauges and cumulative
+// sums without exemplars that Prometheus' translation has translated, the
+// label set and metadata it made, keyed by those bytes. A scan of an
+// export's protobuf, before any decoding, finds its resources, scopes and
+// metrics, and those points. When every one of them is remembered, they
+// are not decoded nor translated: they are appended to the remote write
+// request with their remembered labels, values and times converted as the
+// translation converts them. The export's other metrics (histograms,
+// summaries, points with exemplars) are cut out of it, with stand-in
+// gauges that keep each resource's time span and mark where each
+// resource's and metric's appends begin, and translated by Prometheus'
+// translation, which also makes the resources' target_info samples; all
+// go into the request in the order the translation of the whole export
+// would have appended them. Any other export (a point not remembered, a
+// delta, a warning, JSON) is decoded and translated whole as before, and
+// the cache learns its gauges' and sums' points from a translation that
+// went through without error or warning. TestOTLPCacheMatchesTranslation
+// and FuzzOTLPCache hold the result to the translation's, field for field.
 
 // otlpTargetInfo is the metric family name of the translation's
 // target_info samples (no namespace is configured).
@@ -106,6 +112,10 @@ func (c *otlpCache) lookup(settings *OTLPConfig, s *otlpScan) bool {
 	epoch, promote := c.epoch, false
 	for mi := range s.metrics {
 		m := &s.metrics[mi]
+		if !m.cached {
+			s.ctxs = append(s.ctxs, nil)
+			continue
+		}
 		ctx := c.ctxs[string(s.arena[m.key.lo:m.key.hi])]
 		if ctx == nil {
 			c.mu.RUnlock()
@@ -134,6 +144,9 @@ func (c *otlpCache) lookup(settings *OTLPConfig, s *otlpScan) bool {
 			i := 0
 			for mi := range s.metrics {
 				m := &s.metrics[mi]
+				if !m.cached {
+					continue
+				}
 				for pi := m.points.lo; pi < m.points.hi; pi++ {
 					c.put(s.pointKey(s.ctxs[mi].id, &s.points[pi]), otlpEntry{s.lsets[i]})
 					i++
@@ -157,17 +170,24 @@ func (c *otlpCache) put(k []byte, e otlpEntry) {
 	c.cur[string(k)] = e
 }
 
-// learn remembers the translation of the scanned export: trace is what the
-// translation appended, in order. Each point of a gauge or a sum is one
-// append, a resource's target_info samples follow its points; anything
-// else (a point translated to target_info, a count that does not add up)
-// and nothing is remembered.
+// learn remembers the translation of the metrics of the scanned export
+// that the cache serves: trace is what the translation of them (of the
+// whole export if it has no others) appended, in order. Each of their
+// points is one append, a resource's target_info samples follow its
+// points; anything else (a point translated to target_info, a count that
+// does not add up) and nothing is remembered.
 func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend) {
 	k := 0
 	for ri := range s.resources {
 		res := &s.resources[ri]
+		if res.cached == 0 {
+			continue
+		}
 		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
 			m := &s.metrics[mi]
+			if !m.cached {
+				continue
+			}
 			first := k
 			for range m.points.hi - m.points.lo {
 				if k >= len(trace) || trace[k].family == otlpTargetInfo || trace[k].lset.Get(labels.MetricName) == otlpTargetInfo ||
@@ -198,8 +218,14 @@ func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend)
 	k = 0
 	for ri := range s.resources {
 		res := &s.resources[ri]
+		if res.cached == 0 {
+			continue
+		}
 		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
 			m := &s.metrics[mi]
+			if !m.cached {
+				continue
+			}
 			key := s.arena[m.key.lo:m.key.hi]
 			ctx := c.ctxs[string(key)]
 			if ctx == nil {
@@ -226,33 +252,47 @@ type otlpAppend struct {
 }
 
 // otlpScan is what a scan of an export's protobuf finds: its resources,
-// their metrics and the metrics' points, and the bytes that key them. It
-// is reused across requests.
+// their scopes and metrics, the points of the metrics the cache can serve,
+// and the bytes that key them. It is reused across requests.
 type otlpScan struct {
 	body      []byte
 	resources []scanResource
+	scopes    []span // Each scope's scope and schema_url fields, in the arena.
 	metrics   []scanMetric
 	points    []scanPoint
-	// arena holds the metrics' keys, the resources' fields and the
-	// attributes of points whose attribute fields are not contiguous.
+	// arena holds the metrics' keys, the resources' and scopes' fields and
+	// the attributes of points whose attribute fields are not contiguous.
 	arena []byte
 	key   []byte // a point's key, built for a lookup.
-	// Resolved by otlpCache.lookup: each metric's context and each
-	// point's label set, in scan order.
+	// Resolved by otlpCache.lookup: each metric's context (nil for a
+	// metric the cache does not serve) and each point's label set, in
+	// scan order.
 	ctxs  []*otlpCtx
 	lsets []labels.Labels
+	// export is scratch for the exports made of parts of the scanned one.
+	export []byte
 }
 
 type scanResource struct {
 	fields   span // The resource and schema_url fields, in the arena.
 	hasAttrs bool // The resource has attributes (target_info may follow).
+	// min and max are the earliest and latest times of its points, of
+	// every metric.
 	min, max uint64
 	metrics  span // In metrics.
+	// Metrics the cache serves and metrics left to the translation.
+	cached, translated int
 }
 
+// scanMetric is a metric of the export: one the cache serves (a gauge or
+// a cumulative sum whose points have no exemplars), with its key and
+// points, or one left to the translation.
 type scanMetric struct {
-	key    span // In the arena.
-	points span // In points.
+	cached bool
+	key    span  // In the arena.
+	points span  // In points.
+	raw    span  // The Metric message, in the body.
+	scope  int32 // In scopes.
 }
 
 type scanPoint struct {
@@ -264,7 +304,7 @@ type scanPoint struct {
 
 func (s *otlpScan) reset(body []byte) {
 	s.body = body
-	s.resources, s.metrics, s.points, s.arena = s.resources[:0], s.metrics[:0], s.points[:0], s.arena[:0]
+	s.resources, s.scopes, s.metrics, s.points, s.arena = s.resources[:0], s.scopes[:0], s.metrics[:0], s.points[:0], s.arena[:0]
 }
 
 // pointKey returns the key of point p of the metric of context id, valid
@@ -340,9 +380,11 @@ func scanField(b []byte, pos int) (num int32, wt protowire.Type, val, end int, e
 }
 
 // scan reads body, an ExportMetricsServiceRequest, and reports whether the
-// cache can serve it: every field is one the scan knows, every metric a
-// gauge or a cumulative sum with number points, no point has exemplars,
-// every resource has points.
+// cache can take part in it: every field of its resources, scopes and
+// metrics is one the scan knows, every metric has points, none has delta
+// temporality (converting deltas needs the whole export). Gauges and
+// cumulative sums whose points have no exemplars are the cache's; other
+// metrics are left to the translation.
 func (s *otlpScan) scan(body []byte) bool {
 	s.reset(body)
 	for pos := 0; pos < len(body); {
@@ -445,6 +487,7 @@ func (s *otlpScan) scanScopeMetrics(res *scanResource, lo, hi int) bool {
 	s.arena = protowire.AppendVarint(s.arena, uint64(res.fields.hi-res.fields.lo))
 	s.arena = append(s.arena, s.arena[res.fields.lo:res.fields.hi]...)
 	s.arena = protowire.AppendVarint(s.arena, uint64(n))
+	scope := span{lo: int32(len(s.arena))}
 	for pos := lo; pos < hi; {
 		num, _, _, end, _ := scanField(b[:hi], pos)
 		if num != 2 {
@@ -452,7 +495,9 @@ func (s *otlpScan) scanScopeMetrics(res *scanResource, lo, hi int) bool {
 		}
 		pos = end
 	}
-	scopeKey.hi = int32(len(s.arena))
+	scope.hi = int32(len(s.arena))
+	scopeKey.hi = scope.hi
+	s.scopes = append(s.scopes, scope)
 	for pos := lo; pos < hi; {
 		num, _, val, end, _ := scanField(b[:hi], pos)
 		if num == 2 && !s.scanMetric(res, scopeKey, val, end) {
@@ -472,12 +517,24 @@ const (
 	keySum   = 's'
 )
 
+// Metric fields with data: gauge, sum, histogram, exponential histogram,
+// summary.
+const (
+	fieldGauge   = 5
+	fieldSum     = 7
+	fieldHist    = 9
+	fieldExpHist = 10
+	fieldSummary = 11
+)
+
 func (s *otlpScan) scanMetric(res *scanResource, scopeKey span, lo, hi int) bool {
 	b := s.body
-	key := span{lo: int32(len(s.arena))}
+	m := scanMetric{raw: span{int32(lo), int32(hi)}, scope: int32(len(s.scopes) - 1)}
+	arenaLo, pointsLo := len(s.arena), len(s.points)
+	m.key.lo = int32(arenaLo)
 	s.arena = append(s.arena, s.arena[scopeKey.lo:scopeKey.hi]...)
 	seen := 0
-	dataLo, dataHi, kind := 0, 0, byte(0)
+	dataLo, dataHi, data := 0, 0, int32(0)
 	for pos := lo; pos < hi; {
 		num, wt, val, end, err := scanField(b[:hi], pos)
 		if err != nil || wt != protowire.BytesType {
@@ -492,40 +549,78 @@ func (s *otlpScan) scanMetric(res *scanResource, scopeKey span, lo, hi int) bool
 			s.arena = append(s.arena, b[pos:end]...)
 		case 12: // metadata
 			s.arena = append(s.arena, b[pos:end]...)
-		case 5, 7: // gauge, sum
-			if kind != 0 {
+		case fieldGauge, fieldSum, fieldHist, fieldExpHist, fieldSummary:
+			if data != 0 {
 				return false
 			}
-			kind, dataLo, dataHi = keyGauge, val, end
-			if num == 7 {
-				kind = keySum
-			}
+			data, dataLo, dataHi = num, val, end
 		default:
 			return false
 		}
 		pos = end
 	}
-	if kind == 0 {
+	if data == 0 {
 		return false
 	}
-	s.arena = append(s.arena, kind)
-	m := scanMetric{points: span{lo: int32(len(s.points))}}
-	seen = 0
-	temporality := uint64(0)
-	for pos := dataLo; pos < dataHi; {
-		num, wt, val, end, err := scanField(b[:dataHi], pos)
-		if err != nil {
+	if data == fieldGauge || data == fieldSum {
+		switch s.scanNumbers(res, data, dataLo, dataHi) {
+		case numbersCached:
+			m.cached = true
+			m.key.hi = int32(len(s.arena))
+			m.points = span{int32(pointsLo), int32(len(s.points))}
+			s.metrics = append(s.metrics, m)
+			res.cached++
+			return true
+		case numbersRefused:
 			return false
+		}
+		// Exemplars or fields the scan does not read: the translation's.
+		s.arena, s.points = s.arena[:arenaLo], s.points[:pointsLo]
+	}
+	s.arena = s.arena[:arenaLo]
+	m.key = span{}
+	if !s.scanTranslated(res, data, dataLo, dataHi) {
+		return false
+	}
+	s.metrics = append(s.metrics, m)
+	res.translated++
+	return true
+}
+
+// What scanNumbers found.
+const (
+	numbersCached     = iota // Points the cache serves.
+	numbersTranslated        // Points it does not: the translation's.
+	numbersRefused           // Not an export the cache takes part in.
+)
+
+// scanNumbers reads the data of a gauge or a sum, b[lo:hi], appending its
+// points and, to the metric's key in the arena, the kind and the sum's
+// fields.
+func (s *otlpScan) scanNumbers(res *scanResource, data int32, lo, hi int) int {
+	b := s.body
+	kind := byte(keyGauge)
+	if data == fieldSum {
+		kind = keySum
+	}
+	s.arena = append(s.arena, kind)
+	seen, n := 0, 0
+	temporality := uint64(0)
+	for pos := lo; pos < hi; {
+		num, wt, val, end, err := scanField(b[:hi], pos)
+		if err != nil {
+			return numbersRefused
 		}
 		switch {
 		case num == 1 && wt == protowire.BytesType:
 			if !s.scanPoint(res, val, end) {
-				return false
+				return numbersTranslated
 			}
+			n++
 		case kind == keySum && (num == 2 || num == 3) && wt == protowire.VarintType:
 			// aggregation_temporality, is_monotonic
 			if seen&(1<<num) != 0 {
-				return false
+				return numbersTranslated
 			}
 			seen |= 1 << num
 			if num == 2 {
@@ -533,28 +628,74 @@ func (s *otlpScan) scanMetric(res *scanResource, scopeKey span, lo, hi int) bool
 			}
 			s.arena = append(s.arena, b[pos:end]...)
 		default:
-			return false
+			return numbersTranslated
 		}
 		pos = end
 	}
-	// Sums of delta temporality are converted or refused by the
-	// translation path, never remembered.
-	if kind == keySum && int32(temporality) != int32(pmetric.AggregationTemporalityCumulative) {
-		return false
+	switch {
+	case kind == keySum && int32(temporality) == int32(pmetric.AggregationTemporalityDelta):
+		// Deltas are converted, or refused, by the translation path.
+		return numbersRefused
+	case kind == keySum && int32(temporality) != int32(pmetric.AggregationTemporalityCumulative):
+		return numbersTranslated // The translation refuses it.
+	case n == 0:
+		return numbersRefused // The translation warns: no points.
 	}
-	m.points.hi = int32(len(s.points))
-	if m.points.hi == m.points.lo {
-		return false
+	return numbersCached
+}
+
+// scanTranslated reads the data of a metric left to the translation,
+// b[lo:hi], for its points' times (field 3 of every kind of data point)
+// and its temporality: deltas are the translation path's.
+func (s *otlpScan) scanTranslated(res *scanResource, data int32, lo, hi int) bool {
+	b := s.body
+	n := 0
+	for pos := lo; pos < hi; {
+		num, wt, val, end, err := scanField(b[:hi], pos)
+		if err != nil {
+			return false
+		}
+		switch {
+		case num == 1 && wt == protowire.BytesType:
+			t, ok := scanTime(b[:end], val)
+			if !ok {
+				return false
+			}
+			res.min, res.max = min(res.min, t), max(res.max, t)
+			n++
+		case num == 2 && wt == protowire.VarintType && data != fieldGauge && data != fieldSummary:
+			if v, _, _ := scanVarint(b, val); int32(v) == int32(pmetric.AggregationTemporalityDelta) {
+				return false
+			}
+		}
+		pos = end
 	}
-	key.hi = int32(len(s.arena))
-	m.key = key
-	s.metrics = append(s.metrics, m)
-	return true
+	return n > 0
+}
+
+// scanTime returns the time of a data point, b[lo:]: its last field 3.
+func scanTime(b []byte, lo int) (uint64, bool) {
+	var t uint64
+	for pos := lo; pos < len(b); {
+		num, wt, val, end, err := scanField(b, pos)
+		if err != nil {
+			return 0, false
+		}
+		if num == 3 {
+			if wt != protowire.Fixed64Type {
+				return 0, false
+			}
+			t = binary.LittleEndian.Uint64(b[val:])
+		}
+		pos = end
+	}
+	return t, true
 }
 
 // scanPoint reads a NumberDataPoint as the translation reads it: the value
 // its value field says (the last one, 0 if none), the stale marker if the
-// no-recorded-value flag is set.
+// no-recorded-value flag is set. It reports false for a point with
+// exemplars or fields it does not read.
 func (s *otlpScan) scanPoint(res *scanResource, lo, hi int) bool {
 	b := s.body
 	p := scanPoint{attrs: span{-1, -1}}
@@ -611,6 +752,8 @@ func (s *otlpScan) scanPoint(res *scanResource, lo, hi int) bool {
 	if pmetric.DataPointFlags(uint32(flags)).NoRecordedValue() {
 		p.value = math.Float64frombits(value.StaleNaN)
 	}
+	// The arena grew only if the attributes were split; the caller rolls
+	// it back with the points if the metric is the translation's.
 	res.min, res.max = min(res.min, p.time), max(res.max, p.time)
 	s.points = append(s.points, p)
 	return true
@@ -620,133 +763,269 @@ func (s *otlpScan) scanPoint(res *scanResource, lo, hi int) bool {
 // Prometheus milliseconds.
 func otlpTime(ns uint64) int64 { return int64(ns) / 1_000_000 }
 
-// appendCached appends the scanned export, every point of which the cache
-// resolved, to the collector's request as the translation would: each
-// resource's points in order, then its target_info samples.
-func appendCached(col *otlpCollector, s *otlpScan, tis []targetInfoSample) error {
-	pi := 0
+// appendLen appends a LEN field num with payload v.
+func appendLen(b []byte, num protowire.Number, v []byte) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+// otlpStandIn is the name of the stand-in gauges that partExport puts
+// first in each resource, its two points at the resource's earliest and
+// latest times, which keep the resource's time span (target_info's
+// samples depend on it), and between the resource's metrics, one point
+// at its earliest time: they mark where a resource's and a metric's
+// appends begin.
+const otlpStandIn = "x"
+
+// partExport appends to b an ExportMetricsServiceRequest of the scanned
+// resources with the metrics the cache serves (cached) or the others, in
+// their scopes and order. For the others, each resource starts with a
+// stand-in gauge, and one more goes before each of its metrics but the
+// first. Resources without such metrics are left out when cached is set.
+func (s *otlpScan) partExport(b []byte, cached bool) []byte {
+	var rm, sm, g []byte
 	for ri := range s.resources {
 		res := &s.resources[ri]
+		if cached && res.cached == 0 {
+			continue
+		}
+		rm = append(rm[:0], s.arena[res.fields.lo:res.fields.hi]...)
+		if !cached {
+			g = g[:0]
+			for _, t := range []uint64{res.min, res.max} {
+				pt := protowire.AppendFixed64(protowire.AppendTag(nil, 3, protowire.Fixed64Type), t)
+				g = appendLen(g, 1, pt)
+			}
+			metric := appendLen(nil, 1, []byte(otlpStandIn))
+			metric = appendLen(metric, fieldGauge, g)
+			rm = appendLen(rm, 2, appendLen(nil, 2, metric))
+		}
+		var sep []byte
+		if !cached {
+			pt := protowire.AppendFixed64(protowire.AppendTag(nil, 3, protowire.Fixed64Type), res.min)
+			sep = appendLen(nil, 1, []byte(otlpStandIn))
+			sep = appendLen(sep, fieldGauge, appendLen(nil, 1, pt))
+		}
+		scope, first := int32(-1), true
 		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
 			m := &s.metrics[mi]
-			opts := storage.AOptions{Metadata: s.ctxs[mi].meta}
-			for p := m.points.lo; p < m.points.hi; p++ {
-				pt := &s.points[p]
-				if _, err := col.Append(0, s.lsets[pi], otlpTime(pt.start), otlpTime(pt.time), pt.value, nil, nil, opts); err != nil {
-					return err
+			if m.cached != cached {
+				continue
+			}
+			if m.scope != scope {
+				if scope >= 0 {
+					rm = appendLen(rm, 2, sm)
 				}
-				pi++
+				scope = m.scope
+				sm = append(sm[:0], s.arena[s.scopes[scope].lo:s.scopes[scope].hi]...)
 			}
-		}
-		for len(tis) > 0 && tis[0].resource == ri {
-			t := tis[0]
-			if _, err := col.Append(0, t.lset, 0, t.t, 1, nil, nil, storage.AOptions{Metadata: t.meta}); err != nil {
-				return err
+			if !cached && !first {
+				sm = appendLen(sm, 2, sep)
 			}
-			tis = tis[1:]
+			sm = appendLen(sm, 2, s.body[m.raw.lo:m.raw.hi])
+			first = false
 		}
-	}
-	return nil
-}
-
-// targetInfoSample is a target_info sample the translation made for a
-// resource of the export.
-type targetInfoSample struct {
-	resource int
-	lset     labels.Labels
-	t        int64
-	meta     metadata.Metadata
-}
-
-// targetInfoRecorder is the storage.AppenderV2 of the translation of
-// targetInfoExport's export: it keeps the target_info samples, attributing
-// each to the resource whose stand-in points preceded it, and drops the
-// stand-in points.
-type targetInfoRecorder struct {
-	standIns int
-	samples  []targetInfoSample
-}
-
-var _ storage.AppenderV2 = (*targetInfoRecorder)(nil)
-
-func (r *targetInfoRecorder) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, _ float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
-	if opts.MetricFamilyName != otlpTargetInfo {
-		r.standIns++
-		return 0, nil
-	}
-	if len(r.samples) >= maxTargetInfoSamples {
-		// As the collector: points far apart would expand to millions of
-		// samples. The translation path answers the request.
-		return 0, errTargetInfoSpan
-	}
-	r.samples = append(r.samples, targetInfoSample{resource: (r.standIns - 1) / 2, lset: ls, t: t, meta: opts.Metadata})
-	return 0, nil
-}
-
-func (*targetInfoRecorder) Commit() error   { return nil }
-func (*targetInfoRecorder) Rollback() error { return nil }
-
-// targetInfoExport appends to b an export of the scanned resources, each
-// with a stand-in gauge of two points at its earliest and latest times:
-// the translation of it makes the target_info samples the translation of
-// the whole export makes (they depend on the resource and on those two
-// times only).
-func targetInfoExport(b []byte, s *otlpScan) []byte {
-	for ri := range s.resources {
-		res := &s.resources[ri]
-		var pt [2][]byte
-		for i, t := range []uint64{res.min, res.max} {
-			pt[i] = protowire.AppendTag(nil, 3, protowire.Fixed64Type)
-			pt[i] = protowire.AppendFixed64(pt[i], t)
+		if scope >= 0 {
+			rm = appendLen(rm, 2, sm)
 		}
-		var gauge []byte
-		for _, p := range pt {
-			gauge = protowire.AppendTag(gauge, 1, protowire.BytesType)
-			gauge = protowire.AppendBytes(gauge, p)
-		}
-		metric := protowire.AppendTag(nil, 1, protowire.BytesType)
-		metric = protowire.AppendString(metric, "x")
-		metric = protowire.AppendTag(metric, 5, protowire.BytesType)
-		metric = protowire.AppendBytes(metric, gauge)
-		scope := protowire.AppendTag(nil, 2, protowire.BytesType)
-		scope = protowire.AppendBytes(scope, metric)
-		rm := append([]byte(nil), s.arena[res.fields.lo:res.fields.hi]...)
-		rm = protowire.AppendTag(rm, 2, protowire.BytesType)
-		rm = protowire.AppendBytes(rm, scope)
-		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendBytes(b, rm)
+		b = appendLen(b, 1, rm)
 	}
 	return b
 }
 
-// translateCached fills r from the cache if it can serve the scanned
-// export, and reports whether it did.
+// otlpRecorded is an append of the translation of a part of an export.
+type otlpRecorded struct {
+	lset  labels.Labels
+	st, t int64
+	v     float64
+	h     *histogram.Histogram
+	fh    *histogram.FloatHistogram
+	opts  storage.AOptions
+}
+
+// otlpRecorder is the storage.AppenderV2 of the translation of a part of
+// an export: it keeps every append, copying what the translation reuses.
+type otlpRecorder struct {
+	appends    []otlpRecorded
+	targetInfo int
+}
+
+var _ storage.AppenderV2 = (*otlpRecorder)(nil)
+
+func (r *otlpRecorder) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if opts.MetricFamilyName == otlpTargetInfo {
+		if r.targetInfo++; r.targetInfo > maxTargetInfoSamples {
+			// As the collector: points far apart would expand to
+			// millions of samples. The translation path answers.
+			return 0, errTargetInfoSpan
+		}
+	}
+	if h != nil {
+		h = h.Copy()
+	}
+	if fh != nil {
+		fh = fh.Copy()
+	}
+	opts.Exemplars = slices.Clone(opts.Exemplars)
+	r.appends = append(r.appends, otlpRecorded{lset: ls, st: st, t: t, v: v, h: h, fh: fh, opts: opts})
+	return 0, nil
+}
+
+func (*otlpRecorder) Commit() error   { return nil }
+func (*otlpRecorder) Rollback() error { return nil }
+
+// runs splits the appends of the translation of partExport(b, false) by
+// resource: for each resource, the run of appends of each metric left to
+// the translation, in order, then the run of its target_info samples. The
+// stand-ins' appends mark where a resource's and a metric's runs begin; a
+// metric's appends all have its metric family. It reports false when
+// they do not read that way (a metric of the stand-in's or target_info's
+// family, one that appended nothing).
+func (r *otlpRecorder) runs(s *otlpScan, out []span) ([]span, bool) {
+	a := r.appends
+	k := 0
+	standIn := func(n int) bool {
+		for range n {
+			if k >= len(a) || a[k].opts.MetricFamilyName != otlpStandIn {
+				return false
+			}
+			k++
+		}
+		return true
+	}
+	for ri := range s.resources {
+		if !standIn(2) {
+			return out, false
+		}
+		for j := range s.resources[ri].translated {
+			if j > 0 && !standIn(1) {
+				return out, false
+			}
+			if k >= len(a) {
+				return out, false
+			}
+			lo, f := k, a[k].opts.MetricFamilyName
+			if f == otlpStandIn || f == otlpTargetInfo {
+				return out, false
+			}
+			for k < len(a) && a[k].opts.MetricFamilyName == f {
+				k++
+			}
+			out = append(out, span{int32(lo), int32(k)})
+		}
+		lo := k
+		for k < len(a) && a[k].opts.MetricFamilyName == otlpTargetInfo {
+			k++
+		}
+		out = append(out, span{int32(lo), int32(k)})
+	}
+	return out, k == len(a)
+}
+
+// translateCached fills r if the cache can serve the scanned export, and
+// reports whether it did: every point of the metrics it serves is
+// remembered, and the translation of the rest of the export (with the
+// resources' time spans, for target_info) neither fails nor warns.
 func translateCached(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, c *otlpCache, s *otlpScan, r *Request) bool {
 	if ctx.Err() != nil || !c.lookup(cfg, s) {
 		return false
 	}
-	var tis []targetInfoSample
+	var (
+		rec  otlpRecorder
+		runs []span
+	)
+	translate := false
 	for ri := range s.resources {
-		if !s.resources[ri].hasAttrs {
-			continue
-		}
-		// Some resource may have a target_info: ask the translation.
-		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(targetInfoExport(nil, s))
+		translate = translate || s.resources[ri].hasAttrs || s.resources[ri].translated > 0
+	}
+	if translate {
+		s.export = s.partExport(s.export[:0], false)
+		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(s.export)
 		if err != nil {
 			return false
 		}
-		rec := &targetInfoRecorder{}
-		tr.conv.Reset(rec)
+		tr.conv.Reset(&rec)
 		annots, err := tr.conv.FromMetrics(ctx, md, otlpSettings(cfg))
 		tr.conv.Reset(nil)
 		if err != nil || len(annots) > 0 {
 			return false
 		}
-		tis = rec.samples
-		break
+		var ok bool
+		if runs, ok = rec.runs(s, nil); !ok {
+			return false
+		}
 	}
 	col := &tr.col
 	col.start(r)
 	defer func() { col.r = nil }()
-	return appendCached(col, s, tis) == nil
+	replay := func(run span) error {
+		for _, a := range rec.appends[run.lo:run.hi] {
+			if _, err := col.Append(0, a.lset, a.st, a.t, a.v, a.h, a.fh, a.opts); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	pi := 0
+	for ri := range s.resources {
+		res := &s.resources[ri]
+		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
+			m := &s.metrics[mi]
+			if !m.cached {
+				if replay(runs[0]) != nil {
+					return false
+				}
+				runs = runs[1:]
+				continue
+			}
+			opts := storage.AOptions{Metadata: s.ctxs[mi].meta}
+			for p := m.points.lo; p < m.points.hi; p++ {
+				pt := &s.points[p]
+				if _, err := col.Append(0, s.lsets[pi], otlpTime(pt.start), otlpTime(pt.time), pt.value, nil, nil, opts); err != nil {
+					return false
+				}
+				pi++
+			}
+		}
+		if translate {
+			if replay(runs[0]) != nil { // target_info
+				return false
+			}
+			runs = runs[1:]
+		}
+	}
+	return true
+}
+
+// teachOTLP lets c learn from the scanned export, just translated into a
+// request whose appends trace holds, with warnings if warned. An export
+// with metrics the cache does not serve is first cut down to those it
+// does, which are translated again on their own (the others' warnings
+// are not theirs).
+func teachOTLP(ctx context.Context, cfg *OTLPConfig, c *otlpCache, s *otlpScan, trace []otlpAppend, warned bool) {
+	translated := false
+	for ri := range s.resources {
+		translated = translated || s.resources[ri].translated > 0
+	}
+	if !translated {
+		if !warned {
+			c.learn(cfg, s, trace)
+		}
+		return
+	}
+	s.export = s.partExport(s.export[:0], true)
+	if len(s.export) == 0 {
+		return
+	}
+	md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(s.export)
+	if err != nil {
+		return
+	}
+	tr := newOTLPTranslator()
+	tr.col.tracing = true
+	annots, err := translateOTLP(ctx, tr, cfg, md, &Request{})
+	if err != nil || len(annots) > 0 {
+		return
+	}
+	c.learn(cfg, s, tr.col.trace)
 }

@@ -616,24 +616,24 @@ remote_write:
 	})
 }
 
-// otlpNumberPayload is otlpPayload's gauges and sums without exemplars,
-// the exports Orrery serves from its translation cache once it knows their
-// series, with a second resource of identifying attributes only and a
-// third of none, an int and a double gauge, and a point without a
-// recorded value (a stale marker) in export 3.
-func otlpNumberPayload(at, start time.Time, i int) pmetric.Metrics {
+// otlpRepeatPayload is otlpPayload (a counter with exemplars, a gauge,
+// a histogram, an exponential histogram and a summary) with a counter
+// without exemplars, a second resource of identifying attributes only and
+// a third of none with a gauge each, and a point without a recorded value
+// (a stale marker) in export 3: the gauges and the counter without
+// exemplars are what Orrery's translation cache serves once it knows
+// their series, the rest is translated.
+func otlpRepeatPayload(at, start time.Time, i int) pmetric.Metrics {
 	md := otlpPayload(at, start, i)
-	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
-	ms.RemoveIf(func(m pmetric.Metric) bool {
-		return m.Type() != pmetric.MetricTypeGauge && m.Type() != pmetric.MetricTypeSum
-	})
-	for k := range ms.Len() {
-		if m := ms.At(k); m.Type() == pmetric.MetricTypeSum {
-			for x := range m.Sum().DataPoints().Len() {
-				m.Sum().DataPoints().At(x).Exemplars().RemoveIf(func(pmetric.Exemplar) bool { return true })
-			}
-		}
-	}
+	m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	m.SetName("jobs.done")
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := sum.DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+	dp.SetIntValue(int64(7 * i))
 	ts := pcommon.NewTimestampFromTime(at)
 	for r, attrs := range [][]string{{"service.name", "cart", "service.instance.id", "pod-2"}, {}} {
 		rm := md.ResourceMetrics().AppendEmpty()
@@ -656,12 +656,12 @@ func otlpNumberPayload(at, start time.Time, i int) pmetric.Metrics {
 	return md
 }
 
-// TestOTLPCachedTranslationMatchesReferencePrometheus sends the same
-// exports of gauges and sums, again and again as exporters do, to a
-// workspace and to the reference Prometheus 3: after the first, Orrery
-// serves them from its translation cache (its metrics say so), and both
-// store identical series and samples, target_info and stale markers
-// included.
+// TestOTLPCachedTranslationMatchesReferencePrometheus sends exports of the
+// same series, again and again as exporters do, to a workspace and to the
+// reference Prometheus 3: after the first, Orrery serves their gauges and
+// counters from its translation cache and translates the rest (its
+// metrics say so), and both store identical series and samples, exemplars,
+// target_info and stale markers included.
 func TestOTLPCachedTranslationMatchesReferencePrometheus(t *testing.T) {
 	ref := startReference(t, "--web.enable-otlp-receiver")
 	o := apptest.StartOrrery(t, t.TempDir())
@@ -671,7 +671,7 @@ func TestOTLPCachedTranslationMatchesReferencePrometheus(t *testing.T) {
 	const n = 6
 	for i := range n {
 		at := end.Add(time.Duration(i-n+1) * 15 * time.Second)
-		body := otlpBody(t, otlpNumberPayload(at, start, i), false, i%2 == 1)
+		body := otlpBody(t, otlpRepeatPayload(at, start, i), false, i%2 == 1)
 		encoding := ""
 		if i%2 == 1 {
 			encoding = "gzip"
@@ -684,7 +684,11 @@ func TestOTLPCachedTranslationMatchesReferencePrometheus(t *testing.T) {
 	want := rawSeries(t, ref+"/api/v1", end, "5m")
 	got := rawSeries(t, o.URL(ws, "/api/v1"), end, "5m")
 	require.Equal(t, want, got)
-	require.Len(t, got, 2+1+3*2+1, "requests by code, memory, queue depths of two resources, one target_info")
+	require.Len(t, got, 2+1+1+3*2+1+7+1+4, "requests by code, memory, jobs, queue depths of two resources, one target_info, histogram (5 buckets, sum, count), exponential histogram, summary (2 quantiles, sum, count)")
+	code, body := apptest.Get(t, o.URL(ws, "/api/v1/query_exemplars?")+url.Values{"query": {"http_server_requests_total"},
+		"start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix()+1, 10)}}.Encode())
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Equal(t, 2*n, strings.Count(string(body), `"trace_id":"ab0`), "exemplars of every export: %s", body)
 
 	code, m := apptest.Get(t, "http://"+o.Addr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
