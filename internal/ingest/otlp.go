@@ -334,6 +334,7 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 	}
 	tr := o.translators.Get().(*otlpTranslator)
 	defer o.translators.Put(tr)
+	tr.col.tracing = false
 	// An export of known series is served by the translation cache;
 	// others are decoded and translated, and teach the cache.
 	var (
@@ -379,7 +380,7 @@ func (o *OTLP) serve(r *http.Request, ct string, hdr http.Header) otlpAnswer {
 			teachOTLP(r.Context(), &cfg, cache, scan, tr.col.trace, len(annots) > 0)
 		}
 		tr.col.tracing = false
-		clear(tr.col.trace)
+		clear(tr.col.trace) // Not to keep label sets alive in the pool.
 	}
 	var warning string
 	if ws, _ := annots.AsStrings("", 0, 0); len(ws) > 0 {
