@@ -111,6 +111,9 @@ func (c *ServerConfig) Validate() error {
 	if err := c.Ingest.Validate(); err != nil {
 		return err
 	}
+	if err := c.OTLP.Validate(); err != nil {
+		return err
+	}
 	st := c.Storage
 	st.Dir = c.DataDir
 	if err := st.Validate(); err != nil {

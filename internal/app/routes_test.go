@@ -243,3 +243,21 @@ func TestBadNetworkFlag(t *testing.T) {
 	require.NoError(t, fs.Parse([]string{"--alertmanager.deny-receiver-networks", "10.0.0.0/33"}))
 	require.ErrorContains(t, c.Validate(), "--alertmanager.deny-receiver-networks: network \"10.0.0.0/33\"")
 }
+
+// TestOTLPTranslationCacheFlag: the OTLP translation cache is on by
+// default, 0 turns it off, and a negative size is reported by Validate,
+// naming the flag.
+func TestOTLPTranslationCacheFlag(t *testing.T) {
+	for args, want := range map[string]string{"": "", "--otlp.translation-cache=0": "", "--otlp.translation-cache=-1": "--otlp.translation-cache -1"} {
+		c := DefaultServerConfig()
+		fs := flag.NewFlagSet("orrery server", flag.ContinueOnError)
+		c.RegisterFlags(fs)
+		require.NoError(t, fs.Parse(strings.Fields(args)))
+		if want == "" {
+			require.NoError(t, c.Validate(), args)
+			continue
+		}
+		require.ErrorContains(t, c.Validate(), want)
+	}
+	require.Positive(t, DefaultServerConfig().OTLP.TranslationCache)
+}

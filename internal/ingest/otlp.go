@@ -73,6 +73,14 @@ func (c *OTLPConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.TranslationCache, "otlp.translation-cache", c.TranslationCache, "data points of OTLP gauges and sums whose translation each workspace remembers (twice over, in two generations), so that exports of known series are neither decoded into OpenTelemetry's types nor translated again; 0 translates every export")
 }
 
+// Validate reports the first setting that cannot work.
+func (c OTLPConfig) Validate() error {
+	if c.TranslationCache < 0 {
+		return fmt.Errorf("--otlp.translation-cache %d: give a number of data points, or 0 to translate every export", c.TranslationCache)
+	}
+	return nil
+}
+
 // withDefaults returns a copy of cfg with the zero values filled in.
 func (cfg OTLPConfig) withDefaults() *OTLPConfig {
 	if cfg.Translation == nil {
