@@ -172,36 +172,10 @@ func (c *otlpCache) put(k []byte, e otlpEntry) {
 
 // learn remembers the translation of the metrics of the scanned export
 // that the cache serves: trace is what the translation of them (of the
-// whole export if it has no others) appended, in order. Each of their
-// points is one append, a resource's target_info samples follow its
-// points; anything else (a point translated to target_info, a count that
-// does not add up) and nothing is remembered.
+// whole export if it has no others) appended, in order. If the trace does
+// not read as alignTrace reads it, nothing is remembered.
 func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend) {
-	k := 0
-	for ri := range s.resources {
-		res := &s.resources[ri]
-		if res.cached == 0 {
-			continue
-		}
-		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
-			m := &s.metrics[mi]
-			if !m.cached {
-				continue
-			}
-			first := k
-			for range m.points.hi - m.points.lo {
-				if k >= len(trace) || trace[k].family == otlpTargetInfo || trace[k].lset.Get(labels.MetricName) == otlpTargetInfo ||
-					trace[k].meta != trace[first].meta {
-					return
-				}
-				k++
-			}
-		}
-		for k < len(trace) && trace[k].family == otlpTargetInfo {
-			k++
-		}
-	}
-	if k != len(trace) {
+	if !alignTrace(s, trace, nil) {
 		return
 	}
 	c.mu.Lock()
@@ -215,7 +189,29 @@ func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend)
 		c.reset(settings)
 		c.nextID = 0 // No entry is left with an id.
 	}
-	k = 0
+	alignTrace(s, trace, func(m *scanMetric, at []otlpAppend) {
+		key := s.arena[m.key.lo:m.key.hi]
+		ctx := c.ctxs[string(key)]
+		if ctx == nil {
+			c.nextID++
+			ctx = &otlpCtx{id: c.nextID, meta: at[0].meta}
+			c.ctxs[string(key)] = ctx
+		}
+		for i := range at {
+			c.put(s.pointKey(ctx.id, &s.points[int(m.points.lo)+i]), otlpEntry{at[i].lset})
+		}
+	})
+}
+
+// alignTrace walks the metrics of the scanned export that the cache
+// serves along trace, the appends of their translation, calling visit (if
+// not nil) with each metric and the appends of its points. Each point is
+// one append, all of a metric's with its metadata; a resource's
+// target_info samples follow its points. It reports whether the trace
+// reads that way (not if a point was translated to target_info, or the
+// count does not add up).
+func alignTrace(s *otlpScan, trace []otlpAppend, visit func(m *scanMetric, at []otlpAppend)) bool {
+	k := 0
 	for ri := range s.resources {
 		res := &s.resources[ri]
 		if res.cached == 0 {
@@ -226,22 +222,26 @@ func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend)
 			if !m.cached {
 				continue
 			}
-			key := s.arena[m.key.lo:m.key.hi]
-			ctx := c.ctxs[string(key)]
-			if ctx == nil {
-				c.nextID++
-				ctx = &otlpCtx{id: c.nextID, meta: trace[k].meta}
-				c.ctxs[string(key)] = ctx
+			n := int(m.points.hi - m.points.lo)
+			if k+n > len(trace) {
+				return false
 			}
-			for pi := m.points.lo; pi < m.points.hi; pi++ {
-				c.put(s.pointKey(ctx.id, &s.points[pi]), otlpEntry{trace[k].lset})
-				k++
+			at := trace[k : k+n]
+			for _, a := range at {
+				if a.family == otlpTargetInfo || a.lset.Get(labels.MetricName) == otlpTargetInfo || a.meta != at[0].meta {
+					return false
+				}
 			}
+			if visit != nil {
+				visit(m, at)
+			}
+			k += n
 		}
 		for k < len(trace) && trace[k].family == otlpTargetInfo {
 			k++
 		}
 	}
+	return k == len(trace)
 }
 
 // otlpAppend is one append of the translation, as the cache learns it.
