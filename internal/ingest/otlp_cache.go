@@ -32,20 +32,22 @@ import (
 // sums without exemplars that Prometheus' translation has translated, the
 // label set and metadata it made, keyed by those bytes. A scan of an
 // export's protobuf, before any decoding, finds its resources, scopes and
-// metrics, and those points. When every one of them is remembered, they
-// are not decoded nor translated: they are appended to the remote write
-// request with their remembered labels, values and times converted as the
-// translation converts them. The export's other metrics (histograms,
-// summaries, points with exemplars) are cut out of it, with stand-in
-// gauges that keep each resource's time span and mark where each
-// resource's and metric's appends begin, and translated by Prometheus'
-// translation, which also makes the resources' target_info samples; all
-// go into the request in the order the translation of the whole export
-// would have appended them. Any other export (a point not remembered, a
-// delta, a warning, JSON) is decoded and translated whole as before, and
-// the cache learns its gauges' and sums' points from a translation that
-// went through without error or warning. TestOTLPCacheMatchesTranslation
-// and FuzzOTLPCache hold the result to the translation's, field for field.
+// metrics, and those points. The points of a metric whose every point is
+// remembered are not decoded nor translated: they are appended to the
+// remote write request with their remembered labels, values and times
+// converted as the translation converts them. The export's other metrics
+// (histograms, summaries, points with exemplars, and gauges and sums with
+// a point not remembered) are cut out of it, with stand-in gauges that
+// keep each resource's time span and mark where each resource's and
+// metric's appends begin, and translated by Prometheus' translation, which
+// also makes the resources' target_info samples; all go into the request
+// in the order the translation of the whole export would have appended
+// them, and the cache learns the gauges and sums it missed. An export
+// with none of its metrics remembered, deltas, a warning or JSON is
+// decoded and translated whole as before, and the cache learns its gauges
+// and sums from a translation that went through without error or warning.
+// TestOTLPCacheMatchesTranslation and FuzzOTLPCache hold the result to the
+// translation's, field for field.
 
 // otlpTargetInfo is the metric family name of the translation's
 // target_info samples (no namespace is configured).
@@ -100,8 +102,10 @@ func sameSettings(a OTLPConfig, b *OTLPConfig) bool {
 }
 
 // lookup resolves the scan's metrics and points to remembered
-// translations, into s.ctxs and s.lsets. It reports whether all were
-// found.
+// translations, into s.ctxs and s.lsets. A metric of the cache's with a
+// point not remembered is marked missed: the translation translates it
+// with the metrics left to it, and the cache learns it from there. It
+// reports whether some metric was found whole.
 func (c *otlpCache) lookup(settings *OTLPConfig, s *otlpScan) bool {
 	c.mu.RLock()
 	if !sameSettings(c.settings, settings) {
@@ -109,33 +113,42 @@ func (c *otlpCache) lookup(settings *OTLPConfig, s *otlpScan) bool {
 		return false
 	}
 	s.ctxs, s.lsets = s.ctxs[:0], s.lsets[:0]
-	epoch, promote := c.epoch, false
+	epoch, promote, hits := c.epoch, false, 0
 	for mi := range s.metrics {
 		m := &s.metrics[mi]
+		m.missed = false
 		if !m.cached {
 			s.ctxs = append(s.ctxs, nil)
 			continue
 		}
 		ctx := c.ctxs[string(s.arena[m.key.lo:m.key.hi])]
-		if ctx == nil {
-			c.mu.RUnlock()
-			return false
-		}
 		s.ctxs = append(s.ctxs, ctx)
-		for pi := m.points.lo; pi < m.points.hi; pi++ {
+		lo := len(s.lsets)
+		m.missed = ctx == nil
+		for pi := m.points.lo; pi < m.points.hi && !m.missed; pi++ {
 			k := s.pointKey(ctx.id, &s.points[pi])
 			e, ok := c.cur[string(k)]
 			if !ok {
-				if e, ok = c.old[string(k)]; !ok {
-					c.mu.RUnlock()
-					return false
-				}
-				promote = true
+				e, ok = c.old[string(k)]
+				promote = promote || ok
 			}
+			m.missed = !ok
 			s.lsets = append(s.lsets, e.lset)
 		}
+		if m.missed {
+			// Every point keeps its place in s.lsets, unused.
+			s.lsets = s.lsets[:lo]
+			for range m.points.hi - m.points.lo {
+				s.lsets = append(s.lsets, labels.EmptyLabels())
+			}
+			continue
+		}
+		hits++
 	}
 	c.mu.RUnlock()
+	if hits == 0 {
+		return false
+	}
 	if promote {
 		// Entries of the older generation in use move to the current one,
 		// so that a generation change forgets only what is not sent.
@@ -148,7 +161,9 @@ func (c *otlpCache) lookup(settings *OTLPConfig, s *otlpScan) bool {
 					continue
 				}
 				for pi := m.points.lo; pi < m.points.hi; pi++ {
-					c.put(s.pointKey(s.ctxs[mi].id, &s.points[pi]), otlpEntry{s.lsets[i]})
+					if !m.missed {
+						c.put(s.pointKey(s.ctxs[mi].id, &s.points[pi]), otlpEntry{s.lsets[i]})
+					}
 					i++
 				}
 			}
@@ -180,6 +195,13 @@ func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.prepare(settings)
+	alignTrace(s, trace, func(m *scanMetric, at []otlpAppend) { c.remember(s, m, at) })
+}
+
+// prepare readies c to remember translations made with settings. c.mu
+// must be held for writing.
+func (c *otlpCache) prepare(settings *OTLPConfig) {
 	if !sameSettings(c.settings, settings) || len(c.ctxs) >= c.max {
 		// Contexts are few (a metric in a resource and scope); so many
 		// means they churn, and the points keyed by them with them.
@@ -189,27 +211,41 @@ func (c *otlpCache) learn(settings *OTLPConfig, s *otlpScan, trace []otlpAppend)
 		c.reset(settings)
 		c.nextID = 0 // No entry is left with an id.
 	}
-	alignTrace(s, trace, func(m *scanMetric, at []otlpAppend) {
-		key := s.arena[m.key.lo:m.key.hi]
-		ctx := c.ctxs[string(key)]
-		if ctx == nil {
-			c.nextID++
-			ctx = &otlpCtx{id: c.nextID, meta: at[0].meta}
-			c.ctxs[string(key)] = ctx
+}
+
+// remember remembers the translation of metric m of the scanned export,
+// at: the appends of its points, one each (see pointAppends). c.mu must be
+// held for writing.
+func (c *otlpCache) remember(s *otlpScan, m *scanMetric, at []otlpAppend) {
+	key := s.arena[m.key.lo:m.key.hi]
+	ctx := c.ctxs[string(key)]
+	if ctx == nil {
+		c.nextID++
+		ctx = &otlpCtx{id: c.nextID, meta: at[0].meta}
+		c.ctxs[string(key)] = ctx
+	}
+	for i := range at {
+		c.put(s.pointKey(ctx.id, &s.points[int(m.points.lo)+i]), otlpEntry{at[i].lset})
+	}
+}
+
+// pointAppends reports whether at reads as the appends of the points of a
+// gauge or a sum, one each: all with the metric's metadata, none of them
+// target_info.
+func pointAppends(at []otlpAppend) bool {
+	for _, a := range at {
+		if a.family == otlpTargetInfo || a.lset.Get(labels.MetricName) == otlpTargetInfo || a.meta != at[0].meta {
+			return false
 		}
-		for i := range at {
-			c.put(s.pointKey(ctx.id, &s.points[int(m.points.lo)+i]), otlpEntry{at[i].lset})
-		}
-	})
+	}
+	return true
 }
 
 // alignTrace walks the metrics of the scanned export that the cache
 // serves along trace, the appends of their translation, calling visit (if
 // not nil) with each metric and the appends of its points. Each point is
-// one append, all of a metric's with its metadata; a resource's
-// target_info samples follow its points. It reports whether the trace
-// reads that way (not if a point was translated to target_info, or the
-// count does not add up).
+// one append (pointAppends); a resource's target_info samples follow its
+// points. It reports whether the trace reads that way.
 func alignTrace(s *otlpScan, trace []otlpAppend, visit func(m *scanMetric, at []otlpAppend)) bool {
 	k := 0
 	for ri := range s.resources {
@@ -223,17 +259,11 @@ func alignTrace(s *otlpScan, trace []otlpAppend, visit func(m *scanMetric, at []
 				continue
 			}
 			n := int(m.points.hi - m.points.lo)
-			if k+n > len(trace) {
+			if k+n > len(trace) || !pointAppends(trace[k:k+n]) {
 				return false
 			}
-			at := trace[k : k+n]
-			for _, a := range at {
-				if a.family == otlpTargetInfo || a.lset.Get(labels.MetricName) == otlpTargetInfo || a.meta != at[0].meta {
-					return false
-				}
-			}
 			if visit != nil {
-				visit(m, at)
+				visit(m, trace[k:k+n])
 			}
 			k += n
 		}
@@ -289,10 +319,28 @@ type scanResource struct {
 // points, or one left to the translation.
 type scanMetric struct {
 	cached bool
+	// missed is set by otlpCache.lookup on a metric of the cache's with
+	// a point it does not remember: this request, the translation's.
+	missed bool
 	key    span  // In the arena.
 	points span  // In points.
 	raw    span  // The Metric message, in the body.
 	scope  int32 // In scopes.
+}
+
+// served reports whether the cache serves m in this request.
+func (m *scanMetric) served() bool { return m.cached && !m.missed }
+
+// translatedIn returns how many metrics of resource ri the translation
+// translates in this request.
+func (s *otlpScan) translatedIn(ri int) int {
+	n := 0
+	for mi := s.resources[ri].metrics.lo; mi < s.resources[ri].metrics.hi; mi++ {
+		if !s.metrics[mi].served() {
+			n++
+		}
+	}
+	return n
 }
 
 type scanPoint struct {
@@ -809,7 +857,7 @@ func (s *otlpScan) partExport(b []byte, cached bool) []byte {
 		scope, first := int32(-1), true
 		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
 			m := &s.metrics[mi]
-			if m.cached != cached {
+			if m.served() != cached {
 				continue
 			}
 			if m.scope != scope {
@@ -897,7 +945,7 @@ func (r *otlpRecorder) runs(s *otlpScan, out []span) ([]span, bool) {
 		if !standIn(2) {
 			return out, false
 		}
-		for j := range s.resources[ri].translated {
+		for j := range s.translatedIn(ri) {
 			if j > 0 && !standIn(1) {
 				return out, false
 			}
@@ -936,7 +984,7 @@ func translateCached(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, c
 	)
 	translate := false
 	for ri := range s.resources {
-		translate = translate || s.resources[ri].hasAttrs || s.resources[ri].translated > 0
+		translate = translate || s.resources[ri].hasAttrs || s.translatedIn(ri) > 0
 	}
 	if translate {
 		s.export = s.partExport(s.export[:0], false)
@@ -967,13 +1015,18 @@ func translateCached(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, c
 		return nil
 	}
 	pi := 0
+	var missed []otlpMissed
 	for ri := range s.resources {
 		res := &s.resources[ri]
 		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
 			m := &s.metrics[mi]
-			if !m.cached {
+			if !m.served() {
 				if replay(runs[0]) != nil {
 					return false
+				}
+				if m.missed {
+					missed = append(missed, otlpMissed{m, runs[0]})
+					pi += int(m.points.hi - m.points.lo)
 				}
 				runs = runs[1:]
 				continue
@@ -994,7 +1047,35 @@ func translateCached(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, c
 			runs = runs[1:]
 		}
 	}
+	if len(missed) > 0 {
+		c.learnMissed(cfg, s, rec.appends, missed)
+	}
 	return true
+}
+
+// otlpMissed is a missed metric (see scanMetric) and the run of its
+// appends in the translation of the part of the export left to it.
+type otlpMissed struct {
+	m   *scanMetric
+	run span
+}
+
+// learnMissed remembers the translation of the missed metrics from the
+// appends of their runs, where they read as their points' (pointAppends).
+func (c *otlpCache) learnMissed(settings *OTLPConfig, s *otlpScan, appends []otlpRecorded, missed []otlpMissed) {
+	var at []otlpAppend
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prepare(settings)
+	for _, x := range missed {
+		at = at[:0]
+		for _, a := range appends[x.run.lo:x.run.hi] {
+			at = append(at, otlpAppend{lset: a.lset, family: a.opts.MetricFamilyName, meta: a.opts.Metadata})
+		}
+		if len(at) == int(x.m.points.hi-x.m.points.lo) && pointAppends(at) {
+			c.remember(s, x.m, at)
+		}
+	}
 }
 
 // teachOTLP lets c learn from the scanned export, just translated into a
@@ -1003,6 +1084,9 @@ func translateCached(ctx context.Context, tr *otlpTranslator, cfg *OTLPConfig, c
 // does, which are translated again on their own (the others' warnings
 // are not theirs).
 func teachOTLP(ctx context.Context, cfg *OTLPConfig, c *otlpCache, s *otlpScan, trace []otlpAppend, warned bool) {
+	for mi := range s.metrics {
+		s.metrics[mi].missed = false // All are learned here.
+	}
 	translated := false
 	for ri := range s.resources {
 		translated = translated || s.resources[ri].translated > 0

@@ -283,7 +283,7 @@ func teach(t testing.TB, tr *otlpTranslator, cfg *OTLPConfig, c *otlpCache, body
 // with a series it has not learned is left to the translation.
 func TestOTLPCacheMatchesTranslation(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	hits, mixed := 0, 0
+	hits, mixed, partial := 0, 0, 0
 	for name, cfg := range otlpCacheSettings() {
 		tr := newOTLPTranslator()
 		c := newOTLPCache(cfg, 1<<10)
@@ -299,9 +299,14 @@ func TestOTLPCacheMatchesTranslation(t *testing.T) {
 			s := &otlpScan{}
 			require.True(t, s.scan(body), "an export of gauges and sums is scanned")
 			// Warnings depend on the series only (label names colliding
-			// once sanitized): an export is served unless it warns.
+			// once sanitized): an export is served unless it warns or has
+			// no metric the cache serves.
+			cached := 0
+			for _, r := range s.resources {
+				cached += r.cached
+			}
 			if !translateCached(context.Background(), tr, cfg, c, s, &got) {
-				require.True(t, warned, "%s seed %d: not served, yet the translation did not warn", name, seed)
+				require.True(t, warned || cached == 0, "%s seed %d: not served, yet the translation did not warn", name, seed)
 				continue
 			}
 			require.False(t, warned, "%s seed %d: served, yet the translation warns", name, seed)
@@ -314,17 +319,43 @@ func TestOTLPCacheMatchesTranslation(t *testing.T) {
 			hits++
 			require.Equal(t, exactLines(&want), exactLines(&got), "%s seed %d", name, seed)
 
-			// One point more, of a series not seen: translated.
+			// One point more, of a series not seen: its metric is
+			// translated with those left to the translation (and the
+			// cache learns it), the others are served.
 			md := randomExport(seed, rng)
 			if dps, ok := firstCachedPoints(md); ok {
 				p := dps.AppendEmpty()
 				p.Attributes().PutStr("new", fmt.Sprint(seed))
 				p.SetTimestamp(dps.At(0).Timestamp())
-				require.True(t, s.scan(marshalOTLP(t, md)))
-				require.False(t, translateCached(context.Background(), tr, cfg, c, s, &got), "%s seed %d: a new series is served", name, seed)
+				body := marshalOTLP(t, md)
+				want, got = Request{}, Request{}
+				_, err := translateFull(tr, cfg, body, &want)
+				require.NoError(t, err)
+				require.True(t, s.scan(body))
+				if translateCached(context.Background(), tr, cfg, c, s, &got) {
+					partial++
+					require.Equal(t, exactLines(&want), exactLines(&got), "%s seed %d, a new series", name, seed)
+					// Learned: the same series again are served whole.
+					md := randomExport(seed, rng)
+					dps, _ := firstCachedPoints(md)
+					p := dps.AppendEmpty()
+					p.Attributes().PutStr("new", fmt.Sprint(seed))
+					p.SetTimestamp(dps.At(0).Timestamp())
+					body := marshalOTLP(t, md)
+					want, got = Request{}, Request{}
+					_, err := translateFull(tr, cfg, body, &want)
+					require.NoError(t, err)
+					require.True(t, s.scan(body))
+					require.True(t, translateCached(context.Background(), tr, cfg, c, s, &got))
+					for i := range s.metrics {
+						require.False(t, s.metrics[i].missed, "%s seed %d: the new series was learned", name, seed)
+					}
+					require.Equal(t, exactLines(&want), exactLines(&got), "%s seed %d, the new series again", name, seed)
+				}
 			}
 		}
 	}
+	require.Greater(t, partial, 200, "exports served with a new series translated")
 	// Most exports are learned: those whose attribute names collide once
 	// sanitized warn, and are not.
 	require.Greater(t, hits, 300, "exports served from the cache")
