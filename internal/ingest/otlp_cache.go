@@ -367,8 +367,8 @@ func (s *otlpScan) pointKey(id uint32, p *scanPoint) []byte {
 	return s.key
 }
 
-// errScan is why a scan found an export that the cache does not serve; it
-// is never shown, the export goes to the translation.
+// errScan is why the scan could not read a field; it is never shown: the
+// export goes to the translation, whose decoder says what is wrong.
 var errScan = errors.New("not a cached export")
 
 // Protobuf reading, as pdata's decoder reads (its internal/proto package):
@@ -831,28 +831,17 @@ const otlpStandIn = "x"
 // stand-in gauge, and one more goes before each of its metrics but the
 // first. Resources without such metrics are left out when cached is set.
 func (s *otlpScan) partExport(b []byte, cached bool) []byte {
-	var rm, sm, g []byte
+	var rm, sm []byte
 	for ri := range s.resources {
 		res := &s.resources[ri]
 		if cached && res.cached == 0 {
 			continue
 		}
 		rm = append(rm[:0], s.arena[res.fields.lo:res.fields.hi]...)
-		if !cached {
-			g = g[:0]
-			for _, t := range []uint64{res.min, res.max} {
-				pt := protowire.AppendFixed64(protowire.AppendTag(nil, 3, protowire.Fixed64Type), t)
-				g = appendLen(g, 1, pt)
-			}
-			metric := appendLen(nil, 1, []byte(otlpStandIn))
-			metric = appendLen(metric, fieldGauge, g)
-			rm = appendLen(rm, 2, appendLen(nil, 2, metric))
-		}
 		var sep []byte
 		if !cached {
-			pt := protowire.AppendFixed64(protowire.AppendTag(nil, 3, protowire.Fixed64Type), res.min)
-			sep = appendLen(nil, 1, []byte(otlpStandIn))
-			sep = appendLen(sep, fieldGauge, appendLen(nil, 1, pt))
+			rm = appendLen(rm, 2, appendLen(nil, 2, standIn(res.min, res.max)))
+			sep = standIn(res.min)
 		}
 		scope, first := int32(-1), true
 		for mi := res.metrics.lo; mi < res.metrics.hi; mi++ {
@@ -879,6 +868,16 @@ func (s *otlpScan) partExport(b []byte, cached bool) []byte {
 		b = appendLen(b, 1, rm)
 	}
 	return b
+}
+
+// standIn is a Metric message: the stand-in gauge with a point at each
+// of times.
+func standIn(times ...uint64) []byte {
+	var g []byte
+	for _, t := range times {
+		g = appendLen(g, 1, protowire.AppendFixed64(protowire.AppendTag(nil, 3, protowire.Fixed64Type), t))
+	}
+	return appendLen(appendLen(nil, 1, []byte(otlpStandIn)), fieldGauge, g)
 }
 
 // otlpRecorded is an append of the translation of a part of an export.
