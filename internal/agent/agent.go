@@ -113,9 +113,18 @@ type Agent struct {
 	current *config.Config // The configuration in force.
 	marker  int64          // The stored watermark; used by Run's goroutine only.
 
-	reloads prometheus.Counter
-	reloadF prometheus.Counter
-	behind  prometheus.Gauge
+	// late decides which OTLP points remote write's queues would not send
+	// (late.go); lateDests are the destinations they are sent to instead.
+	late      lateCutoff
+	lateDests struct {
+		cfg   *config.Config
+		dests []destination
+	}
+
+	reloads  prometheus.Counter
+	reloadF  prometheus.Counter
+	behind   prometheus.Gauge
+	lateSent prometheus.Counter
 }
 
 // New returns an agent. It starts nothing.
@@ -133,7 +142,10 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	a.reloadF = prometheus.NewCounter(prometheus.CounterOpts{Name: "orrery_agent_config_reload_failures_total", Help: "Configuration reloads that failed (the previous configuration stays)."})
 	a.behind = prometheus.NewGauge(prometheus.GaugeOpts{Name: "orrery_agent_remote_write_behind_seconds",
 		Help: "Age of the oldest sample not yet sent by every remote write queue (0 when caught up)."})
-	reg.MustRegister(a.reloads, a.reloadF, a.behind, &targetCollector{a: a})
+	a.lateSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "orrery_agent_otlp_late_samples_sent_total",
+		Help: "OTLP samples timestamped before remote write's start, which the agent sent itself (see late.go)."})
+	a.late.at = math.MaxInt64
+	reg.MustRegister(a.reloads, a.reloadF, a.behind, a.lateSent, &targetCollector{a: a})
 	return a, nil
 }
 
@@ -232,6 +244,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		marker = 0 // No watermark: a crash before the first one was kept. Send it all.
 	}
 	a.marker = marker
+	if resend {
+		// Until the queues run, the WAL's two passes (startQueues) send
+		// the points newer than the watermark; only older ones are late.
+		a.late.at = marker
+	}
 	if err := a.apply(cfg); err != nil {
 		dcancel()
 		_ = ln.Close()
@@ -266,7 +283,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	var otlpSrv *http.Server
 	if oln != nil {
-		otlpSrv = &http.Server{Handler: a.otlpRoutes(fanout), ReadHeaderTimeout: 30 * time.Second}
+		otlpSrv = &http.Server{Handler: a.otlpRoutes(lateAppendable{a: a, next: fanout}), ReadHeaderTimeout: 30 * time.Second}
 		go func() {
 			if err := otlpSrv.Serve(oln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.logger.Error("otlp receiver stopped", "err", err)
@@ -396,16 +413,17 @@ func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool
 	rs := a.remote
 	a.queues = true
 	a.mu.Unlock()
-	queueStart := time.Now().UnixMilli()
-	if err := rs.ApplyConfig(cfg); err != nil {
+	until, err := a.late.restart(func() error { return rs.ApplyConfig(cfg) })
+	if err != nil {
 		a.logger.Error("remote write not started", "err", err)
 		return
 	}
 	if resend {
 		// Samples appended while the first pass ran, up to the queues'
-		// start: those of the records after where the first pass ended,
-		// scrapes appended late included, and none it sent.
-		_, n, _, err := a.backfill(ctx, cfg, marker, queueStart, &end)
+		// start (with late.go's slack: what the queues may not send):
+		// those of the records after where the first pass ended, scrapes
+		// appended late included, and none it sent.
+		_, n, _, err := a.backfill(ctx, cfg, marker, until, &end)
 		if err != nil {
 			a.logger.Warn("stopped sending the WAL's samples; the next start sends them", "err", err)
 			return
@@ -441,7 +459,7 @@ func (a *Agent) apply(cfg *config.Config) error {
 	a.current = cfg
 	a.mu.Unlock()
 	if queues {
-		if err := rs.ApplyConfig(cfg); err != nil {
+		if _, err := a.late.restart(func() error { return rs.ApplyConfig(cfg) }); err != nil {
 			return fmt.Errorf("apply remote_write configuration: %w", err)
 		}
 	}

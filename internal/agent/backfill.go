@@ -147,7 +147,12 @@ func (a *Agent) backfill(ctx context.Context, cfg *config.Config, after, until i
 			return nil
 		}
 		for _, d := range dests {
-			if err := a.send(ctx, d, b); err != nil {
+			err := a.send(ctx, d, b)
+			if errors.Is(err, errRefused) {
+				a.logger.Warn("a receiver refused samples from the WAL; they are skipped", "err", err)
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -241,8 +246,11 @@ func (a *Agent) backfill(ctx context.Context, cfg *config.Config, after, until i
 	return newest, sent, end, flush()
 }
 
+// errRefused marks a batch a receiver refused for good.
+var errRefused = errors.New("refused the samples")
+
 // send sends a batch to one destination, retrying recoverable errors with
-// backoff until ctx ends.
+// backoff until ctx ends; a refusal for good is an errRefused.
 func (a *Agent) send(ctx context.Context, d destination, b *batch) error {
 	req := b.request(d)
 	if len(req.Timeseries) == 0 {
@@ -261,8 +269,7 @@ func (a *Agent) send(ctx context.Context, d destination, b *batch) error {
 		}
 		var rec remote.RecoverableError
 		if !errors.As(err, &rec) {
-			a.logger.Warn("a receiver refused samples from the WAL; they are skipped", "url", d.client.Endpoint(), "err", err)
-			return nil
+			return fmt.Errorf("%s %w: %w", d.client.Endpoint(), errRefused, err)
 		}
 		if attempt == 0 || attempt%20 == 0 {
 			a.logger.Warn("sending samples kept in the WAL; retrying until the receiver answers", "url", d.client.Endpoint(), "err", err)

@@ -130,6 +130,7 @@ func (a *Agent) otlpRoutes(app storage.AppendableV2) http.Handler {
 		}
 		return *a.current
 	}, remote.OTLPOptions{ConvertDelta: a.cfg.OTLPConvertDelta, LookbackDelta: 5 * time.Minute})
+	h = withRequestFailure(h)
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/metrics", h)
 	mux.Handle("POST /api/v1/otlp/v1/metrics", h)

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -578,21 +579,21 @@ func TestAgentReceivesOTLP(t *testing.T) {
 	o := apptest.StartOrrery(t, t.TempDir())
 	ws := workspace.NewID().String()
 	otlpAddr := apptest.FreeAddr(t)
-	startAgent(t, fmt.Sprintf(`global:
+	// The first export was collected before the agent started: remote
+	// write's queues would not send it, the agent sends it itself.
+	times := []time.Time{time.Now().Add(-30 * time.Second).Truncate(time.Second)}
+	a, agentAddr := startAgent(t, fmt.Sprintf(`global:
   scrape_interval: 15s
 remote_write:
   - url: %q
     send_native_histograms: true
     queue_config: {batch_send_deadline: 1s}
 `, o.RemoteWriteURL(ws)), t.TempDir(), "--otlp.listen", otlpAddr)
+	next := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	times = append(times, next, next.Add(2*time.Second))
 
-	// Remote write sends only points later than its start, as
-	// Prometheus' does.
-	first := time.Now().Add(time.Second).Truncate(time.Second)
-	end := first.Add(4 * time.Second)
-	for i := range 3 {
-		at := first.Add(time.Duration(i) * 2 * time.Second)
-		body := otlpBody(t, otlpPayload(at, first.Add(-time.Minute), i), i == 1, i == 2)
+	for i, at := range times {
+		body := otlpBody(t, otlpPayload(at, times[0].Add(-time.Minute), i), i == 1, i == 2)
 		ct, enc := "application/x-protobuf", ""
 		if i == 1 {
 			ct = "application/json"
@@ -603,8 +604,9 @@ remote_write:
 		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, ct, enc)
 		require.Equal(t, http.StatusOK, code, "reference: %s", resp)
 		code, resp, _ = postOTLP(t, "http://"+otlpAddr+"/v1/metrics", body, ct, enc)
-		require.Equal(t, http.StatusOK, code, "agent: %s", resp)
+		require.Equal(t, http.StatusOK, code, "agent: %s\n%s", resp, a.Output())
 	}
+	end := times[2]
 	want := rawSeries(t, ref+"/api/v1", end, "5m")
 	require.NotEmpty(t, want)
 	apptest.Eventually(t, 30*time.Second, func() error {
@@ -614,6 +616,109 @@ remote_write:
 		}
 		return nil
 	})
+	_, m := apptest.Get(t, "http://"+agentAddr+"/metrics")
+	sent := regexp.MustCompile(`(?m)^orrery_agent_otlp_late_samples_sent_total (\d+)$`).FindSubmatch(m)
+	require.NotNil(t, sent, string(m))
+	n, err := strconv.Atoi(string(sent[1]))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, n, len(want), "the first export's samples, one per series, sent by the agent")
+}
+
+// TestAgentOTLPLatePointsRetriedWhileReceiverDown sends the agent an OTLP
+// export collected before it started while its remote write receiver is
+// down: it answers 503 with Retry-After and keeps nothing, so the retry,
+// once the receiver is back, is taken whole and the points arrive.
+func TestAgentOTLPLatePointsRetriedWhileReceiverDown(t *testing.T) {
+	ref := startReference(t, "--web.enable-otlp-receiver")
+	o := apptest.StartOrrery(t, t.TempDir())
+	ws := workspace.NewID().String()
+	o.Stop()
+	otlpAddr := apptest.FreeAddr(t)
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	a, _ := startAgent(t, fmt.Sprintf(`remote_write:
+  - url: %q
+    send_native_histograms: true
+`, o.RemoteWriteURL(ws)), t.TempDir(), "--otlp.listen", otlpAddr)
+	body := otlpBody(t, otlpPayload(at, at.Add(-time.Minute), 1), false, false)
+	post := func() (int, string, http.Header) {
+		req, err := http.NewRequest(http.MethodPost, "http://"+otlpAddr+"/v1/metrics", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	code, msg, h := post()
+	require.Equal(t, http.StatusServiceUnavailable, code, msg)
+	require.Equal(t, "5", h.Get("Retry-After"))
+	require.Contains(t, msg, "could not be sent to "+o.RemoteWriteURL(ws))
+
+	o.Restart()
+	code, msg, _ = post()
+	require.Equal(t, http.StatusOK, code, "the retry: %s\n%s", msg, a.Output())
+	code, refMsg, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", "")
+	require.Equal(t, http.StatusOK, code, "reference: %s", refMsg)
+	want := rawSeries(t, ref+"/api/v1", at, "5m")
+	require.NotEmpty(t, want)
+	require.Equal(t, want, rawSeries(t, o.URL(ws, "/api/v1"), at, "5m"), "sent before the agent answered")
+}
+
+// TestAgentOTLPRetryAcrossRestart sends the agent, after a restart, an
+// export collected before it (an exporter's retry): older than what the
+// agent had sent before the restart, neither its WAL's resending nor
+// remote write's queues would send it; the agent does, before it answers.
+func TestAgentOTLPRetryAcrossRestart(t *testing.T) {
+	ref := startReference(t, "--web.enable-otlp-receiver")
+	o := apptest.StartOrrery(t, t.TempDir())
+	ws := workspace.NewID().String()
+	wal, otlpAddr := t.TempDir(), apptest.FreeAddr(t)
+	config := fmt.Sprintf(`remote_write:
+  - url: %q
+    send_native_histograms: true
+    queue_config: {batch_send_deadline: 1s}
+`, o.RemoteWriteURL(ws))
+	send := func(md pmetric.Metrics) {
+		t.Helper()
+		body := otlpBody(t, md, false, false)
+		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", "")
+		require.Equal(t, http.StatusOK, code, "reference: %s", resp)
+		code, resp, _ = postOTLP(t, "http://"+otlpAddr+"/v1/metrics", body, "application/x-protobuf", "")
+		require.Equal(t, http.StatusOK, code, "agent: %s", resp)
+	}
+	now := time.Now().Truncate(time.Second)
+	agent, _ := startAgent(t, config, wal, "--otlp.listen", otlpAddr)
+	// Timestamped past the slack in which the agent sends points itself,
+	// so that the queues send these and move the watermark.
+	send(otlpPayload(now.Add(20*time.Second), now.Add(-time.Minute), 1))
+	apptest.Eventually(t, 60*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(wal, "orrery-sent"))
+		if err != nil {
+			return err
+		}
+		if ms, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); ms < now.Add(20*time.Second).UnixMilli() {
+			return fmt.Errorf("watermark %d", ms)
+		}
+		return nil
+	})
+	agent.Stop()
+	agent, _ = startAgent(t, config, wal, "--otlp.listen", otlpAddr)
+	retry := otlpPayload(now, now.Add(-time.Minute), 0)
+	retry.ResourceMetrics().At(0).Resource().Attributes().PutStr("service.instance.id", "pod-2")
+	send(retry)
+
+	end := now.Add(20 * time.Second)
+	want := rawSeries(t, ref+"/api/v1", end, "5m")
+	apptest.Eventually(t, 30*time.Second, func() error {
+		got := rawSeries(t, o.URL(ws, "/api/v1"), end, "5m")
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			return fmt.Errorf("%d series, want %d:\n%s\n%s", len(got), len(want), strings.Join(got, "\n"), agent.Output())
+		}
+		return nil
+	})
+	require.Contains(t, strings.Join(want, "\n"), `"instance":"pod-2"`)
 }
 
 // otlpRepeatPayload is otlpPayload (a counter with exemplars, a gauge,
