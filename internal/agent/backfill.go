@@ -276,7 +276,7 @@ func (a *Agent) send(ctx context.Context, d destination, b *batch) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%w; the last attempt: %w", ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)

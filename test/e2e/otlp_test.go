@@ -655,6 +655,7 @@ func TestAgentOTLPLatePointsRetriedWhileReceiverDown(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code, msg)
 	require.Equal(t, "5", h.Get("Retry-After"))
 	require.Contains(t, msg, "could not be sent to "+o.RemoteWriteURL(ws))
+	require.Contains(t, msg, "connection refused", "the receiver's last error")
 
 	o.Restart()
 	code, msg, _ = post()
