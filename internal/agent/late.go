@@ -163,7 +163,9 @@ func (a *Agent) sendLate(ctx context.Context, b *batch) error {
 			return err
 		}
 	}
-	a.lateSent.Add(float64(b.samples))
+	if len(dests) > 0 {
+		a.lateSent.Add(float64(b.samples))
+	}
 	return nil
 }
 
