@@ -7,7 +7,10 @@
 #   PROMETHEUS3_BINARY=... VICTORIA_METRICS_BINARY=... scripts/bench-otlp.sh [SERIES] [ROUNDS]
 #
 # With SIGV4=1 Orrery also runs with --auth=sigv4, fed SigV4-signed exports
-# (loadgen --sigv4) into a workspace made through the control plane.
+# (loadgen --sigv4) into a workspace made through the control plane. With
+# RESOURCES=1 every receiver is fed exports with a resource per pod
+# (loadgen --otlp.resources: service.name, service.instance.id and
+# Kubernetes attributes, as SDKs export; target_info in Prometheus' terms).
 #
 # SERIES active series (default 100000), ROUNDS points per series (default
 # 20). Prints a Markdown table row per receiver: samples/s, p99 request
@@ -32,6 +35,7 @@ run() { # NAME PID URL [loadgen flags]
   shift 3
   cpu0=$(cpu_seconds "$pid")
   echo "== $name: $SERIES series × $ROUNDS rounds" >&2
+  if [ "${RESOURCES:-0}" = 1 ]; then set -- --otlp.resources "$@"; fi
   out=$("$work/orrery" loadgen --otlp --url "$url" --series "$SERIES" --rounds "$ROUNDS" "$@")
   echo "$out" >&2
   cpu1=$(cpu_seconds "$pid"); rss=$(peak_rss_kib "$pid")

@@ -26,6 +26,7 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Rounds, "rounds", 10, "how many times every series gets a sample")
 	fs.IntVar(&cfg.Protocol, "protocol", 1, "remote write protocol version: 1 or 2")
 	fs.BoolVar(&cfg.OTLP, "otlp", false, "send OTLP/HTTP metrics exports (protobuf, gzip; gauges named by __name__) to --url instead of remote write")
+	fs.BoolVar(&cfg.OTLPResources, "otlp.resources", false, "with --otlp, put each pod's points under a resource of its own (service.name, service.instance.id, k8s.namespace.name, k8s.pod.name), as SDKs export")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "pace all senders together to this many samples/s (0: as fast as the receiver answers), to measure latency below saturation")
 	fs.DurationVar(&cfg.Interval, "interval", 15*time.Second, "simulated scrape interval between rounds")
 	backfill := fs.Duration("start-ago", 0, "timestamp of the first round, before now (default: rounds×interval ago)")

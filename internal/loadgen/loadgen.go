@@ -47,6 +47,12 @@ type Config struct {
 	// remote write: each series is a gauge data point of the metric named
 	// by its __name__, its other labels as attributes.
 	OTLP bool
+	// OTLPResources puts each pod's points under a resource of its own,
+	// as an SDK in each pod (or a Collector with k8sattributes) exports
+	// them: service.name (the pod's service), service.instance.id (the
+	// instance label), k8s.namespace.name and k8s.pod.name, which the
+	// points' attributes then leave out.
+	OTLPResources bool
 	// Rate, if positive, paces all senders together to this many samples
 	// per second, for latency measurements below saturation; 0 sends as
 	// fast as the receiver answers.
@@ -219,7 +225,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					raw = raw[:0]
 					if cfg.OTLP {
 						var err error
-						if comp, err = appendOTLP(comp[:0], b, min(b+cfg.SamplesPerRequest, hi), r, ts); err != nil {
+						if comp, err = appendOTLP(comp[:0], b, min(b+cfg.SamplesPerRequest, hi), r, ts, cfg.OTLPResources); err != nil {
 							errOnce.Do(func() { firstErr = err })
 							return
 						}
@@ -302,31 +308,63 @@ func appendRequestV2(b []byte, lo, hi, r int, ts int64) []byte {
 }
 
 // appendOTLP appends a gzip-compressed OTLP ExportMetricsServiceRequest
-// of series lo..hi-1 at round r, timestamp ts (in milliseconds).
-func appendOTLP(b []byte, lo, hi, r int, ts int64) ([]byte, error) {
+// of series lo..hi-1 at round r, timestamp ts (in milliseconds): under one
+// resource without attributes, or with resources, one per pod.
+func appendOTLP(b []byte, lo, hi, r int, ts int64, resources bool) ([]byte, error) {
 	md := pmetric.NewMetrics()
-	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
-	byName := map[string]pmetric.NumberDataPointSlice{}
+	type scope struct {
+		ms     pmetric.MetricSlice
+		byName map[string]pmetric.NumberDataPointSlice
+	}
+	byPod := map[string]*scope{}
 	for i := lo; i < hi; i++ {
 		ls := seriesLabels(i)
-		var name string
+		var name, pod string
 		for _, l := range ls {
-			if l[0] == "__name__" {
+			switch l[0] {
+			case "__name__":
 				name = l[1]
+			case "pod":
+				pod = l[1]
 			}
 		}
-		dps, ok := byName[name]
+		if !resources {
+			pod = ""
+		}
+		sc, ok := byPod[pod]
 		if !ok {
-			m := ms.AppendEmpty()
+			rm := md.ResourceMetrics().AppendEmpty()
+			if resources {
+				attrs := rm.Resource().Attributes()
+				attrs.PutStr("service.name", pod[:strings.LastIndexByte(pod, '-')])
+				attrs.PutStr("k8s.pod.name", pod)
+				for _, l := range ls {
+					switch l[0] {
+					case "instance":
+						attrs.PutStr("service.instance.id", l[1])
+					case "namespace":
+						attrs.PutStr("k8s.namespace.name", l[1])
+					}
+				}
+			}
+			sc = &scope{ms: rm.ScopeMetrics().AppendEmpty().Metrics(), byName: map[string]pmetric.NumberDataPointSlice{}}
+			byPod[pod] = sc
+		}
+		dps, ok := sc.byName[name]
+		if !ok {
+			m := sc.ms.AppendEmpty()
 			m.SetName(name)
 			dps = m.SetEmptyGauge().DataPoints()
-			byName[name] = dps
+			sc.byName[name] = dps
 		}
 		dp := dps.AppendEmpty()
 		dp.SetTimestamp(pcommon.Timestamp(ts * int64(time.Millisecond)))
 		dp.SetDoubleValue(value(i, r))
 		for _, l := range ls {
-			if l[0] != "__name__" {
+			switch {
+			case l[0] == "__name__":
+			case resources && (l[0] == "instance" || l[0] == "namespace" || l[0] == "pod" || l[0] == "job"):
+			default:
 				dp.Attributes().PutStr(l[0], l[1])
 			}
 		}
