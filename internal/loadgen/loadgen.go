@@ -51,7 +51,8 @@ type Config struct {
 	// as an SDK in each pod (or a Collector with k8sattributes) exports
 	// them: service.name (the pod's service), service.instance.id (the
 	// instance label), k8s.namespace.name and k8s.pod.name, which the
-	// points' attributes then leave out.
+	// points' attributes then leave out. Each export holds whole pods
+	// (SamplesPerRequest rounded down to them, at least one).
 	OTLPResources bool
 	// Rate, if positive, paces all senders together to this many samples
 	// per second, for latency measurements below saturation; 0 sends as
@@ -204,6 +205,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}()
 	}
 	per := (cfg.Series + cfg.Senders - 1) / cfg.Senders
+	if cfg.OTLP && cfg.OTLPResources {
+		// A pod's points go out in one export by one sender, as an SDK
+		// sends them: a pod split across exports would make two
+		// target_info samples at one time, and across senders, out of
+		// order ones.
+		pod := len(envoyMetrics) * len(envoyLE)
+		per = (per + pod - 1) / pod * pod
+		cfg.SamplesPerRequest = max(cfg.SamplesPerRequest/pod, 1) * pod
+	}
 	for s := range cfg.Senders {
 		lo, hi := s*per, min((s+1)*per, cfg.Series)
 		wg.Add(1)
