@@ -161,8 +161,8 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 }
 
 // postOTLP sends an OTLP/HTTP export request and returns the status, the
-// body and the response's Content-Type.
-func postOTLP(t *testing.T, u string, body []byte, contentType, encoding string) (int, []byte, string) {
+// body and the response's header.
+func postOTLP(t *testing.T, u string, body []byte, contentType, encoding string) (int, []byte, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 	require.NoError(t, err)
@@ -175,7 +175,7 @@ func postOTLP(t *testing.T, u string, body []byte, contentType, encoding string)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, b, resp.Header.Get("Content-Type")
+	return resp.StatusCode, b, resp.Header
 }
 
 // rawSeries returns every series of an API's workspace with its raw
@@ -237,7 +237,8 @@ func TestOTLPMatchesReferencePrometheus(t *testing.T) {
 		}
 		code, resp, _ := postOTLP(t, ref+"/api/v1/otlp/v1/metrics", body, enc.contentType, encoding)
 		require.Equal(t, http.StatusOK, code, "reference, %s: %s", enc.name, resp)
-		code, resp, ct := postOTLP(t, o.URL(ws, "/api/v1/otlp/v1/metrics"), body, enc.contentType, encoding)
+		code, resp, h := postOTLP(t, o.URL(ws, "/api/v1/otlp/v1/metrics"), body, enc.contentType, encoding)
+		ct := h.Get("Content-Type")
 		require.Equal(t, http.StatusOK, code, "Orrery, %s: %s", enc.name, resp)
 		require.Equal(t, enc.contentType, ct, enc.name)
 		// A full success answers an ExportMetricsServiceResponse without
@@ -641,15 +642,8 @@ func TestAgentOTLPLatePointsRetriedWhileReceiverDown(t *testing.T) {
 `, o.RemoteWriteURL(ws)), t.TempDir(), "--otlp.listen", otlpAddr)
 	body := otlpBody(t, otlpPayload(at, at.Add(-time.Minute), 1), false, false)
 	post := func() (int, string, http.Header) {
-		req, err := http.NewRequest(http.MethodPost, "http://"+otlpAddr+"/v1/metrics", bytes.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, string(b), resp.Header
+		code, msg, h := postOTLP(t, "http://"+otlpAddr+"/v1/metrics", body, "application/x-protobuf", "")
+		return code, string(msg), h
 	}
 	code, msg, h := post()
 	require.Equal(t, http.StatusServiceUnavailable, code, msg)
