@@ -100,7 +100,15 @@ type Manager struct {
 	// failed holds, per workspace, the last definition that did not load,
 	// so polls do not load and report it again. Guarded by syncMu.
 	failed map[workspace.ID][]byte
+	// onStart, if set, is called (under syncMu) when a workspace's
+	// Alertmanager starts.
+	onStart func(workspace.ID)
 }
+
+// OnStart has f called whenever a workspace's Alertmanager starts (a
+// definition created, here or on another server, or found at start), with
+// the Alertmanager ready for SendAlerts. Call it before Run or Sync.
+func (m *Manager) OnStart(f func(workspace.ID)) { m.onStart = f }
 
 var (
 	_ http.Handler = (*Manager)(nil)
@@ -257,6 +265,9 @@ func (m *Manager) Sync(ctx context.Context, id workspace.ID) error {
 			m.mu.Unlock()
 			m.running.Inc()
 			m.logger.Info("alertmanager started", "workspace", id)
+			if m.onStart != nil {
+				m.onStart(id)
+			}
 		}
 	}
 	if err != nil {

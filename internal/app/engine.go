@@ -168,6 +168,9 @@ func newEmbedded(s *Server) (*embedded, error) {
 	if err != nil {
 		return fail(errors.Join(err, store.Close()))
 	}
+	// Alerts fired while a workspace had no Alertmanager were dropped: a
+	// new one gets the firing ones at once, not after the resend delay.
+	am.OnStart(rul.Resend)
 	if s.qlog, err = newQueryLog(s); err != nil {
 		return fail(errors.Join(err, store.Close()))
 	}

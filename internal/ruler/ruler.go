@@ -369,6 +369,40 @@ func (r *Ruler) start(id workspace.ID) *wsRules {
 	return &wsRules{manager: m, loader: ld, cancel: cancel, done: done, metrics: metrics}
 }
 
+// Resend sends the workspace's firing alerts, and the resolved ones its
+// rules still keep, to its Alertmanager now, rather than when the resend
+// delay (--rules.alert.resend-delay) after their last sending ends: the
+// alerting manager calls it when the workspace's Alertmanager starts, so
+// that what was sent while the workspace had none (and was dropped) does
+// not wait for it. It does what a rule's evaluation does when it sends
+// (Prometheus' AlertingRule.sendAlerts, which is not exported): marks the
+// alerts sent now, valid for four times the larger of the group's interval
+// and the resend delay.
+func (r *Ruler) Resend(id workspace.ID) {
+	m := r.manager(id)
+	if r.sender == nil || m == nil {
+		return
+	}
+	notify := rules.SendAlerts(workspaceSender{r.sender, id}, r.externalURL(id))
+	now := time.Now()
+	for _, g := range m.RuleGroups() {
+		valid := 4 * max(g.Interval(), r.cfg.ResendDelay)
+		for _, rule := range g.AlertingRules() {
+			var alerts []*rules.Alert
+			rule.ForEachActiveAlert(func(a *rules.Alert) {
+				if a.State == rules.StatePending {
+					return
+				}
+				a.LastSentAt, a.ValidUntil = now, now.Add(valid)
+				sent := *a
+				sent.Labels = a.Labels.Copy() // The notifier reuses them.
+				alerts = append(alerts, &sent)
+			})
+			notify(context.Background(), rule.Query().String(), alerts...)
+		}
+	}
+}
+
 // queryFunc evaluates rule expressions on the workspace with a PromQL
 // engine built for the workspace's current query limits.
 func (r *Ruler) queryFunc(id workspace.ID, logger *slog.Logger) rules.QueryFunc {

@@ -715,3 +715,51 @@ func TestAlertmanagerSNSServerCredentials(t *testing.T) {
 	code, _ = apptest.Get(t, o.URL(id, "/alertmanager/api/v2/status"))
 	require.Equal(t, http.StatusNotFound, code)
 }
+
+// TestAlertsFiredBeforeTheAlertManagerAreSentWhenItStarts: an alert that
+// fires while the workspace has no alert manager is dropped; once a
+// definition is created, the ruler sends it at once, not when its resend
+// delay (1m) ends.
+func TestAlertsFiredBeforeTheAlertManagerAreSentWhenItStarts(t *testing.T) {
+	ctx := context.Background()
+	o := apptest.StartOrrery(t, t.TempDir())
+	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("late-alertmanager")})
+	require.NoError(t, err)
+	id := aws.ToString(created.WorkspaceId)
+	var hooks recorder[hookMessage]
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m hookMessage
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		hooks.add(m)
+	}))
+	t.Cleanup(hook.Close)
+
+	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("early"),
+		Data: []byte("groups:\n  - name: early\n    interval: 1s\n    rules:\n      - alert: FiredEarly\n        expr: vector(1)\n        labels: {severity: page}\n")})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		a := alerts(t, o.URL(id, "/api/v1"), "FiredEarly")
+		return len(a) == 1 && a[0].State == "firing"
+	}, 30*time.Second, 200*time.Millisecond)
+	time.Sleep(2 * time.Second) // Evaluations that send to no alert manager.
+	_, err = client.CreateAlertManagerDefinition(ctx, &amp.CreateAlertManagerDefinitionInput{WorkspaceId: aws.String(id),
+		Data: []byte(fmt.Sprintf("alertmanager_config: |\n  route:\n    receiver: hook\n    group_wait: 1s\n  receivers:\n    - name: hook\n      webhook_configs: [{url: %q}]\n", hook.URL))})
+	require.NoError(t, err)
+	created2 := time.Now()
+	require.Eventually(t, func() bool {
+		for _, m := range hooks.all() {
+			for _, a := range m.Alerts {
+				if a.Labels["alertname"] == "FiredEarly" && a.Status == "firing" {
+					return true
+				}
+			}
+		}
+		return false
+	}, 20*time.Second, 200*time.Millisecond, "the webhook gets the alert well before the resend delay (1m)")
+	t.Logf("delivered %s after the definition", time.Since(created2).Round(100*time.Millisecond))
+}
