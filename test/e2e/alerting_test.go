@@ -61,6 +61,20 @@ type hookMessage struct {
 	} `json:"alerts"`
 }
 
+// webhookServer records the webhook messages it receives in hooks.
+func webhookServer(t *testing.T, hooks *recorder[hookMessage]) *httptest.Server {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m hookMessage
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		hooks.add(m)
+	}))
+	t.Cleanup(hook.Close)
+	return hook
+}
+
 // mail is one message an SMTP client delivered.
 type mail struct {
 	From string
@@ -323,15 +337,7 @@ func TestAlertmanagerReceiversSilencesAndRestart(t *testing.T) {
 		published recorder[snsPublish]
 		snsFails  recorder[string]
 	)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m hookMessage
-		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		hooks.add(m)
-	}))
-	t.Cleanup(hook.Close)
+	hook := webhookServer(t, &hooks)
 	smtpAddr := smtpServer(t, &mails)
 	sns := snsServer(t, "AKIASNSTEST", "sns-secret", &published, &snsFails)
 
@@ -723,21 +729,12 @@ func TestAlertmanagerSNSServerCredentials(t *testing.T) {
 func TestAlertsFiredBeforeTheAlertManagerAreSentWhenItStarts(t *testing.T) {
 	ctx := context.Background()
 	o := apptest.StartOrrery(t, t.TempDir())
-	client := amp.New(amp.Options{BaseEndpoint: aws.String("http://" + o.Addr), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAORRERYTEST", "secret", "")})
+	client := ampClient(o)
 	created, err := client.CreateWorkspace(ctx, &amp.CreateWorkspaceInput{Alias: aws.String("late-alertmanager")})
 	require.NoError(t, err)
 	id := aws.ToString(created.WorkspaceId)
 	var hooks recorder[hookMessage]
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m hookMessage
-		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		hooks.add(m)
-	}))
-	t.Cleanup(hook.Close)
+	hook := webhookServer(t, &hooks)
 
 	_, err = client.CreateRuleGroupsNamespace(ctx, &amp.CreateRuleGroupsNamespaceInput{WorkspaceId: aws.String(id), Name: aws.String("early"),
 		Data: []byte("groups:\n  - name: early\n    interval: 1s\n    rules:\n      - alert: FiredEarly\n        expr: vector(1)\n        labels: {severity: page}\n")})
