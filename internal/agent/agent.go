@@ -109,9 +109,13 @@ type Agent struct {
 	ln        net.Listener
 	// queues is false until remote write's queues run: until the WAL's
 	// unsent samples have been sent (see backfill.go).
-	queues  bool
-	current *config.Config // The configuration in force.
-	marker  int64          // The stored watermark; used by Run's goroutine only.
+	queues bool
+	// resending is true until the start-up resend's second pass is done:
+	// the watermark stays until then, as the queues may have sent newer
+	// samples than the ones that pass has yet to send.
+	resending bool
+	current   *config.Config // The configuration in force.
+	marker    int64          // The stored watermark; used by Run's goroutine only.
 
 	// late decides which OTLP points remote write's queues would not send
 	// (late.go); lateDests are the destinations they are sent to instead.
@@ -244,6 +248,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		marker = 0 // No watermark: a crash before the first one was kept. Send it all.
 	}
 	a.marker = marker
+	a.mu.Lock()
+	a.resending = resend
+	a.mu.Unlock()
 	if resend {
 		// Until the queues run, the WAL's two passes (startQueues) send
 		// the points newer than the watermark; only older ones are late.
@@ -391,6 +398,10 @@ func (a *Agent) loadConfig() (*config.Config, error) {
 	return cfg, nil
 }
 
+// scrapeWriteWait is how long after its start time a scrape's samples
+// are taken to be in the WAL: Prometheus' default scrape timeout.
+const scrapeWriteWait = 10 * time.Second
+
 // startQueues starts remote write's queues, first sending what the WAL
 // holds beyond the watermark when resend is set. Scraping runs meanwhile:
 // what it appends is in the WAL, sent by the second pass.
@@ -413,7 +424,7 @@ func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool
 	rs := a.remote
 	a.queues = true
 	a.mu.Unlock()
-	until, err := a.late.restart(func() error { return rs.ApplyConfig(cfg) })
+	applied, err := a.late.restart(func() error { return rs.ApplyConfig(cfg) })
 	if err != nil {
 		a.logger.Error("remote write not started", "err", err)
 		return
@@ -422,12 +433,36 @@ func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool
 		// Samples appended while the first pass ran, up to the queues'
 		// start (with late.go's slack: what the queues may not send):
 		// those of the records after where the first pass ended, scrapes
-		// appended late included, and none it sent.
-		_, n, _, err := a.backfill(ctx, cfg, marker, until, &end)
+		// appended late included, and none it sent. At once, before the
+		// queues send newer samples of the same series, which would make
+		// these out of order at receivers.
+		until := applied + watcherStartSlack.Milliseconds()
+		_, n, next, err := a.backfill(ctx, cfg, marker, until, &end)
 		if err != nil {
 			a.logger.Warn("stopped sending the WAL's samples; the next start sends them", "err", err)
 			return
 		}
+		// The watermark may move from here: a stop before the pass below
+		// loses what it would have sent, rare, rather than have the next
+		// start send all since the watermark again.
+		a.mu.Lock()
+		a.resending = false
+		a.mu.Unlock()
+		// A scrape's samples carry its start time and reach the WAL when
+		// it ends: those of scrapes that began before the queues' start
+		// and ended after that pass read the WAL are sent scrapeWriteWait
+		// later (out of order, if the queues sent newer ones by then).
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(time.UnixMilli(applied).Add(scrapeWriteWait))):
+		}
+		_, m, _, err := a.backfill(ctx, cfg, marker, applied, &next)
+		if err != nil {
+			a.logger.Warn("stopped sending the WAL's samples; the next start sends them", "err", err)
+			return
+		}
+		n += m
 		a.logger.Debug("sent the samples scraped while the WAL was being sent", "samples", n)
 	}
 }
@@ -435,9 +470,9 @@ func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool
 // keepMarker stores the remote write watermark when it moved.
 func (a *Agent) keepMarker(rs *remote.Storage) {
 	a.mu.Lock()
-	queues := a.queues
+	keep := a.queues && !a.resending
 	a.mu.Unlock()
-	if !queues {
+	if !keep {
 		return
 	}
 	ts := rs.LowestSentTimestamp()

@@ -29,7 +29,9 @@ import (
 // <storage.path>/orrery-sent, written every second and at shutdown) and, at
 // start, sends the WAL's samples newer than it itself, before starting the
 // queues; then, once the queues run, the samples appended meanwhile, read
-// from the WAL position (segment and offset) where the first pass ended.
+// from the WAL position (segment and offset) where the first pass ended;
+// and scrapeWriteWait later, from where that pass ended, those of scrapes
+// in flight when the queues started (agent.go's startQueues).
 //
 // What is sent twice: the queues report what they sent in whole seconds,
 // so samples of the watermark's second past it are sent again after a

@@ -40,9 +40,10 @@ const (
 	// sent, below the OpenTelemetry SDKs' 10 s export timeout.
 	lateSendTimeout = 5 * time.Second
 	// watcherStartSlack covers the queues' start: each one's WAL watcher
-	// takes its start time in its own goroutine after ApplyConfig returns.
-	// A point in the slack is sent twice, a no-op.
-	watcherStartSlack = 10 * time.Second
+	// takes its start time in its own goroutine after ApplyConfig returns
+	// (in microseconds; the slack allows for a stalled machine). A point
+	// in the slack is sent twice, a no-op at the receivers.
+	watcherStartSlack = time.Second
 )
 
 // lateCutoff decides which OTLP points are late: at or before the
@@ -58,7 +59,7 @@ type lateCutoff struct {
 
 // restart runs apply, which starts or restarts remote write's queues,
 // with every point late meanwhile; then only those up to the slack past
-// its end are, and it returns that cutoff.
+// its end are. It returns when apply ended (ms).
 func (c *lateCutoff) restart(apply func() error) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -66,8 +67,9 @@ func (c *lateCutoff) restart(apply func() error) (int64, error) {
 	if err := apply(); err != nil {
 		return c.at, err
 	}
-	c.at = time.Now().Add(watcherStartSlack).UnixMilli()
-	return c.at, nil
+	applied := time.Now()
+	c.at = applied.Add(watcherStartSlack).UnixMilli()
+	return applied.UnixMilli(), nil
 }
 
 // lateAppendable wraps the OTLP handler's appendable (see above).
