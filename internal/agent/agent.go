@@ -252,8 +252,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.resending = resend
 	a.mu.Unlock()
 	if resend {
-		// Until the queues run, the WAL's two passes (startQueues) send
-		// the points newer than the watermark; only older ones are late.
+		// Until the queues run, the WAL's passes (startQueues) send the
+		// points newer than the watermark; only older ones are late.
 		a.late.at = marker
 	}
 	if err := a.apply(cfg); err != nil {
@@ -404,7 +404,7 @@ const scrapeWriteWait = 10 * time.Second
 
 // startQueues starts remote write's queues, first sending what the WAL
 // holds beyond the watermark when resend is set. Scraping runs meanwhile:
-// what it appends is in the WAL, sent by the second pass.
+// what it appends is in the WAL, sent by the second and third passes.
 func (a *Agent) startQueues(ctx context.Context, cfg *config.Config, resend bool, marker int64) {
 	var end walPos
 	if resend {
